@@ -1,0 +1,106 @@
+package protocol
+
+// Version is the QQP protocol version carried in the hello frame.
+const Version = 1
+
+// Type is the value of a frame's "type" field.
+type Type string
+
+// Request types a client may send.
+const (
+	TypeRegister Type = "register"
+	TypeLogin    Type = "login"
+	TypeSend     Type = "send"
+	TypeAck      Type = "ack"
+	TypeOffline  Type = "offline"
+	TypeUsers    Type = "users"
+	TypeHistory  Type = "history"
+	TypeLogout   Type = "logout"
+	TypePing     Type = "ping"
+)
+
+// Frame types the server writes.
+const (
+	TypeHello  Type = "hello"
+	TypeOK     Type = "ok"
+	TypeError  Type = "error"
+	TypeMsg    Type = "msg"
+	TypeKicked Type = "kicked"
+)
+
+// Status is the delivery status reported in the ok to a send.
+type Status string
+
+// Send statuses.
+const (
+	// StatusSent means that at acceptance the recipient had at least one
+	// logged-in connection and the message was queued for push on each.
+	StatusSent Status = "sent"
+	// StatusQueued means the recipient was offline; the message waits in
+	// its pending queue.
+	StatusQueued Status = "queued"
+)
+
+// Kick reasons carried in a kicked push.
+const (
+	KickShutdown     = "shutdown"
+	KickSlowConsumer = "slow_consumer"
+	KickAdmin        = "admin"
+	KickIdle         = "idle"
+)
+
+// Message is a chat message as it appears in pushes, offline pages and
+// history pages.
+type Message struct {
+	ID   string `json:"msg_id"`
+	From string `json:"from"`
+	To   string `json:"to"`
+	Body string `json:"body"`
+	// TS is the server's wall clock at acceptance, in unix milliseconds.
+	TS int64 `json:"ts"`
+}
+
+// Hello is the first frame the server writes on a connection.
+type Hello struct {
+	Server  string `json:"server"`
+	Version string `json:"version"`
+	Proto   int    `json:"proto"`
+}
+
+// Kicked is the push the server writes before it closes a connection.
+type Kicked struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+// Limits that the contract fixes, independent of server configuration.
+const (
+	// DefaultMaxFrameBytes is the default bound on a frame's length.
+	DefaultMaxFrameBytes = 65536
+	// MinMaxBodyBytes is the lowest max_body_bytes a server may set.
+	MinMaxBodyBytes = 4096
+	// MaxUserBytes is the longest user name.
+	MaxUserBytes = 32
+	// MaxPasswordBytes is the longest password.
+	MaxPasswordBytes = 1024
+	// MaxCIDBytes is the longest cid.
+	MaxCIDBytes = 128
+)
+
+// ValidUser reports whether name is a well-formed user name: 1–32 bytes
+// matching ^[a-z0-9][a-z0-9_.-]*$.
+func ValidUser(name string) bool {
+	if len(name) == 0 || len(name) > MaxUserBytes {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}

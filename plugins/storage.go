@@ -1,0 +1,119 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+
+	"github.com/qqchat/qq/daemon/protocol"
+)
+
+// Errors a Storage returns. Callers test them with errors.Is.
+var (
+	// ErrUserExists is returned by CreateUser when the name is taken.
+	ErrUserExists = errors.New("user exists")
+	// ErrUnknownUser means a named user is not registered. It is returned
+	// by PasswordHash and History, and set per message in AppendResult.
+	ErrUnknownUser = errors.New("unknown user")
+	// ErrBadCursor is returned by History when before is not the id of a
+	// message in the conversation.
+	ErrBadCursor = errors.New("cursor is not a message of this conversation")
+)
+
+// WriteError is the error of a Write that failed as a whole. MaybeWritten
+// is false when the storage knows that nothing of the batch was stored (the
+// transaction rolled back or never began); true when it cannot know (for
+// example a deadline expired while a commit was under way).
+type WriteError struct {
+	MaybeWritten bool
+	Err          error
+}
+
+func (e *WriteError) Error() string {
+	if e.MaybeWritten {
+		return "storage write (outcome unknown): " + e.Err.Error()
+	}
+	return "storage write (nothing stored): " + e.Err.Error()
+}
+
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// NewMessage is a message to append.
+type NewMessage struct {
+	From string
+	To   string
+	Body string
+	// CID is the sender's idempotency key, or empty. A message whose
+	// (From, CID) was stored within the de-duplication window is not
+	// stored again: its result carries the first message and Duplicate.
+	CID string
+	// Status is what the ok to the send reports: sent when the recipient
+	// was online at acceptance. It is stored so a cid retry returns it.
+	Status protocol.Status
+}
+
+// AppendResult is the outcome for one NewMessage of a batch, at the same
+// index.
+type AppendResult struct {
+	// Message is the stored message with its id and timestamp assigned by
+	// the storage. For a duplicate, it is the first message.
+	Message protocol.Message
+	// Status is the stored status (the first send's, for a duplicate).
+	Status protocol.Status
+	// Duplicate is set when (From, CID) matched an earlier message.
+	Duplicate bool
+	// Err is ErrUnknownUser when To is not registered (and the message
+	// was not stored); nil otherwise.
+	Err error
+}
+
+// Ack settles messages pending for User. Ids that are not pending for User
+// are ignored.
+type Ack struct {
+	User   string
+	MsgIDs []string
+}
+
+// WriteBatch is everything Write stores in one transaction.
+type WriteBatch struct {
+	Messages []NewMessage
+	Acks     []Ack
+}
+
+// Storage keeps accounts, history and the pending (unacknowledged) messages
+// of every user. Implementations are safe for concurrent use.
+//
+// Ordering: Write assigns each stored message a position in one total
+// order (the acceptance order); within a batch, messages are stored in
+// slice order. History and Pending return messages in that order, and the
+// timestamps a storage assigns never decrease along it, across restarts
+// too.
+type Storage interface {
+	// CreateUser stores a new account with its password hash (an opaque
+	// string to the storage). ErrUserExists if the name is taken.
+	CreateUser(ctx context.Context, user, passwordHash string) error
+	// PasswordHash returns the stored hash of user, or ErrUnknownUser.
+	PasswordHash(ctx context.Context, user string) (string, error)
+
+	// Write stores the batch's messages and applies its acks in one
+	// durable transaction: when it returns without error, everything is
+	// committed as the storage's sync policy promises (fsync by default).
+	// The results are in the order of b.Messages. A failed Write returns
+	// a *WriteError.
+	Write(ctx context.Context, b *WriteBatch) ([]AppendResult, error)
+
+	// PendingCount returns how many messages are pending for user.
+	PendingCount(ctx context.Context, user string) (int64, error)
+	// Pending returns up to limit of the oldest messages pending for user,
+	// oldest first, and whether more are pending beyond them.
+	Pending(ctx context.Context, user string, limit int) ([]protocol.Message, bool, error)
+	// History returns up to limit messages of the conversation between
+	// user and with (both directions), oldest first: the page just before
+	// the message with id before, or the newest page when before is empty.
+	// more reports whether older messages exist. ErrUnknownUser when with
+	// is not registered; ErrBadCursor when before is not in the
+	// conversation.
+	History(ctx context.Context, user, with, before string, limit int) (msgs []protocol.Message, more bool, err error)
+
+	// Close releases the storage. Calls after Close fail.
+	Close() error
+}
