@@ -1,0 +1,123 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// problem is one invalid value: the dotted key and what is wrong with it.
+type problem struct {
+	key string
+	msg string
+}
+
+// Validate checks every value and returns all problems at once (joined
+// with errors.Join), each naming its key, e.g.
+//
+//	config: limits.max_body_bytes: must be at least 4096 (got 100)
+//
+// It returns nil if the configuration is valid.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, p := range c.problems() {
+		errs = append(errs, fmt.Errorf("config: %s: %s", p.key, p.msg))
+	}
+	return errors.Join(errs...)
+}
+
+// problems lists every invalid value, in declaration order.
+func (c *Config) problems() []problem {
+	var v validator
+
+	v.hostPort("listen", c.Listen)
+	if c.DataDir == "" {
+		v.add("data_dir", "must not be empty")
+	}
+	v.oneOf("registration", c.Registration, "open", "closed")
+	v.positive("shutdown_timeout", c.ShutdownTimeout)
+
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+
+	l := c.Limits
+	v.between("limits.max_frame_bytes", l.MaxFrameBytes, 1024, 16<<20)
+	v.atLeast("limits.max_body_bytes", l.MaxBodyBytes, 4096)
+	if maxBody := l.MaxFrameBytes - 1024; l.MaxBodyBytes >= 4096 && l.MaxBodyBytes > maxBody {
+		v.add("limits.max_body_bytes", fmt.Sprintf(
+			"must be at most limits.max_frame_bytes - 1024 = %d (got %d)", maxBody, l.MaxBodyBytes))
+	}
+	if minQueue := 2 * l.MaxFrameBytes; l.OutboundQueueBytes < minQueue {
+		v.add("limits.outbound_queue_bytes", fmt.Sprintf(
+			"must be at least 2 * limits.max_frame_bytes = %d (got %d)", minQueue, l.OutboundQueueBytes))
+	}
+	v.positive("limits.write_timeout", l.WriteTimeout)
+	v.positive("limits.idle_timeout", l.IdleTimeout)
+	v.positive("limits.login_timeout", l.LoginTimeout)
+	v.between("limits.max_inflight", l.MaxInflight, 1, 4096)
+	v.atLeast("limits.offline_page_max", l.OfflinePageMax, 100)
+	v.atLeast("limits.history_page_max", l.HistoryPageMax, 50)
+	v.atLeast("limits.max_ack_ids", l.MaxAckIDs, 1)
+
+	v.between("accounts.min_password_bytes", c.Accounts.MinPasswordBytes, 1, 1024)
+	v.atLeast("accounts.hash_concurrency", c.Accounts.HashConcurrency, 0)
+
+	v.positive("storage.timeout", c.Storage.Timeout)
+	v.between("storage.batch_max", c.Storage.BatchMax, 1, 10000)
+	v.oneOf("storage.sqlite.synchronous", c.Storage.SQLite.Synchronous, "full", "normal", "off")
+	if c.Storage.SQLite.DedupWindow < 0 {
+		v.add("storage.sqlite.dedup_window", fmt.Sprintf(
+			"must not be negative (got %s)", c.Storage.SQLite.DedupWindow))
+	}
+
+	return v.problems
+}
+
+type validator struct {
+	problems []problem
+}
+
+func (v *validator) add(key, msg string) {
+	v.problems = append(v.problems, problem{key: key, msg: msg})
+}
+
+func (v *validator) atLeast(key string, got, lo int) {
+	if got < lo {
+		v.add(key, fmt.Sprintf("must be at least %d (got %d)", lo, got))
+	}
+}
+
+func (v *validator) between(key string, got, lo, hi int) {
+	if got < lo || got > hi {
+		v.add(key, fmt.Sprintf("must be between %d and %d (got %d)", lo, hi, got))
+	}
+}
+
+func (v *validator) positive(key string, got time.Duration) {
+	if got <= 0 {
+		v.add(key, fmt.Sprintf("must be greater than 0 (got %s)", got))
+	}
+}
+
+func (v *validator) oneOf(key, got string, allowed ...string) {
+	for _, a := range allowed {
+		if got == a {
+			return
+		}
+	}
+	v.add(key, fmt.Sprintf("must be one of %s (got %q)", strings.Join(allowed, ", "), got))
+}
+
+func (v *validator) hostPort(key, got string) {
+	_, port, err := net.SplitHostPort(got)
+	if err != nil {
+		v.add(key, fmt.Sprintf("must be host:port (got %q)", got))
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add(key, fmt.Sprintf("must be host:port with a numeric port 0-65535 (got %q)", got))
+	}
+}
