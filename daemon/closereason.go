@@ -1,0 +1,66 @@
+package daemon
+
+// CloseReason says why a connection closed. Its String form is a stable
+// snake_case name used in logs, metric labels and admin output.
+type CloseReason uint8
+
+// Close reasons.
+const (
+	// CloseNone: the connection is still open.
+	CloseNone CloseReason = iota
+	// CloseClientQuit: the client closed its end (EOF).
+	CloseClientQuit
+	// CloseLogout: the client logged out.
+	CloseLogout
+	// CloseReadError: reading failed (reset, broken pipe).
+	CloseReadError
+	// CloseWriteError: writing failed for a reason other than a deadline.
+	CloseWriteError
+	// CloseFrameTooLarge: a frame exceeded max_frame_bytes.
+	CloseFrameTooLarge
+	// CloseSlowConsumer: unsent output passed outbound_queue_bytes.
+	CloseSlowConsumer
+	// CloseWriteTimeout: a write did not finish within write_timeout.
+	CloseWriteTimeout
+	// CloseIdle: a logged-in connection said nothing for idle_timeout.
+	CloseIdle
+	// CloseLoginTimeout: no successful login within login_timeout.
+	CloseLoginTimeout
+	// CloseKicked: an operator kicked the user.
+	CloseKicked
+	// CloseShutdown: the server is shutting down.
+	CloseShutdown
+	numCloseReasons
+)
+
+var closeReasonNames = [numCloseReasons]string{
+	CloseNone:          "none",
+	CloseClientQuit:    "client_quit",
+	CloseLogout:        "logout",
+	CloseReadError:     "read_error",
+	CloseWriteError:    "write_error",
+	CloseFrameTooLarge: "frame_too_large",
+	CloseSlowConsumer:  "slow_consumer",
+	CloseWriteTimeout:  "write_timeout",
+	CloseIdle:          "idle",
+	CloseLoginTimeout:  "login_timeout",
+	CloseKicked:        "kicked",
+	CloseShutdown:      "shutdown",
+}
+
+func (r CloseReason) String() string {
+	if r < numCloseReasons {
+		return closeReasonNames[r]
+	}
+	return "unknown"
+}
+
+// CloseReasons lists every reason a closed connection can have, for
+// callers that pre-create metric series.
+func CloseReasons() []CloseReason {
+	rs := make([]CloseReason, 0, numCloseReasons-1)
+	for r := CloseClientQuit; r < numCloseReasons; r++ {
+		rs = append(rs, r)
+	}
+	return rs
+}

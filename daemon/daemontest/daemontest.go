@@ -1,0 +1,285 @@
+// Package daemontest runs a real qqd protocol core in-process for tests: a
+// TCP listener on 127.0.0.1:0, a SQLite database in the test's temporary
+// directory, and raw-protocol connections with Send/Expect helpers in the
+// style of NATS' test package. Everything it starts is stopped by
+// t.Cleanup.
+package daemontest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qqchat/qq/config"
+	"github.com/qqchat/qq/daemon"
+	"github.com/qqchat/qq/daemon/password"
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
+	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
+)
+
+// Timeout bounds every wait of this package.
+const Timeout = 10 * time.Second
+
+// FastPasswords are Argon2id parameters cheap enough for tests that
+// register many users. Production uses password.OWASP.
+var FastPasswords = password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// Server is a running in-process qqd.
+type Server struct {
+	Addr   string
+	Daemon *daemon.Server
+	Config *config.Config
+	Store  plugins.Storage
+	t      testing.TB
+	done   chan error
+	once   sync.Once
+}
+
+// Start runs a qqd with the default configuration, changed by opts, on
+// 127.0.0.1:0 with its data in t.TempDir(). Set QQ_TEST_LOG=1 to see its
+// log.
+func Start(t testing.TB, opts ...func(*config.Config)) *Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	for _, o := range opts {
+		o(cfg)
+	}
+	return StartWith(t, cfg, nil)
+}
+
+// StartWith runs a qqd with cfg as it is, on storage st (nil: open the
+// SQLite database that cfg names). The caller's storage is not closed.
+func StartWith(t testing.TB, cfg *config.Config, st plugins.Storage) *Server {
+	t.Helper()
+	var log *slog.Logger
+	if os.Getenv("QQ_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ownStore := st == nil
+	if ownStore {
+		var err error
+		st, err = sqlitestore.Open(context.Background(), sqlitestore.Options{
+			Path:        cfg.SQLitePath(),
+			Synchronous: cfg.Storage.SQLite.Synchronous,
+			DedupWindow: cfg.Storage.SQLite.DedupWindow,
+			Logger:      log,
+		})
+		if err != nil {
+			t.Fatalf("daemontest: open storage: %v", err)
+		}
+	}
+	d, err := daemon.New(cfg, daemon.Deps{Storage: st, Logger: log, Version: "0.0.0-test", PasswordParams: &FastPasswords})
+	if err != nil {
+		t.Fatalf("daemontest: %v", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		t.Fatalf("daemontest: listen: %v", err)
+	}
+	s := &Server{Addr: ln.Addr().String(), Daemon: d, Config: cfg, Store: st, t: t, done: make(chan error, 1)}
+	go func() { s.done <- d.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Shutdown()
+		if ownStore {
+			st.Close()
+		}
+	})
+	return s
+}
+
+// Shutdown stops the server and waits for Serve to return. Calls after
+// the first do nothing.
+func (s *Server) Shutdown() {
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		defer cancel()
+		if err := s.Daemon.Shutdown(ctx); err != nil {
+			s.t.Errorf("daemontest: shutdown: %v", err)
+		}
+		if err := <-s.done; !errors.Is(err, daemon.ErrServerClosed) {
+			s.t.Errorf("daemontest: serve: %v", err)
+		}
+	})
+}
+
+// Conn is a raw QQP/1 connection.
+type Conn struct {
+	t     testing.TB
+	C     net.Conn
+	fr    *protocol.FrameReader
+	Hello *protocol.ServerFrame
+}
+
+// Dial connects to the server and reads the hello frame.
+func (s *Server) Dial(t testing.TB) *Conn {
+	t.Helper()
+	c := DialRaw(t, s.Addr)
+	c.Hello = c.Expect(`{"type":"hello","server":"qqd","proto":1}`)
+	return c
+}
+
+// DialRaw connects to addr without reading anything.
+func DialRaw(t testing.TB, addr string) *Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, Timeout)
+	if err != nil {
+		t.Fatalf("daemontest: dial: %v", err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &Conn{t: t, C: nc, fr: protocol.NewFrameReader(nc, 1<<22)}
+}
+
+// Send writes line, adding a "\n" unless it ends with one.
+func (c *Conn) Send(line string) {
+	c.t.Helper()
+	if !strings.HasSuffix(line, "\n") {
+		line += "\n"
+	}
+	c.SendRaw([]byte(line))
+}
+
+// SendRaw writes b as it is.
+func (c *Conn) SendRaw(b []byte) {
+	c.t.Helper()
+	c.C.SetWriteDeadline(time.Now().Add(Timeout))
+	if _, err := c.C.Write(b); err != nil {
+		c.t.Fatalf("daemontest: write: %v", err)
+	}
+}
+
+// ReadLine returns the next frame as text.
+func (c *Conn) ReadLine() string {
+	c.t.Helper()
+	line, err := c.readLine(Timeout)
+	if err != nil {
+		c.t.Fatalf("daemontest: read: %v", err)
+	}
+	return line
+}
+
+func (c *Conn) readLine(d time.Duration) (string, error) {
+	c.C.SetReadDeadline(time.Now().Add(d))
+	b, err := c.fr.ReadFrame()
+	return string(b), err
+}
+
+// TryRead returns the next frame as text, or the read error.
+func (c *Conn) TryRead() (string, error) { return c.readLine(Timeout) }
+
+// Read returns the next frame decoded.
+func (c *Conn) Read() *protocol.ServerFrame {
+	c.t.Helper()
+	line := c.ReadLine()
+	var f protocol.ServerFrame
+	if err := json.Unmarshal([]byte(line), &f); err != nil {
+		c.t.Fatalf("daemontest: frame %q: %v", line, err)
+	}
+	return &f
+}
+
+// Expect reads the next frame and checks that every field of want (a JSON
+// object) has the same value in it; other fields are not compared.
+func (c *Conn) Expect(want string) *protocol.ServerFrame {
+	c.t.Helper()
+	line := c.ReadLine()
+	if err := Match(line, want); err != nil {
+		c.t.Fatalf("daemontest: %v", err)
+	}
+	var f protocol.ServerFrame
+	json.Unmarshal([]byte(line), &f)
+	return &f
+}
+
+// Match reports how frame differs from the fields of want.
+func Match(frame, want string) error {
+	var got, w map[string]any
+	if err := json.Unmarshal([]byte(frame), &got); err != nil {
+		return fmt.Errorf("frame %s is not a JSON object: %v", frame, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		panic("daemontest: bad want " + want)
+	}
+	for k, v := range w {
+		if gv, ok := got[k]; !ok || !reflect.DeepEqual(gv, v) {
+			if len(frame) > 300 {
+				frame = frame[:300] + "…"
+			}
+			return fmt.Errorf("frame %s: field %q = %v, want %v", frame, k, gv, v)
+		}
+	}
+	return nil
+}
+
+// ExpectClosed checks that the server closes the connection within Timeout
+// without sending another frame.
+func (c *Conn) ExpectClosed() {
+	c.t.Helper()
+	line, err := c.readLine(Timeout)
+	if err == nil {
+		c.t.Fatalf("daemontest: got %s, want the connection closed", line)
+	}
+	if !errors.Is(err, io.EOF) && !isReset(err) {
+		c.t.Fatalf("daemontest: read: %v, want EOF", err)
+	}
+}
+
+// ExpectSilence checks that no frame arrives within d.
+func (c *Conn) ExpectSilence(d time.Duration) {
+	c.t.Helper()
+	line, err := c.readLine(d)
+	if err == nil {
+		c.t.Fatalf("daemontest: got %s, want nothing", line)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.t.Fatalf("daemontest: read: %v, want a timeout", err)
+	}
+	// The FrameReader keeps the error: start a fresh one on the conn. Any
+	// partial frame read so far is lost, and there was none.
+	c.fr = protocol.NewFrameReader(c.C, 1<<22)
+}
+
+func isReset(err error) bool {
+	return strings.Contains(err.Error(), "connection reset")
+}
+
+// Register registers user with password pw and expects ok.
+func (c *Conn) Register(user, pw string) {
+	c.t.Helper()
+	c.Send(fmt.Sprintf(`{"type":"register","id":"reg","user":%q,"password":%q}`, user, pw))
+	c.Expect(`{"type":"ok","id":"reg"}`)
+}
+
+// Login logs in and returns the pending count.
+func (c *Conn) Login(user, pw string) int64 {
+	c.t.Helper()
+	c.Send(fmt.Sprintf(`{"type":"login","id":"login","user":%q,"password":%q}`, user, pw))
+	f := c.Expect(`{"type":"ok","id":"login"}`)
+	return f.Pending
+}
+
+// User registers user (password "password1") on a new connection, logs in
+// and returns the connection.
+func (s *Server) User(t testing.TB, user string) *Conn {
+	t.Helper()
+	c := s.Dial(t)
+	c.Send(fmt.Sprintf(`{"type":"register","id":"reg","user":%q,"password":"password1"}`, user))
+	f := c.Read()
+	if f.Type != protocol.TypeOK && f.Code != protocol.CodeUserExists {
+		t.Fatalf("daemontest: register %s: %+v", user, f)
+	}
+	c.Login(user, "password1")
+	return c
+}

@@ -1,0 +1,318 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/qqchat/qq/daemon/password"
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
+)
+
+// handler is one row of the protocol table.
+type handler struct {
+	fn func(*session, *protocol.Request)
+	// needsLogin: answered not_logged_in before a successful login.
+	needsLogin bool
+}
+
+// handlers is the QQP/1 request table.
+var handlers = map[protocol.Type]handler{
+	protocol.TypeRegister: {fn: (*session).register},
+	protocol.TypeLogin:    {fn: (*session).login},
+	protocol.TypePing:     {fn: (*session).ping},
+	protocol.TypeSend:     {fn: (*session).sendMsg, needsLogin: true},
+	protocol.TypeAck:      {fn: (*session).ack, needsLogin: true},
+	protocol.TypeOffline:  {fn: (*session).offline, needsLogin: true},
+	protocol.TypeUsers:    {fn: (*session).users, needsLogin: true},
+	protocol.TypeHistory:  {fn: (*session).history, needsLogin: true},
+	protocol.TypeLogout:   {fn: (*session).logout, needsLogin: true},
+}
+
+// handle decodes and dispatches one frame, checking in the contract's
+// order: the frame, the type, the login, then the operation.
+func (s *session) handle(line []byte) {
+	req, perr := protocol.DecodeRequest(line)
+	if perr != nil {
+		var id []byte
+		if req != nil {
+			id = req.ID
+		}
+		s.replyErr(id, perr)
+		return
+	}
+	h, ok := handlers[req.Type]
+	if !ok {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeUnknownType, "unknown request type"))
+		return
+	}
+	if h.needsLogin && !s.loggedIn.Load() {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeNotLoggedIn, "log in first"))
+		return
+	}
+	h.fn(s, req)
+}
+
+func (s *session) replyErr(id []byte, e *protocol.Error) {
+	s.reply(protocol.AppendError(nil, id, e))
+}
+
+func (s *session) replyOK(id []byte) {
+	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(id).End())
+}
+
+// storageCtx bounds one storage call.
+func (s *session) storageCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.srv.cfg.Storage.Timeout)
+}
+
+var errUnavailable = protocol.Errorf(protocol.CodeUnavailable, "storage unavailable; try again")
+
+func (s *session) storageFailed(id []byte, op string, err error) {
+	s.logger().Error("storage call failed", "op", op, "err", err)
+	s.replyErr(id, errUnavailable)
+}
+
+// hashSlot bounds concurrent Argon2id computations (each takes
+// password.Params.MemoryKiB of memory).
+func (s *session) hashSlot() func() {
+	s.srv.hashSem <- struct{}{}
+	return func() { <-s.srv.hashSem }
+}
+
+func (s *session) register(req *protocol.Request) {
+	user, err := req.RequiredString("user")
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	pw, err := req.RequiredString("password")
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	if !protocol.ValidUser(user) {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest,
+			"user must be 1-32 bytes of a-z, 0-9, '_', '.', '-', starting with a letter or digit"))
+		return
+	}
+	minPW := s.srv.cfg.Accounts.MinPasswordBytes
+	if len(pw) < minPW || len(pw) > protocol.MaxPasswordBytes || !utf8.ValidString(pw) {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest,
+			"password must be "+strconv.Itoa(minPW)+" to 1024 bytes of UTF-8"))
+		return
+	}
+	if s.srv.cfg.Registration != "open" {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeRegistrationClosed, "registration is closed on this server"))
+		return
+	}
+	release := s.hashSlot()
+	hash, herr := password.Hash(s.srv.pwp, pw)
+	release()
+	if herr != nil {
+		s.logger().Error("password hash failed", "err", herr)
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeInternal, "could not register; try again"))
+		return
+	}
+	ctx, cancel := s.storageCtx()
+	defer cancel()
+	switch cerr := s.srv.store.CreateUser(ctx, user, hash); {
+	case errors.Is(cerr, plugins.ErrUserExists):
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeUserExists, "user name is taken"))
+	case cerr != nil:
+		s.storageFailed(req.ID, "create_user", cerr)
+	default:
+		s.logger().Info("user registered", "user", user)
+		s.replyOK(req.ID)
+	}
+}
+
+func (s *session) login(req *protocol.Request) {
+	user, err := req.RequiredString("user")
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	pw, err := req.RequiredString("password")
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	if s.loggedIn.Load() {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeAlreadyLoggedIn, "this connection is logged in as "+s.user))
+		return
+	}
+	ctx, cancel := s.storageCtx()
+	defer cancel()
+	hash, lerr := s.srv.store.PasswordHash(ctx, user)
+	known := lerr == nil
+	if lerr != nil && !errors.Is(lerr, plugins.ErrUnknownUser) {
+		s.storageFailed(req.ID, "password_hash", lerr)
+		return
+	}
+	if !known {
+		hash = s.srv.dummyHash // same work as a wrong password
+	}
+	release := s.hashSlot()
+	ok, verr := password.Verify(hash, pw)
+	release()
+	if verr != nil {
+		s.logger().Error("stored password hash unreadable", "user", user, "err", verr)
+	}
+	if !known || !ok {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeAuthFailed, "wrong user name or password"))
+		return
+	}
+	s.user = user
+	s.loggedIn.Store(true)
+	// Join the online set before counting, so that a message committed
+	// meanwhile is pushed, counted, or both, but never neither.
+	s.srv.router.add(s)
+	n, cerr := s.srv.store.PendingCount(ctx, user)
+	if cerr != nil {
+		s.srv.router.remove(s)
+		s.loggedIn.Store(false)
+		s.storageFailed(req.ID, "pending_count", cerr)
+		return
+	}
+	s.logger().Debug("logged in", "user", user, "pending", n)
+	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Str("user", user).Int("pending", n).End())
+}
+
+func (s *session) ping(req *protocol.Request) { s.replyOK(req.ID) }
+
+func (s *session) sendMsg(req *protocol.Request) {
+	to, err := req.RequiredString("to")
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	body, err := req.RequiredString("body")
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	cid, hasCID, err := req.String("cid")
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	if body == "" {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest, "body must not be empty"))
+		return
+	}
+	if hasCID && (cid == "" || len(cid) > protocol.MaxCIDBytes) {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest, "cid must be 1-128 bytes"))
+		return
+	}
+	if len(body) > s.srv.cfg.Limits.MaxBodyBytes {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeTooLarge, "body longer than "+strconv.Itoa(s.srv.cfg.Limits.MaxBodyBytes)+" bytes"))
+		return
+	}
+	s.acquireInflight()
+	s.srv.pipe.submit(&writeReq{
+		sess:   s,
+		id:     req.ID,
+		isSend: true,
+		msg:    plugins.NewMessage{From: s.user, To: to, Body: body, CID: cid},
+	})
+}
+
+func (s *session) ack(req *protocol.Request) {
+	ids, ok, err := req.Strings("msg_ids")
+	if err == nil && !ok {
+		err = protocol.Errorf(protocol.CodeBadRequest, "msg_ids is required")
+	}
+	if err == nil && len(ids) > s.srv.cfg.Limits.MaxAckIDs {
+		err = protocol.Errorf(protocol.CodeBadRequest, "more than "+strconv.Itoa(s.srv.cfg.Limits.MaxAckIDs)+" msg_ids")
+	}
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	s.acquireInflight()
+	s.srv.pipe.submit(&writeReq{sess: s, id: req.ID, ack: ids})
+}
+
+// pageLimit reads an optional limit field: absent means def, below 1 is a
+// bad_request, above max is clamped.
+func pageLimit(req *protocol.Request, def, max int) (int, *protocol.Error) {
+	n, ok, err := req.Int("limit")
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok:
+		return def, nil
+	case n < 1:
+		return 0, protocol.Errorf(protocol.CodeBadRequest, "limit must be at least 1")
+	case n > int64(max):
+		return max, nil
+	}
+	return int(n), nil
+}
+
+func (s *session) offline(req *protocol.Request) {
+	limit, err := pageLimit(req, 100, s.srv.cfg.Limits.OfflinePageMax)
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	// Pending must see every ack this connection sent before.
+	s.waitInflight()
+	ctx, cancel := s.storageCtx()
+	defer cancel()
+	msgs, more, serr := s.srv.store.Pending(ctx, s.user, limit)
+	if serr != nil {
+		s.storageFailed(req.ID, "pending", serr)
+		return
+	}
+	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Messages("messages", msgs).Bool("more", more).End())
+}
+
+func (s *session) users(req *protocol.Request) {
+	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Strings("users", s.srv.router.list()).End())
+}
+
+func (s *session) history(req *protocol.Request) {
+	with, err := req.RequiredString("with")
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	before, hasBefore, err := req.String("before")
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	if hasBefore && before == "" {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest, "before must be a msg_id of this conversation"))
+		return
+	}
+	limit, err := pageLimit(req, 50, s.srv.cfg.Limits.HistoryPageMax)
+	if err != nil {
+		s.replyErr(req.ID, err)
+		return
+	}
+	s.waitInflight() // history includes this connection's earlier sends
+	ctx, cancel := s.storageCtx()
+	defer cancel()
+	msgs, more, serr := s.srv.store.History(ctx, s.user, with, before, limit)
+	switch {
+	case errors.Is(serr, plugins.ErrUnknownUser):
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeUnknownUser, "no such user"))
+	case errors.Is(serr, plugins.ErrBadCursor):
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest, "before must be a msg_id of this conversation"))
+	case serr != nil:
+		s.storageFailed(req.ID, "history", serr)
+	default:
+		s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Messages("messages", msgs).Bool("more", more).End())
+	}
+}
+
+func (s *session) logout(req *protocol.Request) {
+	s.waitInflight()
+	// finish leaves the online set before the ok is queued.
+	s.finish(CloseLogout, protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).End(), false)
+}

@@ -1,0 +1,228 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/qqchat/qq/config"
+	"github.com/qqchat/qq/daemon/password"
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
+)
+
+// Deps are what a Server needs from outside. Storage is required; the
+// caller owns it and closes it after Shutdown returns.
+type Deps struct {
+	Storage plugins.Storage
+	Logger  *slog.Logger // nil: discard
+	// Version is reported in the hello frame (semver, no leading v).
+	Version string
+	// PasswordParams overrides the Argon2id cost (nil: password.OWASP).
+	// Only tests lower it.
+	PasswordParams *password.Params
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("daemon: server closed")
+
+// Server is a running qqd protocol core. Create it with New, feed it
+// listeners with Serve, stop it with Shutdown.
+type Server struct {
+	cfg     *config.Config
+	store   plugins.Storage
+	log     *slog.Logger
+	version string
+	pwp     password.Params
+	// dummyHash is verified against when a login names an unknown user,
+	// so that it costs as much as a wrong password.
+	dummyHash string
+	hashSem   chan struct{}
+
+	router *router
+	pipe   *pipeline
+	hello  []byte
+
+	nextID       atomic.Uint64
+	shuttingDown atomic.Bool
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+
+	readers sync.WaitGroup // one per session reader goroutine
+	writers sync.WaitGroup // one per running writer goroutine
+}
+
+// New returns a Server for cfg. It starts the storage write pipeline; call
+// Shutdown to stop it.
+func New(cfg *config.Config, deps Deps) (*Server, error) {
+	if deps.Storage == nil {
+		return nil, errors.New("daemon: new: no storage")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("daemon: new: %w", err)
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	pwp := password.OWASP
+	if deps.PasswordParams != nil {
+		pwp = *deps.PasswordParams
+	}
+	dummy, err := password.Hash(pwp, "qqd dummy password")
+	if err != nil {
+		return nil, fmt.Errorf("daemon: new: %w", err)
+	}
+	conc := cfg.Accounts.HashConcurrency
+	if conc <= 0 {
+		conc = runtime.GOMAXPROCS(0)
+	}
+	s := &Server{
+		cfg:       cfg,
+		store:     deps.Storage,
+		log:       log,
+		version:   deps.Version,
+		pwp:       pwp,
+		dummyHash: dummy,
+		hashSem:   make(chan struct{}, conc),
+		router:    newRouter(),
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*session]struct{}),
+	}
+	if s.version == "" {
+		s.version = "0.0.0-dev"
+	}
+	s.hello = protocol.AppendHello(nil, "qqd", s.version)
+	s.pipe = newPipeline(s)
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown, and then returns
+// ErrServerClosed. It may be called for several listeners at once.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shuttingDown.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	s.log.Info("listening", "addr", ln.Addr().String())
+
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if s.shuttingDown.Load() {
+				return ErrServerClosed
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors or similar: back off, keep
+				// serving the connections we have.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; backing off", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			s.mu.Lock()
+			delete(s.listeners, ln)
+			s.mu.Unlock()
+			return fmt.Errorf("daemon: accept: %w", err)
+		}
+		backoff = 0
+		s.startSession(conn)
+	}
+}
+
+func (s *Server) startSession(conn net.Conn) {
+	sess := newSession(s, conn)
+	s.mu.Lock()
+	if s.shuttingDown.Load() {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	s.readers.Add(1)
+	s.mu.Unlock()
+	go sess.serve()
+}
+
+func (s *Server) removeSession(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
+
+// Online returns the names of the users with at least one logged-in
+// connection, sorted byte-wise.
+func (s *Server) Online() []string { return s.router.list() }
+
+// Shutdown stops the server: it closes the listeners, stops reading
+// requests, lets every request already read finish (sends are stored and
+// answered), tells each client kicked "shutdown", flushes and closes every
+// connection. When ctx ends first, remaining connections are closed
+// without waiting. It does not close the storage.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.shuttingDown.Swap(true) {
+		s.mu.Unlock()
+		return errors.New("daemon: shutdown: already shut down")
+	}
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	s.log.Info("shutting down", "connections", len(sessions))
+
+	// Wake every reader; each finishes the request it is in and returns.
+	for _, sess := range sessions {
+		sess.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	if err := waitCtx(ctx, &s.readers); err != nil {
+		for _, sess := range sessions {
+			sess.closeNow(CloseShutdown)
+		}
+		s.readers.Wait()
+	}
+	// No more requests can enter the pipeline: drain it, so every send
+	// read so far is stored and answered.
+	s.pipe.stop()
+	for _, sess := range sessions {
+		sess.kick(CloseShutdown, protocol.KickShutdown, "server shutting down")
+	}
+	err := waitCtx(ctx, &s.writers)
+	if err != nil {
+		for _, sess := range sessions {
+			sess.closeNow(CloseShutdown)
+		}
+		s.writers.Wait()
+	}
+	return err
+}
+
+// waitCtx waits for wg or ctx, whichever comes first.
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("daemon: shutdown: %w", ctx.Err())
+	}
+}

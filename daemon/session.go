@@ -1,0 +1,314 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qqchat/qq/daemon/protocol"
+)
+
+// session is one client connection.
+//
+// Goroutines: the reader (serve) owns fr and runs every handler in request
+// order. A writer goroutine exists only while output is queued: enqueue
+// starts it, and it exits when the queue is empty, so an idle connection
+// has no writer and no output buffer. The pipeline goroutine answers
+// pipelined sends and acks, and delivers pushes, through enqueue, which
+// never blocks.
+//
+// Reply order: sends and acks are pipelined (up to max_inflight awaiting
+// storage); every other reply is written by the reader only after all
+// pipelined replies before it were queued (waitInflight), so replies leave
+// in request order.
+type session struct {
+	srv    *Server
+	conn   net.Conn
+	id     uint64
+	remote string
+	start  time.Time
+	fr     *protocol.FrameReader
+
+	// user is set once by a successful login in the reader goroutine,
+	// before the session enters the router; loggedIn publishes it to
+	// other goroutines.
+	user     string
+	loggedIn atomic.Bool
+
+	msgsIn, msgsOut atomic.Uint64
+
+	// inflight counts pipelined requests awaiting storage.
+	ifMu     sync.Mutex
+	ifCond   sync.Cond
+	inflight int
+
+	mu      sync.Mutex
+	out     []byte // queued output not yet handed to the writer
+	writing bool   // a writer goroutine is running
+	closing bool   // no more output accepted; close once out is written
+	closed  bool   // conn closed
+	reason  CloseReason
+}
+
+func newSession(srv *Server, conn net.Conn) *session {
+	s := &session{
+		srv:    srv,
+		conn:   conn,
+		id:     srv.nextID.Add(1),
+		remote: conn.RemoteAddr().String(),
+		start:  time.Now(),
+		fr:     protocol.NewFrameReader(conn, srv.cfg.Limits.MaxFrameBytes),
+	}
+	s.ifCond.L = &s.ifMu
+	return s
+}
+
+func (s *session) logger() *slog.Logger {
+	return s.srv.log.With("conn", s.id, "remote", s.remote)
+}
+
+// serve is the reader goroutine.
+func (s *session) serve() {
+	defer s.srv.readers.Done()
+	defer s.srv.removeSession(s)
+	lim := &s.srv.cfg.Limits
+	s.conn.SetReadDeadline(s.start.Add(lim.LoginTimeout))
+	s.send(s.srv.hello)
+	for {
+		if s.loggedIn.Load() {
+			s.conn.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
+		}
+		line, err := s.fr.ReadFrame()
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		s.handle(line)
+		if s.isClosing() {
+			return
+		}
+	}
+}
+
+// readFailed ends the session after ReadFrame failed.
+func (s *session) readFailed(err error) {
+	switch {
+	case errors.Is(err, protocol.ErrFrameTooLarge):
+		s.waitInflight()
+		s.finish(CloseFrameTooLarge, protocol.AppendError(nil, nil,
+			protocol.Errorf(protocol.CodeFrameTooLarge, "frame longer than max_frame_bytes")), false)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if s.srv.shuttingDown.Load() {
+			return // Shutdown kicks every session once the pipeline drained
+		}
+		s.waitInflight()
+		if s.loggedIn.Load() {
+			s.kick(CloseIdle, protocol.KickIdle, "no request for "+s.srv.cfg.Limits.IdleTimeout.String())
+		} else {
+			s.kick(CloseLoginTimeout, protocol.KickIdle, "no login within "+s.srv.cfg.Limits.LoginTimeout.String())
+		}
+	case errors.Is(err, io.EOF):
+		s.closeNow(CloseClientQuit)
+	default:
+		s.closeNow(CloseReadError)
+	}
+}
+
+func (s *session) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// acquireInflight reserves a pipeline slot, waiting while max_inflight
+// requests of this connection await storage.
+func (s *session) acquireInflight() {
+	s.ifMu.Lock()
+	for s.inflight >= s.srv.cfg.Limits.MaxInflight {
+		s.ifCond.Wait()
+	}
+	s.inflight++
+	s.ifMu.Unlock()
+}
+
+func (s *session) releaseInflight() {
+	s.ifMu.Lock()
+	s.inflight--
+	s.ifCond.Broadcast()
+	s.ifMu.Unlock()
+}
+
+// waitInflight returns once every pipelined request of this connection has
+// been answered.
+func (s *session) waitInflight() {
+	s.ifMu.Lock()
+	for s.inflight > 0 {
+		s.ifCond.Wait()
+	}
+	s.ifMu.Unlock()
+}
+
+// reply queues a frame from the reader goroutine, after every pipelined
+// reply before it.
+func (s *session) reply(frame []byte) {
+	s.waitInflight()
+	s.send(frame)
+}
+
+// enqueue queues a frame for writing without blocking, and reports whether
+// it did. If the unsent output would pass outbound_queue_bytes the session
+// is kicked slow_consumer: its queued output is dropped (its messages stay
+// pending in storage) and it is closed once the kicked push is written or
+// write_timeout passes. enqueue does not touch the router (the pipeline
+// calls it under the router's lock); a caller that gets false removes the
+// session from the router itself.
+func (s *session) enqueue(frame []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if len(s.out)+len(frame) > s.srv.cfg.Limits.OutboundQueueBytes {
+		s.beginCloseLocked(CloseSlowConsumer, protocol.AppendKicked(nil, protocol.KickSlowConsumer,
+			"too much unread output; pending messages are kept"), true)
+		return false
+	}
+	s.out = append(s.out, frame...)
+	s.startWriterLocked()
+	return true
+}
+
+// send queues a frame from outside the router's lock.
+func (s *session) send(frame []byte) {
+	if !s.enqueue(frame) {
+		s.srv.router.remove(s)
+	}
+}
+
+func (s *session) startWriterLocked() {
+	if s.writing || s.closed {
+		return
+	}
+	s.writing = true
+	s.srv.writers.Add(1)
+	go s.writeLoop()
+}
+
+// writeLoop writes queued output until the queue is empty, then exits. It
+// closes the connection when the session is closing and everything queued
+// was written.
+func (s *session) writeLoop() {
+	defer s.srv.writers.Done()
+	var buf []byte
+	for {
+		s.mu.Lock()
+		if len(s.out) == 0 || s.closed {
+			s.writing = false
+			if s.closing && !s.closed {
+				s.closeLocked(s.reason)
+			}
+			s.mu.Unlock()
+			return
+		}
+		buf, s.out = s.out, buf[:0]
+		s.mu.Unlock()
+
+		s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.Limits.WriteTimeout))
+		if _, err := s.conn.Write(buf); err != nil {
+			reason := CloseWriteError
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				reason = CloseWriteTimeout
+			}
+			s.mu.Lock()
+			s.writing = false
+			if s.closing && s.reason != CloseNone {
+				reason = s.reason // e.g. slow_consumer whose kicked push never left
+			}
+			s.closeLocked(reason)
+			s.mu.Unlock()
+			s.srv.router.remove(s)
+			return
+		}
+	}
+}
+
+// finish removes the session from the online set, queues final (if any)
+// and closes the connection once it is written. With drop, output queued
+// but not yet written is discarded first.
+func (s *session) finish(reason CloseReason, final []byte, drop bool) {
+	s.srv.router.remove(s)
+	s.mu.Lock()
+	s.beginCloseLocked(reason, final, drop)
+	s.mu.Unlock()
+}
+
+func (s *session) beginCloseLocked(reason CloseReason, final []byte, drop bool) {
+	if s.closing {
+		return
+	}
+	s.closing = true
+	s.reason = reason
+	if drop {
+		s.out = s.out[:0]
+	}
+	s.out = append(s.out, final...)
+	if s.writing {
+		return // the writer closes when done
+	}
+	if len(s.out) == 0 {
+		s.closeLocked(reason)
+		return
+	}
+	s.startWriterLocked()
+}
+
+// kick sends a kicked push and closes the connection after it.
+func (s *session) kick(reason CloseReason, code, message string) {
+	s.finish(reason, protocol.AppendKicked(nil, code, message), false)
+}
+
+// closeNow closes the connection at once.
+func (s *session) closeNow(reason CloseReason) {
+	s.srv.router.remove(s)
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		s.reason = reason
+	}
+	s.closeLocked(s.reason)
+	s.mu.Unlock()
+}
+
+func (s *session) closeLocked(reason CloseReason) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.reason = reason
+	s.out = nil
+	s.conn.Close()
+	lvl := slog.LevelDebug
+	switch reason {
+	case CloseSlowConsumer, CloseWriteTimeout, CloseKicked, CloseFrameTooLarge:
+		lvl = slog.LevelInfo
+	}
+	s.logger().Log(context.Background(), lvl, "connection closed", "reason", reason.String(), "user", s.userName(),
+		"duration", time.Since(s.start).Round(time.Millisecond), "msgs_in", s.msgsIn.Load(), "msgs_out", s.msgsOut.Load())
+}
+
+func (s *session) userName() string {
+	if s.loggedIn.Load() {
+		return s.user
+	}
+	return ""
+}
