@@ -84,6 +84,11 @@ func (s *session) serve() {
 	for {
 		if s.loggedIn.Load() {
 			s.conn.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
+			// Shutdown sets the flag, then a past deadline: checking
+			// after our own deadline never overwrites its.
+			if s.srv.shuttingDown.Load() {
+				return
+			}
 		}
 		line, err := s.fr.ReadFrame()
 		if err != nil {
