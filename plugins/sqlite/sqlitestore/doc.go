@@ -1,0 +1,67 @@
+// Package sqlitestore is a durable implementation of [plugins.Storage] on a
+// single SQLite database file, using the pure-Go driver modernc.org/sqlite
+// (no cgo).
+//
+// # Durability
+//
+// The database runs in WAL mode. With the default Options.Synchronous
+// ("full"), a Write or CreateUser that returns without error has been
+// fsynced: it survives a crash of the process and of the machine. With
+// "normal", a commit survives a crash of the process but the last commits
+// may be lost when the machine loses power; "off" leaves syncing to the
+// operating system. Every Write is exactly one transaction (BEGIN IMMEDIATE
+// ... COMMIT): all of its messages and acks are stored, or none.
+//
+// A failed Write returns a [*plugins.WriteError]. MaybeWritten is false when
+// the transaction was rolled back or never began, including on SQLITE_FULL
+// and I/O errors before the commit. When COMMIT itself fails, the store
+// looks for the batch's first new message on the writer connection: if it
+// is absent, MaybeWritten is false; if it is present, the lookup fails, or
+// the batch stored no new message, MaybeWritten is true. The store stays
+// usable after a failed Write (for example once disk space returns).
+//
+// # Ordering and timestamps
+//
+// Messages get an increasing sequence number (the acceptance order) in the
+// order Write calls commit and, within a batch, in slice order. Pending
+// and History return messages in that order. All messages of one batch get
+// the same timestamp: Options.Now in unix milliseconds, raised to the
+// largest timestamp already stored when the clock went backwards, so
+// timestamps never decrease along the sequence, across restarts too.
+//
+// # Message ids
+//
+// A msg_id is 26 characters of lowercase Crockford base32
+// ("0123456789abcdefghjkmnpqrstvwxyz"), ULID-style: 10 characters encode
+// the 48-bit unix-millisecond timestamp of the message, 16 characters
+// encode 80 bits from crypto/rand. Ids are URL-safe and opaque to clients;
+// ordering is given by the sequence number, not by comparing ids.
+//
+// # De-duplication
+//
+// A message with a non-empty CID is stored at most once per (From, CID):
+// a later message with the same key, in the same batch or another, gets
+// the first message and its stored status with Duplicate set, whatever its
+// To and Body, even after the recipient acked the first. Keys are kept at
+// least Options.DedupWindow (forever when zero): [Store.PruneCIDs] forgets
+// older ones; Open runs it once and then hourly until Close.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. Writes (Write, CreateUser,
+// PruneCIDs) go through one connection, serialised by a mutex, so a batch
+// is one group commit. Reads (PasswordHash, PendingCount, Pending,
+// History) use a separate pool of read-only connections and run in
+// parallel with writes. Several Stores (or processes) may open the same
+// file, writers then waiting for each other up to a busy timeout, but the
+// ordering and timestamp guarantees above hold for one writing Store at a
+// time: run one qqd per database file.
+//
+// # Schema
+//
+// The schema is versioned with PRAGMA user_version; Open applies missing
+// migrations, each in its own transaction, and refuses a database whose
+// version is newer than the code. A conversation is keyed by its two user
+// names, sorted, in the form "<len(a)>:<a> <b>", which is unambiguous
+// whatever bytes the names hold.
+package sqlitestore

@@ -1,0 +1,73 @@
+package sqlitestore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Test hooks; compiled into the test binary only.
+
+// MsgIDLen is the length of a msg_id.
+const MsgIDLen = msgIDLen
+
+// ConvKey exposes convKey.
+func ConvKey(a, b string) string { return convKey(a, b) }
+
+// WriterPragma returns the value of PRAGMA name on the writer connection.
+func WriterPragma(s *Store, name string) (string, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var v string
+	err := s.writer.QueryRowContext(context.Background(), "PRAGMA "+name).Scan(&v)
+	return v, err
+}
+
+// WriterExec runs query on the writer connection, holding the write lock.
+func WriterExec(s *Store, query string, args ...any) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_, err := s.writer.ExecContext(context.Background(), query, args...)
+	return err
+}
+
+// Query is a statement of the store, with arguments for EXPLAIN, and the
+// index it must use.
+type Query struct {
+	Name, SQL, Index string
+	Args             []any
+}
+
+// Queries lists the statements whose plans must use an index.
+func Queries() []Query {
+	return []Query{
+		{"lookup cid", qLookupCID, "messages_sender_cid", []any{"a", "c"}},
+		{"user exists", qUserExists, "USING PRIMARY KEY", []any{"a"}},
+		{"ack", qAck, "sqlite_autoindex_messages_1", []any{"id", "a"}},
+		{"prune", qPrune, "messages_cid_ts", []any{int64(1), int64(10)}},
+		{"pending count", qPendingCount, "messages_pending", []any{"a"}},
+		{"pending", qPending, "messages_pending", []any{"a", int64(10)}},
+		{"cursor", qCursor, "sqlite_autoindex_messages_1", []any{"id", "1:a b"}},
+		{"history", qHistory, "messages_conv", []any{"1:a b", int64(5), int64(10)}},
+		{"probe", qProbe, "sqlite_autoindex_messages_1", []any{"id"}},
+	}
+}
+
+// QueryPlan returns the EXPLAIN QUERY PLAN details of q, one per line.
+func QueryPlan(s *Store, q Query) (string, error) {
+	rows, err := s.reader.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q.SQL, q.Args...)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return "", err
+		}
+		fmt.Fprintln(&b, detail)
+	}
+	return b.String(), rows.Err()
+}

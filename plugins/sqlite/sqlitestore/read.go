@@ -1,0 +1,150 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
+)
+
+// maxPrealloc bounds the capacity reserved for a page up front.
+const maxPrealloc = 256
+
+// PasswordHash returns the stored hash of user, or an error wrapping
+// plugins.ErrUnknownUser.
+func (s *Store) PasswordHash(ctx context.Context, user string) (string, error) {
+	if s.closed.Load() {
+		return "", fmt.Errorf("sqlitestore: password hash: %w", ErrClosed)
+	}
+	var h string
+	err := s.stPasswordHash.QueryRowContext(ctx, user).Scan(&h)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", fmt.Errorf("sqlitestore: password hash: user %q: %w", user, plugins.ErrUnknownUser)
+	case err != nil:
+		return "", fmt.Errorf("sqlitestore: password hash: %w", err)
+	}
+	return h, nil
+}
+
+// PendingCount returns how many messages are pending for user.
+func (s *Store) PendingCount(ctx context.Context, user string) (int64, error) {
+	if s.closed.Load() {
+		return 0, fmt.Errorf("sqlitestore: pending count: %w", ErrClosed)
+	}
+	var n int64
+	if err := s.stPendingCount.QueryRowContext(ctx, user).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: pending count: %w", err)
+	}
+	return n, nil
+}
+
+// Pending returns up to limit (at least 1) of the oldest messages pending
+// for user, oldest first, and whether more are pending.
+func (s *Store) Pending(ctx context.Context, user string, limit int) ([]protocol.Message, bool, error) {
+	if s.closed.Load() {
+		return nil, false, fmt.Errorf("sqlitestore: pending: %w", ErrClosed)
+	}
+	if limit < 1 {
+		return nil, false, fmt.Errorf("sqlitestore: pending: limit %d is not positive", limit)
+	}
+	rows, err := s.stPending.QueryContext(ctx, user, pageLimit(limit))
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlitestore: pending: %w", err)
+	}
+	msgs, err := scanMessages(rows, limit)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlitestore: pending: %w", err)
+	}
+	more := len(msgs) > limit
+	if more {
+		msgs = msgs[:limit]
+	}
+	return msgs, more, nil
+}
+
+// History returns a page of the conversation between user and with; see
+// plugins.Storage.
+func (s *Store) History(ctx context.Context, user, with, before string, limit int) ([]protocol.Message, bool, error) {
+	if s.closed.Load() {
+		return nil, false, fmt.Errorf("sqlitestore: history: %w", ErrClosed)
+	}
+	if limit < 1 {
+		return nil, false, fmt.Errorf("sqlitestore: history: limit %d is not positive", limit)
+	}
+	var ok bool
+	if err := s.stReadUser.QueryRowContext(ctx, with).Scan(&ok); err != nil {
+		return nil, false, fmt.Errorf("sqlitestore: history: %w", err)
+	}
+	if !ok {
+		return nil, false, fmt.Errorf("sqlitestore: history: user %q: %w", with, plugins.ErrUnknownUser)
+	}
+	conv := convKey(user, with)
+	beforeSeq := int64(math.MaxInt64)
+	if before != "" {
+		err := s.stCursor.QueryRowContext(ctx, before, conv).Scan(&beforeSeq)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, false, fmt.Errorf("sqlitestore: history: before %q: %w", before, plugins.ErrBadCursor)
+		case err != nil:
+			return nil, false, fmt.Errorf("sqlitestore: history: %w", err)
+		}
+	}
+	rows, err := s.stHistory.QueryContext(ctx, conv, beforeSeq, pageLimit(limit))
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlitestore: history: %w", err)
+	}
+	msgs, err := scanMessages(rows, limit)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlitestore: history: %w", err)
+	}
+	more := len(msgs) > limit
+	if more {
+		msgs = msgs[:limit]
+	}
+	slices.Reverse(msgs) // newest first from the query; oldest first out
+	return msgs, more, nil
+}
+
+// pageLimit is the SQL LIMIT for a page of limit rows: one more, to learn
+// whether more exist.
+func pageLimit(limit int) int64 {
+	if int64(limit) == math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(limit) + 1
+}
+
+// scanMessages reads rows of (msg_id, sender, recipient, body, ts) and
+// closes rows.
+func scanMessages(rows *sql.Rows, limit int) ([]protocol.Message, error) {
+	defer rows.Close()
+	msgs := make([]protocol.Message, 0, min(limit, maxPrealloc)+1)
+	for rows.Next() {
+		var m protocol.Message
+		if err := rows.Scan(&m.ID, &m.From, &m.To, &m.Body, &m.TS); err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// convKey is the conversation key of a and b, in either order: the names
+// sorted, in the form "<len(a)>:<a> <b>". The length prefix makes the key
+// unambiguous whatever bytes the names hold.
+func convKey(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return strconv.Itoa(len(a)) + ":" + a + " " + b
+}

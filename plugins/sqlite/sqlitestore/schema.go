@@ -1,0 +1,123 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// schemaV1 is the first schema.
+//
+// messages.seq is the acceptance order. pending is 1 until the recipient
+// acks. cid is NULL when the sender gave none or when PruneCIDs forgot it.
+// conv is convKey(sender, recipient).
+const schemaV1 = `
+CREATE TABLE users (
+	name       TEXT NOT NULL PRIMARY KEY,
+	pw_hash    TEXT NOT NULL,
+	created_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE messages (
+	seq       INTEGER PRIMARY KEY,
+	msg_id    TEXT NOT NULL UNIQUE,
+	sender    TEXT NOT NULL REFERENCES users (name),
+	recipient TEXT NOT NULL REFERENCES users (name),
+	conv      TEXT NOT NULL,
+	body      TEXT NOT NULL,
+	ts        INTEGER NOT NULL,
+	cid       TEXT,
+	status    TEXT NOT NULL,
+	pending   INTEGER NOT NULL DEFAULT 1 CHECK (pending IN (0, 1))
+) STRICT;
+
+-- Pending (offline) messages of a user, oldest first.
+CREATE INDEX messages_pending ON messages (recipient, seq) WHERE pending = 1;
+-- History of a conversation.
+CREATE INDEX messages_conv ON messages (conv, seq);
+-- De-duplication keys.
+CREATE UNIQUE INDEX messages_sender_cid ON messages (sender, cid) WHERE cid IS NOT NULL;
+-- Pruning of de-duplication keys by age.
+CREATE INDEX messages_cid_ts ON messages (ts) WHERE cid IS NOT NULL;
+`
+
+// migrations returns the schema migrations in order: migration i brings
+// the database from user_version i to i+1. Append, never edit.
+func migrations() []string {
+	return []string{schemaV1}
+}
+
+// migrate applies the migrations the database lacks, each in its own
+// transaction, and fails if the database is newer than steps.
+func migrate(ctx context.Context, db *sql.DB, steps []string) error {
+	for {
+		done, err := migrateOne(ctx, db, steps)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// migrateOne applies the next migration, if any. The version is read
+// inside the (immediate) transaction, so concurrent openers of one file
+// do not apply a migration twice.
+func migrateOne(ctx context.Context, db *sql.DB, steps []string) (done bool, err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return false, fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	switch {
+	case v > len(steps):
+		return false, fmt.Errorf("schema version %d is newer than this program supports (%d)", v, len(steps))
+	case v == len(steps):
+		return true, nil
+	case v < 0:
+		return false, fmt.Errorf("bad schema version %d", v)
+	}
+	if _, err := tx.ExecContext(ctx, steps[v]); err != nil {
+		return false, fmt.Errorf("migrate to version %d: %w", v+1, err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+		return false, fmt.Errorf("migrate to version %d: %w", v+1, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("migrate to version %d: commit: %w", v+1, err)
+	}
+	return false, nil
+}
+
+// Queries. Each names the index it relies on.
+const (
+	// messages_sender_cid
+	qLookupCID = `SELECT msg_id, recipient, body, ts, status FROM messages WHERE sender = ? AND cid = ?`
+	// users primary key
+	qUserExists = `SELECT EXISTS (SELECT 1 FROM users WHERE name = ?)`
+	qInsert     = `INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, pending)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)`
+	// msg_id unique index
+	qAck = `UPDATE messages SET pending = 0 WHERE msg_id = ? AND recipient = ? AND pending = 1`
+	// messages_cid_ts
+	qPrune = `UPDATE messages SET cid = NULL WHERE seq IN (
+		SELECT seq FROM messages WHERE cid IS NOT NULL AND ts < ? ORDER BY ts LIMIT ?)`
+	qCreateUser = `INSERT INTO users (name, pw_hash, created_ms) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO NOTHING`
+	// users primary key
+	qPasswordHash = `SELECT pw_hash FROM users WHERE name = ?`
+	// messages_pending
+	qPendingCount = `SELECT count(*) FROM messages WHERE recipient = ? AND pending = 1`
+	// messages_pending
+	qPending = `SELECT msg_id, sender, recipient, body, ts FROM messages
+		WHERE recipient = ? AND pending = 1 ORDER BY seq LIMIT ?`
+	// msg_id unique index
+	qCursor = `SELECT seq FROM messages WHERE msg_id = ? AND conv = ?`
+	// messages_conv
+	qHistory = `SELECT msg_id, sender, recipient, body, ts FROM messages
+		WHERE conv = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
+	// msg_id unique index
+	qProbe = `SELECT EXISTS (SELECT 1 FROM messages WHERE msg_id = ?)`
+)

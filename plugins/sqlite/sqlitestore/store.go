@@ -1,0 +1,335 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qqchat/qq/plugins"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// ErrClosed is returned (wrapped) by every method called after Close.
+var ErrClosed = errors.New("store is closed")
+
+const (
+	// busyTimeoutMS bounds how long a connection waits for a lock held by
+	// another connection (another Store or process on the same file).
+	busyTimeoutMS = 5000
+	// readConns is the size of the read pool.
+	readConns = 4
+	// journalSizeLimit caps the WAL file kept after a checkpoint.
+	journalSizeLimit = 64 << 20
+	// pruneInterval is how often the background pruner runs.
+	pruneInterval = time.Hour
+	// pruneBatch is how many cids one prune transaction forgets, so that
+	// pruning a large backlog does not hold the write lock for long.
+	pruneBatch = 5000
+	// probeTimeout bounds the lookup that settles the outcome of a failed
+	// COMMIT.
+	probeTimeout = 5 * time.Second
+)
+
+// Options configures Open.
+type Options struct {
+	// Path is the database file. Its directory is created (mode 0700) if
+	// missing, and a new file is created with mode 0600.
+	Path string
+	// Synchronous is the SQLite synchronous level: "full" (the default
+	// when empty), "normal" or "off".
+	Synchronous string
+	// DedupWindow is how long (sender, cid) keys are remembered at least;
+	// zero keeps them forever.
+	DedupWindow time.Duration
+	// Now is the clock that timestamps messages; nil means time.Now.
+	Now func() time.Time
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Store is a [plugins.Storage] on a SQLite database. Create it with Open.
+type Store struct {
+	writer *sql.DB // one connection: every write goes through it
+	reader *sql.DB // read-only (query_only) pool
+
+	now    func() time.Time
+	log    *slog.Logger
+	window time.Duration
+
+	// Statements prepared on the writer, used inside transactions.
+	stLookupCID  *sql.Stmt
+	stUserExists *sql.Stmt
+	stInsert     *sql.Stmt
+	stAck        *sql.Stmt
+	stPrune      *sql.Stmt
+	stCreateUser *sql.Stmt
+	// Statements prepared on the reader pool.
+	stPasswordHash *sql.Stmt
+	stReadUser     *sql.Stmt
+	stPendingCount *sql.Stmt
+	stPending      *sql.Stmt
+	stCursor       *sql.Stmt
+	stHistory      *sql.Stmt
+
+	wmu    sync.Mutex // serialises writes; guards lastTS
+	lastTS int64      // largest timestamp assigned so far
+
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	closeErr   error
+	stopPruner context.CancelFunc
+	prunerDone chan struct{}
+}
+
+var _ plugins.Storage = (*Store)(nil)
+
+// Open opens (creating if needed) the database at opts.Path, applies
+// pending schema migrations, forgets cids older than the de-duplication
+// window and starts the hourly pruner, which Close stops.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	s, err := open(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", opts.Path, err)
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, opts Options) (_ *Store, err error) {
+	if opts.Path == "" {
+		return nil, errors.New("empty path")
+	}
+	syncLevel, err := synchronousLevel(opts.Synchronous)
+	if err != nil {
+		return nil, err
+	}
+	if opts.DedupWindow < 0 {
+		return nil, fmt.Errorf("negative dedup window %v", opts.DedupWindow)
+	}
+	path, err := filepath.Abs(opts.Path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	// Create the file ourselves so that it (and the -wal and -shm files,
+	// which SQLite creates with the database's mode) is private.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+
+	s := &Store{
+		now:    opts.Now,
+		log:    opts.Logger,
+		window: opts.DedupWindow,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	defer func() {
+		if err != nil {
+			_ = s.closeDB()
+		}
+	}()
+
+	s.writer, err = sql.Open("sqlite", dsn(path, []string{"_txlock=immediate"},
+		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
+		"foreign_keys(1)",
+		"journal_mode(WAL)",
+		fmt.Sprintf("journal_size_limit(%d)", journalSizeLimit),
+		"synchronous("+syncLevel+")",
+	))
+	if err != nil {
+		return nil, err
+	}
+	s.writer.SetMaxOpenConns(1)
+	s.writer.SetMaxIdleConns(1)
+	s.writer.SetConnMaxLifetime(0)
+	s.writer.SetConnMaxIdleTime(0)
+
+	var mode string
+	if err := s.writer.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return nil, fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	if err := migrate(ctx, s.writer, migrations()); err != nil {
+		return nil, err
+	}
+	// Timestamps do not decrease along seq, so the last row has the
+	// largest one; this is one index probe, not a scan.
+	err = s.writer.QueryRowContext(ctx, "SELECT ts FROM messages ORDER BY seq DESC LIMIT 1").Scan(&s.lastTS)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read last timestamp: %w", err)
+	}
+
+	s.reader, err = sql.Open("sqlite", dsn(path, nil,
+		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
+		"query_only(1)",
+	))
+	if err != nil {
+		return nil, err
+	}
+	s.reader.SetMaxOpenConns(readConns)
+	s.reader.SetMaxIdleConns(readConns)
+	s.reader.SetConnMaxLifetime(0)
+	s.reader.SetConnMaxIdleTime(0)
+
+	if err := s.prepare(ctx); err != nil {
+		return nil, err
+	}
+
+	if s.window > 0 {
+		if n, err := s.PruneCIDs(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			// Not fatal: the keys are kept longer than the window.
+			s.log.Warn("sqlitestore: prune cids at open", "err", err)
+		} else if n > 0 {
+			s.log.Info("sqlitestore: pruned cids", "count", n)
+		}
+		pctx, cancel := context.WithCancel(context.Background())
+		s.stopPruner = cancel
+		s.prunerDone = make(chan struct{})
+		go s.pruneLoop(pctx)
+	}
+	return s, nil
+}
+
+// synchronousLevel maps Options.Synchronous to a PRAGMA synchronous value.
+func synchronousLevel(v string) (string, error) {
+	switch strings.ToLower(v) {
+	case "", "full":
+		return "FULL", nil
+	case "normal":
+		return "NORMAL", nil
+	case "off":
+		return "OFF", nil
+	}
+	return "", fmt.Errorf("synchronous %q: want full, normal or off", v)
+}
+
+// dsn builds a modernc.org/sqlite data source name for the file at the
+// absolute path: a file: URI whose _pragma parameters the driver runs on
+// every new connection of the pool.
+func dsn(path string, params []string, pragmas ...string) string {
+	p := filepath.ToSlash(path)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // Windows drive letters
+	}
+	q := make([]string, 0, len(params)+len(pragmas))
+	q = append(q, params...)
+	for _, pr := range pragmas {
+		q = append(q, "_pragma="+url.QueryEscape(pr))
+	}
+	u := url.URL{Scheme: "file", Path: p, RawQuery: strings.Join(q, "&")}
+	return u.String()
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		db    *sql.DB
+		st    **sql.Stmt
+		query string
+	}{
+		{s.writer, &s.stLookupCID, qLookupCID},
+		{s.writer, &s.stUserExists, qUserExists},
+		{s.writer, &s.stInsert, qInsert},
+		{s.writer, &s.stAck, qAck},
+		{s.writer, &s.stPrune, qPrune},
+		{s.writer, &s.stCreateUser, qCreateUser},
+		{s.reader, &s.stPasswordHash, qPasswordHash},
+		{s.reader, &s.stReadUser, qUserExists},
+		{s.reader, &s.stPendingCount, qPendingCount},
+		{s.reader, &s.stPending, qPending},
+		{s.reader, &s.stCursor, qCursor},
+		{s.reader, &s.stHistory, qHistory},
+	} {
+		st, err := p.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.st = st
+	}
+	return nil
+}
+
+// pruneLoop runs PruneCIDs every pruneInterval until ctx is done.
+func (s *Store) pruneLoop(ctx context.Context) {
+	defer close(s.prunerDone)
+	t := time.NewTicker(pruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.PruneCIDs(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("sqlitestore: prune cids", "err", err)
+		case n > 0:
+			s.log.Info("sqlitestore: pruned cids", "count", n)
+		}
+	}
+}
+
+// Close stops the pruner and closes the database. It waits for a write in
+// progress. Calling it again returns the first call's result; every other
+// method fails after Close.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		if s.stopPruner != nil {
+			s.stopPruner()
+			<-s.prunerDone
+		}
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		if err := s.closeDB(); err != nil {
+			s.closeErr = fmt.Errorf("sqlitestore: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// closeDB closes the statements and both pools, readers first so that the
+// writer's connection, closing last, checkpoints the WAL.
+func (s *Store) closeDB() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{
+		s.stPasswordHash, s.stReadUser, s.stPendingCount, s.stPending, s.stCursor, s.stHistory,
+		s.stLookupCID, s.stUserExists, s.stInsert, s.stAck, s.stPrune, s.stCreateUser,
+	} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if s.reader != nil {
+		errs = append(errs, s.reader.Close())
+	}
+	if s.writer != nil {
+		errs = append(errs, s.writer.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,1099 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
+	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// t0 is the fake clock's start: 2025-11-26T12:00:00Z.
+var t0 = time.UnixMilli(1_764_158_400_000)
+
+// clock is a settable fake clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: t0} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// openAt opens a store at path with the given clock and options edits,
+// closing it at the end of the test.
+func openAt(t testing.TB, path string, clk *clock, edit ...func(*sqlitestore.Options)) *sqlitestore.Store {
+	t.Helper()
+	opts := sqlitestore.Options{Path: path, DedupWindow: 24 * time.Hour}
+	if clk != nil {
+		opts.Now = clk.Now
+	}
+	for _, e := range edit {
+		e(&opts)
+	}
+	s, err := sqlitestore.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// newStore opens a store in a fresh directory with users alice, bob and
+// carol.
+func newStore(t testing.TB, edit ...func(*sqlitestore.Options)) (*sqlitestore.Store, *clock, string) {
+	t.Helper()
+	clk := newClock()
+	path := filepath.Join(t.TempDir(), "qq.db")
+	s := openAt(t, path, clk, edit...)
+	for _, u := range []string{"alice", "bob", "carol"} {
+		if err := s.CreateUser(context.Background(), u, "hash-"+u); err != nil {
+			t.Fatalf("CreateUser(%s): %v", u, err)
+		}
+	}
+	return s, clk, path
+}
+
+func nm(from, to, body, cid string) plugins.NewMessage {
+	return plugins.NewMessage{From: from, To: to, Body: body, CID: cid, Status: protocol.StatusQueued}
+}
+
+// write runs a batch that must succeed.
+func write(t testing.TB, s *sqlitestore.Store, b *plugins.WriteBatch) []plugins.AppendResult {
+	t.Helper()
+	res, err := s.Write(context.Background(), b)
+	if err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if len(res) != len(b.Messages) {
+		t.Fatalf("Write: %d results for %d messages", len(res), len(b.Messages))
+	}
+	return res
+}
+
+func send(t testing.TB, s *sqlitestore.Store, msgs ...plugins.NewMessage) []plugins.AppendResult {
+	t.Helper()
+	return write(t, s, &plugins.WriteBatch{Messages: msgs})
+}
+
+func ack(t testing.TB, s *sqlitestore.Store, user string, ids ...string) {
+	t.Helper()
+	write(t, s, &plugins.WriteBatch{Acks: []plugins.Ack{{User: user, MsgIDs: ids}}})
+}
+
+func pendingCount(t testing.TB, s *sqlitestore.Store, user string) int64 {
+	t.Helper()
+	n, err := s.PendingCount(context.Background(), user)
+	if err != nil {
+		t.Fatalf("PendingCount(%s): %v", user, err)
+	}
+	return n
+}
+
+func ids(msgs []protocol.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func resultIDs(res []plugins.AppendResult) []string {
+	out := make([]string, len(res))
+	for i, r := range res {
+		out[i] = r.Message.ID
+	}
+	return out
+}
+
+var msgIDRE = regexp.MustCompile(`^[0-9a-hjkmnp-tv-z]{26}$`)
+
+func TestOpenOptions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		opts    sqlitestore.Options
+		wantErr string
+		sync    string // PRAGMA synchronous when no error
+	}{
+		{name: "empty path", opts: sqlitestore.Options{}, wantErr: "empty path"},
+		{name: "bad synchronous", opts: sqlitestore.Options{Path: filepath.Join(dir, "a.db"), Synchronous: "extra"}, wantErr: "synchronous"},
+		{name: "negative window", opts: sqlitestore.Options{Path: filepath.Join(dir, "b.db"), DedupWindow: -time.Second}, wantErr: "negative"},
+		{name: "default full", opts: sqlitestore.Options{Path: filepath.Join(dir, "c.db")}, sync: "2"},
+		{name: "normal", opts: sqlitestore.Options{Path: filepath.Join(dir, "d.db"), Synchronous: "normal"}, sync: "1"},
+		{name: "off upper case", opts: sqlitestore.Options{Path: filepath.Join(dir, "e.db"), Synchronous: "OFF"}, sync: "0"},
+		{name: "creates directories", opts: sqlitestore.Options{Path: filepath.Join(dir, "x", "y", "f.db")}, sync: "2"},
+		{name: "odd characters in path", opts: sqlitestore.Options{Path: filepath.Join(dir, "we?ird #dir%20&x=y", "g h.db")}, sync: "2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := sqlitestore.Open(context.Background(), tt.opts)
+			if tt.wantErr != "" {
+				if err == nil {
+					s.Close()
+					t.Fatalf("Open succeeded, want error containing %q", tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "sqlitestore: open") {
+					t.Fatalf("Open error = %q, want sqlitestore: open ... %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer s.Close()
+			for pragma, want := range map[string]string{
+				"synchronous":  tt.sync,
+				"journal_mode": "wal",
+				"foreign_keys": "1",
+				"busy_timeout": "5000",
+				"user_version": "1",
+			} {
+				got, err := sqlitestore.WriterPragma(s, pragma)
+				if err != nil || got != want {
+					t.Errorf("PRAGMA %s = %q, %v; want %q", pragma, got, err, want)
+				}
+			}
+			fi, err := os.Stat(tt.opts.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm := fi.Mode().Perm(); perm != 0o600 {
+				t.Errorf("database file mode = %v, want 0600", perm)
+			}
+			// SQLite uses that very file: its WAL is next to it.
+			if fi, err := os.Stat(tt.opts.Path + "-wal"); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("WAL file: %v, %v", fi, err)
+			}
+		})
+	}
+	fi, err := os.Stat(filepath.Join(dir, "x", "y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Errorf("created directory mode = %v, want 0700", perm)
+	}
+}
+
+func TestUsers(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		create   string // user to create, if any
+		hash     string
+		wantErr  error
+		lookup   string
+		wantHash string
+		wantLErr error
+	}{
+		{name: "new user", create: "dave", hash: "h1", lookup: "dave", wantHash: "h1"},
+		{name: "taken name", create: "alice", hash: "other", wantErr: plugins.ErrUserExists, lookup: "alice", wantHash: "hash-alice"},
+		{name: "unknown user", lookup: "nobody", wantLErr: plugins.ErrUnknownUser},
+		{name: "names are byte-wise", lookup: "Alice", wantLErr: plugins.ErrUnknownUser},
+		{name: "empty hash is stored", create: "erin", lookup: "erin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.create != "" {
+				err := s.CreateUser(ctx, tt.create, tt.hash)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("CreateUser = %v, want %v", err, tt.wantErr)
+				}
+			}
+			h, err := s.PasswordHash(ctx, tt.lookup)
+			if !errors.Is(err, tt.wantLErr) || h != tt.wantHash {
+				t.Fatalf("PasswordHash = %q, %v; want %q, %v", h, err, tt.wantHash, tt.wantLErr)
+			}
+		})
+	}
+}
+
+func TestWriteAppend(t *testing.T) {
+	t.Parallel()
+	s, clk, _ := newStore(t)
+	m1 := nm("alice", "bob", "hi bob", "c1")
+	m2 := nm("bob", "alice", "hi alice", "")
+	m2.Status = protocol.StatusSent
+	res := send(t, s, m1, m2)
+	seen := map[string]bool{}
+	for i, want := range []plugins.NewMessage{m1, m2} {
+		r := res[i]
+		if r.Err != nil || r.Duplicate {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+		if !msgIDRE.MatchString(r.Message.ID) || seen[r.Message.ID] {
+			t.Errorf("result %d: bad or repeated msg_id %q", i, r.Message.ID)
+		}
+		seen[r.Message.ID] = true
+		got := r.Message
+		if got.From != want.From || got.To != want.To || got.Body != want.Body || got.TS != clk.Now().UnixMilli() || r.Status != want.Status {
+			t.Errorf("result %d = %+v status %s, want %+v at %d", i, got, r.Status, want, clk.Now().UnixMilli())
+		}
+	}
+	// The stored messages read back exactly as the results say.
+	p, more, err := s.Pending(context.Background(), "bob", 10)
+	if err != nil || more || len(p) != 1 || p[0] != res[0].Message {
+		t.Errorf("Pending(bob) = %+v, %v, %v; want [%+v]", p, more, err, res[0].Message)
+	}
+	h, _, err := s.History(context.Background(), "alice", "bob", "", 10)
+	if err != nil || !slices.Equal(h, []protocol.Message{res[0].Message, res[1].Message}) {
+		t.Errorf("History = %+v, %v", h, err)
+	}
+	// An empty batch is a no-op.
+	if res, err := s.Write(context.Background(), &plugins.WriteBatch{}); err != nil || len(res) != 0 {
+		t.Errorf("empty Write = %v, %v", res, err)
+	}
+	if res, err := s.Write(context.Background(), nil); err != nil || len(res) != 0 {
+		t.Errorf("nil Write = %v, %v", res, err)
+	}
+}
+
+func TestWriteBodyBytes(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	bodies := []string{
+		"plain",
+		"nul\x00inside",
+		"héllo wörld 🌍",
+		"\xff\xfe not utf-8",
+		"  leading and trailing spaces  ",
+		strings.Repeat("x", 65536),
+	}
+	var msgs []plugins.NewMessage
+	for _, b := range bodies {
+		msgs = append(msgs, nm("alice", "bob", b, ""))
+	}
+	send(t, s, msgs...)
+	p, _, err := s.Pending(context.Background(), "bob", len(bodies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range p {
+		if m.Body != bodies[i] {
+			t.Errorf("body %d = %q, want %q", i, m.Body, bodies[i])
+		}
+	}
+}
+
+func TestWriteDuplicateCID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s *sqlitestore.Store, clk *clock)
+	}{
+		{"same batch", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
+			res := send(t, s, nm("alice", "bob", "one", "x"), nm("alice", "bob", "two", "x"))
+			if res[0].Duplicate || !res[1].Duplicate || res[1].Message != res[0].Message {
+				t.Errorf("results = %+v", res)
+			}
+			if n := pendingCount(t, s, "bob"); n != 1 {
+				t.Errorf("pending = %d, want 1", n)
+			}
+		}},
+		{"later batch with other to and body", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
+			first := send(t, s, nm("alice", "bob", "one", "x"))[0]
+			clk.Add(time.Minute)
+			r := send(t, s, nm("alice", "carol", "other", "x"))[0]
+			if !r.Duplicate || r.Message != first.Message || r.Status != protocol.StatusQueued || r.Err != nil {
+				t.Errorf("retry = %+v, want duplicate of %+v", r, first)
+			}
+			if n := pendingCount(t, s, "carol"); n != 0 {
+				t.Errorf("carol pending = %d, want 0", n)
+			}
+		}},
+		{"after ack returns the first status", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
+			m := nm("alice", "bob", "one", "x")
+			m.Status = protocol.StatusSent
+			first := send(t, s, m)[0]
+			ack(t, s, "bob", first.Message.ID)
+			clk.Add(time.Hour)
+			r := send(t, s, nm("alice", "bob", "again", "x"))[0]
+			if !r.Duplicate || r.Message != first.Message || r.Status != protocol.StatusSent {
+				t.Errorf("retry = %+v, want duplicate of %+v with status sent", r, first)
+			}
+			if n := pendingCount(t, s, "bob"); n != 0 {
+				t.Errorf("bob pending = %d, want 0 (not delivered again)", n)
+			}
+		}},
+		{"scoped per sender", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
+			res := send(t, s, nm("alice", "bob", "a", "x"), nm("carol", "bob", "c", "x"))
+			if res[0].Duplicate || res[1].Duplicate || res[0].Message.ID == res[1].Message.ID {
+				t.Errorf("results = %+v", res)
+			}
+			if n := pendingCount(t, s, "bob"); n != 2 {
+				t.Errorf("bob pending = %d, want 2", n)
+			}
+		}},
+		{"no cid is never a duplicate", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
+			res := send(t, s, nm("alice", "bob", "a", ""), nm("alice", "bob", "a", ""))
+			if res[0].Duplicate || res[1].Duplicate || res[0].Message.ID == res[1].Message.ID {
+				t.Errorf("results = %+v", res)
+			}
+		}},
+		{"rejected send does not claim its cid", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
+			res := send(t, s, nm("alice", "ghost", "a", "x"), nm("alice", "bob", "b", "x"))
+			if !errors.Is(res[0].Err, plugins.ErrUnknownUser) || res[1].Err != nil || res[1].Duplicate {
+				t.Errorf("results = %+v", res)
+			}
+		}},
+		{"duplicate of a known cid to an unknown user", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
+			first := send(t, s, nm("alice", "bob", "a", "x"))[0]
+			r := send(t, s, nm("alice", "ghost", "b", "x"))[0]
+			if !r.Duplicate || r.Err != nil || r.Message != first.Message {
+				t.Errorf("retry = %+v, want duplicate of %+v", r, first)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, clk, _ := newStore(t)
+			tt.run(t, s, clk)
+		})
+	}
+}
+
+func TestWriteUnknownUser(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	res := send(t, s,
+		nm("alice", "bob", "1", "c1"),
+		nm("alice", "ghost", "2", "c2"),
+		nm("ghost", "bob", "3", "c3"),
+		nm("alice", "carol", "4", "c4"),
+	)
+	for i, wantErr := range []bool{false, true, true, false} {
+		if got := res[i].Err != nil; got != wantErr {
+			t.Errorf("result %d: err = %v, want error %v", i, res[i].Err, wantErr)
+		}
+		if wantErr {
+			if !errors.Is(res[i].Err, plugins.ErrUnknownUser) || res[i].Message.ID != "" {
+				t.Errorf("result %d = %+v, want ErrUnknownUser and no message", i, res[i])
+			}
+		} else if res[i].Message.ID == "" {
+			t.Errorf("result %d not stored: %+v", i, res[i])
+		}
+	}
+	if b, c := pendingCount(t, s, "bob"), pendingCount(t, s, "carol"); b != 1 || c != 1 {
+		t.Errorf("pending bob=%d carol=%d, want 1 and 1", b, c)
+	}
+}
+
+func TestAck(t *testing.T) {
+	t.Parallel()
+	// Each case starts with alice->bob m0, m1 and bob->alice m2 pending.
+	tests := []struct {
+		name        string
+		acks        func(m []string) []plugins.Ack
+		wantPending map[string]int64
+	}{
+		{"own pending", func(m []string) []plugins.Ack {
+			return []plugins.Ack{{User: "bob", MsgIDs: []string{m[0]}}}
+		}, map[string]int64{"bob": 1, "alice": 1}},
+		{"several users in one batch", func(m []string) []plugins.Ack {
+			return []plugins.Ack{{User: "bob", MsgIDs: []string{m[0], m[1]}}, {User: "alice", MsgIDs: []string{m[2]}}}
+		}, map[string]int64{"bob": 0, "alice": 0}},
+		{"ids of another user are ignored", func(m []string) []plugins.Ack {
+			return []plugins.Ack{{User: "alice", MsgIDs: []string{m[0], m[1]}}, {User: "carol", MsgIDs: m}}
+		}, map[string]int64{"bob": 2, "alice": 1}},
+		{"unknown ids are ignored", func(m []string) []plugins.Ack {
+			return []plugins.Ack{{User: "bob", MsgIDs: []string{"nope", "", m[1]}}, {User: "ghost", MsgIDs: []string{m[0]}}}
+		}, map[string]int64{"bob": 1, "alice": 1}},
+		{"already acked is ignored", func(m []string) []plugins.Ack {
+			return []plugins.Ack{{User: "bob", MsgIDs: []string{m[0], m[0]}}, {User: "bob", MsgIDs: []string{m[0]}}}
+		}, map[string]int64{"bob": 1, "alice": 1}},
+		{"empty", func(m []string) []plugins.Ack {
+			return []plugins.Ack{{User: "bob"}}
+		}, map[string]int64{"bob": 2, "alice": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _, _ := newStore(t)
+			m := resultIDs(send(t, s, nm("alice", "bob", "0", ""), nm("alice", "bob", "1", ""), nm("bob", "alice", "2", "")))
+			write(t, s, &plugins.WriteBatch{Acks: tt.acks(m)})
+			for u, want := range tt.wantPending {
+				if got := pendingCount(t, s, u); got != want {
+					t.Errorf("pending %s = %d, want %d", u, got, want)
+				}
+			}
+			// Acks settle pending state only: history keeps everything.
+			h, _, err := s.History(context.Background(), "alice", "bob", "", 10)
+			if err != nil || len(h) != 3 {
+				t.Errorf("History = %d messages, %v; want 3", len(h), err)
+			}
+		})
+	}
+
+	t.Run("ack in the batch that appends", func(t *testing.T) {
+		t.Parallel()
+		s, _, _ := newStore(t)
+		old := send(t, s, nm("alice", "bob", "old", ""))[0].Message.ID
+		res := write(t, s, &plugins.WriteBatch{
+			Messages: []plugins.NewMessage{nm("bob", "alice", "reply", "")},
+			Acks:     []plugins.Ack{{User: "bob", MsgIDs: []string{old}}},
+		})
+		if pendingCount(t, s, "bob") != 0 || pendingCount(t, s, "alice") != 1 || res[0].Message.ID == "" {
+			t.Errorf("pending bob=%d alice=%d", pendingCount(t, s, "bob"), pendingCount(t, s, "alice"))
+		}
+	})
+}
+
+func TestPending(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	var msgs []plugins.NewMessage
+	for i := range 5 {
+		msgs = append(msgs, nm("alice", "bob", fmt.Sprint(i), ""))
+	}
+	m := resultIDs(send(t, s, msgs...))
+	send(t, s, nm("bob", "alice", "not bob's", ""))
+
+	tests := []struct {
+		name     string
+		user     string
+		limit    int
+		acked    []string // acked before the call (cumulative)
+		wantIDs  []string
+		wantMore bool
+		wantErr  bool
+	}{
+		{name: "first page", user: "bob", limit: 2, wantIDs: m[:2], wantMore: true},
+		{name: "exact fit", user: "bob", limit: 5, wantIDs: m, wantMore: false},
+		{name: "larger limit", user: "bob", limit: 100, wantIDs: m, wantMore: false},
+		{name: "one short", user: "bob", limit: 4, wantIDs: m[:4], wantMore: true},
+		{name: "after ack", user: "bob", limit: 2, acked: m[:2], wantIDs: m[2:4], wantMore: true},
+		{name: "after more acks", user: "bob", limit: 2, acked: m[1:4], wantIDs: m[4:], wantMore: false},
+		{name: "nothing pending", user: "carol", limit: 3, wantIDs: []string{}},
+		{name: "unknown user", user: "ghost", limit: 3, wantIDs: []string{}},
+		{name: "zero limit", user: "bob", limit: 0, wantErr: true},
+		{name: "negative limit", user: "bob", limit: -1, wantErr: true},
+	}
+	for _, tt := range tests { // sequential: acks accumulate
+		t.Run(tt.name, func(t *testing.T) {
+			if len(tt.acked) > 0 {
+				ack(t, s, "bob", tt.acked...)
+			}
+			got, more, err := s.Pending(context.Background(), tt.user, tt.limit)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("Pending succeeded, want error")
+				}
+				return
+			}
+			if err != nil || !slices.Equal(ids(got), tt.wantIDs) || more != tt.wantMore {
+				t.Fatalf("Pending = %v, %v, %v; want %v, %v", ids(got), more, err, tt.wantIDs, tt.wantMore)
+			}
+			n := pendingCount(t, s, tt.user)
+			if want := int64(len(tt.wantIDs)); !tt.wantMore && n != want {
+				t.Errorf("PendingCount = %d, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestHistory(t *testing.T) {
+	t.Parallel()
+	s, clk, _ := newStore(t)
+	// Conversation alice<->bob: m0..m4 in both directions, interleaved with
+	// other conversations.
+	var m []string
+	var other, self string
+	for i := range 5 {
+		from, to := "alice", "bob"
+		if i%2 == 1 {
+			from, to = to, from
+		}
+		res := send(t, s, nm(from, to, fmt.Sprint(i), ""), nm("alice", "carol", "c", ""), nm("alice", "alice", "note", ""))
+		m = append(m, res[0].Message.ID)
+		other, self = res[1].Message.ID, res[2].Message.ID
+		clk.Add(time.Millisecond)
+	}
+
+	tests := []struct {
+		name         string
+		user, with   string
+		before       string
+		limit        int
+		wantIDs      []string
+		wantMore     bool
+		wantErr      error
+		wantSomeErr  bool
+		wantSelfOnly bool
+	}{
+		{name: "newest page", user: "alice", with: "bob", limit: 2, wantIDs: m[3:], wantMore: true},
+		{name: "newest page from the other side", user: "bob", with: "alice", limit: 2, wantIDs: m[3:], wantMore: true},
+		{name: "page before", user: "alice", with: "bob", before: m[3], limit: 2, wantIDs: m[1:3], wantMore: true},
+		{name: "last page short", user: "bob", with: "alice", before: m[1], limit: 2, wantIDs: m[:1], wantMore: false},
+		{name: "last page exact", user: "alice", with: "bob", before: m[2], limit: 2, wantIDs: m[:2], wantMore: false},
+		{name: "before the first", user: "alice", with: "bob", before: m[0], limit: 2, wantIDs: []string{}, wantMore: false},
+		{name: "all", user: "alice", with: "bob", limit: 50, wantIDs: m, wantMore: false},
+		{name: "exact limit", user: "alice", with: "bob", limit: 5, wantIDs: m, wantMore: false},
+		{name: "no messages", user: "bob", with: "carol", limit: 5, wantIDs: []string{}},
+		{name: "cursor from another conversation", user: "alice", with: "bob", before: other, limit: 2, wantErr: plugins.ErrBadCursor},
+		{name: "cursor of self conversation", user: "alice", with: "bob", before: self, limit: 2, wantErr: plugins.ErrBadCursor},
+		{name: "unknown cursor", user: "alice", with: "bob", before: "nope", limit: 2, wantErr: plugins.ErrBadCursor},
+		{name: "unknown with", user: "alice", with: "ghost", limit: 2, wantErr: plugins.ErrUnknownUser},
+		{name: "unknown with and bad cursor", user: "alice", with: "ghost", before: "nope", limit: 2, wantErr: plugins.ErrUnknownUser},
+		{name: "self conversation", user: "alice", with: "alice", limit: 3, wantMore: true, wantSelfOnly: true},
+		{name: "zero limit", user: "alice", with: "bob", limit: 0, wantSomeErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, more, err := s.History(context.Background(), tt.user, tt.with, tt.before, tt.limit)
+			switch {
+			case tt.wantErr != nil || tt.wantSomeErr:
+				if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+					t.Fatalf("History error = %v, want %v", err, tt.wantErr)
+				}
+				return
+			case err != nil:
+				t.Fatalf("History: %v", err)
+			case tt.wantSelfOnly:
+				if len(got) != tt.limit || more != tt.wantMore || got[len(got)-1].ID != self {
+					t.Fatalf("History = %+v, %v", got, more)
+				}
+				for _, msg := range got {
+					if msg.From != "alice" || msg.To != "alice" {
+						t.Fatalf("self history has %+v", msg)
+					}
+				}
+				return
+			}
+			if !slices.Equal(ids(got), tt.wantIDs) || more != tt.wantMore {
+				t.Fatalf("History = %v, %v; want %v, %v", ids(got), more, tt.wantIDs, tt.wantMore)
+			}
+		})
+	}
+
+	t.Run("walk back through every page", func(t *testing.T) {
+		for _, limit := range []int{1, 2, 3, 4, 5, 6} {
+			var all []string
+			before, pages := "", 0
+			for {
+				page, more, err := s.History(context.Background(), "bob", "alice", before, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pages++
+				all = append(ids(page), all...)
+				if !more {
+					break
+				}
+				before = page[0].ID
+			}
+			if !slices.Equal(all, m) || pages != (len(m)+limit-1)/limit {
+				t.Errorf("limit %d: walked %v in %d pages, want %v", limit, all, pages, m)
+			}
+		}
+	})
+}
+
+func TestTimestamps(t *testing.T) {
+	t.Parallel()
+	s, clk, path := newStore(t)
+	base := t0.UnixMilli()
+	steps := []struct {
+		clock  time.Duration // clock offset from t0 at the write
+		wantTS int64         // offset of the stored ts from t0, in ms
+	}{
+		{0, 0},
+		{-time.Hour, 0}, // the clock went back: ts stays
+		{5 * time.Millisecond, 5},
+		{-10 * time.Millisecond, 5},
+		{time.Second, 1000},
+	}
+	var want []int64
+	for i, st := range steps {
+		clk.Set(t0.Add(st.clock))
+		res := send(t, s, nm("alice", "bob", fmt.Sprint(i), ""), nm("bob", "alice", fmt.Sprint(i), ""))
+		for _, r := range res {
+			if got := r.Message.TS - base; got != st.wantTS {
+				t.Errorf("step %d: ts = t0%+d, want t0%+d", i, got, st.wantTS)
+			}
+			want = append(want, r.Message.TS)
+		}
+	}
+	h, _, err := s.History(context.Background(), "alice", "bob", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, m := range h {
+		got = append(got, m.TS)
+	}
+	if !slices.Equal(got, want) || !slices.IsSorted(got) {
+		t.Errorf("history ts = %v, want %v (sorted)", got, want)
+	}
+
+	// Across a restart with a clock that went back a day.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	clk2 := newClock()
+	clk2.Set(t0.Add(-24 * time.Hour))
+	s2 := openAt(t, path, clk2)
+	r := send(t, s2, nm("alice", "bob", "after restart", ""))[0]
+	if r.Message.TS != want[len(want)-1] {
+		t.Errorf("ts after reopen = %d, want %d", r.Message.TS, want[len(want)-1])
+	}
+}
+
+func TestDurableWithoutClose(t *testing.T) {
+	t.Parallel()
+	s, clk, path := newStore(t)
+	res := send(t, s, nm("alice", "bob", "committed", "c1"), nm("bob", "alice", "also", "c2"))
+	ack(t, s, "alice", res[1].Message.ID)
+
+	// A second store on the same file while the first is still open, as
+	// after a crash: everything committed is there.
+	s2 := openAt(t, path, clk)
+	p, more, err := s2.Pending(context.Background(), "bob", 10)
+	if err != nil || more || len(p) != 1 || p[0] != res[0].Message {
+		t.Fatalf("Pending on second store = %+v, %v, %v; want [%+v]", p, more, err, res[0].Message)
+	}
+	if n := pendingCount(t, s2, "alice"); n != 0 {
+		t.Errorf("alice pending on second store = %d, want 0 (acked)", n)
+	}
+	if h, err := s2.PasswordHash(context.Background(), "carol"); err != nil || h != "hash-carol" {
+		t.Errorf("PasswordHash on second store = %q, %v", h, err)
+	}
+	r := send(t, s2, nm("alice", "bob", "retry", "c1"))[0]
+	if !r.Duplicate || r.Message != res[0].Message {
+		t.Errorf("cid retry on second store = %+v, want duplicate of %+v", r, res[0].Message)
+	}
+	// Both stores keep working side by side.
+	r1 := send(t, s, nm("alice", "bob", "from first", ""))[0]
+	r2 := send(t, s2, nm("alice", "bob", "from second", ""))[0]
+	if r1.Err != nil || r2.Err != nil {
+		t.Errorf("writes = %+v, %+v", r1, r2)
+	}
+	if n := pendingCount(t, s, "bob"); n != 3 {
+		t.Errorf("bob pending = %d, want 3", n)
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "qq.db")
+	ctx := context.Background()
+
+	// Opening again is a no-op that keeps the data.
+	for i := range 3 {
+		s, err := sqlitestore.Open(ctx, sqlitestore.Options{Path: path})
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		if i == 0 {
+			if err := s.CreateUser(ctx, "alice", "h"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v, err := sqlitestore.WriterPragma(s, "user_version")
+		if err != nil || v != "1" {
+			t.Errorf("open %d: user_version = %q, %v; want 1", i, v, err)
+		}
+		if h, err := s.PasswordHash(ctx, "alice"); err != nil || h != "h" {
+			t.Errorf("open %d: PasswordHash = %q, %v", i, h, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A database from a newer program is refused.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("PRAGMA user_version = 99"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlitestore.Open(ctx, sqlitestore.Options{Path: path})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a newer database succeeded")
+	}
+	if !strings.Contains(err.Error(), "schema version 99 is newer") {
+		t.Errorf("Open error = %q, want it to name the newer schema version", err)
+	}
+
+	// A database that is not SQLite is refused.
+	junk := filepath.Join(t.TempDir(), "junk.db")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("not a database ", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := sqlitestore.Open(ctx, sqlitestore.Options{Path: junk}); err == nil {
+		s.Close()
+		t.Fatal("Open of a non-database succeeded")
+	}
+}
+
+func TestPruneCIDs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("window", func(t *testing.T) {
+		t.Parallel()
+		s, clk, path := newStore(t)
+		old := send(t, s, nm("alice", "bob", "old", "old"))[0].Message
+		clk.Add(23 * time.Hour)
+		recent := send(t, s, nm("alice", "bob", "recent", "recent"))[0].Message
+		clk.Add(2 * time.Hour) // old is 25 h old, recent 2 h
+
+		n, err := s.PruneCIDs(ctx)
+		if err != nil || n != 1 {
+			t.Fatalf("PruneCIDs = %d, %v; want 1", n, err)
+		}
+		if n, err := s.PruneCIDs(ctx); err != nil || n != 0 {
+			t.Fatalf("second PruneCIDs = %d, %v; want 0", n, err)
+		}
+		res := send(t, s, nm("alice", "bob", "old again", "old"), nm("alice", "bob", "recent again", "recent"))
+		if res[0].Duplicate || res[0].Message.ID == old.ID {
+			t.Errorf("forgotten cid: %+v, want a new message", res[0])
+		}
+		if !res[1].Duplicate || res[1].Message != recent {
+			t.Errorf("remembered cid: %+v, want duplicate of %+v", res[1], recent)
+		}
+		// The pruned message itself stays.
+		if p, _, err := s.Pending(ctx, "bob", 10); err != nil || len(p) != 3 || p[0] != old {
+			t.Errorf("Pending = %+v, %v", p, err)
+		}
+
+		// Open prunes: a day later the remaining keys are forgotten.
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(48 * time.Hour)
+		s2 := openAt(t, path, clk)
+		if r := send(t, s2, nm("alice", "bob", "x", "recent"))[0]; r.Duplicate {
+			t.Errorf("cid remembered across reopen past the window: %+v", r)
+		}
+	})
+
+	t.Run("zero window keeps cids forever", func(t *testing.T) {
+		t.Parallel()
+		s, clk, _ := newStore(t, func(o *sqlitestore.Options) { o.DedupWindow = 0 })
+		first := send(t, s, nm("alice", "bob", "x", "k"))[0].Message
+		clk.Add(10000 * time.Hour)
+		if n, err := s.PruneCIDs(ctx); err != nil || n != 0 {
+			t.Fatalf("PruneCIDs = %d, %v; want 0", n, err)
+		}
+		if r := send(t, s, nm("alice", "bob", "y", "k"))[0]; !r.Duplicate || r.Message != first {
+			t.Errorf("retry = %+v, want duplicate", r)
+		}
+	})
+
+	t.Run("many", func(t *testing.T) {
+		t.Parallel()
+		s, clk, _ := newStore(t, func(o *sqlitestore.Options) { o.Synchronous = "off" })
+		const total = 12000 // more than one prune batch
+		for i := 0; i < total; i += 1000 {
+			var msgs []plugins.NewMessage
+			for j := range 1000 {
+				msgs = append(msgs, nm("alice", "bob", "b", fmt.Sprint(i+j)))
+			}
+			send(t, s, msgs...)
+		}
+		clk.Add(25 * time.Hour)
+		if n, err := s.PruneCIDs(ctx); err != nil || n != total {
+			t.Fatalf("PruneCIDs = %d, %v; want %d", n, err, total)
+		}
+	})
+}
+
+func TestWriteContext(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		want error
+	}{
+		{"cancelled", cancelled, context.Canceled},
+		{"deadline exceeded", expired, context.DeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := s.Write(tc.ctx, &plugins.WriteBatch{
+				Messages: []plugins.NewMessage{nm("alice", "bob", "x", "c")},
+				Acks:     []plugins.Ack{{User: "bob", MsgIDs: []string{"whatever"}}},
+			})
+			var we *plugins.WriteError
+			if !errors.As(err, &we) || we.MaybeWritten || !errors.Is(err, tc.want) || res != nil {
+				t.Fatalf("Write = %v, %v; want *WriteError{MaybeWritten: false} wrapping %v", res, err, tc.want)
+			}
+		})
+	}
+	if n := pendingCount(t, s, "bob"); n != 0 {
+		t.Errorf("bob pending = %d, want 0", n)
+	}
+	// The cid was not taken.
+	if r := send(t, s, nm("alice", "bob", "x", "c"))[0]; r.Duplicate {
+		t.Errorf("cid of a failed write was remembered")
+	}
+	// Reads honour the context too.
+	if _, _, err := s.History(cancelled, "alice", "bob", "", 5); !errors.Is(err, context.Canceled) {
+		t.Errorf("History with cancelled context = %v", err)
+	}
+}
+
+func TestWriteDiskFull(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	before := send(t, s, nm("alice", "bob", "before", ""))[0].Message
+
+	// Simulate a full disk: the database may not grow.
+	pages, err := sqlitestore.WriterPragma(s, "page_count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitestore.WriterExec(s, "PRAGMA max_page_count = "+pages); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 256<<10)
+	for i := range 3 { // repeatedly: the writer must not be poisoned
+		res, err := s.Write(ctx, &plugins.WriteBatch{
+			Messages: []plugins.NewMessage{nm("bob", "alice", "small", fmt.Sprint("s", i)), nm("alice", "bob", big, fmt.Sprint("b", i))},
+			Acks:     []plugins.Ack{{User: "bob", MsgIDs: []string{before.ID}}},
+		})
+		var we *plugins.WriteError
+		var se *sqlite.Error
+		if !errors.As(err, &we) || we.MaybeWritten || res != nil {
+			t.Fatalf("Write on a full disk = %v, %v; want *WriteError{MaybeWritten: false}", res, err)
+		}
+		if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_FULL {
+			t.Errorf("Write error = %v, want SQLITE_FULL", err)
+		}
+		if !strings.HasPrefix(we.Err.Error(), "sqlitestore: ") {
+			t.Errorf("error %q lacks context", we.Err)
+		}
+	}
+	// Nothing of the batches is visible: neither the small message nor the ack.
+	if p, _, err := s.Pending(ctx, "bob", 10); err != nil || len(p) != 1 || p[0] != before {
+		t.Errorf("bob pending = %+v, %v; want only %+v", p, err, before)
+	}
+	if n := pendingCount(t, s, "alice"); n != 0 {
+		t.Errorf("alice pending = %d, want 0", n)
+	}
+
+	// Space returns: the store works again.
+	if err := sqlitestore.WriterExec(s, "PRAGMA max_page_count = 1073741823"); err != nil {
+		t.Fatal(err)
+	}
+	res := write(t, s, &plugins.WriteBatch{
+		Messages: []plugins.NewMessage{nm("alice", "bob", big, "b0")},
+		Acks:     []plugins.Ack{{User: "bob", MsgIDs: []string{before.ID}}},
+	})
+	if res[0].Duplicate || res[0].Err != nil {
+		t.Errorf("write after recovery = %+v", res[0])
+	}
+	if p, _, err := s.Pending(ctx, "bob", 10); err != nil || len(p) != 1 || p[0].Body != big {
+		t.Errorf("bob pending after recovery: %d messages, %v", len(p), err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	_, err := s.Write(ctx, &plugins.WriteBatch{Messages: []plugins.NewMessage{nm("alice", "bob", "x", "")}})
+	var we *plugins.WriteError
+	if !errors.As(err, &we) || we.MaybeWritten || !errors.Is(err, sqlitestore.ErrClosed) {
+		t.Errorf("Write after Close = %v", err)
+	}
+	calls := map[string]error{
+		"CreateUser": s.CreateUser(ctx, "zed", "h"),
+	}
+	_, calls["PasswordHash"] = s.PasswordHash(ctx, "alice")
+	_, calls["PendingCount"] = s.PendingCount(ctx, "bob")
+	_, _, calls["Pending"] = s.Pending(ctx, "bob", 1)
+	_, _, calls["History"] = s.History(ctx, "alice", "bob", "", 1)
+	_, calls["PruneCIDs"] = s.PruneCIDs(ctx)
+	for name, err := range calls {
+		if !errors.Is(err, sqlitestore.ErrClosed) {
+			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
+		}
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t, func(o *sqlitestore.Options) { o.Synchronous = "normal" })
+	ctx := context.Background()
+	const writers, perWriter = 6, 15
+	senders := []string{"alice", "bob", "carol"}
+	var wg sync.WaitGroup
+	errc := make(chan error, 100)
+	for w := range writers {
+		wg.Go(func() {
+			from := senders[w%len(senders)]
+			for i := range perWriter {
+				res, err := s.Write(ctx, &plugins.WriteBatch{Messages: []plugins.NewMessage{
+					nm(from, "bob", fmt.Sprintf("%d/%d", w, i), fmt.Sprintf("%d/%d", w, i)),
+				}})
+				if err != nil || res[0].Err != nil {
+					errc <- fmt.Errorf("writer %d: %v %+v", w, err, res)
+					return
+				}
+			}
+		})
+	}
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := s.Pending(ctx, "bob", 10); err != nil {
+					errc <- err
+					return
+				}
+				if _, _, err := s.History(ctx, "alice", "bob", "", 10); err != nil {
+					errc <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	p, more, err := s.Pending(ctx, "bob", writers*perWriter+1)
+	if err != nil || more || len(p) != writers*perWriter {
+		t.Fatalf("Pending = %d messages, more %v, %v", len(p), more, err)
+	}
+	// Each writer's messages are in its order, and ts never decreases.
+	next := make([]int, writers)
+	for i, m := range p {
+		var w, n int
+		if _, err := fmt.Sscanf(m.Body, "%d/%d", &w, &n); err != nil || n != next[w] {
+			t.Fatalf("message %d %q out of order", i, m.Body)
+		}
+		next[w]++
+		if i > 0 && m.TS < p[i-1].TS {
+			t.Fatalf("ts decreases at %d", i)
+		}
+	}
+}
+
+func TestQueryPlans(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	for _, q := range sqlitestore.Queries() {
+		plan, err := sqlitestore.QueryPlan(s, q)
+		if err != nil {
+			t.Errorf("%s: %v", q.Name, err)
+			continue
+		}
+		if !strings.Contains(plan, q.Index) || strings.Contains(plan, "SCAN messages\n") {
+			t.Errorf("%s: plan does not use %s:\n%s", q.Name, q.Index, plan)
+		}
+	}
+}
+
+func TestConvKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ a, b, want string }{
+		{"alice", "bob", "5:alice bob"},
+		{"bob", "alice", "5:alice bob"},
+		{"alice", "alice", "5:alice alice"},
+		{"a b", "c", "3:a b c"}, // a name with the separator stays unambiguous
+		{"a", "b c", "1:a b c"},
+	}
+	for _, tt := range tests {
+		if got := sqlitestore.ConvKey(tt.a, tt.b); got != tt.want {
+			t.Errorf("ConvKey(%q, %q) = %q, want %q", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestMsgIDs(t *testing.T) {
+	t.Parallel()
+	s, clk, _ := newStore(t)
+	var msgs []plugins.NewMessage
+	for range 200 {
+		msgs = append(msgs, nm("alice", "bob", "x", ""))
+	}
+	seen := map[string]bool{}
+	for _, r := range send(t, s, msgs...) {
+		id := r.Message.ID
+		if len(id) != sqlitestore.MsgIDLen || !msgIDRE.MatchString(id) || seen[id] {
+			t.Fatalf("bad or repeated msg_id %q", id)
+		}
+		seen[id] = true
+	}
+	// The first 10 characters encode the timestamp: later ids sort after.
+	a := send(t, s, nm("alice", "bob", "a", ""))[0].Message.ID
+	clk.Add(time.Millisecond)
+	b := send(t, s, nm("alice", "bob", "b", ""))[0].Message.ID
+	if a[:10] >= b[:10] {
+		t.Errorf("timestamp prefixes %q, %q not increasing", a[:10], b[:10])
+	}
+}

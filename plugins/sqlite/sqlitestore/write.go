@@ -1,0 +1,224 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
+)
+
+// CreateUser stores a new account. It returns an error wrapping
+// plugins.ErrUserExists when the name is taken.
+func (s *Store) CreateUser(ctx context.Context, user, passwordHash string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return fmt.Errorf("sqlitestore: create user: %w", ErrClosed)
+	}
+	res, err := s.stCreateUser.ExecContext(ctx, user, passwordHash, s.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create user %q: %w", user, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create user %q: %w", user, err)
+	}
+	if n == 0 { // ON CONFLICT DO NOTHING: the name is taken
+		return fmt.Errorf("sqlitestore: create user %q: %w", user, plugins.ErrUserExists)
+	}
+	return nil
+}
+
+// Write stores the batch's messages and applies its acks in one
+// transaction; see the package documentation for the details.
+func (s *Store) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.AppendResult, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: write: %w", ErrClosed)}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: write: %w", err)}
+	}
+	if b == nil || len(b.Messages) == 0 && len(b.Acks) == 0 {
+		return []plugins.AppendResult{}, nil
+	}
+
+	tx, err := s.writer.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: begin: %w", err)}
+	}
+	// After a successful or failed Commit this is a no-op (sql.ErrTxDone).
+	defer func() { _ = tx.Rollback() }()
+
+	results, firstID, err := s.append(ctx, tx, b.Messages)
+	if err != nil {
+		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: append: %w", err)}
+	}
+	if err := s.ack(ctx, tx, b.Acks); err != nil {
+		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: ack: %w", err)}
+	}
+	if err := tx.Commit(); err != nil {
+		maybe := s.commitMaybeWritten(firstID)
+		s.log.Warn("sqlitestore: commit failed", "err", err, "maybe_written", maybe)
+		return nil, &plugins.WriteError{MaybeWritten: maybe, Err: fmt.Errorf("sqlitestore: commit: %w", err)}
+	}
+	return results, nil
+}
+
+// append inserts msgs inside tx and returns their results and the id of
+// the first message it inserted ("" if none).
+func (s *Store) append(ctx context.Context, tx *sql.Tx, msgs []plugins.NewMessage) (_ []plugins.AppendResult, firstID string, _ error) {
+	results := make([]plugins.AppendResult, len(msgs))
+	if len(msgs) == 0 {
+		return results, "", nil
+	}
+	lookup := tx.StmtContext(ctx, s.stLookupCID)
+	userExists := tx.StmtContext(ctx, s.stUserExists)
+	insert := tx.StmtContext(ctx, s.stInsert)
+
+	// Users are never deleted and CreateUser waits for s.wmu, so what a
+	// batch learns about a name holds for the whole batch.
+	known := make(map[string]bool)
+	registered := func(name string) (bool, error) {
+		if ok, seen := known[name]; seen {
+			return ok, nil
+		}
+		var ok bool
+		if err := userExists.QueryRowContext(ctx, name).Scan(&ok); err != nil {
+			return false, fmt.Errorf("look up user: %w", err)
+		}
+		known[name] = ok
+		return ok, nil
+	}
+
+	ts := s.nextTS()
+	for i, m := range msgs {
+		if m.CID != "" {
+			r := plugins.AppendResult{Duplicate: true}
+			r.Message.From = m.From
+			err := lookup.QueryRowContext(ctx, m.From, m.CID).Scan(
+				&r.Message.ID, &r.Message.To, &r.Message.Body, &r.Message.TS, &r.Status)
+			if err == nil {
+				results[i] = r
+				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return nil, "", fmt.Errorf("look up cid: %w", err)
+			}
+		}
+		for _, name := range []string{m.To, m.From} {
+			ok, err := registered(name)
+			if err != nil {
+				return nil, "", err
+			}
+			if !ok {
+				results[i].Err = fmt.Errorf("sqlitestore: user %q: %w", name, plugins.ErrUnknownUser)
+				break
+			}
+		}
+		if results[i].Err != nil {
+			continue
+		}
+		id := newMsgID(ts)
+		var cid any // NULL when empty
+		if m.CID != "" {
+			cid = m.CID
+		}
+		if _, err := insert.ExecContext(ctx, id, m.From, m.To, convKey(m.From, m.To), m.Body, ts, cid, string(m.Status)); err != nil {
+			return nil, "", fmt.Errorf("insert: %w", err)
+		}
+		if firstID == "" {
+			firstID = id
+		}
+		results[i] = plugins.AppendResult{
+			Message: protocol.Message{ID: id, From: m.From, To: m.To, Body: m.Body, TS: ts},
+			Status:  m.Status,
+		}
+	}
+	return results, firstID, nil
+}
+
+// ack settles, inside tx, the acked ids that are pending for their user.
+func (s *Store) ack(ctx context.Context, tx *sql.Tx, acks []plugins.Ack) error {
+	if len(acks) == 0 {
+		return nil
+	}
+	st := tx.StmtContext(ctx, s.stAck)
+	for _, a := range acks {
+		for _, id := range a.MsgIDs {
+			if _, err := st.ExecContext(ctx, id, a.User); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// nextTS returns the timestamp of a new batch: now, but never less than
+// the last one assigned. The caller holds s.wmu. lastTS advances even if
+// the batch then fails, which keeps timestamps monotonic when a failed
+// commit did in fact commit.
+func (s *Store) nextTS() int64 {
+	ts := s.now().UnixMilli()
+	if ts < s.lastTS {
+		ts = s.lastTS
+	}
+	s.lastTS = ts
+	return ts
+}
+
+// commitMaybeWritten settles, after COMMIT failed, whether the batch may be
+// stored: it looks for the batch's first new message on the writer
+// connection (which sees its own last commit). The caller holds s.wmu.
+func (s *Store) commitMaybeWritten(firstID string) bool {
+	if firstID == "" {
+		return true // nothing to look for; acks alone are idempotent
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	var found bool
+	if err := s.writer.QueryRowContext(ctx, qProbe, firstID).Scan(&found); err != nil {
+		s.log.Warn("sqlitestore: cannot settle the outcome of a failed commit", "err", err)
+		return true
+	}
+	return found
+}
+
+// PruneCIDs forgets the de-duplication keys of messages older than the
+// window (a later message with such a key is stored anew) and returns how
+// many it forgot. It works in small transactions, so writes interleave.
+// With a zero window it does nothing.
+func (s *Store) PruneCIDs(ctx context.Context) (int64, error) {
+	var total int64
+	for {
+		n, err := s.pruneBatch(ctx)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("sqlitestore: prune cids: %w", err)
+		}
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
+}
+
+func (s *Store) pruneBatch(ctx context.Context) (int64, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	if s.window <= 0 {
+		return 0, nil
+	}
+	cutoff := s.now().Add(-s.window).UnixMilli()
+	res, err := s.stPrune.ExecContext(ctx, cutoff, pruneBatch)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
