@@ -1,0 +1,416 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chzyer/readline"
+	"github.com/qqchat/qq/client"
+	"github.com/qqchat/qq/daemon/protocol"
+)
+
+const chatHelp = `commands:
+  /msg <user> <text>    send text to user (later plain lines go to them too)
+  <text>                send text to the last user you wrote to
+  //text                send a line that starts with "/"
+  /users                who is online
+  /offline              show messages still waiting
+  /history <user> [n]   the last n messages with user
+  /quit                 log out and leave (also Ctrl-D)
+  /help                 this help
+`
+
+// Chat limits.
+const (
+	chatRequestTimeout = 30 * time.Second
+	offlinePage        = 100 // messages per offline request
+	pushBatch          = 100 // pushes displayed and acked together
+	seenMax            = 4096
+)
+
+// chatCmd runs the interactive chat.
+func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
+	pos, err := parseFlags(g.flagSet("chat"), args, 0)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageErrorf("usage: qq [chat]")
+	}
+	c, pending, err := a.login(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	stdin := readline.NewCancelableStdin(a.stdin)
+	cfg := &readline.Config{
+		Prompt:          "> ",
+		Stdin:           stdin,
+		Stdout:          a.stdout,
+		Stderr:          a.stderr,
+		InterruptPrompt: "^C",
+		EOFPrompt:       "/quit",
+		FuncIsTerminal:  func() bool { return a.terminal },
+	}
+	if !a.terminal {
+		cfg.FuncMakeRaw = func() error { return nil }
+		cfg.FuncExitRaw = func() error { return nil }
+	}
+	rl, err := readline.NewEx(cfg)
+	if err != nil {
+		return &cliError{code: exitOther, msg: "cannot start the line editor: " + err.Error(), err: err}
+	}
+	// rl.Close alone would wait for a pending read of stdin, and must not
+	// race with readline's start-up: other goroutines only close stdin,
+	// which makes Readline return io.EOF.
+	defer func() {
+		stdin.Close()
+		rl.Close()
+	}()
+
+	s := newChat(c, rl.Stdout(), a.loc, a.now)
+	s.setPrompt = rl.SetPrompt
+	if pending == 0 {
+		s.println("no messages waiting")
+	} else {
+		s.println(plural(pending, "message") + " waiting")
+		s.showOffline(ctx, false)
+	}
+	s.println("type /help for help")
+
+	pushDone := make(chan struct{})
+	go func() {
+		defer close(pushDone)
+		s.pushes(ctx)
+	}()
+	// When the connection ends, interrupt the prompt.
+	stopWatch := make(chan struct{})
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		select {
+		case <-pushDone:
+			stdin.Close()
+		case <-ctx.Done():
+			stdin.Close()
+		case <-stopWatch:
+		}
+	}()
+	defer func() {
+		close(stopWatch)
+		<-watchDone
+		c.Close()
+		<-pushDone
+	}()
+
+	for {
+		line, err := rl.Readline()
+		if errors.Is(err, readline.ErrInterrupt) {
+			if line == "" {
+				return s.quit(ctx)
+			}
+			continue
+		}
+		select {
+		case <-c.Done():
+			return connectionEnded(c)
+		default:
+		}
+		if ctx.Err() != nil || errors.Is(err, io.EOF) {
+			return s.quit(ctx)
+		}
+		if err != nil {
+			return &cliError{code: exitOther, msg: "reading input: " + err.Error(), err: err}
+		}
+		if s.handle(ctx, line) {
+			return s.quit(ctx)
+		}
+	}
+}
+
+// connectionEnded is the error of a chat whose connection the server ended.
+func connectionEnded(c *client.Client) error {
+	err := c.Err()
+	var ke *client.KickedError
+	if errors.As(err, &ke) {
+		return &cliError{code: exitOther, msg: describeKick(ke), err: err}
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	return &cliError{code: exitOther, msg: "connection to the server lost: " + describe(err, ""), err: err}
+}
+
+// chat is the state of an interactive session. Its methods print complete
+// lines with one Write each, so that a line editor can redraw its input line
+// below them.
+type chat struct {
+	c         *client.Client
+	loc       *time.Location
+	now       func() time.Time
+	setPrompt func(string)
+
+	outMu sync.Mutex
+	out   io.Writer
+
+	mu   sync.Mutex
+	peer string // last user written to
+	seen idSet  // msg_ids already displayed
+}
+
+func newChat(c *client.Client, out io.Writer, loc *time.Location, now func() time.Time) *chat {
+	return &chat{c: c, out: out, loc: loc, now: now, setPrompt: func(string) {}, seen: newIDSet(seenMax)}
+}
+
+func (s *chat) print(text string) {
+	if text == "" {
+		return
+	}
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	io.WriteString(s.out, text)
+}
+
+func (s *chat) println(line string) { s.print(line + "\n") }
+
+// display prints the messages not displayed before. It returns the ids of
+// all of them, to be acked.
+func (s *chat) display(msgs []protocol.Message) []string {
+	now := s.now()
+	var b strings.Builder
+	s.mu.Lock()
+	for _, m := range msgs {
+		if s.seen.add(m.ID) {
+			b.WriteString(formatMessage(m, now, s.loc))
+		}
+	}
+	s.mu.Unlock()
+	s.print(b.String())
+	return msgIDs(msgs)
+}
+
+// showOffline displays and acks every pending message, page by page.
+func (s *chat) showOffline(ctx context.Context, sayNone bool) {
+	total := 0
+	for {
+		rctx, cancel := context.WithTimeout(ctx, chatRequestTimeout)
+		msgs, more, err := s.c.Offline(rctx, offlinePage)
+		if err == nil && len(msgs) > 0 {
+			err = s.c.Ack(rctx, s.display(msgs)...)
+		}
+		cancel()
+		if err != nil {
+			s.println("could not fetch waiting messages: " + describe(err, ""))
+			return
+		}
+		total += len(msgs)
+		if !more || len(msgs) == 0 {
+			break
+		}
+	}
+	if total == 0 && sayNone {
+		s.println("no messages waiting")
+	}
+}
+
+// pushes displays and acks pushed messages until Messages is closed.
+func (s *chat) pushes(ctx context.Context) {
+	msgs := s.c.Messages()
+	for m := range msgs {
+		batch := []protocol.Message{m}
+	drain:
+		for len(batch) < pushBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		ids := s.display(batch)
+		rctx, cancel := context.WithTimeout(ctx, chatRequestTimeout)
+		err := s.c.Ack(rctx, ids...)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			select {
+			case <-s.c.Done(): // the end is reported by the chat loop
+			default:
+				s.println("could not mark messages read: " + describe(err, ""))
+			}
+		}
+	}
+}
+
+// quit logs out.
+func (s *chat) quit(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logoutTimeout)
+	defer cancel()
+	s.c.Logout(rctx)
+	s.println("bye")
+	return nil
+}
+
+// handle runs one input line and reports whether the user wants to quit.
+func (s *chat) handle(ctx context.Context, line string) (quit bool) {
+	if strings.TrimSpace(line) == "" {
+		return false
+	}
+	if strings.HasPrefix(line, "//") {
+		s.sendToPeer(ctx, line[1:])
+		return false
+	}
+	if !strings.HasPrefix(line, "/") {
+		s.sendToPeer(ctx, line)
+		return false
+	}
+	cmd, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+	rest = strings.TrimLeft(rest, " \t")
+	switch cmd {
+	case "/msg", "/m":
+		to, text, _ := strings.Cut(rest, " ")
+		text = strings.TrimLeft(text, " \t")
+		if to == "" || strings.TrimSpace(text) == "" {
+			s.println("usage: /msg <user> <text>")
+			return false
+		}
+		s.send(ctx, to, text)
+	case "/users", "/who":
+		s.users(ctx)
+	case "/offline":
+		s.showOffline(ctx, true)
+	case "/history":
+		s.history(ctx, strings.Fields(rest))
+	case "/quit", "/exit", "/q":
+		return true
+	case "/help", "/?":
+		s.print(chatHelp)
+	default:
+		s.println("unknown command " + sanitize(cmd) + "; type /help for help")
+	}
+	return false
+}
+
+func (s *chat) sendToPeer(ctx context.Context, text string) {
+	s.mu.Lock()
+	to := s.peer
+	s.mu.Unlock()
+	if to == "" {
+		s.println("no one to send to yet: start with /msg <user> <text>")
+		return
+	}
+	s.send(ctx, to, text)
+}
+
+func (s *chat) send(ctx context.Context, to, text string) {
+	rctx, cancel := context.WithTimeout(ctx, chatRequestTimeout)
+	defer cancel()
+	r, err := s.c.Send(rctx, to, text)
+	if err == nil || !errors.Is(err, &protocol.Error{Code: protocol.CodeUnknownUser}) {
+		s.setPeer(to)
+	}
+	if err != nil {
+		s.println(describe(err, to))
+		return
+	}
+	if r.Status == protocol.StatusQueued {
+		s.println("(" + sanitize(to) + " is offline; the message will wait)")
+	}
+	if r.Body != "" {
+		s.println("(a filter changed your message to: " + sanitize(r.Body) + ")")
+	}
+}
+
+func (s *chat) setPeer(to string) {
+	s.mu.Lock()
+	changed := s.peer != to
+	s.peer = to
+	s.mu.Unlock()
+	if changed {
+		s.setPrompt("to " + sanitize(to) + "> ")
+	}
+}
+
+func (s *chat) users(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, chatRequestTimeout)
+	defer cancel()
+	users, err := s.c.Users(rctx)
+	if err != nil {
+		s.println(describe(err, ""))
+		return
+	}
+	for i := range users {
+		users[i] = sanitize(users[i])
+	}
+	s.println("online: " + strings.Join(users, ", "))
+}
+
+func (s *chat) history(ctx context.Context, args []string) {
+	if len(args) < 1 || len(args) > 2 {
+		s.println("usage: /history <user> [n]")
+		return
+	}
+	with, n := args[0], 0
+	if len(args) == 2 {
+		v, err := strconv.Atoi(args[1])
+		if err != nil || v < 1 {
+			s.println("usage: /history <user> [n]  (n is a positive number)")
+			return
+		}
+		n = v
+	}
+	rctx, cancel := context.WithTimeout(ctx, chatRequestTimeout)
+	defer cancel()
+	msgs, more, err := s.c.History(rctx, with, "", n)
+	if err != nil {
+		s.println(describe(err, with))
+		return
+	}
+	if len(msgs) == 0 {
+		s.println("no messages with " + sanitize(with))
+		return
+	}
+	now := s.now()
+	var b strings.Builder
+	if more {
+		fmt.Fprintf(&b, "(older messages exist: qq history %s --before %s)\n", sanitize(with), sanitize(msgs[0].ID))
+	}
+	for _, m := range msgs {
+		b.WriteString(formatMessage(m, now, s.loc))
+	}
+	s.print(b.String())
+}
+
+// idSet remembers the last max ids added.
+type idSet struct {
+	ids  map[string]struct{}
+	ring []string
+	next int
+}
+
+func newIDSet(max int) idSet {
+	return idSet{ids: make(map[string]struct{}, max), ring: make([]string, max)}
+}
+
+// add adds id and reports whether it was new.
+func (s *idSet) add(id string) bool {
+	if _, ok := s.ids[id]; ok {
+		return false
+	}
+	if old := s.ring[s.next]; old != "" {
+		delete(s.ids, old)
+	}
+	s.ring[s.next] = id
+	s.next = (s.next + 1) % len(s.ring)
+	s.ids[id] = struct{}{}
+	return true
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/qqchat/qq/client"
+	"github.com/qqchat/qq/daemon/protocol"
+)
+
+// formatMessage renders m as "[15:04] alice: text\n" in loc. Messages not
+// from now's day get the date too. The body is made safe for a terminal,
+// and continuation lines of a multi-line body are indented.
+func formatMessage(m protocol.Message, now time.Time, loc *time.Location) string {
+	t := time.UnixMilli(m.TS).In(loc)
+	now = now.In(loc)
+	layout := "15:04"
+	switch {
+	case t.Year() != now.Year():
+		layout = "2006-01-02 15:04"
+	case t.YearDay() != now.YearDay():
+		layout = "Jan 2 15:04"
+	}
+	var b strings.Builder
+	b.WriteString("[" + t.Format(layout) + "] " + sanitize(m.From) + ": ")
+	for i, line := range strings.Split(m.Body, "\n") {
+		if i > 0 {
+			b.WriteString("\n    ")
+		}
+		b.WriteString(sanitize(line))
+	}
+	b.WriteByte('\n')
+	return b.String()
+}
+
+// sanitize makes s safe to print on a terminal: control characters (which
+// could move the cursor or recolor the screen) become visible escapes, and
+// invalid UTF-8 becomes U+FFFD. Tabs are kept.
+func sanitize(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || (r != '\t' && unicode.IsControl(r)) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\t', r == utf8.RuneError:
+			b.WriteRune(r)
+		case unicode.IsControl(r):
+			q := fmt.Sprintf("%q", string(r))
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// describe turns err into a line for people. name is the user the request
+// was about (the recipient, the history peer, the name to register), if any.
+func describe(err error, name string) string {
+	var pe *protocol.Error
+	var ke *client.KickedError
+	switch {
+	case errors.As(err, &ke):
+		return describeKick(ke)
+	case errors.As(err, &pe):
+		return describeServerError(pe, name)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out waiting for the server"
+	case errors.Is(err, context.Canceled):
+		return "interrupted"
+	}
+	return err.Error()
+}
+
+func describeKick(ke *client.KickedError) string {
+	var why string
+	switch ke.Reason {
+	case protocol.KickShutdown:
+		why = "the server is shutting down"
+	case protocol.KickSlowConsumer:
+		why = "this connection fell too far behind"
+	case protocol.KickAdmin:
+		why = "an operator kicked you"
+	case protocol.KickIdle:
+		why = "the connection was idle for too long"
+	default:
+		why = "reason " + sanitize(ke.Reason)
+	}
+	s := "disconnected by the server: " + why
+	if ke.Message != "" {
+		s += " (" + sanitize(ke.Message) + ")"
+	}
+	return s
+}
+
+func describeServerError(pe *protocol.Error, name string) string {
+	msg := sanitize(pe.Message)
+	switch pe.Code {
+	case protocol.CodeUnknownUser:
+		if name != "" {
+			return sanitize(name) + " is not a registered user"
+		}
+		return "no such user"
+	case protocol.CodeTooLarge:
+		return "message too large"
+	case protocol.CodeFrameTooLarge:
+		return "message too large (the server closed the connection)"
+	case protocol.CodeRejected:
+		if msg == "" {
+			msg = "refused by the server's filter"
+		}
+		return "rejected: " + msg
+	case protocol.CodeRateLimited:
+		return fmt.Sprintf("rate limited, retry in %d ms", pe.RetryAfterMS)
+	case protocol.CodeUserExists:
+		if name != "" {
+			return "the user name " + sanitize(name) + " is taken"
+		}
+		return "that user name is taken"
+	case protocol.CodeRegistrationClosed:
+		return "registration is closed on this server"
+	case protocol.CodeAuthFailed:
+		return "login failed: wrong user name or password"
+	case protocol.CodeNotLoggedIn:
+		return "not logged in"
+	case protocol.CodeAlreadyLoggedIn:
+		return "already logged in"
+	case protocol.CodeUnavailable:
+		return "the server cannot store messages right now; try again later"
+	case protocol.CodeBadRequest:
+		if msg == "" {
+			return "invalid request"
+		}
+		return "invalid request: " + msg
+	}
+	if msg == "" {
+		return "server error " + sanitize(string(pe.Code))
+	}
+	return "server error " + sanitize(string(pe.Code)) + ": " + msg
+}

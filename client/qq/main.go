@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/qqchat/qq/daemon/protocol"
+	"golang.org/x/term"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitUsage   = 1
+	exitConnect = 2
+	exitAuth    = 3
+	exitRefused = 4
+	exitOther   = 5
+)
+
+const defaultAddr = "127.0.0.1:5190"
+
+const usageText = `qq: chat on a qqd server (QQP/1)
+
+Usage:
+  qq [flags] [chat]                          interactive chat (the default)
+  qq [flags] register <user>                 create an account
+  qq [flags] send [--cid ID] <to> <text...>  send one message (flags before <to>)
+  qq [flags] users                           list who is online
+  qq [flags] offline [--limit N] [--ack]     show the oldest waiting messages;
+                                             --ack marks them read
+  qq [flags] history <user> [--limit N] [--before MSG_ID]
+                                             show a conversation, oldest first
+
+Flags (also accepted after the command name):
+  --addr HOST:PORT   server address (default 127.0.0.1:5190, env QQ_ADDR)
+  --user NAME        your user name (env QQ_USER)
+  --json             one-shot commands print one JSON object
+                     (messages as an array of {msg_id, from, to, body, ts});
+                     on failure: {"error": {"code", "message", "exit"}}
+
+The password is read from QQ_PASSWORD, otherwise asked for without echo.
+
+In the chat, type /help for its commands.
+
+Exit codes:
+  0  ok
+  1  usage error
+  2  cannot connect to the server
+  3  login failed (wrong user or password), or not logged in
+  4  the server refused the request (unknown user, message too large,
+     rejected by a filter, rate limited, user name taken, ...)
+  5  anything else (connection lost, kicked, unexpected errors)
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	a := &app{
+		getenv:       os.Getenv,
+		stdin:        os.Stdin,
+		stdout:       os.Stdout,
+		stderr:       os.Stderr,
+		readPassword: terminalPassword,
+		terminal:     term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())),
+		loc:          time.Local,
+		now:          time.Now,
+	}
+	err := a.run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "qq: "+err.Error())
+		os.Exit(exitCode(err))
+	}
+}
+
+// app is qq's environment: everything run needs from the process, so that
+// tests can supply their own.
+type app struct {
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	// readPassword asks for a password without echo; nil when there is no
+	// terminal to ask on.
+	readPassword func(ctx context.Context, prompt string) (string, error)
+	// terminal reports whether stdin and stdout are a terminal, for the
+	// chat's line editor.
+	terminal bool
+	loc      *time.Location
+	now      func() time.Time
+}
+
+// cliError is an error with the text to show and the exit code.
+type cliError struct {
+	code int
+	msg  string // shown instead of err's text when set
+	err  error
+}
+
+func (e *cliError) Error() string {
+	if e.msg != "" || e.err == nil {
+		return e.msg
+	}
+	return e.err.Error()
+}
+
+func (e *cliError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &cliError{code: exitUsage, msg: fmt.Sprintf(format, args...) + " (see qq -h)"}
+}
+
+// exitCode maps an error returned by run to qq's exit code.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
+	return codeFor(err)
+}
+
+// codeFor is the exit code for an error from the client library.
+func codeFor(err error) int {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case protocol.CodeAuthFailed, protocol.CodeNotLoggedIn:
+			return exitAuth
+		}
+		return exitRefused
+	}
+	return exitOther
+}
+
+// failed wraps a client library error for the request about name with a
+// readable text and its exit code.
+func failed(err error, name string) error {
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return &cliError{code: codeFor(err), msg: describe(err, name), err: err}
+}
+
+// globals are the flags every command accepts.
+type globals struct {
+	addr string
+	user string
+	json bool
+}
+
+// flagSet returns a flag set for cmd with the global flags registered on
+// it, their defaults being the values parsed so far.
+func (g *globals) flagSet(cmd string) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&g.addr, "addr", g.addr, "server address")
+	fs.StringVar(&g.user, "user", g.user, "user name")
+	fs.BoolVar(&g.json, "json", g.json, "JSON output")
+	return fs
+}
+
+// parseFlags parses args with fs, allowing flags between positional
+// arguments, and returns the positional ones. After "--", and after
+// flagsUntil positional arguments when flagsUntil > 0, everything is
+// positional.
+func parseFlags(fs *flag.FlagSet, args []string, flagsUntil int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageErrorf("%s: %v", fs.Name(), err)
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+		if flagsUntil > 0 && len(pos) >= flagsUntil {
+			return append(pos, args...), nil
+		}
+	}
+}
+
+// run runs qq with the arguments after the program name.
+func (a *app) run(ctx context.Context, args []string) error {
+	g := &globals{addr: a.getenv("QQ_ADDR"), user: a.getenv("QQ_USER")}
+	if g.addr == "" {
+		g.addr = defaultAddr
+	}
+	fs := g.flagSet("qq")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(a.stdout, usageText)
+			return nil
+		}
+		return usageErrorf("%v", err)
+	}
+	cmd, rest := "chat", fs.Args()
+	if len(rest) > 0 {
+		cmd, rest = rest[0], rest[1:]
+	}
+	var err error
+	switch cmd {
+	case "chat":
+		err = a.chatCmd(ctx, g, rest)
+	case "register":
+		err = a.registerCmd(ctx, g, rest)
+	case "send":
+		err = a.sendCmd(ctx, g, rest)
+	case "users":
+		err = a.usersCmd(ctx, g, rest)
+	case "offline":
+		err = a.offlineCmd(ctx, g, rest)
+	case "history":
+		err = a.historyCmd(ctx, g, rest)
+	case "help":
+		fmt.Fprint(a.stdout, usageText)
+		return nil
+	default:
+		return usageErrorf("unknown command %q", cmd)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(a.stdout, usageText)
+		return nil
+	}
+	if err != nil && g.json && cmd != "chat" {
+		a.printJSONError(err)
+	}
+	return err
+}
+
+// password returns the password: QQ_PASSWORD, or asked for on the terminal.
+// With confirm, a typed password must be typed twice.
+func (a *app) password(ctx context.Context, user string, confirm bool) (string, error) {
+	if p := a.getenv("QQ_PASSWORD"); p != "" {
+		return p, nil
+	}
+	if a.readPassword == nil {
+		return "", usageErrorf("no password: set QQ_PASSWORD or run qq on a terminal")
+	}
+	p, err := a.readPassword(ctx, "password for "+user+": ")
+	if err != nil {
+		return "", &cliError{code: exitUsage, msg: "cannot read the password: " + err.Error(), err: err}
+	}
+	if p == "" {
+		return "", usageErrorf("empty password")
+	}
+	if confirm {
+		p2, err := a.readPassword(ctx, "password again: ")
+		if err != nil {
+			return "", &cliError{code: exitUsage, msg: "cannot read the password: " + err.Error(), err: err}
+		}
+		if p2 != p {
+			return "", usageErrorf("the passwords do not match")
+		}
+	}
+	return p, nil
+}
+
+// terminalPassword reads a password without echo from /dev/tty, or else
+// from stdin when it is a terminal. If ctx ends first the terminal's state
+// is restored.
+func terminalPassword(ctx context.Context, prompt string) (string, error) {
+	in, out := os.Stdin, os.Stderr
+	if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil {
+		defer tty.Close()
+		if term.IsTerminal(int(tty.Fd())) {
+			in, out = tty, tty
+		}
+	}
+	fd := int(in.Fd())
+	if !term.IsTerminal(fd) {
+		return "", errors.New("no terminal: set QQ_PASSWORD")
+	}
+	state, err := term.GetState(fd)
+	if err != nil {
+		return "", fmt.Errorf("terminal state: %w", err)
+	}
+	fmt.Fprint(out, prompt)
+	type result struct {
+		b   []byte
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		b, err := term.ReadPassword(fd)
+		ch <- result{b, err}
+	}()
+	select {
+	case r := <-ch:
+		fmt.Fprintln(out)
+		return strings.TrimRight(string(r.b), "\r\n"), r.err
+	case <-ctx.Done():
+		term.Restore(fd, state)
+		fmt.Fprintln(out)
+		return "", ctx.Err()
+	}
+}
