@@ -75,7 +75,7 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 		rl.Close()
 	}()
 
-	s := newChat(c, rl.Stdout(), a.loc, a.now)
+	s := newChat(c, g.user, rl.Stdout(), a.loc, a.now)
 	s.setPrompt = rl.SetPrompt
 	if pending == 0 {
 		s.println("no messages waiting")
@@ -153,6 +153,7 @@ func connectionEnded(c *client.Client) error {
 // below them.
 type chat struct {
 	c         *client.Client
+	me        string
 	loc       *time.Location
 	now       func() time.Time
 	setPrompt func(string)
@@ -161,12 +162,12 @@ type chat struct {
 	out   io.Writer
 
 	mu   sync.Mutex
-	peer string // last user written to
+	peer string // last user written to, or first user who wrote
 	seen idSet  // msg_ids already displayed
 }
 
-func newChat(c *client.Client, out io.Writer, loc *time.Location, now func() time.Time) *chat {
-	return &chat{c: c, out: out, loc: loc, now: now, setPrompt: func(string) {}, seen: newIDSet(seenMax)}
+func newChat(c *client.Client, me string, out io.Writer, loc *time.Location, now func() time.Time) *chat {
+	return &chat{c: c, me: me, out: out, loc: loc, now: now, setPrompt: func(string) {}, seen: newIDSet(seenMax)}
 }
 
 func (s *chat) print(text string) {
@@ -181,18 +182,27 @@ func (s *chat) print(text string) {
 func (s *chat) println(line string) { s.print(line + "\n") }
 
 // display prints the messages not displayed before. It returns the ids of
-// all of them, to be acked.
+// all of them, to be acked. When no peer is set yet, the first user who
+// wrote becomes the peer, so a plain line answers them.
 func (s *chat) display(msgs []protocol.Message) []string {
 	now := s.now()
 	var b strings.Builder
 	s.mu.Lock()
+	from := ""
 	for _, m := range msgs {
 		if s.seen.add(m.ID) {
-			b.WriteString(formatMessage(m, now, s.loc))
+			b.WriteString(formatMessageFor(m, s.me, now, s.loc))
+		}
+		if from == "" && m.From != s.me {
+			from = m.From
 		}
 	}
+	noPeer := s.peer == ""
 	s.mu.Unlock()
 	s.print(b.String())
+	if noPeer && from != "" {
+		s.setPeer(from)
+	}
 	return msgIDs(msgs)
 }
 
@@ -322,12 +332,18 @@ func (s *chat) send(ctx context.Context, to, text string) {
 		s.println(describe(err, to))
 		return
 	}
+	body := text
+	if r.Body != "" {
+		body = r.Body
+	}
+	line := formatMessageFor(protocol.Message{ID: r.MsgID, From: s.me, To: to, Body: body, TS: r.TS}, s.me, s.now(), s.loc)
 	if r.Status == protocol.StatusQueued {
-		s.println("(" + sanitize(to) + " is offline; the message will wait)")
+		line += "(" + sanitize(to) + " is offline; the message will wait)\n"
 	}
 	if r.Body != "" {
-		s.println("(a filter changed your message to: " + sanitize(r.Body) + ")")
+		line += "(a filter changed your message)\n"
 	}
+	s.print(line)
 }
 
 func (s *chat) setPeer(to string) {
@@ -385,7 +401,7 @@ func (s *chat) history(ctx context.Context, args []string) {
 		fmt.Fprintf(&b, "(older messages exist: qq history %s --before %s)\n", sanitize(with), sanitize(msgs[0].ID))
 	}
 	for _, m := range msgs {
-		b.WriteString(formatMessage(m, now, s.loc))
+		b.WriteString(formatMessageFor(m, s.me, now, s.loc))
 	}
 	s.print(b.String())
 }

@@ -17,6 +17,12 @@ import (
 // from now's day get the date too. The body is made safe for a terminal,
 // and continuation lines of a multi-line body are indented.
 func formatMessage(m protocol.Message, now time.Time, loc *time.Location) string {
+	return formatMessageFor(m, "", now, loc)
+}
+
+// formatMessageFor is formatMessage from the point of view of user me: a
+// message me sent to someone else reads "[15:04] me → bob: text".
+func formatMessageFor(m protocol.Message, me string, now time.Time, loc *time.Location) string {
 	t := time.UnixMilli(m.TS).In(loc)
 	now = now.In(loc)
 	layout := "15:04"
@@ -27,7 +33,11 @@ func formatMessage(m protocol.Message, now time.Time, loc *time.Location) string
 		layout = "Jan 2 15:04"
 	}
 	var b strings.Builder
-	b.WriteString("[" + t.Format(layout) + "] " + sanitize(m.From) + ": ")
+	b.WriteString("[" + t.Format(layout) + "] " + sanitize(m.From))
+	if me != "" && m.From == me && m.To != me {
+		b.WriteString(" → " + sanitize(m.To))
+	}
+	b.WriteString(": ")
 	for i, line := range strings.Split(m.Body, "\n") {
 		if i > 0 {
 			b.WriteString("\n    ")

@@ -339,8 +339,10 @@ func TestChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("] bob: live\\x1b[2J\n")
-	type_("no peer yet")
-	waitFor("no one to send to yet")
+	// The first user who wrote became the peer: a plain line answers.
+	type_("a plain reply")
+	recv("a plain reply")
+	waitFor("] alice → bob: a plain reply\n")
 	type_("/msg bob hi  there")
 	recv("hi  there")
 	type_("and a plain line")
@@ -351,7 +353,7 @@ func TestChat(t *testing.T) {
 	waitFor("online: alice, bob\n")
 	type_("/history bob 2")
 	waitFor("(older messages exist: qq history bob --before ")
-	waitFor("] alice: and a plain line\n")
+	waitFor("] alice → bob: and a plain line\n")
 	type_("/msg nobody x")
 	waitFor("nobody is not a registered user\n")
 	type_("/frob")
