@@ -105,6 +105,8 @@ func (p *pipeline) write(batch []*writeReq) {
 	if err != nil {
 		srv.log.Error("storage write failed", "messages", len(wb.Messages), "acks", len(wb.Acks), "err", err)
 	}
+	// Before anything of this batch is answered: see router.
+	epoch := srv.router.advance()
 	unavailable := protocol.Errorf(protocol.CodeUnavailable, "storage unavailable; nothing was stored")
 	i := 0
 	var pushBuf []byte
@@ -137,17 +139,17 @@ func (p *pipeline) write(batch []*writeReq) {
 			r.sess.msgsIn.Add(1)
 			if !res.Duplicate {
 				pushBuf = protocol.AppendPush(pushBuf[:0], m)
-				p.push(m.To, pushBuf)
+				p.push(m.To, epoch, pushBuf)
 			}
 		}
 		r.sess.releaseInflight()
 	}
 }
 
-// push queues frame on every session of user.
-func (p *pipeline) push(user string, frame []byte) {
+// push queues frame on every session of user that joined before epoch.
+func (p *pipeline) push(user string, epoch uint64, frame []byte) {
 	var dropped []*session
-	p.srv.router.each(user, func(s *session) {
+	p.srv.router.each(user, epoch, func(s *session) {
 		if s.enqueue(frame) {
 			s.msgsOut.Add(1)
 		} else {

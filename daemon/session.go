@@ -41,6 +41,9 @@ type session struct {
 	// other goroutines.
 	user     string
 	loggedIn atomic.Bool
+	// joinEpoch is the router epoch when the session went online; it
+	// gets pushes of later epochs only (see router).
+	joinEpoch uint64
 
 	msgsIn, msgsOut atomic.Uint64
 
