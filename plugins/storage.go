@@ -66,6 +66,12 @@ type AppendResult struct {
 	Err error
 }
 
+// CIDKey names a message by its sender's idempotency key.
+type CIDKey struct {
+	From string
+	CID  string
+}
+
 // Ack settles messages pending for User. Ids that are not pending for User
 // are ignored.
 type Ack struct {
@@ -100,6 +106,14 @@ type Storage interface {
 	// The results are in the order of b.Messages. A failed Write returns
 	// a *WriteError.
 	Write(ctx context.Context, b *WriteBatch) ([]AppendResult, error)
+
+	// LookupCIDs returns, for each key, the message stored under that
+	// (From, CID) within the de-duplication window: a result with
+	// Duplicate set, as Write would return it for a retry. Keys with no
+	// such message get a zero AppendResult. The host calls it before the
+	// filter chain, so that a retry is answered with the first send's
+	// outcome and is not filtered again.
+	LookupCIDs(ctx context.Context, keys []CIDKey) ([]AppendResult, error)
 
 	// PendingCount returns how many messages are pending for user.
 	PendingCount(ctx context.Context, user string) (int64, error)

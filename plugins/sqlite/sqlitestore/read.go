@@ -33,6 +33,33 @@ func (s *Store) PasswordHash(ctx context.Context, user string) (string, error) {
 	return h, nil
 }
 
+// LookupCIDs returns, for each key, the message stored under its
+// (From, CID) as a Duplicate result, or a zero result when there is none
+// (or the key's CID is empty).
+func (s *Store) LookupCIDs(ctx context.Context, keys []plugins.CIDKey) ([]plugins.AppendResult, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("sqlitestore: lookup cids: %w", ErrClosed)
+	}
+	results := make([]plugins.AppendResult, len(keys))
+	for i, k := range keys {
+		if k.CID == "" {
+			continue
+		}
+		r := plugins.AppendResult{Duplicate: true}
+		r.Message.From = k.From
+		err := s.stReadCID.QueryRowContext(ctx, k.From, k.CID).Scan(
+			&r.Message.ID, &r.Message.To, &r.Message.Body, &r.Message.TS, &r.Status)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, fmt.Errorf("sqlitestore: lookup cids: %w", err)
+		default:
+			results[i] = r
+		}
+	}
+	return results, nil
+}
+
 // PendingCount returns how many messages are pending for user.
 func (s *Store) PendingCount(ctx context.Context, user string) (int64, error) {
 	if s.closed.Load() {

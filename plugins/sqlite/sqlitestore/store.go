@@ -78,6 +78,7 @@ type Store struct {
 	stReadUser     *sql.Stmt
 	stPendingCount *sql.Stmt
 	stPending      *sql.Stmt
+	stReadCID      *sql.Stmt
 	stCursor       *sql.Stmt
 	stHistory      *sql.Stmt
 
@@ -261,6 +262,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.reader, &s.stReadUser, qUserExists},
 		{s.reader, &s.stPendingCount, qPendingCount},
 		{s.reader, &s.stPending, qPending},
+		{s.reader, &s.stReadCID, qLookupCID},
 		{s.reader, &s.stCursor, qCursor},
 		{s.reader, &s.stHistory, qHistory},
 	} {
@@ -318,7 +320,7 @@ func (s *Store) Close() error {
 func (s *Store) closeDB() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
-		s.stPasswordHash, s.stReadUser, s.stPendingCount, s.stPending, s.stCursor, s.stHistory,
+		s.stPasswordHash, s.stReadUser, s.stPendingCount, s.stPending, s.stReadCID, s.stCursor, s.stHistory,
 		s.stLookupCID, s.stUserExists, s.stInsert, s.stAck, s.stPrune, s.stCreateUser,
 	} {
 		if st != nil {
