@@ -63,9 +63,12 @@ func (s *session) replyOK(id []byte) {
 	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(id).End())
 }
 
-// storageCtx bounds one storage call.
-func (s *session) storageCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), s.srv.cfg.Storage.Timeout)
+// storage returns the storage in service and a context bounding one call;
+// done releases both.
+func (s *session) storage() (plugins.Storage, context.Context, func()) {
+	ps := s.srv.acquirePlugs()
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.Storage.Timeout)
+	return ps.storage, ctx, func() { cancel(); ps.release() }
 }
 
 var errUnavailable = protocol.Errorf(protocol.CodeUnavailable, "storage unavailable; try again")
@@ -116,9 +119,9 @@ func (s *session) register(req *protocol.Request) {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeInternal, "could not register; try again"))
 		return
 	}
-	ctx, cancel := s.storageCtx()
-	defer cancel()
-	switch cerr := s.srv.store.CreateUser(ctx, user, hash); {
+	st, ctx, done := s.storage()
+	defer done()
+	switch cerr := st.CreateUser(ctx, user, hash); {
 	case errors.Is(cerr, plugins.ErrUserExists):
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeUserExists, "user name is taken"))
 	case cerr != nil:
@@ -144,9 +147,9 @@ func (s *session) login(req *protocol.Request) {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeAlreadyLoggedIn, "this connection is logged in as "+s.user))
 		return
 	}
-	ctx, cancel := s.storageCtx()
-	defer cancel()
-	hash, lerr := s.srv.store.PasswordHash(ctx, user)
+	st, ctx, done := s.storage()
+	hash, lerr := st.PasswordHash(ctx, user)
+	done()
 	known := lerr == nil
 	if lerr != nil && !errors.Is(lerr, plugins.ErrUnknownUser) {
 		s.storageFailed(req.ID, "password_hash", lerr)
@@ -167,10 +170,12 @@ func (s *session) login(req *protocol.Request) {
 	}
 	s.user = user
 	s.loggedIn.Store(true)
-	// Join the online set before counting, so that a message committed
-	// meanwhile is pushed, counted, or both, but never neither.
+	// Join the online set before counting: see router for why this makes
+	// the login exact.
 	s.srv.router.add(s)
-	n, cerr := s.srv.store.PendingCount(ctx, user)
+	st, ctx, done = s.storage()
+	n, cerr := st.PendingCount(ctx, user)
+	done()
 	if cerr != nil {
 		s.srv.router.remove(s)
 		s.loggedIn.Store(false)
@@ -213,10 +218,11 @@ func (s *session) sendMsg(req *protocol.Request) {
 	}
 	s.acquireInflight()
 	s.srv.pipe.submit(&writeReq{
-		sess:   s,
-		id:     req.ID,
-		isSend: true,
-		msg:    plugins.NewMessage{From: s.user, To: to, Body: body, CID: cid},
+		sess:     s,
+		id:       req.ID,
+		isSend:   true,
+		msg:      plugins.NewMessage{From: s.user, To: to, Body: body, CID: cid},
+		sentBody: body,
 	})
 }
 
@@ -261,9 +267,9 @@ func (s *session) offline(req *protocol.Request) {
 	}
 	// Pending must see every ack this connection sent before.
 	s.waitInflight()
-	ctx, cancel := s.storageCtx()
-	defer cancel()
-	msgs, more, serr := s.srv.store.Pending(ctx, s.user, limit)
+	st, ctx, done := s.storage()
+	defer done()
+	msgs, more, serr := st.Pending(ctx, s.user, limit)
 	if serr != nil {
 		s.storageFailed(req.ID, "pending", serr)
 		return
@@ -296,9 +302,9 @@ func (s *session) history(req *protocol.Request) {
 		return
 	}
 	s.waitInflight() // history includes this connection's earlier sends
-	ctx, cancel := s.storageCtx()
-	defer cancel()
-	msgs, more, serr := s.srv.store.History(ctx, s.user, with, before, limit)
+	st, ctx, done := s.storage()
+	defer done()
+	msgs, more, serr := st.History(ctx, s.user, with, before, limit)
 	switch {
 	case errors.Is(serr, plugins.ErrUnknownUser):
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeUnknownUser, "no such user"))

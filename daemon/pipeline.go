@@ -4,40 +4,64 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
 )
 
-// writeReq is one pipelined request: a send (msg set) or an ack.
+// writeReq is one pipelined request: a send (isSend) or an ack.
 type writeReq struct {
 	sess *session
 	id   json.RawMessage
 	// send
-	msg    plugins.NewMessage
 	isSend bool
+	msg    plugins.NewMessage
+	// sentBody is the body as the client sent it; msg.Body may be
+	// rewritten by filters.
+	sentBody string
 	// ack
 	ack []string
+
+	// Set by the filter stage: the answer when the request does not
+	// reach storage as a new message.
+	dup    *plugins.AppendResult // a cid retry of a stored message
+	refuse *protocol.Error       // rejected, or failed closed
 }
 
-// pipeline is the group commit: a single goroutine takes every request
-// queued while the previous storage write ran, up to storage.batch_max,
-// writes them in one Storage.Write, then answers them in order and pushes
-// the new messages to their recipients' sessions. Batches form by
-// themselves under load; an idle server writes each request at once.
+// pipeline turns pipelined sends and acks into batched plugin calls, in two
+// stages that run concurrently, each on one goroutine:
+//
+//  1. filter: takes every request queued while the previous batch was
+//     being filtered (up to storage.batch_max), answers cid retries from
+//     storage (LookupCIDs), and runs the remaining sends through the
+//     filter chain, one call per filter per batch;
+//  2. store: writes the batch's new messages and acks in one
+//     Storage.Write (the group commit), then answers every request of the
+//     batch in order and pushes the new messages.
+//
+// Batches form by themselves under load; an idle server handles each
+// request at once. Both stages keep request order, so replies leave each
+// connection in order and messages from one sender are stored in the order
+// they were sent.
 type pipeline struct {
-	srv  *Server
-	in   chan *writeReq
-	done chan struct{}
+	srv      *Server
+	in       chan *writeReq
+	filtered chan []*writeReq
+	done     chan struct{}
 }
 
 func newPipeline(srv *Server) *pipeline {
 	p := &pipeline{
-		srv:  srv,
-		in:   make(chan *writeReq, 4*srv.cfg.Storage.BatchMax),
-		done: make(chan struct{}),
+		srv:      srv,
+		in:       make(chan *writeReq, 4*srv.cfg.Storage.BatchMax),
+		filtered: make(chan []*writeReq, 1),
+		done:     make(chan struct{}),
 	}
-	go p.run()
+	go p.filterStage()
+	go p.storeStage()
 	return p
 }
 
@@ -51,16 +75,16 @@ func (p *pipeline) stop() {
 	<-p.done
 }
 
-func (p *pipeline) run() {
-	defer close(p.done)
+func (p *pipeline) filterStage() {
+	defer close(p.filtered)
 	max := p.srv.cfg.Storage.BatchMax
-	batch := make([]*writeReq, 0, max)
 	for {
 		r, ok := <-p.in
 		if !ok {
 			return
 		}
-		batch = append(batch[:0], r)
+		batch := make([]*writeReq, 1, min(max, 1+len(p.in)))
+		batch[0] = r
 	fill:
 		for len(batch) < max {
 			select {
@@ -73,22 +97,164 @@ func (p *pipeline) run() {
 				break fill
 			}
 		}
-		p.write(batch)
-		clear(batch)
+		ps := p.srv.acquirePlugs()
+		p.lookupRetries(ps, batch)
+		p.runFilters(ps, batch)
+		ps.release()
+		p.filtered <- batch
 	}
 }
 
-func (p *pipeline) write(batch []*writeReq) {
+var (
+	errStorageDown = protocol.Errorf(protocol.CodeUnavailable, "storage unavailable; nothing was stored")
+	errFilterDown  = protocol.Errorf(protocol.CodeUnavailable, "message filter unavailable; nothing was stored")
+)
+
+// lookupRetries answers sends whose cid names a stored message with that
+// message, before the filters see them.
+func (p *pipeline) lookupRetries(ps *plugSet, batch []*writeReq) {
+	var keys []plugins.CIDKey
+	var reqs []*writeReq
+	for _, r := range batch {
+		if r.isSend && r.msg.CID != "" {
+			keys = append(keys, plugins.CIDKey{From: r.msg.From, CID: r.msg.CID})
+			reqs = append(reqs, r)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.srv.cfg.Storage.Timeout)
+	res, err := ps.storage.LookupCIDs(ctx, keys)
+	cancel()
+	if err == nil && len(res) != len(keys) {
+		err = errors.New("storage returned a wrong number of results")
+	}
+	if err != nil {
+		p.srv.log.Error("storage cid lookup failed", "keys", len(keys), "err", err)
+		for _, r := range reqs {
+			r.refuse = errStorageDown
+		}
+		return
+	}
+	for i, r := range reqs {
+		if res[i].Duplicate {
+			r.dup = &res[i]
+		}
+	}
+}
+
+// runFilters runs the sends that are still new through the chain.
+func (p *pipeline) runFilters(ps *plugSet, batch []*writeReq) {
+	var live []*writeReq
+	for _, f := range ps.filters {
+		live = live[:0]
+		for _, r := range batch {
+			if r.isSend && r.dup == nil && r.refuse == nil {
+				live = append(live, r)
+			}
+		}
+		if len(live) == 0 {
+			return
+		}
+		p.applyFilter(f, live)
+	}
+}
+
+func (p *pipeline) applyFilter(f Filter, live []*writeReq) {
+	now := time.Now().UnixMilli()
+	msgs := make([]plugins.FilterMessage, len(live))
+	for i, r := range live {
+		msgs[i] = plugins.FilterMessage{From: r.msg.From, To: r.msg.To, Body: r.msg.Body, TS: now}
+	}
+	timeout := f.Timeout
+	if timeout <= 0 {
+		timeout = p.srv.cfg.Storage.Timeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	verdicts, err := f.Filter.Filter(ctx, msgs)
+	cancel()
+	if err == nil && len(verdicts) != len(live) {
+		err = errors.New("filter returned a wrong number of verdicts")
+	}
+	if err != nil {
+		p.srv.log.Warn("filter failed", "filter", f.Name, "messages", len(live), "err", err,
+			"on_failure", f.OnFailure.String())
+		if f.OnFailure == FailClosed {
+			for _, r := range live {
+				r.refuse = errFilterDown
+			}
+		}
+		return
+	}
+	maxBody := p.srv.cfg.Limits.MaxBodyBytes
+	for i, r := range live {
+		v := verdicts[i]
+		switch v.Action {
+		case plugins.Allow:
+		case plugins.Reject:
+			r.refuse = protocol.Errorf(protocol.CodeRejected, rejectReason(f.Name, v.Reason))
+		case plugins.Rewrite:
+			if v.Body == "" || len(v.Body) > maxBody || !utf8.ValidString(v.Body) {
+				p.srv.log.Warn("filter rewrote a body into an invalid one", "filter", f.Name, "bytes", len(v.Body))
+				if f.OnFailure == FailClosed {
+					r.refuse = errFilterDown
+				}
+				continue
+			}
+			r.msg.Body = v.Body
+		default:
+			p.srv.log.Warn("filter returned an unknown action", "filter", f.Name, "action", v.Action)
+			if f.OnFailure == FailClosed {
+				r.refuse = errFilterDown
+			}
+		}
+	}
+}
+
+// rejectReason makes a filter's reason fit for the sender: one line of
+// valid UTF-8, at most 200 bytes.
+func rejectReason(filter, reason string) string {
+	reason = strings.ToValidUTF8(reason, "?")
+	if i := strings.IndexAny(reason, "\r\n"); i >= 0 {
+		reason = reason[:i]
+	}
+	reason = strings.TrimSpace(reason)
+	if len(reason) > 200 {
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
+	}
+	if reason == "" {
+		return "rejected by filter " + filter
+	}
+	return reason
+}
+
+func (p *pipeline) storeStage() {
+	defer close(p.done)
+	for batch := range p.filtered {
+		ps := p.srv.acquirePlugs()
+		p.write(ps.storage, batch)
+		ps.release()
+	}
+}
+
+func (p *pipeline) write(store plugins.Storage, batch []*writeReq) {
 	srv := p.srv
 	wb := plugins.WriteBatch{}
 	for _, r := range batch {
-		if r.isSend {
+		switch {
+		case r.dup != nil || r.refuse != nil:
+		case r.isSend:
 			r.msg.Status = protocol.StatusQueued
 			if srv.router.online(r.msg.To) {
 				r.msg.Status = protocol.StatusSent
 			}
 			wb.Messages = append(wb.Messages, r.msg)
-		} else if len(r.ack) > 0 {
+		case len(r.ack) > 0:
 			wb.Acks = append(wb.Acks, plugins.Ack{User: r.sess.user, MsgIDs: r.ack})
 		}
 	}
@@ -96,7 +262,7 @@ func (p *pipeline) write(batch []*writeReq) {
 	var err error
 	if len(wb.Messages) > 0 || len(wb.Acks) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), srv.cfg.Storage.Timeout)
-		results, err = srv.store.Write(ctx, &wb)
+		results, err = store.Write(ctx, &wb)
 		cancel()
 		if err == nil && len(results) != len(wb.Messages) {
 			err = errors.New("storage returned a wrong number of results")
@@ -107,42 +273,54 @@ func (p *pipeline) write(batch []*writeReq) {
 	}
 	// Before anything of this batch is answered: see router.
 	epoch := srv.router.advance()
-	unavailable := protocol.Errorf(protocol.CodeUnavailable, "storage unavailable; nothing was stored")
 	i := 0
 	var pushBuf []byte
 	for _, r := range batch {
+		var res *plugins.AppendResult
 		switch {
+		case r.refuse != nil:
+			r.sess.send(protocol.AppendError(nil, r.id, r.refuse))
+		case r.dup != nil:
+			res = r.dup
 		case err != nil:
-			r.sess.send(protocol.AppendError(nil, r.id, unavailable))
 			if r.isSend {
 				i++
 			}
+			r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
 		case !r.isSend:
 			r.sess.send(protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).End())
 		default:
-			res := &results[i]
+			res = &results[i]
 			i++
-			if errors.Is(res.Err, plugins.ErrUnknownUser) {
-				r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeUnknownUser, "no such user")))
-				break
-			}
-			if res.Err != nil {
-				r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeInternal, "message not stored")))
-				break
-			}
-			m := &res.Message
-			f := protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).Str("msg_id", m.ID).Int("ts", m.TS).Str("status", string(res.Status))
-			if m.Body != r.msg.Body {
-				f = f.Str("body", m.Body)
-			}
-			r.sess.send(f.End())
-			r.sess.msgsIn.Add(1)
-			if !res.Duplicate {
-				pushBuf = protocol.AppendPush(pushBuf[:0], m)
-				p.push(m.To, epoch, pushBuf)
-			}
+		}
+		if res != nil {
+			p.answerSend(r, res, epoch, &pushBuf)
 		}
 		r.sess.releaseInflight()
+	}
+}
+
+// answerSend answers a send that reached storage, and pushes a new message.
+func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint64, pushBuf *[]byte) {
+	if errors.Is(res.Err, plugins.ErrUnknownUser) {
+		r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeUnknownUser, "no such user")))
+		return
+	}
+	if res.Err != nil {
+		p.srv.log.Error("storage refused a message", "err", res.Err)
+		r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeInternal, "message not stored")))
+		return
+	}
+	m := &res.Message
+	f := protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).Str("msg_id", m.ID).Int("ts", m.TS).Str("status", string(res.Status))
+	if m.Body != r.sentBody {
+		f = f.Str("body", m.Body)
+	}
+	r.sess.send(f.End())
+	r.sess.msgsIn.Add(1)
+	if !res.Duplicate {
+		*pushBuf = protocol.AppendPush((*pushBuf)[:0], m)
+		p.push(m.To, epoch, *pushBuf)
 	}
 }
 

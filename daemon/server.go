@@ -19,9 +19,11 @@ import (
 )
 
 // Deps are what a Server needs from outside. Storage is required; the
-// caller owns it and closes it after Shutdown returns.
+// caller owns it and the filters, and closes them after Shutdown returns.
 type Deps struct {
 	Storage plugins.Storage
+	// Filters is the filter chain, in order; may be empty.
+	Filters []Filter
 	Logger  *slog.Logger // nil: discard
 	// Version is reported in the hello frame (semver, no leading v).
 	Version string
@@ -37,7 +39,8 @@ var ErrServerClosed = errors.New("daemon: server closed")
 // listeners with Serve, stop it with Shutdown.
 type Server struct {
 	cfg     *config.Config
-	store   plugins.Storage
+	plugs   atomic.Pointer[plugSet]
+	swapMu  sync.Mutex
 	log     *slog.Logger
 	version string
 	pwp     password.Params
@@ -88,7 +91,6 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg:       cfg,
-		store:     deps.Storage,
 		log:       log,
 		version:   deps.Version,
 		pwp:       pwp,
@@ -101,6 +103,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	if s.version == "" {
 		s.version = "0.0.0-dev"
 	}
+	s.plugs.Store(&plugSet{storage: deps.Storage, filters: deps.Filters})
 	s.hello = protocol.AppendHello(nil, "qqd", s.version)
 	s.pipe = newPipeline(s)
 	return s, nil

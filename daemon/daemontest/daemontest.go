@@ -64,6 +64,12 @@ func Start(t testing.TB, opts ...func(*config.Config)) *Server {
 // SQLite database that cfg names). The caller's storage is not closed.
 func StartWith(t testing.TB, cfg *config.Config, st plugins.Storage) *Server {
 	t.Helper()
+	return StartWithPlugins(t, cfg, st, nil)
+}
+
+// StartWithPlugins is StartWith with a filter chain.
+func StartWithPlugins(t testing.TB, cfg *config.Config, st plugins.Storage, filters []daemon.Filter) *Server {
+	t.Helper()
 	var log *slog.Logger
 	if os.Getenv("QQ_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -81,7 +87,7 @@ func StartWith(t testing.TB, cfg *config.Config, st plugins.Storage) *Server {
 			t.Fatalf("daemontest: open storage: %v", err)
 		}
 	}
-	d, err := daemon.New(cfg, daemon.Deps{Storage: st, Logger: log, Version: "0.0.0-test", PasswordParams: &FastPasswords})
+	d, err := daemon.New(cfg, daemon.Deps{Storage: st, Filters: filters, Logger: log, Version: "0.0.0-test", PasswordParams: &FastPasswords})
 	if err != nil {
 		t.Fatalf("daemontest: %v", err)
 	}

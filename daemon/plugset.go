@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/qqchat/qq/plugins"
+)
+
+// FailurePolicy says what happens to messages when a filter fails (errors,
+// times out, or answers nonsense).
+type FailurePolicy uint8
+
+// Failure policies.
+const (
+	// FailClosed refuses the messages: their senders get unavailable.
+	FailClosed FailurePolicy = iota
+	// FailOpen passes the messages on as if the filter had allowed them.
+	FailOpen
+)
+
+func (p FailurePolicy) String() string {
+	if p == FailOpen {
+		return "allow"
+	}
+	return "reject"
+}
+
+// Filter is one link of the filter chain.
+type Filter struct {
+	// Name identifies the instance in logs and error messages.
+	Name      string
+	Filter    plugins.Filter
+	OnFailure FailurePolicy
+	// Timeout bounds one call (0: the storage timeout).
+	Timeout time.Duration
+}
+
+// plugSet is the storage and filter chain in use. Calls hold it with
+// acquire/release; SwapPlugins replaces it and waits until no call holds
+// the old one, so the caller can then stop the old plugins safely.
+type plugSet struct {
+	storage plugins.Storage
+	filters []Filter
+	inUse   sync.RWMutex
+}
+
+// plugs returns the current plugin set, held until release.
+func (s *Server) acquirePlugs() *plugSet {
+	for {
+		ps := s.plugs.Load()
+		ps.inUse.RLock()
+		if s.plugs.Load() == ps {
+			return ps
+		}
+		ps.inUse.RUnlock() // swapped meanwhile: take the new one
+	}
+}
+
+func (ps *plugSet) release() { ps.inUse.RUnlock() }
+
+// SwapPlugins puts storage and filters in service for every call that
+// starts from now on, waits until calls still using the previous set have
+// finished (bounded by ctx), and returns the previous set for the caller
+// to stop. No connection is touched. A nil storage keeps the current one.
+func (s *Server) SwapPlugins(ctx context.Context, storage plugins.Storage, filters []Filter) (oldStorage plugins.Storage, oldFilters []Filter, err error) {
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
+	old := s.plugs.Load()
+	if storage == nil {
+		storage = old.storage
+	}
+	s.plugs.Store(&plugSet{storage: storage, filters: filters})
+	drained := make(chan struct{})
+	go func() {
+		old.inUse.Lock() // every holder of the old set has released it
+		old.inUse.Unlock()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.log.Info("plugins swapped", "filters", filterNames(filters))
+	return old.storage, old.filters, err
+}
+
+// Plugins returns the storage and filter chain in service now.
+func (s *Server) Plugins() (plugins.Storage, []Filter) {
+	ps := s.plugs.Load()
+	return ps.storage, ps.filters
+}
+
+func filterNames(fs []Filter) []string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.Name
+	}
+	return names
+}
