@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"path/filepath"
 	"time"
 )
@@ -22,6 +23,10 @@ type Config struct {
 	Limits   Limits   `koanf:"limits"`
 	Accounts Accounts `koanf:"accounts"`
 	Storage  Storage  `koanf:"storage"`
+	// Filters are the message filters, run in this order. A layer that
+	// sets filters replaces the whole list.
+	Filters []Filter `koanf:"filters"`
+	Plugins Plugins  `koanf:"plugins"`
 }
 
 // Log configures logging.
@@ -65,27 +70,96 @@ type Accounts struct {
 	HashConcurrency int `koanf:"hash_concurrency"`
 }
 
-// Storage configures the message store.
+// Storage configures the message store, a plugin: a built-in one named by
+// Plugin, or a third-party executable given by Command.
 type Storage struct {
+	// Plugin is the name of a built-in storage plugin (default "sqlite").
+	// When Command is set, Plugin is only a label for logs; [Load] then
+	// defaults it to the base name of Command[0] unless a layer sets it.
+	Plugin string `koanf:"plugin"`
+	// Command is the argv of a third-party plugin executable (an absolute
+	// path is recommended). If set, it is run instead of a built-in plugin.
+	// Empty means none.
+	Command []string `koanf:"command"`
 	// Timeout is the deadline of one storage call.
 	Timeout time.Duration `koanf:"timeout"`
 	// BatchMax is the most messages+acks written in one storage write
 	// (group commit).
-	BatchMax int    `koanf:"batch_max"`
-	SQLite   SQLite `koanf:"sqlite"`
+	BatchMax int `koanf:"batch_max"`
+	// Config is the plugin's own configuration, opaque to qqd: it is passed
+	// to the plugin as a JSON object and the plugin validates it. Its maps
+	// are map[string]any, so it is JSON-encodable.
+	//
+	// The default holds the built-in sqlite plugin's settings with its
+	// defaults. They apply only while Plugin is "sqlite" and Command is
+	// empty: when a layer selects another plugin, [Load] passes it only the
+	// config keys set by the file, the environment and the overrides.
+	Config map[string]any `koanf:"config"`
 }
 
-// SQLite configures the SQLite store.
-type SQLite struct {
-	// Path of the database file; "" means <data_dir>/qq.db, see
-	// [Config.SQLitePath].
-	Path string `koanf:"path"`
-	// Synchronous is the SQLite synchronous pragma: full | normal | off.
-	Synchronous string `koanf:"synchronous"`
-	// DedupWindow is how long client message ids (cids) are remembered for
-	// de-duplication; 0 remembers them forever.
-	DedupWindow time.Duration `koanf:"dedup_window"`
+// Label returns the name of the storage plugin used in logs: Plugin, or
+// the base name of Command[0] if Plugin is empty.
+func (s Storage) Label() string {
+	return pluginLabel(s.Plugin, s.Command)
 }
+
+// Filter is one message filter plugin instance. Filters run in the order
+// of [Config].Filters.
+type Filter struct {
+	// Plugin is the name of a built-in filter plugin (e.g. "wordfilter",
+	// "antispam"), or a label for Command. If empty and Command is set,
+	// [Load] defaults it to the base name of Command[0].
+	Plugin string `koanf:"plugin"`
+	// Command is the argv of a third-party plugin executable, as for
+	// [Storage].Command.
+	Command []string `koanf:"command"`
+	// Name is the instance name in logs and metrics; unique across filters
+	// and matching ^[a-z0-9][a-z0-9_-]*$. [Load] defaults it to Plugin
+	// (or the base name of Command[0]).
+	Name string `koanf:"name"`
+	// OnFailure says what happens to a message when the filter fails
+	// (error, timeout, crash): "reject" (fail closed; [Load]'s default) or
+	// "allow".
+	OnFailure string `koanf:"on_failure"`
+	// Timeout is the deadline of one filter call; [Load] turns 0 into the
+	// default 2s.
+	Timeout time.Duration `koanf:"timeout"`
+	// Config is the plugin's own configuration, opaque to qqd, as for
+	// [Storage].Config.
+	Config map[string]any `koanf:"config"`
+}
+
+// Label returns the name of the filter instance used in logs: Name, or
+// else Plugin, or else the base name of Command[0].
+func (f Filter) Label() string {
+	if f.Name != "" {
+		return f.Name
+	}
+	return pluginLabel(f.Plugin, f.Command)
+}
+
+// Plugins configures how qqd runs its plugins.
+type Plugins struct {
+	// StartTimeout bounds starting a plugin: process start, handshake and
+	// configuration.
+	StartTimeout time.Duration `koanf:"start_timeout"`
+	// RestartBackoffMin and RestartBackoffMax bound the delay before a
+	// crashed plugin is restarted; the delay grows from the minimum to the
+	// maximum.
+	RestartBackoffMin time.Duration `koanf:"restart_backoff_min"`
+	RestartBackoffMax time.Duration `koanf:"restart_backoff_max"`
+	// InProcess runs built-in plugins inside qqd instead of as
+	// subprocesses (for debugging and benchmarks). Command plugins always
+	// run as subprocesses.
+	InProcess bool `koanf:"in_process"`
+}
+
+// Defaults of the per-entry values that [Load] fills in.
+const (
+	defaultStoragePlugin = "sqlite"
+	defaultOnFailure     = "reject"
+	defaultFilterTimeout = 2 * time.Second
+)
 
 // Default returns a new Config holding the built-in defaults. It is the
 // single source of truth for default values; the first layer of [Load].
@@ -116,22 +190,130 @@ func Default() *Config {
 			HashConcurrency:  0,
 		},
 		Storage: Storage{
+			Plugin:   defaultStoragePlugin,
 			Timeout:  5 * time.Second,
 			BatchMax: 256,
-			SQLite: SQLite{
-				Path:        "",
-				Synchronous: "full",
-				DedupWindow: 24 * time.Hour,
+			// The sqlite plugin's own defaults, as strings like YAML gives
+			// them; see the storage.config section of qq.yaml.
+			Config: map[string]any{
+				"path":         "qq.db",
+				"synchronous":  "full",
+				"dedup_window": "24h",
 			},
+		},
+		// Values are []any and map[string]any, as decoded from YAML.
+		Filters: []Filter{
+			{
+				Plugin:    "antispam",
+				Name:      "antispam",
+				OnFailure: defaultOnFailure,
+				Timeout:   defaultFilterTimeout,
+				Config:    map[string]any{},
+			},
+			{
+				Plugin:    "wordfilter",
+				Name:      "wordfilter",
+				OnFailure: defaultOnFailure,
+				Timeout:   defaultFilterTimeout,
+				Config: map[string]any{
+					"lists": []any{
+						map[string]any{
+							"name":   "spam-phrases",
+							"action": "reject",
+							"reason": "message looks like spam",
+							"words":  []any{"buy followers", "free bitcoin", "crypto giveaway"},
+						},
+					},
+				},
+			},
+		},
+		Plugins: Plugins{
+			StartTimeout:      10 * time.Second,
+			RestartBackoffMin: 200 * time.Millisecond,
+			RestartBackoffMax: 30 * time.Second,
+			InProcess:         false,
 		},
 	}
 }
 
-// SQLitePath returns the SQLite database file: Storage.SQLite.Path if set,
-// otherwise qq.db inside DataDir.
-func (c *Config) SQLitePath() string {
-	if c.Storage.SQLite.Path != "" {
-		return c.Storage.SQLite.Path
+// applyDefaults fills the values that default per entry rather than per
+// key, after decoding: empty filter names, failure policies and labels,
+// zero filter timeouts and nil plugin configs. It also turns empty commands
+// into nil and any map[any]any in plugin configs into map[string]any, so
+// that they are JSON-encodable.
+func (c *Config) applyDefaults() {
+	s := &c.Storage
+	if len(s.Command) == 0 {
+		s.Command = nil
 	}
-	return filepath.Join(c.DataDir, "qq.db")
+	if s.Plugin == "" {
+		s.Plugin = pluginLabel("", s.Command)
+	}
+	s.Config = normalizeConfig(s.Config)
+	for i := range c.Filters {
+		f := &c.Filters[i]
+		if len(f.Command) == 0 {
+			f.Command = nil
+		}
+		if f.Plugin == "" {
+			f.Plugin = pluginLabel("", f.Command)
+		}
+		if f.Name == "" {
+			f.Name = f.Plugin
+		}
+		if f.OnFailure == "" {
+			f.OnFailure = defaultOnFailure
+		}
+		if f.Timeout == 0 {
+			f.Timeout = defaultFilterTimeout
+		}
+		f.Config = normalizeConfig(f.Config)
+	}
+}
+
+// pluginLabel returns plugin, or else the base name of command[0], or "".
+func pluginLabel(plugin string, command []string) string {
+	if plugin != "" || len(command) == 0 || command[0] == "" {
+		return plugin
+	}
+	return filepath.Base(command[0])
+}
+
+// normalizeConfig returns m (a new empty map if nil) with every nested
+// map[any]any replaced by a map[string]any.
+func normalizeConfig(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return normalize(m).(map[string]any)
+}
+
+// normalize replaces, in place where it can, every map[any]any inside v by
+// a map[string]any (keys formatted with fmt.Sprint) and returns the result.
+func normalize(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			t[k] = normalize(e)
+		}
+		return t
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[fmt.Sprint(k)] = normalize(e)
+		}
+		return m
+	case []any:
+		for i, e := range t {
+			t[i] = normalize(e)
+		}
+		return t
+	case []map[string]any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = normalize(e)
+		}
+		return out
+	}
+	return v
 }

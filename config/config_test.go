@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -61,7 +62,7 @@ func TestExampleFileEqualsDefault(t *testing.T) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
 	}
-	got := flattenKeys("", doc)
+	got := flattenKeys("", doc, "storage.config")
 	want := structKeys("", reflect.TypeFor[config.Config]())
 	slices.Sort(got)
 	slices.Sort(want)
@@ -70,11 +71,13 @@ func TestExampleFileEqualsDefault(t *testing.T) {
 	}
 }
 
-func flattenKeys(prefix string, m map[string]any) []string {
+// flattenKeys returns the dotted keys of m, not descending into the
+// opaque keys (plugin configs).
+func flattenKeys(prefix string, m map[string]any, opaque ...string) []string {
 	var keys []string
 	for k, v := range m {
-		if sub, ok := v.(map[string]any); ok {
-			keys = append(keys, flattenKeys(prefix+k+".", sub)...)
+		if sub, ok := v.(map[string]any); ok && !slices.Contains(opaque, prefix+k) {
+			keys = append(keys, flattenKeys(prefix+k+".", sub, opaque...)...)
 			continue
 		}
 		keys = append(keys, prefix+k)
@@ -172,15 +175,15 @@ limits:
 			name: "nested env keys",
 			opts: config.Options{Env: []string{
 				"QQD_LIMITS__MAX_FRAME_BYTES=131072",
-				"QQD_STORAGE__SQLITE__SYNCHRONOUS=normal",
+				"QQD_STORAGE__CONFIG__SYNCHRONOUS=normal",
 				"QQD_ACCOUNTS__HASH_CONCURRENCY=2",
 			}},
 			check: func(t *testing.T, c *config.Config) {
 				if c.Limits.MaxFrameBytes != 131072 {
 					t.Errorf("MaxFrameBytes = %d", c.Limits.MaxFrameBytes)
 				}
-				if c.Storage.SQLite.Synchronous != "normal" {
-					t.Errorf("Synchronous = %q", c.Storage.SQLite.Synchronous)
+				if c.Storage.Config["synchronous"] != "normal" {
+					t.Errorf("storage.config.synchronous = %v", c.Storage.Config["synchronous"])
 				}
 				if c.Accounts.HashConcurrency != 2 {
 					t.Errorf("HashConcurrency = %d", c.Accounts.HashConcurrency)
@@ -192,7 +195,7 @@ limits:
 			opts: config.Options{Env: []string{
 				"QQD_LIMITS__IDLE_TIMEOUT=90s",
 				"QQD_SHUTDOWN_TIMEOUT=1m30s",
-				"QQD_STORAGE__SQLITE__DEDUP_WINDOW=0",
+				"QQD_PLUGINS__RESTART_BACKOFF_MIN=0.5s",
 			}},
 			check: func(t *testing.T, c *config.Config) {
 				if c.Limits.IdleTimeout != 90*time.Second {
@@ -201,8 +204,8 @@ limits:
 				if c.ShutdownTimeout != 90*time.Second {
 					t.Errorf("ShutdownTimeout = %v, want 1m30s", c.ShutdownTimeout)
 				}
-				if c.Storage.SQLite.DedupWindow != 0 {
-					t.Errorf("DedupWindow = %v, want 0", c.Storage.SQLite.DedupWindow)
+				if c.Plugins.RestartBackoffMin != 500*time.Millisecond {
+					t.Errorf("RestartBackoffMin = %v, want 500ms", c.Plugins.RestartBackoffMin)
 				}
 			},
 		},
@@ -212,14 +215,15 @@ limits:
 				"shutdown_timeout":     2 * time.Second,
 				"limits.write_timeout": "3s",
 				"storage.batch_max":    "100",
-				"storage.sqlite.path":  "/db/qq.db",
+				"storage.config.path":  "/db/qq.db",
+				"plugins.in_process":   "true",
 			}},
 			check: func(t *testing.T, c *config.Config) {
 				if c.ShutdownTimeout != 2*time.Second || c.Limits.WriteTimeout != 3*time.Second {
 					t.Errorf("ShutdownTimeout=%v WriteTimeout=%v", c.ShutdownTimeout, c.Limits.WriteTimeout)
 				}
-				if c.Storage.BatchMax != 100 || c.Storage.SQLite.Path != "/db/qq.db" {
-					t.Errorf("BatchMax=%d Path=%q", c.Storage.BatchMax, c.Storage.SQLite.Path)
+				if c.Storage.BatchMax != 100 || c.Storage.Config["path"] != "/db/qq.db" || !c.Plugins.InProcess {
+					t.Errorf("BatchMax=%d path=%v InProcess=%v", c.Storage.BatchMax, c.Storage.Config["path"], c.Plugins.InProcess)
 				}
 			},
 		},
@@ -300,8 +304,8 @@ func TestLoadErrors(t *testing.T) {
 		},
 		{
 			name: "unknown key in overrides",
-			opts: config.Options{Overrides: map[string]any{"storage.sqlite.pth": "/x"}},
-			want: []string{`config: overrides: unknown key "storage.sqlite.pth"`},
+			opts: config.Options{Overrides: map[string]any{"storage.plugn": "x"}},
+			want: []string{`config: overrides: unknown key "storage.plugn"`},
 		},
 		{
 			name: "wrong type names key",
@@ -447,25 +451,29 @@ func TestValidate(t *testing.T) {
 			c.Limits.IdleTimeout = -time.Second
 			c.Limits.LoginTimeout = 0
 			c.Storage.Timeout = 0
-			c.Storage.SQLite.DedupWindow = -time.Hour
+			c.Filters[1].Timeout = -time.Second
+			c.Plugins.StartTimeout = 0
+			c.Plugins.RestartBackoffMin = 0
 		}, want: []string{
 			"config: shutdown_timeout: must be greater than 0 (got 0s)",
 			"config: limits.write_timeout: must be greater than 0 (got 0s)",
 			"config: limits.idle_timeout: must be greater than 0 (got -1s)",
 			"config: limits.login_timeout: must be greater than 0 (got 0s)",
 			"config: storage.timeout: must be greater than 0 (got 0s)",
-			"config: storage.sqlite.dedup_window: must not be negative (got -1h0m0s)",
+			"config: filters[1].timeout: must be greater than 0 (got -1s)",
+			"config: plugins.start_timeout: must be greater than 0 (got 0s)",
+			"config: plugins.restart_backoff_min: must be greater than 0 (got 0s)",
 		}},
 		{name: "enums", modify: func(c *config.Config) {
 			c.Registration = "Open"
 			c.Log.Level = "trace"
 			c.Log.Format = "logfmt"
-			c.Storage.SQLite.Synchronous = "extra"
+			c.Filters[0].OnFailure = "ignore"
 		}, want: []string{
 			`config: registration: must be one of open, closed (got "Open")`,
 			`config: log.level: must be one of debug, info, warn, error (got "trace")`,
 			`config: log.format: must be one of text, json (got "logfmt")`,
-			`config: storage.sqlite.synchronous: must be one of full, normal, off (got "extra")`,
+			`config: filters[0].on_failure: must be one of reject, allow (got "ignore")`,
 		}},
 		{name: "accounts and storage ranges", modify: func(c *config.Config) {
 			c.Accounts.MinPasswordBytes = 0
@@ -506,29 +514,406 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestSQLitePath(t *testing.T) {
-	tests := []struct {
-		dataDir, path, want string
-	}{
-		{"./qqd-data", "", filepath.Join("qqd-data", "qq.db")},
-		{"/var/lib/qqd", "", "/var/lib/qqd/qq.db"},
-		{"/var/lib/qqd", "/fast/qq.sqlite", "/fast/qq.sqlite"},
-		{"/var/lib/qqd", "rel.db", "rel.db"},
+func TestDefaultPlugins(t *testing.T) {
+	c := config.Default()
+	if c.Storage.Plugin != "sqlite" || c.Storage.Command != nil || c.Storage.Label() != "sqlite" {
+		t.Errorf("Storage = %+v, want the sqlite plugin", c.Storage)
 	}
-	for _, tt := range tests {
-		c := config.Default()
-		c.DataDir = tt.dataDir
-		c.Storage.SQLite.Path = tt.path
-		if got := c.SQLitePath(); got != tt.want {
-			t.Errorf("SQLitePath(data_dir=%q, path=%q) = %q, want %q", tt.dataDir, tt.path, got, tt.want)
+	wantStorage := map[string]any{"path": "qq.db", "synchronous": "full", "dedup_window": "24h"}
+	if !reflect.DeepEqual(c.Storage.Config, wantStorage) {
+		t.Errorf("Storage.Config = %v, want %v", c.Storage.Config, wantStorage)
+	}
+	var names []string
+	for _, f := range c.Filters {
+		names = append(names, f.Label())
+		if f.OnFailure != "reject" || f.Timeout != 2*time.Second || f.Config == nil || f.Command != nil {
+			t.Errorf("filter %s = %+v", f.Label(), f)
 		}
 	}
-	// Derived from the loaded data_dir.
-	c, err := config.Load(config.Options{Overrides: map[string]any{"data_dir": "/x"}})
+	if !slices.Equal(names, []string{"antispam", "wordfilter"}) {
+		t.Errorf("filters = %v, want [antispam wordfilter]", names)
+	}
+	if want := (config.Plugins{StartTimeout: 10 * time.Second, RestartBackoffMin: 200 * time.Millisecond,
+		RestartBackoffMax: 30 * time.Second}); c.Plugins != want {
+		t.Errorf("Plugins = %+v, want %+v", c.Plugins, want)
+	}
+	// Default returns fresh maps: changing one Config does not change the next.
+	c.Storage.Config["path"] = "changed"
+	c.Filters[1].Config["lists"].([]any)[0].(map[string]any)["name"] = "changed"
+	if d := config.Default(); d.Storage.Config["path"] != "qq.db" ||
+		d.Filters[1].Config["lists"].([]any)[0].(map[string]any)["name"] != "spam-phrases" {
+		t.Error("Default() shares maps between calls")
+	}
+}
+
+func TestLabel(t *testing.T) {
+	tests := []struct {
+		label string
+		want  string
+	}{
+		{config.Storage{Plugin: "sqlite"}.Label(), "sqlite"},
+		{config.Storage{Plugin: "pg", Command: []string{"/usr/lib/qq/pgstore"}}.Label(), "pg"},
+		{config.Storage{Command: []string{"/usr/lib/qq/pgstore", "-v"}}.Label(), "pgstore"},
+		{config.Storage{}.Label(), ""},
+		{config.Filter{Plugin: "wordfilter"}.Label(), "wordfilter"},
+		{config.Filter{Plugin: "wordfilter", Name: "swears"}.Label(), "swears"},
+		{config.Filter{Command: []string{"/usr/local/lib/qq/myfilter"}}.Label(), "myfilter"},
+		{config.Filter{Command: []string{""}}.Label(), ""},
+	}
+	for i, tt := range tests {
+		if tt.label != tt.want {
+			t.Errorf("%d: Label() = %q, want %q", i, tt.label, tt.want)
+		}
+	}
+}
+
+func TestFilters(t *testing.T) {
+	tests := []struct {
+		name  string
+		opts  config.Options
+		check func(t *testing.T, c *config.Config)
+	}{
+		{
+			name: "file replaces the default list",
+			opts: config.Options{File: writeFile(t, `
+filters:
+  - plugin: wordfilter
+    name: swears
+    on_failure: allow
+    timeout: 500ms
+    config:
+      lists:
+        - words: [darn]
+`)},
+			check: func(t *testing.T, c *config.Config) {
+				want := []config.Filter{{
+					Plugin: "wordfilter", Name: "swears", OnFailure: "allow", Timeout: 500 * time.Millisecond,
+					Config: map[string]any{"lists": []any{map[string]any{"words": []any{"darn"}}}},
+				}}
+				if !reflect.DeepEqual(c.Filters, want) {
+					t.Errorf("Filters = %+v\nwant %+v", c.Filters, want)
+				}
+			},
+		},
+		{
+			name: "empty list runs no filters",
+			opts: config.Options{File: writeFile(t, "filters: []\n")},
+			check: func(t *testing.T, c *config.Config) {
+				if len(c.Filters) != 0 {
+					t.Errorf("Filters = %+v, want none", c.Filters)
+				}
+			},
+		},
+		{
+			name: "null keeps the default list",
+			opts: config.Options{File: writeFile(t, "filters:\n")},
+			check: func(t *testing.T, c *config.Config) {
+				if !reflect.DeepEqual(c.Filters, config.Default().Filters) {
+					t.Errorf("Filters = %+v, want defaults", c.Filters)
+				}
+			},
+		},
+		{
+			name: "entry defaults filled",
+			opts: config.Options{File: writeFile(t, `
+filters:
+  - plugin: antispam
+  - command: ["/usr/local/lib/qq/myfilter", "--strict"]
+  - command: ["/usr/local/lib/qq/other"]
+    plugin: label
+    timeout: 0
+`)},
+			check: func(t *testing.T, c *config.Config) {
+				want := []config.Filter{
+					{Plugin: "antispam", Name: "antispam", OnFailure: "reject", Timeout: 2 * time.Second,
+						Config: map[string]any{}},
+					{Plugin: "myfilter", Command: []string{"/usr/local/lib/qq/myfilter", "--strict"}, Name: "myfilter",
+						OnFailure: "reject", Timeout: 2 * time.Second, Config: map[string]any{}},
+					{Plugin: "label", Command: []string{"/usr/local/lib/qq/other"}, Name: "label",
+						OnFailure: "reject", Timeout: 2 * time.Second, Config: map[string]any{}},
+				}
+				if !reflect.DeepEqual(c.Filters, want) {
+					t.Errorf("Filters = %+v\nwant %+v", c.Filters, want)
+				}
+			},
+		},
+		{
+			name: "overrides replace the list, typed",
+			opts: config.Options{
+				File: writeFile(t, "filters: [{plugin: antispam}]\n"),
+				Overrides: map[string]any{"filters": []config.Filter{
+					{Plugin: "wordfilter", Config: map[string]any{"lists": []any{}}},
+				}},
+			},
+			check: func(t *testing.T, c *config.Config) {
+				want := []config.Filter{{Plugin: "wordfilter", Name: "wordfilter", OnFailure: "reject",
+					Timeout: 2 * time.Second, Config: map[string]any{"lists": []any{}}}}
+				if !reflect.DeepEqual(c.Filters, want) {
+					t.Errorf("Filters = %+v\nwant %+v", c.Filters, want)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(tt.opts)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestStorageConfig(t *testing.T) {
+	t.Run("file and env keys merge with the defaults", func(t *testing.T) {
+		c, err := config.Load(config.Options{
+			File: writeFile(t, "storage:\n  config:\n    synchronous: normal\n    cache_pages: 2000\n    tuning:\n      mmap: true\n"),
+			Env:  []string{"QQD_STORAGE__CONFIG__SYNCHRONOUS=off", "QQD_STORAGE__CONFIG__BUSY_TIMEOUT=5s"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{
+			"path": "qq.db", "synchronous": "off", "dedup_window": "24h",
+			"cache_pages": 2000, "tuning": map[string]any{"mmap": true}, "busy_timeout": "5s",
+		}
+		if !reflect.DeepEqual(c.Storage.Config, want) {
+			t.Errorf("Storage.Config = %#v\nwant %#v", c.Storage.Config, want)
+		}
+		if c.Storage.Plugin != "sqlite" {
+			t.Errorf("Storage.Plugin = %q", c.Storage.Plugin)
+		}
+	})
+	t.Run("another plugin gets only the keys set", func(t *testing.T) {
+		c, err := config.Load(config.Options{
+			File: writeFile(t, "storage:\n  command: [/usr/lib/qq/pgstore, -v]\n  config:\n    dsn: postgres://x\n"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]any{"dsn": "postgres://x"}; !reflect.DeepEqual(c.Storage.Config, want) {
+			t.Errorf("Storage.Config = %v, want %v", c.Storage.Config, want)
+		}
+		if c.Storage.Plugin != "pgstore" || c.Storage.Label() != "pgstore" {
+			t.Errorf("Storage.Plugin = %q, want the command's base name", c.Storage.Plugin)
+		}
+		c, err = config.Load(config.Options{Env: []string{"QQD_STORAGE__PLUGIN=memory"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Storage.Config) != 0 || c.Storage.Config == nil {
+			t.Errorf("Storage.Config = %#v, want an empty map", c.Storage.Config)
+		}
+		c, err = config.Load(config.Options{File: writeFile(t,
+			"storage:\n  plugin: mine\n  command: [/opt/store]\n  config: {a: 1}\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Storage.Plugin != "mine" || !reflect.DeepEqual(c.Storage.Config, map[string]any{"a": 1}) {
+			t.Errorf("Storage = %+v", c.Storage)
+		}
+	})
+	t.Run("command: [] means no command", func(t *testing.T) {
+		c, err := config.Load(config.Options{File: writeFile(t, "storage:\n  command: []\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(c, config.Default()) {
+			t.Errorf("got %+v, want Default()", c.Storage)
+		}
+	})
+}
+
+func TestPluginConfigsEncodeAsJSON(t *testing.T) {
+	c, err := config.Load(config.Options{File: writeFile(t, `
+storage:
+  config:
+    nested: {a: {b: [1, {c: d}]}}
+    1: numeric key
+    true: bool key
+filters:
+  - plugin: wordfilter
+    config:
+      lists:
+        - {words: [x], 2: y}
+      deep: [[{k: v}], {3: z}]
+`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.SQLitePath(); got != "/x/qq.db" {
-		t.Errorf("SQLitePath() = %q, want /x/qq.db", got)
+	for _, m := range []map[string]any{c.Storage.Config, c.Filters[0].Config} {
+		if _, err := json.Marshal(m); err != nil {
+			t.Errorf("json.Marshal(%v): %v", m, err)
+		}
+	}
+	got, err := json.Marshal(c.Filters[0].Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"deep":[[{"k":"v"}],{"3":"z"}],"lists":[{"2":"y","words":["x"]}]}`; string(got) != want {
+		t.Errorf("json = %s, want %s", got, want)
+	}
+	if _, err := json.Marshal(config.Default()); err != nil {
+		t.Errorf("json.Marshal(Default()): %v", err)
+	}
+	// Validate catches what JSON cannot encode.
+	d := config.Default()
+	d.Storage.Config = map[string]any{"bad": map[any]any{1: 2}}
+	if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "config: storage.config: must be encodable as JSON") {
+		t.Errorf("Validate() = %v, want a storage.config JSON error", err)
+	}
+}
+
+func TestPluginErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		opts config.Options
+		want []string
+	}{
+		{
+			name: "unknown key in a filter entry",
+			opts: config.Options{File: writeFile(t, `
+filters:
+  - plugin: antispam
+  - plugin: wordfilter
+    on_falure: allow
+    confg: {}
+`)},
+			want: []string{
+				`qq.yaml: unknown key "filters[1].confg"`,
+				`qq.yaml: unknown key "filters[1].on_falure"`,
+			},
+		},
+		{
+			name: "duplicate names",
+			opts: config.Options{File: writeFile(t, `
+filters:
+  - plugin: wordfilter
+  - plugin: antispam
+  - plugin: wordfilter
+    config: {lists: []}
+`)},
+			want: []string{`qq.yaml: filters[2].name: must be unique: "wordfilter" is also the name of filters[0]`},
+		},
+		{
+			name: "bad on_failure and timeout",
+			opts: config.Options{File: writeFile(t, "filters:\n  - plugin: antispam\n    on_failure: ignore\n    timeout: 5\n")},
+			want: []string{
+				`qq.yaml: filters[0].on_failure: must be one of reject, allow (got "ignore")`,
+				`qq.yaml: filters[0].timeout: invalid duration 5: missing unit`,
+			},
+		},
+		{
+			name: "entry with neither plugin nor command",
+			opts: config.Options{File: writeFile(t, "filters:\n  - name: lonely\n  - command: [\"\", x]\n")},
+			want: []string{
+				`qq.yaml: filters[0]: one of plugin or command must be set`,
+				`qq.yaml: filters[1].command: the program (first element) must not be empty`,
+			},
+		},
+		{
+			name: "bad name",
+			opts: config.Options{File: writeFile(t, "filters:\n  - command: [/opt/My Filter.sh]\n")},
+			want: []string{`qq.yaml: filters[0].name: must match ^[a-z0-9][a-z0-9_-]*$ (got "My Filter.sh")`},
+		},
+		{
+			name: "storage with neither plugin nor command",
+			opts: config.Options{Env: []string{"QQD_STORAGE__PLUGIN="}},
+			want: []string{`config: env QQD_STORAGE__PLUGIN: storage: one of plugin or command must be set`},
+		},
+		{
+			name: "lists cannot be set from env",
+			opts: config.Options{Env: []string{"QQD_FILTERS=wordfilter", "QQD_STORAGE__COMMAND=/bin/store"}},
+			want: []string{
+				`config: env QQD_FILTERS: filters cannot be set from the environment (it is a list)`,
+				`config: env QQD_STORAGE__COMMAND: storage.command cannot be set from the environment`,
+			},
+		},
+		{
+			name: "list elements cannot be set from env",
+			opts: config.Options{Env: []string{"QQD_FILTERS__0__NAME=x"}},
+			want: []string{`config: env QQD_FILTERS__0__NAME: filters cannot be set from the environment`},
+		},
+		{
+			name: "wrong shapes",
+			opts: config.Options{File: writeFile(t, "storage:\n  command: /bin/store\n  config: [a]\n")},
+			want: []string{
+				`qq.yaml: storage.command: expected a list, got "/bin/store"`,
+				`qq.yaml: storage.config: expected a mapping of keys, got a list`,
+			},
+		},
+		{
+			name: "filters given a mapping",
+			opts: config.Options{File: writeFile(t, "filters:\n  plugin: wordfilter\n")},
+			want: []string{`qq.yaml: filters: expected a list, got a mapping`},
+		},
+		{
+			name: "filter entry given a scalar",
+			opts: config.Options{File: writeFile(t, "filters: [wordfilter]\n")},
+			want: []string{`qq.yaml: filters[0]: expected a mapping of keys, got "wordfilter"`},
+		},
+		{
+			name: "filter config given a scalar",
+			opts: config.Options{File: writeFile(t, "filters: [{plugin: antispam, config: strict}]\n")},
+			want: []string{`qq.yaml: filters[0].config: expected a mapping of keys, got "strict"`},
+		},
+		{
+			name: "plugins values",
+			opts: config.Options{Env: []string{"QQD_PLUGINS__RESTART_BACKOFF_MAX=100ms", "QQD_PLUGINS__IN_PROCESS=maybe"}},
+			want: []string{
+				`config: env QQD_PLUGINS__RESTART_BACKOFF_MAX: plugins.restart_backoff_max: must be at least plugins.restart_backoff_min = 200ms (got 100ms)`,
+				`config: env QQD_PLUGINS__IN_PROCESS: plugins.in_process: invalid value "maybe": expected a boolean`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(tt.opts)
+			if err == nil {
+				t.Fatalf("Load succeeded (%+v), want error", c)
+			}
+			msg := err.Error()
+			if n := len(strings.Split(msg, "\n")); n != len(tt.want) {
+				t.Errorf("got %d problems, want %d:\n%s", n, len(tt.want), msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not contain %q:\n%s", w, msg)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateHandBuiltPlugins(t *testing.T) {
+	c := config.Default()
+	c.Storage = config.Storage{}
+	c.Filters = []config.Filter{
+		{},
+		{Plugin: "wordfilter", Name: "Word Filter", OnFailure: "reject", Timeout: time.Second},
+		{Plugin: "antispam", OnFailure: "allow", Timeout: time.Second},
+	}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil")
+	}
+	want := []string{
+		"config: storage: one of plugin or command must be set",
+		"config: storage.timeout: must be greater than 0 (got 0s)",
+		"config: storage.batch_max: must be between 1 and 10000 (got 0)",
+		"config: filters[0]: one of plugin or command must be set",
+		`config: filters[0].on_failure: must be one of reject, allow (got "")`,
+		"config: filters[0].timeout: must be greater than 0 (got 0s)",
+		`config: filters[1].name: must match ^[a-z0-9][a-z0-9_-]*$ (got "Word Filter")`,
+		"config: filters[2].name: must not be empty",
+	}
+	if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, want) {
+		t.Errorf("Validate() =\n%s\nwant\n%s", err, strings.Join(want, "\n"))
+	}
+	c.Filters = nil
+	c.Storage = config.Default().Storage
+	if err := c.Validate(); err != nil {
+		t.Errorf("no filters: Validate() = %v", err)
 	}
 }

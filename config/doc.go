@@ -28,16 +28,43 @@
 // 0, so a forgotten unit is not silently read as nanoseconds. A key given an
 // empty (null) value in YAML keeps the value of the layers below it.
 //
+// # Plugins
+//
+// Storage and message filters are plugins, each with a "config" mapping
+// that this package does not interpret: it is passed to the plugin as JSON
+// and the plugin validates it. Any key is accepted below storage.config, and
+// its keys merge across layers like other keys. The default storage.config
+// holds the built-in sqlite plugin's settings; it applies only to that
+// plugin: when a layer sets storage.command, or storage.plugin to another
+// name, storage.config holds only the keys set by the file, the environment
+// and the overrides.
+//
+// filters is a list of entries (plugin, command, name, on_failure, timeout,
+// config). Lists are not merged: a layer that sets filters replaces the whole
+// list, so a YAML file listing one filter runs only that one, and
+// "filters: []" runs none. Other keys in an entry are errors naming the entry
+// by index, e.g. "filters[1].on_falure". After decoding, [Load] fills each
+// entry's empty name (from its plugin or command), on_failure ("reject") and
+// zero timeout (2s).
+//
+// Values below a config key are only checked to be encodable as JSON;
+// values from environment variables are strings.
+//
 // # Environment variable names
 //
 // An environment variable configures a key when its name starts with QQD_.
 // The rest of the name is lower-cased and a double underscore separates
 // levels, while a single underscore stays part of the key:
 //
-//	QQD_LISTEN=0.0.0.0:5190               -> listen
-//	QQD_DATA_DIR=/var/lib/qqd             -> data_dir
-//	QQD_LIMITS__MAX_FRAME_BYTES=131072    -> limits.max_frame_bytes
-//	QQD_STORAGE__SQLITE__SYNCHRONOUS=full -> storage.sqlite.synchronous
+//	QQD_LISTEN=0.0.0.0:5190                 -> listen
+//	QQD_DATA_DIR=/var/lib/qqd               -> data_dir
+//	QQD_LIMITS__MAX_FRAME_BYTES=131072      -> limits.max_frame_bytes
+//	QQD_STORAGE__CONFIG__SYNCHRONOUS=normal -> storage.config.synchronous
+//
+// The last one sets a key of the storage plugin's config (always lower-case,
+// with a string value). Lists cannot be set from the environment: filters
+// and storage.command are errors there; set them in the YAML file or the
+// overrides.
 //
 // Only the environment passed in [Options].Env is consulted, never the
 // process environment directly; qqd passes os.Environ().

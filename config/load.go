@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -41,6 +42,8 @@ type Options struct {
 // variables in opts.Env, then opts.Overrides, each layer overriding the
 // ones before it, and validates it. A key given an empty (null) value keeps
 // the value of the layers below it.
+// After decoding it fills each filter entry's empty name, on_failure and
+// zero timeout with their defaults (see the package documentation).
 //
 // On failure Load returns a nil Config and an error joining every problem
 // found: unknown keys, values of the wrong type and invalid values, each
@@ -48,10 +51,14 @@ type Options struct {
 func Load(opts Options) (*Config, error) {
 	l := loader{
 		k:      koanf.New("."),
+		user:   koanf.New("."),
 		known:  make(map[string]bool),
 		groups: make(map[string]bool),
+		lists:  make(map[string]bool),
+		opaque: make(map[string]bool),
 		source: make(map[string]string),
 	}
+	shapeKeys("", reflect.TypeFor[Config](), l.lists, l.opaque)
 
 	// Layer 1: defaults. They also define the set of valid keys.
 	defaults := koanf.New(".")
@@ -80,7 +87,7 @@ func Load(opts Options) (*Config, error) {
 			}
 			return nil, fmt.Errorf("config: %s: %w", opts.File, err)
 		}
-		if err := l.merge(layer, func(string) string { return opts.File }); err != nil {
+		if err := l.merge(layer, func(string) string { return opts.File }, false); err != nil {
 			return nil, err
 		}
 	}
@@ -103,7 +110,7 @@ func Load(opts Options) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("config: env: %w", err)
 		}
-		if err := l.merge(layer, func(key string) string { return "env " + names[key] }); err != nil {
+		if err := l.merge(layer, func(key string) string { return "env " + names[key] }, true); err != nil {
 			return nil, err
 		}
 	}
@@ -114,14 +121,19 @@ func Load(opts Options) (*Config, error) {
 		if err := layer.Load(confmap.Provider(opts.Overrides, "."), nil); err != nil {
 			return nil, fmt.Errorf("config: overrides: %w", err)
 		}
-		if err := l.merge(layer, func(string) string { return "overrides" }); err != nil {
+		if err := l.merge(layer, func(string) string { return "overrides" }, false); err != nil {
 			return nil, err
 		}
 	}
 
 	// Decode onto the defaults: a key whose value cannot be decoded keeps
 	// its default, so that checks relating it to other keys stay meaningful.
+	// Lists and plugin configs are the exception: the merged value already
+	// holds everything from the defaults, and mapstructure would decode it
+	// into the default slice's elements and the default map, mixing them.
 	cfg := Default()
+	cfg.Filters = nil
+	cfg.Storage.Config = nil
 	bad := make(map[string]bool)
 	err := l.k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
 		Tag: "koanf",
@@ -130,6 +142,7 @@ func Load(opts Options) (*Config, error) {
 			WeaklyTypedInput: true,
 			TagName:          "koanf",
 			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				shapeHook,
 				durationHook,
 				wholeNumberHook,
 			),
@@ -141,7 +154,7 @@ func Load(opts Options) (*Config, error) {
 			var de *mapstructure.DecodeError
 			if errors.As(e, &de) && de.Name() != "" {
 				name, msg := de.Name(), describe(de.Unwrap())
-				if l.groups[name] {
+				if l.groups[name] && !strings.HasPrefix(msg, "expected a mapping of keys") {
 					msg = "expected a mapping of keys, got " + valueName(l.k.Get(name))
 				}
 				bad[name] = true
@@ -154,8 +167,20 @@ func Load(opts Options) (*Config, error) {
 		l.errs = append(l.errs, decodeErrs...)
 	}
 
+	// A command plugin's label defaults to its program's name, not to the
+	// default plugin's.
+	if _, set := l.source["storage.plugin"]; len(cfg.Storage.Command) > 0 && !set {
+		cfg.Storage.Plugin = ""
+	}
+	// The default storage.config is the default plugin's: another plugin
+	// gets only the keys the user layers set.
+	if len(cfg.Storage.Command) > 0 || cfg.Storage.Plugin != defaultStoragePlugin {
+		cfg.Storage.Config, _ = l.user.Get("storage.config").(map[string]any)
+	}
+	cfg.applyDefaults()
+
 	for _, p := range cfg.problems() {
-		if bad[p.key] {
+		if underBad(bad, p.key) {
 			continue // already reported as undecodable
 		}
 		l.errs = append(l.errs, fmt.Errorf("config: %s%s: %s", l.sourcePrefix(p.key), p.key, p.msg))
@@ -181,21 +206,67 @@ func envKey(name string) string {
 
 // loader holds the state of one Load call.
 type loader struct {
-	k      *koanf.Koanf
+	k      *koanf.Koanf      // all layers merged
+	user   *koanf.Koanf      // the layers above the defaults merged
 	known  map[string]bool   // valid leaf keys, e.g. "limits.max_frame_bytes"
-	groups map[string]bool   // keys of sections, e.g. "limits", "storage.sqlite"
+	groups map[string]bool   // keys of sections, e.g. "limits", "storage.config"
+	lists  map[string]bool   // keys of lists, e.g. "filters", "storage.command"
+	opaque map[string]bool   // keys of plugin configs taking any keys: "storage.config"
 	source map[string]string // key -> label of the last layer that set it
 	errs   []error
 }
 
+// filterKeys are the valid keys of a filters entry.
+var filterKeys = func() map[string]bool {
+	keys := make(map[string]bool)
+	for f := range reflect.TypeFor[Filter]().Fields() {
+		keys[f.Tag.Get("koanf")] = true
+	}
+	return keys
+}()
+
+// shapeKeys records the keys of the list and map fields of struct type t.
+func shapeKeys(prefix string, t reflect.Type, lists, opaque map[string]bool) {
+	for f := range t.Fields() {
+		key := prefix + f.Tag.Get("koanf")
+		switch f.Type.Kind() {
+		case reflect.Struct:
+			shapeKeys(key+".", f.Type, lists, opaque)
+		case reflect.Slice:
+			lists[key] = true
+		case reflect.Map:
+			opaque[key] = true
+		}
+	}
+}
+
 // merge checks a layer's keys, records unknown ones as errors (and drops
-// them), remembers which layer set each key and merges the layer.
-func (l *loader) merge(layer *koanf.Koanf, label func(key string) string) error {
+// them), drops keys given a null value (so that they keep the value of the
+// layers below), checks the entries of a filters list, remembers which
+// layer set each key and merges the layer. fromEnv says the layer holds
+// environment variables, which cannot set lists.
+func (l *loader) merge(layer *koanf.Koanf, label func(key string) string, fromEnv bool) error {
 	for _, key := range layer.Keys() { // sorted
-		if !l.known[key] && !l.groups[key] && !l.underLeaf(key) {
+		if list := l.listOf(key); fromEnv && list != "" {
+			l.errs = append(l.errs, fmt.Errorf(
+				"config: %s: %s cannot be set from the environment (it is a list); set it in the configuration file",
+				label(key), list))
+			layer.Delete(key)
+			continue
+		}
+		if !l.known[key] && !l.groups[key] && !l.underLeaf(key) && !l.inOpaque(key) {
 			l.errs = append(l.errs, fmt.Errorf("config: %s: unknown key %q", label(key), key))
 			layer.Delete(key)
 			continue
+		}
+		if layer.Get(key) == nil {
+			layer.Delete(key)
+			continue
+		}
+		if key == "filters" {
+			if err := l.checkFilters(layer, label(key)); err != nil {
+				return err
+			}
 		}
 		// Sections given a scalar ("limits: 5") and leaves given a mapping
 		// ("listen: {a: 1}") are kept: decoding reports them as type errors.
@@ -204,7 +275,67 @@ func (l *loader) merge(layer *koanf.Koanf, label func(key string) string) error 
 	if err := l.k.Merge(layer); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	if err := l.user.Merge(layer); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	return nil
+}
+
+// checkFilters records the unknown keys of the entries of the layer's
+// filters list as errors, naming them by index ("filters[1].on_falure"),
+// and drops them. Entries that are not mappings are left to decoding.
+func (l *loader) checkFilters(layer *koanf.Koanf, label string) error {
+	list, ok := normalize(layer.Get("filters")).([]any)
+	if !ok {
+		return nil
+	}
+	for i, entry := range list {
+		m, ok := entry.(map[string]any)
+		if !ok {
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if !filterKeys[k] {
+				l.errs = append(l.errs, fmt.Errorf("config: %s: unknown key %q", label, fmt.Sprintf("filters[%d].%s", i, k)))
+				delete(m, k)
+			}
+		}
+	}
+	if err := layer.Set("filters", list); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// listOf returns the list key that key is or lies below, or "".
+func (l *loader) listOf(key string) string {
+	for list := range l.lists {
+		if key == list || strings.HasPrefix(key, list+".") {
+			return list
+		}
+	}
+	return ""
+}
+
+// inOpaque reports whether key is a plugin config or lies below one.
+func (l *loader) inOpaque(key string) bool {
+	for o := range l.opaque {
+		if key == o || strings.HasPrefix(key, o+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// underBad reports whether key is, or lies below, a key that failed to
+// decode.
+func underBad(bad map[string]bool, key string) bool {
+	for b := range bad {
+		if key == b || strings.HasPrefix(key, b+".") || strings.HasPrefix(key, b+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 // underLeaf reports whether a proper prefix of key is a leaf key, i.e. the
@@ -219,8 +350,12 @@ func (l *loader) underLeaf(key string) bool {
 }
 
 // sourcePrefix returns "<layer>: " for the layer that set key (or a key
-// below it), or "" if the value is a default.
+// below it), or "" if the value is a default. A key inside a list
+// ("filters[1].name") is attributed to the layer that set the list.
 func (l *loader) sourcePrefix(key string) string {
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		key = key[:i]
+	}
 	if s, ok := l.source[key]; ok {
 		return s + ": "
 	}
@@ -238,6 +373,26 @@ func (l *loader) sourcePrefix(key string) string {
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
+
+// shapeHook rejects a scalar or mapping given for a list, and a list given
+// for a mapping, which mapstructure's weak typing would otherwise convert
+// (a string becoming a one-element command, a mapping a one-entry filters
+// list).
+func shapeHook(from, to reflect.Type, data any) (any, error) {
+	isList := from.Kind() == reflect.Slice || from.Kind() == reflect.Array
+	isMapping := from.Kind() == reflect.Map || from.Kind() == reflect.Struct
+	switch to.Kind() {
+	case reflect.Slice:
+		if !isList {
+			return nil, fmt.Errorf("expected a list, got %s", valueName(data))
+		}
+	case reflect.Map, reflect.Struct:
+		if !isMapping {
+			return nil, fmt.Errorf("expected a mapping of keys, got %s", valueName(data))
+		}
+	}
+	return data, nil
+}
 
 // durationHook decodes durations from Go syntax strings ("10s", "5m").
 // Bare numbers other than 0 are rejected rather than read as nanoseconds.
@@ -328,6 +483,10 @@ func typeName(t reflect.Type) string {
 		return "an integer"
 	case reflect.String:
 		return "a string"
+	case reflect.Bool:
+		return "a boolean (true or false)"
+	case reflect.Slice:
+		return "a list"
 	case reflect.Struct, reflect.Map:
 		return "a mapping of keys"
 	}

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -65,16 +67,47 @@ func (c *Config) problems() []problem {
 	v.between("accounts.min_password_bytes", c.Accounts.MinPasswordBytes, 1, 1024)
 	v.atLeast("accounts.hash_concurrency", c.Accounts.HashConcurrency, 0)
 
-	v.positive("storage.timeout", c.Storage.Timeout)
-	v.between("storage.batch_max", c.Storage.BatchMax, 1, 10000)
-	v.oneOf("storage.sqlite.synchronous", c.Storage.SQLite.Synchronous, "full", "normal", "off")
-	if c.Storage.SQLite.DedupWindow < 0 {
-		v.add("storage.sqlite.dedup_window", fmt.Sprintf(
-			"must not be negative (got %s)", c.Storage.SQLite.DedupWindow))
+	s := c.Storage
+	v.plugin("storage", s.Plugin, s.Command)
+	v.positive("storage.timeout", s.Timeout)
+	v.between("storage.batch_max", s.BatchMax, 1, 10000)
+	v.jsonObject("storage.config", s.Config)
+
+	first := make(map[string]int) // filter name -> index of its first use
+	for i, f := range c.Filters {
+		key := fmt.Sprintf("filters[%d]", i)
+		pluginOK := v.plugin(key, f.Plugin, f.Command)
+		switch j, dup := first[f.Name]; {
+		case f.Name == "" && !pluginOK:
+			// Load defaults the name from the plugin or command.
+		case f.Name == "":
+			v.add(key+".name", "must not be empty")
+		case !filterName.MatchString(f.Name):
+			v.add(key+".name", fmt.Sprintf("must match %s (got %q)", filterName, f.Name))
+		case dup:
+			v.add(key+".name", fmt.Sprintf(
+				"must be unique: %q is also the name of filters[%d] (set name on one of them)", f.Name, j))
+		default:
+			first[f.Name] = i
+		}
+		v.oneOf(key+".on_failure", f.OnFailure, "reject", "allow")
+		v.positive(key+".timeout", f.Timeout)
+		v.jsonObject(key+".config", f.Config)
+	}
+
+	p := c.Plugins
+	v.positive("plugins.start_timeout", p.StartTimeout)
+	v.positive("plugins.restart_backoff_min", p.RestartBackoffMin)
+	if p.RestartBackoffMax < p.RestartBackoffMin {
+		v.add("plugins.restart_backoff_max", fmt.Sprintf(
+			"must be at least plugins.restart_backoff_min = %s (got %s)", p.RestartBackoffMin, p.RestartBackoffMax))
 	}
 
 	return v.problems
 }
+
+// filterName is the syntax of filter instance names.
+var filterName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 type validator struct {
 	problems []problem
@@ -119,5 +152,28 @@ func (v *validator) hostPort(key, got string) {
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		v.add(key, fmt.Sprintf("must be host:port with a numeric port 0-65535 (got %q)", got))
+	}
+}
+
+// plugin checks a plugin entry (storage or a filter, named key): it needs
+// a built-in plugin name or a command whose program is not empty. It
+// reports whether the entry is valid.
+func (v *validator) plugin(key, plugin string, command []string) bool {
+	switch {
+	case len(command) > 0 && command[0] == "":
+		v.add(key+".command", "the program (first element) must not be empty")
+	case plugin == "" && len(command) == 0:
+		v.add(key, "one of plugin or command must be set")
+	default:
+		return true
+	}
+	return false
+}
+
+// jsonObject checks that a plugin config can be passed to the plugin as
+// JSON.
+func (v *validator) jsonObject(key string, m map[string]any) {
+	if _, err := json.Marshal(m); err != nil {
+		v.add(key, "must be encodable as JSON: "+err.Error())
 	}
 }

@@ -54,7 +54,7 @@ func startFaulty(t *testing.T) (*daemontest.Server, *faultyStore) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Storage.Timeout = 300 * time.Millisecond
-	real, err := sqlitestore.Open(context.Background(), sqlitestore.Options{Path: cfg.SQLitePath()})
+	real, err := sqlitestore.Open(context.Background(), sqlitestore.Options{Path: cfg.DataDir + "/qq.db"})
 	if err != nil {
 		t.Fatal(err)
 	}

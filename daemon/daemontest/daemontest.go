@@ -77,12 +77,16 @@ func StartWithPlugins(t testing.TB, cfg *config.Config, st plugins.Storage, filt
 	ownStore := st == nil
 	if ownStore {
 		var err error
-		st, err = sqlitestore.Open(context.Background(), sqlitestore.Options{
-			Path:        cfg.SQLitePath(),
-			Synchronous: cfg.Storage.SQLite.Synchronous,
-			DedupWindow: cfg.Storage.SQLite.DedupWindow,
-			Logger:      log,
-		})
+		conf, err := json.Marshal(cfg.Storage.Config)
+		if err != nil {
+			t.Fatalf("daemontest: storage config: %v", err)
+		}
+		opts, err := sqlitestore.ParseConfig(plugins.Env{DataDir: cfg.DataDir}, conf)
+		if err != nil {
+			t.Fatalf("daemontest: storage config: %v", err)
+		}
+		opts.Logger = log
+		st, err = sqlitestore.Open(context.Background(), opts)
 		if err != nil {
 			t.Fatalf("daemontest: open storage: %v", err)
 		}

@@ -1,7 +1,14 @@
 // Command qqd is the qq chat daemon. With no flags it runs on embedded
-// defaults: it listens on 127.0.0.1:5190 and keeps its data in ./qqd-data.
+// defaults: it listens on 127.0.0.1:5190, keeps its data in ./qqd-data,
+// and runs its built-in plugins (sqlite storage, antispam and wordfilter
+// filters) as subprocesses of itself.
 //
 //	qqd [-config qq.yaml] [-listen addr] [-data-dir dir] [-t] [-version]
+//	qqd plugin <name>     (serve a built-in plugin; qqd runs this itself)
+//
+// SIGHUP reloads qq.yaml: changed plugins are started, swapped in and the
+// old ones stopped, without dropping a connection. SIGINT and SIGTERM shut
+// down gracefully.
 package main
 
 import (
@@ -18,7 +25,7 @@ import (
 
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon"
-	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
+	"github.com/qqchat/qq/plugins/pluginset"
 )
 
 func main() {
@@ -31,6 +38,13 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	builtins := pluginset.DefaultBuiltins()
+	if len(args) > 0 && args[0] == "plugin" {
+		if len(args) != 2 {
+			return errors.New("usage: qqd plugin <name>")
+		}
+		return builtins.Serve(args[1])
+	}
 	fs := flag.NewFlagSet("qqd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML configuration `file` (default: embedded defaults only)")
@@ -57,7 +71,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 			overrides[key] = f.Value.String()
 		}
 	})
-	cfg, err := config.Load(config.Options{File: *configPath, Env: os.Environ(), Overrides: overrides})
+	load := func() (*config.Config, error) {
+		return config.Load(config.Options{File: *configPath, Env: os.Environ(), Overrides: overrides})
+	}
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
@@ -70,18 +87,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	store, err := sqlitestore.Open(context.Background(), sqlitestore.Options{
-		Path:        cfg.SQLitePath(),
-		Synchronous: cfg.Storage.SQLite.Synchronous,
-		DedupWindow: cfg.Storage.SQLite.DedupWindow,
-		Logger:      log.With("component", "sqlite"),
-	})
+	self, err := pluginset.Self()
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	set, err := pluginset.Start(ctx, cfg, pluginset.Options{Builtins: builtins, Self: self, Logger: log})
+	if err != nil {
+		return fmt.Errorf("plugins: %w", err)
+	}
+	defer func() { set.Close() }()
 
-	d, err := daemon.New(cfg, daemon.Deps{Storage: store, Logger: log, Version: daemon.Version()})
+	d, err := daemon.New(cfg, daemon.Deps{Storage: set.Storage(), Filters: set.Filters(), Logger: log, Version: daemon.Version()})
 	if err != nil {
 		return err
 	}
@@ -91,26 +109,47 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("qqd starting", "version", daemon.Version(), "listen", ln.Addr().String(), "data_dir", cfg.DataDir)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		log.Info("signal received; shutting down")
-	case err := <-serveErr:
-		return err
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			log.Info("signal received; shutting down")
+			running = false
+		case err := <-serveErr:
+			return err
+		case <-hup:
+			set = reload(ctx, log, load, set, d)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := d.Shutdown(sctx); err != nil {
 		log.Warn("shutdown incomplete", "err", err)
 	}
-	if err := store.Close(); err != nil {
-		return fmt.Errorf("close storage: %w", err)
-	}
+	set.Close()
 	log.Info("qqd stopped")
 	return nil
+}
+
+// reload re-reads the configuration and swaps in the plugins that
+// changed. An invalid configuration is logged, every problem of it, and
+// the running one stays.
+func reload(ctx context.Context, log *slog.Logger, load func() (*config.Config, error), set *pluginset.Set, d *daemon.Server) *pluginset.Set {
+	log.Info("reloading configuration")
+	cfg, err := load()
+	if err != nil {
+		log.Error("reload refused: invalid configuration; keeping the running one", "err", err)
+		return set
+	}
+	next, err := set.SwapInto(ctx, d, cfg)
+	if err != nil {
+		log.Error("reload failed: keeping the running plugins", "err", err)
+	}
+	return next
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
