@@ -34,6 +34,7 @@ fmt-check:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) ./daemon/protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./daemon/protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzWordfilter$$' -fuzztime $(FUZZTIME) ./plugins/wordfilter/wordfilter
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -7,4 +7,35 @@
 // in batches (many messages and many acks in one call, one durable commit),
 // every call takes a context whose deadline bounds it, and a failed write
 // says whether anything may have been stored.
+//
+// # Plugin processes
+//
+// A plugin is a program whose main is one line:
+//
+//	func main() { plugins.ServeFilter(myfilter.New) }   // or ServeStorage
+//
+// qqd starts it with Start (built-in plugins are qqd itself, run as
+// "qqd plugin <name>"), using hashicorp/go-plugin: a handshake on the
+// child's stdout (Handshake, VersionedPlugins, ProtocolVersion), then gRPC
+// over a Unix socket with automatic mutual TLS. The services are defined
+// in pluginpb/qqplugin.proto; plugin authors only see the Go interfaces
+// of this package. The first call is Configure, which runs the plugin's
+// factory with its JSON configuration and Env; the factory's error text
+// reaches qqd's error message. Calls before a successful Configure fail.
+//
+// Across the boundary the contract holds: ErrUserExists, ErrUnknownUser
+// and ErrBadCursor (and context.Canceled and context.DeadlineExceeded)
+// still satisfy errors.Is on the host, AppendResult.Err too; a Write fails
+// with a *WriteError whose MaybeWritten is the plugin's, or true when the
+// call failed in transport (the process died or the deadline expired
+// mid-call), or false when it was never sent.
+//
+// A plugin logs with log/slog to os.Stderr (stdout belongs to the
+// handshake). qqd relays each line to the Spec's Logger with
+// plugin=<instance name>, keeping the level of slog's text and JSON
+// formats. A plugin never outlives qqd: it exits when its parent process
+// changes (checked every 500ms), and on Linux the kernel also SIGKILLs it
+// (Pdeathsig). It ignores SIGINT and SIGTERM, so that qqd can make its
+// last writes before it stops its plugins with Process.Kill or
+// CleanupClients.
 package plugins

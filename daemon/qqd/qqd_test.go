@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +20,10 @@ import (
 // set, so subprocess tests run the real main without a separate build.
 func TestMain(m *testing.M) {
 	if os.Getenv("QQ_TEST_RUN_AS_QQD") == "1" {
+		if len(os.Args) > 1 && os.Args[1] == "test-plugin" {
+			serveTestPlugin(os.Args[2:])
+			os.Exit(0)
+		}
 		if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "qqd:", err)
 			os.Exit(1)
@@ -33,6 +38,35 @@ type qqdProc struct {
 	cmd  *exec.Cmd
 	addr string
 	exit chan error
+
+	mu  sync.Mutex
+	log []string
+}
+
+// logged reports whether a log line matching re was written.
+func (p *qqdProc) logged(re string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.log {
+		if regexp.MustCompile(re).MatchString(l) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitLog waits until a log line matches re.
+func (p *qqdProc) waitLog(t *testing.T, re string) {
+	t.Helper()
+	deadline := time.Now().Add(daemontest.Timeout)
+	for !p.logged(re) {
+		if time.Now().After(deadline) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			t.Fatalf("no log line matches %q; log:\n%s", re, strings.Join(p.log, "\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
@@ -59,6 +93,9 @@ func startQQD(t *testing.T, dataDir string, args ...string) *qqdProc {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			p.mu.Lock()
+			p.log = append(p.log, sc.Text())
+			p.mu.Unlock()
 			if testing.Verbose() {
 				t.Log("qqd:", sc.Text())
 			}
@@ -101,7 +138,9 @@ func (p *qqdProc) signal(t *testing.T, sig syscall.Signal) error {
 // acknowledged was lost and that cids are still recognised.
 func TestCrashRestart(t *testing.T) {
 	dir := t.TempDir()
-	p := startQQD(t, dir)
+	// 50 sends in a burst: lift antispam's flood limit.
+	conf := writeConfig(t, dir, "filters:\n  - plugin: antispam\n    config: {flood: {max_messages: 1000}}\n")
+	p := startQQD(t, dir, "-config", conf)
 	alice := daemontest.DialRaw(t, p.addr)
 	alice.Expect(`{"type":"hello"}`)
 	alice.Register("alice", "alice-password")
@@ -117,7 +156,7 @@ func TestCrashRestart(t *testing.T) {
 		t.Fatal("qqd exited cleanly after SIGKILL?")
 	}
 
-	p = startQQD(t, dir)
+	p = startQQD(t, dir, "-config", conf)
 	bob := daemontest.DialRaw(t, p.addr)
 	bob.Expect(`{"type":"hello"}`)
 	if got := bob.Login("bob", "bob-password"); got != n {

@@ -24,8 +24,25 @@ type Config struct {
 	// "off".
 	Synchronous string `json:"synchronous"`
 	// DedupWindow is how long (sender, cid) keys are remembered, as a Go
-	// duration ("24h", the default); "0" or "0s" remembers them forever.
-	DedupWindow string `json:"dedup_window"`
+	// duration ("24h", the default); 0 or "0s" remembers them forever.
+	DedupWindow durationText `json:"dedup_window"`
+}
+
+// durationText is a duration as Go syntax text; the number 0 is accepted
+// too (YAML turns a bare 0 into a number).
+type durationText string
+
+func (d *durationText) UnmarshalJSON(b []byte) error {
+	if string(b) == "0" {
+		*d = "0s"
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("dedup_window: want a duration such as \"24h\", got %s", b)
+	}
+	*d = durationText(s)
+	return nil
 }
 
 // New is the plugins.StorageFactory of the sqlite plugin: it validates
@@ -61,7 +78,7 @@ func ParseConfig(env plugins.Env, config []byte) (Options, error) {
 	default:
 		errs = append(errs, fmt.Errorf("sqlite config: synchronous: must be full, normal or off (got %q)", c.Synchronous))
 	}
-	window, err := time.ParseDuration(c.DedupWindow)
+	window, err := time.ParseDuration(string(c.DedupWindow))
 	if err != nil || window < 0 {
 		errs = append(errs, fmt.Errorf("sqlite config: dedup_window: must be a duration >= 0 such as \"24h\" (got %q)", c.DedupWindow))
 	}

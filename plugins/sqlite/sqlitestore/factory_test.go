@@ -45,6 +45,8 @@ func TestParseConfig(t *testing.T) {
 		{`{}`, "/var/lib/qqd/qq.db", nil},
 		{`{"path":"x/y.db","synchronous":"normal","dedup_window":"0"}`, "/var/lib/qqd/x/y.db", nil},
 		{`{"path":"/abs.db"}`, "/abs.db", nil},
+		{`{"dedup_window":0}`, "/var/lib/qqd/qq.db", nil},
+		{`{"dedup_window":5}`, "", []string{"dedup_window"}},
 		{`{"pth":"x"}`, "", []string{"pth"}},
 		{`{"path":"","synchronous":"fast","dedup_window":"soon"}`, "", []string{"path", "synchronous", "dedup_window"}},
 		{`[1]`, "", []string{"sqlite config"}},

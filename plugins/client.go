@@ -1,0 +1,243 @@
+package plugins
+
+// The host side: Storage and Filter implementations that call a plugin
+// process over gRPC.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins/pluginpb"
+)
+
+// errExited is the error of a call made after the plugin process exited.
+var errExited = errors.New("plugin process exited")
+
+// closeTimeout bounds Storage.Close, which has no context.
+const closeTimeout = 30 * time.Second
+
+// configurer is what Start calls on a dispensed client.
+type configurer interface {
+	configure(ctx context.Context, config []byte, env Env) error
+}
+
+// rpcBase is what the storage and filter clients share.
+type rpcBase struct {
+	name string          // instance name, for errors; may be empty
+	done context.Context // cancelled when the plugin process has exited
+}
+
+// exited reports whether the process is known to be gone.
+func (b *rpcBase) exited() bool { return b.done != nil && b.done.Err() != nil }
+
+// wrap puts the plugin's name and the method before an error decoded
+// from a call.
+func (b *rpcBase) wrap(method string, err error) error {
+	if b.name == "" {
+		return fmt.Errorf("plugin: %s: %w", method, err)
+	}
+	return fmt.Errorf("plugin %s: %s: %w", b.name, method, err)
+}
+
+// check fails when the process is known to have exited.
+func (b *rpcBase) check(method string) error {
+	if b.exited() {
+		return b.wrap(method, errExited)
+	}
+	return nil
+}
+
+// decode turns the error of a call into a Go error (see fromStatus).
+func (b *rpcBase) decode(method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return b.wrap(method, fromStatus(err))
+}
+
+func configureRequest(config []byte, env Env) *pluginpb.ConfigureRequest {
+	if len(config) == 0 {
+		config = []byte("{}")
+	}
+	return &pluginpb.ConfigureRequest{ConfigJson: config, DataDir: env.DataDir}
+}
+
+// storageClient is a Storage in a plugin process.
+type storageClient struct {
+	rpcBase
+	rpc pluginpb.StorageClient
+}
+
+var (
+	_ Storage    = (*storageClient)(nil)
+	_ configurer = (*storageClient)(nil)
+)
+
+func (c *storageClient) configure(ctx context.Context, config []byte, env Env) error {
+	if err := c.check("configure"); err != nil {
+		return err
+	}
+	_, err := c.rpc.Configure(ctx, configureRequest(config, env))
+	if status.Code(err) == codes.Unimplemented {
+		return c.wrap("configure", fmt.Errorf("the process does not serve a storage plugin: %w", fromStatus(err)))
+	}
+	return c.decode("configure", err)
+}
+
+func (c *storageClient) CreateUser(ctx context.Context, user, passwordHash string) error {
+	if err := c.check("create user"); err != nil {
+		return err
+	}
+	_, err := c.rpc.CreateUser(ctx, &pluginpb.CreateUserRequest{User: user, PasswordHash: passwordHash})
+	return c.decode("create user", err)
+}
+
+func (c *storageClient) PasswordHash(ctx context.Context, user string) (string, error) {
+	if err := c.check("password hash"); err != nil {
+		return "", err
+	}
+	resp, err := c.rpc.PasswordHash(ctx, &pluginpb.PasswordHashRequest{User: user})
+	if err != nil {
+		return "", c.decode("password hash", err)
+	}
+	return resp.GetPasswordHash(), nil
+}
+
+// Write stores b in the plugin. Its failure is always a *WriteError:
+// MaybeWritten false when the call was never sent (ctx already done, the
+// process already gone, the plugin not configured) or the plugin said
+// nothing was stored; true when the call failed in transport (the process
+// died, the deadline expired) or the plugin could not tell.
+func (c *storageClient) Write(ctx context.Context, b *WriteBatch) ([]AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &WriteError{MaybeWritten: false, Err: c.wrap("write", err)}
+	}
+	if err := c.check("write"); err != nil {
+		return nil, &WriteError{MaybeWritten: false, Err: err}
+	}
+	resp, err := c.rpc.Write(ctx, writeBatchToPB(b))
+	if err != nil {
+		derr := fromStatus(err)
+		return nil, &WriteError{MaybeWritten: !errors.Is(derr, errNotConfigured), Err: c.wrap("write", derr)}
+	}
+	if we := resp.GetError(); we.GetFailed() {
+		werr := writeErrorFromPB(we)
+		werr.Err = c.wrap("write", werr.Err)
+		return nil, werr
+	}
+	n := 0
+	if b != nil {
+		n = len(b.Messages)
+	}
+	if len(resp.GetResults()) != n {
+		return nil, &WriteError{MaybeWritten: true, Err: c.wrap("write", fmt.Errorf("plugin returned %d results for %d messages", len(resp.GetResults()), n))}
+	}
+	return appendResultsFromPB(resp.GetResults()), nil
+}
+
+func (c *storageClient) LookupCIDs(ctx context.Context, keys []CIDKey) ([]AppendResult, error) {
+	if err := c.check("lookup cids"); err != nil {
+		return nil, err
+	}
+	resp, err := c.rpc.LookupCIDs(ctx, &pluginpb.LookupCIDsRequest{Keys: cidKeysToPB(keys)})
+	if err != nil {
+		return nil, c.decode("lookup cids", err)
+	}
+	if len(resp.GetResults()) != len(keys) {
+		return nil, c.wrap("lookup cids", fmt.Errorf("plugin returned %d results for %d keys", len(resp.GetResults()), len(keys)))
+	}
+	return appendResultsFromPB(resp.GetResults()), nil
+}
+
+func (c *storageClient) PendingCount(ctx context.Context, user string) (int64, error) {
+	if err := c.check("pending count"); err != nil {
+		return 0, err
+	}
+	resp, err := c.rpc.PendingCount(ctx, &pluginpb.PendingCountRequest{User: user})
+	if err != nil {
+		return 0, c.decode("pending count", err)
+	}
+	return resp.GetCount(), nil
+}
+
+func (c *storageClient) Pending(ctx context.Context, user string, limit int) ([]protocol.Message, bool, error) {
+	if err := c.check("pending"); err != nil {
+		return nil, false, err
+	}
+	resp, err := c.rpc.Pending(ctx, &pluginpb.PendingRequest{User: user, Limit: int64(limit)})
+	if err != nil {
+		return nil, false, c.decode("pending", err)
+	}
+	return messagesFromPB(resp.GetMessages()), resp.GetMore(), nil
+}
+
+func (c *storageClient) History(ctx context.Context, user, with, before string, limit int) ([]protocol.Message, bool, error) {
+	if err := c.check("history"); err != nil {
+		return nil, false, err
+	}
+	resp, err := c.rpc.History(ctx, &pluginpb.HistoryRequest{User: user, With: with, Before: before, Limit: int64(limit)})
+	if err != nil {
+		return nil, false, c.decode("history", err)
+	}
+	return messagesFromPB(resp.GetMessages()), resp.GetMore(), nil
+}
+
+// Close closes the storage inside the plugin (bounded by 30s); the
+// process keeps running until Process.Kill.
+func (c *storageClient) Close() error {
+	if err := c.check("close"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	_, err := c.rpc.Close(ctx, &pluginpb.CloseRequest{})
+	return c.decode("close", err)
+}
+
+// filterClient is a Filter in a plugin process.
+type filterClient struct {
+	rpcBase
+	rpc pluginpb.FilterClient
+}
+
+var (
+	_ Filter     = (*filterClient)(nil)
+	_ configurer = (*filterClient)(nil)
+)
+
+func (c *filterClient) configure(ctx context.Context, config []byte, env Env) error {
+	if err := c.check("configure"); err != nil {
+		return err
+	}
+	_, err := c.rpc.Configure(ctx, configureRequest(config, env))
+	if status.Code(err) == codes.Unimplemented {
+		return c.wrap("configure", fmt.Errorf("the process does not serve a filter plugin: %w", fromStatus(err)))
+	}
+	return c.decode("configure", err)
+}
+
+// Filter asks the plugin for one verdict per message. An answer with the
+// wrong number of verdicts or an invalid action is an error.
+func (c *filterClient) Filter(ctx context.Context, msgs []FilterMessage) ([]Verdict, error) {
+	if err := c.check("filter"); err != nil {
+		return nil, err
+	}
+	resp, err := c.rpc.Filter(ctx, &pluginpb.FilterRequest{Messages: filterMessagesToPB(msgs)})
+	if err != nil {
+		return nil, c.decode("filter", err)
+	}
+	if len(resp.GetVerdicts()) != len(msgs) {
+		return nil, c.wrap("filter", fmt.Errorf("plugin returned %d verdicts for %d messages", len(resp.GetVerdicts()), len(msgs)))
+	}
+	vs, err := verdictsFromPB(resp.GetVerdicts())
+	if err != nil {
+		return nil, c.wrap("filter", err)
+	}
+	return vs, nil
+}

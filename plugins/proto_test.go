@@ -1,0 +1,33 @@
+package plugins_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/qqchat/qq/plugins"
+)
+
+// The .proto names the protocol version it defines on its first line.
+func TestProtoVersion(t *testing.T) {
+	f, err := os.Open("pluginpb/qqplugin.proto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	if !sc.Scan() {
+		t.Fatalf("read qqplugin.proto: %v", sc.Err())
+	}
+	want := fmt.Sprintf("// qq plugin protocol version %d", plugins.ProtocolVersion)
+	if got := sc.Text(); got != want {
+		t.Errorf("qqplugin.proto first line %q, want %q", got, want)
+	}
+	if plugins.Handshake.ProtocolVersion != plugins.ProtocolVersion {
+		t.Errorf("Handshake.ProtocolVersion = %d, want %d", plugins.Handshake.ProtocolVersion, plugins.ProtocolVersion)
+	}
+	if _, ok := plugins.VersionedPlugins[plugins.ProtocolVersion]; !ok {
+		t.Errorf("VersionedPlugins has no set for version %d", plugins.ProtocolVersion)
+	}
+}

@@ -1,0 +1,351 @@
+package plugins
+
+// The plugin side: the gRPC servers in front of a plugin's Go
+// implementation, and the Serve helpers a plugin's main calls.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/qqchat/qq/plugins/pluginpb"
+)
+
+// ServeStorage runs the current process as a storage plugin: its main is
+// just
+//
+//	func main() { plugins.ServeStorage(mystore.New) }
+//
+// The host's Configure call runs f with the plugin's configuration (a
+// factory error is returned to the host with its full text, and qqd
+// reports it); the Storage it returns then serves every call. ServeStorage
+// returns when the host stops the plugin, after closing the Storage if the
+// host did not. It never returns if the process was not started by a qq
+// host: it prints an explanation and exits with status 1.
+//
+// The process exits by itself if its parent (qqd) dies. Stdout carries
+// go-plugin's handshake: a plugin must not write to it. Plugins log with
+// log/slog to os.Stderr (for example slog.New(slog.NewJSONHandler(os.Stderr,
+// nil))); qqd relays each line to its own log with plugin=<instance name>,
+// keeping the level. SIGINT and SIGTERM are ignored: qqd stops its plugins
+// itself, after its last write.
+func ServeStorage(f StorageFactory) {
+	s := &storageServer{factory: f}
+	serve(servedPlugins(KindStorage, &storagePlugin{server: s}), s.close)
+	_ = s.close()
+}
+
+// ServeFilter runs the current process as a filter plugin, like
+// ServeStorage:
+//
+//	func main() { plugins.ServeFilter(myfilter.New) }
+func ServeFilter(f FilterFactory) {
+	s := &filterServer{factory: f}
+	serve(servedPlugins(KindFilter, &filterPlugin{server: s}), func() error { return nil })
+}
+
+// parentCheckInterval is how often a plugin checks that qqd is alive.
+const parentCheckInterval = 500 * time.Millisecond
+
+// serve runs go-plugin's Serve with the qq handshake until the host stops
+// the plugin. release runs before the process exits because its parent
+// died.
+func serve(set map[int]goplugin.PluginSet, release func() error) {
+	stop := make(chan struct{})
+	defer close(stop)
+	go watchParent(stop, parentCheckInterval, os.Getppid, func() {
+		logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+		logger.Error("qq plugin: parent process died; exiting")
+		done := make(chan struct{})
+		go func() { _ = release(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+		os.Exit(3)
+	})
+	// qqd stops its plugins after its own last call; a signal sent to the
+	// whole process group (Ctrl-C, systemd's control-group kill) must not
+	// stop them first. go-plugin ignores SIGINT itself.
+	signal.Ignore(syscall.SIGTERM)
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: set,
+		GRPCServer:       grpcServer,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name:       "go-plugin",
+			Level:      hclog.Debug,
+			Output:     os.Stderr,
+			JSONFormat: true,
+		}),
+	})
+}
+
+// grpcServer is go-plugin's default server with go-plugin's client-side
+// message size limit (a Write or Filter batch of large bodies can exceed
+// gRPC's 4 MiB default).
+func grpcServer(opts []grpc.ServerOption) *grpc.Server {
+	return goplugin.DefaultGRPCServer(append(opts, grpc.MaxRecvMsgSize(math.MaxInt32)))
+}
+
+// watchParent calls orphaned, once, when getppid's answer changes from
+// its first (the parent died and the process was re-parented), checking
+// every interval until stop is closed.
+func watchParent(stop <-chan struct{}, interval time.Duration, getppid func() int, orphaned func()) {
+	parent := getppid()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if getppid() != parent {
+				orphaned()
+				return
+			}
+		}
+	}
+}
+
+// configured holds what a plugin's factory made, once Configure has run.
+type configured[T any] struct {
+	mu   sync.Mutex // serialises Configure and release
+	impl atomic.Pointer[T]
+}
+
+// get returns the implementation, or a NOT_CONFIGURED status.
+func (c *configured[T]) get() (T, error) {
+	if p := c.impl.Load(); p != nil {
+		return *p, nil
+	}
+	var zero T
+	return zero, toStatus(errNotConfigured)
+}
+
+// configure runs factory once. Its error crosses to the host with its
+// full text and the CONFIG kind.
+func (c *configured[T]) configure(req *pluginpb.ConfigureRequest, factory func(Env, []byte) (T, error)) (err error) {
+	defer recoverRPC("configure", &err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.impl.Load() != nil {
+		return status.Error(codes.FailedPrecondition, "plugin already configured")
+	}
+	if factory == nil {
+		return toStatus(&configError{errors.New("plugin has no factory")})
+	}
+	cfg := req.GetConfigJson()
+	if len(cfg) == 0 {
+		cfg = []byte("{}")
+	}
+	v, err := factory(Env{DataDir: req.GetDataDir()}, cfg)
+	if err != nil {
+		return toStatus(&configError{err})
+	}
+	if any(v) == nil {
+		return toStatus(&configError{errors.New("factory returned no implementation and no error")})
+	}
+	c.impl.Store(&v)
+	return nil
+}
+
+// configError is a factory's error: its text is the factory's own.
+type configError struct{ err error }
+
+func (e *configError) Error() string        { return e.err.Error() }
+func (e *configError) Unwrap() error        { return e.err }
+func (e *configError) Is(target error) bool { return target == errConfig }
+
+// recoverRPC turns a panic of an implementation into an INTERNAL status
+// (and logs the stack), so that one bad message does not kill the plugin.
+func recoverRPC(method string, err *error) {
+	if r := recover(); r != nil {
+		slog.New(slog.NewTextHandler(os.Stderr, nil)).Error("qq plugin: panic", "method", method, "panic", r, "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "plugin panicked in %s: %v", method, r)
+	}
+}
+
+// storageServer serves a Storage over gRPC.
+type storageServer struct {
+	pluginpb.UnimplementedStorageServer
+	factory StorageFactory
+
+	impl      configured[Storage]
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// close closes the Storage, if there is one, once.
+func (s *storageServer) close() error {
+	s.impl.mu.Lock()
+	defer s.impl.mu.Unlock()
+	st, err := s.impl.get()
+	if err != nil {
+		return nil
+	}
+	s.closeOnce.Do(func() { s.closeErr = st.Close() })
+	return s.closeErr
+}
+
+func (s *storageServer) Configure(_ context.Context, req *pluginpb.ConfigureRequest) (*pluginpb.ConfigureResponse, error) {
+	if err := s.impl.configure(req, s.factory); err != nil {
+		return nil, err
+	}
+	return &pluginpb.ConfigureResponse{}, nil
+}
+
+func (s *storageServer) CreateUser(ctx context.Context, req *pluginpb.CreateUserRequest) (_ *pluginpb.CreateUserResponse, err error) {
+	defer recoverRPC("create user", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	if err := st.CreateUser(ctx, req.GetUser(), req.GetPasswordHash()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.CreateUserResponse{}, nil
+}
+
+func (s *storageServer) PasswordHash(ctx context.Context, req *pluginpb.PasswordHashRequest) (_ *pluginpb.PasswordHashResponse, err error) {
+	defer recoverRPC("password hash", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	h, err := st.PasswordHash(ctx, req.GetUser())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.PasswordHashResponse{PasswordHash: h}, nil
+}
+
+func (s *storageServer) Write(ctx context.Context, req *pluginpb.WriteBatch) (_ *pluginpb.WriteResponse, err error) {
+	defer recoverRPC("write", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	res, err := st.Write(ctx, writeBatchFromPB(req))
+	if err != nil {
+		return &pluginpb.WriteResponse{Error: writeErrorToPB(err)}, nil
+	}
+	return &pluginpb.WriteResponse{Results: appendResultsToPB(res)}, nil
+}
+
+func (s *storageServer) LookupCIDs(ctx context.Context, req *pluginpb.LookupCIDsRequest) (_ *pluginpb.LookupCIDsResponse, err error) {
+	defer recoverRPC("lookup cids", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	res, err := st.LookupCIDs(ctx, cidKeysFromPB(req.GetKeys()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.LookupCIDsResponse{Results: appendResultsToPB(res)}, nil
+}
+
+func (s *storageServer) PendingCount(ctx context.Context, req *pluginpb.PendingCountRequest) (_ *pluginpb.PendingCountResponse, err error) {
+	defer recoverRPC("pending count", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	n, err := st.PendingCount(ctx, req.GetUser())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.PendingCountResponse{Count: n}, nil
+}
+
+func (s *storageServer) Pending(ctx context.Context, req *pluginpb.PendingRequest) (_ *pluginpb.PendingResponse, err error) {
+	defer recoverRPC("pending", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	msgs, more, err := st.Pending(ctx, req.GetUser(), clampInt(req.GetLimit()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.PendingResponse{Messages: messagesToPB(msgs), More: more}, nil
+}
+
+func (s *storageServer) History(ctx context.Context, req *pluginpb.HistoryRequest) (_ *pluginpb.HistoryResponse, err error) {
+	defer recoverRPC("history", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	msgs, more, err := st.History(ctx, req.GetUser(), req.GetWith(), req.GetBefore(), clampInt(req.GetLimit()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.HistoryResponse{Messages: messagesToPB(msgs), More: more}, nil
+}
+
+func (s *storageServer) Close(context.Context, *pluginpb.CloseRequest) (_ *pluginpb.CloseResponse, err error) {
+	defer recoverRPC("close", &err)
+	if _, err := s.impl.get(); err != nil {
+		return nil, err
+	}
+	if err := s.close(); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.CloseResponse{}, nil
+}
+
+// clampInt converts a wire int64 to int without wrapping on 32-bit.
+func clampInt(v int64) int {
+	return int(max(min(v, math.MaxInt), math.MinInt))
+}
+
+// filterServer serves a Filter over gRPC.
+type filterServer struct {
+	pluginpb.UnimplementedFilterServer
+	factory FilterFactory
+	impl    configured[Filter]
+}
+
+func (s *filterServer) Configure(_ context.Context, req *pluginpb.ConfigureRequest) (*pluginpb.ConfigureResponse, error) {
+	if err := s.impl.configure(req, s.factory); err != nil {
+		return nil, err
+	}
+	return &pluginpb.ConfigureResponse{}, nil
+}
+
+func (s *filterServer) Filter(ctx context.Context, req *pluginpb.FilterRequest) (_ *pluginpb.FilterResponse, err error) {
+	defer recoverRPC("filter", &err)
+	f, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	msgs := filterMessagesFromPB(req.GetMessages())
+	vs, err := f.Filter(ctx, msgs)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if len(vs) != len(msgs) {
+		return nil, status.Errorf(codes.Internal, "filter returned %d verdicts for %d messages", len(vs), len(msgs))
+	}
+	out, err := verdictsToPB(vs)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &pluginpb.FilterResponse{Verdicts: out}, nil
+}

@@ -1,0 +1,350 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qqchat/qq/daemon/protocol"
+)
+
+// exitPoll is how often a Supervisor checks that its process still runs.
+const exitPoll = 250 * time.Millisecond
+
+// ErrPluginDown is returned by a supervised plugin's calls while its
+// process is not running (crashed, hung and killed, or restarting).
+var ErrPluginDown = errors.New("plugin is down")
+
+// SuperviseOptions tunes a Supervisor.
+type SuperviseOptions struct {
+	// BackoffMin and BackoffMax bound the wait before a restart; it
+	// doubles after each failed start and resets once a process has run
+	// for a minute. Defaults 200ms and 30s.
+	BackoffMin, BackoffMax time.Duration
+	// HangLimit is how many calls in a row may hit their deadline before
+	// the process is taken for hung, killed and restarted. Default 2.
+	HangLimit int
+	// OnRestart, if set, is called after each restart attempt with its
+	// outcome (for metrics).
+	OnRestart func(name string, err error)
+}
+
+// Supervisor keeps one plugin process running: it starts it, and when the
+// process dies or hangs it kills it and starts a new one with backoff.
+// (go-plugin does not restart plugins: each start is a new client.) Calls
+// made while no process runs fail at once with ErrPluginDown; the host
+// applies its policy (storage: unavailable; filters: on_failure).
+type Supervisor struct {
+	spec Spec
+	opts SuperviseOptions
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	proc    *Process // nil while down
+	since   time.Time
+	lastErr error
+	closed  bool
+	wake    chan struct{} // restart requested
+
+	restarts atomic.Uint64
+	hangs    atomic.Int64 // consecutive deadline failures
+	loopDone chan struct{}
+	stop     context.CancelFunc
+}
+
+// Supervise starts the plugin described by spec and supervises it. The
+// first start happens before Supervise returns and its failure is returned
+// (a plugin that cannot start with its configuration is an operator error,
+// not something to retry).
+func Supervise(ctx context.Context, spec Spec, opts SuperviseOptions) (*Supervisor, error) {
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = 200 * time.Millisecond
+	}
+	if opts.BackoffMax < opts.BackoffMin {
+		opts.BackoffMax = max(30*time.Second, opts.BackoffMin)
+	}
+	if opts.HangLimit <= 0 {
+		opts.HangLimit = 2
+	}
+	log := spec.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p, err := Start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	loopCtx, stop := context.WithCancel(context.Background())
+	s := &Supervisor{
+		spec: spec, opts: opts, log: log.With("plugin", spec.Name),
+		proc: p, since: time.Now(),
+		wake: make(chan struct{}, 1), loopDone: make(chan struct{}), stop: stop,
+	}
+	go s.loop(loopCtx)
+	return s, nil
+}
+
+// Name is the plugin instance's name.
+func (s *Supervisor) Name() string { return s.spec.Name }
+
+// Status describes the supervised process.
+type Status struct {
+	Name     string
+	Kind     Kind
+	Up       bool
+	Pid      int
+	Since    time.Time // start of the current process, or of the outage
+	Restarts uint64
+	LastErr  string
+}
+
+// Status reports the current state.
+func (s *Supervisor) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{Name: s.spec.Name, Kind: s.spec.Kind, Up: s.proc != nil, Since: s.since, Restarts: s.restarts.Load()}
+	if s.proc != nil {
+		st.Pid = s.proc.Pid()
+	}
+	if s.lastErr != nil {
+		st.LastErr = s.lastErr.Error()
+	}
+	return st
+}
+
+// Close stops supervising and kills the process. Calls after Close fail
+// with ErrPluginDown.
+func (s *Supervisor) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	s.stop()
+	<-s.loopDone
+	if p != nil {
+		p.Kill()
+	}
+}
+
+// current returns the running process, or nil.
+func (s *Supervisor) current() *Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil && s.proc.Exited() {
+		s.downLocked(s.proc, errors.New("process exited"))
+	}
+	return s.proc
+}
+
+// failed is told the outcome of a call on p; it decides whether p is dead
+// or hung and must be replaced.
+func (s *Supervisor) failed(ctx context.Context, p *Process, err error) {
+	if err == nil {
+		s.hangs.Store(0)
+		return
+	}
+	switch {
+	case p.Exited():
+		s.down(p, fmt.Errorf("process exited: %w", err))
+	case timedOut(ctx):
+		if s.hangs.Add(1) >= int64(s.opts.HangLimit) {
+			s.down(p, fmt.Errorf("%d calls in a row hit their deadline: taken for hung", s.opts.HangLimit))
+		}
+	}
+}
+
+// timedOut reports whether a call that failed with ctx ran into its
+// deadline. The plugin side may notice the deadline (from the gRPC
+// timeout header) and cancel the stream a moment before the local timer
+// fires, so "nearly expired" counts too.
+func timedOut(ctx context.Context) bool {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < 50*time.Millisecond
+}
+
+func (s *Supervisor) down(p *Process, why error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.downLocked(p, why)
+}
+
+// downLocked takes p out of service (if it still is), kills it in the
+// background and wakes the restart loop.
+func (s *Supervisor) downLocked(p *Process, why error) {
+	if s.proc != p || p == nil {
+		return
+	}
+	s.proc = nil
+	s.since = time.Now()
+	s.lastErr = why
+	s.hangs.Store(0)
+	s.log.Error("plugin down; restarting", "err", why)
+	go p.Kill()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Supervisor) loop(ctx context.Context) {
+	defer close(s.loopDone)
+	backoff := s.opts.BackoffMin
+	// A process that dies between calls is noticed within a tick, not at
+	// the next call.
+	tick := time.NewTicker(exitPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-tick.C:
+			if s.current() != nil {
+				continue
+			}
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return
+			}
+			// current took it down (and queued a wake-up): restart now.
+			select {
+			case <-s.wake:
+			default:
+			}
+		}
+		for {
+			s.mu.Lock()
+			upFor := time.Since(s.since)
+			s.mu.Unlock()
+			if upFor > time.Minute {
+				backoff = s.opts.BackoffMin
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			p, err := Start(ctx, s.spec)
+			s.restarts.Add(1)
+			if s.opts.OnRestart != nil {
+				s.opts.OnRestart(s.spec.Name, err)
+			}
+			if err != nil {
+				s.mu.Lock()
+				s.lastErr = err
+				s.mu.Unlock()
+				backoff = min(2*backoff, s.opts.BackoffMax)
+				s.log.Error("plugin restart failed", "err", err, "next_try_in", backoff)
+				continue
+			}
+			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
+				p.Kill()
+				return
+			}
+			s.proc, s.since = p, time.Now()
+			s.mu.Unlock()
+			s.log.Info("plugin restarted", "pid", p.Pid(), "restarts", s.restarts.Load())
+			backoff = min(2*backoff, s.opts.BackoffMax)
+			break
+		}
+	}
+}
+
+// Filter returns a Filter that calls the current process.
+func (s *Supervisor) Filter() Filter { return supervisedFilter{s} }
+
+// Storage returns a Storage that calls the current process. Its Close
+// closes the Supervisor.
+func (s *Supervisor) Storage() Storage { return supervisedStorage{s} }
+
+type supervisedFilter struct{ s *Supervisor }
+
+func (f supervisedFilter) Filter(ctx context.Context, msgs []FilterMessage) ([]Verdict, error) {
+	p := f.s.current()
+	if p == nil {
+		return nil, fmt.Errorf("filter %s: %w", f.s.spec.Name, ErrPluginDown)
+	}
+	v, err := p.Filter().Filter(ctx, msgs)
+	f.s.failed(ctx, p, err)
+	return v, err
+}
+
+type supervisedStorage struct{ s *Supervisor }
+
+// do runs fn on the current process, or fails with ErrPluginDown when
+// there is none.
+func (st supervisedStorage) do(ctx context.Context, fn func(Storage) error) error {
+	p := st.s.current()
+	if p == nil {
+		return fmt.Errorf("storage %s: %w", st.s.spec.Name, ErrPluginDown)
+	}
+	err := fn(p.Storage())
+	// Sentinel answers are the plugin working, not failing.
+	if errors.Is(err, ErrUserExists) || errors.Is(err, ErrUnknownUser) || errors.Is(err, ErrBadCursor) {
+		st.s.failed(ctx, p, nil)
+	} else {
+		st.s.failed(ctx, p, err)
+	}
+	return err
+}
+
+func (st supervisedStorage) CreateUser(ctx context.Context, user, hash string) error {
+	return st.do(ctx, func(s Storage) error { return s.CreateUser(ctx, user, hash) })
+}
+
+func (st supervisedStorage) PasswordHash(ctx context.Context, user string) (h string, err error) {
+	err = st.do(ctx, func(s Storage) error { h, err = s.PasswordHash(ctx, user); return err })
+	return h, err
+}
+
+func (st supervisedStorage) Write(ctx context.Context, b *WriteBatch) (res []AppendResult, err error) {
+	err = st.do(ctx, func(s Storage) error { res, err = s.Write(ctx, b); return err })
+	var we *WriteError
+	if err != nil && !errors.As(err, &we) {
+		// Down before the call was made, nothing was written; any other
+		// failure leaves the outcome unknown.
+		err = &WriteError{MaybeWritten: !errors.Is(err, ErrPluginDown), Err: err}
+	}
+	return res, err
+}
+
+func (st supervisedStorage) LookupCIDs(ctx context.Context, keys []CIDKey) (res []AppendResult, err error) {
+	err = st.do(ctx, func(s Storage) error { res, err = s.LookupCIDs(ctx, keys); return err })
+	return res, err
+}
+
+func (st supervisedStorage) PendingCount(ctx context.Context, user string) (n int64, err error) {
+	err = st.do(ctx, func(s Storage) error { n, err = s.PendingCount(ctx, user); return err })
+	return n, err
+}
+
+func (st supervisedStorage) Pending(ctx context.Context, user string, limit int) (m []protocol.Message, more bool, err error) {
+	err = st.do(ctx, func(s Storage) error { m, more, err = s.Pending(ctx, user, limit); return err })
+	return m, more, err
+}
+
+func (st supervisedStorage) History(ctx context.Context, user, with, before string, limit int) (m []protocol.Message, more bool, err error) {
+	err = st.do(ctx, func(s Storage) error { m, more, err = s.History(ctx, user, with, before, limit); return err })
+	return m, more, err
+}
+
+func (st supervisedStorage) Close() error {
+	st.s.Close()
+	return nil
+}

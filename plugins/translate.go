@@ -1,0 +1,386 @@
+package plugins
+
+// Translation between the Go contract and the pluginpb wire types, both
+// ways, and between Go errors and gRPC statuses.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins/pluginpb"
+)
+
+// ---- messages ---------------------------------------------------------
+
+func messageToPB(m *protocol.Message, into *pluginpb.Message) *pluginpb.Message {
+	into.Id, into.From, into.To, into.Body, into.Ts = m.ID, m.From, m.To, m.Body, m.TS
+	return into
+}
+
+func messageFromPB(m *pluginpb.Message) protocol.Message {
+	if m == nil {
+		return protocol.Message{}
+	}
+	return protocol.Message{ID: m.Id, From: m.From, To: m.To, Body: m.Body, TS: m.Ts}
+}
+
+func messagesToPB(ms []protocol.Message) []*pluginpb.Message {
+	if len(ms) == 0 {
+		return nil
+	}
+	buf := make([]pluginpb.Message, len(ms))
+	out := make([]*pluginpb.Message, len(ms))
+	for i := range ms {
+		out[i] = messageToPB(&ms[i], &buf[i])
+	}
+	return out
+}
+
+func messagesFromPB(ms []*pluginpb.Message) []protocol.Message {
+	if len(ms) == 0 {
+		return nil
+	}
+	out := make([]protocol.Message, len(ms))
+	for i, m := range ms {
+		out[i] = messageFromPB(m)
+	}
+	return out
+}
+
+// ---- write batches ----------------------------------------------------
+
+func writeBatchToPB(b *WriteBatch) *pluginpb.WriteBatch {
+	out := &pluginpb.WriteBatch{}
+	if b == nil {
+		return out
+	}
+	if n := len(b.Messages); n > 0 {
+		buf := make([]pluginpb.NewMessage, n)
+		out.Messages = make([]*pluginpb.NewMessage, n)
+		for i := range b.Messages {
+			m, p := &b.Messages[i], &buf[i]
+			p.From, p.To, p.Body, p.Cid, p.Status = m.From, m.To, m.Body, m.CID, string(m.Status)
+			out.Messages[i] = p
+		}
+	}
+	if n := len(b.Acks); n > 0 {
+		buf := make([]pluginpb.Ack, n)
+		out.Acks = make([]*pluginpb.Ack, n)
+		for i := range b.Acks {
+			a, p := &b.Acks[i], &buf[i]
+			p.User, p.MsgIds = a.User, a.MsgIDs
+			out.Acks[i] = p
+		}
+	}
+	return out
+}
+
+func writeBatchFromPB(b *pluginpb.WriteBatch) *WriteBatch {
+	out := &WriteBatch{}
+	if n := len(b.GetMessages()); n > 0 {
+		out.Messages = make([]NewMessage, n)
+		for i, m := range b.Messages {
+			out.Messages[i] = NewMessage{From: m.GetFrom(), To: m.GetTo(), Body: m.GetBody(), CID: m.GetCid(), Status: protocol.Status(m.GetStatus())}
+		}
+	}
+	if n := len(b.GetAcks()); n > 0 {
+		out.Acks = make([]Ack, n)
+		for i, a := range b.Acks {
+			out.Acks[i] = Ack{User: a.GetUser(), MsgIDs: a.GetMsgIds()}
+		}
+	}
+	return out
+}
+
+func cidKeysToPB(keys []CIDKey) []*pluginpb.CIDKey {
+	if len(keys) == 0 {
+		return nil
+	}
+	buf := make([]pluginpb.CIDKey, len(keys))
+	out := make([]*pluginpb.CIDKey, len(keys))
+	for i, k := range keys {
+		buf[i].From, buf[i].Cid = k.From, k.CID
+		out[i] = &buf[i]
+	}
+	return out
+}
+
+func cidKeysFromPB(keys []*pluginpb.CIDKey) []CIDKey {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([]CIDKey, len(keys))
+	for i, k := range keys {
+		out[i] = CIDKey{From: k.GetFrom(), CID: k.GetCid()}
+	}
+	return out
+}
+
+// appendResultsToPB encodes results. AppendResult.Err crosses as
+// ErrUnknownUser or as "other" with its text.
+func appendResultsToPB(rs []AppendResult) []*pluginpb.AppendResult {
+	if len(rs) == 0 {
+		return nil
+	}
+	buf := make([]pluginpb.AppendResult, len(rs))
+	msgs := make([]pluginpb.Message, len(rs))
+	out := make([]*pluginpb.AppendResult, len(rs))
+	for i := range rs {
+		r, p := &rs[i], &buf[i]
+		p.Message = messageToPB(&r.Message, &msgs[i])
+		p.Status, p.Duplicate = string(r.Status), r.Duplicate
+		switch {
+		case r.Err == nil:
+		case errors.Is(r.Err, ErrUnknownUser):
+			p.Error, p.ErrorText = pluginpb.ResultError_RESULT_ERROR_UNKNOWN_USER, r.Err.Error()
+		default:
+			p.Error, p.ErrorText = pluginpb.ResultError_RESULT_ERROR_OTHER, r.Err.Error()
+		}
+		out[i] = p
+	}
+	return out
+}
+
+func appendResultsFromPB(rs []*pluginpb.AppendResult) []AppendResult {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]AppendResult, len(rs))
+	for i, r := range rs {
+		a := &out[i]
+		a.Message = messageFromPB(r.GetMessage())
+		a.Status, a.Duplicate = protocol.Status(r.GetStatus()), r.GetDuplicate()
+		switch r.GetError() {
+		case pluginpb.ResultError_RESULT_ERROR_NONE:
+		case pluginpb.ResultError_RESULT_ERROR_UNKNOWN_USER:
+			a.Err = remote(r.GetErrorText(), ErrUnknownUser)
+		default:
+			a.Err = remote(r.GetErrorText(), nil)
+		}
+	}
+	return out
+}
+
+// writeErrorToPB encodes a failed Write. An error that is not a
+// *WriteError breaks the contract; the host cannot tell what was stored,
+// so it crosses as maybe written.
+func writeErrorToPB(err error) *pluginpb.WriteError {
+	out := &pluginpb.WriteError{Failed: true, MaybeWritten: true, Message: err.Error(), Kind: errorKind(err)}
+	var we *WriteError
+	if errors.As(err, &we) {
+		out.MaybeWritten = we.MaybeWritten
+		if we.Err != nil {
+			out.Message = we.Err.Error()
+		}
+	}
+	return out
+}
+
+func writeErrorFromPB(e *pluginpb.WriteError) *WriteError {
+	return &WriteError{MaybeWritten: e.GetMaybeWritten(), Err: remote(e.GetMessage(), kindError(e.GetKind()))}
+}
+
+// ---- filter -----------------------------------------------------------
+
+func filterMessagesToPB(ms []FilterMessage) []*pluginpb.FilterMessage {
+	buf := make([]pluginpb.FilterMessage, len(ms))
+	out := make([]*pluginpb.FilterMessage, len(ms))
+	for i := range ms {
+		m, p := &ms[i], &buf[i]
+		p.From, p.To, p.Body, p.Ts = m.From, m.To, m.Body, m.TS
+		out[i] = p
+	}
+	return out
+}
+
+func filterMessagesFromPB(ms []*pluginpb.FilterMessage) []FilterMessage {
+	out := make([]FilterMessage, len(ms))
+	for i, m := range ms {
+		out[i] = FilterMessage{From: m.GetFrom(), To: m.GetTo(), Body: m.GetBody(), TS: m.GetTs()}
+	}
+	return out
+}
+
+func verdictsToPB(vs []Verdict) ([]*pluginpb.Verdict, error) {
+	buf := make([]pluginpb.Verdict, len(vs))
+	out := make([]*pluginpb.Verdict, len(vs))
+	for i := range vs {
+		v, p := &vs[i], &buf[i]
+		switch v.Action {
+		case Allow:
+			p.Action = pluginpb.Action_ACTION_ALLOW
+		case Rewrite:
+			p.Action = pluginpb.Action_ACTION_REWRITE
+		case Reject:
+			p.Action = pluginpb.Action_ACTION_REJECT
+		default:
+			return nil, fmt.Errorf("verdict %d: unknown action %d", i, v.Action)
+		}
+		p.Body, p.Reason = v.Body, v.Reason
+		out[i] = p
+	}
+	return out, nil
+}
+
+func verdictsFromPB(vs []*pluginpb.Verdict) ([]Verdict, error) {
+	out := make([]Verdict, len(vs))
+	for i, v := range vs {
+		switch v.GetAction() {
+		case pluginpb.Action_ACTION_ALLOW:
+			out[i].Action = Allow
+		case pluginpb.Action_ACTION_REWRITE:
+			out[i].Action = Rewrite
+		case pluginpb.Action_ACTION_REJECT:
+			out[i].Action = Reject
+		default:
+			return nil, fmt.Errorf("verdict %d: invalid action %v", i, v.GetAction())
+		}
+		out[i].Body, out[i].Reason = v.GetBody(), v.GetReason()
+	}
+	return out, nil
+}
+
+// ---- errors -----------------------------------------------------------
+
+// errNotConfigured is what a plugin answers before Configure succeeded.
+var errNotConfigured = errors.New("plugin not configured")
+
+// errConfig marks the factory's refusal of the configuration.
+var errConfig = errors.New("invalid plugin configuration")
+
+// errorKind names err's contract error, if it is one.
+func errorKind(err error) pluginpb.ErrorKind {
+	switch {
+	case errors.Is(err, errNotConfigured):
+		return pluginpb.ErrorKind_ERROR_KIND_NOT_CONFIGURED
+	case errors.Is(err, errConfig):
+		return pluginpb.ErrorKind_ERROR_KIND_CONFIG
+	case errors.Is(err, ErrUserExists):
+		return pluginpb.ErrorKind_ERROR_KIND_USER_EXISTS
+	case errors.Is(err, ErrUnknownUser):
+		return pluginpb.ErrorKind_ERROR_KIND_UNKNOWN_USER
+	case errors.Is(err, ErrBadCursor):
+		return pluginpb.ErrorKind_ERROR_KIND_BAD_CURSOR
+	case errors.Is(err, context.Canceled):
+		return pluginpb.ErrorKind_ERROR_KIND_CANCELED
+	case errors.Is(err, context.DeadlineExceeded):
+		return pluginpb.ErrorKind_ERROR_KIND_DEADLINE_EXCEEDED
+	}
+	return pluginpb.ErrorKind_ERROR_KIND_UNSPECIFIED
+}
+
+// kindError is the Go error a kind stands for, or nil.
+func kindError(k pluginpb.ErrorKind) error {
+	switch k {
+	case pluginpb.ErrorKind_ERROR_KIND_USER_EXISTS:
+		return ErrUserExists
+	case pluginpb.ErrorKind_ERROR_KIND_UNKNOWN_USER:
+		return ErrUnknownUser
+	case pluginpb.ErrorKind_ERROR_KIND_BAD_CURSOR:
+		return ErrBadCursor
+	case pluginpb.ErrorKind_ERROR_KIND_NOT_CONFIGURED:
+		return errNotConfigured
+	case pluginpb.ErrorKind_ERROR_KIND_CONFIG:
+		return errConfig
+	case pluginpb.ErrorKind_ERROR_KIND_CANCELED:
+		return context.Canceled
+	case pluginpb.ErrorKind_ERROR_KIND_DEADLINE_EXCEEDED:
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// kindCode is the status code a kind travels with.
+func kindCode(k pluginpb.ErrorKind) codes.Code {
+	switch k {
+	case pluginpb.ErrorKind_ERROR_KIND_USER_EXISTS:
+		return codes.AlreadyExists
+	case pluginpb.ErrorKind_ERROR_KIND_UNKNOWN_USER:
+		return codes.NotFound
+	case pluginpb.ErrorKind_ERROR_KIND_BAD_CURSOR, pluginpb.ErrorKind_ERROR_KIND_NOT_CONFIGURED:
+		return codes.FailedPrecondition
+	case pluginpb.ErrorKind_ERROR_KIND_CONFIG:
+		return codes.InvalidArgument
+	case pluginpb.ErrorKind_ERROR_KIND_CANCELED:
+		return codes.Canceled
+	case pluginpb.ErrorKind_ERROR_KIND_DEADLINE_EXCEEDED:
+		return codes.DeadlineExceeded
+	}
+	return codes.Unknown
+}
+
+// toStatus turns an error of a plugin's implementation into the gRPC
+// status the host decodes with fromStatus: a contract error gets its code
+// and an ErrorDetail; anything else is UNKNOWN with the error's text.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	kind := errorKind(err)
+	if kind == pluginpb.ErrorKind_ERROR_KIND_UNSPECIFIED {
+		if _, ok := status.FromError(err); ok {
+			return err
+		}
+		return status.Error(codes.Unknown, err.Error())
+	}
+	st := status.New(kindCode(kind), err.Error())
+	if d, derr := st.WithDetails(&pluginpb.ErrorDetail{Kind: kind}); derr == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// remoteError is an error that crossed the process boundary: the text the
+// plugin (or the gRPC transport) gave, and the Go error it stands for.
+type remoteError struct {
+	msg    string
+	target error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.target }
+
+// remote rebuilds an error from its text and the contract error it
+// stands for: the sentinel itself when the text is just the sentinel's.
+func remote(msg string, target error) error {
+	switch {
+	case target != nil && (msg == "" || msg == target.Error()):
+		return target
+	case msg == "":
+		msg = "unknown error"
+	}
+	return &remoteError{msg: msg, target: target}
+}
+
+// fromStatus decodes an error returned by a gRPC call: a status with an
+// ErrorDetail becomes its contract error (errors.Is works on the host);
+// the codes CANCELLED and DEADLINE_EXCEEDED (the caller's context, or the
+// plugin's) become context.Canceled and context.DeadlineExceeded; any
+// other error keeps its code and text.
+func fromStatus(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, d := range st.Details() {
+		if ed, ok := d.(*pluginpb.ErrorDetail); ok {
+			if target := kindError(ed.GetKind()); target != nil {
+				return remote(st.Message(), target)
+			}
+		}
+	}
+	switch st.Code() {
+	case codes.Canceled:
+		return remote(st.Message(), context.Canceled)
+	case codes.DeadlineExceeded:
+		return remote(st.Message(), context.DeadlineExceeded)
+	case codes.Unknown:
+		return remote(st.Message(), nil)
+	}
+	return remote(fmt.Sprintf("%s: %s", st.Code(), st.Message()), nil)
+}
