@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -31,37 +32,69 @@ type writeReq struct {
 	refuse *protocol.Error       // rejected, or failed closed
 }
 
-// pipeline turns pipelined sends and acks into batched plugin calls, in two
-// stages that run concurrently, each on one goroutine:
+// pipeline turns pipelined sends and acks into batched plugin calls, in
+// stages that run concurrently, each on its own goroutine, connected by
+// channels:
 //
-//  1. filter: takes every request queued while the previous batch was
-//     being filtered (up to storage.batch_max), answers cid retries from
-//     storage (LookupCIDs), and runs the remaining sends through the
-//     filter chain, one call per filter per batch;
-//  2. store: writes the batch's new messages and acks in one
-//     Storage.Write (the group commit), then answers every request of the
+//  1. collect: takes every request queued while the previous batch was
+//     being collected (up to storage.batch_max) and answers cid retries
+//     from storage (LookupCIDs);
+//  2. one stage per filter position (filterStages of them; the last runs
+//     any further filters in turn): the batch's remaining sends go through
+//     that filter in one call;
+//  3. store: writes the batch's new messages and acks in one
+//     Storage.Write (the group commit). A storage that orders overlapping
+//     writes (plugins.WriteOverlapper: a storage plugin process) gets the
+//     next batch before the previous one is answered;
+//  4. answer: waits for the write, then answers every request of the
 //     batch in order and pushes the new messages.
 //
-// Batches form by themselves under load; an idle server handles each
-// request at once. Both stages keep request order, so replies leave each
-// connection in order and messages from one sender are stored in the order
-// they were sent.
+// While the store stage commits one batch, the filters work on the next
+// ones and the answer stage on the previous one, so plugin calls and
+// answering overlap instead of adding up. Batches form by
+// themselves under load; an idle server handles each request at once.
+// Every stage keeps batch order, so replies leave each connection in order
+// and messages from one sender are stored in the order they were sent.
+// A batch holds the plugin set it started with until it is answered.
 type pipeline struct {
-	srv      *Server
-	in       chan *writeReq
-	filtered chan []*writeReq
-	done     chan struct{}
+	srv    *Server
+	in     chan *writeReq
+	done   chan struct{}
+	writes writeSlots
+}
+
+// filterStages is how many filter positions get a stage of their own.
+const filterStages = 1
+
+// batch is a group of requests on their way through the pipeline.
+type batch struct {
+	reqs []*writeReq
+	ps   *plugSet
+	// Set by the store stage: wait returns the Write's outcome.
+	wait    func() ([]plugins.AppendResult, error)
+	nWrites int // messages and acks in the Write
+	results []plugins.AppendResult
+	err     error
+	epoch   uint64
 }
 
 func newPipeline(srv *Server) *pipeline {
 	p := &pipeline{
-		srv:      srv,
-		in:       make(chan *writeReq, 4*srv.cfg.Storage.BatchMax),
-		filtered: make(chan []*writeReq, 1),
-		done:     make(chan struct{}),
+		srv:  srv,
+		in:   make(chan *writeReq, 4*srv.cfg.Storage.BatchMax),
+		done: make(chan struct{}),
 	}
-	go p.filterStage()
-	go p.storeStage()
+	p.writes.cond.L = &p.writes.mu
+	next := make(chan *batch)
+	go p.collectStage(next)
+	for i := range filterStages {
+		out := make(chan *batch)
+		go p.filterStage(i, i == filterStages-1, next, out)
+		next = out
+	}
+	stored := make(chan *batch, maxWriteOverlap)
+	go p.storeStage(next, stored)
+	go p.answerStage(stored)
 	return p
 }
 
@@ -75,33 +108,94 @@ func (p *pipeline) stop() {
 	<-p.done
 }
 
-func (p *pipeline) filterStage() {
-	defer close(p.filtered)
+func (p *pipeline) collectStage(out chan<- *batch) {
+	defer close(out)
 	max := p.srv.cfg.Storage.BatchMax
 	for {
 		r, ok := <-p.in
 		if !ok {
 			return
 		}
-		batch := make([]*writeReq, 1, min(max, 1+len(p.in)))
-		batch[0] = r
+		reqs := make([]*writeReq, 1, min(max, 1+len(p.in)))
+		reqs[0] = r
 	fill:
-		for len(batch) < max {
+		for len(reqs) < max {
 			select {
 			case r, ok := <-p.in:
 				if !ok {
 					break fill
 				}
-				batch = append(batch, r)
+				reqs = append(reqs, r)
 			default:
 				break fill
 			}
 		}
-		ps := p.srv.acquirePlugs()
-		p.lookupRetries(ps, batch)
-		p.runFilters(ps, batch)
-		ps.release()
-		p.filtered <- batch
+		b := &batch{reqs: reqs, ps: p.srv.acquirePlugs()}
+		p.lookupRetries(b.ps, reqs)
+		out <- b
+	}
+}
+
+// filterStage runs filter number i of each batch's chain; the last stage
+// runs the rest of the chain too.
+func (p *pipeline) filterStage(i int, last bool, in <-chan *batch, out chan<- *batch) {
+	defer close(out)
+	for b := range in {
+		for j := i; j < len(b.ps.filters) && (j == i || last); j++ {
+			p.runFilter(b.ps.filters[j], b.reqs)
+		}
+		out <- b
+	}
+}
+
+// maxWriteOverlap bounds the Writes in flight to one storage.
+const maxWriteOverlap = 4
+
+func (p *pipeline) storeStage(in <-chan *batch, out chan<- *batch) {
+	defer close(out)
+	for b := range in {
+		depth := 1
+		if o, ok := b.ps.storage.(plugins.WriteOverlapper); ok {
+			depth = min(max(o.WriteOverlap(), 1), maxWriteOverlap)
+		}
+		p.writes.acquire(depth)
+		p.startWrite(b)
+		out <- b
+	}
+}
+
+// writeSlots counts the Writes in flight.
+type writeSlots struct {
+	mu   sync.Mutex
+	cond sync.Cond
+	n    int
+}
+
+// acquire waits until fewer than depth Writes are in flight and counts one
+// more.
+func (w *writeSlots) acquire(depth int) {
+	w.mu.Lock()
+	for w.n >= depth {
+		w.cond.Wait()
+	}
+	w.n++
+	w.mu.Unlock()
+}
+
+func (w *writeSlots) release() {
+	w.mu.Lock()
+	w.n--
+	w.cond.Signal()
+	w.mu.Unlock()
+}
+
+func (p *pipeline) answerStage(in <-chan *batch) {
+	defer close(p.done)
+	for b := range in {
+		p.finishWrite(b)
+		p.writes.release()
+		p.answer(b)
+		b.ps.release()
 	}
 }
 
@@ -144,19 +238,15 @@ func (p *pipeline) lookupRetries(ps *plugSet, batch []*writeReq) {
 	}
 }
 
-// runFilters runs the sends that are still new through the chain.
-func (p *pipeline) runFilters(ps *plugSet, batch []*writeReq) {
+// runFilter runs the sends of batch that are still new through f.
+func (p *pipeline) runFilter(f Filter, batch []*writeReq) {
 	var live []*writeReq
-	for _, f := range ps.filters {
-		live = live[:0]
-		for _, r := range batch {
-			if r.isSend && r.dup == nil && r.refuse == nil {
-				live = append(live, r)
-			}
+	for _, r := range batch {
+		if r.isSend && r.dup == nil && r.refuse == nil {
+			live = append(live, r)
 		}
-		if len(live) == 0 {
-			return
-		}
+	}
+	if len(live) > 0 {
 		p.applyFilter(f, live)
 	}
 }
@@ -233,19 +323,11 @@ func rejectReason(filter, reason string) string {
 	return reason
 }
 
-func (p *pipeline) storeStage() {
-	defer close(p.done)
-	for batch := range p.filtered {
-		ps := p.srv.acquirePlugs()
-		p.write(ps.storage, batch)
-		ps.release()
-	}
-}
-
-func (p *pipeline) write(store plugins.Storage, batch []*writeReq) {
+// startWrite starts the Write of b's new messages and acks.
+func (p *pipeline) startWrite(b *batch) {
 	srv := p.srv
 	wb := plugins.WriteBatch{}
-	for _, r := range batch {
+	for _, r := range b.reqs {
 		switch {
 		case r.dup != nil || r.refuse != nil:
 		case r.isSend:
@@ -258,24 +340,46 @@ func (p *pipeline) write(store plugins.Storage, batch []*writeReq) {
 			wb.Acks = append(wb.Acks, plugins.Ack{User: r.sess.user, MsgIDs: r.ack})
 		}
 	}
-	var results []plugins.AppendResult
-	var err error
-	if len(wb.Messages) > 0 || len(wb.Acks) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), srv.cfg.Storage.Timeout)
-		results, err = store.Write(ctx, &wb)
-		cancel()
-		if err == nil && len(results) != len(wb.Messages) {
+	b.nWrites = len(wb.Messages) + len(wb.Acks)
+	if b.nWrites == 0 {
+		b.wait = func() ([]plugins.AppendResult, error) { return nil, nil }
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), srv.cfg.Storage.Timeout)
+	var wait func() ([]plugins.AppendResult, error)
+	if o, ok := b.ps.storage.(plugins.WriteOverlapper); ok {
+		wait = o.StartWrite(ctx, &wb)
+	} else {
+		res, err := b.ps.storage.Write(ctx, &wb)
+		wait = func() ([]plugins.AppendResult, error) { return res, err }
+	}
+	n := len(wb.Messages)
+	b.wait = func() ([]plugins.AppendResult, error) {
+		defer cancel()
+		res, err := wait()
+		if err == nil && len(res) != n {
 			err = errors.New("storage returned a wrong number of results")
 		}
+		if err != nil {
+			srv.log.Error("storage write failed", "messages", n, "acks", len(wb.Acks), "err", err)
+		}
+		return res, err
 	}
-	if err != nil {
-		srv.log.Error("storage write failed", "messages", len(wb.Messages), "acks", len(wb.Acks), "err", err)
-	}
-	// Before anything of this batch is answered: see router.
-	epoch := srv.router.advance()
+}
+
+// finishWrite waits for b's Write. It advances the router's epoch after the
+// commit and before anything of b is answered: see router.
+func (p *pipeline) finishWrite(b *batch) {
+	b.results, b.err = b.wait()
+	b.epoch = p.srv.router.advance()
+}
+
+// answer answers every request of b in order and pushes its new messages.
+func (p *pipeline) answer(b *batch) {
+	results, err, epoch := b.results, b.err, b.epoch
 	i := 0
 	var pushBuf []byte
-	for _, r := range batch {
+	for _, r := range b.reqs {
 		var res *plugins.AppendResult
 		switch {
 		case r.refuse != nil:

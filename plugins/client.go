@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -72,7 +73,14 @@ func configureRequest(config []byte, env Env) *pluginpb.ConfigureRequest {
 type storageClient struct {
 	rpcBase
 	rpc pluginpb.StorageClient
+	// seq numbers Writes so that the plugin applies overlapping ones in
+	// call order (see writeGate).
+	seqMu sync.Mutex
+	seq   uint64
 }
+
+// WriteOverlap implements WriteOverlapper.
+func (c *storageClient) WriteOverlap() int { return writeOverlap }
 
 var (
 	_ Storage    = (*storageClient)(nil)
@@ -115,13 +123,44 @@ func (c *storageClient) PasswordHash(ctx context.Context, user string) (string, 
 // nothing was stored; true when the call failed in transport (the process
 // died, the deadline expired) or the plugin could not tell.
 func (c *storageClient) Write(ctx context.Context, b *WriteBatch) ([]AppendResult, error) {
+	return c.StartWrite(ctx, b)()
+}
+
+// StartWrite implements WriteOverlapper: it numbers the Write (the plugin
+// applies them in that order) and sends it from a goroutine.
+func (c *storageClient) StartWrite(ctx context.Context, b *WriteBatch) func() ([]AppendResult, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, &WriteError{MaybeWritten: false, Err: c.wrap("write", err)}
+		return failedWrite(&WriteError{MaybeWritten: false, Err: c.wrap("write", err)})
 	}
 	if err := c.check("write"); err != nil {
-		return nil, &WriteError{MaybeWritten: false, Err: err}
+		return failedWrite(&WriteError{MaybeWritten: false, Err: err})
 	}
-	resp, err := c.rpc.Write(ctx, writeBatchToPB(b))
+	pb := writeBatchToPB(b)
+	c.seqMu.Lock()
+	c.seq++
+	pb.Seq = c.seq
+	c.seqMu.Unlock()
+	type outcome struct {
+		res []AppendResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := c.write(ctx, b, pb)
+		done <- outcome{res, err}
+	}()
+	return func() ([]AppendResult, error) {
+		o := <-done
+		return o.res, o.err
+	}
+}
+
+func failedWrite(err error) func() ([]AppendResult, error) {
+	return func() ([]AppendResult, error) { return nil, err }
+}
+
+func (c *storageClient) write(ctx context.Context, b *WriteBatch, pb *pluginpb.WriteBatch) ([]AppendResult, error) {
+	resp, err := c.rpc.Write(ctx, pb)
 	if err != nil {
 		derr := fromStatus(err)
 		return nil, &WriteError{MaybeWritten: !errors.Is(derr, errNotConfigured), Err: c.wrap("write", derr)}

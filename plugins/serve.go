@@ -6,11 +6,14 @@ package plugins
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,6 +61,27 @@ func ServeFilter(f FilterFactory) {
 	serve(servedPlugins(KindFilter, &filterPlugin{server: s}), func() error { return nil })
 }
 
+// ProfileDirEnv names an environment variable: when set (for example by a
+// benchmark), every plugin process writes a CPU profile to
+// <dir>/plugin-<pid>.cpu.pprof until the host stops it.
+const ProfileDirEnv = "QQ_PLUGIN_CPUPROFILE_DIR"
+
+func startProfile() (stop func()) {
+	dir := os.Getenv(ProfileDirEnv)
+	if dir == "" {
+		return nil
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("plugin-%d.cpu.pprof", os.Getpid())))
+	if err != nil {
+		return nil
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 // parentCheckInterval is how often a plugin checks that qqd is alive.
 const parentCheckInterval = 500 * time.Millisecond
 
@@ -82,6 +106,9 @@ func serve(set map[int]goplugin.PluginSet, release func() error) {
 	// whole process group (Ctrl-C, systemd's control-group kill) must not
 	// stop them first. go-plugin ignores SIGINT itself.
 	signal.Ignore(syscall.SIGTERM)
+	if stopProfile := startProfile(); stopProfile != nil {
+		defer stopProfile()
+	}
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: set,
@@ -186,6 +213,7 @@ type storageServer struct {
 	factory StorageFactory
 
 	impl      configured[Storage]
+	gate      writeGate
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -240,7 +268,15 @@ func (s *storageServer) Write(ctx context.Context, req *pluginpb.WriteBatch) (_ 
 	if err != nil {
 		return nil, err
 	}
-	res, err := st.Write(ctx, writeBatchFromPB(req))
+	batch := writeBatchFromPB(req)
+	if seq := req.GetSeq(); seq != 0 {
+		done, err := s.gate.enter(ctx, seq)
+		if err != nil {
+			return &pluginpb.WriteResponse{Error: writeErrorToPB(&WriteError{MaybeWritten: false, Err: err})}, nil
+		}
+		defer done()
+	}
+	res, err := st.Write(ctx, batch)
 	if err != nil {
 		return &pluginpb.WriteResponse{Error: writeErrorToPB(err)}, nil
 	}

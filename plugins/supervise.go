@@ -324,6 +324,29 @@ func (st supervisedStorage) Write(ctx context.Context, b *WriteBatch) (res []App
 	return res, err
 }
 
+// WriteOverlap implements WriteOverlapper: plugin processes order
+// overlapping Writes.
+func (st supervisedStorage) WriteOverlap() int { return writeOverlap }
+
+// StartWrite implements WriteOverlapper on the current process.
+func (st supervisedStorage) StartWrite(ctx context.Context, b *WriteBatch) func() ([]AppendResult, error) {
+	p := st.s.current()
+	if p == nil {
+		return failedWrite(&WriteError{MaybeWritten: false, Err: fmt.Errorf("storage %s: %w", st.s.spec.Name, ErrPluginDown)})
+	}
+	o, ok := p.Storage().(WriteOverlapper)
+	if !ok {
+		res, err := st.Write(ctx, b)
+		return func() ([]AppendResult, error) { return res, err }
+	}
+	wait := o.StartWrite(ctx, b)
+	return func() ([]AppendResult, error) {
+		res, err := wait()
+		st.s.failed(ctx, p, err)
+		return res, err
+	}
+}
+
 func (st supervisedStorage) LookupCIDs(ctx context.Context, keys []CIDKey) (res []AppendResult, err error) {
 	err = st.do(ctx, func(s Storage) error { res, err = s.LookupCIDs(ctx, keys); return err })
 	return res, err

@@ -727,9 +727,15 @@ func (x *Ack) GetMsgIds() []string {
 
 // WriteBatch is plugins.WriteBatch.
 type WriteBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Messages      []*NewMessage          `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
-	Acks          []*Ack                 `protobuf:"bytes,2,rep,name=acks,proto3" json:"acks,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Messages []*NewMessage          `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	Acks     []*Ack                 `protobuf:"bytes,2,rep,name=acks,proto3" json:"acks,omitempty"`
+	// seq orders overlapping Writes: when non-zero, the plugin applies the
+	// Writes of one host connection in increasing seq order (1, 2, 3, ...),
+	// whatever order they arrive in, so the host may send the next batch
+	// before the previous one is answered. A Write whose seq is already
+	// past is refused (nothing written). Zero: unordered, apply on arrival.
+	Seq           uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -776,6 +782,13 @@ func (x *WriteBatch) GetAcks() []*Ack {
 		return x.Acks
 	}
 	return nil
+}
+
+func (x *WriteBatch) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 // AppendResult is plugins.AppendResult.
@@ -1758,11 +1771,12 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x06status\x18\x05 \x01(\tR\x06status\"2\n" +
 	"\x03Ack\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x17\n" +
-	"\amsg_ids\x18\x02 \x03(\tR\x06msgIds\"i\n" +
+	"\amsg_ids\x18\x02 \x03(\tR\x06msgIds\"{\n" +
 	"\n" +
 	"WriteBatch\x124\n" +
 	"\bmessages\x18\x01 \x03(\v2\x18.qq.plugin.v1.NewMessageR\bmessages\x12%\n" +
-	"\x04acks\x18\x02 \x03(\v2\x11.qq.plugin.v1.AckR\x04acks\"\xc5\x01\n" +
+	"\x04acks\x18\x02 \x03(\v2\x11.qq.plugin.v1.AckR\x04acks\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\xc5\x01\n" +
 	"\fAppendResult\x12/\n" +
 	"\amessage\x18\x01 \x01(\v2\x15.qq.plugin.v1.MessageR\amessage\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1c\n" +

@@ -1,0 +1,61 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestWriteGateOrders admits Writes in seq order whatever order they
+// arrive in.
+func TestWriteGateOrders(t *testing.T) {
+	var g writeGate
+	var mu sync.Mutex
+	var order []uint64
+	var wg sync.WaitGroup
+	for _, seq := range []uint64{3, 1, 4, 2, 5} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done, err := g.enter(context.Background(), seq)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, seq)
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			done()
+		}()
+		time.Sleep(2 * time.Millisecond)
+	}
+	wg.Wait()
+	for i, seq := range order {
+		if seq != uint64(i+1) {
+			t.Fatalf("admitted %v, want 1..5 in order", order)
+		}
+	}
+}
+
+// TestWriteGateLostPredecessor: a Write whose predecessor never arrives
+// gives up at its deadline, the writes after it proceed, and the
+// latecomer is refused.
+func TestWriteGateLostPredecessor(t *testing.T) {
+	var g writeGate
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := g.enter(ctx, 2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("enter(2) without 1 = %v, want the deadline", err)
+	}
+	done, err := g.enter(context.Background(), 3)
+	if err != nil {
+		t.Fatalf("enter(3) after 2 gave up = %v", err)
+	}
+	done()
+	if _, err := g.enter(context.Background(), 1); !errors.Is(err, errWriteOutOfOrder) {
+		t.Fatalf("late enter(1) = %v, want errWriteOutOfOrder", err)
+	}
+}
