@@ -39,9 +39,8 @@ type writeReq struct {
 //  1. collect: takes every request queued while the previous batch was
 //     being collected (up to storage.batch_max) and answers cid retries
 //     from storage (LookupCIDs);
-//  2. one stage per filter position (filterStages of them; the last runs
-//     any further filters in turn): the batch's remaining sends go through
-//     that filter in one call;
+//  2. filter: the batch's remaining sends go through the filter chain, one
+//     call per filter;
 //  3. store: writes the batch's new messages and acks in one
 //     Storage.Write (the group commit). A storage that orders overlapping
 //     writes (plugins.WriteOverlapper: a storage plugin process) gets the
@@ -50,8 +49,10 @@ type writeReq struct {
 //     batch in order and pushes the new messages.
 //
 // While the store stage commits one batch, the filters work on the next
-// ones and the answer stage on the previous one, so plugin calls and
-// answering overlap instead of adding up. Batches form by
+// one and the answer stage on the previous one, so plugin calls and
+// answering overlap instead of adding up. (A stage per filter was tried:
+// the extra hops split the load into more, smaller batches, and at a
+// fixed number of requests in flight throughput fell.) Batches form by
 // themselves under load; an idle server handles each request at once.
 // Every stage keeps batch order, so replies leave each connection in order
 // and messages from one sender are stored in the order they were sent.
@@ -62,9 +63,6 @@ type pipeline struct {
 	done   chan struct{}
 	writes writeSlots
 }
-
-// filterStages is how many filter positions get a stage of their own.
-const filterStages = 1
 
 // batch is a group of requests on their way through the pipeline.
 type batch struct {
@@ -85,15 +83,12 @@ func newPipeline(srv *Server) *pipeline {
 		done: make(chan struct{}),
 	}
 	p.writes.cond.L = &p.writes.mu
-	next := make(chan *batch)
-	go p.collectStage(next)
-	for i := range filterStages {
-		out := make(chan *batch)
-		go p.filterStage(i, i == filterStages-1, next, out)
-		next = out
-	}
+	collected := make(chan *batch)
+	filtered := make(chan *batch)
 	stored := make(chan *batch, maxWriteOverlap)
-	go p.storeStage(next, stored)
+	go p.collectStage(collected)
+	go p.filterStage(collected, filtered)
+	go p.storeStage(filtered, stored)
 	go p.answerStage(stored)
 	return p
 }
@@ -136,13 +131,12 @@ func (p *pipeline) collectStage(out chan<- *batch) {
 	}
 }
 
-// filterStage runs filter number i of each batch's chain; the last stage
-// runs the rest of the chain too.
-func (p *pipeline) filterStage(i int, last bool, in <-chan *batch, out chan<- *batch) {
+// filterStage runs each batch through its filter chain, in order.
+func (p *pipeline) filterStage(in <-chan *batch, out chan<- *batch) {
 	defer close(out)
 	for b := range in {
-		for j := i; j < len(b.ps.filters) && (j == i || last); j++ {
-			p.runFilter(b.ps.filters[j], b.reqs)
+		for _, f := range b.ps.filters {
+			p.runFilter(f, b.reqs)
 		}
 		out <- b
 	}
