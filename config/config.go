@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"time"
 )
 
@@ -316,4 +317,30 @@ func normalize(v any) any {
 		return out
 	}
 	return v
+}
+
+// RestartKeys lists the keys whose values differ between old and new and
+// that a running qqd cannot apply on reload: everything but the plugins
+// (storage plugin and config, filters, plugins), which reload swaps in.
+func RestartKeys(old, new *Config) []string {
+	var keys []string
+	if old.Storage.Timeout != new.Storage.Timeout {
+		keys = append(keys, "storage.timeout")
+	}
+	if old.Storage.BatchMax != new.Storage.BatchMax {
+		keys = append(keys, "storage.batch_max")
+	}
+	ov, nv := reflect.ValueOf(old).Elem(), reflect.ValueOf(new).Elem()
+	t := ov.Type()
+	for i := range t.NumField() {
+		key := t.Field(i).Tag.Get("koanf")
+		switch key {
+		case "storage", "filters", "plugins":
+			continue
+		}
+		if !reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
+			keys = append(keys, key)
+		}
+	}
+	return keys
 }

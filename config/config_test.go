@@ -917,3 +917,19 @@ func TestValidateHandBuiltPlugins(t *testing.T) {
 		t.Errorf("no filters: Validate() = %v", err)
 	}
 }
+
+func TestRestartKeys(t *testing.T) {
+	a, b := config.Default(), config.Default()
+	if got := config.RestartKeys(a, b); len(got) != 0 {
+		t.Fatalf("RestartKeys(default, default) = %v", got)
+	}
+	b.Limits.IdleTimeout = time.Hour
+	b.Listen = "127.0.0.1:1"
+	b.Storage.BatchMax = 7
+	b.Filters = nil                                // applied by reload
+	b.Storage.Config = map[string]any{"path": "x"} // applied by reload
+	got := strings.Join(config.RestartKeys(a, b), ",")
+	if got != "storage.batch_max,listen,limits" {
+		t.Fatalf("RestartKeys = %s", got)
+	}
+}

@@ -1,7 +1,8 @@
 // Package plugins is the contract between qqd and its plugins: the Storage
-// interface that keeps users, history and pending messages, and (with the
-// plugin issue) the Filter interface and the go-plugin wiring that runs both
-// out of process.
+// interface that keeps users, history and pending messages, the Filter
+// interface that inspects messages before they are stored, and the
+// go-plugin wiring that runs both out of process (Start, Supervisor,
+// ServeStorage, ServeFilter). docs/plugins.md is the author's guide.
 //
 // The Storage interface is shaped to cross a process boundary: writes come
 // in batches (many messages and many acks in one call, one durable commit),
@@ -38,4 +39,17 @@
 // (Pdeathsig). It ignores SIGINT and SIGTERM, so that qqd can make its
 // last writes before it stops its plugins with Process.Kill or
 // CleanupClients.
+//
+// # Supervision
+//
+// A Supervisor keeps one plugin process running: when the process exits,
+// or HangLimit calls in a row run into their deadline, it kills it and
+// starts a new one after a backoff (doubling from BackoffMin to
+// BackoffMax). Calls made meanwhile fail at once with ErrPluginDown.
+//
+// # Overlapping writes
+//
+// The storage client numbers its Writes and the plugin side applies them
+// in that order (WriteOverlapper), so the host can send the next batch
+// while the previous one commits.
 package plugins

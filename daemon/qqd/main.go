@@ -122,7 +122,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		case err := <-serveErr:
 			return err
 		case <-hup:
-			set = reload(ctx, log, load, set, d)
+			set, cfg = reload(ctx, log, load, set, d, cfg)
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -137,19 +137,24 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // reload re-reads the configuration and swaps in the plugins that
 // changed. An invalid configuration is logged, every problem of it, and
-// the running one stays.
-func reload(ctx context.Context, log *slog.Logger, load func() (*config.Config, error), set *pluginset.Set, d *daemon.Server) *pluginset.Set {
+// the running one stays. Settings other than the plugins' need a restart;
+// reload says which changed.
+func reload(ctx context.Context, log *slog.Logger, load func() (*config.Config, error), set *pluginset.Set, d *daemon.Server, running *config.Config) (*pluginset.Set, *config.Config) {
 	log.Info("reloading configuration")
 	cfg, err := load()
 	if err != nil {
 		log.Error("reload refused: invalid configuration; keeping the running one", "err", err)
-		return set
+		return set, running
+	}
+	if keys := config.RestartKeys(running, cfg); len(keys) > 0 {
+		log.Warn("reload: these settings changed but apply only after a restart", "keys", keys)
 	}
 	next, err := set.SwapInto(ctx, d, cfg)
 	if err != nil {
 		log.Error("reload failed: keeping the running plugins", "err", err)
+		return next, running
 	}
-	return next
+	return next, cfg
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
