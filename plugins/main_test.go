@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
 	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
@@ -47,7 +48,7 @@ func TestMain(m *testing.M) {
 	}
 	// Children built with -race would sleep 1s on exit to report races.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
-	code := m.Run()
+	code := daemontest.RunWithPrivateTmp(m)
 	if kids := childPids(); len(kids) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: child processes left running: %v\n", kids)
 		code = 1

@@ -56,6 +56,9 @@ type Process struct {
 	storage *storageClient
 	filter  *filterClient
 	relays  []*lineRelay
+	// tmpDir is the child's TMPDIR, where go-plugin puts its socket; Kill
+	// removes it, so a killed plugin leaves no socket file behind.
+	tmpDir string
 }
 
 // Start starts the plugin process spec describes, completes go-plugin's
@@ -98,8 +101,12 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 	}
 	logger = logger.With("plugin", spec.Name)
 
+	tmpDir, err := os.MkdirTemp("", "qq-plugin-")
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: start: %w", spec.Name, err)
+	}
 	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
-	cmd.Env = childEnv(os.Environ())
+	cmd.Env = append(childEnv(os.Environ()), "TMPDIR="+tmpDir)
 	setPdeathsig(cmd)
 
 	stderr, syncStderr, syncStdout := newLineRelay(logger), newLineRelay(logger), newLineRelay(logger)
@@ -117,7 +124,7 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 		SyncStderr:       syncStderr,
 		SyncStdout:       syncStdout,
 	})
-	p := &Process{name: spec.Name, kind: spec.Kind, client: client, relays: []*lineRelay{stderr, syncStderr, syncStdout}}
+	p := &Process{name: spec.Name, kind: spec.Kind, client: client, relays: []*lineRelay{stderr, syncStderr, syncStdout}, tmpDir: tmpDir}
 
 	fail := func(what string, err error) (*Process, error) {
 		p.Kill()
@@ -246,6 +253,7 @@ func (p *Process) Kill() {
 	for _, r := range p.relays {
 		r.Flush()
 	}
+	os.RemoveAll(p.tmpDir)
 }
 
 // CleanupClients kills every plugin process started by Start that is

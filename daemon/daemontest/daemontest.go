@@ -293,3 +293,18 @@ func (s *Server) User(t testing.TB, user string) *Conn {
 	c.Login(user, "password1")
 	return c
 }
+
+// RunWithPrivateTmp runs m's tests with TMPDIR pointing at a directory of
+// their own, removed afterwards, and returns the exit code for os.Exit.
+// Plugin processes put their sockets under TMPDIR, and a process a test
+// kills on purpose cannot remove its own.
+func RunWithPrivateTmp(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "qq-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "daemontest:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	os.Setenv("TMPDIR", dir)
+	return m.Run()
+}

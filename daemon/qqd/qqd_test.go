@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(daemontest.RunWithPrivateTmp(m))
 }
 
 // qqdProc is a qqd child process.

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(daemontest.RunWithPrivateTmp(m))
 }
 
 // benchConfig is the default configuration with antispam's limits lifted,
