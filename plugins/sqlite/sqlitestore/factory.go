@@ -1,7 +1,6 @@
 package sqlitestore
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,14 +61,13 @@ func New(env plugins.Env, config []byte) (plugins.Storage, error) {
 // ParseConfig turns the plugin configuration into Options.
 func ParseConfig(env plugins.Env, config []byte) (Options, error) {
 	c := Config{Path: "qq.db", Synchronous: "full", DedupWindow: "24h"}
-	if len(bytes.TrimSpace(config)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(config))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return Options{}, fmt.Errorf("sqlite config: %w", err)
-		}
+	errs, ok := plugins.DecodeConfig(config, &c)
+	if !ok {
+		return Options{}, fmt.Errorf("sqlite config: %w", errors.Join(errs...))
 	}
-	var errs []error
+	for i, e := range errs {
+		errs[i] = fmt.Errorf("sqlite config: %w", e)
+	}
 	if c.Path == "" {
 		errs = append(errs, errors.New("sqlite config: path: must not be empty"))
 	}
