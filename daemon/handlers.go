@@ -85,13 +85,19 @@ func (s *session) hashSlot() func() {
 	return func() { <-s.srv.hashSem }
 }
 
-func (s *session) register(req *protocol.Request) {
-	user, err := req.RequiredString("user")
-	if err != nil {
-		s.replyErr(req.ID, err)
-		return
+// credentials reads the user and password fields of register and login.
+func credentials(req *protocol.Request) (user, pw string, err *protocol.Error) {
+	if user, err = req.RequiredString("user"); err != nil {
+		return "", "", err
 	}
-	pw, err := req.RequiredString("password")
+	if pw, err = req.RequiredString("password"); err != nil {
+		return "", "", err
+	}
+	return user, pw, nil
+}
+
+func (s *session) register(req *protocol.Request) {
+	user, pw, err := credentials(req)
 	if err != nil {
 		s.replyErr(req.ID, err)
 		return
@@ -133,12 +139,7 @@ func (s *session) register(req *protocol.Request) {
 }
 
 func (s *session) login(req *protocol.Request) {
-	user, err := req.RequiredString("user")
-	if err != nil {
-		s.replyErr(req.ID, err)
-		return
-	}
-	pw, err := req.RequiredString("password")
+	user, pw, err := credentials(req)
 	if err != nil {
 		s.replyErr(req.ID, err)
 		return
