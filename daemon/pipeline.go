@@ -417,6 +417,9 @@ func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint
 	r.sess.send(f.End())
 	r.sess.msgsIn.Add(1)
 	if !res.Duplicate {
+		p.srv.msgsAccepted.Add(1)
+	}
+	if !res.Duplicate {
 		*pushBuf = protocol.AppendPush((*pushBuf)[:0], m)
 		p.push(m.To, epoch, *pushBuf)
 	}
@@ -428,6 +431,7 @@ func (p *pipeline) push(user string, epoch uint64, frame []byte) {
 	p.srv.router.each(user, epoch, func(s *session) {
 		if s.enqueue(frame) {
 			s.msgsOut.Add(1)
+			p.srv.msgsPushed.Add(1)
 		} else {
 			dropped = append(dropped, s)
 		}

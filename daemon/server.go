@@ -55,6 +55,7 @@ type Server struct {
 
 	nextID       atomic.Uint64
 	shuttingDown atomic.Bool
+	counters
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -103,6 +104,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	if s.version == "" {
 		s.version = "0.0.0-dev"
 	}
+	s.started = time.Now()
 	s.plugs.Store(&plugSet{storage: deps.Storage, filters: deps.Filters})
 	s.hello = protocol.AppendHello(nil, "qqd", s.version)
 	s.pipe = newPipeline(s)
@@ -143,6 +145,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("daemon: accept: %w", err)
 		}
 		backoff = 0
+		s.accepted.Add(1)
 		s.startSession(conn)
 	}
 }

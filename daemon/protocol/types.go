@@ -26,6 +26,9 @@ const (
 	TypeError  Type = "error"
 	TypeMsg    Type = "msg"
 	TypeKicked Type = "kicked"
+	// TypeNotice is qqd's extension push: an operator's broadcast,
+	// {"type":"notice","message":"..."}.
+	TypeNotice Type = "notice"
 )
 
 // Status is the delivery status reported in the ok to a send.

@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/qqchat/qq/daemon/protocol"
+)
+
+// This file holds the data methods that operators' tools (the admin
+// socket) call; transports live elsewhere.
+
+// SessionInfo describes one logged-in connection.
+type SessionInfo struct {
+	ID      uint64
+	User    string
+	Remote  string
+	Since   time.Time // when the connection was accepted
+	MsgsIn  uint64    // messages it sent that were stored
+	MsgsOut uint64    // messages pushed to it
+}
+
+// Sessions returns every logged-in connection, ordered by user, then by
+// connection id.
+func (s *Server) Sessions() []SessionInfo {
+	s.mu.Lock()
+	out := make([]SessionInfo, 0, len(s.sessions))
+	for sess := range s.sessions {
+		if !sess.loggedIn.Load() {
+			continue
+		}
+		out = append(out, SessionInfo{
+			ID: sess.id, User: sess.user, Remote: sess.remote, Since: sess.start,
+			MsgsIn: sess.msgsIn.Load(), MsgsOut: sess.msgsOut.Load(),
+		})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b SessionInfo) int {
+		if c := strings.Compare(a.User, b.User); c != 0 {
+			return c
+		}
+		return int(a.ID) - int(b.ID)
+	})
+	return out
+}
+
+// sessionsOf returns user's sessions.
+func (s *Server) sessionsOf(user string) []*session {
+	var ss []*session
+	s.router.each(user, ^uint64(0), func(sess *session) { ss = append(ss, sess) })
+	return ss
+}
+
+// Kick disconnects every session of user: each gets a kicked push with
+// reason "admin" and the operator's reason as its message. It returns how
+// many sessions were kicked (0 when the user is not online). The user's
+// pending messages stay pending.
+func (s *Server) Kick(user, reason string) int {
+	if reason == "" {
+		reason = "disconnected by an operator"
+	}
+	ss := s.sessionsOf(user)
+	for _, sess := range ss {
+		sess.kick(CloseKicked, protocol.KickAdmin, reason)
+	}
+	if len(ss) > 0 {
+		s.log.Info("user kicked", "user", user, "sessions", len(ss), "reason", reason)
+	}
+	return len(ss)
+}
+
+// Broadcast pushes an operator's notice to every logged-in session, as
+// {"type":"notice","message":...} (a push type clients that do not know it
+// ignore), and returns how many sessions it was queued for.
+func (s *Server) Broadcast(text string) int {
+	frame := protocol.StartFrame(nil, protocol.TypeNotice).Str("message", text).End()
+	s.mu.Lock()
+	targets := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		if sess.loggedIn.Load() {
+			targets = append(targets, sess)
+		}
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, sess := range targets {
+		if sess.enqueue(frame) {
+			n++
+		} else {
+			s.router.remove(sess)
+		}
+	}
+	s.log.Info("notice broadcast", "sessions", n)
+	return n
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	Started          time.Time
+	Connections      int    // open now
+	LoggedIn         int    // open and logged in
+	UsersOnline      int    // distinct users logged in
+	Accepted         uint64 // connections accepted since start
+	MessagesAccepted uint64 // sends stored since start
+	MessagesPushed   uint64 // pushes queued since start
+}
+
+// Stats returns the current counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Started:          s.started,
+		Accepted:         s.accepted.Load(),
+		MessagesAccepted: s.msgsAccepted.Load(),
+		MessagesPushed:   s.msgsPushed.Load(),
+		UsersOnline:      len(s.router.list()),
+	}
+	s.mu.Lock()
+	st.Connections = len(s.sessions)
+	for sess := range s.sessions {
+		if sess.loggedIn.Load() {
+			st.LoggedIn++
+		}
+	}
+	s.mu.Unlock()
+	return st
+}
+
+// counters of a Server, kept apart for the metrics and Stats.
+type counters struct {
+	started      time.Time
+	accepted     atomic.Uint64
+	msgsAccepted atomic.Uint64
+	msgsPushed   atomic.Uint64
+}
