@@ -28,6 +28,38 @@ type Config struct {
 	// sets filters replaces the whole list.
 	Filters []Filter `koanf:"filters"`
 	Plugins Plugins  `koanf:"plugins"`
+	Metrics Metrics  `koanf:"metrics"`
+	Admin   Admin    `koanf:"admin"`
+}
+
+// Metrics configures the Prometheus listener.
+type Metrics struct {
+	// Listen is the host:port of the HTTP listener serving /metrics,
+	// /healthz and /readyz; "" turns it off.
+	Listen string `koanf:"listen"`
+}
+
+// Admin configures the admin socket.
+type Admin struct {
+	// Socket is the path of the admin unix socket; "" means
+	// <data_dir>/admin.sock. Under systemd: /run/qqd/admin.sock.
+	Socket string `koanf:"socket"`
+	// Group is the group whose members may use the admin socket (besides
+	// root and qqd's own user); "" means none. The socket is made mode
+	// 0660 with this group.
+	Group string `koanf:"group"`
+	// ReadOnlyGroup is a group whose members may use the read-only calls
+	// (users, stats, plugins) only; "" means none.
+	ReadOnlyGroup string `koanf:"read_only_group"`
+}
+
+// AdminSocket returns the admin socket path: Admin.Socket, or admin.sock
+// in DataDir.
+func (c *Config) AdminSocket() string {
+	if c.Admin.Socket != "" {
+		return c.Admin.Socket
+	}
+	return filepath.Join(c.DataDir, "admin.sock")
 }
 
 // Log configures logging.
@@ -234,6 +266,8 @@ func Default() *Config {
 			RestartBackoffMax: 30 * time.Second,
 			InProcess:         false,
 		},
+		Metrics: Metrics{Listen: "127.0.0.1:9190"},
+		Admin:   Admin{Socket: "", Group: "", ReadOnlyGroup: ""},
 	}
 }
 

@@ -96,6 +96,9 @@ func (c *Config) problems() []problem {
 	}
 
 	p := c.Plugins
+	if c.Metrics.Listen != "" {
+		v.hostPort("metrics.listen", c.Metrics.Listen)
+	}
 	v.positive("plugins.start_timeout", p.StartTimeout)
 	v.positive("plugins.restart_backoff_min", p.RestartBackoffMin)
 	if p.RestartBackoffMax < p.RestartBackoffMin {
