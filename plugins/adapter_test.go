@@ -3,6 +3,7 @@ package plugins_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +164,73 @@ func TestStorageRoundTrip(t *testing.T) {
 	}
 }
 
+func TestStorageAccountsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	env, cfg := sqliteConfig(t, "off")
+	st := inProcessStorage(t, newTestStorage, env, cfg)
+
+	if n, err := st.CountUsers(ctx); err != nil || n != 0 {
+		t.Fatalf("count users of a new store = %d, %v; want 0", n, err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if err := st.CreateUser(ctx, u, "$hash$"+u); err != nil {
+			t.Fatalf("create user %s: %v", u, err)
+		}
+	}
+	if n, err := st.CountUsers(ctx); err != nil || n != 2 {
+		t.Fatalf("count users = %d, %v; want 2", n, err)
+	}
+	res, err := st.Write(ctx, &plugins.WriteBatch{Messages: []plugins.NewMessage{
+		msg("alice", "bob", "one", ""), msg("alice", "bob", "two", ""), msg("bob", "alice", "back", ""),
+	}})
+	if err != nil {
+		t.Fatalf("write: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		call     func() error
+		wantErr  error
+		wantText string // in the error
+	}{
+		{"set password hash", func() error { return st.SetPasswordHash(ctx, "bob", "$new$") }, nil, ""},
+		{"set password hash of nobody", func() error { return st.SetPasswordHash(ctx, "nobody", "x") }, plugins.ErrUnknownUser, "nobody"},
+		{"delete bob", func() error {
+			n, err := st.DeleteUser(ctx, "bob")
+			if err == nil && n != 2 {
+				return fmt.Errorf("dropped %d pending, want 2", n)
+			}
+			return err
+		}, nil, ""},
+		{"delete bob again", func() error { _, err := st.DeleteUser(ctx, "bob"); return err }, plugins.ErrUnknownUser, "bob"},
+		{"delete nobody", func() error { _, err := st.DeleteUser(ctx, "nobody"); return err }, plugins.ErrUnknownUser, "nobody"},
+		{"set password hash of deleted", func() error { return st.SetPasswordHash(ctx, "bob", "x") }, plugins.ErrUnknownUser, "bob"},
+		{"password hash of deleted", func() error { _, err := st.PasswordHash(ctx, "bob"); return err }, plugins.ErrUnknownUser, "bob"},
+		{"re-create deleted", func() error { return st.CreateUser(ctx, "bob", "x") }, plugins.ErrUserExists, "bob"},
+	} {
+		err := tc.call()
+		if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.wantErr)
+		} else if err != nil && !strings.Contains(err.Error(), tc.wantText) {
+			t.Errorf("%s: %v, want it to name %q", tc.name, err, tc.wantText)
+		}
+	}
+	if n, err := st.CountUsers(ctx); err != nil || n != 1 {
+		t.Errorf("count users after delete = %d, %v; want 1", n, err)
+	}
+	if n, err := st.PendingCount(ctx, "bob"); err != nil || n != 0 {
+		t.Errorf("pending count of deleted = %d, %v; want 0", n, err)
+	}
+	hist, _, err := st.History(ctx, "alice", "bob", "", 10)
+	if err != nil || len(hist) != 3 || hist[2] != res[2].Message {
+		t.Errorf("history with deleted = %+v, %v; want the 3 messages", hist, err)
+	}
+	w, err := st.Write(ctx, &plugins.WriteBatch{Messages: []plugins.NewMessage{msg("alice", "bob", "late", "")}})
+	if err != nil || len(w) != 1 || !errors.Is(w[0].Err, plugins.ErrUnknownUser) {
+		t.Errorf("write to deleted = %+v, %v; want ErrUnknownUser", w, err)
+	}
+}
+
 func TestStorageWriteErrors(t *testing.T) {
 	ctx := context.Background()
 	env, cfg := sqliteConfig(t, "off")
@@ -231,6 +299,15 @@ func TestStorageNotConfigured(t *testing.T) {
 	}
 	if _, _, err := st.History(ctx, "a", "b", "", 1); !errors.Is(err, plugins.ErrNotConfigured) {
 		t.Errorf("history before configure: %v, want not configured", err)
+	}
+	if err := st.SetPasswordHash(ctx, "a", "h"); !errors.Is(err, plugins.ErrNotConfigured) {
+		t.Errorf("set password hash before configure: %v, want not configured", err)
+	}
+	if _, err := st.DeleteUser(ctx, "a"); !errors.Is(err, plugins.ErrNotConfigured) {
+		t.Errorf("delete user before configure: %v, want not configured", err)
+	}
+	if _, err := st.CountUsers(ctx); !errors.Is(err, plugins.ErrNotConfigured) {
+		t.Errorf("count users before configure: %v, want not configured", err)
 	}
 
 	// A refused configuration: the factory's text, and still unconfigured.

@@ -117,6 +117,36 @@ func (c *storageClient) PasswordHash(ctx context.Context, user string) (string, 
 	return resp.GetPasswordHash(), nil
 }
 
+func (c *storageClient) SetPasswordHash(ctx context.Context, user, passwordHash string) error {
+	if err := c.check("set password hash"); err != nil {
+		return err
+	}
+	_, err := c.rpc.SetPasswordHash(ctx, &pluginpb.SetPasswordHashRequest{User: user, PasswordHash: passwordHash})
+	return c.decode("set password hash", err)
+}
+
+func (c *storageClient) DeleteUser(ctx context.Context, user string) (int64, error) {
+	if err := c.check("delete user"); err != nil {
+		return 0, err
+	}
+	resp, err := c.rpc.DeleteUser(ctx, &pluginpb.DeleteUserRequest{User: user})
+	if err != nil {
+		return 0, c.decode("delete user", err)
+	}
+	return resp.GetDroppedPending(), nil
+}
+
+func (c *storageClient) CountUsers(ctx context.Context) (int64, error) {
+	if err := c.check("count users"); err != nil {
+		return 0, err
+	}
+	resp, err := c.rpc.CountUsers(ctx, &pluginpb.CountUsersRequest{})
+	if err != nil {
+		return 0, c.decode("count users", err)
+	}
+	return resp.GetCount(), nil
+}
+
 // Write stores b in the plugin. Its failure is always a *WriteError:
 // MaybeWritten false when the call was never sent (ctx already done, the
 // process already gone, the plugin not configured) or the plugin said

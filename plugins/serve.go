@@ -262,6 +262,44 @@ func (s *storageServer) PasswordHash(ctx context.Context, req *pluginpb.Password
 	return &pluginpb.PasswordHashResponse{PasswordHash: h}, nil
 }
 
+func (s *storageServer) SetPasswordHash(ctx context.Context, req *pluginpb.SetPasswordHashRequest) (_ *pluginpb.SetPasswordHashResponse, err error) {
+	defer recoverRPC("set password hash", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	if err := st.SetPasswordHash(ctx, req.GetUser(), req.GetPasswordHash()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.SetPasswordHashResponse{}, nil
+}
+
+func (s *storageServer) DeleteUser(ctx context.Context, req *pluginpb.DeleteUserRequest) (_ *pluginpb.DeleteUserResponse, err error) {
+	defer recoverRPC("delete user", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	n, err := st.DeleteUser(ctx, req.GetUser())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.DeleteUserResponse{DroppedPending: n}, nil
+}
+
+func (s *storageServer) CountUsers(ctx context.Context, _ *pluginpb.CountUsersRequest) (_ *pluginpb.CountUsersResponse, err error) {
+	defer recoverRPC("count users", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	n, err := st.CountUsers(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.CountUsersResponse{Count: n}, nil
+}
+
 func (s *storageServer) Write(ctx context.Context, req *pluginpb.WriteBatch) (_ *pluginpb.WriteResponse, err error) {
 	defer recoverRPC("write", &err)
 	st, err := s.impl.get()

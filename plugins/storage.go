@@ -9,10 +9,12 @@ import (
 
 // Errors a Storage returns. Callers test them with errors.Is.
 var (
-	// ErrUserExists is returned by CreateUser when the name is taken.
+	// ErrUserExists is returned by CreateUser when the name is taken (a
+	// deleted account's name stays taken).
 	ErrUserExists = errors.New("user exists")
-	// ErrUnknownUser means a named user is not registered. It is returned
-	// by PasswordHash and History, and set per message in AppendResult.
+	// ErrUnknownUser means a named user is not registered (never was, or
+	// was deleted). It is returned by PasswordHash, History,
+	// SetPasswordHash and DeleteUser, and set per message in AppendResult.
 	ErrUnknownUser = errors.New("unknown user")
 	// ErrBadCursor is returned by History when before is not the id of a
 	// message in the conversation.
@@ -88,6 +90,13 @@ type WriteBatch struct {
 // Storage keeps accounts, history and the pending (unacknowledged) messages
 // of every user. Implementations are safe for concurrent use.
 //
+// Deleted accounts: after DeleteUser, the name is unknown to PasswordHash,
+// Write (as From or To), SetPasswordHash and DeleteUser, and CountUsers no
+// longer counts it; but the name stays taken (CreateUser returns
+// ErrUserExists), so that no new account ever inherits the old one's
+// conversations or de-duplication keys, and History with the deleted name
+// still returns the conversation (the other side keeps its history).
+//
 // Ordering: Write assigns each stored message a position in one total
 // order (the acceptance order); within a batch, messages are stored in
 // slice order. History and Pending return messages in that order, and the
@@ -95,10 +104,23 @@ type WriteBatch struct {
 // too.
 type Storage interface {
 	// CreateUser stores a new account with its password hash (an opaque
-	// string to the storage). ErrUserExists if the name is taken.
+	// string to the storage). ErrUserExists if the name is taken, by a
+	// live or a deleted account.
 	CreateUser(ctx context.Context, user, passwordHash string) error
 	// PasswordHash returns the stored hash of user, or ErrUnknownUser.
 	PasswordHash(ctx context.Context, user string) (string, error)
+	// SetPasswordHash replaces user's password hash. ErrUnknownUser if the
+	// user does not exist.
+	SetPasswordHash(ctx context.Context, user, passwordHash string) error
+	// DeleteUser removes an account: the user can no longer log in or be
+	// sent to, and the messages pending for them are dropped (they can
+	// never be fetched). History rows stay, so the other side of each
+	// conversation keeps its history. ErrUnknownUser if the user does not
+	// exist. Returns how many pending messages were dropped. The name is
+	// not freed: see "Deleted accounts" above.
+	DeleteUser(ctx context.Context, user string) (droppedPending int64, err error)
+	// CountUsers returns how many accounts exist (deleted ones excluded).
+	CountUsers(ctx context.Context) (int64, error)
 
 	// Write stores the batch's messages and applies its acks in one
 	// durable transaction: when it returns without error, everything is
@@ -124,8 +146,8 @@ type Storage interface {
 	// user and with (both directions), oldest first: the page just before
 	// the message with id before, or the newest page when before is empty.
 	// more reports whether older messages exist. ErrUnknownUser when with
-	// is not registered; ErrBadCursor when before is not in the
-	// conversation.
+	// was never registered (a deleted account's conversations stay
+	// readable); ErrBadCursor when before is not in the conversation.
 	History(ctx context.Context, user, with, before string, limit int) (msgs []protocol.Message, more bool, err error)
 
 	// Close releases the storage. Calls after Close fail.

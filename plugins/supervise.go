@@ -313,6 +313,20 @@ func (st supervisedStorage) PasswordHash(ctx context.Context, user string) (h st
 	return h, err
 }
 
+func (st supervisedStorage) SetPasswordHash(ctx context.Context, user, hash string) error {
+	return st.do(ctx, func(s Storage) error { return s.SetPasswordHash(ctx, user, hash) })
+}
+
+func (st supervisedStorage) DeleteUser(ctx context.Context, user string) (n int64, err error) {
+	err = st.do(ctx, func(s Storage) error { n, err = s.DeleteUser(ctx, user); return err })
+	return n, err
+}
+
+func (st supervisedStorage) CountUsers(ctx context.Context) (n int64, err error) {
+	err = st.do(ctx, func(s Storage) error { n, err = s.CountUsers(ctx); return err })
+	return n, err
+}
+
 func (st supervisedStorage) Write(ctx context.Context, b *WriteBatch) (res []AppendResult, err error) {
 	err = st.do(ctx, func(s Storage) error { res, err = s.Write(ctx, b); return err })
 	var we *WriteError

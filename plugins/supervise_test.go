@@ -90,6 +90,28 @@ func TestSuperviseStorageDown(t *testing.T) {
 	if err := st.CreateUser(ctx, "alice", "h"); !errors.Is(err, plugins.ErrUserExists) {
 		t.Fatalf("CreateUser twice = %v", err)
 	}
+	// The account calls cross the process boundary, sentinels included.
+	if err := st.SetPasswordHash(ctx, "alice", "h2"); err != nil {
+		t.Fatalf("SetPasswordHash = %v", err)
+	}
+	if err := st.SetPasswordHash(ctx, "nobody", "h"); !errors.Is(err, plugins.ErrUnknownUser) {
+		t.Fatalf("SetPasswordHash(nobody) = %v, want ErrUnknownUser", err)
+	}
+	if err := st.CreateUser(ctx, "bob", "h"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.CountUsers(ctx); err != nil || n != 2 {
+		t.Fatalf("CountUsers = %d, %v; want 2", n, err)
+	}
+	if n, err := st.DeleteUser(ctx, "bob"); err != nil || n != 0 {
+		t.Fatalf("DeleteUser(bob) = %d, %v; want 0", n, err)
+	}
+	if _, err := st.DeleteUser(ctx, "bob"); !errors.Is(err, plugins.ErrUnknownUser) {
+		t.Fatalf("DeleteUser(bob) again = %v, want ErrUnknownUser", err)
+	}
+	if restarts := s.Status().Restarts; restarts != 0 {
+		t.Errorf("the sentinel answers restarted the plugin: %d restarts", restarts)
+	}
 	s.Close()
 	_, err := st.Write(ctx, &plugins.WriteBatch{Messages: []plugins.NewMessage{msg("alice", "alice", "x", "")}})
 	var we *plugins.WriteError
@@ -98,6 +120,15 @@ func TestSuperviseStorageDown(t *testing.T) {
 	}
 	if _, err := st.PendingCount(ctx, "alice"); !errors.Is(err, plugins.ErrPluginDown) {
 		t.Fatalf("PendingCount while down = %v", err)
+	}
+	if err := st.SetPasswordHash(ctx, "alice", "h"); !errors.Is(err, plugins.ErrPluginDown) {
+		t.Fatalf("SetPasswordHash while down = %v", err)
+	}
+	if _, err := st.DeleteUser(ctx, "alice"); !errors.Is(err, plugins.ErrPluginDown) {
+		t.Fatalf("DeleteUser while down = %v", err)
+	}
+	if _, err := st.CountUsers(ctx); !errors.Is(err, plugins.ErrPluginDown) {
+		t.Fatalf("CountUsers while down = %v", err)
 	}
 	if s.Status().Up {
 		t.Fatal("closed supervisor reports up")

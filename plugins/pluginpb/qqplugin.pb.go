@@ -595,6 +595,264 @@ func (x *PasswordHashResponse) GetPasswordHash() string {
 	return ""
 }
 
+type SetPasswordHashRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	PasswordHash  string                 `protobuf:"bytes,2,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPasswordHashRequest) Reset() {
+	*x = SetPasswordHashRequest{}
+	mi := &file_qqplugin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPasswordHashRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPasswordHashRequest) ProtoMessage() {}
+
+func (x *SetPasswordHashRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPasswordHashRequest.ProtoReflect.Descriptor instead.
+func (*SetPasswordHashRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SetPasswordHashRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *SetPasswordHashRequest) GetPasswordHash() string {
+	if x != nil {
+		return x.PasswordHash
+	}
+	return ""
+}
+
+type SetPasswordHashResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPasswordHashResponse) Reset() {
+	*x = SetPasswordHashResponse{}
+	mi := &file_qqplugin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPasswordHashResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPasswordHashResponse) ProtoMessage() {}
+
+func (x *SetPasswordHashResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPasswordHashResponse.ProtoReflect.Descriptor instead.
+func (*SetPasswordHashResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{9}
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_qqplugin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DeleteUserRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// dropped_pending is how many messages pending for the user were
+	// dropped.
+	DroppedPending int64 `protobuf:"varint,1,opt,name=dropped_pending,json=droppedPending,proto3" json:"dropped_pending,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_qqplugin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DeleteUserResponse) GetDroppedPending() int64 {
+	if x != nil {
+		return x.DroppedPending
+	}
+	return 0
+}
+
+type CountUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountUsersRequest) Reset() {
+	*x = CountUsersRequest{}
+	mi := &file_qqplugin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountUsersRequest) ProtoMessage() {}
+
+func (x *CountUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountUsersRequest.ProtoReflect.Descriptor instead.
+func (*CountUsersRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{12}
+}
+
+type CountUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         int64                  `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountUsersResponse) Reset() {
+	*x = CountUsersResponse{}
+	mi := &file_qqplugin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountUsersResponse) ProtoMessage() {}
+
+func (x *CountUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountUsersResponse.ProtoReflect.Descriptor instead.
+func (*CountUsersResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CountUsersResponse) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // NewMessage is plugins.NewMessage.
 type NewMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -609,7 +867,7 @@ type NewMessage struct {
 
 func (x *NewMessage) Reset() {
 	*x = NewMessage{}
-	mi := &file_qqplugin_proto_msgTypes[8]
+	mi := &file_qqplugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +879,7 @@ func (x *NewMessage) String() string {
 func (*NewMessage) ProtoMessage() {}
 
 func (x *NewMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[8]
+	mi := &file_qqplugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +892,7 @@ func (x *NewMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewMessage.ProtoReflect.Descriptor instead.
 func (*NewMessage) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{8}
+	return file_qqplugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NewMessage) GetFrom() string {
@@ -683,7 +941,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_qqplugin_proto_msgTypes[9]
+	mi := &file_qqplugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +953,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[9]
+	mi := &file_qqplugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +966,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{9}
+	return file_qqplugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Ack) GetUser() string {
@@ -742,7 +1000,7 @@ type WriteBatch struct {
 
 func (x *WriteBatch) Reset() {
 	*x = WriteBatch{}
-	mi := &file_qqplugin_proto_msgTypes[10]
+	mi := &file_qqplugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +1012,7 @@ func (x *WriteBatch) String() string {
 func (*WriteBatch) ProtoMessage() {}
 
 func (x *WriteBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[10]
+	mi := &file_qqplugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +1025,7 @@ func (x *WriteBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteBatch.ProtoReflect.Descriptor instead.
 func (*WriteBatch) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{10}
+	return file_qqplugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WriteBatch) GetMessages() []*NewMessage {
@@ -805,7 +1063,7 @@ type AppendResult struct {
 
 func (x *AppendResult) Reset() {
 	*x = AppendResult{}
-	mi := &file_qqplugin_proto_msgTypes[11]
+	mi := &file_qqplugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +1075,7 @@ func (x *AppendResult) String() string {
 func (*AppendResult) ProtoMessage() {}
 
 func (x *AppendResult) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[11]
+	mi := &file_qqplugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +1088,7 @@ func (x *AppendResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResult.ProtoReflect.Descriptor instead.
 func (*AppendResult) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{11}
+	return file_qqplugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AppendResult) GetMessage() *Message {
@@ -881,7 +1139,7 @@ type WriteError struct {
 
 func (x *WriteError) Reset() {
 	*x = WriteError{}
-	mi := &file_qqplugin_proto_msgTypes[12]
+	mi := &file_qqplugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1151,7 @@ func (x *WriteError) String() string {
 func (*WriteError) ProtoMessage() {}
 
 func (x *WriteError) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[12]
+	mi := &file_qqplugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1164,7 @@ func (x *WriteError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteError.ProtoReflect.Descriptor instead.
 func (*WriteError) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{12}
+	return file_qqplugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WriteError) GetFailed() bool {
@@ -949,7 +1207,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_qqplugin_proto_msgTypes[13]
+	mi := &file_qqplugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1219,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[13]
+	mi := &file_qqplugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1232,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{13}
+	return file_qqplugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WriteResponse) GetResults() []*AppendResult {
@@ -1002,7 +1260,7 @@ type CIDKey struct {
 
 func (x *CIDKey) Reset() {
 	*x = CIDKey{}
-	mi := &file_qqplugin_proto_msgTypes[14]
+	mi := &file_qqplugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1272,7 @@ func (x *CIDKey) String() string {
 func (*CIDKey) ProtoMessage() {}
 
 func (x *CIDKey) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[14]
+	mi := &file_qqplugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1285,7 @@ func (x *CIDKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CIDKey.ProtoReflect.Descriptor instead.
 func (*CIDKey) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{14}
+	return file_qqplugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CIDKey) GetFrom() string {
@@ -1053,7 +1311,7 @@ type LookupCIDsRequest struct {
 
 func (x *LookupCIDsRequest) Reset() {
 	*x = LookupCIDsRequest{}
-	mi := &file_qqplugin_proto_msgTypes[15]
+	mi := &file_qqplugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1323,7 @@ func (x *LookupCIDsRequest) String() string {
 func (*LookupCIDsRequest) ProtoMessage() {}
 
 func (x *LookupCIDsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[15]
+	mi := &file_qqplugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1336,7 @@ func (x *LookupCIDsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupCIDsRequest.ProtoReflect.Descriptor instead.
 func (*LookupCIDsRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{15}
+	return file_qqplugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LookupCIDsRequest) GetKeys() []*CIDKey {
@@ -1098,7 +1356,7 @@ type LookupCIDsResponse struct {
 
 func (x *LookupCIDsResponse) Reset() {
 	*x = LookupCIDsResponse{}
-	mi := &file_qqplugin_proto_msgTypes[16]
+	mi := &file_qqplugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1368,7 @@ func (x *LookupCIDsResponse) String() string {
 func (*LookupCIDsResponse) ProtoMessage() {}
 
 func (x *LookupCIDsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[16]
+	mi := &file_qqplugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1381,7 @@ func (x *LookupCIDsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupCIDsResponse.ProtoReflect.Descriptor instead.
 func (*LookupCIDsResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{16}
+	return file_qqplugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LookupCIDsResponse) GetResults() []*AppendResult {
@@ -1142,7 +1400,7 @@ type PendingCountRequest struct {
 
 func (x *PendingCountRequest) Reset() {
 	*x = PendingCountRequest{}
-	mi := &file_qqplugin_proto_msgTypes[17]
+	mi := &file_qqplugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1412,7 @@ func (x *PendingCountRequest) String() string {
 func (*PendingCountRequest) ProtoMessage() {}
 
 func (x *PendingCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[17]
+	mi := &file_qqplugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1425,7 @@ func (x *PendingCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingCountRequest.ProtoReflect.Descriptor instead.
 func (*PendingCountRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{17}
+	return file_qqplugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PendingCountRequest) GetUser() string {
@@ -1186,7 +1444,7 @@ type PendingCountResponse struct {
 
 func (x *PendingCountResponse) Reset() {
 	*x = PendingCountResponse{}
-	mi := &file_qqplugin_proto_msgTypes[18]
+	mi := &file_qqplugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1456,7 @@ func (x *PendingCountResponse) String() string {
 func (*PendingCountResponse) ProtoMessage() {}
 
 func (x *PendingCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[18]
+	mi := &file_qqplugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1469,7 @@ func (x *PendingCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingCountResponse.ProtoReflect.Descriptor instead.
 func (*PendingCountResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{18}
+	return file_qqplugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PendingCountResponse) GetCount() int64 {
@@ -1231,7 +1489,7 @@ type PendingRequest struct {
 
 func (x *PendingRequest) Reset() {
 	*x = PendingRequest{}
-	mi := &file_qqplugin_proto_msgTypes[19]
+	mi := &file_qqplugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1501,7 @@ func (x *PendingRequest) String() string {
 func (*PendingRequest) ProtoMessage() {}
 
 func (x *PendingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[19]
+	mi := &file_qqplugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1514,7 @@ func (x *PendingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingRequest.ProtoReflect.Descriptor instead.
 func (*PendingRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{19}
+	return file_qqplugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PendingRequest) GetUser() string {
@@ -1283,7 +1541,7 @@ type PendingResponse struct {
 
 func (x *PendingResponse) Reset() {
 	*x = PendingResponse{}
-	mi := &file_qqplugin_proto_msgTypes[20]
+	mi := &file_qqplugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1553,7 @@ func (x *PendingResponse) String() string {
 func (*PendingResponse) ProtoMessage() {}
 
 func (x *PendingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[20]
+	mi := &file_qqplugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1566,7 @@ func (x *PendingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingResponse.ProtoReflect.Descriptor instead.
 func (*PendingResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{20}
+	return file_qqplugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PendingResponse) GetMessages() []*Message {
@@ -1337,7 +1595,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_qqplugin_proto_msgTypes[21]
+	mi := &file_qqplugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1607,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[21]
+	mi := &file_qqplugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1620,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{21}
+	return file_qqplugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HistoryRequest) GetUser() string {
@@ -1403,7 +1661,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_qqplugin_proto_msgTypes[22]
+	mi := &file_qqplugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1673,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[22]
+	mi := &file_qqplugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1686,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{22}
+	return file_qqplugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HistoryResponse) GetMessages() []*Message {
@@ -1453,7 +1711,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_qqplugin_proto_msgTypes[23]
+	mi := &file_qqplugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1723,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[23]
+	mi := &file_qqplugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1736,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{23}
+	return file_qqplugin_proto_rawDescGZIP(), []int{29}
 }
 
 type CloseResponse struct {
@@ -1489,7 +1747,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_qqplugin_proto_msgTypes[24]
+	mi := &file_qqplugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1759,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[24]
+	mi := &file_qqplugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1772,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{24}
+	return file_qqplugin_proto_rawDescGZIP(), []int{30}
 }
 
 // FilterMessage is plugins.FilterMessage.
@@ -1530,7 +1788,7 @@ type FilterMessage struct {
 
 func (x *FilterMessage) Reset() {
 	*x = FilterMessage{}
-	mi := &file_qqplugin_proto_msgTypes[25]
+	mi := &file_qqplugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1542,7 +1800,7 @@ func (x *FilterMessage) String() string {
 func (*FilterMessage) ProtoMessage() {}
 
 func (x *FilterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[25]
+	mi := &file_qqplugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1555,7 +1813,7 @@ func (x *FilterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterMessage.ProtoReflect.Descriptor instead.
 func (*FilterMessage) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{25}
+	return file_qqplugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FilterMessage) GetFrom() string {
@@ -1595,7 +1853,7 @@ type FilterRequest struct {
 
 func (x *FilterRequest) Reset() {
 	*x = FilterRequest{}
-	mi := &file_qqplugin_proto_msgTypes[26]
+	mi := &file_qqplugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1865,7 @@ func (x *FilterRequest) String() string {
 func (*FilterRequest) ProtoMessage() {}
 
 func (x *FilterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[26]
+	mi := &file_qqplugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1878,7 @@ func (x *FilterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterRequest.ProtoReflect.Descriptor instead.
 func (*FilterRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{26}
+	return file_qqplugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *FilterRequest) GetMessages() []*FilterMessage {
@@ -1642,7 +1900,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_qqplugin_proto_msgTypes[27]
+	mi := &file_qqplugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1912,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[27]
+	mi := &file_qqplugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1925,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{27}
+	return file_qqplugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Verdict) GetAction() Action {
@@ -1701,7 +1959,7 @@ type FilterResponse struct {
 
 func (x *FilterResponse) Reset() {
 	*x = FilterResponse{}
-	mi := &file_qqplugin_proto_msgTypes[28]
+	mi := &file_qqplugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1971,7 @@ func (x *FilterResponse) String() string {
 func (*FilterResponse) ProtoMessage() {}
 
 func (x *FilterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[28]
+	mi := &file_qqplugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1984,7 @@ func (x *FilterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterResponse.ProtoReflect.Descriptor instead.
 func (*FilterResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{28}
+	return file_qqplugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *FilterResponse) GetVerdicts() []*Verdict {
@@ -1761,7 +2019,18 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x13PasswordHashRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\";\n" +
 	"\x14PasswordHashResponse\x12#\n" +
-	"\rpassword_hash\x18\x01 \x01(\tR\fpasswordHash\"n\n" +
+	"\rpassword_hash\x18\x01 \x01(\tR\fpasswordHash\"Q\n" +
+	"\x16SetPasswordHashRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12#\n" +
+	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\"\x19\n" +
+	"\x17SetPasswordHashResponse\"'\n" +
+	"\x11DeleteUserRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"=\n" +
+	"\x12DeleteUserResponse\x12'\n" +
+	"\x0fdropped_pending\x18\x01 \x01(\x03R\x0edroppedPending\"\x13\n" +
+	"\x11CountUsersRequest\"*\n" +
+	"\x12CountUsersResponse\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x03R\x05count\"n\n" +
 	"\n" +
 	"NewMessage\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
@@ -1850,7 +2119,7 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ALLOW\x10\x01\x12\x12\n" +
 	"\x0eACTION_REWRITE\x10\x02\x12\x11\n" +
-	"\rACTION_REJECT\x10\x032\xb9\x05\n" +
+	"\rACTION_REJECT\x10\x032\xbb\a\n" +
 	"\aStorage\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12O\n" +
 	"\n" +
@@ -1861,7 +2130,12 @@ const file_qqplugin_proto_rawDesc = "" +
 	"LookupCIDs\x12\x1f.qq.plugin.v1.LookupCIDsRequest\x1a .qq.plugin.v1.LookupCIDsResponse\x12U\n" +
 	"\fPendingCount\x12!.qq.plugin.v1.PendingCountRequest\x1a\".qq.plugin.v1.PendingCountResponse\x12F\n" +
 	"\aPending\x12\x1c.qq.plugin.v1.PendingRequest\x1a\x1d.qq.plugin.v1.PendingResponse\x12F\n" +
-	"\aHistory\x12\x1c.qq.plugin.v1.HistoryRequest\x1a\x1d.qq.plugin.v1.HistoryResponse\x12@\n" +
+	"\aHistory\x12\x1c.qq.plugin.v1.HistoryRequest\x1a\x1d.qq.plugin.v1.HistoryResponse\x12^\n" +
+	"\x0fSetPasswordHash\x12$.qq.plugin.v1.SetPasswordHashRequest\x1a%.qq.plugin.v1.SetPasswordHashResponse\x12O\n" +
+	"\n" +
+	"DeleteUser\x12\x1f.qq.plugin.v1.DeleteUserRequest\x1a .qq.plugin.v1.DeleteUserResponse\x12O\n" +
+	"\n" +
+	"CountUsers\x12\x1f.qq.plugin.v1.CountUsersRequest\x1a .qq.plugin.v1.CountUsersResponse\x12@\n" +
 	"\x05Close\x12\x1a.qq.plugin.v1.CloseRequest\x1a\x1b.qq.plugin.v1.CloseResponse2\x9b\x01\n" +
 	"\x06Filter\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12C\n" +
@@ -1880,81 +2154,93 @@ func file_qqplugin_proto_rawDescGZIP() []byte {
 }
 
 var file_qqplugin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_qqplugin_proto_goTypes = []any{
-	(ErrorKind)(0),               // 0: qq.plugin.v1.ErrorKind
-	(ResultError)(0),             // 1: qq.plugin.v1.ResultError
-	(Action)(0),                  // 2: qq.plugin.v1.Action
-	(*ConfigureRequest)(nil),     // 3: qq.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),    // 4: qq.plugin.v1.ConfigureResponse
-	(*ErrorDetail)(nil),          // 5: qq.plugin.v1.ErrorDetail
-	(*Message)(nil),              // 6: qq.plugin.v1.Message
-	(*CreateUserRequest)(nil),    // 7: qq.plugin.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),   // 8: qq.plugin.v1.CreateUserResponse
-	(*PasswordHashRequest)(nil),  // 9: qq.plugin.v1.PasswordHashRequest
-	(*PasswordHashResponse)(nil), // 10: qq.plugin.v1.PasswordHashResponse
-	(*NewMessage)(nil),           // 11: qq.plugin.v1.NewMessage
-	(*Ack)(nil),                  // 12: qq.plugin.v1.Ack
-	(*WriteBatch)(nil),           // 13: qq.plugin.v1.WriteBatch
-	(*AppendResult)(nil),         // 14: qq.plugin.v1.AppendResult
-	(*WriteError)(nil),           // 15: qq.plugin.v1.WriteError
-	(*WriteResponse)(nil),        // 16: qq.plugin.v1.WriteResponse
-	(*CIDKey)(nil),               // 17: qq.plugin.v1.CIDKey
-	(*LookupCIDsRequest)(nil),    // 18: qq.plugin.v1.LookupCIDsRequest
-	(*LookupCIDsResponse)(nil),   // 19: qq.plugin.v1.LookupCIDsResponse
-	(*PendingCountRequest)(nil),  // 20: qq.plugin.v1.PendingCountRequest
-	(*PendingCountResponse)(nil), // 21: qq.plugin.v1.PendingCountResponse
-	(*PendingRequest)(nil),       // 22: qq.plugin.v1.PendingRequest
-	(*PendingResponse)(nil),      // 23: qq.plugin.v1.PendingResponse
-	(*HistoryRequest)(nil),       // 24: qq.plugin.v1.HistoryRequest
-	(*HistoryResponse)(nil),      // 25: qq.plugin.v1.HistoryResponse
-	(*CloseRequest)(nil),         // 26: qq.plugin.v1.CloseRequest
-	(*CloseResponse)(nil),        // 27: qq.plugin.v1.CloseResponse
-	(*FilterMessage)(nil),        // 28: qq.plugin.v1.FilterMessage
-	(*FilterRequest)(nil),        // 29: qq.plugin.v1.FilterRequest
-	(*Verdict)(nil),              // 30: qq.plugin.v1.Verdict
-	(*FilterResponse)(nil),       // 31: qq.plugin.v1.FilterResponse
+	(ErrorKind)(0),                  // 0: qq.plugin.v1.ErrorKind
+	(ResultError)(0),                // 1: qq.plugin.v1.ResultError
+	(Action)(0),                     // 2: qq.plugin.v1.Action
+	(*ConfigureRequest)(nil),        // 3: qq.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),       // 4: qq.plugin.v1.ConfigureResponse
+	(*ErrorDetail)(nil),             // 5: qq.plugin.v1.ErrorDetail
+	(*Message)(nil),                 // 6: qq.plugin.v1.Message
+	(*CreateUserRequest)(nil),       // 7: qq.plugin.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),      // 8: qq.plugin.v1.CreateUserResponse
+	(*PasswordHashRequest)(nil),     // 9: qq.plugin.v1.PasswordHashRequest
+	(*PasswordHashResponse)(nil),    // 10: qq.plugin.v1.PasswordHashResponse
+	(*SetPasswordHashRequest)(nil),  // 11: qq.plugin.v1.SetPasswordHashRequest
+	(*SetPasswordHashResponse)(nil), // 12: qq.plugin.v1.SetPasswordHashResponse
+	(*DeleteUserRequest)(nil),       // 13: qq.plugin.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),      // 14: qq.plugin.v1.DeleteUserResponse
+	(*CountUsersRequest)(nil),       // 15: qq.plugin.v1.CountUsersRequest
+	(*CountUsersResponse)(nil),      // 16: qq.plugin.v1.CountUsersResponse
+	(*NewMessage)(nil),              // 17: qq.plugin.v1.NewMessage
+	(*Ack)(nil),                     // 18: qq.plugin.v1.Ack
+	(*WriteBatch)(nil),              // 19: qq.plugin.v1.WriteBatch
+	(*AppendResult)(nil),            // 20: qq.plugin.v1.AppendResult
+	(*WriteError)(nil),              // 21: qq.plugin.v1.WriteError
+	(*WriteResponse)(nil),           // 22: qq.plugin.v1.WriteResponse
+	(*CIDKey)(nil),                  // 23: qq.plugin.v1.CIDKey
+	(*LookupCIDsRequest)(nil),       // 24: qq.plugin.v1.LookupCIDsRequest
+	(*LookupCIDsResponse)(nil),      // 25: qq.plugin.v1.LookupCIDsResponse
+	(*PendingCountRequest)(nil),     // 26: qq.plugin.v1.PendingCountRequest
+	(*PendingCountResponse)(nil),    // 27: qq.plugin.v1.PendingCountResponse
+	(*PendingRequest)(nil),          // 28: qq.plugin.v1.PendingRequest
+	(*PendingResponse)(nil),         // 29: qq.plugin.v1.PendingResponse
+	(*HistoryRequest)(nil),          // 30: qq.plugin.v1.HistoryRequest
+	(*HistoryResponse)(nil),         // 31: qq.plugin.v1.HistoryResponse
+	(*CloseRequest)(nil),            // 32: qq.plugin.v1.CloseRequest
+	(*CloseResponse)(nil),           // 33: qq.plugin.v1.CloseResponse
+	(*FilterMessage)(nil),           // 34: qq.plugin.v1.FilterMessage
+	(*FilterRequest)(nil),           // 35: qq.plugin.v1.FilterRequest
+	(*Verdict)(nil),                 // 36: qq.plugin.v1.Verdict
+	(*FilterResponse)(nil),          // 37: qq.plugin.v1.FilterResponse
 }
 var file_qqplugin_proto_depIdxs = []int32{
 	0,  // 0: qq.plugin.v1.ErrorDetail.kind:type_name -> qq.plugin.v1.ErrorKind
-	11, // 1: qq.plugin.v1.WriteBatch.messages:type_name -> qq.plugin.v1.NewMessage
-	12, // 2: qq.plugin.v1.WriteBatch.acks:type_name -> qq.plugin.v1.Ack
+	17, // 1: qq.plugin.v1.WriteBatch.messages:type_name -> qq.plugin.v1.NewMessage
+	18, // 2: qq.plugin.v1.WriteBatch.acks:type_name -> qq.plugin.v1.Ack
 	6,  // 3: qq.plugin.v1.AppendResult.message:type_name -> qq.plugin.v1.Message
 	1,  // 4: qq.plugin.v1.AppendResult.error:type_name -> qq.plugin.v1.ResultError
 	0,  // 5: qq.plugin.v1.WriteError.kind:type_name -> qq.plugin.v1.ErrorKind
-	14, // 6: qq.plugin.v1.WriteResponse.results:type_name -> qq.plugin.v1.AppendResult
-	15, // 7: qq.plugin.v1.WriteResponse.error:type_name -> qq.plugin.v1.WriteError
-	17, // 8: qq.plugin.v1.LookupCIDsRequest.keys:type_name -> qq.plugin.v1.CIDKey
-	14, // 9: qq.plugin.v1.LookupCIDsResponse.results:type_name -> qq.plugin.v1.AppendResult
+	20, // 6: qq.plugin.v1.WriteResponse.results:type_name -> qq.plugin.v1.AppendResult
+	21, // 7: qq.plugin.v1.WriteResponse.error:type_name -> qq.plugin.v1.WriteError
+	23, // 8: qq.plugin.v1.LookupCIDsRequest.keys:type_name -> qq.plugin.v1.CIDKey
+	20, // 9: qq.plugin.v1.LookupCIDsResponse.results:type_name -> qq.plugin.v1.AppendResult
 	6,  // 10: qq.plugin.v1.PendingResponse.messages:type_name -> qq.plugin.v1.Message
 	6,  // 11: qq.plugin.v1.HistoryResponse.messages:type_name -> qq.plugin.v1.Message
-	28, // 12: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
+	34, // 12: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
 	2,  // 13: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
-	30, // 14: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
+	36, // 14: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
 	3,  // 15: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
 	7,  // 16: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
 	9,  // 17: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
-	13, // 18: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
-	18, // 19: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
-	20, // 20: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
-	22, // 21: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
-	24, // 22: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
-	26, // 23: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
-	3,  // 24: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	29, // 25: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
-	4,  // 26: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	8,  // 27: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
-	10, // 28: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
-	16, // 29: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
-	19, // 30: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
-	21, // 31: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
-	23, // 32: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
-	25, // 33: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
-	27, // 34: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
-	4,  // 35: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	31, // 36: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
-	26, // [26:37] is the sub-list for method output_type
-	15, // [15:26] is the sub-list for method input_type
+	19, // 18: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
+	24, // 19: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
+	26, // 20: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
+	28, // 21: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
+	30, // 22: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
+	11, // 23: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
+	13, // 24: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
+	15, // 25: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
+	32, // 26: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
+	3,  // 27: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	35, // 28: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
+	4,  // 29: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	8,  // 30: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
+	10, // 31: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
+	22, // 32: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
+	25, // 33: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
+	27, // 34: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
+	29, // 35: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
+	31, // 36: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
+	12, // 37: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
+	14, // 38: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
+	16, // 39: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
+	33, // 40: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
+	4,  // 41: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	37, // 42: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
+	29, // [29:43] is the sub-list for method output_type
+	15, // [15:29] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -1971,7 +2257,7 @@ func file_qqplugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qqplugin_proto_rawDesc), len(file_qqplugin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   29,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

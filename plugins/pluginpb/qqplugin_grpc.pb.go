@@ -31,15 +31,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Storage_Configure_FullMethodName    = "/qq.plugin.v1.Storage/Configure"
-	Storage_CreateUser_FullMethodName   = "/qq.plugin.v1.Storage/CreateUser"
-	Storage_PasswordHash_FullMethodName = "/qq.plugin.v1.Storage/PasswordHash"
-	Storage_Write_FullMethodName        = "/qq.plugin.v1.Storage/Write"
-	Storage_LookupCIDs_FullMethodName   = "/qq.plugin.v1.Storage/LookupCIDs"
-	Storage_PendingCount_FullMethodName = "/qq.plugin.v1.Storage/PendingCount"
-	Storage_Pending_FullMethodName      = "/qq.plugin.v1.Storage/Pending"
-	Storage_History_FullMethodName      = "/qq.plugin.v1.Storage/History"
-	Storage_Close_FullMethodName        = "/qq.plugin.v1.Storage/Close"
+	Storage_Configure_FullMethodName       = "/qq.plugin.v1.Storage/Configure"
+	Storage_CreateUser_FullMethodName      = "/qq.plugin.v1.Storage/CreateUser"
+	Storage_PasswordHash_FullMethodName    = "/qq.plugin.v1.Storage/PasswordHash"
+	Storage_Write_FullMethodName           = "/qq.plugin.v1.Storage/Write"
+	Storage_LookupCIDs_FullMethodName      = "/qq.plugin.v1.Storage/LookupCIDs"
+	Storage_PendingCount_FullMethodName    = "/qq.plugin.v1.Storage/PendingCount"
+	Storage_Pending_FullMethodName         = "/qq.plugin.v1.Storage/Pending"
+	Storage_History_FullMethodName         = "/qq.plugin.v1.Storage/History"
+	Storage_SetPasswordHash_FullMethodName = "/qq.plugin.v1.Storage/SetPasswordHash"
+	Storage_DeleteUser_FullMethodName      = "/qq.plugin.v1.Storage/DeleteUser"
+	Storage_CountUsers_FullMethodName      = "/qq.plugin.v1.Storage/CountUsers"
+	Storage_Close_FullMethodName           = "/qq.plugin.v1.Storage/Close"
 )
 
 // StorageClient is the client API for Storage service.
@@ -50,6 +53,11 @@ const (
 // with an ErrorDetail: ALREADY_EXISTS (USER_EXISTS), NOT_FOUND
 // (UNKNOWN_USER), FAILED_PRECONDITION (BAD_CURSOR). A failed Write is not
 // a status error but WriteResponse.error.
+//
+// SetPasswordHash, DeleteUser and CountUsers were added within protocol
+// version 1: adding methods (and messages) is a compatible change, so the
+// version stays 1. A plugin built before them answers them with
+// UNIMPLEMENTED, which the host reports as an error of that call only.
 type StorageClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
@@ -59,6 +67,13 @@ type StorageClient interface {
 	PendingCount(ctx context.Context, in *PendingCountRequest, opts ...grpc.CallOption) (*PendingCountResponse, error)
 	Pending(ctx context.Context, in *PendingRequest, opts ...grpc.CallOption) (*PendingResponse, error)
 	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
+	// SetPasswordHash fails with NOT_FOUND (UNKNOWN_USER) for an unknown or
+	// deleted user.
+	SetPasswordHash(ctx context.Context, in *SetPasswordHashRequest, opts ...grpc.CallOption) (*SetPasswordHashResponse, error)
+	// DeleteUser fails with NOT_FOUND (UNKNOWN_USER) for an unknown or
+	// already deleted user.
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	CountUsers(ctx context.Context, in *CountUsersRequest, opts ...grpc.CallOption) (*CountUsersResponse, error)
 	// Close releases the storage; later calls fail. The process keeps
 	// running until the host stops it.
 	Close(ctx context.Context, in *CloseRequest, opts ...grpc.CallOption) (*CloseResponse, error)
@@ -152,6 +167,36 @@ func (c *storageClient) History(ctx context.Context, in *HistoryRequest, opts ..
 	return out, nil
 }
 
+func (c *storageClient) SetPasswordHash(ctx context.Context, in *SetPasswordHashRequest, opts ...grpc.CallOption) (*SetPasswordHashResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPasswordHashResponse)
+	err := c.cc.Invoke(ctx, Storage_SetPasswordHash_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, Storage_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) CountUsers(ctx context.Context, in *CountUsersRequest, opts ...grpc.CallOption) (*CountUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountUsersResponse)
+	err := c.cc.Invoke(ctx, Storage_CountUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storageClient) Close(ctx context.Context, in *CloseRequest, opts ...grpc.CallOption) (*CloseResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CloseResponse)
@@ -170,6 +215,11 @@ func (c *storageClient) Close(ctx context.Context, in *CloseRequest, opts ...grp
 // with an ErrorDetail: ALREADY_EXISTS (USER_EXISTS), NOT_FOUND
 // (UNKNOWN_USER), FAILED_PRECONDITION (BAD_CURSOR). A failed Write is not
 // a status error but WriteResponse.error.
+//
+// SetPasswordHash, DeleteUser and CountUsers were added within protocol
+// version 1: adding methods (and messages) is a compatible change, so the
+// version stays 1. A plugin built before them answers them with
+// UNIMPLEMENTED, which the host reports as an error of that call only.
 type StorageServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
@@ -179,6 +229,13 @@ type StorageServer interface {
 	PendingCount(context.Context, *PendingCountRequest) (*PendingCountResponse, error)
 	Pending(context.Context, *PendingRequest) (*PendingResponse, error)
 	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
+	// SetPasswordHash fails with NOT_FOUND (UNKNOWN_USER) for an unknown or
+	// deleted user.
+	SetPasswordHash(context.Context, *SetPasswordHashRequest) (*SetPasswordHashResponse, error)
+	// DeleteUser fails with NOT_FOUND (UNKNOWN_USER) for an unknown or
+	// already deleted user.
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	CountUsers(context.Context, *CountUsersRequest) (*CountUsersResponse, error)
 	// Close releases the storage; later calls fail. The process keeps
 	// running until the host stops it.
 	Close(context.Context, *CloseRequest) (*CloseResponse, error)
@@ -215,6 +272,15 @@ func (UnimplementedStorageServer) Pending(context.Context, *PendingRequest) (*Pe
 }
 func (UnimplementedStorageServer) History(context.Context, *HistoryRequest) (*HistoryResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method History not implemented")
+}
+func (UnimplementedStorageServer) SetPasswordHash(context.Context, *SetPasswordHashRequest) (*SetPasswordHashResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetPasswordHash not implemented")
+}
+func (UnimplementedStorageServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedStorageServer) CountUsers(context.Context, *CountUsersRequest) (*CountUsersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CountUsers not implemented")
 }
 func (UnimplementedStorageServer) Close(context.Context, *CloseRequest) (*CloseResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Close not implemented")
@@ -384,6 +450,60 @@ func _Storage_History_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Storage_SetPasswordHash_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPasswordHashRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).SetPasswordHash(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_SetPasswordHash_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).SetPasswordHash(ctx, req.(*SetPasswordHashRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_CountUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).CountUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_CountUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).CountUsers(ctx, req.(*CountUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Storage_Close_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CloseRequest)
 	if err := dec(in); err != nil {
@@ -440,6 +560,18 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "History",
 			Handler:    _Storage_History_Handler,
+		},
+		{
+			MethodName: "SetPasswordHash",
+			Handler:    _Storage_SetPasswordHash_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _Storage_DeleteUser_Handler,
+		},
+		{
+			MethodName: "CountUsers",
+			Handler:    _Storage_CountUsers_Handler,
 		},
 		{
 			MethodName: "Close",

@@ -46,16 +46,31 @@
 // least Options.DedupWindow (forever when zero): [Store.PruneCIDs] forgets
 // older ones; Open runs it once and then hourly until Close.
 //
+// # Accounts
+//
+// DeleteUser does not remove the user's row: it marks it deleted, erases
+// its password hash and, in the same transaction, drops the messages
+// pending for the user (they are settled as if acked, and DeleteUser
+// returns how many). Messages keep referring to the row, so the history
+// of the deleted user's conversations stays: History with the deleted
+// name still returns it to the other side. A deleted user is unknown to
+// PasswordHash (no login), to Write as sender or recipient, to
+// SetPasswordHash and DeleteUser, and CountUsers does not count it. Its
+// name stays taken for good: CreateUser returns ErrUserExists, so that a
+// new account can never read the old one's conversations or collide with
+// its de-duplication keys.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. Writes (Write, CreateUser,
-// PruneCIDs) go through one connection, serialised by a mutex, so a batch
-// is one group commit. Reads (PasswordHash, PendingCount, Pending,
-// History) use a separate pool of read-only connections and run in
-// parallel with writes. Several Stores (or processes) may open the same
-// file, writers then waiting for each other up to a busy timeout, but the
-// ordering and timestamp guarantees above hold for one writing Store at a
-// time: run one qqd per database file.
+// SetPasswordHash, DeleteUser, PruneCIDs) go through one connection,
+// serialised by a mutex, so a batch is one group commit. Reads
+// (PasswordHash, CountUsers, PendingCount, Pending, History) use a
+// separate pool of read-only connections and run in parallel with writes.
+// Several Stores (or processes) may open the same file, writers then
+// waiting for each other up to a busy timeout, but the ordering and
+// timestamp guarantees above hold for one writing Store at a time: run one
+// qqd per database file.
 //
 // # Schema
 //

@@ -2,7 +2,9 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"path/filepath"
 	"strings"
 )
 
@@ -21,6 +23,26 @@ func WriterPragma(s *Store, name string) (string, error) {
 	var v string
 	err := s.writer.QueryRowContext(context.Background(), "PRAGMA "+name).Scan(&v)
 	return v, err
+}
+
+// SchemaVersion is the schema version Open migrates to.
+var SchemaVersion = len(migrations())
+
+// MigrateTo creates (or brings) the database at path to schema version
+// version exactly as Open did when that version was the newest, so that a
+// test can fill an old database and open it with the current code.
+func MigrateTo(path string, version int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	db, err := sql.Open("sqlite", dsn(abs, []string{"_txlock=immediate"}, "foreign_keys(1)"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	return migrate(context.Background(), db, migrations()[:version])
 }
 
 // WriterExec runs query on the writer connection, holding the write lock.
@@ -43,6 +65,11 @@ func Queries() []Query {
 	return []Query{
 		{"lookup cid", qLookupCID, "messages_sender_cid", []any{"a", "c"}},
 		{"user exists", qUserExists, "USING PRIMARY KEY", []any{"a"}},
+		{"user known", qUserKnown, "USING PRIMARY KEY", []any{"a"}},
+		{"password hash", qPasswordHash, "USING PRIMARY KEY", []any{"a"}},
+		{"set password hash", qSetPasswordHash, "USING PRIMARY KEY", []any{"h", "a"}},
+		{"delete user", qDeleteUser, "USING PRIMARY KEY", []any{int64(1), "a"}},
+		{"drop pending", qDropPending, "messages_pending", []any{"a"}},
 		{"ack", qAck, "sqlite_autoindex_messages_1", []any{"id", "a"}},
 		{"prune", qPrune, "messages_cid_ts", []any{int64(1), int64(10)}},
 		{"pending count", qPendingCount, "messages_pending", []any{"a"}},

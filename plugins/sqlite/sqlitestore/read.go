@@ -17,7 +17,7 @@ import (
 const maxPrealloc = 256
 
 // PasswordHash returns the stored hash of user, or an error wrapping
-// plugins.ErrUnknownUser.
+// plugins.ErrUnknownUser (also for a deleted user).
 func (s *Store) PasswordHash(ctx context.Context, user string) (string, error) {
 	if s.closed.Load() {
 		return "", fmt.Errorf("sqlitestore: password hash: %w", ErrClosed)
@@ -31,6 +31,18 @@ func (s *Store) PasswordHash(ctx context.Context, user string) (string, error) {
 		return "", fmt.Errorf("sqlitestore: password hash: %w", err)
 	}
 	return h, nil
+}
+
+// CountUsers returns how many accounts exist, deleted ones excluded.
+func (s *Store) CountUsers(ctx context.Context) (int64, error) {
+	if s.closed.Load() {
+		return 0, fmt.Errorf("sqlitestore: count users: %w", ErrClosed)
+	}
+	var n int64
+	if err := s.stCountUsers.QueryRowContext(ctx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: count users: %w", err)
+	}
+	return n, nil
 }
 
 // LookupCIDs returns, for each key, the message stored under its
@@ -105,8 +117,10 @@ func (s *Store) History(ctx context.Context, user, with, before string, limit in
 	if limit < 1 {
 		return nil, false, fmt.Errorf("sqlitestore: history: limit %d is not positive", limit)
 	}
+	// A deleted account's conversations stay readable: with only has to
+	// have been registered once.
 	var ok bool
-	if err := s.stReadUser.QueryRowContext(ctx, with).Scan(&ok); err != nil {
+	if err := s.stKnownUser.QueryRowContext(ctx, with).Scan(&ok); err != nil {
 		return nil, false, fmt.Errorf("sqlitestore: history: %w", err)
 	}
 	if !ok {

@@ -41,10 +41,19 @@ CREATE UNIQUE INDEX messages_sender_cid ON messages (sender, cid) WHERE cid IS N
 CREATE INDEX messages_cid_ts ON messages (ts) WHERE cid IS NOT NULL;
 `
 
+// schemaV2 adds account deletion. A deleted user keeps its row, marked by
+// deleted_ms (NULL while the account exists) and with its password hash
+// erased: the messages' foreign keys stay valid, so history rows of the
+// deleted user stay, and the name stays taken (CreateUser conflicts on
+// it). ADD COLUMN only changes the schema text, not the rows.
+const schemaV2 = `
+ALTER TABLE users ADD COLUMN deleted_ms INTEGER;
+`
+
 // migrations returns the schema migrations in order: migration i brings
 // the database from user_version i to i+1. Append, never edit.
 func migrations() []string {
-	return []string{schemaV1}
+	return []string{schemaV1, schemaV2}
 }
 
 // migrate applies the migrations the database lacks, each in its own
@@ -95,9 +104,11 @@ func migrateOne(ctx context.Context, db *sql.DB, steps []string) (done bool, err
 const (
 	// messages_sender_cid
 	qLookupCID = `SELECT msg_id, recipient, body, ts, status FROM messages WHERE sender = ? AND cid = ?`
-	// users primary key
-	qUserExists = `SELECT EXISTS (SELECT 1 FROM users WHERE name = ?)`
-	qInsert     = `INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, pending)
+	// users primary key. A user that exists: registered and not deleted.
+	qUserExists = `SELECT EXISTS (SELECT 1 FROM users WHERE name = ? AND deleted_ms IS NULL)`
+	// users primary key. A name that was ever registered (deleted or not).
+	qUserKnown = `SELECT EXISTS (SELECT 1 FROM users WHERE name = ?)`
+	qInsert    = `INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, pending)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)`
 	// msg_id unique index
 	qAck = `UPDATE messages SET pending = 0 WHERE msg_id = ? AND recipient = ? AND pending = 1`
@@ -107,7 +118,15 @@ const (
 	qCreateUser = `INSERT INTO users (name, pw_hash, created_ms) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO NOTHING`
 	// users primary key
-	qPasswordHash = `SELECT pw_hash FROM users WHERE name = ?`
+	qPasswordHash = `SELECT pw_hash FROM users WHERE name = ? AND deleted_ms IS NULL`
+	// users primary key
+	qSetPasswordHash = `UPDATE users SET pw_hash = ? WHERE name = ? AND deleted_ms IS NULL`
+	// users primary key
+	qDeleteUser = `UPDATE users SET deleted_ms = ?, pw_hash = '' WHERE name = ? AND deleted_ms IS NULL`
+	// messages_pending
+	qDropPending = `UPDATE messages SET pending = 0 WHERE recipient = ? AND pending = 1`
+	// scans users (one row per account; there is no cheaper count)
+	qCountUsers = `SELECT count(*) FROM users WHERE deleted_ms IS NULL`
 	// messages_pending
 	qPendingCount = `SELECT count(*) FROM messages WHERE recipient = ? AND pending = 1`
 	// messages_pending

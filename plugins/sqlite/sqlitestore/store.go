@@ -73,9 +73,13 @@ type Store struct {
 	stAck        *sql.Stmt
 	stPrune      *sql.Stmt
 	stCreateUser *sql.Stmt
+	stSetHash    *sql.Stmt
+	stDeleteUser *sql.Stmt
+	stDropPend   *sql.Stmt
 	// Statements prepared on the reader pool.
 	stPasswordHash *sql.Stmt
-	stReadUser     *sql.Stmt
+	stKnownUser    *sql.Stmt
+	stCountUsers   *sql.Stmt
 	stPendingCount *sql.Stmt
 	stPending      *sql.Stmt
 	stReadCID      *sql.Stmt
@@ -258,8 +262,12 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.writer, &s.stAck, qAck},
 		{s.writer, &s.stPrune, qPrune},
 		{s.writer, &s.stCreateUser, qCreateUser},
+		{s.writer, &s.stSetHash, qSetPasswordHash},
+		{s.writer, &s.stDeleteUser, qDeleteUser},
+		{s.writer, &s.stDropPend, qDropPending},
 		{s.reader, &s.stPasswordHash, qPasswordHash},
-		{s.reader, &s.stReadUser, qUserExists},
+		{s.reader, &s.stKnownUser, qUserKnown},
+		{s.reader, &s.stCountUsers, qCountUsers},
 		{s.reader, &s.stPendingCount, qPendingCount},
 		{s.reader, &s.stPending, qPending},
 		{s.reader, &s.stReadCID, qLookupCID},
@@ -320,8 +328,8 @@ func (s *Store) Close() error {
 func (s *Store) closeDB() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
-		s.stPasswordHash, s.stReadUser, s.stPendingCount, s.stPending, s.stReadCID, s.stCursor, s.stHistory,
-		s.stLookupCID, s.stUserExists, s.stInsert, s.stAck, s.stPrune, s.stCreateUser,
+		s.stPasswordHash, s.stKnownUser, s.stCountUsers, s.stPendingCount, s.stPending, s.stReadCID, s.stCursor, s.stHistory,
+		s.stLookupCID, s.stUserExists, s.stInsert, s.stAck, s.stPrune, s.stCreateUser, s.stSetHash, s.stDeleteUser, s.stDropPend,
 	} {
 		if st != nil {
 			errs = append(errs, st.Close())

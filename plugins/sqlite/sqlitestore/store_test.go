@@ -188,7 +188,7 @@ func TestOpenOptions(t *testing.T) {
 				"journal_mode": "wal",
 				"foreign_keys": "1",
 				"busy_timeout": "5000",
-				"user_version": "1",
+				"user_version": "2",
 			} {
 				got, err := sqlitestore.WriterPragma(s, pragma)
 				if err != nil || got != want {
@@ -734,8 +734,8 @@ func TestMigrations(t *testing.T) {
 			}
 		}
 		v, err := sqlitestore.WriterPragma(s, "user_version")
-		if err != nil || v != "1" {
-			t.Errorf("open %d: user_version = %q, %v; want 1", i, v, err)
+		if err != nil || v != "2" {
+			t.Errorf("open %d: user_version = %q, %v; want 2", i, v, err)
 		}
 		if h, err := s.PasswordHash(ctx, "alice"); err != nil || h != "h" {
 			t.Errorf("open %d: PasswordHash = %q, %v", i, h, err)
@@ -964,6 +964,9 @@ func TestClose(t *testing.T) {
 		"CreateUser": s.CreateUser(ctx, "zed", "h"),
 	}
 	_, calls["PasswordHash"] = s.PasswordHash(ctx, "alice")
+	calls["SetPasswordHash"] = s.SetPasswordHash(ctx, "alice", "h")
+	_, calls["DeleteUser"] = s.DeleteUser(ctx, "alice")
+	_, calls["CountUsers"] = s.CountUsers(ctx)
 	_, calls["PendingCount"] = s.PendingCount(ctx, "bob")
 	_, _, calls["Pending"] = s.Pending(ctx, "bob", 1)
 	_, _, calls["History"] = s.History(ctx, "alice", "bob", "", 1)

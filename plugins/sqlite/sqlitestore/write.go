@@ -11,7 +11,8 @@ import (
 )
 
 // CreateUser stores a new account. It returns an error wrapping
-// plugins.ErrUserExists when the name is taken.
+// plugins.ErrUserExists when the name is taken, by an account or by a
+// deleted one (names are never reused).
 func (s *Store) CreateUser(ctx context.Context, user, passwordHash string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -30,6 +31,69 @@ func (s *Store) CreateUser(ctx context.Context, user, passwordHash string) error
 		return fmt.Errorf("sqlitestore: create user %q: %w", user, plugins.ErrUserExists)
 	}
 	return nil
+}
+
+// SetPasswordHash replaces the password hash of user. It returns an error
+// wrapping plugins.ErrUnknownUser when the user does not exist or was
+// deleted.
+func (s *Store) SetPasswordHash(ctx context.Context, user, passwordHash string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return fmt.Errorf("sqlitestore: set password hash: %w", ErrClosed)
+	}
+	res, err := s.stSetHash.ExecContext(ctx, passwordHash, user)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: set password hash of %q: %w", user, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlitestore: set password hash of %q: %w", user, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlitestore: set password hash: user %q: %w", user, plugins.ErrUnknownUser)
+	}
+	return nil
+}
+
+// DeleteUser deletes the account of user in one transaction: the user is
+// marked deleted (its password hash erased) and the messages pending for
+// it are dropped; it returns how many. The user's history rows stay, and
+// so does the name: see the package documentation. It returns an error
+// wrapping plugins.ErrUnknownUser when the user does not exist or was
+// already deleted.
+func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return 0, fmt.Errorf("sqlitestore: delete user: %w", ErrClosed)
+	}
+	tx, err := s.writer.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete user %q: begin: %w", user, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.StmtContext(ctx, s.stDeleteUser).ExecContext(ctx, s.now().UnixMilli(), user)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete user %q: %w", user, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete user %q: %w", user, err)
+	} else if n == 0 {
+		return 0, fmt.Errorf("sqlitestore: delete user: user %q: %w", user, plugins.ErrUnknownUser)
+	}
+	res, err = tx.StmtContext(ctx, s.stDropPend).ExecContext(ctx, user)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete user %q: drop pending: %w", user, err)
+	}
+	dropped, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete user %q: drop pending: %w", user, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete user %q: commit: %w", user, err)
+	}
+	return dropped, nil
 }
 
 // Write stores the batch's messages and applies its acks in one
@@ -80,8 +144,8 @@ func (s *Store) append(ctx context.Context, tx *sql.Tx, msgs []plugins.NewMessag
 	userExists := tx.StmtContext(ctx, s.stUserExists)
 	insert := tx.StmtContext(ctx, s.stInsert)
 
-	// Users are never deleted and CreateUser waits for s.wmu, so what a
-	// batch learns about a name holds for the whole batch.
+	// CreateUser and DeleteUser wait for s.wmu, so what a batch learns
+	// about a name holds for the whole batch.
 	known := make(map[string]bool)
 	registered := func(name string) (bool, error) {
 		if ok, seen := known[name]; seen {

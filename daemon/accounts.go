@@ -1,0 +1,113 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/qqchat/qq/daemon/password"
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
+)
+
+// Account errors of AddAccount, RemoveAccount and SetPassword, for
+// operators' tools. Test with errors.Is.
+var (
+	// ErrInvalidAccount wraps a message saying which rule a user name or
+	// password breaks.
+	ErrInvalidAccount = errors.New("invalid account")
+	// ErrAccountExists: the user name is taken.
+	ErrAccountExists = errors.New("account exists")
+	// ErrNoAccount: there is no such user.
+	ErrNoAccount = errors.New("no such account")
+)
+
+// checkPassword applies the registration rules to a password.
+func (s *Server) checkPassword(pw string) error {
+	minPW := s.cfg.Accounts.MinPasswordBytes
+	if len(pw) < minPW || len(pw) > protocol.MaxPasswordBytes || !utf8.ValidString(pw) {
+		return fmt.Errorf("%w: password must be %d to %d bytes of UTF-8", ErrInvalidAccount, minPW, protocol.MaxPasswordBytes)
+	}
+	return nil
+}
+
+// hash computes a password hash within the server's hashing bound.
+func (s *Server) hash(pw string) (string, error) {
+	s.hashSem <- struct{}{}
+	defer func() { <-s.hashSem }()
+	return password.Hash(s.pwp, pw)
+}
+
+// withStorage runs fn on the storage in service with the storage timeout.
+func (s *Server) withStorage(ctx context.Context, fn func(context.Context, plugins.Storage) error) error {
+	ps := s.acquirePlugs()
+	defer ps.release()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Storage.Timeout)
+	defer cancel()
+	return fn(ctx, ps.storage)
+}
+
+// AddAccount creates an account with the rules of register, whether or not
+// registration is open.
+func (s *Server) AddAccount(ctx context.Context, user, pw string) error {
+	if !protocol.ValidUser(user) {
+		return fmt.Errorf("%w: user must be 1-32 bytes of a-z, 0-9, '_', '.', '-', starting with a letter or digit", ErrInvalidAccount)
+	}
+	if err := s.checkPassword(pw); err != nil {
+		return err
+	}
+	h, err := s.hash(pw)
+	if err != nil {
+		return fmt.Errorf("add account: %w", err)
+	}
+	err = s.withStorage(ctx, func(ctx context.Context, st plugins.Storage) error { return st.CreateUser(ctx, user, h) })
+	if errors.Is(err, plugins.ErrUserExists) {
+		return ErrAccountExists
+	}
+	if err != nil {
+		return fmt.Errorf("add account: %w", err)
+	}
+	s.log.Info("account added by an operator", "user", user)
+	return nil
+}
+
+// SetPassword replaces user's password. Sessions already logged in stay.
+func (s *Server) SetPassword(ctx context.Context, user, pw string) error {
+	if err := s.checkPassword(pw); err != nil {
+		return err
+	}
+	h, err := s.hash(pw)
+	if err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	err = s.withStorage(ctx, func(ctx context.Context, st plugins.Storage) error { return st.SetPasswordHash(ctx, user, h) })
+	if errors.Is(err, plugins.ErrUnknownUser) {
+		return ErrNoAccount
+	}
+	if err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	s.log.Info("password set by an operator", "user", user)
+	return nil
+}
+
+// RemoveAccount deletes user's account (see plugins.Storage.DeleteUser)
+// and kicks their sessions. It returns how many pending messages were
+// dropped.
+func (s *Server) RemoveAccount(ctx context.Context, user string) (int64, error) {
+	var dropped int64
+	err := s.withStorage(ctx, func(ctx context.Context, st plugins.Storage) (err error) {
+		dropped, err = st.DeleteUser(ctx, user)
+		return err
+	})
+	if errors.Is(err, plugins.ErrUnknownUser) {
+		return 0, ErrNoAccount
+	}
+	if err != nil {
+		return 0, fmt.Errorf("remove account: %w", err)
+	}
+	kicked := s.Kick(user, "account removed")
+	s.log.Info("account removed by an operator", "user", user, "pending_dropped", dropped, "sessions_kicked", kicked)
+	return dropped, nil
+}
