@@ -23,13 +23,24 @@ var (
 	ErrNoAccount = errors.New("no such account")
 )
 
-// checkPassword applies the registration rules to a password.
-func (s *Server) checkPassword(pw string) error {
+// Registration rules, as human text for errors.
+const userRule = "user must be 1-32 bytes of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+
+// passwordRule says how pw breaks the password rules, or "".
+func (s *Server) passwordRule(pw string) string {
 	minPW := s.cfg.Accounts.MinPasswordBytes
 	if len(pw) < minPW || len(pw) > protocol.MaxPasswordBytes || !utf8.ValidString(pw) {
-		return fmt.Errorf("%w: password must be %d to %d bytes of UTF-8", ErrInvalidAccount, minPW, protocol.MaxPasswordBytes)
+		return fmt.Sprintf("password must be %d to %d bytes of UTF-8", minPW, protocol.MaxPasswordBytes)
 	}
-	return nil
+	return ""
+}
+
+// accountRules says which rule of registration user or pw breaks, or "".
+func (s *Server) accountRules(user, pw string) string {
+	if !protocol.ValidUser(user) {
+		return userRule
+	}
+	return s.passwordRule(pw)
 }
 
 // hash computes a password hash within the server's hashing bound.
@@ -51,11 +62,8 @@ func (s *Server) withStorage(ctx context.Context, fn func(context.Context, plugi
 // AddAccount creates an account with the rules of register, whether or not
 // registration is open.
 func (s *Server) AddAccount(ctx context.Context, user, pw string) error {
-	if !protocol.ValidUser(user) {
-		return fmt.Errorf("%w: user must be 1-32 bytes of a-z, 0-9, '_', '.', '-', starting with a letter or digit", ErrInvalidAccount)
-	}
-	if err := s.checkPassword(pw); err != nil {
-		return err
+	if why := s.accountRules(user, pw); why != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidAccount, why)
 	}
 	h, err := s.hash(pw)
 	if err != nil {
@@ -74,8 +82,8 @@ func (s *Server) AddAccount(ctx context.Context, user, pw string) error {
 
 // SetPassword replaces user's password. Sessions already logged in stay.
 func (s *Server) SetPassword(ctx context.Context, user, pw string) error {
-	if err := s.checkPassword(pw); err != nil {
-		return err
+	if why := s.passwordRule(pw); why != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidAccount, why)
 	}
 	h, err := s.hash(pw)
 	if err != nil {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"unicode/utf8"
+	"time"
 
 	"github.com/qqchat/qq/daemon/password"
 	"github.com/qqchat/qq/daemon/protocol"
@@ -97,32 +97,28 @@ func credentials(req *protocol.Request) (user, pw string, err *protocol.Error) {
 }
 
 func (s *session) register(req *protocol.Request) {
+	regs := s.srv.m.registrations
 	user, pw, err := credentials(req)
 	if err != nil {
 		s.replyErr(req.ID, err)
+		regs[regInvalid].Inc()
 		return
 	}
-	if !protocol.ValidUser(user) {
-		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest,
-			"user must be 1-32 bytes of a-z, 0-9, '_', '.', '-', starting with a letter or digit"))
-		return
-	}
-	minPW := s.srv.cfg.Accounts.MinPasswordBytes
-	if len(pw) < minPW || len(pw) > protocol.MaxPasswordBytes || !utf8.ValidString(pw) {
-		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest,
-			"password must be "+strconv.Itoa(minPW)+" to 1024 bytes of UTF-8"))
+	if why := s.srv.accountRules(user, pw); why != "" {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest, why))
+		regs[regInvalid].Inc()
 		return
 	}
 	if s.srv.cfg.Registration != "open" {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeRegistrationClosed, "registration is closed on this server"))
+		regs[regClosed].Inc()
 		return
 	}
-	release := s.hashSlot()
-	hash, herr := password.Hash(s.srv.pwp, pw)
-	release()
+	hash, herr := s.srv.hash(pw)
 	if herr != nil {
 		s.logger().Error("password hash failed", "err", herr)
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeInternal, "could not register; try again"))
+		regs[regError].Inc()
 		return
 	}
 	st, ctx, done := s.storage()
@@ -130,22 +126,28 @@ func (s *session) register(req *protocol.Request) {
 	switch cerr := st.CreateUser(ctx, user, hash); {
 	case errors.Is(cerr, plugins.ErrUserExists):
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeUserExists, "user name is taken"))
+		regs[regExists].Inc()
 	case cerr != nil:
 		s.storageFailed(req.ID, "create_user", cerr)
+		regs[regError].Inc()
 	default:
 		s.logger().Info("user registered", "user", user)
 		s.replyOK(req.ID)
+		regs[regOK].Inc()
 	}
 }
 
 func (s *session) login(req *protocol.Request) {
+	logins := s.srv.m.logins
 	user, pw, err := credentials(req)
 	if err != nil {
 		s.replyErr(req.ID, err)
+		logins[loginInvalid].Inc()
 		return
 	}
 	if s.loggedIn.Load() {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeAlreadyLoggedIn, "this connection is logged in as "+s.user))
+		logins[loginAlreadyLoggedIn].Inc()
 		return
 	}
 	st, ctx, done := s.storage()
@@ -154,6 +156,7 @@ func (s *session) login(req *protocol.Request) {
 	known := lerr == nil
 	if lerr != nil && !errors.Is(lerr, plugins.ErrUnknownUser) {
 		s.storageFailed(req.ID, "password_hash", lerr)
+		logins[loginError].Inc()
 		return
 	}
 	if !known {
@@ -167,6 +170,11 @@ func (s *session) login(req *protocol.Request) {
 	}
 	if !known || !ok {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeAuthFailed, "wrong user name or password"))
+		if verr != nil {
+			logins[loginError].Inc()
+		} else {
+			logins[loginAuthFailed].Inc()
+		}
 		return
 	}
 	s.user = user
@@ -181,46 +189,57 @@ func (s *session) login(req *protocol.Request) {
 		s.srv.router.remove(s)
 		s.loggedIn.Store(false)
 		s.storageFailed(req.ID, "pending_count", cerr)
+		logins[loginError].Inc()
 		return
 	}
 	s.logger().Debug("logged in", "user", user, "pending", n)
 	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Str("user", user).Int("pending", n).End())
+	logins[loginOK].Inc()
 }
 
 func (s *session) ping(req *protocol.Request) { s.replyOK(req.ID) }
 
 func (s *session) sendMsg(req *protocol.Request) {
+	start := time.Now()
+	invalid := s.srv.m.messages[msgInvalid]
 	to, err := req.RequiredString("to")
 	if err != nil {
 		s.replyErr(req.ID, err)
+		invalid.Inc()
 		return
 	}
 	body, err := req.RequiredString("body")
 	if err != nil {
 		s.replyErr(req.ID, err)
+		invalid.Inc()
 		return
 	}
 	cid, hasCID, err := req.String("cid")
 	if err != nil {
 		s.replyErr(req.ID, err)
+		invalid.Inc()
 		return
 	}
 	if body == "" {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest, "body must not be empty"))
+		invalid.Inc()
 		return
 	}
 	if hasCID && (cid == "" || len(cid) > protocol.MaxCIDBytes) {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest, "cid must be 1-128 bytes"))
+		invalid.Inc()
 		return
 	}
 	if len(body) > s.srv.cfg.Limits.MaxBodyBytes {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeTooLarge, "body longer than "+strconv.Itoa(s.srv.cfg.Limits.MaxBodyBytes)+" bytes"))
+		invalid.Inc()
 		return
 	}
 	s.acquireInflight()
 	s.srv.pipe.submit(&writeReq{
 		sess:     s,
 		id:       req.ID,
+		start:    start,
 		isSend:   true,
 		msg:      plugins.NewMessage{From: s.user, To: to, Body: body, CID: cid},
 		sentBody: body,

@@ -17,6 +17,8 @@ import (
 type writeReq struct {
 	sess *session
 	id   json.RawMessage
+	// start is when the request was read (for qqd_send_duration_seconds).
+	start time.Time
 	// send
 	isSend bool
 	msg    plugins.NewMessage
@@ -339,6 +341,7 @@ func (p *pipeline) startWrite(b *batch) {
 		b.wait = func() ([]plugins.AppendResult, error) { return nil, nil }
 		return
 	}
+	srv.m.storageBatch.Observe(float64(b.nWrites))
 	ctx, cancel := context.WithTimeout(context.Background(), srv.cfg.Storage.Timeout)
 	var wait func() ([]plugins.AppendResult, error)
 	if o, ok := b.ps.storage.(plugins.WriteOverlapper); ok {
@@ -378,6 +381,7 @@ func (p *pipeline) answer(b *batch) {
 		switch {
 		case r.refuse != nil:
 			r.sess.send(protocol.AppendError(nil, r.id, r.refuse))
+			p.srv.m.sendAnswered(r, refuseResult(r.refuse))
 		case r.dup != nil:
 			res = r.dup
 		case err != nil:
@@ -385,6 +389,7 @@ func (p *pipeline) answer(b *batch) {
 				i++
 			}
 			r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
+			p.srv.m.sendAnswered(r, msgFailed)
 		case !r.isSend:
 			r.sess.send(protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).End())
 		default:
@@ -402,11 +407,13 @@ func (p *pipeline) answer(b *batch) {
 func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint64, pushBuf *[]byte) {
 	if errors.Is(res.Err, plugins.ErrUnknownUser) {
 		r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeUnknownUser, "no such user")))
+		p.srv.m.sendAnswered(r, msgUnknownUser)
 		return
 	}
 	if res.Err != nil {
 		p.srv.log.Error("storage refused a message", "err", res.Err)
 		r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeInternal, "message not stored")))
+		p.srv.m.sendAnswered(r, msgFailed)
 		return
 	}
 	m := &res.Message
@@ -415,6 +422,7 @@ func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint
 		f = f.Str("body", m.Body)
 	}
 	r.sess.send(f.End())
+	p.srv.m.sendAnswered(r, okResult(res))
 	r.sess.msgsIn.Add(1)
 	if !res.Duplicate {
 		p.srv.msgsAccepted.Add(1)

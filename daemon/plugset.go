@@ -41,9 +41,12 @@ type Filter struct {
 // acquire/release; SwapPlugins replaces it and waits until no call holds
 // the old one, so the caller can then stop the old plugins safely.
 type plugSet struct {
-	storage plugins.Storage
-	filters []Filter
-	inUse   sync.RWMutex
+	storage plugins.Storage // rawStorage, instrumented
+	filters []Filter        // rawFilters, instrumented
+	// rawStorage and rawFilters are the caller's, as given.
+	rawStorage plugins.Storage
+	rawFilters []Filter
+	inUse      sync.RWMutex
 }
 
 // plugs returns the current plugin set, held until release.
@@ -69,9 +72,9 @@ func (s *Server) SwapPlugins(ctx context.Context, storage plugins.Storage, filte
 	defer s.swapMu.Unlock()
 	old := s.plugs.Load()
 	if storage == nil {
-		storage = old.storage
+		storage = old.rawStorage
 	}
-	s.plugs.Store(&plugSet{storage: storage, filters: filters})
+	s.plugs.Store(s.m.plugSet(storage, filters))
 	drained := make(chan struct{})
 	go func() {
 		old.inUse.Lock() // every holder of the old set has released it
@@ -84,13 +87,13 @@ func (s *Server) SwapPlugins(ctx context.Context, storage plugins.Storage, filte
 		err = ctx.Err()
 	}
 	s.log.Info("plugins swapped", "filters", filterNames(filters))
-	return old.storage, old.filters, err
+	return old.rawStorage, old.rawFilters, err
 }
 
 // Plugins returns the storage and filter chain in service now.
 func (s *Server) Plugins() (plugins.Storage, []Filter) {
 	ps := s.plugs.Load()
-	return ps.storage, ps.filters
+	return ps.rawStorage, ps.rawFilters
 }
 
 func filterNames(fs []Filter) []string {

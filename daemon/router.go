@@ -70,6 +70,13 @@ func (r *router) each(user string, epoch uint64, fn func(*session)) {
 	}
 }
 
+// count returns how many users are online.
+func (r *router) count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.users)
+}
+
 // list returns the online user names sorted byte-wise.
 func (r *router) list() []string {
 	r.mu.RLock()

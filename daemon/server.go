@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/password"
 	"github.com/qqchat/qq/daemon/protocol"
@@ -30,6 +32,9 @@ type Deps struct {
 	// PasswordParams overrides the Argon2id cost (nil: password.OWASP).
 	// Only tests lower it.
 	PasswordParams *password.Params
+	// Registry gets the server's metrics (see metrics.go); nil: they are
+	// kept but not registered.
+	Registry prometheus.Registerer
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -56,6 +61,7 @@ type Server struct {
 	nextID       atomic.Uint64
 	shuttingDown atomic.Bool
 	counters
+	m *metrics
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -105,7 +111,11 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		s.version = "0.0.0-dev"
 	}
 	s.started = time.Now()
-	s.plugs.Store(&plugSet{storage: deps.Storage, filters: deps.Filters})
+	s.m = newMetrics(s)
+	if err := s.m.register(deps.Registry); err != nil {
+		return nil, fmt.Errorf("daemon: new: register metrics: %w", err)
+	}
+	s.plugs.Store(s.m.plugSet(deps.Storage, deps.Filters))
 	s.hello = protocol.AppendHello(nil, "qqd", s.version)
 	s.pipe = newPipeline(s)
 	return s, nil
@@ -156,8 +166,10 @@ func (s *Server) startSession(conn net.Conn) {
 	if s.shuttingDown.Load() {
 		s.mu.Unlock()
 		conn.Close()
+		s.m.connClosed[CloseShutdown].Inc()
 		return
 	}
+	s.m.connOpen.Inc()
 	s.sessions[sess] = struct{}{}
 	s.readers.Add(1)
 	s.mu.Unlock()

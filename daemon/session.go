@@ -67,7 +67,7 @@ func newSession(srv *Server, conn net.Conn) *session {
 		id:     srv.nextID.Add(1),
 		remote: conn.RemoteAddr().String(),
 		start:  time.Now(),
-		fr:     protocol.NewFrameReader(conn, srv.cfg.Limits.MaxFrameBytes),
+		fr:     protocol.NewFrameReader(countingReader{conn, srv.m.receivedBytes}, srv.cfg.Limits.MaxFrameBytes),
 	}
 	s.ifCond.L = &s.ifMu
 	return s
@@ -232,7 +232,9 @@ func (s *session) writeLoop() {
 		s.mu.Unlock()
 
 		s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.Limits.WriteTimeout))
-		if _, err := s.conn.Write(buf); err != nil {
+		n, err := s.conn.Write(buf)
+		s.srv.m.sentBytes.Add(float64(n))
+		if err != nil {
 			reason := CloseWriteError
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				reason = CloseWriteTimeout
@@ -305,6 +307,7 @@ func (s *session) closeLocked(reason CloseReason) {
 	s.reason = reason
 	s.out = nil
 	s.conn.Close()
+	s.srv.m.connClosedAs(reason)
 	lvl := slog.LevelDebug
 	switch reason {
 	case CloseSlowConsumer, CloseWriteTimeout, CloseKicked, CloseFrameTooLarge:

@@ -70,6 +70,15 @@ func StartWith(t testing.TB, cfg *config.Config, st plugins.Storage) *Server {
 // StartWithPlugins is StartWith with a filter chain.
 func StartWithPlugins(t testing.TB, cfg *config.Config, st plugins.Storage, filters []daemon.Filter) *Server {
 	t.Helper()
+	return StartDeps(t, cfg, daemon.Deps{Storage: st, Filters: filters})
+}
+
+// StartDeps runs a qqd with cfg as it is and deps (for example a
+// Registry). A nil deps.Storage opens the SQLite database that cfg names;
+// Logger, Version and PasswordParams default as in Start.
+func StartDeps(t testing.TB, cfg *config.Config, deps daemon.Deps) *Server {
+	t.Helper()
+	st := deps.Storage
 	var log *slog.Logger
 	if os.Getenv("QQ_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -91,7 +100,17 @@ func StartWithPlugins(t testing.TB, cfg *config.Config, st plugins.Storage, filt
 			t.Fatalf("daemontest: open storage: %v", err)
 		}
 	}
-	d, err := daemon.New(cfg, daemon.Deps{Storage: st, Filters: filters, Logger: log, Version: "0.0.0-test", PasswordParams: &FastPasswords})
+	deps.Storage = st
+	if deps.Logger == nil {
+		deps.Logger = log
+	}
+	if deps.Version == "" {
+		deps.Version = "0.0.0-test"
+	}
+	if deps.PasswordParams == nil {
+		deps.PasswordParams = &FastPasswords
+	}
+	d, err := daemon.New(cfg, deps)
 	if err != nil {
 		t.Fatalf("daemontest: %v", err)
 	}

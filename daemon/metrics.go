@@ -1,0 +1,491 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
+)
+
+// This file holds every Prometheus collector of package daemon. They are
+// created by New and registered on Deps.Registry; nothing here touches the
+// default registry. Label values come from closed sets only: results,
+// close reasons, plugin instance names from the configuration, and method
+// names. Never user names or remote addresses.
+
+// Results of qqd_logins_total.
+const (
+	loginOK              = "ok"
+	loginAuthFailed      = "auth_failed"
+	loginAlreadyLoggedIn = "already_logged_in"
+	loginInvalid         = "invalid"
+	loginError           = "error"
+)
+
+// Results of qqd_registrations_total.
+const (
+	regOK      = "ok"
+	regExists  = "exists"
+	regClosed  = "closed"
+	regInvalid = "invalid"
+	regError   = "error"
+)
+
+// Results of qqd_messages_total.
+const (
+	msgSent         = "sent"
+	msgQueued       = "queued"
+	msgDuplicate    = "duplicate"
+	msgRejected     = "rejected"
+	msgFilterFailed = "filter_failed"
+	msgUnknownUser  = "unknown_user"
+	msgInvalid      = "invalid"
+	msgFailed       = "failed"
+)
+
+// Methods of qqd_plugin_call_* for the storage (plugin="storage").
+const (
+	mCreateUser = iota
+	mPasswordHash
+	mSetPasswordHash
+	mDeleteUser
+	mCountUsers
+	mWrite
+	mLookupCIDs
+	mPendingCount
+	mPending
+	mHistory
+	numStorageMethods
+)
+
+var storageMethodNames = [numStorageMethods]string{
+	mCreateUser:      "CreateUser",
+	mPasswordHash:    "PasswordHash",
+	mSetPasswordHash: "SetPasswordHash",
+	mDeleteUser:      "DeleteUser",
+	mCountUsers:      "CountUsers",
+	mWrite:           "Write",
+	mLookupCIDs:      "LookupCIDs",
+	mPendingCount:    "PendingCount",
+	mPending:         "Pending",
+	mHistory:         "History",
+}
+
+// storagePluginLabel is the plugin label of storage calls.
+const storagePluginLabel = "storage"
+
+// metrics are a Server's collectors.
+type metrics struct {
+	all []prometheus.Collector
+
+	connOpen      prometheus.Gauge
+	connClosed    [numCloseReasons]prometheus.Counter
+	slowConsumers prometheus.Counter
+	logins        map[string]prometheus.Counter
+	registrations map[string]prometheus.Counter
+	messages      map[string]prometheus.Counter
+	sendDuration  prometheus.Histogram
+	receivedBytes prometheus.Counter
+	sentBytes     prometheus.Counter
+	storageBatch  prometheus.Histogram
+	pluginCalls   *prometheus.HistogramVec
+	pluginErrors  *prometheus.CounterVec
+}
+
+// latencyBuckets span 100µs to 5s.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{}
+	add := func(c prometheus.Collector) { m.all = append(m.all, c) }
+
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "qqd_build_info",
+		Help: "Always 1; the labels give qqd's version and the Go version it was built with.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(s.version, runtime.Version()).Set(1)
+	add(buildInfo)
+
+	m.connOpen = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "qqd_connections_open",
+		Help: "Client connections accepted and not yet closed.",
+	})
+	add(m.connOpen)
+	add(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "qqd_connections_accepted_total",
+		Help: "Client connections accepted.",
+	}, func() float64 { return float64(s.accepted.Load()) }))
+	closed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qqd_connections_closed_total",
+		Help: "Client connections closed, by reason.",
+	}, []string{"reason"})
+	for _, r := range CloseReasons() {
+		m.connClosed[r] = closed.WithLabelValues(r.String())
+	}
+	add(closed)
+	m.slowConsumers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "qqd_slow_consumer_disconnects_total",
+		Help: "Connections closed because they did not read their output (reasons slow_consumer and write_timeout).",
+	})
+	add(m.slowConsumers)
+	add(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "qqd_users_online",
+		Help: "Distinct users with at least one logged-in connection.",
+	}, func() float64 { return float64(s.router.count()) }))
+
+	var vec *prometheus.CounterVec
+	m.logins, vec = resultCounters("qqd_logins_total", "Login requests, by result.",
+		loginOK, loginAuthFailed, loginAlreadyLoggedIn, loginInvalid, loginError)
+	add(vec)
+	m.registrations, vec = resultCounters("qqd_registrations_total", "Register requests, by result.",
+		regOK, regExists, regClosed, regInvalid, regError)
+	add(vec)
+	m.messages, vec = resultCounters("qqd_messages_total",
+		"Send requests answered, by result: sent or queued (stored), duplicate (a cid retry), rejected (by a filter), "+
+			"filter_failed (a fail-closed filter failed), unknown_user, invalid (refused before the pipeline), failed (storage).",
+		msgSent, msgQueued, msgDuplicate, msgRejected, msgFilterFailed, msgUnknownUser, msgInvalid, msgFailed)
+	add(vec)
+
+	m.sendDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "qqd_send_duration_seconds",
+		Help:    "Time from reading a send request to queuing its answer, for sends that entered the storage pipeline.",
+		Buckets: latencyBuckets,
+	})
+	add(m.sendDuration)
+	m.receivedBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "qqd_received_bytes_total",
+		Help: "Bytes read from client sockets.",
+	})
+	add(m.receivedBytes)
+	m.sentBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "qqd_sent_bytes_total",
+		Help: "Bytes written to client sockets.",
+	})
+	add(m.sentBytes)
+	add(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "qqd_pushes_total",
+		Help: "Message pushes queued to logged-in connections.",
+	}, func() float64 { return float64(s.msgsPushed.Load()) }))
+	m.storageBatch = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "qqd_storage_batch_messages",
+		Help:    "Messages plus acks per storage Write.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 12), // 1 .. 2048
+	})
+	add(m.storageBatch)
+	m.pluginCalls = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "qqd_plugin_call_duration_seconds",
+		Help:    "Duration of calls to plugins, by plugin (filter name, or storage) and method.",
+		Buckets: latencyBuckets,
+	}, []string{"plugin", "method"})
+	add(m.pluginCalls)
+	m.pluginErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qqd_plugin_call_errors_total",
+		Help: "Plugin calls that failed (not counting answers such as unknown user), by plugin and method.",
+	}, []string{"plugin", "method"})
+	add(m.pluginErrors)
+	return m
+}
+
+func resultCounters(name, help string, results ...string) (map[string]prometheus.Counter, *prometheus.CounterVec) {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"result"})
+	cs := make(map[string]prometheus.Counter, len(results))
+	for _, r := range results {
+		cs[r] = vec.WithLabelValues(r)
+	}
+	return cs, vec
+}
+
+// register registers every collector on reg (nil: none).
+func (m *metrics) register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range m.all {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// connClosedAs counts a session's close.
+func (m *metrics) connClosedAs(reason CloseReason) {
+	m.connOpen.Dec()
+	if reason < numCloseReasons && m.connClosed[reason] != nil {
+		m.connClosed[reason].Inc()
+	}
+	if reason == CloseSlowConsumer || reason == CloseWriteTimeout {
+		m.slowConsumers.Inc()
+	}
+}
+
+// sendAnswered counts the answer to r, if r is a send, and observes its
+// latency.
+func (m *metrics) sendAnswered(r *writeReq, result string) {
+	if !r.isSend {
+		return
+	}
+	m.messages[result].Inc()
+	m.sendDuration.Observe(time.Since(r.start).Seconds())
+}
+
+// refuseResult is the qqd_messages_total result of a refused send.
+func refuseResult(e *protocol.Error) string {
+	switch {
+	case e == errFilterDown:
+		return msgFilterFailed
+	case e.Code == protocol.CodeRejected:
+		return msgRejected
+	}
+	return msgFailed
+}
+
+// countingReader counts the bytes read from a client socket.
+type countingReader struct {
+	r io.Reader
+	c prometheus.Counter
+}
+
+func (cr countingReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	if n > 0 {
+		cr.c.Add(float64(n))
+	}
+	return n, err
+}
+
+// plugSet returns the plugin set for storage and filters, with every
+// plugin call instrumented.
+func (m *metrics) plugSet(storage plugins.Storage, filters []Filter) *plugSet {
+	ps := &plugSet{rawStorage: storage, rawFilters: filters, storage: m.instrumentStorage(storage)}
+	ps.filters = make([]Filter, len(filters))
+	for i, f := range filters {
+		f.Filter = &instrumentedFilter{f: f.Filter, call: m.call(f.Name, "Filter")}
+		ps.filters[i] = f
+	}
+	return ps
+}
+
+// pluginCall is the series of one plugin method.
+type pluginCall struct {
+	dur  prometheus.Observer
+	errs prometheus.Counter
+}
+
+func (m *metrics) call(plugin, method string) pluginCall {
+	return pluginCall{dur: m.pluginCalls.WithLabelValues(plugin, method), errs: m.pluginErrors.WithLabelValues(plugin, method)}
+}
+
+// done records a call that started at start and returned err. Sentinel
+// answers (unknown user, name taken, bad cursor) are the plugin working.
+func (c pluginCall) done(start time.Time, err error) {
+	c.dur.Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, plugins.ErrUnknownUser) && !errors.Is(err, plugins.ErrUserExists) &&
+		!errors.Is(err, plugins.ErrBadCursor) {
+		c.errs.Inc()
+	}
+}
+
+type instrumentedFilter struct {
+	f    plugins.Filter
+	call pluginCall
+}
+
+func (f *instrumentedFilter) Filter(ctx context.Context, msgs []plugins.FilterMessage) ([]plugins.Verdict, error) {
+	start := time.Now()
+	v, err := f.f.Filter(ctx, msgs)
+	f.call.done(start, err)
+	return v, err
+}
+
+func (m *metrics) instrumentStorage(st plugins.Storage) plugins.Storage {
+	is := &instrumentedStorage{st: st}
+	for i, name := range storageMethodNames {
+		is.calls[i] = m.call(storagePluginLabel, name)
+	}
+	if o, ok := st.(plugins.WriteOverlapper); ok {
+		return &instrumentedOverlapper{instrumentedStorage: is, o: o}
+	}
+	return is
+}
+
+// instrumentedStorage times every call to a Storage. It implements every
+// method of plugins.Storage itself (no embedding), so that a method added
+// to the interface fails to compile here rather than going untimed.
+type instrumentedStorage struct {
+	st    plugins.Storage
+	calls [numStorageMethods]pluginCall
+}
+
+var (
+	_ plugins.Storage         = (*instrumentedStorage)(nil)
+	_ plugins.WriteOverlapper = (*instrumentedOverlapper)(nil)
+	_ plugins.Filter          = (*instrumentedFilter)(nil)
+)
+
+func (s *instrumentedStorage) CreateUser(ctx context.Context, user, passwordHash string) error {
+	start := time.Now()
+	err := s.st.CreateUser(ctx, user, passwordHash)
+	s.calls[mCreateUser].done(start, err)
+	return err
+}
+
+func (s *instrumentedStorage) PasswordHash(ctx context.Context, user string) (string, error) {
+	start := time.Now()
+	h, err := s.st.PasswordHash(ctx, user)
+	s.calls[mPasswordHash].done(start, err)
+	return h, err
+}
+
+func (s *instrumentedStorage) SetPasswordHash(ctx context.Context, user, passwordHash string) error {
+	start := time.Now()
+	err := s.st.SetPasswordHash(ctx, user, passwordHash)
+	s.calls[mSetPasswordHash].done(start, err)
+	return err
+}
+
+func (s *instrumentedStorage) DeleteUser(ctx context.Context, user string) (int64, error) {
+	start := time.Now()
+	n, err := s.st.DeleteUser(ctx, user)
+	s.calls[mDeleteUser].done(start, err)
+	return n, err
+}
+
+func (s *instrumentedStorage) CountUsers(ctx context.Context) (int64, error) {
+	start := time.Now()
+	n, err := s.st.CountUsers(ctx)
+	s.calls[mCountUsers].done(start, err)
+	return n, err
+}
+
+func (s *instrumentedStorage) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.AppendResult, error) {
+	start := time.Now()
+	res, err := s.st.Write(ctx, b)
+	s.calls[mWrite].done(start, err)
+	return res, err
+}
+
+func (s *instrumentedStorage) LookupCIDs(ctx context.Context, keys []plugins.CIDKey) ([]plugins.AppendResult, error) {
+	start := time.Now()
+	res, err := s.st.LookupCIDs(ctx, keys)
+	s.calls[mLookupCIDs].done(start, err)
+	return res, err
+}
+
+func (s *instrumentedStorage) PendingCount(ctx context.Context, user string) (int64, error) {
+	start := time.Now()
+	n, err := s.st.PendingCount(ctx, user)
+	s.calls[mPendingCount].done(start, err)
+	return n, err
+}
+
+func (s *instrumentedStorage) Pending(ctx context.Context, user string, limit int) ([]protocol.Message, bool, error) {
+	start := time.Now()
+	msgs, more, err := s.st.Pending(ctx, user, limit)
+	s.calls[mPending].done(start, err)
+	return msgs, more, err
+}
+
+func (s *instrumentedStorage) History(ctx context.Context, user, with, before string, limit int) ([]protocol.Message, bool, error) {
+	start := time.Now()
+	msgs, more, err := s.st.History(ctx, user, with, before, limit)
+	s.calls[mHistory].done(start, err)
+	return msgs, more, err
+}
+
+// Close closes the underlying storage; it is not timed.
+func (s *instrumentedStorage) Close() error { return s.st.Close() }
+
+// instrumentedOverlapper keeps a storage's plugins.WriteOverlapper, so the
+// pipeline still overlaps Writes. A Write is timed from StartWrite until
+// its wait returns.
+type instrumentedOverlapper struct {
+	*instrumentedStorage
+	o plugins.WriteOverlapper
+}
+
+func (s *instrumentedOverlapper) WriteOverlap() int { return s.o.WriteOverlap() }
+
+func (s *instrumentedOverlapper) StartWrite(ctx context.Context, b *plugins.WriteBatch) func() ([]plugins.AppendResult, error) {
+	start := time.Now()
+	wait := s.o.StartWrite(ctx, b)
+	return func() ([]plugins.AppendResult, error) {
+		res, err := wait()
+		s.calls[mWrite].done(start, err)
+		return res, err
+	}
+}
+
+// Ready reports whether the server serves clients: nil once Serve runs on
+// at least one listener and until Shutdown begins. qqd combines it with
+// the storage plugin's state for /readyz.
+func (s *Server) Ready() error {
+	if s.shuttingDown.Load() {
+		return errors.New("shutting down")
+	}
+	s.mu.Lock()
+	n := len(s.listeners)
+	s.mu.Unlock()
+	if n == 0 {
+		return errors.New("not listening")
+	}
+	return nil
+}
+
+// PluginCollector exports the state of supervised plugin processes, as
+// statuses reports it at each scrape: qqd_plugin_up{plugin} (1 running, 0
+// down) and qqd_plugin_restarts_total{plugin}. A plugin running inside qqd
+// has no process and no series. statuses must be safe to call from any
+// goroutine (qqd passes the Statuses of the plugin set in service).
+func PluginCollector(statuses func() []plugins.Status) prometheus.Collector {
+	return &pluginCollector{
+		statuses: statuses,
+		up: prometheus.NewDesc("qqd_plugin_up",
+			"Whether the plugin's process is running (1) or down (0).", []string{"plugin"}, nil),
+		restarts: prometheus.NewDesc("qqd_plugin_restarts_total",
+			"Times the plugin's process was restarted by its supervisor.", []string{"plugin"}, nil),
+	}
+}
+
+type pluginCollector struct {
+	statuses     func() []plugins.Status
+	up, restarts *prometheus.Desc
+}
+
+func (c *pluginCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.restarts
+}
+
+func (c *pluginCollector) Collect(ch chan<- prometheus.Metric) {
+	seen := make(map[string]bool)
+	for _, st := range c.statuses() {
+		if seen[st.Name] {
+			continue // one series per name; names are unique in a valid config
+		}
+		seen[st.Name] = true
+		up := 0.0
+		if st.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, st.Name)
+		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(st.Restarts), st.Name)
+	}
+}
+
+// okResult is the qqd_messages_total result of a send answered ok.
+func okResult(res *plugins.AppendResult) string {
+	switch {
+	case res.Duplicate:
+		return msgDuplicate
+	case res.Status == protocol.StatusSent:
+		return msgSent
+	}
+	return msgQueued
+}
