@@ -19,12 +19,19 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon"
+	"github.com/qqchat/qq/daemon/monitor"
+	"github.com/qqchat/qq/daemon/sdnotify"
 	"github.com/qqchat/qq/plugins/pluginset"
 )
 
@@ -97,15 +104,41 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("plugins: %w", err)
 	}
-	defer func() { set.Close() }()
-
-	d, err := daemon.New(cfg, daemon.Deps{Storage: set.Storage(), Filters: set.Filters(), Logger: log, Version: daemon.Version()})
+	reg := prometheus.NewRegistry()
+	d, err := daemon.New(cfg, daemon.Deps{Storage: set.Storage(), Filters: set.Filters(), Logger: log, Version: daemon.Version(), Registry: reg})
 	if err != nil {
+		set.Close()
 		return err
 	}
+	live := pluginset.NewLive(d, set, cfg, load, log)
+	defer live.Close()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		daemon.PluginCollector(live.Statuses),
+	)
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if cfg.Metrics.Listen != "" {
+		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		ready := func() error { return errors.Join(d.Ready(), live.StorageUp()) }
+		hs := &http.Server{Handler: monitor.Handler(reg, ready), ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(mln)
+		defer hs.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
+	notify := sdnotify.New(os.Getenv)
+	reload := func(ctx context.Context) ([]string, error) {
+		notify.Reloading()
+		defer notify.Ready()
+		return live.Reload(ctx)
 	}
 	log.Info("qqd starting", "version", daemon.Version(), "listen", ln.Addr().String(), "data_dir", cfg.DataDir)
 
@@ -114,6 +147,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(hup)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.Serve(ln) }()
+	notify.Ready()
+	wdCtx, stopWatchdog := context.WithCancel(ctx)
+	defer stopWatchdog()
+	go notify.RunWatchdog(wdCtx, func() bool { return d.Ready() == nil })
 	for running := true; running; {
 		select {
 		case <-ctx.Done():
@@ -122,39 +159,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 		case err := <-serveErr:
 			return err
 		case <-hup:
-			set, cfg = reload(ctx, log, load, set, d, cfg)
+			reload(ctx)
 		}
 	}
+	notify.Stopping()
+	stopWatchdog()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := d.Shutdown(sctx); err != nil {
 		log.Warn("shutdown incomplete", "err", err)
 	}
-	set.Close()
+	live.Close()
 	log.Info("qqd stopped")
 	return nil
-}
-
-// reload re-reads the configuration and swaps in the plugins that
-// changed. An invalid configuration is logged, every problem of it, and
-// the running one stays. Settings other than the plugins' need a restart;
-// reload says which changed.
-func reload(ctx context.Context, log *slog.Logger, load func() (*config.Config, error), set *pluginset.Set, d *daemon.Server, running *config.Config) (*pluginset.Set, *config.Config) {
-	log.Info("reloading configuration")
-	cfg, err := load()
-	if err != nil {
-		log.Error("reload refused: invalid configuration; keeping the running one", "err", err)
-		return set, running
-	}
-	if keys := config.RestartKeys(running, cfg); len(keys) > 0 {
-		log.Warn("reload: these settings changed but apply only after a restart", "keys", keys)
-	}
-	next, err := set.SwapInto(ctx, d, cfg)
-	if err != nil {
-		log.Error("reload failed: keeping the running plugins", "err", err)
-		return next, running
-	}
-	return next, cfg
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

@@ -43,6 +43,13 @@ type qqdProc struct {
 	log []string
 }
 
+// logLines returns the log so far.
+func (p *qqdProc) logLines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.log...)
+}
+
 // logged reports whether a log line matching re was written.
 func (p *qqdProc) logged(re string) bool {
 	p.mu.Lock()
@@ -76,7 +83,7 @@ var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 func startQQD(t *testing.T, dataDir string, args ...string) *qqdProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-listen", "127.0.0.1:0", "-data-dir", dataDir}, args...)...)
-	cmd.Env = append(os.Environ(), "QQ_TEST_RUN_AS_QQD=1")
+	cmd.Env = append(os.Environ(), "QQ_TEST_RUN_AS_QQD=1", "QQD_METRICS__LISTEN=127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,84 @@
+package pluginset
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/qqchat/qq/config"
+	"github.com/qqchat/qq/daemon"
+	"github.com/qqchat/qq/plugins"
+)
+
+// Live is the plugin set in service with the configuration it came from.
+// It is safe for concurrent use: metric scrapes and the admin socket read
+// it while a reload (SIGHUP or the admin socket) replaces it; reloads run
+// one at a time.
+type Live struct {
+	d    *daemon.Server
+	load func() (*config.Config, error)
+	log  *slog.Logger
+
+	mu  sync.Mutex
+	set *Set
+	cfg *config.Config
+}
+
+// NewLive returns a Live serving set, which d uses, started from cfg. load
+// reads the configuration anew for Reload.
+func NewLive(d *daemon.Server, set *Set, cfg *config.Config, load func() (*config.Config, error), log *slog.Logger) *Live {
+	return &Live{d: d, set: set, cfg: cfg, load: load, log: log}
+}
+
+// Statuses reports the supervised plugin processes.
+func (l *Live) Statuses() []plugins.Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.set.Statuses()
+}
+
+// StorageUp reports an error when the storage plugin process is down.
+func (l *Live) StorageUp() error {
+	for _, st := range l.Statuses() {
+		if st.Kind == plugins.KindStorage && !st.Up {
+			return fmt.Errorf("storage plugin %s is down", st.Name)
+		}
+	}
+	return nil
+}
+
+// Reload re-reads the configuration and swaps in the plugins that
+// changed. An invalid configuration is an error (with every problem) and
+// the running one stays; so does a plugin that does not start. Settings
+// other than the plugins' apply only after a restart: they are returned
+// (and logged) as needsRestart.
+func (l *Live) Reload(ctx context.Context) (needsRestart []string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.log.Info("reloading configuration")
+	cfg, err := l.load()
+	if err != nil {
+		l.log.Error("reload refused: invalid configuration; keeping the running one", "err", err)
+		return nil, err
+	}
+	needsRestart = config.RestartKeys(l.cfg, cfg)
+	if len(needsRestart) > 0 {
+		l.log.Warn("reload: these settings changed but apply only after a restart", "keys", needsRestart)
+	}
+	next, err := l.set.SwapInto(ctx, l.d, cfg)
+	l.set = next
+	if err != nil {
+		l.log.Error("reload failed: keeping the running plugins", "err", err)
+		return needsRestart, err
+	}
+	l.cfg = cfg
+	return needsRestart, nil
+}
+
+// Close stops the plugins.
+func (l *Live) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.set.Close()
+}
