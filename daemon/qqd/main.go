@@ -28,10 +28,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/qqchat/qq/admin"
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/monitor"
 	"github.com/qqchat/qq/daemon/sdnotify"
+	"github.com/qqchat/qq/plugins"
 	"github.com/qqchat/qq/plugins/pluginset"
 )
 
@@ -140,7 +142,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 		defer notify.Ready()
 		return live.Reload(ctx)
 	}
-	log.Info("qqd starting", "version", daemon.Version(), "listen", ln.Addr().String(), "data_dir", cfg.DataDir)
+	adm, err := admin.Listen(admin.Options{
+		Path: cfg.AdminSocket(), Group: cfg.Admin.Group, ReadOnlyGroup: cfg.Admin.ReadOnlyGroup,
+		Logger: log, Registry: reg,
+	}, adminBackend{d, live, reload})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer adm.Close()
+	go adm.Serve()
+	log.Info("qqd starting", "version", daemon.Version(), "listen", ln.Addr().String(),
+		"data_dir", cfg.DataDir, "admin_socket", adm.Path())
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -173,6 +186,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	log.Info("qqd stopped")
 	return nil
 }
+
+// adminBackend is what the admin socket drives: the daemon's data
+// methods, the plugins' status, and the same reload as SIGHUP.
+type adminBackend struct {
+	*daemon.Server
+	live   *pluginset.Live
+	reload func(context.Context) ([]string, error)
+}
+
+func (b adminBackend) Plugins() []plugins.Status                    { return b.live.Statuses() }
+func (b adminBackend) Reload(ctx context.Context) ([]string, error) { return b.reload(ctx) }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level

@@ -1,0 +1,93 @@
+package admin
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/qqchat/qq/daemon"
+)
+
+// Errors a Backend returns from the account methods. Any other error is an
+// internal error: it is logged and the caller sees only "internal error".
+//
+// They are the daemon's account errors, so that *daemon.Server's
+// AddAccount, RemoveAccount and SetPassword serve the Backend as they are.
+var (
+	// ErrUserExists means the account to create exists (or existed: a
+	// deleted account's name stays taken).
+	ErrUserExists = daemon.ErrAccountExists
+	// ErrUnknownUser means the named account does not exist.
+	ErrUnknownUser = daemon.ErrNoAccount
+	// ErrInvalid means the request was refused as invalid: a bad user
+	// name, a password too short or too long. Its text is shown to the
+	// operator, without a leading "invalid account: ", so build it with
+	// Invalid or as fmt.Errorf("%w: <human message>", ErrInvalid).
+	ErrInvalid = daemon.ErrInvalidAccount
+)
+
+// Invalid returns an error that matches ErrInvalid and whose text is msg,
+// for example Invalid("password must be at least 8 bytes").
+func Invalid(msg string) error { return &invalidError{msg: msg} }
+
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string        { return e.msg }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+// Error codes of the admin API, in {"error":{"code":...}}.
+const (
+	CodeBadRequest       = "bad_request"        // 400: malformed JSON or unknown fields
+	CodeInvalid          = "invalid"            // 400: a value was refused (ErrInvalid)
+	CodeForbidden        = "forbidden"          // 403: the caller may not call this
+	CodeNotFound         = "not_found"          // 404: no such endpoint
+	CodeNotOnline        = "not_online"         // 404: kick of a user with no session
+	CodeUnknownUser      = "unknown_user"       // 404: ErrUnknownUser
+	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeUserExists       = "user_exists"        // 409: ErrUserExists
+	CodeReloadRefused    = "reload_refused"     // 409: Backend.Reload failed; the message says why
+	CodeTooLarge         = "too_large"          // 413: request body over MaxBodyBytes
+	CodeInternal         = "internal"           // 500: see qqd's log
+)
+
+// APIError is an error reply of the admin API. The Client returns it for
+// every reply that is not a success; the server renders it as
+// {"error":{"code","message"}} with status Status.
+type APIError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Is lets callers of the Client test account errors with errors.Is:
+// ErrUserExists, ErrUnknownUser and ErrInvalid.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrUserExists:
+		return e.Code == CodeUserExists
+	case ErrUnknownUser:
+		return e.Code == CodeUnknownUser
+	case ErrInvalid:
+		return e.Code == CodeInvalid || e.Code == CodeBadRequest
+	}
+	return false
+}
+
+func apiErrorf(status int, code, format string, args ...any) *APIError {
+	return &APIError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// invalidMessage is the text of an ErrInvalid error for the operator.
+func invalidMessage(err error) string {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, ErrInvalid.Error()+": "); ok && rest != "" {
+		return rest
+	}
+	return msg
+}
+
+func invalidf(format string, args ...any) *APIError {
+	return apiErrorf(http.StatusBadRequest, CodeInvalid, format, args...)
+}

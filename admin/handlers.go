@@ -1,0 +1,385 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/qqchat/qq/daemon"
+)
+
+// handlerFunc serves one endpoint: it returns the reply to encode as JSON
+// with status 200, or an error that writeError renders.
+type handlerFunc func(s *Server, r *http.Request) (any, error)
+
+// route is an entry of the handler table.
+type route struct {
+	pattern string
+	need    perm
+	fn      handlerFunc
+}
+
+// register is the handler table: every endpoint, with the permission it
+// needs. Patterns are net/http.ServeMux patterns.
+func (s *Server) register() {
+	s.handle("GET /v1/users", permRead, (*Server).users)
+	s.handle("GET /v1/stats", permRead, (*Server).stats)
+	s.handle("GET /v1/plugins", permRead, (*Server).plugins)
+	s.handle("POST /v1/kick", permWrite, (*Server).kick)
+	s.handle("POST /v1/broadcast", permWrite, (*Server).broadcast)
+	s.handle("POST /v1/reload", permWrite, (*Server).reload)
+	s.handle("POST /v1/accounts", permWrite, (*Server).addAccount)
+	s.handle("DELETE /v1/accounts/{user}", permWrite, (*Server).removeAccount)
+	s.handle("PUT /v1/accounts/{user}/password", permWrite, (*Server).setPassword)
+}
+
+// handle adds a route. A pattern registered twice is a programming error
+// and panics.
+func (s *Server) handle(pattern string, need perm, fn handlerFunc) {
+	if _, dup := s.routes[pattern]; dup {
+		panic("admin: route registered twice: " + pattern)
+	}
+	rt := route{pattern: pattern, need: need, fn: fn}
+	s.routes[pattern] = rt
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		reply, err := rt.fn(s, r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, reply)
+	})
+}
+
+// endpointOther is the metric label of requests that match no route.
+const endpointOther = "other"
+
+// ServeHTTP checks the caller's permission for the route, serves it, logs
+// mutating calls and counts every request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	peer, _ := PeerFrom(r.Context())
+	_, pattern := s.mux.Handler(r)
+	rt, matched := s.routes[pattern]
+	endpoint := pattern
+	if !matched {
+		endpoint = endpointOther
+	}
+	var notes []any
+	r = r.WithContext(withNotes(r.Context(), &notes))
+
+	switch {
+	case peer.perm == permNone:
+		s.writeError(sw, r, apiErrorf(http.StatusForbidden, CodeForbidden, "%s", s.deniedMessage(peer)))
+	case !matched:
+		s.unmatched(sw, r)
+	case peer.perm < rt.need:
+		s.writeError(sw, r, apiErrorf(http.StatusForbidden, CodeForbidden, "%s", s.deniedMessage(peer)))
+	default:
+		s.mux.ServeHTTP(sw, r)
+	}
+	s.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(sw.code())).Inc()
+
+	attrs := append([]any{"method", r.Method, "path", r.URL.Path, "status", sw.code(),
+		"uid", peer.UID, "gid", peer.GID, "pid", peer.PID}, notes...)
+	switch {
+	case sw.code() == http.StatusForbidden:
+		s.log.Warn("admin call refused", attrs...)
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		s.log.Info("admin call", attrs...)
+	default:
+		s.log.Debug("admin call", attrs...)
+	}
+}
+
+// unmatched answers a request no route matches: 404, or 405 when the
+// path exists with other methods (with the Allow header the mux sets).
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	h, _ := s.mux.Handler(r)
+	rec := &statusWriter{ResponseWriter: discardWriter{header: w.Header()}}
+	h.ServeHTTP(rec, r)
+	w.Header().Del("Content-Type")
+	w.Header().Del("X-Content-Type-Options")
+	if rec.code() == http.StatusMethodNotAllowed {
+		s.writeError(w, r, apiErrorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path))
+		return
+	}
+	s.writeError(w, r, apiErrorf(http.StatusNotFound, CodeNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
+}
+
+// writeError renders err as {"error":{"code","message"}} with its status.
+// It is the only place errors become replies: an *APIError as it is, the
+// account errors of the Backend with their codes, anything else as an
+// internal error whose text is logged, not sent.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *APIError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &mbe):
+		ae = apiErrorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body over %d bytes", mbe.Limit)
+	case errors.Is(err, ErrUserExists):
+		ae = apiErrorf(http.StatusConflict, CodeUserExists, "user exists")
+	case errors.Is(err, ErrUnknownUser):
+		ae = apiErrorf(http.StatusNotFound, CodeUnknownUser, "unknown user")
+	case errors.Is(err, ErrInvalid):
+		ae = apiErrorf(http.StatusBadRequest, CodeInvalid, "%s", invalidMessage(err))
+	default:
+		s.log.Error("admin call failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = apiErrorf(http.StatusInternalServerError, CodeInternal, "internal error; see qqd's log")
+	}
+	writeJSON(w, ae.Status, map[string]*APIError{"error": ae})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"cannot encode the reply"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// decode reads r's body, at most MaxBodyBytes, into v: one JSON value, no
+// unknown fields.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return apiErrorf(http.StatusBadRequest, CodeBadRequest, "request body: want a JSON object")
+		}
+		return apiErrorf(http.StatusBadRequest, CodeBadRequest, "request body: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return apiErrorf(http.StatusBadRequest, CodeBadRequest, "request body: data after the JSON object")
+	}
+	return nil
+}
+
+func (s *Server) users(r *http.Request) (any, error) {
+	reply := UsersReply{Users: []User{}}
+	for _, si := range s.b.Sessions() {
+		if n := len(reply.Users); n == 0 || reply.Users[n-1].User != si.User {
+			reply.Users = append(reply.Users, User{User: si.User})
+		}
+		u := &reply.Users[len(reply.Users)-1]
+		u.Sessions = append(u.Sessions, Session{ID: si.ID, Remote: si.Remote, Since: si.Since, MsgsIn: si.MsgsIn, MsgsOut: si.MsgsOut})
+	}
+	return reply, nil
+}
+
+func (s *Server) stats(r *http.Request) (any, error) {
+	st := s.b.Stats()
+	return Stats{
+		Version:          daemon.Version(),
+		Started:          st.Started,
+		UptimeSeconds:    int64(time.Since(st.Started) / time.Second),
+		Connections:      st.Connections,
+		LoggedIn:         st.LoggedIn,
+		UsersOnline:      st.UsersOnline,
+		Accepted:         st.Accepted,
+		MessagesAccepted: st.MessagesAccepted,
+		MessagesPushed:   st.MessagesPushed,
+	}, nil
+}
+
+func (s *Server) plugins(r *http.Request) (any, error) {
+	reply := PluginsReply{Plugins: []Plugin{}}
+	for _, p := range s.b.Plugins() {
+		reply.Plugins = append(reply.Plugins, Plugin{
+			Name: p.Name, Kind: string(p.Kind), Up: p.Up, Pid: p.Pid, Since: p.Since,
+			Restarts: p.Restarts, LastError: p.LastErr,
+		})
+	}
+	return reply, nil
+}
+
+func (s *Server) kick(r *http.Request) (any, error) {
+	var req KickRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := checkUser(req.User); err != nil {
+		return nil, err
+	}
+	if err := checkText("reason", req.Reason, 0, MaxReasonBytes); err != nil {
+		return nil, err
+	}
+	note(r, "user", req.User)
+	n := s.b.Kick(req.User, req.Reason)
+	note(r, "sessions", n)
+	if n == 0 {
+		return nil, apiErrorf(http.StatusNotFound, CodeNotOnline, "%s is not online", req.User)
+	}
+	return KickReply{Kicked: n}, nil
+}
+
+func (s *Server) broadcast(r *http.Request) (any, error) {
+	var req BroadcastRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := checkText("text", req.Text, 1, MaxNoticeBytes); err != nil {
+		return nil, err
+	}
+	n := s.b.Broadcast(req.Text)
+	note(r, "sessions", n)
+	return BroadcastReply{Sessions: n}, nil
+}
+
+func (s *Server) reload(r *http.Request) (any, error) {
+	// A reload, once started, finishes even if its caller goes away: a
+	// swap of plugins cut short helps no one.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), reloadTimeout)
+	defer cancel()
+	keys, err := s.b.Reload(ctx)
+	if err != nil {
+		return nil, apiErrorf(http.StatusConflict, CodeReloadRefused, "%s", err.Error())
+	}
+	if keys == nil {
+		keys = []string{}
+	}
+	note(r, "needs_restart", keys)
+	return ReloadReply{NeedsRestart: keys}, nil
+}
+
+func (s *Server) addAccount(r *http.Request) (any, error) {
+	var req AccountRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := checkUser(req.User); err != nil {
+		return nil, err
+	}
+	if req.Password == "" {
+		return nil, invalidf("password is required")
+	}
+	note(r, "user", req.User)
+	if err := s.b.AddAccount(r.Context(), req.User, req.Password); err != nil {
+		return nil, err
+	}
+	return AccountReply{User: req.User}, nil
+}
+
+func (s *Server) removeAccount(r *http.Request) (any, error) {
+	user := r.PathValue("user")
+	if err := checkUser(user); err != nil {
+		return nil, err
+	}
+	n, err := s.b.RemoveAccount(r.Context(), user)
+	if err != nil {
+		return nil, err
+	}
+	note(r, "dropped_pending", n)
+	return RemoveAccountReply{User: user, DroppedPending: n}, nil
+}
+
+func (s *Server) setPassword(r *http.Request) (any, error) {
+	user := r.PathValue("user")
+	if err := checkUser(user); err != nil {
+		return nil, err
+	}
+	var req PasswordRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Password == "" {
+		return nil, invalidf("password is required")
+	}
+	if err := s.b.SetPassword(r.Context(), user, req.Password); err != nil {
+		return nil, err
+	}
+	return AccountReply{User: user}, nil
+}
+
+// checkUser refuses what cannot be a user name at all; the Backend judges
+// the rest.
+func checkUser(u string) error {
+	if u == "" {
+		return invalidf("user is required")
+	}
+	if len(u) > 256 || !utf8.ValidString(u) || strings.ContainsFunc(u, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return invalidf("invalid user name %q", u)
+	}
+	return nil
+}
+
+func checkText(name, text string, minLen, maxLen int) error {
+	switch {
+	case len(text) < minLen:
+		return invalidf("%s is required", name)
+	case len(text) > maxLen:
+		return invalidf("%s is over %d bytes", name, maxLen)
+	case !utf8.ValidString(text):
+		return invalidf("%s is not UTF-8", name)
+	}
+	return nil
+}
+
+// notes are log attributes a handler adds to the log line of its call.
+type notesKey struct{}
+
+func withNotes(ctx context.Context, notes *[]any) context.Context {
+	return context.WithValue(ctx, notesKey{}, notes)
+}
+
+func note(r *http.Request, key string, value any) {
+	if p, ok := r.Context().Value(notesKey{}).(*[]any); ok {
+		*p = append(*p, slog.Any(key, value))
+	}
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// discardWriter is a ResponseWriter that keeps headers and drops the rest.
+type discardWriter struct{ header http.Header }
+
+func (w discardWriter) Header() http.Header         { return w.header }
+func (w discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w discardWriter) WriteHeader(int)             {}

@@ -1,0 +1,68 @@
+package admin_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qqchat/qq/admin"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestMutatingCallsAreLogged: a write call is logged with the caller's
+// uid, gid and pid; a read call is not logged at info level.
+func TestMutatingCallsAreLogged(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	_, c := start(t, admin.Options{Logger: log}, richBackend())
+	c.Users(ctx(t))
+	if _, err := c.Kick(ctx(t), "alice", "spam"); err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(l, `"admin call"`) {
+				json.Unmarshal([]byte(l), &line)
+			}
+		}
+		if line != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	want := map[string]any{
+		"msg": "admin call", "method": "POST", "path": "/v1/kick", "status": float64(200),
+		"uid": float64(os.Getuid()), "gid": float64(os.Getgid()), "pid": float64(os.Getpid()),
+		"user": "alice", "sessions": float64(2),
+	}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("log %s = %v, want %v (line %v)", k, line[k], v, line)
+		}
+	}
+	if strings.Count(buf.String(), `"admin call"`) != 1 {
+		t.Errorf("log has other admin calls than the kick:\n%s", buf.String())
+	}
+}

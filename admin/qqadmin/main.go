@@ -1,0 +1,612 @@
+// Command qqadmin administers a running qqd through its admin socket: who
+// is online, kicking and broadcasting, reloading, plugin status and
+// accounts. See qqadmin -h.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/qqchat/qq/admin"
+	"golang.org/x/term"
+)
+
+// Exit codes.
+const (
+	exitOK         = 0
+	exitUsage      = 1
+	exitNoServer   = 2
+	exitPermission = 3
+	exitRefused    = 4
+	exitOther      = 5
+)
+
+// Default socket paths, in order: $QQADMIN_SOCKET, systemdSocket if it
+// exists, localSocket.
+const (
+	systemdSocket = "/run/qqd/admin.sock"
+	localSocket   = "./qqd-data/admin.sock"
+)
+
+// callTimeout bounds one call (a reload may start plugins).
+const callTimeout = 2 * time.Minute
+
+const usageText = `qqadmin: administer a running qqd through its admin socket
+
+Usage:
+  qqadmin [--socket PATH] [--json] <command> [arguments]
+
+Commands:
+  users                          online users and their sessions
+  kick <user> [--reason TEXT]    disconnect every session of user
+  stats                          the server's counters
+  reload                         reload qqd's configuration (as SIGHUP does)
+  plugins                        the plugin processes
+  account add <user>             create an account
+  account rm <user>              delete an account; its pending messages
+                                 are dropped, its name stays taken
+  account passwd <user>          set an account's password
+  broadcast <text...>            send a notice to every logged-in session
+                                 (flags go before the text)
+
+Flags (also accepted after the command name):
+  --socket PATH  the admin socket; default $QQADMIN_SOCKET, else
+                 /run/qqd/admin.sock if it exists, else ./qqd-data/admin.sock
+  --json         print the reply as one JSON object; on failure
+                 {"error": {"code", "message", "exit"}}
+
+Passwords are read from QQADMIN_PASSWORD, otherwise asked for twice
+without echo.
+
+Exit codes:
+  0  ok
+  1  usage error
+  2  no admin socket, or nothing listening on it (is qqd running?)
+  3  permission denied: only root, qqd's user and the admin group may
+     call (a read-only group may list users, stats and plugins)
+  4  the server refused the request: user not online, unknown user,
+     user exists, invalid name or password, reload refused
+  5  anything else
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "qqadmin: "+err.Error())
+		os.Exit(exitCode(err))
+	}
+}
+
+// cliError is an error with the text to show and the exit code.
+type cliError struct {
+	code int
+	msg  string
+	err  error
+}
+
+func (e *cliError) Error() string {
+	if e.msg != "" || e.err == nil {
+		return e.msg
+	}
+	return e.err.Error()
+}
+
+func (e *cliError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &cliError{code: exitUsage, msg: fmt.Sprintf(format, args...) + " (see qqadmin -h)"}
+}
+
+// exitCode maps an error returned by run to the exit code.
+func exitCode(err error) int {
+	var ce *cliError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ce):
+		return ce.code
+	}
+	return exitOther
+}
+
+// cmd is one invocation's state.
+type cmd struct {
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	socket string
+	json   bool
+}
+
+// run runs qqadmin with the arguments after the program name.
+func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	c := &cmd{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	pos, err := c.parse("qqadmin", args, nil, 1)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usageText)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageErrorf("no command")
+	}
+	name, rest := pos[0], pos[1:]
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	switch name {
+	case "users":
+		err = c.users(ctx, rest)
+	case "kick":
+		err = c.kick(ctx, rest)
+	case "stats":
+		err = c.stats(ctx, rest)
+	case "reload":
+		err = c.reload(ctx, rest)
+	case "plugins":
+		err = c.plugins(ctx, rest)
+	case "account":
+		err = c.account(ctx, rest)
+	case "broadcast":
+		err = c.broadcast(ctx, rest)
+	case "help":
+		fmt.Fprint(stdout, usageText)
+		return nil
+	default:
+		return usageErrorf("unknown command %q", name)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usageText)
+		return nil
+	}
+	if err != nil && c.json {
+		c.printJSONError(err)
+	}
+	return err
+}
+
+// parse parses args with the global flags and those extra adds, allowing
+// flags between positional arguments, and returns the positional ones.
+// After "--", and after flagsUntil positional arguments when flagsUntil
+// > 0, everything is positional.
+func (c *cmd) parse(name string, args []string, extra func(*flag.FlagSet), flagsUntil int) ([]string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.socket, "socket", c.socket, "admin socket")
+	fs.BoolVar(&c.json, "json", c.json, "JSON output")
+	if extra != nil {
+		extra(fs)
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageErrorf("%s: %v", name, err)
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+		if flagsUntil > 0 && len(pos) >= flagsUntil {
+			return append(pos, args...), nil
+		}
+	}
+}
+
+// args parses a command's arguments and checks their number.
+func (c *cmd) args(name string, args []string, extra func(*flag.FlagSet), want int, usage string) ([]string, error) {
+	pos, err := c.parse(name, args, extra, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != want {
+		return nil, usageErrorf("usage: qqadmin %s", usage)
+	}
+	return pos, nil
+}
+
+// socketPath is --socket, else $QQADMIN_SOCKET, else the systemd path if
+// it exists, else ./qqd-data/admin.sock.
+func (c *cmd) socketPath() string {
+	if c.socket != "" {
+		return c.socket
+	}
+	if p := c.getenv("QQADMIN_SOCKET"); p != "" {
+		return p
+	}
+	if _, err := os.Stat(systemdSocket); err == nil {
+		return systemdSocket
+	}
+	return localSocket
+}
+
+// dial connects to the admin socket, turning failures into messages that
+// say what to do.
+func (c *cmd) dial() (*admin.Client, error) {
+	path := c.socketPath()
+	cl, err := admin.Dial(path)
+	if err == nil {
+		return cl, nil
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return nil, &cliError{code: exitNoServer, err: err,
+			msg: fmt.Sprintf("no qqd admin socket at %s: is qqd running? (--socket)", path)}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return nil, &cliError{code: exitNoServer, err: err,
+			msg: fmt.Sprintf("nothing listens on the qqd admin socket %s: is qqd running? (--socket)", path)}
+	case errors.Is(err, fs.ErrPermission):
+		return nil, &cliError{code: exitPermission, err: err, msg: "permission denied: you must be root, the qqd user" + socketGroup(path)}
+	}
+	return nil, &cliError{code: exitNoServer, err: err, msg: fmt.Sprintf("cannot connect to the qqd admin socket %s: %v", path, err)}
+}
+
+// socketGroup names the group that may use the socket at path, as
+// " or in group X", or "" when it cannot be told.
+func socketGroup(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return " or in the admin group (cannot reach " + path + ")"
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	name := strconv.Itoa(int(st.Gid))
+	if g, err := user.LookupGroupId(name); err == nil {
+		name = g.Name
+	}
+	return " or in group " + name
+}
+
+// call dials and runs fn with the client, mapping the API's errors to
+// exit codes.
+func (c *cmd) call(fn func(*admin.Client) error) error {
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	err = fn(cl)
+	var ae *admin.APIError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ae) && ae.Status == 403:
+		return &cliError{code: exitPermission, err: err}
+	case errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500:
+		return &cliError{code: exitRefused, err: err}
+	case errors.As(err, &ae):
+		return &cliError{code: exitOther, err: err}
+	case errors.Is(err, admin.ErrInvalid):
+		return &cliError{code: exitRefused, err: err}
+	}
+	return &cliError{code: exitOther, err: err}
+}
+
+func (c *cmd) printJSON(v any) {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func (c *cmd) printJSONError(err error) {
+	type jsonError struct {
+		Code    string `json:"code,omitempty"`
+		Message string `json:"message"`
+		Exit    int    `json:"exit"`
+	}
+	je := jsonError{Message: err.Error(), Exit: exitCode(err)}
+	var ae *admin.APIError
+	if errors.As(err, &ae) {
+		je.Code = ae.Code
+	}
+	c.printJSON(map[string]jsonError{"error": je})
+}
+
+func (c *cmd) table() *tabwriter.Writer {
+	return tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+}
+
+func (c *cmd) users(ctx context.Context, args []string) error {
+	if _, err := c.args("users", args, nil, 0, "users"); err != nil {
+		return err
+	}
+	var users []admin.User
+	if err := c.call(func(cl *admin.Client) (err error) { users, err = cl.Users(ctx); return err }); err != nil {
+		return err
+	}
+	if c.json {
+		c.printJSON(admin.UsersReply{Users: users})
+		return nil
+	}
+	if len(users) == 0 {
+		fmt.Fprintln(c.stdout, "no users online")
+		return nil
+	}
+	tw := c.table()
+	fmt.Fprintln(tw, "USER\tSESSION\tREMOTE\tCONNECTED\tMSGS IN\tMSGS OUT")
+	for _, u := range users {
+		for _, s := range u.Sessions {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\n", u.User, s.ID, s.Remote, age(s.Since), s.MsgsIn, s.MsgsOut)
+		}
+	}
+	return tw.Flush()
+}
+
+// age says how long ago t was, to the second, for people.
+func age(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return time.Since(t).Round(time.Second).String() + " ago"
+}
+
+func (c *cmd) kick(ctx context.Context, args []string) error {
+	var reason string
+	pos, err := c.args("kick", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&reason, "reason", "", "reason shown to the user")
+	}, 1, "kick <user> [--reason TEXT]")
+	if err != nil {
+		return err
+	}
+	var n int
+	if err := c.call(func(cl *admin.Client) (err error) { n, err = cl.Kick(ctx, pos[0], reason); return err }); err != nil {
+		return err
+	}
+	if c.json {
+		c.printJSON(admin.KickReply{Kicked: n})
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "kicked %s: %s\n", pos[0], plural(n, "session"))
+	return nil
+}
+
+func (c *cmd) stats(ctx context.Context, args []string) error {
+	if _, err := c.args("stats", args, nil, 0, "stats"); err != nil {
+		return err
+	}
+	var st *admin.Stats
+	if err := c.call(func(cl *admin.Client) (err error) { st, err = cl.Stats(ctx); return err }); err != nil {
+		return err
+	}
+	if c.json {
+		c.printJSON(st)
+		return nil
+	}
+	tw := c.table()
+	fmt.Fprintf(tw, "version\t%s\n", st.Version)
+	fmt.Fprintf(tw, "started\t%s (up %s)\n", st.Started.Local().Format(time.DateTime), time.Duration(st.UptimeSeconds)*time.Second)
+	fmt.Fprintf(tw, "connections\t%d\n", st.Connections)
+	fmt.Fprintf(tw, "logged in\t%d\n", st.LoggedIn)
+	fmt.Fprintf(tw, "users online\t%d\n", st.UsersOnline)
+	fmt.Fprintf(tw, "connections accepted\t%d\n", st.Accepted)
+	fmt.Fprintf(tw, "messages stored\t%d\n", st.MessagesAccepted)
+	fmt.Fprintf(tw, "messages pushed\t%d\n", st.MessagesPushed)
+	return tw.Flush()
+}
+
+func (c *cmd) reload(ctx context.Context, args []string) error {
+	if _, err := c.args("reload", args, nil, 0, "reload"); err != nil {
+		return err
+	}
+	var keys []string
+	if err := c.call(func(cl *admin.Client) (err error) { keys, err = cl.Reload(ctx); return err }); err != nil {
+		var ce *cliError
+		if errors.As(err, &ce) && ce.code == exitRefused {
+			ce.msg = "reload refused: " + ce.err.Error()
+		}
+		return err
+	}
+	if c.json {
+		c.printJSON(admin.ReloadReply{NeedsRestart: keys})
+		return nil
+	}
+	if len(keys) > 0 {
+		fmt.Fprintf(c.stdout, "reloaded; changed settings that apply only after a restart: %s\n", strings.Join(keys, ", "))
+		return nil
+	}
+	fmt.Fprintln(c.stdout, "reloaded")
+	return nil
+}
+
+func (c *cmd) plugins(ctx context.Context, args []string) error {
+	if _, err := c.args("plugins", args, nil, 0, "plugins"); err != nil {
+		return err
+	}
+	var ps []admin.Plugin
+	if err := c.call(func(cl *admin.Client) (err error) { ps, err = cl.Plugins(ctx); return err }); err != nil {
+		return err
+	}
+	if c.json {
+		c.printJSON(admin.PluginsReply{Plugins: ps})
+		return nil
+	}
+	if len(ps) == 0 {
+		fmt.Fprintln(c.stdout, "no plugins")
+		return nil
+	}
+	tw := c.table()
+	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tPID\tSINCE\tRESTARTS\tLAST ERROR")
+	for _, p := range ps {
+		state, pid := "down", "-"
+		if p.Up {
+			state, pid = "up", strconv.Itoa(p.Pid)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, p.Kind, state, pid, age(p.Since), p.Restarts, p.LastError)
+	}
+	return tw.Flush()
+}
+
+func (c *cmd) account(ctx context.Context, args []string) error {
+	const usage = "account add|rm|passwd <user>"
+	pos, err := c.parse("account", args, nil, 1)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageErrorf("usage: qqadmin %s", usage)
+	}
+	sub := pos[0]
+	switch sub {
+	case "add", "rm", "passwd":
+	default:
+		return usageErrorf("unknown account command %q; usage: qqadmin %s", sub, usage)
+	}
+	pos, err = c.args("account "+sub, pos[1:], nil, 1, "account "+sub+" <user>")
+	if err != nil {
+		return err
+	}
+	name := pos[0]
+	switch sub {
+	case "add":
+		pw, err := c.password(name)
+		if err != nil {
+			return err
+		}
+		if err := c.call(func(cl *admin.Client) error { return cl.AddAccount(ctx, name, pw) }); err != nil {
+			return err
+		}
+		if c.json {
+			c.printJSON(admin.AccountReply{User: name})
+		} else {
+			fmt.Fprintf(c.stdout, "account %s created\n", name)
+		}
+	case "rm":
+		var n int64
+		if err := c.call(func(cl *admin.Client) (err error) { n, err = cl.RemoveAccount(ctx, name); return err }); err != nil {
+			return err
+		}
+		if c.json {
+			c.printJSON(admin.RemoveAccountReply{User: name, DroppedPending: n})
+		} else {
+			fmt.Fprintf(c.stdout, "account %s removed (%s dropped)\n", name, plural(int(n), "pending message"))
+		}
+	case "passwd":
+		pw, err := c.password(name)
+		if err != nil {
+			return err
+		}
+		if err := c.call(func(cl *admin.Client) error { return cl.SetPassword(ctx, name, pw) }); err != nil {
+			return err
+		}
+		if c.json {
+			c.printJSON(admin.AccountReply{User: name})
+		} else {
+			fmt.Fprintf(c.stdout, "password of %s changed\n", name)
+		}
+	}
+	return nil
+}
+
+func (c *cmd) broadcast(ctx context.Context, args []string) error {
+	pos, err := c.parse("broadcast", args, nil, 1)
+	if err != nil {
+		return err
+	}
+	text := strings.Join(pos, " ")
+	if text == "" {
+		return usageErrorf("usage: qqadmin broadcast <text...>")
+	}
+	var n int
+	if err := c.call(func(cl *admin.Client) (err error) { n, err = cl.Broadcast(ctx, text); return err }); err != nil {
+		return err
+	}
+	if c.json {
+		c.printJSON(admin.BroadcastReply{Sessions: n})
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "notice sent to %s\n", plural(n, "session"))
+	return nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// password returns the new password for user: QQADMIN_PASSWORD, or typed
+// twice without echo when stdin is a terminal.
+func (c *cmd) password(user string) (string, error) {
+	if p := c.getenv("QQADMIN_PASSWORD"); p != "" {
+		return p, nil
+	}
+	f, ok := c.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", usageErrorf("no password: set QQADMIN_PASSWORD or run qqadmin on a terminal")
+	}
+	p, err := readPassword(f, c.stderr, "new password for "+user+": ")
+	if err != nil {
+		return "", err
+	}
+	if p == "" {
+		return "", usageErrorf("empty password")
+	}
+	p2, err := readPassword(f, c.stderr, "password again: ")
+	if err != nil {
+		return "", err
+	}
+	if p2 != p {
+		return "", usageErrorf("the passwords do not match")
+	}
+	return p, nil
+}
+
+// readPassword reads a line without echo from the terminal f. On SIGINT
+// or SIGTERM it restores the terminal's echo before giving up.
+func readPassword(f *os.File, prompt io.Writer, text string) (string, error) {
+	fd := int(f.Fd())
+	state, err := term.GetState(fd)
+	if err != nil {
+		return "", &cliError{code: exitOther, msg: "cannot read the password: " + err.Error(), err: err}
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	fmt.Fprint(prompt, text)
+	type result struct {
+		b   []byte
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		b, err := term.ReadPassword(fd)
+		ch <- result{b, err}
+	}()
+	select {
+	case r := <-ch:
+		fmt.Fprintln(prompt)
+		if r.err != nil {
+			return "", &cliError{code: exitOther, msg: "cannot read the password: " + r.err.Error(), err: r.err}
+		}
+		return strings.TrimRight(string(r.b), "\r\n"), nil
+	case <-sig:
+		term.Restore(fd, state)
+		fmt.Fprintln(prompt)
+		return "", &cliError{code: exitUsage, msg: "interrupted"}
+	}
+}

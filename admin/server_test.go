@@ -1,0 +1,421 @@
+package admin_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/admin/internal/admintest"
+	"github.com/qqchat/qq/daemon"
+	"github.com/qqchat/qq/plugins"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func richBackend() *admintest.Backend {
+	b := fakeBackend()
+	b.SessionList = []daemon.SessionInfo{
+		{ID: 1, User: "alice", Remote: "127.0.0.1:4001", Since: t0, MsgsIn: 2, MsgsOut: 3},
+		{ID: 4, User: "alice", Remote: "127.0.0.1:4004", Since: t0, MsgsIn: 0, MsgsOut: 1},
+		{ID: 2, User: "bob", Remote: "[::1]:4002", Since: t0, MsgsIn: 5, MsgsOut: 0},
+	}
+	b.StatsValue = daemon.Stats{Started: t0, Connections: 4, LoggedIn: 3, UsersOnline: 2, Accepted: 10, MessagesAccepted: 7, MessagesPushed: 9}
+	b.PluginList = []plugins.Status{
+		{Name: "sqlite", Kind: plugins.KindStorage, Up: true, Pid: 42, Since: t0, Restarts: 1},
+		{Name: "antispam", Kind: plugins.KindFilter, Up: false, Since: t0, Restarts: 3, LastErr: "process exited"},
+	}
+	b.Online = map[string]int{"alice": 2}
+	b.BroadcastN = 3
+	b.Pending = 5
+	return b
+}
+
+// TestEndpoints calls every endpoint as curl would and checks the reply
+// and what reached the Backend.
+func TestEndpoints(t *testing.T) {
+	tests := []struct {
+		name, method, path, body string
+		setup                    func(*admintest.Backend)
+		status                   int
+		want                     string // JSON the reply must equal
+		calls                    []string
+	}{
+		{name: "users", method: "GET", path: "/v1/users", status: 200,
+			want: `{"users":[{"user":"alice","sessions":[
+				{"id":1,"remote":"127.0.0.1:4001","since":"2026-03-01T12:00:00Z","msgs_in":2,"msgs_out":3},
+				{"id":4,"remote":"127.0.0.1:4004","since":"2026-03-01T12:00:00Z","msgs_in":0,"msgs_out":1}]},
+				{"user":"bob","sessions":[{"id":2,"remote":"[::1]:4002","since":"2026-03-01T12:00:00Z","msgs_in":5,"msgs_out":0}]}]}`,
+			calls: []string{"Sessions"}},
+		{name: "users none", method: "GET", path: "/v1/users", status: 200, want: `{"users":[]}`,
+			setup: func(b *admintest.Backend) { b.SessionList = nil }, calls: []string{"Sessions"}},
+		{name: "plugins", method: "GET", path: "/v1/plugins", status: 200,
+			want: `{"plugins":[
+				{"name":"sqlite","kind":"storage","up":true,"pid":42,"since":"2026-03-01T12:00:00Z","restarts":1},
+				{"name":"antispam","kind":"filter","up":false,"since":"2026-03-01T12:00:00Z","restarts":3,"last_error":"process exited"}]}`,
+			calls: []string{"Plugins"}},
+		{name: "kick", method: "POST", path: "/v1/kick", body: `{"user":"alice","reason":"spam"}`, status: 200,
+			want: `{"kicked":2}`, calls: []string{"Kick alice spam"}},
+		{name: "kick not online", method: "POST", path: "/v1/kick", body: `{"user":"dave"}`, status: 404,
+			want: `{"error":{"code":"not_online","message":"dave is not online"}}`, calls: []string{"Kick dave "}},
+		{name: "kick no user", method: "POST", path: "/v1/kick", body: `{"reason":"x"}`, status: 400,
+			want: `{"error":{"code":"invalid","message":"user is required"}}`},
+		{name: "kick reason too long", method: "POST", path: "/v1/kick", body: `{"user":"a","reason":"` + strings.Repeat("x", 1025) + `"}`, status: 400,
+			want: `{"error":{"code":"invalid","message":"reason is over 1024 bytes"}}`},
+		{name: "broadcast", method: "POST", path: "/v1/broadcast", body: `{"text":"maintenance at 5"}`, status: 200,
+			want: `{"sessions":3}`, calls: []string{"Broadcast maintenance at 5"}},
+		{name: "broadcast empty", method: "POST", path: "/v1/broadcast", body: `{"text":""}`, status: 400,
+			want: `{"error":{"code":"invalid","message":"text is required"}}`},
+		{name: "reload", method: "POST", path: "/v1/reload", status: 200, want: `{"needs_restart":[]}`, calls: []string{"Reload"}},
+		{name: "reload needs restart", method: "POST", path: "/v1/reload", status: 200,
+			setup: func(b *admintest.Backend) { b.NeedsRestart = []string{"listen", "data_dir"} },
+			want:  `{"needs_restart":["listen","data_dir"]}`, calls: []string{"Reload"}},
+		{name: "reload refused", method: "POST", path: "/v1/reload", status: 409,
+			setup: func(b *admintest.Backend) { b.ReloadErr = errors.New("invalid configuration: listen: bad port") },
+			want:  `{"error":{"code":"reload_refused","message":"invalid configuration: listen: bad port"}}`, calls: []string{"Reload"}},
+		{name: "add account", method: "POST", path: "/v1/accounts", body: `{"user":"dave","password":"dave-secret"}`, status: 200,
+			want: `{"user":"dave"}`, calls: []string{"AddAccount dave dave-secret"}},
+		{name: "add account exists", method: "POST", path: "/v1/accounts", body: `{"user":"carol","password":"whatever1"}`, status: 409,
+			want: `{"error":{"code":"user_exists","message":"user exists"}}`, calls: []string{"AddAccount carol whatever1"}},
+		{name: "add account short password", method: "POST", path: "/v1/accounts", body: `{"user":"dave","password":"short"}`, status: 400,
+			want: `{"error":{"code":"invalid","message":"password must be 8 to 1024 bytes of UTF-8"}}`, calls: []string{"AddAccount dave short"}},
+		{name: "add account no password", method: "POST", path: "/v1/accounts", body: `{"user":"dave"}`, status: 400,
+			want: `{"error":{"code":"invalid","message":"password is required"}}`},
+		{name: "remove account", method: "DELETE", path: "/v1/accounts/carol", status: 200,
+			want: `{"user":"carol","dropped_pending":5}`, calls: []string{"RemoveAccount carol"}},
+		{name: "remove unknown account", method: "DELETE", path: "/v1/accounts/nobody", status: 404,
+			want: `{"error":{"code":"unknown_user","message":"unknown user"}}`, calls: []string{"RemoveAccount nobody"}},
+		{name: "set password", method: "PUT", path: "/v1/accounts/carol/password", body: `{"password":"new-secret"}`, status: 200,
+			want: `{"user":"carol"}`, calls: []string{"SetPassword carol new-secret"}},
+		{name: "set password unknown", method: "PUT", path: "/v1/accounts/zed/password", body: `{"password":"new-secret"}`, status: 404,
+			want: `{"error":{"code":"unknown_user","message":"unknown user"}}`, calls: []string{"SetPassword zed new-secret"}},
+		{name: "set password invalid", method: "PUT", path: "/v1/accounts/carol/password", body: `{"password":"x"}`, status: 400,
+			want: `{"error":{"code":"invalid","message":"password must be 8 to 1024 bytes of UTF-8"}}`, calls: []string{"SetPassword carol x"}},
+		{name: "internal error", method: "POST", path: "/v1/accounts", body: `{"user":"dave","password":"dave-secret"}`, status: 500,
+			setup: func(b *admintest.Backend) { b.AccountErr = errors.New("disk on fire at /var/lib/secret") },
+			want:  `{"error":{"code":"internal","message":"internal error; see qqd's log"}}`, calls: []string{"AddAccount dave dave-secret"}},
+		{name: "wrapped invalid", method: "DELETE", path: "/v1/accounts/Bad", status: 400,
+			setup: func(b *admintest.Backend) { b.AccountErr = errorsJoin(admin.ErrInvalid, "user must be lower case") },
+			want:  `{"error":{"code":"invalid","message":"user must be lower case"}}`, calls: []string{"RemoveAccount Bad"}},
+
+		// Errors of the transport.
+		{name: "unknown endpoint", method: "GET", path: "/v1/nope", status: 404,
+			want: `{"error":{"code":"not_found","message":"no endpoint GET /v1/nope"}}`},
+		{name: "unversioned", method: "GET", path: "/users", status: 404,
+			want: `{"error":{"code":"not_found","message":"no endpoint GET /users"}}`},
+		{name: "wrong method", method: "POST", path: "/v1/users", status: 405,
+			want: `{"error":{"code":"method_not_allowed","message":"method POST not allowed on /v1/users"}}`},
+		{name: "bad json", method: "POST", path: "/v1/kick", body: `{"user":`, status: 400,
+			want: `{"error":{"code":"bad_request","message":"request body: unexpected EOF"}}`},
+		{name: "no body", method: "POST", path: "/v1/kick", status: 400,
+			want: `{"error":{"code":"bad_request","message":"request body: want a JSON object"}}`},
+		{name: "unknown field", method: "POST", path: "/v1/kick", body: `{"user":"alice","why":"x"}`, status: 400,
+			want: `{"error":{"code":"bad_request","message":"request body: json: unknown field \"why\""}}`},
+		{name: "trailing data", method: "POST", path: "/v1/kick", body: `{"user":"alice"} {}`, status: 400,
+			want: `{"error":{"code":"bad_request","message":"request body: data after the JSON object"}}`},
+		{name: "too large", method: "POST", path: "/v1/broadcast", body: `{"text":"` + strings.Repeat("x", admin.MaxBodyBytes) + `"}`, status: 413,
+			want: `{"error":{"code":"too_large","message":"request body over 65536 bytes"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := richBackend()
+			if tt.setup != nil {
+				tt.setup(b)
+			}
+			s, _ := start(t, admin.Options{}, b)
+			status, body, err := rawRequest(s.Path(), tt.method, tt.path, tt.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status != tt.status {
+				t.Errorf("%s %s = %d, want %d (%s)", tt.method, tt.path, status, tt.status, body)
+			}
+			if !jsonEqual(t, body, tt.want) {
+				t.Errorf("%s %s = %s, want %s", tt.method, tt.path, body, tt.want)
+			}
+			if got := b.Calls(); !slices.Equal(got, tt.calls) {
+				t.Errorf("backend calls = %q, want %q", got, tt.calls)
+			}
+		})
+	}
+}
+
+func errorsJoin(err error, msg string) error {
+	return &wrapped{err: err, msg: err.Error() + ": " + msg}
+}
+
+type wrapped struct {
+	err error
+	msg string
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }
+
+func TestStats(t *testing.T) {
+	b := richBackend()
+	b.StatsValue.Started = time.Now().Add(-90 * time.Second)
+	_, c := start(t, admin.Options{}, b)
+	st, err := c.Stats(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.UptimeSeconds < 89 || st.UptimeSeconds > 95 {
+		t.Errorf("uptime = %ds, want about 90", st.UptimeSeconds)
+	}
+	st.UptimeSeconds, st.Started = 0, time.Time{}
+	want := admin.Stats{Version: daemon.Version(), Connections: 4, LoggedIn: 3, UsersOnline: 2, Accepted: 10, MessagesAccepted: 7, MessagesPushed: 9}
+	if *st != want {
+		t.Errorf("Stats = %+v, want %+v", *st, want)
+	}
+}
+
+// TestClient checks every Client method and its errors.
+func TestClient(t *testing.T) {
+	b := richBackend()
+	_, c := start(t, admin.Options{}, b)
+	ctx := ctx(t)
+
+	users, err := c.Users(ctx)
+	if err != nil || len(users) != 2 || users[0].User != "alice" || len(users[0].Sessions) != 2 || users[1].Sessions[0].Remote != "[::1]:4002" {
+		t.Errorf("Users = %+v, %v", users, err)
+	}
+	ps, err := c.Plugins(ctx)
+	if err != nil || len(ps) != 2 || ps[0] != (admin.Plugin{Name: "sqlite", Kind: "storage", Up: true, Pid: 42, Since: t0, Restarts: 1}) {
+		t.Errorf("Plugins = %+v, %v", ps, err)
+	}
+	if n, err := c.Kick(ctx, "alice", "bye"); n != 2 || err != nil {
+		t.Errorf("Kick(alice) = %d, %v; want 2, nil", n, err)
+	}
+	var ae *admin.APIError
+	if n, err := c.Kick(ctx, "dave", ""); n != 0 || !errors.As(err, &ae) || ae.Code != admin.CodeNotOnline || ae.Status != 404 {
+		t.Errorf("Kick(dave) = %d, %v; want not_online", n, err)
+	}
+	if n, err := c.Broadcast(ctx, "hi"); n != 3 || err != nil {
+		t.Errorf("Broadcast = %d, %v", n, err)
+	}
+	if keys, err := c.Reload(ctx); err != nil || keys == nil || len(keys) != 0 {
+		t.Errorf("Reload = %q, %v; want [], nil", keys, err)
+	}
+	if err := c.AddAccount(ctx, "dave", "dave-secret"); err != nil {
+		t.Errorf("AddAccount = %v", err)
+	}
+	if err := c.AddAccount(ctx, "dave", "dave-secret"); !errors.Is(err, admin.ErrUserExists) {
+		t.Errorf("AddAccount again = %v, want ErrUserExists", err)
+	}
+	if err := c.AddAccount(ctx, "erin", "short"); !errors.Is(err, admin.ErrInvalid) || err.Error() != "password must be 8 to 1024 bytes of UTF-8" {
+		t.Errorf("AddAccount short = %v, want ErrInvalid", err)
+	}
+	if err := c.SetPassword(ctx, "dave", "other-secret"); err != nil || b.Accounts["dave"] != "other-secret" {
+		t.Errorf("SetPassword = %v", err)
+	}
+	if err := c.SetPassword(ctx, "zed", "other-secret"); !errors.Is(err, admin.ErrUnknownUser) {
+		t.Errorf("SetPassword(zed) = %v, want ErrUnknownUser", err)
+	}
+	if n, err := c.RemoveAccount(ctx, "dave"); n != 5 || err != nil {
+		t.Errorf("RemoveAccount = %d, %v", n, err)
+	}
+	if _, err := c.RemoveAccount(ctx, "dave"); !errors.Is(err, admin.ErrUnknownUser) {
+		t.Errorf("RemoveAccount again = %v, want ErrUnknownUser", err)
+	}
+	if _, err := c.RemoveAccount(ctx, ".."); !errors.Is(err, admin.ErrInvalid) {
+		t.Errorf("RemoveAccount(..) = %v, want ErrInvalid", err)
+	}
+	b.ReloadErr = errors.New("plugin wordfilter: bad config")
+	if _, err := c.Reload(ctx); !errors.As(err, &ae) || ae.Code != admin.CodeReloadRefused || ae.Message != "plugin wordfilter: bad config" {
+		t.Errorf("Reload = %v, want reload_refused", err)
+	}
+}
+
+func TestDialErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := admin.Dial(filepath.Join(dir, "none.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Dial(missing) = %v, want ErrNotExist", err)
+	}
+	stale := staleSocket(t, filepath.Join(dir, "stale.sock"))
+	if _, err := admin.Dial(stale); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Dial(stale) = %v, want ECONNREFUSED", err)
+	}
+}
+
+// staleSocket leaves a socket file at path that nothing listens on, as a
+// crashed qqd would.
+func staleSocket(t *testing.T, path string) string {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	return path
+}
+
+func TestSocketSafety(t *testing.T) {
+	dir := openTempDir(t)
+	path := filepath.Join(dir, "admin.sock")
+
+	t.Run("live socket is not taken over", func(t *testing.T) {
+		s, _ := start(t, admin.Options{Path: path}, fakeBackend())
+		_, err := admin.Listen(admin.Options{Path: path}, fakeBackend())
+		if err == nil || err.Error() != "another qqd is already listening on "+path {
+			t.Fatalf("second Listen = %v, want another qqd is already listening", err)
+		}
+		// The first one still answers.
+		if status, _, err := rawRequest(s.Path(), "GET", "/v1/users", ""); err != nil || status != 200 {
+			t.Errorf("first server: %d, %v", status, err)
+		}
+	})
+	t.Run("closed server removes its socket", func(t *testing.T) {
+		if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("socket after Close: %v, want it removed", err)
+		}
+	})
+	t.Run("stale socket is replaced", func(t *testing.T) {
+		staleSocket(t, path)
+		s, c := start(t, admin.Options{Path: path}, fakeBackend())
+		if _, err := c.Users(ctx(t)); err != nil {
+			t.Errorf("Users on the new socket: %v", err)
+		}
+		_ = s
+	})
+	t.Run("other file is left alone", func(t *testing.T) {
+		file := filepath.Join(dir, "precious")
+		os.WriteFile(file, []byte("data"), 0o600)
+		_, err := admin.Listen(admin.Options{Path: file}, fakeBackend())
+		if err == nil || !strings.Contains(err.Error(), "is not a socket") {
+			t.Errorf("Listen on a file = %v, want is not a socket", err)
+		}
+		if b, _ := os.ReadFile(file); string(b) != "data" {
+			t.Errorf("file was changed: %q", b)
+		}
+	})
+	t.Run("missing directory", func(t *testing.T) {
+		_, err := admin.Listen(admin.Options{Path: filepath.Join(dir, "no", "admin.sock")}, fakeBackend())
+		if err == nil {
+			t.Error("Listen in a missing directory succeeded")
+		}
+	})
+	t.Run("unknown group", func(t *testing.T) {
+		_, err := admin.Listen(admin.Options{Path: path, Group: "no-such-group-qq"}, fakeBackend())
+		if err == nil || !strings.Contains(err.Error(), `unknown group "no-such-group-qq"`) {
+			t.Errorf("Listen = %v, want unknown group", err)
+		}
+		if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("socket left after a failed Listen: %v", err)
+		}
+	})
+}
+
+func TestSocketMode(t *testing.T) {
+	tests := []struct {
+		name string
+		opts admin.Options
+		mode os.FileMode
+		gid  int // -1: ours
+	}{
+		{"default", admin.Options{}, 0o660, -1},
+		{"group", admin.Options{Group: "users"}, 0o660, 100},
+		{"read-only group", admin.Options{Group: "users", ReadOnlyGroup: "staff"}, 0o666, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.gid >= 0 && os.Getuid() != 0 {
+				t.Skip("chgrp needs root or membership")
+			}
+			s, _ := start(t, tt.opts, fakeBackend())
+			fi, err := os.Stat(s.Path())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != tt.mode {
+				t.Errorf("mode = %v, want socket %v", fi.Mode(), tt.mode)
+			}
+			gid := int(fi.Sys().(*syscall.Stat_t).Gid)
+			want := tt.gid
+			if want < 0 {
+				want = os.Getgid()
+			}
+			if gid != want {
+				t.Errorf("group = %d, want %d", gid, want)
+			}
+		})
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	s, c := start(t, admin.Options{Registry: reg}, richBackend())
+	c.Users(ctx(t))
+	c.Users(ctx(t))
+	c.Kick(ctx(t), "nobody", "")
+	rawRequest(s.Path(), "GET", "/v1/secret/alice", "")
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "qqd_admin_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var key []string
+			for _, l := range m.GetLabel() {
+				key = append(key, l.GetName()+"="+l.GetValue())
+			}
+			got[strings.Join(key, ",")] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"code=200,endpoint=GET /v1/users": 2,
+		"code=404,endpoint=POST /v1/kick": 1,
+		"code=404,endpoint=other":         1,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("qqd_admin_requests_total = %v, want %v", got, want)
+	}
+	// A second server on the same registry cannot register again.
+	if _, err := admin.Listen(admin.Options{Path: filepath.Join(t.TempDir(), "b.sock"), Registry: reg}, fakeBackend()); err == nil {
+		t.Error("second Listen on the same registry succeeded")
+	}
+}
+
+func TestCloseBeforeServe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "admin.sock")
+	s, err := admin.Listen(admin.Options{Path: path}, fakeBackend())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Errorf("Serve after Close = %v, want nil", err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket after Close: %v", err)
+	}
+}
+
+func jsonEqual(t *testing.T, got, want string) bool {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal([]byte(got), &g); err != nil {
+		t.Errorf("reply %q is not JSON: %v", got, err)
+		return false
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("bad want %q: %v", want, err)
+	}
+	return reflect.DeepEqual(g, w)
+}
