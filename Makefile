@@ -3,15 +3,29 @@
 GO        ?= go
 PREFIX    ?= /usr/local
 BIN       := bin
+# The commands `make build` and `make install` build; qqadmin once it exists.
+CMDS      := ./daemon/qqd ./client/qq $(if $(wildcard admin/qqadmin/*.go),./admin/qqadmin)
+
+# `make install` (see docs/operations.md, "Running under systemd"). The
+# unit and sysusers directories default to ones under PREFIX that systemd
+# searches for PREFIX=/usr/local and PREFIX=/usr; pass
+# SYSTEMDUNITDIR=/etc/systemd/system for another PREFIX. DESTDIR stages
+# the whole tree (packaging); paths written into the unit omit it.
+BINDIR         ?= $(PREFIX)/bin
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
+CONFDIR        ?= /etc/qqd
+DESTDIR        ?=
+INSTALL        ?= install
 PKGS      := ./...
 FUZZTIME  ?= 10s
 
-.PHONY: all build run test race vet fmt fmt-check fuzz bench ci clean
+.PHONY: all build run test race vet fmt fmt-check fuzz bench ci clean install uninstall
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./daemon/qqd ./client/qq
+	$(GO) build -o $(BIN)/ $(CMDS)
 
 # Start a daemon on the embedded defaults (127.0.0.1:5190, data in ./qqd-data).
 run:
@@ -43,3 +57,30 @@ ci: fmt-check vet test fuzz
 
 clean:
 	rm -rf $(BIN)
+
+# Install the binaries, the systemd unit (ExecStart pointing at BINDIR and
+# CONFDIR), the sysusers.d entry, and CONFDIR/qq.yaml unless one is there
+# (an existing configuration is never overwritten). Safe to run again.
+# Then, as root: systemd-sysusers; systemctl daemon-reload;
+# systemctl enable --now qqd.
+install: build
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(CONFDIR)
+	$(INSTALL) -m 0755 $(addprefix $(BIN)/,$(notdir $(CMDS))) $(DESTDIR)$(BINDIR)/
+	sed -e 's|/usr/local/bin/qqd|$(BINDIR)/qqd|g' -e 's|/etc/qqd/qq.yaml|$(CONFDIR)/qq.yaml|g' \
+		systemd/qqd.service >$(BIN)/qqd.service
+	$(INSTALL) -m 0644 $(BIN)/qqd.service $(DESTDIR)$(SYSTEMDUNITDIR)/qqd.service
+	$(INSTALL) -m 0644 systemd/qqd.sysusers $(DESTDIR)$(SYSUSERSDIR)/qqd.conf
+	@if [ -e $(DESTDIR)$(CONFDIR)/qq.yaml ]; then \
+		echo "keeping the existing $(DESTDIR)$(CONFDIR)/qq.yaml"; \
+	else \
+		echo "$(INSTALL) -m 0644 qq.yaml $(DESTDIR)$(CONFDIR)/qq.yaml"; \
+		$(INSTALL) -m 0644 qq.yaml $(DESTDIR)$(CONFDIR)/qq.yaml; \
+	fi
+
+# Remove what install put in place except the configuration (CONFDIR) and
+# the data (/var/lib/qqd), and the user and groups, which stay for a
+# later install; stop the service first.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,qqd qq qqadmin)
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/qqd.service $(DESTDIR)$(SYSUSERSDIR)/qqd.conf
+	@echo "kept $(DESTDIR)$(CONFDIR) and /var/lib/qqd; remove them by hand if you want them gone"
