@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,7 @@ const (
 	mSetPasswordHash
 	mDeleteUser
 	mCountUsers
+	mCountPending
 	mWrite
 	mLookupCIDs
 	mPendingCount
@@ -70,6 +72,7 @@ var storageMethodNames = [numStorageMethods]string{
 	mSetPasswordHash: "SetPasswordHash",
 	mDeleteUser:      "DeleteUser",
 	mCountUsers:      "CountUsers",
+	mCountPending:    "CountPending",
 	mWrite:           "Write",
 	mLookupCIDs:      "LookupCIDs",
 	mPendingCount:    "PendingCount",
@@ -189,6 +192,7 @@ func newMetrics(s *Server) *metrics {
 		Help: "Plugin calls that failed (not counting answers such as unknown user), by plugin and method.",
 	}, []string{"plugin", "method"})
 	add(m.pluginErrors)
+	add(newStorageCollector(s))
 	return m
 }
 
@@ -364,6 +368,13 @@ func (s *instrumentedStorage) CountUsers(ctx context.Context) (int64, error) {
 	return n, err
 }
 
+func (s *instrumentedStorage) CountPending(ctx context.Context) (int64, error) {
+	start := time.Now()
+	n, err := s.st.CountPending(ctx)
+	s.calls[mCountPending].done(start, err)
+	return n, err
+}
+
 func (s *instrumentedStorage) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.AppendResult, error) {
 	start := time.Now()
 	res, err := s.st.Write(ctx, b)
@@ -436,6 +447,85 @@ func (s *Server) Ready() error {
 		return errors.New("not listening")
 	}
 	return nil
+}
+
+// storageScrapeTimeout bounds each storage call made by a scrape.
+const storageScrapeTimeout = time.Second
+
+// storageCollector exports counts that the storage in service keeps,
+// asking it at each scrape: qqd_pending_messages (CountPending) and
+// qqd_accounts (CountUsers). The two calls run in parallel, each bounded
+// by storageScrapeTimeout, through the instrumented storage (so they show
+// in qqd_plugin_call_* with their method) and holding the plugin set like
+// any other call. A call that fails leaves its gauge out of that scrape
+// (no stale or made-up value; the rest of the scrape is unaffected) and
+// counts in qqd_storage_scrape_errors_total.
+type storageCollector struct {
+	s      *Server
+	gauges []storageGauge
+	errors prometheus.Counter
+}
+
+type storageGauge struct {
+	desc   *prometheus.Desc
+	method string
+	count  func(context.Context, plugins.Storage) (int64, error)
+}
+
+func newStorageCollector(s *Server) *storageCollector {
+	return &storageCollector{
+		s: s,
+		gauges: []storageGauge{
+			{
+				desc: prometheus.NewDesc("qqd_pending_messages",
+					"Messages stored and not yet acknowledged by their recipient, over all users, as the storage counts them at scrape time.",
+					nil, nil),
+				method: storageMethodNames[mCountPending],
+				count:  func(ctx context.Context, st plugins.Storage) (int64, error) { return st.CountPending(ctx) },
+			},
+			{
+				desc: prometheus.NewDesc("qqd_accounts",
+					"Accounts that exist (deleted ones excluded), as the storage counts them at scrape time.", nil, nil),
+				method: storageMethodNames[mCountUsers],
+				count:  func(ctx context.Context, st plugins.Storage) (int64, error) { return st.CountUsers(ctx) },
+			},
+		},
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "qqd_storage_scrape_errors_total",
+			Help: "Storage calls made for a scrape (qqd_pending_messages, qqd_accounts) that failed or timed out; the gauge is then left out of that scrape.",
+		}),
+	}
+}
+
+func (c *storageCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, g := range c.gauges {
+		ch <- g.desc
+	}
+	c.errors.Describe(ch)
+}
+
+func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
+	defer func() { ch <- c.errors }()
+	if c.s.plugs.Load() == nil {
+		return // scraped while New is still running: no storage yet
+	}
+	ps := c.s.acquirePlugs()
+	defer ps.release()
+	var wg sync.WaitGroup
+	for _, g := range c.gauges {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), storageScrapeTimeout)
+			defer cancel()
+			n, err := g.count(ctx, ps.storage)
+			if err != nil {
+				c.errors.Inc()
+				c.s.log.Warn("storage call for metrics failed", "method", g.method, "err", err)
+				return
+			}
+			ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(n))
+		})
+	}
+	wg.Wait()
 }
 
 // PluginCollector exports the state of supervised plugin processes, as

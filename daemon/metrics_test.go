@@ -54,6 +54,12 @@ func TestMetricsLint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The storage gauges were collected (and so linted) too.
+	for _, name := range []string{"qqd_pending_messages", "qqd_accounts", "qqd_storage_scrape_errors_total"} {
+		if got := metricValue(t, reg, name); got != 0 {
+			t.Errorf("%s = %v, want 0", name, got)
+		}
+	}
 	for _, mf := range mfs {
 		name := mf.GetName()
 		if !strings.HasPrefix(name, "qqd_") && !strings.HasPrefix(name, "go_") && !strings.HasPrefix(name, "process_") {
@@ -397,6 +403,99 @@ func TestMetricsFailures(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
 		}
 	}
+}
+
+// TestMetricsStorageGauges: qqd_pending_messages and qqd_accounts are the
+// storage's counts at scrape time; while the storage fails or hangs they
+// are left out of the scrape, which stays lint-clean, and every failed
+// call counts in qqd_storage_scrape_errors_total.
+func TestMetricsStorageGauges(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	sq, err := sqlitestore.Open(context.Background(), sqlitestore.Options{Path: cfg.DataDir + "/qq.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sq.Close() })
+	fs := &faultyStore{Storage: sq}
+	s := daemontest.StartDeps(t, cfg, daemon.Deps{Storage: fs, Registry: reg})
+	// check scrapes once and checks the values and lint of that scrape.
+	check := func(step string, pending, accounts, scrapeErrors float64) {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("%s: gather: %v", step, err)
+		}
+		once := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return mfs, nil })
+		for _, m := range []struct {
+			name string
+			want float64
+		}{
+			{"qqd_pending_messages", pending},
+			{"qqd_accounts", accounts},
+			{"qqd_storage_scrape_errors_total", scrapeErrors},
+		} {
+			if got := metricValue(t, once, m.name); got != m.want {
+				t.Errorf("%s: %s = %v, want %v", step, m.name, got, m.want)
+			}
+		}
+		problems, err := testutil.GatherAndLint(once)
+		if err != nil {
+			t.Errorf("%s: GatherAndLint: %v", step, err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s: lint: %s: %s", step, p.Metric, p.Text)
+		}
+	}
+	check("empty", 0, 0, 0)
+
+	alice := s.User(t, "alice")
+	bob := s.Dial(t)
+	bob.Register("bob", "password1") // not logged in: offline
+	check("registered", 0, 2, 0)
+
+	alice.Send(`{"type":"send","id":1,"to":"bob","body":"later"}`)
+	alice.Expect(`{"type":"ok","id":1,"status":"queued"}`)
+	check("queued for offline bob", 1, 2, 0)
+
+	if n := bob.Login("bob", "password1"); n != 1 {
+		t.Fatalf("bob's pending at login = %d, want 1", n)
+	}
+	bob.Send(`{"type":"offline","id":2}`)
+	p := bob.Expect(`{"type":"ok","id":2,"more":false}`)
+	if len(p.Messages) != 1 {
+		t.Fatalf("offline = %+v, want 1 message", p.Messages)
+	}
+	check("fetched, not acked", 1, 2, 0)
+	bob.Send(fmt.Sprintf(`{"type":"ack","id":3,"msg_ids":[%q]}`, p.Messages[0].ID))
+	bob.Expect(`{"type":"ok","id":3}`)
+	check("acked", 0, 2, 0)
+
+	// A failing storage: both gauges left out, two errors per scrape.
+	fs.fail.Store(true)
+	check("failing", -1, -1, 2)
+	fs.fail.Store(false)
+	check("recovered", 0, 2, 2)
+	for _, m := range []string{"CountPending", "CountUsers"} {
+		if got := metricValue(t, reg, "qqd_plugin_call_errors_total", "plugin", "storage", "method", m); got != 1 {
+			t.Errorf("qqd_plugin_call_errors_total{method=%s} = %v, want 1", m, got)
+		}
+	}
+
+	// A hanging storage: the calls give up after their 1s timeout, in
+	// parallel, and the scrape still answers.
+	fs.hang.Store(true)
+	start := time.Now()
+	if got := metricValue(t, reg, "qqd_pending_messages"); got != -1 {
+		t.Errorf("hanging: qqd_pending_messages = %v, want absent", got)
+	}
+	if d := time.Since(start); d < time.Second || d >= 2*time.Second {
+		t.Errorf("hanging: scrape took %v, want the 1s timeout once (calls in parallel)", d)
+	}
+	fs.hang.Store(false)
+	check("after hang", 0, 2, 4)
 }
 
 func TestPluginCollector(t *testing.T) {

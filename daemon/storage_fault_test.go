@@ -16,7 +16,7 @@ import (
 
 // faultyStore is the real SQLite store with failures switched on demand:
 // fail makes every call fail before touching the database; hang makes
-// Write block until its context ends.
+// Write, CountPending and CountUsers block until their context ends.
 type faultyStore struct {
 	plugins.Storage
 	fail, hang atomic.Bool
@@ -33,6 +33,32 @@ func (f *faultyStore) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugi
 		return nil, &plugins.WriteError{Err: errInjected}
 	}
 	return f.Storage.Write(ctx, b)
+}
+
+func (f *faultyStore) CountPending(ctx context.Context) (int64, error) {
+	if err := f.countFault(ctx); err != nil {
+		return 0, err
+	}
+	return f.Storage.CountPending(ctx)
+}
+
+func (f *faultyStore) CountUsers(ctx context.Context) (int64, error) {
+	if err := f.countFault(ctx); err != nil {
+		return 0, err
+	}
+	return f.Storage.CountUsers(ctx)
+}
+
+// countFault is the injected failure of a count call, if any.
+func (f *faultyStore) countFault(ctx context.Context) error {
+	if f.hang.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if f.fail.Load() {
+		return errInjected
+	}
+	return nil
 }
 
 func (f *faultyStore) PendingCount(ctx context.Context, user string) (int64, error) {

@@ -172,6 +172,9 @@ func TestStorageAccountsRoundTrip(t *testing.T) {
 	if n, err := st.CountUsers(ctx); err != nil || n != 0 {
 		t.Fatalf("count users of a new store = %d, %v; want 0", n, err)
 	}
+	if n, err := st.CountPending(ctx); err != nil || n != 0 {
+		t.Fatalf("count pending of a new store = %d, %v; want 0", n, err)
+	}
 	for _, u := range []string{"alice", "bob"} {
 		if err := st.CreateUser(ctx, u, "$hash$"+u); err != nil {
 			t.Fatalf("create user %s: %v", u, err)
@@ -185,6 +188,15 @@ func TestStorageAccountsRoundTrip(t *testing.T) {
 	}})
 	if err != nil {
 		t.Fatalf("write: %v", err)
+	}
+	if n, err := st.CountPending(ctx); err != nil || n != 3 {
+		t.Fatalf("count pending = %d, %v; want 3", n, err)
+	}
+	if _, err := st.Write(ctx, &plugins.WriteBatch{Acks: []plugins.Ack{{User: "alice", MsgIDs: []string{res[2].Message.ID}}}}); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	if n, err := st.CountPending(ctx); err != nil || n != 2 {
+		t.Fatalf("count pending after ack = %d, %v; want 2", n, err)
 	}
 
 	for _, tc := range []struct {
@@ -217,6 +229,9 @@ func TestStorageAccountsRoundTrip(t *testing.T) {
 	}
 	if n, err := st.CountUsers(ctx); err != nil || n != 1 {
 		t.Errorf("count users after delete = %d, %v; want 1", n, err)
+	}
+	if n, err := st.CountPending(ctx); err != nil || n != 0 {
+		t.Errorf("count pending after delete = %d, %v; want 0 (bob's two dropped)", n, err)
 	}
 	if n, err := st.PendingCount(ctx, "bob"); err != nil || n != 0 {
 		t.Errorf("pending count of deleted = %d, %v; want 0", n, err)
@@ -308,6 +323,9 @@ func TestStorageNotConfigured(t *testing.T) {
 	}
 	if _, err := st.CountUsers(ctx); !errors.Is(err, plugins.ErrNotConfigured) {
 		t.Errorf("count users before configure: %v, want not configured", err)
+	}
+	if _, err := st.CountPending(ctx); !errors.Is(err, plugins.ErrNotConfigured) {
+		t.Errorf("count pending before configure: %v, want not configured", err)
 	}
 
 	// A refused configuration: the factory's text, and still unconfigured.

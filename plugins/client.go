@@ -147,6 +147,17 @@ func (c *storageClient) CountUsers(ctx context.Context) (int64, error) {
 	return resp.GetCount(), nil
 }
 
+func (c *storageClient) CountPending(ctx context.Context) (int64, error) {
+	if err := c.check("count pending"); err != nil {
+		return 0, err
+	}
+	resp, err := c.rpc.CountPending(ctx, &pluginpb.CountPendingRequest{})
+	if err != nil {
+		return 0, c.decode("count pending", err)
+	}
+	return resp.GetCount(), nil
+}
+
 // Write stores b in the plugin. Its failure is always a *WriteError:
 // MaybeWritten false when the call was never sent (ctx already done, the
 // process already gone, the plugin not configured) or the plugin said

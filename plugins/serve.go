@@ -300,6 +300,19 @@ func (s *storageServer) CountUsers(ctx context.Context, _ *pluginpb.CountUsersRe
 	return &pluginpb.CountUsersResponse{Count: n}, nil
 }
 
+func (s *storageServer) CountPending(ctx context.Context, _ *pluginpb.CountPendingRequest) (_ *pluginpb.CountPendingResponse, err error) {
+	defer recoverRPC("count pending", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	n, err := st.CountPending(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.CountPendingResponse{Count: n}, nil
+}
+
 func (s *storageServer) Write(ctx context.Context, req *pluginpb.WriteBatch) (_ *pluginpb.WriteResponse, err error) {
 	defer recoverRPC("write", &err)
 	st, err := s.impl.get()

@@ -121,6 +121,8 @@ type Storage interface {
 	DeleteUser(ctx context.Context, user string) (droppedPending int64, err error)
 	// CountUsers returns how many accounts exist (deleted ones excluded).
 	CountUsers(ctx context.Context) (int64, error)
+	// CountPending returns how many messages are pending (not yet acked) over all users.
+	CountPending(ctx context.Context) (int64, error)
 
 	// Write stores the batch's messages and applies its acks in one
 	// durable transaction: when it returns without error, everything is

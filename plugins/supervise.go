@@ -327,6 +327,11 @@ func (st supervisedStorage) CountUsers(ctx context.Context) (n int64, err error)
 	return n, err
 }
 
+func (st supervisedStorage) CountPending(ctx context.Context) (n int64, err error) {
+	err = st.do(ctx, func(s Storage) error { n, err = s.CountPending(ctx); return err })
+	return n, err
+}
+
 func (st supervisedStorage) Write(ctx context.Context, b *WriteBatch) (res []AppendResult, err error) {
 	err = st.do(ctx, func(s Storage) error { res, err = s.Write(ctx, b); return err })
 	var we *WriteError

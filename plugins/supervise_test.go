@@ -103,6 +103,9 @@ func TestSuperviseStorageDown(t *testing.T) {
 	if n, err := st.CountUsers(ctx); err != nil || n != 2 {
 		t.Fatalf("CountUsers = %d, %v; want 2", n, err)
 	}
+	if n, err := st.CountPending(ctx); err != nil || n != 0 {
+		t.Fatalf("CountPending = %d, %v; want 0", n, err)
+	}
 	if n, err := st.DeleteUser(ctx, "bob"); err != nil || n != 0 {
 		t.Fatalf("DeleteUser(bob) = %d, %v; want 0", n, err)
 	}
@@ -129,6 +132,9 @@ func TestSuperviseStorageDown(t *testing.T) {
 	}
 	if _, err := st.CountUsers(ctx); !errors.Is(err, plugins.ErrPluginDown) {
 		t.Fatalf("CountUsers while down = %v", err)
+	}
+	if _, err := st.CountPending(ctx); !errors.Is(err, plugins.ErrPluginDown) {
+		t.Fatalf("CountPending while down = %v", err)
 	}
 	if s.Status().Up {
 		t.Fatal("closed supervisor reports up")

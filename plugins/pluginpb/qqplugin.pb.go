@@ -853,6 +853,86 @@ func (x *CountUsersResponse) GetCount() int64 {
 	return 0
 }
 
+type CountPendingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountPendingRequest) Reset() {
+	*x = CountPendingRequest{}
+	mi := &file_qqplugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountPendingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountPendingRequest) ProtoMessage() {}
+
+func (x *CountPendingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountPendingRequest.ProtoReflect.Descriptor instead.
+func (*CountPendingRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{14}
+}
+
+type CountPendingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         int64                  `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountPendingResponse) Reset() {
+	*x = CountPendingResponse{}
+	mi := &file_qqplugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountPendingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountPendingResponse) ProtoMessage() {}
+
+func (x *CountPendingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountPendingResponse.ProtoReflect.Descriptor instead.
+func (*CountPendingResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CountPendingResponse) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // NewMessage is plugins.NewMessage.
 type NewMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -867,7 +947,7 @@ type NewMessage struct {
 
 func (x *NewMessage) Reset() {
 	*x = NewMessage{}
-	mi := &file_qqplugin_proto_msgTypes[14]
+	mi := &file_qqplugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +959,7 @@ func (x *NewMessage) String() string {
 func (*NewMessage) ProtoMessage() {}
 
 func (x *NewMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[14]
+	mi := &file_qqplugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +972,7 @@ func (x *NewMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewMessage.ProtoReflect.Descriptor instead.
 func (*NewMessage) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{14}
+	return file_qqplugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NewMessage) GetFrom() string {
@@ -941,7 +1021,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_qqplugin_proto_msgTypes[15]
+	mi := &file_qqplugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1033,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[15]
+	mi := &file_qqplugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1046,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{15}
+	return file_qqplugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Ack) GetUser() string {
@@ -1000,7 +1080,7 @@ type WriteBatch struct {
 
 func (x *WriteBatch) Reset() {
 	*x = WriteBatch{}
-	mi := &file_qqplugin_proto_msgTypes[16]
+	mi := &file_qqplugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1092,7 @@ func (x *WriteBatch) String() string {
 func (*WriteBatch) ProtoMessage() {}
 
 func (x *WriteBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[16]
+	mi := &file_qqplugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1105,7 @@ func (x *WriteBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteBatch.ProtoReflect.Descriptor instead.
 func (*WriteBatch) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{16}
+	return file_qqplugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WriteBatch) GetMessages() []*NewMessage {
@@ -1063,7 +1143,7 @@ type AppendResult struct {
 
 func (x *AppendResult) Reset() {
 	*x = AppendResult{}
-	mi := &file_qqplugin_proto_msgTypes[17]
+	mi := &file_qqplugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1155,7 @@ func (x *AppendResult) String() string {
 func (*AppendResult) ProtoMessage() {}
 
 func (x *AppendResult) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[17]
+	mi := &file_qqplugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1168,7 @@ func (x *AppendResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResult.ProtoReflect.Descriptor instead.
 func (*AppendResult) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{17}
+	return file_qqplugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AppendResult) GetMessage() *Message {
@@ -1139,7 +1219,7 @@ type WriteError struct {
 
 func (x *WriteError) Reset() {
 	*x = WriteError{}
-	mi := &file_qqplugin_proto_msgTypes[18]
+	mi := &file_qqplugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1231,7 @@ func (x *WriteError) String() string {
 func (*WriteError) ProtoMessage() {}
 
 func (x *WriteError) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[18]
+	mi := &file_qqplugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1244,7 @@ func (x *WriteError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteError.ProtoReflect.Descriptor instead.
 func (*WriteError) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{18}
+	return file_qqplugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WriteError) GetFailed() bool {
@@ -1207,7 +1287,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_qqplugin_proto_msgTypes[19]
+	mi := &file_qqplugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1299,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[19]
+	mi := &file_qqplugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1312,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{19}
+	return file_qqplugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WriteResponse) GetResults() []*AppendResult {
@@ -1260,7 +1340,7 @@ type CIDKey struct {
 
 func (x *CIDKey) Reset() {
 	*x = CIDKey{}
-	mi := &file_qqplugin_proto_msgTypes[20]
+	mi := &file_qqplugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1352,7 @@ func (x *CIDKey) String() string {
 func (*CIDKey) ProtoMessage() {}
 
 func (x *CIDKey) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[20]
+	mi := &file_qqplugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1365,7 @@ func (x *CIDKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CIDKey.ProtoReflect.Descriptor instead.
 func (*CIDKey) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{20}
+	return file_qqplugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CIDKey) GetFrom() string {
@@ -1311,7 +1391,7 @@ type LookupCIDsRequest struct {
 
 func (x *LookupCIDsRequest) Reset() {
 	*x = LookupCIDsRequest{}
-	mi := &file_qqplugin_proto_msgTypes[21]
+	mi := &file_qqplugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1403,7 @@ func (x *LookupCIDsRequest) String() string {
 func (*LookupCIDsRequest) ProtoMessage() {}
 
 func (x *LookupCIDsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[21]
+	mi := &file_qqplugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1416,7 @@ func (x *LookupCIDsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupCIDsRequest.ProtoReflect.Descriptor instead.
 func (*LookupCIDsRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{21}
+	return file_qqplugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LookupCIDsRequest) GetKeys() []*CIDKey {
@@ -1356,7 +1436,7 @@ type LookupCIDsResponse struct {
 
 func (x *LookupCIDsResponse) Reset() {
 	*x = LookupCIDsResponse{}
-	mi := &file_qqplugin_proto_msgTypes[22]
+	mi := &file_qqplugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1448,7 @@ func (x *LookupCIDsResponse) String() string {
 func (*LookupCIDsResponse) ProtoMessage() {}
 
 func (x *LookupCIDsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[22]
+	mi := &file_qqplugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1461,7 @@ func (x *LookupCIDsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupCIDsResponse.ProtoReflect.Descriptor instead.
 func (*LookupCIDsResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{22}
+	return file_qqplugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LookupCIDsResponse) GetResults() []*AppendResult {
@@ -1400,7 +1480,7 @@ type PendingCountRequest struct {
 
 func (x *PendingCountRequest) Reset() {
 	*x = PendingCountRequest{}
-	mi := &file_qqplugin_proto_msgTypes[23]
+	mi := &file_qqplugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1492,7 @@ func (x *PendingCountRequest) String() string {
 func (*PendingCountRequest) ProtoMessage() {}
 
 func (x *PendingCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[23]
+	mi := &file_qqplugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1505,7 @@ func (x *PendingCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingCountRequest.ProtoReflect.Descriptor instead.
 func (*PendingCountRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{23}
+	return file_qqplugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PendingCountRequest) GetUser() string {
@@ -1444,7 +1524,7 @@ type PendingCountResponse struct {
 
 func (x *PendingCountResponse) Reset() {
 	*x = PendingCountResponse{}
-	mi := &file_qqplugin_proto_msgTypes[24]
+	mi := &file_qqplugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1536,7 @@ func (x *PendingCountResponse) String() string {
 func (*PendingCountResponse) ProtoMessage() {}
 
 func (x *PendingCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[24]
+	mi := &file_qqplugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1549,7 @@ func (x *PendingCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingCountResponse.ProtoReflect.Descriptor instead.
 func (*PendingCountResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{24}
+	return file_qqplugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PendingCountResponse) GetCount() int64 {
@@ -1489,7 +1569,7 @@ type PendingRequest struct {
 
 func (x *PendingRequest) Reset() {
 	*x = PendingRequest{}
-	mi := &file_qqplugin_proto_msgTypes[25]
+	mi := &file_qqplugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1581,7 @@ func (x *PendingRequest) String() string {
 func (*PendingRequest) ProtoMessage() {}
 
 func (x *PendingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[25]
+	mi := &file_qqplugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1594,7 @@ func (x *PendingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingRequest.ProtoReflect.Descriptor instead.
 func (*PendingRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{25}
+	return file_qqplugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PendingRequest) GetUser() string {
@@ -1541,7 +1621,7 @@ type PendingResponse struct {
 
 func (x *PendingResponse) Reset() {
 	*x = PendingResponse{}
-	mi := &file_qqplugin_proto_msgTypes[26]
+	mi := &file_qqplugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1633,7 @@ func (x *PendingResponse) String() string {
 func (*PendingResponse) ProtoMessage() {}
 
 func (x *PendingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[26]
+	mi := &file_qqplugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1646,7 @@ func (x *PendingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingResponse.ProtoReflect.Descriptor instead.
 func (*PendingResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{26}
+	return file_qqplugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PendingResponse) GetMessages() []*Message {
@@ -1595,7 +1675,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_qqplugin_proto_msgTypes[27]
+	mi := &file_qqplugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1687,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[27]
+	mi := &file_qqplugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1700,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{27}
+	return file_qqplugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HistoryRequest) GetUser() string {
@@ -1661,7 +1741,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_qqplugin_proto_msgTypes[28]
+	mi := &file_qqplugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1753,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[28]
+	mi := &file_qqplugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1766,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{28}
+	return file_qqplugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HistoryResponse) GetMessages() []*Message {
@@ -1711,7 +1791,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_qqplugin_proto_msgTypes[29]
+	mi := &file_qqplugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1803,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[29]
+	mi := &file_qqplugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1816,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{29}
+	return file_qqplugin_proto_rawDescGZIP(), []int{31}
 }
 
 type CloseResponse struct {
@@ -1747,7 +1827,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_qqplugin_proto_msgTypes[30]
+	mi := &file_qqplugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1839,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[30]
+	mi := &file_qqplugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1852,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{30}
+	return file_qqplugin_proto_rawDescGZIP(), []int{32}
 }
 
 // FilterMessage is plugins.FilterMessage.
@@ -1788,7 +1868,7 @@ type FilterMessage struct {
 
 func (x *FilterMessage) Reset() {
 	*x = FilterMessage{}
-	mi := &file_qqplugin_proto_msgTypes[31]
+	mi := &file_qqplugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1880,7 @@ func (x *FilterMessage) String() string {
 func (*FilterMessage) ProtoMessage() {}
 
 func (x *FilterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[31]
+	mi := &file_qqplugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +1893,7 @@ func (x *FilterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterMessage.ProtoReflect.Descriptor instead.
 func (*FilterMessage) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{31}
+	return file_qqplugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *FilterMessage) GetFrom() string {
@@ -1853,7 +1933,7 @@ type FilterRequest struct {
 
 func (x *FilterRequest) Reset() {
 	*x = FilterRequest{}
-	mi := &file_qqplugin_proto_msgTypes[32]
+	mi := &file_qqplugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +1945,7 @@ func (x *FilterRequest) String() string {
 func (*FilterRequest) ProtoMessage() {}
 
 func (x *FilterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[32]
+	mi := &file_qqplugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +1958,7 @@ func (x *FilterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterRequest.ProtoReflect.Descriptor instead.
 func (*FilterRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{32}
+	return file_qqplugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *FilterRequest) GetMessages() []*FilterMessage {
@@ -1900,7 +1980,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_qqplugin_proto_msgTypes[33]
+	mi := &file_qqplugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +1992,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[33]
+	mi := &file_qqplugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2005,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{33}
+	return file_qqplugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Verdict) GetAction() Action {
@@ -1959,7 +2039,7 @@ type FilterResponse struct {
 
 func (x *FilterResponse) Reset() {
 	*x = FilterResponse{}
-	mi := &file_qqplugin_proto_msgTypes[34]
+	mi := &file_qqplugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2051,7 @@ func (x *FilterResponse) String() string {
 func (*FilterResponse) ProtoMessage() {}
 
 func (x *FilterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[34]
+	mi := &file_qqplugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2064,7 @@ func (x *FilterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterResponse.ProtoReflect.Descriptor instead.
 func (*FilterResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{34}
+	return file_qqplugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FilterResponse) GetVerdicts() []*Verdict {
@@ -2030,6 +2110,9 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x0fdropped_pending\x18\x01 \x01(\x03R\x0edroppedPending\"\x13\n" +
 	"\x11CountUsersRequest\"*\n" +
 	"\x12CountUsersResponse\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x03R\x05count\"\x15\n" +
+	"\x13CountPendingRequest\",\n" +
+	"\x14CountPendingResponse\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x03R\x05count\"n\n" +
 	"\n" +
 	"NewMessage\x12\x12\n" +
@@ -2119,7 +2202,7 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ALLOW\x10\x01\x12\x12\n" +
 	"\x0eACTION_REWRITE\x10\x02\x12\x11\n" +
-	"\rACTION_REJECT\x10\x032\xbb\a\n" +
+	"\rACTION_REJECT\x10\x032\x92\b\n" +
 	"\aStorage\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12O\n" +
 	"\n" +
@@ -2135,7 +2218,8 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\n" +
 	"DeleteUser\x12\x1f.qq.plugin.v1.DeleteUserRequest\x1a .qq.plugin.v1.DeleteUserResponse\x12O\n" +
 	"\n" +
-	"CountUsers\x12\x1f.qq.plugin.v1.CountUsersRequest\x1a .qq.plugin.v1.CountUsersResponse\x12@\n" +
+	"CountUsers\x12\x1f.qq.plugin.v1.CountUsersRequest\x1a .qq.plugin.v1.CountUsersResponse\x12U\n" +
+	"\fCountPending\x12!.qq.plugin.v1.CountPendingRequest\x1a\".qq.plugin.v1.CountPendingResponse\x12@\n" +
 	"\x05Close\x12\x1a.qq.plugin.v1.CloseRequest\x1a\x1b.qq.plugin.v1.CloseResponse2\x9b\x01\n" +
 	"\x06Filter\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12C\n" +
@@ -2154,7 +2238,7 @@ func file_qqplugin_proto_rawDescGZIP() []byte {
 }
 
 var file_qqplugin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_qqplugin_proto_goTypes = []any{
 	(ErrorKind)(0),                  // 0: qq.plugin.v1.ErrorKind
 	(ResultError)(0),                // 1: qq.plugin.v1.ResultError
@@ -2173,74 +2257,78 @@ var file_qqplugin_proto_goTypes = []any{
 	(*DeleteUserResponse)(nil),      // 14: qq.plugin.v1.DeleteUserResponse
 	(*CountUsersRequest)(nil),       // 15: qq.plugin.v1.CountUsersRequest
 	(*CountUsersResponse)(nil),      // 16: qq.plugin.v1.CountUsersResponse
-	(*NewMessage)(nil),              // 17: qq.plugin.v1.NewMessage
-	(*Ack)(nil),                     // 18: qq.plugin.v1.Ack
-	(*WriteBatch)(nil),              // 19: qq.plugin.v1.WriteBatch
-	(*AppendResult)(nil),            // 20: qq.plugin.v1.AppendResult
-	(*WriteError)(nil),              // 21: qq.plugin.v1.WriteError
-	(*WriteResponse)(nil),           // 22: qq.plugin.v1.WriteResponse
-	(*CIDKey)(nil),                  // 23: qq.plugin.v1.CIDKey
-	(*LookupCIDsRequest)(nil),       // 24: qq.plugin.v1.LookupCIDsRequest
-	(*LookupCIDsResponse)(nil),      // 25: qq.plugin.v1.LookupCIDsResponse
-	(*PendingCountRequest)(nil),     // 26: qq.plugin.v1.PendingCountRequest
-	(*PendingCountResponse)(nil),    // 27: qq.plugin.v1.PendingCountResponse
-	(*PendingRequest)(nil),          // 28: qq.plugin.v1.PendingRequest
-	(*PendingResponse)(nil),         // 29: qq.plugin.v1.PendingResponse
-	(*HistoryRequest)(nil),          // 30: qq.plugin.v1.HistoryRequest
-	(*HistoryResponse)(nil),         // 31: qq.plugin.v1.HistoryResponse
-	(*CloseRequest)(nil),            // 32: qq.plugin.v1.CloseRequest
-	(*CloseResponse)(nil),           // 33: qq.plugin.v1.CloseResponse
-	(*FilterMessage)(nil),           // 34: qq.plugin.v1.FilterMessage
-	(*FilterRequest)(nil),           // 35: qq.plugin.v1.FilterRequest
-	(*Verdict)(nil),                 // 36: qq.plugin.v1.Verdict
-	(*FilterResponse)(nil),          // 37: qq.plugin.v1.FilterResponse
+	(*CountPendingRequest)(nil),     // 17: qq.plugin.v1.CountPendingRequest
+	(*CountPendingResponse)(nil),    // 18: qq.plugin.v1.CountPendingResponse
+	(*NewMessage)(nil),              // 19: qq.plugin.v1.NewMessage
+	(*Ack)(nil),                     // 20: qq.plugin.v1.Ack
+	(*WriteBatch)(nil),              // 21: qq.plugin.v1.WriteBatch
+	(*AppendResult)(nil),            // 22: qq.plugin.v1.AppendResult
+	(*WriteError)(nil),              // 23: qq.plugin.v1.WriteError
+	(*WriteResponse)(nil),           // 24: qq.plugin.v1.WriteResponse
+	(*CIDKey)(nil),                  // 25: qq.plugin.v1.CIDKey
+	(*LookupCIDsRequest)(nil),       // 26: qq.plugin.v1.LookupCIDsRequest
+	(*LookupCIDsResponse)(nil),      // 27: qq.plugin.v1.LookupCIDsResponse
+	(*PendingCountRequest)(nil),     // 28: qq.plugin.v1.PendingCountRequest
+	(*PendingCountResponse)(nil),    // 29: qq.plugin.v1.PendingCountResponse
+	(*PendingRequest)(nil),          // 30: qq.plugin.v1.PendingRequest
+	(*PendingResponse)(nil),         // 31: qq.plugin.v1.PendingResponse
+	(*HistoryRequest)(nil),          // 32: qq.plugin.v1.HistoryRequest
+	(*HistoryResponse)(nil),         // 33: qq.plugin.v1.HistoryResponse
+	(*CloseRequest)(nil),            // 34: qq.plugin.v1.CloseRequest
+	(*CloseResponse)(nil),           // 35: qq.plugin.v1.CloseResponse
+	(*FilterMessage)(nil),           // 36: qq.plugin.v1.FilterMessage
+	(*FilterRequest)(nil),           // 37: qq.plugin.v1.FilterRequest
+	(*Verdict)(nil),                 // 38: qq.plugin.v1.Verdict
+	(*FilterResponse)(nil),          // 39: qq.plugin.v1.FilterResponse
 }
 var file_qqplugin_proto_depIdxs = []int32{
 	0,  // 0: qq.plugin.v1.ErrorDetail.kind:type_name -> qq.plugin.v1.ErrorKind
-	17, // 1: qq.plugin.v1.WriteBatch.messages:type_name -> qq.plugin.v1.NewMessage
-	18, // 2: qq.plugin.v1.WriteBatch.acks:type_name -> qq.plugin.v1.Ack
+	19, // 1: qq.plugin.v1.WriteBatch.messages:type_name -> qq.plugin.v1.NewMessage
+	20, // 2: qq.plugin.v1.WriteBatch.acks:type_name -> qq.plugin.v1.Ack
 	6,  // 3: qq.plugin.v1.AppendResult.message:type_name -> qq.plugin.v1.Message
 	1,  // 4: qq.plugin.v1.AppendResult.error:type_name -> qq.plugin.v1.ResultError
 	0,  // 5: qq.plugin.v1.WriteError.kind:type_name -> qq.plugin.v1.ErrorKind
-	20, // 6: qq.plugin.v1.WriteResponse.results:type_name -> qq.plugin.v1.AppendResult
-	21, // 7: qq.plugin.v1.WriteResponse.error:type_name -> qq.plugin.v1.WriteError
-	23, // 8: qq.plugin.v1.LookupCIDsRequest.keys:type_name -> qq.plugin.v1.CIDKey
-	20, // 9: qq.plugin.v1.LookupCIDsResponse.results:type_name -> qq.plugin.v1.AppendResult
+	22, // 6: qq.plugin.v1.WriteResponse.results:type_name -> qq.plugin.v1.AppendResult
+	23, // 7: qq.plugin.v1.WriteResponse.error:type_name -> qq.plugin.v1.WriteError
+	25, // 8: qq.plugin.v1.LookupCIDsRequest.keys:type_name -> qq.plugin.v1.CIDKey
+	22, // 9: qq.plugin.v1.LookupCIDsResponse.results:type_name -> qq.plugin.v1.AppendResult
 	6,  // 10: qq.plugin.v1.PendingResponse.messages:type_name -> qq.plugin.v1.Message
 	6,  // 11: qq.plugin.v1.HistoryResponse.messages:type_name -> qq.plugin.v1.Message
-	34, // 12: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
+	36, // 12: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
 	2,  // 13: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
-	36, // 14: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
+	38, // 14: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
 	3,  // 15: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
 	7,  // 16: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
 	9,  // 17: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
-	19, // 18: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
-	24, // 19: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
-	26, // 20: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
-	28, // 21: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
-	30, // 22: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
+	21, // 18: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
+	26, // 19: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
+	28, // 20: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
+	30, // 21: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
+	32, // 22: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
 	11, // 23: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
 	13, // 24: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
 	15, // 25: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
-	32, // 26: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
-	3,  // 27: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	35, // 28: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
-	4,  // 29: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	8,  // 30: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
-	10, // 31: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
-	22, // 32: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
-	25, // 33: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
-	27, // 34: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
-	29, // 35: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
-	31, // 36: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
-	12, // 37: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
-	14, // 38: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
-	16, // 39: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
-	33, // 40: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
-	4,  // 41: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	37, // 42: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
-	29, // [29:43] is the sub-list for method output_type
-	15, // [15:29] is the sub-list for method input_type
+	17, // 26: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
+	34, // 27: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
+	3,  // 28: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	37, // 29: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
+	4,  // 30: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	8,  // 31: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
+	10, // 32: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
+	24, // 33: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
+	27, // 34: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
+	29, // 35: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
+	31, // 36: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
+	33, // 37: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
+	12, // 38: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
+	14, // 39: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
+	16, // 40: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
+	18, // 41: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
+	35, // 42: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
+	4,  // 43: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	39, // 44: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
+	30, // [30:45] is the sub-list for method output_type
+	15, // [15:30] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -2257,7 +2345,7 @@ func file_qqplugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qqplugin_proto_rawDesc), len(file_qqplugin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -42,6 +42,7 @@ const (
 	Storage_SetPasswordHash_FullMethodName = "/qq.plugin.v1.Storage/SetPasswordHash"
 	Storage_DeleteUser_FullMethodName      = "/qq.plugin.v1.Storage/DeleteUser"
 	Storage_CountUsers_FullMethodName      = "/qq.plugin.v1.Storage/CountUsers"
+	Storage_CountPending_FullMethodName    = "/qq.plugin.v1.Storage/CountPending"
 	Storage_Close_FullMethodName           = "/qq.plugin.v1.Storage/Close"
 )
 
@@ -54,10 +55,10 @@ const (
 // (UNKNOWN_USER), FAILED_PRECONDITION (BAD_CURSOR). A failed Write is not
 // a status error but WriteResponse.error.
 //
-// SetPasswordHash, DeleteUser and CountUsers were added within protocol
-// version 1: adding methods (and messages) is a compatible change, so the
-// version stays 1. A plugin built before them answers them with
-// UNIMPLEMENTED, which the host reports as an error of that call only.
+// SetPasswordHash, DeleteUser, CountUsers and CountPending were added
+// within protocol version 1: adding methods (and messages) is a compatible
+// change, so the version stays 1. A plugin built before them answers them
+// with UNIMPLEMENTED, which the host reports as an error of that call only.
 type StorageClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
@@ -74,6 +75,8 @@ type StorageClient interface {
 	// already deleted user.
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
 	CountUsers(ctx context.Context, in *CountUsersRequest, opts ...grpc.CallOption) (*CountUsersResponse, error)
+	// CountPending counts the messages pending for all users together.
+	CountPending(ctx context.Context, in *CountPendingRequest, opts ...grpc.CallOption) (*CountPendingResponse, error)
 	// Close releases the storage; later calls fail. The process keeps
 	// running until the host stops it.
 	Close(ctx context.Context, in *CloseRequest, opts ...grpc.CallOption) (*CloseResponse, error)
@@ -197,6 +200,16 @@ func (c *storageClient) CountUsers(ctx context.Context, in *CountUsersRequest, o
 	return out, nil
 }
 
+func (c *storageClient) CountPending(ctx context.Context, in *CountPendingRequest, opts ...grpc.CallOption) (*CountPendingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountPendingResponse)
+	err := c.cc.Invoke(ctx, Storage_CountPending_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storageClient) Close(ctx context.Context, in *CloseRequest, opts ...grpc.CallOption) (*CloseResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CloseResponse)
@@ -216,10 +229,10 @@ func (c *storageClient) Close(ctx context.Context, in *CloseRequest, opts ...grp
 // (UNKNOWN_USER), FAILED_PRECONDITION (BAD_CURSOR). A failed Write is not
 // a status error but WriteResponse.error.
 //
-// SetPasswordHash, DeleteUser and CountUsers were added within protocol
-// version 1: adding methods (and messages) is a compatible change, so the
-// version stays 1. A plugin built before them answers them with
-// UNIMPLEMENTED, which the host reports as an error of that call only.
+// SetPasswordHash, DeleteUser, CountUsers and CountPending were added
+// within protocol version 1: adding methods (and messages) is a compatible
+// change, so the version stays 1. A plugin built before them answers them
+// with UNIMPLEMENTED, which the host reports as an error of that call only.
 type StorageServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
@@ -236,6 +249,8 @@ type StorageServer interface {
 	// already deleted user.
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
 	CountUsers(context.Context, *CountUsersRequest) (*CountUsersResponse, error)
+	// CountPending counts the messages pending for all users together.
+	CountPending(context.Context, *CountPendingRequest) (*CountPendingResponse, error)
 	// Close releases the storage; later calls fail. The process keeps
 	// running until the host stops it.
 	Close(context.Context, *CloseRequest) (*CloseResponse, error)
@@ -281,6 +296,9 @@ func (UnimplementedStorageServer) DeleteUser(context.Context, *DeleteUserRequest
 }
 func (UnimplementedStorageServer) CountUsers(context.Context, *CountUsersRequest) (*CountUsersResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CountUsers not implemented")
+}
+func (UnimplementedStorageServer) CountPending(context.Context, *CountPendingRequest) (*CountPendingResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CountPending not implemented")
 }
 func (UnimplementedStorageServer) Close(context.Context, *CloseRequest) (*CloseResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Close not implemented")
@@ -504,6 +522,24 @@ func _Storage_CountUsers_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Storage_CountPending_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountPendingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).CountPending(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_CountPending_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).CountPending(ctx, req.(*CountPendingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Storage_Close_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CloseRequest)
 	if err := dec(in); err != nil {
@@ -572,6 +608,10 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CountUsers",
 			Handler:    _Storage_CountUsers_Handler,
+		},
+		{
+			MethodName: "CountPending",
+			Handler:    _Storage_CountPending_Handler,
 		},
 		{
 			MethodName: "Close",

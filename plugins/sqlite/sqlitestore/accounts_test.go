@@ -110,6 +110,56 @@ func TestCountUsers(t *testing.T) {
 	}
 }
 
+func TestCountPending(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, _ := newStore(t) // alice, bob, carol
+	var res []plugins.AppendResult
+	tests := []struct {
+		name string
+		op   func()
+		want int64
+	}{
+		{"empty", func() {}, 0},
+		{"three sent", func() {
+			res = send(t, s, nm("alice", "bob", "a0", "c0"), nm("alice", "bob", "a1", ""), nm("carol", "alice", "c0", ""))
+		}, 3},
+		{"cid retry is no new message", func() { send(t, s, nm("alice", "bob", "a0", "c0")) }, 3},
+		{"unknown recipient is not stored", func() { send(t, s, nm("alice", "ghost", "x", "")) }, 3},
+		{"to self", func() { send(t, s, nm("alice", "alice", "n0", "")) }, 4},
+		{"acked", func() { ack(t, s, "bob", res[0].Message.ID) }, 3},
+		{"acked again", func() { ack(t, s, "bob", res[0].Message.ID) }, 3},
+		{"acked by another user", func() { ack(t, s, "carol", res[1].Message.ID) }, 3},
+		{"recipient deleted", func() {
+			if _, err := s.DeleteUser(ctx, "bob"); err != nil {
+				t.Fatal(err)
+			}
+		}, 2},
+		{"sender deleted", func() {
+			if _, err := s.DeleteUser(ctx, "carol"); err != nil {
+				t.Fatal(err)
+			}
+		}, 2},
+	}
+	for _, tt := range tests { // sequential: messages accumulate
+		t.Run(tt.name, func(t *testing.T) {
+			tt.op()
+			n, err := s.CountPending(ctx)
+			if err != nil || n != tt.want {
+				t.Fatalf("CountPending = %d, %v; want %d", n, err, tt.want)
+			}
+			// It agrees with the per-user counts.
+			var sum int64
+			for _, u := range []string{"alice", "bob", "carol"} {
+				sum += pendingCount(t, s, u)
+			}
+			if sum != n {
+				t.Fatalf("sum of PendingCount = %d, CountPending = %d", sum, n)
+			}
+		})
+	}
+}
+
 func TestDeleteUser(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

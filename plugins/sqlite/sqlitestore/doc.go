@@ -65,8 +65,9 @@
 // A Store is safe for concurrent use. Writes (Write, CreateUser,
 // SetPasswordHash, DeleteUser, PruneCIDs) go through one connection,
 // serialised by a mutex, so a batch is one group commit. Reads
-// (PasswordHash, CountUsers, PendingCount, Pending, History) use a
-// separate pool of read-only connections and run in parallel with writes.
+// (PasswordHash, CountUsers, CountPending, PendingCount, Pending,
+// History) use a separate pool of read-only connections and run in
+// parallel with writes.
 // Several Stores (or processes) may open the same file, writers then
 // waiting for each other up to a busy timeout, but the ordering and
 // timestamp guarantees above hold for one writing Store at a time: run one

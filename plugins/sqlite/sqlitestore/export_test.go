@@ -73,6 +73,7 @@ func Queries() []Query {
 		{"ack", qAck, "sqlite_autoindex_messages_1", []any{"id", "a"}},
 		{"prune", qPrune, "messages_cid_ts", []any{int64(1), int64(10)}},
 		{"pending count", qPendingCount, "messages_pending", []any{"a"}},
+		{"count pending", qCountPending, "messages_pending", nil},
 		{"pending", qPending, "messages_pending", []any{"a", int64(10)}},
 		{"cursor", qCursor, "sqlite_autoindex_messages_1", []any{"id", "1:a b"}},
 		{"history", qHistory, "messages_conv", []any{"1:a b", int64(5), int64(10)}},

@@ -45,6 +45,20 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// CountPending returns how many messages are pending over all users. It
+// reads the whole messages_pending partial index, which holds the pending
+// rows only: its cost is proportional to the backlog, not to the history.
+func (s *Store) CountPending(ctx context.Context) (int64, error) {
+	if s.closed.Load() {
+		return 0, fmt.Errorf("sqlitestore: count pending: %w", ErrClosed)
+	}
+	var n int64
+	if err := s.stCountPend.QueryRowContext(ctx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: count pending: %w", err)
+	}
+	return n, nil
+}
+
 // LookupCIDs returns, for each key, the message stored under its
 // (From, CID) as a Duplicate result, or a zero result when there is none
 // (or the key's CID is empty).

@@ -127,6 +127,9 @@ const (
 	qDropPending = `UPDATE messages SET pending = 0 WHERE recipient = ? AND pending = 1`
 	// scans users (one row per account; there is no cheaper count)
 	qCountUsers = `SELECT count(*) FROM users WHERE deleted_ms IS NULL`
+	// messages_pending, scanned whole: the partial index holds only the
+	// pending rows, so the cost grows with the backlog, not with history
+	qCountPending = `SELECT count(*) FROM messages WHERE pending = 1`
 	// messages_pending
 	qPendingCount = `SELECT count(*) FROM messages WHERE recipient = ? AND pending = 1`
 	// messages_pending

@@ -80,6 +80,7 @@ type Store struct {
 	stPasswordHash *sql.Stmt
 	stKnownUser    *sql.Stmt
 	stCountUsers   *sql.Stmt
+	stCountPend    *sql.Stmt
 	stPendingCount *sql.Stmt
 	stPending      *sql.Stmt
 	stReadCID      *sql.Stmt
@@ -268,6 +269,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.reader, &s.stPasswordHash, qPasswordHash},
 		{s.reader, &s.stKnownUser, qUserKnown},
 		{s.reader, &s.stCountUsers, qCountUsers},
+		{s.reader, &s.stCountPend, qCountPending},
 		{s.reader, &s.stPendingCount, qPendingCount},
 		{s.reader, &s.stPending, qPending},
 		{s.reader, &s.stReadCID, qLookupCID},
@@ -328,7 +330,8 @@ func (s *Store) Close() error {
 func (s *Store) closeDB() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
-		s.stPasswordHash, s.stKnownUser, s.stCountUsers, s.stPendingCount, s.stPending, s.stReadCID, s.stCursor, s.stHistory,
+		s.stPasswordHash, s.stKnownUser, s.stCountUsers, s.stCountPend, s.stPendingCount, s.stPending, s.stReadCID,
+		s.stCursor, s.stHistory,
 		s.stLookupCID, s.stUserExists, s.stInsert, s.stAck, s.stPrune, s.stCreateUser, s.stSetHash, s.stDeleteUser, s.stDropPend,
 	} {
 		if st != nil {

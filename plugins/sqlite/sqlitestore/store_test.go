@@ -967,6 +967,7 @@ func TestClose(t *testing.T) {
 	calls["SetPasswordHash"] = s.SetPasswordHash(ctx, "alice", "h")
 	_, calls["DeleteUser"] = s.DeleteUser(ctx, "alice")
 	_, calls["CountUsers"] = s.CountUsers(ctx)
+	_, calls["CountPending"] = s.CountPending(ctx)
 	_, calls["PendingCount"] = s.PendingCount(ctx, "bob")
 	_, _, calls["Pending"] = s.Pending(ctx, "bob", 1)
 	_, _, calls["History"] = s.History(ctx, "alice", "bob", "", 1)
