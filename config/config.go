@@ -29,7 +29,17 @@ type Config struct {
 	Filters []Filter `koanf:"filters"`
 	Plugins Plugins  `koanf:"plugins"`
 	Metrics Metrics  `koanf:"metrics"`
+	TLS     TLS      `koanf:"tls"`
 	Admin   Admin    `koanf:"admin"`
+}
+
+// TLS configures the second, TLS client listener.
+type TLS struct {
+	// Listen is its host:port; "" turns it off.
+	Listen string `koanf:"listen"`
+	// CertFile and KeyFile are PEM files, re-read on reload.
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
 }
 
 // Metrics configures the Prometheus listener.
@@ -92,6 +102,26 @@ type Limits struct {
 	HistoryPageMax int `koanf:"history_page_max"`
 	// MaxAckIDs is the most ids in one ack request.
 	MaxAckIDs int `koanf:"max_ack_ids"`
+	// MaxConnections bounds open client connections in total; a
+	// connection past it is closed right after accept.
+	MaxConnections int `koanf:"max_connections"`
+	// MaxConnectionsPerIP bounds open connections from one remote IP
+	// address (IPv6: one /64).
+	MaxConnectionsPerIP int `koanf:"max_connections_per_ip"`
+	// SendRate is each user's steady send rate (messages per second, all
+	// connections together); SendBurst how many may be sent at once above
+	// it (a token bucket). Past it: rate_limited with retry_after_ms.
+	SendRate  float64 `koanf:"send_rate"`
+	SendBurst int     `koanf:"send_burst"`
+	// AuthPerIPPerMinute and AuthPerAccountPerMinute bound login and
+	// register attempts (failed logins count per account too). Past them:
+	// rate_limited with retry_after_ms, whatever the credentials.
+	AuthPerIPPerMinute      int `koanf:"auth_per_ip_per_minute"`
+	AuthPerAccountPerMinute int `koanf:"auth_per_account_per_minute"`
+	// MaxPendingPerUser bounds the messages waiting for one recipient; a
+	// send past it is refused (the sender gets an error), nothing is
+	// dropped.
+	MaxPendingPerUser int `koanf:"max_pending_per_user"`
 }
 
 // Accounts configures account handling.
@@ -217,6 +247,14 @@ func Default() *Config {
 			OfflinePageMax:     1000,
 			HistoryPageMax:     500,
 			MaxAckIDs:          1000,
+
+			MaxConnections:          20000,
+			MaxConnectionsPerIP:     16,
+			SendRate:                20,
+			SendBurst:               100,
+			AuthPerIPPerMinute:      30,
+			AuthPerAccountPerMinute: 10,
+			MaxPendingPerUser:       10000,
 		},
 		Accounts: Accounts{
 			MinPasswordBytes: 8,
@@ -267,6 +305,7 @@ func Default() *Config {
 			InProcess:         false,
 		},
 		Metrics: Metrics{Listen: "127.0.0.1:9190"},
+		TLS:     TLS{Listen: "", CertFile: "", KeyFile: ""},
 		Admin:   Admin{Socket: "", Group: "", ReadOnlyGroup: ""},
 	}
 }

@@ -63,6 +63,21 @@ func (c *Config) problems() []problem {
 	v.atLeast("limits.offline_page_max", l.OfflinePageMax, 100)
 	v.atLeast("limits.history_page_max", l.HistoryPageMax, 50)
 	v.atLeast("limits.max_ack_ids", l.MaxAckIDs, 1)
+	v.atLeast("limits.max_connections", l.MaxConnections, 1)
+	v.atLeast("limits.max_connections_per_ip", l.MaxConnectionsPerIP, 1)
+	if l.SendRate <= 0 {
+		v.add("limits.send_rate", fmt.Sprintf("must be greater than 0 (got %v)", l.SendRate))
+	}
+	v.atLeast("limits.send_burst", l.SendBurst, 1)
+	v.atLeast("limits.auth_per_ip_per_minute", l.AuthPerIPPerMinute, 1)
+	v.atLeast("limits.auth_per_account_per_minute", l.AuthPerAccountPerMinute, 1)
+	v.atLeast("limits.max_pending_per_user", l.MaxPendingPerUser, 1)
+	if c.TLS.Listen != "" {
+		v.hostPort("tls.listen", c.TLS.Listen)
+		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
+			v.add("tls", "tls.listen needs tls.cert_file and tls.key_file")
+		}
+	}
 
 	v.between("accounts.min_password_bytes", c.Accounts.MinPasswordBytes, 1, 1024)
 	v.atLeast("accounts.hash_concurrency", c.Accounts.HashConcurrency, 0)
