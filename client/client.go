@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +39,10 @@ type Options struct {
 	// means protocol.DefaultMaxFrameBytes. A longer frame ends the
 	// connection.
 	MaxFrameBytes int
+	// TLS, when set, makes Dial speak TLS (qqd's tls.listen); set its
+	// RootCAs for a private CA and ServerName when addr is not the name
+	// in the certificate. TLS 1.2 is the minimum.
+	TLS *tls.Config
 }
 
 // KickedError is the reason a connection ended after a kicked push.
@@ -111,7 +116,15 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	var conn net.Conn
+	var err error
+	if opts.TLS != nil {
+		cfg := opts.TLS.Clone()
+		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+		conn, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 	}

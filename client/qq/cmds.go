@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -24,11 +28,41 @@ const (
 func (a *app) dial(ctx context.Context, g *globals) (*client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	c, err := client.Dial(ctx, g.addr, client.Options{})
+	opts := client.Options{}
+	if g.tls || g.ca != "" {
+		tc, err := tlsConfig(g)
+		if err != nil {
+			return nil, &cliError{code: exitUsage, msg: err.Error(), err: err}
+		}
+		opts.TLS = tc
+	}
+	c, err := client.Dial(ctx, g.addr, opts)
 	if err != nil {
 		return nil, &cliError{code: exitConnect, msg: "cannot connect to " + g.addr + ": " + strings.TrimPrefix(err.Error(), "client: "), err: err}
 	}
 	return c, nil
+}
+
+// tlsConfig builds the client TLS settings from --ca and --server-name.
+func tlsConfig(g *globals) (*tls.Config, error) {
+	tc := &tls.Config{ServerName: g.serverName, MinVersion: tls.VersionTLS12}
+	if tc.ServerName == "" {
+		if host, _, err := net.SplitHostPort(g.addr); err == nil {
+			tc.ServerName = host
+		}
+	}
+	if g.ca != "" {
+		pem, err := os.ReadFile(g.ca)
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca: no PEM certificate in %s", g.ca)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
 }
 
 // login connects and logs in as g.user. It returns the pending count.

@@ -43,6 +43,10 @@ Usage:
 Flags (also accepted after the command name):
   --addr HOST:PORT   server address (default 127.0.0.1:5190, env QQ_ADDR)
   --user NAME        your user name (env QQ_USER)
+  --tls              connect with TLS (qqd's tls.listen; env QQ_TLS=1)
+  --ca FILE          PEM CA certificates to trust instead of the system's (env QQ_CA)
+  --server-name NAME the name the server's certificate must carry
+                     (default: the host of --addr)
   --json             one-shot commands print one JSON object
                      (messages as an array of {msg_id, from, to, body, ts});
                      on failure: {"error": {"code", "message", "exit"}}
@@ -155,9 +159,12 @@ func failed(err error, name string) error {
 
 // globals are the flags every command accepts.
 type globals struct {
-	addr string
-	user string
-	json bool
+	addr       string
+	user       string
+	json       bool
+	tls        bool
+	ca         string
+	serverName string
 }
 
 // flagSet returns a flag set for cmd with the global flags registered on
@@ -168,6 +175,9 @@ func (g *globals) flagSet(cmd string) *flag.FlagSet {
 	fs.StringVar(&g.addr, "addr", g.addr, "server address")
 	fs.StringVar(&g.user, "user", g.user, "user name")
 	fs.BoolVar(&g.json, "json", g.json, "JSON output")
+	fs.BoolVar(&g.tls, "tls", g.tls, "use TLS")
+	fs.StringVar(&g.ca, "ca", g.ca, "CA certificates (PEM)")
+	fs.StringVar(&g.serverName, "server-name", g.serverName, "expected server name")
 	return fs
 }
 
@@ -202,7 +212,7 @@ func parseFlags(fs *flag.FlagSet, args []string, flagsUntil int) ([]string, erro
 
 // run runs qq with the arguments after the program name.
 func (a *app) run(ctx context.Context, args []string) error {
-	g := &globals{addr: a.getenv("QQ_ADDR"), user: a.getenv("QQ_USER")}
+	g := &globals{addr: a.getenv("QQ_ADDR"), user: a.getenv("QQ_USER"), tls: a.getenv("QQ_TLS") == "1", ca: a.getenv("QQ_CA")}
 	if g.addr == "" {
 		g.addr = defaultAddr
 	}

@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -136,10 +137,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 		defer hs.Close()
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
+	var certs *daemon.CertReloader
+	var tln net.Listener
+	if cfg.TLS.Listen != "" {
+		if certs, err = daemon.NewCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
+			ln.Close()
+			return err
+		}
+		raw, err := net.Listen("tcp", cfg.TLS.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("tls listen: %w", err)
+		}
+		tln = tls.NewListener(raw, certs.TLSConfig())
+	}
 	notify := sdnotify.New(os.Getenv)
 	reload := func(ctx context.Context) ([]string, error) {
 		notify.Reloading()
 		defer notify.Ready()
+		if certs != nil {
+			if err := certs.Reload(); err != nil {
+				log.Error("reload: keeping the old TLS certificate", "err", err)
+			}
+		}
 		return live.Reload(ctx)
 	}
 	adm, err := admin.Listen(admin.Options{
@@ -152,14 +172,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	defer adm.Close()
 	go adm.Serve()
-	log.Info("qqd starting", "version", daemon.Version(), "listen", ln.Addr().String(),
-		"data_dir", cfg.DataDir, "admin_socket", adm.Path())
+	startAttrs := []any{"version", daemon.Version(), "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "admin_socket", adm.Path()}
+	if tln != nil {
+		startAttrs = append(startAttrs, "tls_listen", tln.Addr().String())
+	}
+	log.Info("qqd starting", startAttrs...)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- d.Serve(ln) }()
+	if tln != nil {
+		go func() { serveErr <- d.Serve(tln) }()
+	}
 	notify.Ready()
 	wdCtx, stopWatchdog := context.WithCancel(ctx)
 	defer stopWatchdog()

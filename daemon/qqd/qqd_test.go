@@ -76,7 +76,7 @@ func (p *qqdProc) waitLog(t *testing.T, re string) {
 	}
 }
 
-var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+var listenRE = regexp.MustCompile(`msg="qqd starting" .* listen=(\S+)`)
 
 // startQQD starts qqd on dataDir with a free loopback port and waits until
 // it listens.
