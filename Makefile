@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) ./daemon/protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./daemon/protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzWordfilter$$' -fuzztime $(FUZZTIME) ./plugins/wordfilter/wordfilter
+	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./daemon
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -30,6 +30,9 @@ const (
 	CloseKicked
 	// CloseShutdown: the server is shutting down.
 	CloseShutdown
+	// CloseTooManyConnections: refused at accept, past
+	// limits.max_connections or limits.max_connections_per_ip.
+	CloseTooManyConnections
 	numCloseReasons
 )
 
@@ -46,6 +49,8 @@ var closeReasonNames = [numCloseReasons]string{
 	CloseLoginTimeout:  "login_timeout",
 	CloseKicked:        "kicked",
 	CloseShutdown:      "shutdown",
+
+	CloseTooManyConnections: "too_many_connections",
 }
 
 func (r CloseReason) String() string {

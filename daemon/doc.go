@@ -15,5 +15,10 @@
 //     Nothing a connection does blocks another connection or the router.
 //   - An idle connection holds a goroutine, a 512-byte read buffer and no
 //     output buffer or writer goroutine; no timer ticks for it.
+//   - Abuse limits (limits.go, pending.go) bound connections in total and
+//     per remote IP, each user's send rate, login and register attempts per
+//     IP and failed logins per account, and each recipient's undelivered
+//     messages. They refuse with an answer, never by dropping; they run no
+//     timer, and their memory is bounded.
 //   - Why a connection closed is a CloseReason.
 package daemon

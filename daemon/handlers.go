@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"strconv"
 	"time"
@@ -85,6 +87,14 @@ func (s *session) hashSlot() func() {
 	return func() { <-s.srv.hashSem }
 }
 
+// newServerCID returns a cid for a send that came without one: "qqd:" and
+// 128 random bits, which no client will send by chance.
+func newServerCID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return "qqd:" + hex.EncodeToString(b[:])
+}
+
 // credentials reads the user and password fields of register and login.
 func credentials(req *protocol.Request) (user, pw string, err *protocol.Error) {
 	if user, err = req.RequiredString("user"); err != nil {
@@ -112,6 +122,11 @@ func (s *session) register(req *protocol.Request) {
 	if s.srv.cfg.Registration != "open" {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeRegistrationClosed, "registration is closed on this server"))
 		regs[regClosed].Inc()
+		return
+	}
+	if e := s.authAttempt(""); e != nil {
+		s.replyErr(req.ID, e)
+		regs[regRateLimited].Inc()
 		return
 	}
 	hash, herr := s.srv.hash(pw)
@@ -150,11 +165,19 @@ func (s *session) login(req *protocol.Request) {
 		logins[loginAlreadyLoggedIn].Inc()
 		return
 	}
+	// The limits come before anything looks at the account, and answer
+	// alike whether it exists or not.
+	if e := s.authAttempt(user); e != nil {
+		s.replyErr(req.ID, e)
+		logins[loginRateLimited].Inc()
+		return
+	}
 	st, ctx, done := s.storage()
 	hash, lerr := st.PasswordHash(ctx, user)
 	done()
 	known := lerr == nil
 	if lerr != nil && !errors.Is(lerr, plugins.ErrUnknownUser) {
+		s.srv.authAccount.refund(user) // not a failed login
 		s.storageFailed(req.ID, "password_hash", lerr)
 		logins[loginError].Inc()
 		return
@@ -177,6 +200,8 @@ func (s *session) login(req *protocol.Request) {
 		}
 		return
 	}
+	// Only failed logins count against the account.
+	s.srv.authAccount.refund(user)
 	s.user = user
 	s.loggedIn.Store(true)
 	// Join the online set before counting: see router for why this makes
@@ -192,9 +217,39 @@ func (s *session) login(req *protocol.Request) {
 		logins[loginError].Inc()
 		return
 	}
+	s.holdSendBucket()
 	s.logger().Debug("logged in", "user", user, "pending", n)
 	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Str("user", user).Int("pending", n).End())
 	logins[loginOK].Inc()
+}
+
+// authAttempt counts a login (naming user) or register (user "") attempt
+// against limits.auth_per_ip_per_minute and, for a login naming a valid
+// user name, limits.auth_per_account_per_minute. Past a limit it returns
+// the rate_limited error to answer, the same whichever limit it is and
+// whether the account exists or not. A login that succeeds gives its
+// account token back (refund): per account, only failures count. Names
+// that break the user name rules are not tracked per account (no such
+// account can exist); the per-IP limit still applies to them.
+func (s *session) authAttempt(user string) *protocol.Error {
+	srv := s.srv
+	var wait time.Duration
+	ok := true
+	if s.hasIP {
+		if ok, wait = srv.authIP.take(s.ip); !ok {
+			srv.m.limited[limitAuthIP].Inc()
+		}
+	}
+	if ok && user != "" && protocol.ValidUser(user) {
+		if ok, wait = srv.authAccount.take(user); !ok {
+			srv.m.limited[limitAuthAccount].Inc()
+		}
+	}
+	if ok {
+		return nil
+	}
+	return &protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: retryAfterMS(wait),
+		Message: "too many login or registration attempts; try again later"}
 }
 
 func (s *session) ping(req *protocol.Request) { s.replyOK(req.ID) }
@@ -230,19 +285,36 @@ func (s *session) sendMsg(req *protocol.Request) {
 		invalid.Inc()
 		return
 	}
+	// A send without a cid gets one made up by the server, so that a
+	// storage write with an unknown outcome can be settled (see
+	// pipeline.resolve). The client never sees it.
+	serverCID := !hasCID
+	if serverCID {
+		cid = newServerCID()
+	}
+
 	if len(body) > s.srv.cfg.Limits.MaxBodyBytes {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeTooLarge, "body longer than "+strconv.Itoa(s.srv.cfg.Limits.MaxBodyBytes)+" bytes"))
 		invalid.Inc()
 		return
 	}
+	if ok, wait := s.takeSendToken(); !ok {
+		s.replyErr(req.ID, &protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: retryAfterMS(wait),
+			Message: "sending too fast: at most " + strconv.FormatFloat(s.srv.cfg.Limits.SendRate, 'g', -1, 64) +
+				" messages per second (bursts of " + strconv.Itoa(s.srv.cfg.Limits.SendBurst) + ")"})
+		s.srv.m.messages[msgRateLimited].Inc()
+		s.srv.m.limited[limitSendRate].Inc()
+		return
+	}
 	s.acquireInflight()
 	s.srv.pipe.submit(&writeReq{
-		sess:     s,
-		id:       req.ID,
-		start:    start,
-		isSend:   true,
-		msg:      plugins.NewMessage{From: s.user, To: to, Body: body, CID: cid},
-		sentBody: body,
+		sess:      s,
+		id:        req.ID,
+		start:     start,
+		isSend:    true,
+		msg:       plugins.NewMessage{From: s.user, To: to, Body: body, CID: cid},
+		sentBody:  body,
+		serverCID: serverCID,
 	})
 }
 

@@ -27,27 +27,42 @@ const (
 	loginAlreadyLoggedIn = "already_logged_in"
 	loginInvalid         = "invalid"
 	loginError           = "error"
+	loginRateLimited     = "rate_limited"
 )
 
 // Results of qqd_registrations_total.
 const (
-	regOK      = "ok"
-	regExists  = "exists"
-	regClosed  = "closed"
-	regInvalid = "invalid"
-	regError   = "error"
+	regOK          = "ok"
+	regExists      = "exists"
+	regClosed      = "closed"
+	regInvalid     = "invalid"
+	regError       = "error"
+	regRateLimited = "rate_limited"
 )
 
 // Results of qqd_messages_total.
 const (
-	msgSent         = "sent"
-	msgQueued       = "queued"
-	msgDuplicate    = "duplicate"
-	msgRejected     = "rejected"
-	msgFilterFailed = "filter_failed"
-	msgUnknownUser  = "unknown_user"
-	msgInvalid      = "invalid"
-	msgFailed       = "failed"
+	msgSent          = "sent"
+	msgQueued        = "queued"
+	msgDuplicate     = "duplicate"
+	msgRejected      = "rejected"
+	msgFilterFailed  = "filter_failed"
+	msgUnknownUser   = "unknown_user"
+	msgInvalid       = "invalid"
+	msgFailed        = "failed"
+	msgRateLimited   = "rate_limited"
+	msgRecipientFull = "recipient_full"
+)
+
+// Limits of qqd_limit_refusals_total (the reason label), named after
+// their configuration keys.
+const (
+	limitConns       = "max_connections"
+	limitConnsPerIP  = "max_connections_per_ip"
+	limitSendRate    = "send_rate"
+	limitAuthIP      = "auth_per_ip_per_minute"
+	limitAuthAccount = "auth_per_account_per_minute"
+	limitPending     = "max_pending_per_user"
 )
 
 // Methods of qqd_plugin_call_* for the storage (plugin="storage").
@@ -93,6 +108,7 @@ type metrics struct {
 	logins        map[string]prometheus.Counter
 	registrations map[string]prometheus.Counter
 	messages      map[string]prometheus.Counter
+	limited       map[string]prometheus.Counter
 	sendDuration  prometheus.Histogram
 	receivedBytes prometheus.Counter
 	sentBytes     prometheus.Counter
@@ -144,16 +160,28 @@ func newMetrics(s *Server) *metrics {
 
 	var vec *prometheus.CounterVec
 	m.logins, vec = resultCounters("qqd_logins_total", "Login requests, by result.",
-		loginOK, loginAuthFailed, loginAlreadyLoggedIn, loginInvalid, loginError)
+		loginOK, loginAuthFailed, loginAlreadyLoggedIn, loginInvalid, loginError, loginRateLimited)
 	add(vec)
 	m.registrations, vec = resultCounters("qqd_registrations_total", "Register requests, by result.",
-		regOK, regExists, regClosed, regInvalid, regError)
+		regOK, regExists, regClosed, regInvalid, regError, regRateLimited)
 	add(vec)
 	m.messages, vec = resultCounters("qqd_messages_total",
 		"Send requests answered, by result: sent or queued (stored), duplicate (a cid retry), rejected (by a filter), "+
-			"filter_failed (a fail-closed filter failed), unknown_user, invalid (refused before the pipeline), failed (storage).",
-		msgSent, msgQueued, msgDuplicate, msgRejected, msgFilterFailed, msgUnknownUser, msgInvalid, msgFailed)
+			"filter_failed (a fail-closed filter failed), unknown_user, invalid (refused before the pipeline), failed (storage), "+
+			"rate_limited (the sender's send rate), recipient_full (the recipient's max_pending_per_user).",
+		msgSent, msgQueued, msgDuplicate, msgRejected, msgFilterFailed, msgUnknownUser, msgInvalid, msgFailed,
+		msgRateLimited, msgRecipientFull)
 	add(vec)
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qqd_limit_refusals_total",
+		Help: "Connections and requests refused by a limit, by the limit (reason): max_connections, max_connections_per_ip, " +
+			"send_rate, auth_per_ip_per_minute, auth_per_account_per_minute, max_pending_per_user.",
+	}, []string{"reason"})
+	m.limited = make(map[string]prometheus.Counter)
+	for _, r := range []string{limitConns, limitConnsPerIP, limitSendRate, limitAuthIP, limitAuthAccount, limitPending} {
+		m.limited[r] = limited.WithLabelValues(r)
+	}
+	add(limited)
 
 	m.sendDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "qqd_send_duration_seconds",
@@ -244,6 +272,8 @@ func refuseResult(e *protocol.Error) string {
 	switch {
 	case e == errFilterDown:
 		return msgFilterFailed
+	case e == errRecipientFull:
+		return msgRecipientFull
 	case e.Code == protocol.CodeRejected:
 		return msgRejected
 	}

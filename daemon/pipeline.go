@@ -25,6 +25,8 @@ type writeReq struct {
 	// sentBody is the body as the client sent it; msg.Body may be
 	// rewritten by filters.
 	sentBody string
+	// serverCID: msg.CID was made up by the server (the client sent none).
+	serverCID bool
 	// ack
 	ack []string
 
@@ -32,6 +34,9 @@ type writeReq struct {
 	// reach storage as a new message.
 	dup    *plugins.AppendResult // a cid retry of a stored message
 	refuse *protocol.Error       // rejected, or failed closed
+	// admitted is set by the store stage when the message counts against
+	// its recipient's max_pending_per_user (see pendingCap).
+	admitted bool
 }
 
 // pipeline turns pipelined sends and acks into batched plugin calls, in
@@ -43,7 +48,9 @@ type writeReq struct {
 //     from storage (LookupCIDs);
 //  2. filter: the batch's remaining sends go through the filter chain, one
 //     call per filter;
-//  3. store: writes the batch's new messages and acks in one
+//  3. store: refuses the sends whose recipient has max_pending_per_user
+//     undelivered messages (see pendingCap), then writes the batch's new
+//     messages and acks in one
 //     Storage.Write (the group commit). A storage that orders overlapping
 //     writes (plugins.WriteOverlapper: a storage plugin process) gets the
 //     next batch before the previous one is answered;
@@ -70,6 +77,8 @@ type pipeline struct {
 type batch struct {
 	reqs []*writeReq
 	ps   *plugSet
+	// acksUnknown: the Write's outcome was resolved for its messages only.
+	acksUnknown bool
 	// Set by the store stage: wait returns the Write's outcome.
 	wait    func() ([]plugins.AppendResult, error)
 	nWrites int // messages and acks in the Write
@@ -154,6 +163,7 @@ func (p *pipeline) storeStage(in <-chan *batch, out chan<- *batch) {
 		if o, ok := b.ps.storage.(plugins.WriteOverlapper); ok {
 			depth = min(max(o.WriteOverlap(), 1), maxWriteOverlap)
 		}
+		p.admit(b.ps, b.reqs)
 		p.writes.acquire(depth)
 		p.startWrite(b)
 		out <- b
@@ -189,6 +199,7 @@ func (p *pipeline) answerStage(in <-chan *batch) {
 	defer close(p.done)
 	for b := range in {
 		p.finishWrite(b)
+		p.settle(b)
 		p.writes.release()
 		p.answer(b)
 		b.ps.release()
@@ -206,7 +217,7 @@ func (p *pipeline) lookupRetries(ps *plugSet, batch []*writeReq) {
 	var keys []plugins.CIDKey
 	var reqs []*writeReq
 	for _, r := range batch {
-		if r.isSend && r.msg.CID != "" {
+		if r.isSend && r.msg.CID != "" && !r.serverCID {
 			keys = append(keys, plugins.CIDKey{From: r.msg.From, CID: r.msg.CID})
 			reqs = append(reqs, r)
 		}
@@ -368,7 +379,69 @@ func (p *pipeline) startWrite(b *batch) {
 // commit and before anything of b is answered: see router.
 func (p *pipeline) finishWrite(b *batch) {
 	b.results, b.err = b.wait()
+	var we *plugins.WriteError
+	if errors.As(b.err, &we) && we.MaybeWritten {
+		p.resolve(b)
+	}
 	b.epoch = p.srv.router.advance()
+}
+
+// errNotStored marks a message that a resolved Write (see resolve) did not
+// store.
+var errNotStored = errors.New("not stored")
+
+// resolve settles a Write whose outcome is unknown (the storage died or
+// timed out during the commit). Every message carries a cid (the
+// client's, or one the server made up, see sendMsg), so once the storage
+// answers again the pipeline asks it which of them it has: those are
+// answered ok and pushed, the others unavailable — then they are truly not
+// stored, as the contract says of unavailable. The batch's acks are
+// answered unavailable (a retry is harmless). The answer stage waits for
+// the storage up to storage.timeout plus the plugins' restart_backoff_max
+// and start_timeout (a storage that is down answers nobody meanwhile
+// anyway). Only if it does not come back by then does every request of
+// the batch get unavailable although some may have been stored; a retry
+// with the same cid finds those.
+func (p *pipeline) resolve(b *batch) {
+	var keys []plugins.CIDKey
+	for _, r := range b.reqs {
+		if r.isSend && r.dup == nil && r.refuse == nil {
+			keys = append(keys, plugins.CIDKey{From: r.msg.From, CID: r.msg.CID})
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	// Wait as long as a crashed storage plugin may take to come back: its
+	// restart backoff and start, plus one storage timeout.
+	pc := p.srv.cfg.Plugins
+	deadline := time.Now().Add(p.srv.cfg.Storage.Timeout + pc.RestartBackoffMax + pc.StartTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), p.srv.cfg.Storage.Timeout)
+		found, err := b.ps.storage.LookupCIDs(ctx, keys)
+		cancel()
+		if err == nil && len(found) == len(keys) {
+			results := make([]plugins.AppendResult, len(keys))
+			stored := 0
+			for i, f := range found {
+				if f.Duplicate {
+					results[i] = f
+					results[i].Duplicate = false // this batch stored it: answer and push it as new
+					stored++
+				} else {
+					results[i].Err = errNotStored
+				}
+			}
+			p.srv.log.Warn("unknown write outcome resolved", "messages", len(keys), "stored", stored)
+			b.results, b.err, b.acksUnknown = results, nil, true
+			return
+		}
+		if time.Now().Add(100 * time.Millisecond).After(deadline) {
+			p.srv.log.Error("unknown write outcome not resolved: storage did not answer", "messages", len(keys), "err", err)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // answer answers every request of b in order and pushes its new messages.
@@ -390,6 +463,8 @@ func (p *pipeline) answer(b *batch) {
 			}
 			r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
 			p.srv.m.sendAnswered(r, msgFailed)
+		case !r.isSend && b.acksUnknown:
+			r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
 		case !r.isSend:
 			r.sess.send(protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).End())
 		default:
@@ -405,6 +480,11 @@ func (p *pipeline) answer(b *batch) {
 
 // answerSend answers a send that reached storage, and pushes a new message.
 func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint64, pushBuf *[]byte) {
+	if errors.Is(res.Err, errNotStored) {
+		r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
+		p.srv.m.sendAnswered(r, msgFailed)
+		return
+	}
 	if errors.Is(res.Err, plugins.ErrUnknownUser) {
 		r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeUnknownUser, "no such user")))
 		p.srv.m.sendAnswered(r, msgUnknownUser)

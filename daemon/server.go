@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -58,6 +60,16 @@ type Server struct {
 	pipe   *pipeline
 	hello  []byte
 
+	// The abuse limits: see limits.go and pending.go.
+	conns       connLimits
+	sendLimits  *sendLimits
+	authIP      *keyedLimiter[netip.Addr]
+	authAccount *keyedLimiter[string]
+	pendingCap  *pendingCap
+	// lastLimitWarn is when the log last said that a connection limit
+	// refused connections (unix ns): it says so at most every 10 s.
+	lastLimitWarn atomic.Int64
+
 	nextID       atomic.Uint64
 	shuttingDown atomic.Bool
 	counters
@@ -106,6 +118,11 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		router:    newRouter(),
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
+
+		sendLimits:  newSendLimits(cfg.Limits.SendRate, cfg.Limits.SendBurst),
+		authIP:      newKeyedLimiter[netip.Addr](cfg.Limits.AuthPerIPPerMinute, maxTrackedKeys),
+		authAccount: newKeyedLimiter[string](cfg.Limits.AuthPerAccountPerMinute, maxTrackedKeys),
+		pendingCap:  newPendingCap(),
 	}
 	if s.version == "" {
 		s.version = "0.0.0-dev"
@@ -161,7 +178,7 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) startSession(conn net.Conn) {
-	sess := newSession(s, conn)
+	ip, hasIP := ipKey(conn.RemoteAddr())
 	s.mu.Lock()
 	if s.shuttingDown.Load() {
 		s.mu.Unlock()
@@ -169,12 +186,60 @@ func (s *Server) startSession(conn net.Conn) {
 		s.m.connClosed[CloseShutdown].Inc()
 		return
 	}
+	lim := &s.cfg.Limits
+	if over := s.conns.open(ip, hasIP, lim.MaxConnections, lim.MaxConnectionsPerIP); over != connOK {
+		s.writers.Add(1)
+		s.mu.Unlock()
+		go s.refuseConn(conn, ip, over)
+		return
+	}
+	sess := newSession(s, conn)
+	sess.ip, sess.hasIP = ip, hasIP
 	s.m.connOpen.Inc()
 	s.sessions[sess] = struct{}{}
 	s.readers.Add(1)
 	s.mu.Unlock()
 	go sess.serve()
 }
+
+// refuseConn closes a connection refused by a connection limit: it gets a
+// kicked push with reason too_many_connections instead of hello. The push
+// is written within a second; the connection is then half-closed and what
+// the client sent meanwhile is read (for at most refuseDrain) before the
+// close, so that the push is not lost to a reset.
+func (s *Server) refuseConn(conn net.Conn, ip netip.Addr, over int) {
+	defer s.writers.Done()
+	defer conn.Close()
+	limit, msg := limitConns, "the server has too many connections; try again later"
+	if over == connOverPerIP {
+		limit, msg = limitConnsPerIP, "too many connections from your address; close one and try again"
+	}
+	s.m.limited[limit].Inc()
+	s.m.connClosed[CloseTooManyConnections].Inc()
+	now := time.Now()
+	if last := s.lastLimitWarn.Load(); now.UnixNano()-last >= int64(10*time.Second) && s.lastLimitWarn.CompareAndSwap(last, now.UnixNano()) {
+		s.log.Warn("connection refused by a limit (logged at most every 10s)", "limit", limit, "remote", conn.RemoteAddr().String(),
+			"ip", ip.String())
+	} else {
+		s.log.Debug("connection refused by a limit", "limit", limit, "remote", conn.RemoteAddr().String())
+	}
+	conn.SetWriteDeadline(now.Add(min(time.Second, s.cfg.Limits.WriteTimeout)))
+	if _, err := conn.Write(protocol.AppendKicked(nil, protocol.KickTooManyConnections, msg)); err != nil {
+		return
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		conn.SetReadDeadline(time.Now().Add(refuseDrain))
+		io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
+	}
+}
+
+// refuseDrain bounds how long a refused connection is read before it is
+// closed.
+const refuseDrain = 250 * time.Millisecond
+
+// connClosed gives back a connection's count (see connLimits). The session
+// calls it once, when its connection is closed.
+func (s *Server) connClosed(sess *session) { s.conns.close(sess.ip, sess.hasIP) }
 
 func (s *Server) removeSession(sess *session) {
 	s.mu.Lock()

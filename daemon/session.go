@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,10 @@ type session struct {
 	remote string
 	start  time.Time
 	fr     *protocol.FrameReader
+	// ip is the remote address as the per-IP limits count it (hasIP
+	// false: not an IP address); set before serve starts.
+	ip    netip.Addr
+	hasIP bool
 
 	// user is set once by a successful login in the reader goroutine,
 	// before the session enters the router; loggedIn publishes it to
@@ -58,6 +63,9 @@ type session struct {
 	closing bool   // no more output accepted; close once out is written
 	closed  bool   // conn closed
 	reason  CloseReason
+	// sendBucket is the user's send-rate bucket, held from login until
+	// the connection is closed.
+	sendBucket *sendBucket
 }
 
 func newSession(srv *Server, conn net.Conn) *session {
@@ -307,6 +315,10 @@ func (s *session) closeLocked(reason CloseReason) {
 	s.reason = reason
 	s.out = nil
 	s.conn.Close()
+	s.srv.connClosed(s)
+	if s.sendBucket != nil {
+		s.srv.sendLimits.release(s.sendBucket)
+	}
 	s.srv.m.connClosedAs(reason)
 	lvl := slog.LevelDebug
 	switch reason {
@@ -315,6 +327,26 @@ func (s *session) closeLocked(reason CloseReason) {
 	}
 	s.logger().Log(context.Background(), lvl, "connection closed", "reason", reason.String(), "user", s.userName(),
 		"duration", time.Since(s.start).Round(time.Millisecond), "msgs_in", s.msgsIn.Load(), "msgs_out", s.msgsOut.Load())
+}
+
+// holdSendBucket takes the logged-in user's send-rate bucket. The reader
+// calls it at login. A connection closed meanwhile releases it at once
+// (closeLocked has run) but keeps using it for its last requests.
+func (s *session) holdSendBucket() {
+	sb := s.srv.sendLimits.acquire(s.user)
+	s.mu.Lock()
+	s.sendBucket = sb
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		s.srv.sendLimits.release(sb)
+	}
+}
+
+// takeSendToken takes a token from the user's send-rate bucket, or says
+// how long until there is one. Only the reader calls it, after login.
+func (s *session) takeSendToken() (bool, time.Duration) {
+	return s.srv.sendLimits.take(s.sendBucket)
 }
 
 func (s *session) userName() string {

@@ -46,14 +46,17 @@ type Server struct {
 	once   sync.Once
 }
 
-// Start runs a qqd with the default configuration, changed by opts, on
-// 127.0.0.1:0 with its data in t.TempDir(). Set QQ_TEST_LOG=1 to see its
-// log.
+// Start runs a qqd with the default configuration, changed by
+// [Unlimited] and then by opts, on 127.0.0.1:0 with its data in
+// t.TempDir(): like FastPasswords, it keeps tests that all come from
+// 127.0.0.1 clear of the abuse limits; a test of a limit sets it in opts.
+// Set QQ_TEST_LOG=1 to see its log.
 func Start(t testing.TB, opts ...func(*config.Config)) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	Unlimited(cfg)
 	for _, o := range opts {
 		o(cfg)
 	}
@@ -160,10 +163,30 @@ func (s *Server) Dial(t testing.TB) *Conn {
 	return c
 }
 
+// DialFrom is Dial from the local IP address local: another address of
+// the loopback range (e.g. "127.0.0.2") looks like another client to the
+// per-IP limits.
+func (s *Server) DialFrom(t testing.TB, local string) *Conn {
+	t.Helper()
+	c := DialRawFrom(t, s.Addr, local)
+	c.Hello = c.Expect(`{"type":"hello","server":"qqd","proto":1}`)
+	return c
+}
+
 // DialRaw connects to addr without reading anything.
 func DialRaw(t testing.TB, addr string) *Conn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, Timeout)
+	return DialRawFrom(t, addr, "")
+}
+
+// DialRawFrom is DialRaw from the local IP address local ("": any).
+func DialRawFrom(t testing.TB, addr, local string) *Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: Timeout}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatalf("daemontest: dial: %v", err)
 	}

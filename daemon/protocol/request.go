@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -92,23 +93,11 @@ func (r *Request) Int(name string) (n int64, ok bool, err *Error) {
 	if kind(raw) != kindNumber {
 		return 0, false, bad
 	}
-	// Integral values beyond int64, even ones like 1e400 that overflow a
-	// float64, saturate: callers clamp them to their caps like any large
-	// value.
-	f, perr := strconv.ParseFloat(string(raw), 64)
-	switch {
-	case math.IsInf(f, 1):
-		return math.MaxInt64, true, nil
-	case math.IsInf(f, -1):
-		return math.MinInt64, true, nil
-	case perr != nil || f != math.Trunc(f):
+	n, integral := parseInteger(string(raw))
+	if !integral {
 		return 0, false, bad
-	case f >= math.MaxInt64:
-		return math.MaxInt64, true, nil
-	case f <= math.MinInt64:
-		return math.MinInt64, true, nil
 	}
-	return int64(f), true, nil
+	return n, true, nil
 }
 
 // Strings returns the field name as an array of strings. ok is false when
@@ -169,4 +158,53 @@ func kind(raw json.RawMessage) jsonKind {
 		return kindNumber
 	}
 	return kindInvalid
+}
+
+// parseInteger reads a JSON number as written and reports whether its
+// value is a whole number, exactly: no rounding, so 0.99999999999999999999
+// is not 1 and 1.50e1 is 15. Whole values beyond int64, such as 1e400,
+// saturate at the int64 bounds.
+func parseInteger(num string) (n int64, integral bool) {
+	neg := strings.HasPrefix(num, "-")
+	num = strings.TrimPrefix(num, "-")
+	mant, expText, _ := strings.Cut(strings.ToLower(num), "e")
+	intPart, fracPart, _ := strings.Cut(mant, ".")
+	digits := strings.TrimLeft(intPart+fracPart, "0")
+	point := len(intPart) - (len(intPart+fracPart) - len(digits)) // digits before the point, after dropping leading zeros
+	digits = strings.TrimRight(digits, "0")
+	if digits == "" {
+		return 0, true // zero, whatever the exponent
+	}
+	exp, err := strconv.ParseInt(strings.TrimPrefix(expText, "+"), 10, 32)
+	if expText == "" {
+		exp, err = 0, nil
+	}
+	if err != nil { // an exponent beyond ±2^31: a huge whole number or a tiny fraction
+		if strings.HasPrefix(expText, "-") {
+			return 0, false
+		}
+		return saturate(neg), true
+	}
+	point += int(exp)
+	if point < len(digits) {
+		return 0, false // non-zero digits after the point
+	}
+	if point > 19 {
+		return saturate(neg), true
+	}
+	v, err := strconv.ParseUint(digits+strings.Repeat("0", point-len(digits)), 10, 64)
+	switch {
+	case err != nil || (!neg && v > math.MaxInt64) || (neg && v > 1<<63):
+		return saturate(neg), true
+	case neg:
+		return -int64(v), true
+	}
+	return int64(v), true
+}
+
+func saturate(neg bool) int64 {
+	if neg {
+		return math.MinInt64
+	}
+	return math.MaxInt64
 }

@@ -176,3 +176,32 @@ func FuzzDecodeRequest(f *testing.F) {
 		r.Strings("msg_ids")
 	})
 }
+
+func TestParseIntegerExact(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		want     int64
+		integral bool
+	}{
+		{"0", 0, true}, {"-0", 0, true}, {"7", 7, true}, {"-7", -7, true},
+		{"1.0", 1, true}, {"1.50e1", 15, true}, {"150e-1", 15, true}, {"1e2", 100, true}, {"1E+2", 100, true},
+		{"0.5", 0, false}, {"0.99999999999999999999", 0, false}, {"2.0000000000000001", 0, false}, {"15e-1", 0, false},
+		{"0e-999999999999", 0, true}, {"1e-999999999999", 0, false},
+		{"1e400", math.MaxInt64, true}, {"-1e400", math.MinInt64, true}, {"1e99999999999", math.MaxInt64, true},
+		{"9223372036854775807", math.MaxInt64, true}, {"9223372036854775808", math.MaxInt64, true},
+		{"-9223372036854775808", math.MinInt64, true}, {"100000000000000000000", math.MaxInt64, true},
+		{"0.000", 0, true}, {"000123", 123, true},
+	} {
+		r, err := protocol.DecodeRequest([]byte(`{"type":"t","limit":` + tc.in + `}`))
+		if err != nil {
+			if tc.in == "000123" {
+				continue // not valid JSON: leading zeros
+			}
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		n, ok, perr := r.Int("limit")
+		if (perr == nil) != tc.integral || (tc.integral && (n != tc.want || !ok)) {
+			t.Errorf("Int(%s) = %d, %v, %v; want %d, integral %v", tc.in, n, ok, perr, tc.want, tc.integral)
+		}
+	}
+}

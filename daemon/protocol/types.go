@@ -50,6 +50,10 @@ const (
 	KickSlowConsumer = "slow_consumer"
 	KickAdmin        = "admin"
 	KickIdle         = "idle"
+	// KickTooManyConnections is qqd's reason for a connection refused at
+	// accept because of max_connections or max_connections_per_ip; it is
+	// sent instead of hello.
+	KickTooManyConnections = "too_many_connections"
 )
 
 // Message is a chat message as it appears in pushes, offline pages and

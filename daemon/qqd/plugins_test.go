@@ -39,6 +39,11 @@ func (sleepFilter) Filter(ctx context.Context, _ []plugins.FilterMessage) ([]plu
 	return nil, ctx.Err()
 }
 
+// loadLimitsYAML lifts the per-IP connection, send-rate and login-attempt
+// limits for tests whose clients, all from 127.0.0.1, send as fast as they
+// can.
+const loadLimitsYAML = "limits: {max_connections_per_ip: 100000, send_rate: 1000000000, send_burst: 1000000000, auth_per_ip_per_minute: 1000000000, auth_per_account_per_minute: 1000000000}\n"
+
 // writeConfig writes a qq.yaml into dir and returns its path.
 func writeConfig(t *testing.T, dir, yaml string) string {
 	t.Helper()
@@ -266,7 +271,7 @@ func (l *sendLoad) checkHistory(t *testing.T, addr string) (total int) {
 // exactly once, and the others got errors.
 func TestStoragePluginKilled(t *testing.T) {
 	dir := t.TempDir()
-	p := startQQD(t, dir, "-config", writeConfig(t, dir, "filters: []\n"))
+	p := startQQD(t, dir, "-config", writeConfig(t, dir, "filters: []\n"+loadLimitsYAML))
 	stop := make(chan struct{})
 	load := startLoad(t, p.addr, 10, stop)
 	time.Sleep(300 * time.Millisecond)
@@ -350,7 +355,7 @@ filters:
 // the running configuration.
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
-	path := writeConfig(t, dir, "filters:\n  - plugin: wordfilter\n    config: {lists: [{words: [darn]}]}\n")
+	path := writeConfig(t, dir, "filters:\n  - plugin: wordfilter\n    config: {lists: [{words: [darn]}]}\n"+loadLimitsYAML)
 	p := startQQD(t, dir, "-config", path)
 	ctx := t.Context()
 	alice := dialClient(t, p.addr, "alice")
@@ -363,7 +368,7 @@ func TestReload(t *testing.T) {
 	stop := make(chan struct{})
 	load := startLoad(t, p.addr, 5, stop)
 	time.Sleep(200 * time.Millisecond)
-	writeConfig(t, dir, "filters:\n  - plugin: wordfilter\n    config: {lists: [{words: [heck]}]}\n")
+	writeConfig(t, dir, "filters:\n  - plugin: wordfilter\n    config: {lists: [{words: [heck]}]}\n"+loadLimitsYAML)
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	p.waitLog(t, `plugins reloaded`)
 	time.Sleep(200 * time.Millisecond)
