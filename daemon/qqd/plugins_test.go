@@ -25,10 +25,31 @@ func serveTestPlugin(args []string) {
 	switch args[0] {
 	case "sleepfilter": // never answers
 		plugins.ServeFilter(func(plugins.Env, []byte) (plugins.Filter, error) { return sleepFilter{}, nil })
+	case "garbagefilter": // oversized rewrites, wrong verdict counts, unknown actions
+		plugins.ServeFilter(func(plugins.Env, []byte) (plugins.Filter, error) { return garbageFilter{}, nil })
 	default:
 		fmt.Fprintln(os.Stderr, "unknown test plugin", args)
 		os.Exit(2)
 	}
+}
+
+// garbageFilter misbehaves according to the body: "huge" is rewritten to
+// 8 MiB, "count" gets two verdicts, "action" an unknown action.
+type garbageFilter struct{}
+
+func (garbageFilter) Filter(_ context.Context, msgs []plugins.FilterMessage) ([]plugins.Verdict, error) {
+	vs := make([]plugins.Verdict, len(msgs))
+	for i, m := range msgs {
+		switch m.Body {
+		case "huge":
+			vs[i] = plugins.Verdict{Action: plugins.Rewrite, Body: strings.Repeat("x", 8<<20)}
+		case "count":
+			return append(vs, plugins.Verdict{}), nil
+		case "action":
+			vs[i] = plugins.Verdict{Action: plugins.Action(42)}
+		}
+	}
+	return vs, nil
 }
 
 type sleepFilter struct{}
@@ -347,6 +368,29 @@ filters:
 	r, err := alice.Send(ctx, "bob", "darn, it is back")
 	if err != nil || r.Body != "****, it is back" {
 		t.Fatalf("after restart: %+v, %v", r, err)
+	}
+}
+
+// TestGarbageFilterPlugin: a filter plugin that answers with an oversized
+// rewrite, the wrong number of verdicts or an unknown action fails closed
+// for that batch; the server keeps serving, and sane messages pass.
+func TestGarbageFilterPlugin(t *testing.T) {
+	dir := t.TempDir()
+	conf := fmt.Sprintf("filters:\n  - name: garbage\n    command: [%q, \"test-plugin\", \"garbagefilter\"]\n", os.Args[0])
+	p := startQQD(t, dir, "-config", writeConfig(t, dir, conf))
+	ctx := t.Context()
+	alice := dialClient(t, p.addr, "alice")
+	bob := dialClient(t, p.addr, "bob")
+	for _, body := range []string{"huge", "count", "action"} {
+		if _, err := alice.Send(ctx, "bob", body); errCode(err) != protocol.CodeUnavailable {
+			t.Errorf("send %q through a garbage filter: %v, want unavailable", body, err)
+		}
+		if r, err := alice.Send(ctx, "bob", "fine after "+body); err != nil || r.Body != "" {
+			t.Fatalf("a sane message after %q: %+v, %v", body, r, err)
+		}
+		if m := <-bob.Messages(); m.Body != "fine after "+body {
+			t.Fatalf("bob got %q", m.Body)
+		}
 	}
 }
 
