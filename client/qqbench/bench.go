@@ -1,0 +1,584 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qqchat/qq/client"
+	"github.com/qqchat/qq/daemon/protocol"
+)
+
+// setupTimeout bounds registering and logging in all users.
+const setupTimeout = 2 * time.Minute
+
+// setupWorkers is how many registrations/logins run at once (each costs an
+// Argon2id hash on the server).
+const setupWorkers = 8
+
+// Run runs cfg.Scenario. It returns within roughly setup + warmup +
+// duration + settle + drain.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout+cfg.Warmup+cfg.Duration+cfg.Settle+2*cfg.Drain+10*time.Second)
+	defer cancel()
+	res := &Result{Scenario: cfg.Scenario, Addr: cfg.Addr, Users: cfg.Users, BodyBytes: cfg.BodyBytes,
+		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Errors: map[string]int64{}}
+	if cfg.QQDPID > 0 {
+		if _, err := ReadProcTree(cfg.QQDPID); err != nil {
+			return nil, fmt.Errorf("--qqd-pid: %w", err)
+		}
+	}
+	var err error
+	switch cfg.Scenario {
+	case "dm", "fanin":
+		err = runTraffic(ctx, cfg, res)
+	case "idle":
+		err = runIdle(ctx, cfg, res)
+	case "offline":
+		err = runOffline(ctx, cfg, res)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// dialOptions allow offline pages of 1,000 messages of up to
+// limits.max_body_bytes each.
+var dialOptions = client.Options{MaxFrameBytes: 64 << 20}
+
+// runID returns a token that makes the cids of this run unique: qqd
+// deduplicates (sender, cid) for storage.config.dedup_window (24 h by
+// default), so reused cids would be answered ok but never pushed.
+func runID() string { return strconv.FormatInt(time.Now().UnixNano()%(1<<40), 36) }
+
+func userName(i int) string { return fmt.Sprintf("u%d", i) }
+
+// body returns a body of n bytes (or just the cid if longer) that starts
+// with cid and a space.
+func body(cid string, n int) string {
+	if len(cid)+1 >= n {
+		return cid
+	}
+	return cid + " " + strings.Repeat("x", n-len(cid)-1)
+}
+
+// forEach runs f(i) for i in [0, n) on setupWorkers goroutines and returns
+// the first error.
+func forEach(ctx context.Context, n int, f func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	for range min(setupWorkers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := f(ctx, i); err != nil {
+					once.Do(func() { first = err; cancel() })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// registerUsers registers u<from>..u<to-1>, tolerating user_exists.
+func registerUsers(ctx context.Context, cfg Config, n int) error {
+	conns := make([]*client.Client, min(setupWorkers, n))
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for i := range conns {
+		c, err := client.Dial(ctx, cfg.Addr, dialOptions)
+		if err != nil {
+			return err
+		}
+		conns[i] = c
+	}
+	var mu sync.Mutex
+	pool := conns
+	return forEach(ctx, n, func(ctx context.Context, i int) error {
+		mu.Lock()
+		c := pool[0]
+		pool = pool[1:]
+		mu.Unlock()
+		defer func() { mu.Lock(); pool = append(pool, c); mu.Unlock() }()
+		err := c.Register(ctx, userName(i), cfg.Password)
+		var pe *protocol.Error
+		if err != nil && !(errors.As(err, &pe) && pe.Code == protocol.CodeUserExists) {
+			return fmt.Errorf("register %s: %w", userName(i), err)
+		}
+		return nil
+	})
+}
+
+// loginUsers dials and logs in the given users; on error it closes what it
+// opened.
+func loginUsers(ctx context.Context, cfg Config, names []string) ([]*client.Client, []int64, error) {
+	cs := make([]*client.Client, len(names))
+	pending := make([]int64, len(names))
+	err := forEach(ctx, len(names), func(ctx context.Context, i int) error {
+		c, err := client.Dial(ctx, cfg.Addr, dialOptions)
+		if err != nil {
+			return err
+		}
+		cs[i] = c
+		p, err := c.Login(ctx, names[i], cfg.Password)
+		if err != nil {
+			return fmt.Errorf("login %s: %w (use --register, or check --password and the server's auth limits)", names[i], err)
+		}
+		pending[i] = p
+		return nil
+	})
+	if err != nil {
+		closeAll(cs)
+		return nil, nil, err
+	}
+	return cs, pending, nil
+}
+
+func closeAll(cs []*client.Client) {
+	for _, c := range cs {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+func names(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = userName(i)
+	}
+	return out
+}
+
+func procSnapshot(cfg Config) []ProcStat {
+	if cfg.QQDPID <= 0 {
+		return nil
+	}
+	ps, _ := ReadProcTree(cfg.QQDPID)
+	return ps
+}
+
+func rssOf(cfg Config) int64 {
+	if cfg.QQDPID <= 0 {
+		return 0
+	}
+	p, _, err := readProc(cfg.QQDPID)
+	if err != nil {
+		return 0
+	}
+	return p.RSSBytes
+}
+
+// receiver records the pushes of c and acks them in batches until stop is
+// closed (then it acks what it holds) or the connection ends.
+func receiver(ctx context.Context, c *client.Client, t *tracker, stop <-chan struct{}, acks *sync.WaitGroup) {
+	const batchMax = 256
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var batch []string
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		ids := batch
+		batch = nil
+		acks.Go(func() {
+			if err := c.Ack(ctx, ids...); err != nil {
+				t.errorf("ack_" + errorCode(err))
+			}
+		})
+	}
+	defer flush()
+	for {
+		select {
+		case m, ok := <-c.Messages():
+			if !ok {
+				return
+			}
+			t.received(m.Body, time.Now())
+			batch = append(batch, m.ID)
+			if len(batch) >= batchMax {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		case <-stop:
+			return
+		}
+	}
+}
+
+// runTraffic runs dm and fanin.
+func runTraffic(ctx context.Context, cfg Config, res *Result) error {
+	if cfg.Register {
+		if err := registerUsers(ctx, cfg, cfg.Users); err != nil {
+			return err
+		}
+	}
+	cs, _, err := loginUsers(ctx, cfg, names(cfg.Users))
+	if err != nil {
+		return err
+	}
+	defer closeAll(cs)
+
+	t := newTracker()
+	run := runID()
+	stop := make(chan struct{})
+	var recvWG, ackWG sync.WaitGroup
+	for _, c := range cs {
+		recvWG.Go(func() { receiver(ctx, c, t, stop, &ackWG) })
+	}
+
+	// Sends may run until the end of the drain; then ctx ends them.
+	start := time.Now()
+	measureStart := start.Add(cfg.Warmup)
+	end := measureStart.Add(cfg.Duration)
+	sendCtx, cancelSends := context.WithDeadline(ctx, end.Add(cfg.Drain))
+	defer cancelSends()
+
+	senders := make([]int, 0, cfg.Users)
+	for i := range cfg.Users {
+		if cfg.Scenario == "fanin" && i == 0 {
+			continue
+		}
+		senders = append(senders, i)
+	}
+	pick := func(i int, rng *rand.Rand) string {
+		if cfg.Scenario == "fanin" {
+			return "u0"
+		}
+		j := rng.IntN(cfg.Users - 1)
+		if j >= i {
+			j++
+		}
+		return userName(j)
+	}
+	send := func(i int, seq int64, sched time.Time, to string) {
+		cid := fmt.Sprintf("bench-%s-%s-%d", run, userName(i), seq)
+		counted := !sched.Before(measureStart)
+		t.add(cid, sched, counted)
+		_, err := cs[i].SendCID(sendCtx, to, body(cid, cfg.BodyBytes), cid)
+		t.done(cid, counted, err)
+	}
+
+	var before []ProcStat
+	var beforeOnce sync.Once
+	snapBefore := func() { beforeOnce.Do(func() { before = procSnapshot(cfg) }) }
+	if cfg.Warmup == 0 {
+		snapBefore()
+	} else {
+		time.AfterFunc(cfg.Warmup, snapBefore)
+	}
+
+	progressDone := make(chan struct{})
+	if cfg.Progress != nil {
+		go progress(cfg.Progress, t, start, end, progressDone)
+	}
+
+	var wg sync.WaitGroup
+	if cfg.Rate > 0 {
+		res.Mode, res.Rate = "open", cfg.Rate
+		interval := time.Duration(float64(time.Second) * float64(len(senders)) / cfg.Rate)
+		for _, i := range senders {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
+				sem := make(chan struct{}, 512)
+				var inflight sync.WaitGroup
+				phase := time.Duration(rng.Int64N(int64(interval) + 1))
+				for k := int64(0); ; k++ {
+					sched := start.Add(phase + time.Duration(k)*interval)
+					if !sched.Before(end) || sendCtx.Err() != nil || cs[i].Err() != nil {
+						break
+					}
+					if d := time.Until(sched); d > 0 {
+						time.Sleep(d)
+					}
+					to := pick(i, rng)
+					select {
+					case sem <- struct{}{}:
+					case <-sendCtx.Done():
+					}
+					if sendCtx.Err() != nil {
+						break
+					}
+					inflight.Go(func() {
+						defer func() { <-sem }()
+						send(i, k, sched, to)
+					})
+				}
+				inflight.Wait()
+			})
+		}
+	} else {
+		res.Mode, res.Window = "closed", cfg.Window
+		for _, i := range senders {
+			var seq atomic.Int64
+			for w := range cfg.Window {
+				wg.Go(func() {
+					rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)<<16|uint64(w)))
+					for {
+						now := time.Now()
+						if !now.Before(end) || sendCtx.Err() != nil || cs[i].Err() != nil {
+							return
+						}
+						send(i, seq.Add(1), now, pick(i, rng))
+					}
+				})
+			}
+		}
+	}
+	wg.Wait()
+	// Grace period: wait for the pushes of sends answered ok.
+	for time.Now().Before(end.Add(cfg.Drain)) {
+		if okd, unanswered := t.outstanding(); okd == 0 && unanswered == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(progressDone)
+	snapBefore()
+	after := procSnapshot(cfg)
+	close(stop)
+	recvWG.Wait()
+	ackWG.Wait()
+
+	okd, unanswered := t.outstanding()
+	t.mu.Lock()
+	res.Sent, res.Delivered = t.sent, t.deliv
+	lat := summarize(t.lat, map[bool]string{true: "scheduled send time", false: "send call"}[cfg.Rate > 0])
+	t.mu.Unlock()
+	res.Lost, res.Unanswered = int64(okd), int64(unanswered)
+	res.Latency = &lat
+	res.DeliveredPerSec = float64(res.Delivered) / cfg.Duration.Seconds()
+	res.finish(t)
+	if after != nil {
+		res.CPUSeconds = cpuDelta(before, after)
+		res.Procs = after
+		for _, p := range after {
+			res.RSSTreeBytes += p.RSSBytes
+		}
+		if res.Delivered > 0 {
+			res.CPUPer1000 = res.CPUSeconds / float64(res.Delivered) * 1000
+		}
+	}
+	return nil
+}
+
+func progress(w interface{ Write([]byte) (int, error) }, t *tracker, start, end time.Time, done <-chan struct{}) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	var lastDeliv int64
+	last := start
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-tick.C:
+			sent, deliv, errs := t.snapshot()
+			rate := float64(deliv-lastDeliv) / now.Sub(last).Seconds()
+			lastDeliv, last = deliv, now
+			fmt.Fprintf(w, "qqbench: t=%4.0fs/%.0fs sent=%d delivered=%d (%.0f msg/s) errors=%d\n",
+				now.Sub(start).Seconds(), end.Sub(start).Seconds(), sent, deliv, rate, errs)
+		}
+	}
+}
+
+// runIdle holds cfg.Users logged-in connections.
+func runIdle(ctx context.Context, cfg Config, res *Result) error {
+	if cfg.Register {
+		if err := registerUsers(ctx, cfg, cfg.Users); err != nil {
+			return err
+		}
+	}
+	ir := &IdleResult{Connections: cfg.Users, SettleS: cfg.Settle.Seconds()}
+	res.Idle = ir
+	if cfg.Register {
+		sleep(ctx, cfg.Settle) // let registration's Argon2id garbage be collected too
+	}
+	ir.RSSBefore = rssOf(cfg)
+	t0 := time.Now()
+	cs, _, err := loginUsers(ctx, cfg, names(cfg.Users))
+	if err != nil {
+		return err
+	}
+	defer closeAll(cs)
+	ir.LoginSeconds = time.Since(t0).Seconds()
+	ir.RSSAfterLogin = rssOf(cfg)
+	sleep(ctx, cfg.Settle)
+	ir.RSSAfterSettle = rssOf(cfg)
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "qqbench: %d connections logged in, holding for %s\n", cfg.Users, cfg.Duration)
+	}
+	sleep(ctx, cfg.Duration)
+	ir.RSSEnd = rssOf(cfg)
+	ir.AllConnectionsAlive = true
+	for _, c := range cs {
+		if c.Err() != nil {
+			ir.AllConnectionsAlive = false
+			res.Errors[errorCode(c.Err())]++
+		}
+	}
+	if ir.RSSBefore > 0 {
+		ir.PerConnAfterLogin = float64(ir.RSSAfterLogin-ir.RSSBefore) / float64(cfg.Users)
+		ir.PerConnAfterSettle = float64(ir.RSSAfterSettle-ir.RSSBefore) / float64(cfg.Users)
+		res.Procs = procSnapshot(cfg)
+	}
+	return ctx.Err()
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+	case <-ctx.Done():
+	}
+}
+
+// drainOffline fetches and acks every pending message of c; it returns how
+// many bench messages it saw, all messages and the number of pages.
+func drainOffline(ctx context.Context, c *client.Client, t *tracker) (n, pages int, err error) {
+	for {
+		msgs, more, err := c.Offline(ctx, 1000)
+		if err != nil {
+			return n, pages, err
+		}
+		pages++
+		if len(msgs) == 0 {
+			return n, pages, nil
+		}
+		ids := make([]string, len(msgs))
+		now := time.Now()
+		for i, m := range msgs {
+			ids[i] = m.ID
+			if t != nil {
+				t.received(m.Body, now)
+			}
+		}
+		if err := c.Ack(ctx, ids...); err != nil {
+			return n, pages, err
+		}
+		n += len(msgs)
+		if !more {
+			return n, pages, nil
+		}
+	}
+}
+
+// runOffline queues cfg.Messages for u0 while it is offline (sent by u1)
+// and times draining them.
+func runOffline(ctx context.Context, cfg Config, res *Result) error {
+	res.Users = 2
+	if cfg.Register {
+		if err := registerUsers(ctx, cfg, 2); err != nil {
+			return err
+		}
+	}
+	// Start from an empty queue.
+	cs, _, err := loginUsers(ctx, cfg, []string{"u0"})
+	if err != nil {
+		return err
+	}
+	_, _, err = drainOffline(ctx, cs[0], nil)
+	cs[0].Logout(ctx)
+	cs[0].Close()
+	if err != nil {
+		return fmt.Errorf("pre-drain of u0: %w", err)
+	}
+	// Wait until u0 is offline so the fill is queued, not pushed.
+	time.Sleep(100 * time.Millisecond)
+
+	snd, _, err := loginUsers(ctx, cfg, []string{"u1"})
+	if err != nil {
+		return err
+	}
+	defer closeAll(snd)
+	t := newTracker()
+	run := runID()
+	or := &OfflineResult{Queued: cfg.Messages}
+	res.Offline = or
+	res.Mode, res.Window = "", cfg.Window
+	fillCtx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Drain)
+	defer cancel()
+	before := procSnapshot(cfg)
+	t0 := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range cfg.Window {
+		wg.Go(func() {
+			for {
+				seq := next.Add(1) - 1
+				if seq >= int64(cfg.Messages) || fillCtx.Err() != nil {
+					return
+				}
+				cid := fmt.Sprintf("bench-%s-u1-%d", run, seq)
+				now := time.Now()
+				t.add(cid, now, true)
+				_, err := snd[0].SendCID(fillCtx, "u0", body(cid, cfg.BodyBytes), cid)
+				t.done(cid, true, err)
+			}
+		})
+	}
+	wg.Wait()
+	or.FillSeconds = time.Since(t0).Seconds()
+
+	rcv, pending, err := loginUsers(ctx, cfg, []string{"u0"})
+	if err != nil {
+		return err
+	}
+	defer closeAll(rcv)
+	or.Pending = pending[0]
+	t1 := time.Now()
+	n, pages, err := drainOffline(ctx, rcv[0], t)
+	or.DrainS = time.Since(t1).Seconds()
+	if err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	or.Drained, or.Pages = n, pages
+	if or.DrainS > 0 {
+		or.DrainPerSec = float64(n) / or.DrainS
+	}
+	okd, unanswered := t.outstanding()
+	t.mu.Lock()
+	res.Sent, res.Delivered = t.sent, t.deliv
+	lat := summarize(t.lat, "send call (queue time until drained)")
+	t.mu.Unlock()
+	res.Latency = &lat
+	res.Lost, res.Unanswered = int64(okd), int64(unanswered)
+	res.finish(t)
+	if after := procSnapshot(cfg); after != nil {
+		res.CPUSeconds = cpuDelta(before, after)
+		res.Procs = after
+		if res.Delivered > 0 {
+			res.CPUPer1000 = res.CPUSeconds / float64(res.Delivered) * 1000
+		}
+	}
+	return nil
+}
