@@ -4,12 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/qqchat/qq/daemon/password"
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
 )
+
+// memRelease is the state of the hash memory release (see hashSlot).
+type memRelease struct {
+	memMu      sync.Mutex
+	memTimer   *time.Timer
+	memStopped bool
+}
 
 // Account errors of AddAccount, RemoveAccount and SetPassword, for
 // operators' tools. Test with errors.Is.
@@ -45,9 +55,51 @@ func (s *Server) accountRules(user, pw string) string {
 
 // hash computes a password hash within the server's hashing bound.
 func (s *Server) hash(pw string) (string, error) {
-	s.hashSem <- struct{}{}
-	defer func() { <-s.hashSem }()
+	defer s.hashSlot()()
 	return password.Hash(s.pwp, pw)
+}
+
+// memoryReleaseDelay is how long after the last password hash the memory
+// of the hashes is given back to the operating system.
+const memoryReleaseDelay = 2 * time.Second
+
+// hashSlot waits for one of the hash_concurrency slots and returns the
+// function that frees it. Each Argon2id computation allocates 19 MiB that
+// the Go runtime keeps mapped long after (it only returns memory it has
+// not needed for minutes), so a burst of logins would leave qqd's RSS tens
+// of MiB higher: once hashing has been quiet for memoryReleaseDelay, the
+// memory is handed back (one debounced server-wide timer).
+func (s *Server) hashSlot() func() {
+	s.hashSem <- struct{}{}
+	return func() {
+		<-s.hashSem
+		s.memMu.Lock()
+		defer s.memMu.Unlock()
+		if s.memStopped {
+			return
+		}
+		if s.memTimer == nil {
+			s.memTimer = time.AfterFunc(memoryReleaseDelay, s.releaseHashMemory)
+		} else {
+			s.memTimer.Reset(memoryReleaseDelay)
+		}
+	}
+}
+
+func (s *Server) releaseHashMemory() {
+	if len(s.hashSem) == 0 {
+		debug.FreeOSMemory()
+	}
+}
+
+// stopMemoryRelease stops the release timer (at shutdown).
+func (s *Server) stopMemoryRelease() {
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
+	s.memStopped = true
+	if s.memTimer != nil {
+		s.memTimer.Stop()
+	}
 }
 
 // withStorage runs fn on the storage in service with the storage timeout.

@@ -80,13 +80,6 @@ func (s *session) storageFailed(id []byte, op string, err error) {
 	s.replyErr(id, errUnavailable)
 }
 
-// hashSlot bounds concurrent Argon2id computations (each takes
-// password.Params.MemoryKiB of memory).
-func (s *session) hashSlot() func() {
-	s.srv.hashSem <- struct{}{}
-	return func() { <-s.srv.hashSem }
-}
-
 // newServerCID returns a cid for a send that came without one: "qqd:" and
 // 128 random bits, which no client will send by chance.
 func newServerCID() string {
@@ -185,7 +178,7 @@ func (s *session) login(req *protocol.Request) {
 	if !known {
 		hash = s.srv.dummyHash // same work as a wrong password
 	}
-	release := s.hashSlot()
+	release := s.srv.hashSlot()
 	ok, verr := password.Verify(hash, pw)
 	release()
 	if verr != nil {

@@ -73,6 +73,7 @@ type Server struct {
 	nextID       atomic.Uint64
 	shuttingDown atomic.Bool
 	counters
+	memRelease
 	m *metrics
 
 	mu        sync.Mutex
@@ -257,6 +258,7 @@ func (s *Server) Online() []string { return s.router.list() }
 // connection. When ctx ends first, remaining connections are closed
 // without waiting. It does not close the storage.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopMemoryRelease()
 	s.mu.Lock()
 	if s.shuttingDown.Swap(true) {
 		s.mu.Unlock()
