@@ -20,12 +20,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
-	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
 )
 
 // canarySeq makes each stillServing message distinct.
@@ -111,10 +109,7 @@ func TestFaultShortWrites(t *testing.T) {
 // every message in order from the first, then possibly the kicked push.
 func TestFaultStalledReader(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	daemontest.Unlimited(cfg)
+	cfg := daemontest.Config(t)
 	cfg.Limits.OutboundQueueBytes = 2 * cfg.Limits.MaxFrameBytes // the smallest valid
 	cfg.Limits.WriteTimeout = time.Second
 	s := daemontest.StartDeps(t, cfg, daemon.Deps{Registry: reg})
@@ -411,15 +406,8 @@ func (b *batchFaultStore) Write(ctx context.Context, wb *plugins.WriteBatch) ([]
 // same order, and exactly those are pushed; the failed ones are answered
 // unavailable.
 func TestFaultStorageFailsOneBatch(t *testing.T) {
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	daemontest.Unlimited(cfg)
-	real, err := sqlitestore.Open(context.Background(), sqlitestore.Options{Path: cfg.DataDir + "/qq.db"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { real.Close() })
+	cfg := daemontest.Config(t)
+	real := daemontest.OpenStore(t, cfg)
 	fs := &batchFaultStore{Storage: real, delay: 3 * time.Millisecond}
 	s := daemontest.StartWith(t, cfg, fs)
 

@@ -14,7 +14,6 @@ import (
 	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/plugins"
-	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
 )
 
 // funcFilter is a filter made of a function, for tests of the chain's
@@ -58,17 +57,8 @@ func rejectFilter(word, reason string) *funcFilter {
 // startWithFilters runs a daemon on real SQLite with the given chain.
 func startWithFilters(t *testing.T, filters []daemon.Filter, edit ...func(*config.Config)) *daemontest.Server {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	for _, e := range edit {
-		e(cfg)
-	}
-	st, err := sqlitestore.Open(context.Background(), sqlitestore.Options{Path: cfg.DataDir + "/qq.db"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	cfg := daemontest.Config(t, edit...)
+	st := daemontest.OpenStore(t, cfg)
 	return daemontest.StartWithPlugins(t, cfg, st, filters)
 }
 

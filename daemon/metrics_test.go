@@ -14,11 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/plugins"
-	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
 )
 
 func fakeStatuses() []plugins.Status {
@@ -36,9 +34,7 @@ func TestMetricsLint(t *testing.T) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		daemon.PluginCollector(fakeStatuses),
 	)
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
+	cfg := daemontest.Config(t)
 	daemontest.StartDeps(t, cfg, daemon.Deps{
 		Registry: reg,
 		Filters:  []daemon.Filter{{Name: "words", Filter: rejectFilter("spam", "no")}},
@@ -82,9 +78,7 @@ func TestMetricsLint(t *testing.T) {
 // TestNewRegisterTwice: a second server on the same registry is refused.
 func TestNewRegisterTwice(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
+	cfg := daemontest.Config(t)
 	s := daemontest.StartDeps(t, cfg, daemon.Deps{Registry: reg})
 	if _, err := daemon.New(cfg, daemon.Deps{Storage: s.Store, Registry: reg, PasswordParams: &daemontest.FastPasswords}); err == nil {
 		t.Fatal("New with an already used registry succeeded")
@@ -172,16 +166,10 @@ func waitMetric(t *testing.T, g prometheus.Gatherer, want float64, name string, 
 // metrics move.
 func TestMetricsTraffic(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
+	cfg := daemontest.Config(t)
 	cfg.Limits.MaxFrameBytes = 8192
 	cfg.Limits.MaxBodyBytes = 4096
-	sq, err := sqlitestore.Open(context.Background(), sqlitestore.Options{Path: cfg.DataDir + "/qq.db"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sq.Close() })
+	sq := daemontest.OpenStore(t, cfg)
 	st := &overlapStore{Storage: sq}
 	s := daemontest.StartDeps(t, cfg, daemon.Deps{
 		Storage:  st,
@@ -349,15 +337,9 @@ func TestMetricsTraffic(t *testing.T) {
 // TestMetricsFailures: storage and filter failures are counted as such.
 func TestMetricsFailures(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
+	cfg := daemontest.Config(t)
 	cfg.Storage.Timeout = 300 * time.Millisecond
-	sq, err := sqlitestore.Open(context.Background(), sqlitestore.Options{Path: cfg.DataDir + "/qq.db"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sq.Close() })
+	sq := daemontest.OpenStore(t, cfg)
 	fs := &faultyStore{Storage: sq}
 	var filterBroken atomic.Bool
 	broken := &funcFilter{fn: func(_ context.Context, m plugins.FilterMessage) (plugins.Verdict, error) {
@@ -413,14 +395,8 @@ func TestMetricsFailures(t *testing.T) {
 // call counts in qqd_storage_scrape_errors_total.
 func TestMetricsStorageGauges(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	sq, err := sqlitestore.Open(context.Background(), sqlitestore.Options{Path: cfg.DataDir + "/qq.db"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sq.Close() })
+	cfg := daemontest.Config(t)
+	sq := daemontest.OpenStore(t, cfg)
 	fs := &faultyStore{Storage: sq}
 	s := daemontest.StartDeps(t, cfg, daemon.Deps{Storage: fs, Registry: reg})
 	// check scrapes once and checks the values and lint of that scrape.

@@ -7,11 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
-	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
 )
 
 // faultyStore is the real SQLite store with failures switched on demand:
@@ -76,15 +74,9 @@ func (f *faultyStore) History(ctx context.Context, user, with, before string, li
 }
 
 func startFaulty(t *testing.T) (*daemontest.Server, *faultyStore) {
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
+	cfg := daemontest.Config(t)
 	cfg.Storage.Timeout = 300 * time.Millisecond
-	real, err := sqlitestore.Open(context.Background(), sqlitestore.Options{Path: cfg.DataDir + "/qq.db"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { real.Close() })
+	real := daemontest.OpenStore(t, cfg)
 	fs := &faultyStore{Storage: real}
 	return daemontest.StartWith(t, cfg, fs), fs
 }

@@ -53,6 +53,13 @@ type Server struct {
 // Set QQ_TEST_LOG=1 to see its log.
 func Start(t testing.TB, opts ...func(*config.Config)) *Server {
 	t.Helper()
+	return StartWith(t, Config(t, opts...), nil)
+}
+
+// Config returns the configuration Start runs with: the defaults on
+// 127.0.0.1:0 with data in t.TempDir(), changed by Unlimited and then by
+// opts.
+func Config(t testing.TB, opts ...func(*config.Config)) *config.Config {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -60,7 +67,35 @@ func Start(t testing.TB, opts ...func(*config.Config)) *Server {
 	for _, o := range opts {
 		o(cfg)
 	}
-	return StartWith(t, cfg, nil)
+	return cfg
+}
+
+// OpenStore opens the SQLite store that cfg names, as StartDeps does when
+// it is given no storage, and closes it when the test ends. Tests that
+// wrap the real store (to inject faults) start from it.
+func OpenStore(t testing.TB, cfg *config.Config) *sqlitestore.Store {
+	t.Helper()
+	st := openStore(t, cfg, nil)
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func openStore(t testing.TB, cfg *config.Config, log *slog.Logger) *sqlitestore.Store {
+	t.Helper()
+	conf, err := json.Marshal(cfg.Storage.Config)
+	if err != nil {
+		t.Fatalf("daemontest: storage config: %v", err)
+	}
+	opts, err := sqlitestore.ParseConfig(plugins.Env{DataDir: cfg.DataDir}, conf)
+	if err != nil {
+		t.Fatalf("daemontest: storage config: %v", err)
+	}
+	opts.Logger = log
+	st, err := sqlitestore.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("daemontest: open storage: %v", err)
+	}
+	return st
 }
 
 // StartWith runs a qqd with cfg as it is, on storage st (nil: open the
@@ -88,20 +123,7 @@ func StartDeps(t testing.TB, cfg *config.Config, deps daemon.Deps) *Server {
 	}
 	ownStore := st == nil
 	if ownStore {
-		var err error
-		conf, err := json.Marshal(cfg.Storage.Config)
-		if err != nil {
-			t.Fatalf("daemontest: storage config: %v", err)
-		}
-		opts, err := sqlitestore.ParseConfig(plugins.Env{DataDir: cfg.DataDir}, conf)
-		if err != nil {
-			t.Fatalf("daemontest: storage config: %v", err)
-		}
-		opts.Logger = log
-		st, err = sqlitestore.Open(context.Background(), opts)
-		if err != nil {
-			t.Fatalf("daemontest: open storage: %v", err)
-		}
+		st = openStore(t, cfg, log)
 	}
 	deps.Storage = st
 	if deps.Logger == nil {
