@@ -21,13 +21,14 @@ import (
 	"time"
 
 	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/client/cli"
 	"golang.org/x/term"
 )
 
 // Exit codes.
 const (
-	exitOK         = 0
-	exitUsage      = 1
+	exitOK         = cli.ExitOK
+	exitUsage      = cli.ExitUsage
 	exitNoServer   = 2
 	exitPermission = 3
 	exitRefused    = 4
@@ -89,36 +90,11 @@ func main() {
 	}
 }
 
-// cliError is an error with the text to show and the exit code.
-type cliError struct {
-	code int
-	msg  string
-	err  error
-}
-
-func (e *cliError) Error() string {
-	if e.msg != "" || e.err == nil {
-		return e.msg
-	}
-	return e.err.Error()
-}
-
-func (e *cliError) Unwrap() error { return e.err }
-
-func usageErrorf(format string, args ...any) error {
-	return &cliError{code: exitUsage, msg: fmt.Sprintf(format, args...) + " (see qqadmin -h)"}
-}
+func usageErrorf(format string, args ...any) error { return cli.Usagef("qqadmin", format, args...) }
 
 // exitCode maps an error returned by run to the exit code.
 func exitCode(err error) int {
-	var ce *cliError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ce):
-		return ce.code
-	}
-	return exitOther
+	return cli.ExitCode(err, func(error) int { return exitOther })
 }
 
 // cmd is one invocation's state.
@@ -252,15 +228,15 @@ func (c *cmd) dial() (*admin.Client, error) {
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
-		return nil, &cliError{code: exitNoServer, err: err,
-			msg: fmt.Sprintf("no qqd admin socket at %s: is qqd running? (--socket)", path)}
+		return nil, &cli.Error{Code: exitNoServer, Err: err,
+			Msg: fmt.Sprintf("no qqd admin socket at %s: is qqd running? (--socket)", path)}
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return nil, &cliError{code: exitNoServer, err: err,
-			msg: fmt.Sprintf("nothing listens on the qqd admin socket %s: is qqd running? (--socket)", path)}
+		return nil, &cli.Error{Code: exitNoServer, Err: err,
+			Msg: fmt.Sprintf("nothing listens on the qqd admin socket %s: is qqd running? (--socket)", path)}
 	case errors.Is(err, fs.ErrPermission):
-		return nil, &cliError{code: exitPermission, err: err, msg: "permission denied: you must be root, the qqd user" + socketGroup(path)}
+		return nil, &cli.Error{Code: exitPermission, Err: err, Msg: "permission denied: you must be root, the qqd user" + socketGroup(path)}
 	}
-	return nil, &cliError{code: exitNoServer, err: err, msg: fmt.Sprintf("cannot connect to the qqd admin socket %s: %v", path, err)}
+	return nil, &cli.Error{Code: exitNoServer, Err: err, Msg: fmt.Sprintf("cannot connect to the qqd admin socket %s: %v", path, err)}
 }
 
 // socketGroup names the group that may use the socket at path, as
@@ -295,15 +271,15 @@ func (c *cmd) call(fn func(*admin.Client) error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &ae) && ae.Status == 403:
-		return &cliError{code: exitPermission, err: err}
+		return &cli.Error{Code: exitPermission, Err: err}
 	case errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500:
-		return &cliError{code: exitRefused, err: err}
+		return &cli.Error{Code: exitRefused, Err: err}
 	case errors.As(err, &ae):
-		return &cliError{code: exitOther, err: err}
+		return &cli.Error{Code: exitOther, Err: err}
 	case errors.Is(err, admin.ErrInvalid):
-		return &cliError{code: exitRefused, err: err}
+		return &cli.Error{Code: exitRefused, Err: err}
 	}
-	return &cliError{code: exitOther, err: err}
+	return &cli.Error{Code: exitOther, Err: err}
 }
 
 func (c *cmd) printJSON(v any) {
@@ -414,9 +390,9 @@ func (c *cmd) reload(ctx context.Context, args []string) error {
 	}
 	var keys []string
 	if err := c.call(func(cl *admin.Client) (err error) { keys, err = cl.Reload(ctx); return err }); err != nil {
-		var ce *cliError
-		if errors.As(err, &ce) && ce.code == exitRefused {
-			ce.msg = "reload refused: " + ce.err.Error()
+		var ce *cli.Error
+		if errors.As(err, &ce) && ce.Code == exitRefused {
+			ce.Msg = "reload refused: " + ce.Err.Error()
 		}
 		return err
 	}
@@ -582,7 +558,7 @@ func readPassword(f *os.File, prompt io.Writer, text string) (string, error) {
 	fd := int(f.Fd())
 	state, err := term.GetState(fd)
 	if err != nil {
-		return "", &cliError{code: exitOther, msg: "cannot read the password: " + err.Error(), err: err}
+		return "", &cli.Error{Code: exitOther, Msg: "cannot read the password: " + err.Error(), Err: err}
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -601,12 +577,12 @@ func readPassword(f *os.File, prompt io.Writer, text string) (string, error) {
 	case r := <-ch:
 		fmt.Fprintln(prompt)
 		if r.err != nil {
-			return "", &cliError{code: exitOther, msg: "cannot read the password: " + r.err.Error(), err: r.err}
+			return "", &cli.Error{Code: exitOther, Msg: "cannot read the password: " + r.err.Error(), Err: r.err}
 		}
 		return strings.TrimRight(string(r.b), "\r\n"), nil
 	case <-sig:
 		term.Restore(fd, state)
 		fmt.Fprintln(prompt)
-		return "", &cliError{code: exitUsage, msg: "interrupted"}
+		return "", &cli.Error{Code: exitUsage, Msg: "interrupted"}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chzyer/readline"
 	"github.com/qqchat/qq/client"
+	"github.com/qqchat/qq/client/cli"
 	"github.com/qqchat/qq/daemon/protocol"
 )
 
@@ -65,7 +66,7 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 	}
 	rl, err := readline.NewEx(cfg)
 	if err != nil {
-		return &cliError{code: exitOther, msg: "cannot start the line editor: " + err.Error(), err: err}
+		return &cli.Error{Code: exitOther, Msg: "cannot start the line editor: " + err.Error(), Err: err}
 	}
 	// rl.Close alone would wait for a pending read of stdin, and must not
 	// race with readline's start-up: other goroutines only close stdin,
@@ -127,7 +128,7 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 			return s.quit(ctx)
 		}
 		if err != nil {
-			return &cliError{code: exitOther, msg: "reading input: " + err.Error(), err: err}
+			return &cli.Error{Code: exitOther, Msg: "reading input: " + err.Error(), Err: err}
 		}
 		if s.handle(ctx, line) {
 			return s.quit(ctx)
@@ -140,12 +141,12 @@ func connectionEnded(c *client.Client) error {
 	err := c.Err()
 	var ke *client.KickedError
 	if errors.As(err, &ke) {
-		return &cliError{code: exitOther, msg: describeKick(ke), err: err}
+		return &cli.Error{Code: exitOther, Msg: describeKick(ke), Err: err}
 	}
 	if err == nil {
 		err = io.EOF
 	}
-	return &cliError{code: exitOther, msg: "connection to the server lost: " + describe(err, ""), err: err}
+	return &cli.Error{Code: exitOther, Msg: "connection to the server lost: " + describe(err, ""), Err: err}
 }
 
 // chat is the state of an interactive session. Its methods print complete

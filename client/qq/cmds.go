@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/qqchat/qq/client"
+	"github.com/qqchat/qq/client/cli"
 	"github.com/qqchat/qq/daemon/protocol"
 )
 
@@ -32,13 +33,13 @@ func (a *app) dial(ctx context.Context, g *globals) (*client.Client, error) {
 	if g.tls || g.ca != "" {
 		tc, err := tlsConfig(g)
 		if err != nil {
-			return nil, &cliError{code: exitUsage, msg: err.Error(), err: err}
+			return nil, &cli.Error{Code: exitUsage, Msg: err.Error(), Err: err}
 		}
 		opts.TLS = tc
 	}
 	c, err := client.Dial(ctx, g.addr, opts)
 	if err != nil {
-		return nil, &cliError{code: exitConnect, msg: "cannot connect to " + g.addr + ": " + strings.TrimPrefix(err.Error(), "client: "), err: err}
+		return nil, &cli.Error{Code: exitConnect, Msg: "cannot connect to " + g.addr + ": " + strings.TrimPrefix(err.Error(), "client: "), Err: err}
 	}
 	return c, nil
 }
@@ -84,7 +85,7 @@ func (a *app) login(ctx context.Context, g *globals) (*client.Client, int64, err
 	if err != nil {
 		c.Close()
 		if errors.Is(err, &protocol.Error{Code: protocol.CodeAuthFailed}) {
-			return nil, 0, &cliError{code: exitAuth, err: err, msg: fmt.Sprintf(
+			return nil, 0, &cli.Error{Code: exitAuth, Err: err, Msg: fmt.Sprintf(
 				"login failed for %s: wrong user name or password (new here? create an account with: qq register %s)", g.user, g.user)}
 		}
 		return nil, 0, failed(err, "")
@@ -104,7 +105,7 @@ func (a *app) printJSON(v any) error {
 	enc := json.NewEncoder(a.stdout)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		return &cliError{code: exitOther, msg: "write output: " + err.Error(), err: err}
+		return &cli.Error{Code: exitOther, Msg: "write output: " + err.Error(), Err: err}
 	}
 	return nil
 }

@@ -12,14 +12,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qqchat/qq/client/cli"
 	"github.com/qqchat/qq/daemon/protocol"
 	"golang.org/x/term"
 )
 
 // Exit codes.
 const (
-	exitOK      = 0
-	exitUsage   = 1
+	exitOK      = cli.ExitOK
+	exitUsage   = cli.ExitUsage
 	exitConnect = 2
 	exitAuth    = 3
 	exitRefused = 4
@@ -102,37 +103,10 @@ type app struct {
 	now      func() time.Time
 }
 
-// cliError is an error with the text to show and the exit code.
-type cliError struct {
-	code int
-	msg  string // shown instead of err's text when set
-	err  error
-}
-
-func (e *cliError) Error() string {
-	if e.msg != "" || e.err == nil {
-		return e.msg
-	}
-	return e.err.Error()
-}
-
-func (e *cliError) Unwrap() error { return e.err }
-
-func usageErrorf(format string, args ...any) error {
-	return &cliError{code: exitUsage, msg: fmt.Sprintf(format, args...) + " (see qq -h)"}
-}
+func usageErrorf(format string, args ...any) error { return cli.Usagef("qq", format, args...) }
 
 // exitCode maps an error returned by run to qq's exit code.
-func exitCode(err error) int {
-	if err == nil {
-		return exitOK
-	}
-	var ce *cliError
-	if errors.As(err, &ce) {
-		return ce.code
-	}
-	return codeFor(err)
-}
+func exitCode(err error) int { return cli.ExitCode(err, codeFor) }
 
 // codeFor is the exit code for an error from the client library.
 func codeFor(err error) int {
@@ -150,11 +124,11 @@ func codeFor(err error) int {
 // failed wraps a client library error for the request about name with a
 // readable text and its exit code.
 func failed(err error, name string) error {
-	var ce *cliError
+	var ce *cli.Error
 	if errors.As(err, &ce) {
 		return err
 	}
-	return &cliError{code: codeFor(err), msg: describe(err, name), err: err}
+	return &cli.Error{Code: codeFor(err), Msg: describe(err, name), Err: err}
 }
 
 // globals are the flags every command accepts.
@@ -269,7 +243,7 @@ func (a *app) password(ctx context.Context, user string, confirm bool) (string, 
 	}
 	p, err := a.readPassword(ctx, "password for "+user+": ")
 	if err != nil {
-		return "", &cliError{code: exitUsage, msg: "cannot read the password: " + err.Error(), err: err}
+		return "", &cli.Error{Code: exitUsage, Msg: "cannot read the password: " + err.Error(), Err: err}
 	}
 	if p == "" {
 		return "", usageErrorf("empty password")
@@ -277,7 +251,7 @@ func (a *app) password(ctx context.Context, user string, confirm bool) (string, 
 	if confirm {
 		p2, err := a.readPassword(ctx, "password again: ")
 		if err != nil {
-			return "", &cliError{code: exitUsage, msg: "cannot read the password: " + err.Error(), err: err}
+			return "", &cli.Error{Code: exitUsage, Msg: "cannot read the password: " + err.Error(), Err: err}
 		}
 		if p2 != p {
 			return "", usageErrorf("the passwords do not match")
