@@ -1,39 +1,21 @@
 package admin_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/daemon/daemontest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // TestMutatingCallsAreLogged: a write call is logged with the caller's
 // uid, gid and pid; a read call is not logged at info level.
 func TestMutatingCallsAreLogged(t *testing.T) {
-	var buf syncBuffer
+	var buf daemontest.SyncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	_, c := start(t, admin.Options{Logger: log}, richBackend())
 	c.Users(ctx(t))

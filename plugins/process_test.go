@@ -2,7 +2,6 @@ package plugins_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,35 +9,17 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/plugins"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startPlugin starts the test binary as a plugin of kind and kills it
 // when the test ends. The log goes to buf when not nil.
-func startPlugin(t testing.TB, name string, kind plugins.Kind, config []byte, env plugins.Env, buf *syncBuffer) (*plugins.Process, error) {
+func startPlugin(t testing.TB, name string, kind plugins.Kind, config []byte, env plugins.Env, buf *daemontest.SyncBuffer) (*plugins.Process, error) {
 	t.Helper()
 	t.Setenv(envServe, string(kind))
 	logger := slog.New(slog.DiscardHandler)
@@ -138,7 +119,7 @@ func TestProcessStartErrors(t *testing.T) {
 }
 
 func TestProcessLogs(t *testing.T) {
-	var buf syncBuffer
+	var buf daemontest.SyncBuffer
 	p, err := startPlugin(t, "chatty", plugins.KindFilter, []byte(`{"log":"hello from the plugin"}`), plugins.Env{}, &buf)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +22,6 @@ type result struct {
 	stdout, stderr string
 	code           int
 	err            error
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func testApp(env map[string]string, stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -299,7 +280,7 @@ func TestChat(t *testing.T) {
 
 	inR, inW := io.Pipe()
 	defer inW.Close()
-	var out syncBuffer
+	var out daemontest.SyncBuffer
 	a := testApp(map[string]string{"QQ_ADDR": s.Addr, "QQ_USER": "alice", "QQ_PASSWORD": pw}, inR, &out, &out)
 	done := make(chan error, 1)
 	go func() { done <- a.run(ctx, []string{"chat"}) }()
@@ -395,7 +376,7 @@ func TestChatKicked(t *testing.T) {
 	}
 	inR, inW := io.Pipe()
 	defer inW.Close()
-	var out syncBuffer
+	var out daemontest.SyncBuffer
 	a := testApp(map[string]string{"QQ_ADDR": s.Addr, "QQ_USER": "alice", "QQ_PASSWORD": pw}, inR, &out, &out)
 	done := make(chan error, 1)
 	go func() { done <- a.run(t.Context(), nil) }()

@@ -6,6 +6,7 @@
 package daemontest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -371,4 +372,24 @@ func RunWithPrivateTmp(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	os.Setenv("TMPDIR", dir)
 	return m.Run()
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use, for tests that
+// collect a log or a program's output while it runs.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
