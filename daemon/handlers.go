@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"strconv"
 	"time"
@@ -78,14 +76,6 @@ var errUnavailable = protocol.Errorf(protocol.CodeUnavailable, "storage unavaila
 func (s *session) storageFailed(id []byte, op string, err error) {
 	s.logger().Error("storage call failed", "op", op, "err", err)
 	s.replyErr(id, errUnavailable)
-}
-
-// newServerCID returns a cid for a send that came without one: "qqd:" and
-// 128 random bits, which no client will send by chance.
-func newServerCID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return "qqd:" + hex.EncodeToString(b[:])
 }
 
 // credentials reads the user and password fields of register and login.
@@ -283,7 +273,7 @@ func (s *session) sendMsg(req *protocol.Request) {
 	// pipeline.resolve). The client never sees it.
 	serverCID := !hasCID
 	if serverCID {
-		cid = newServerCID()
+		cid = s.srv.newServerCID()
 	}
 
 	if len(body) > s.srv.cfg.Limits.MaxBodyBytes {
