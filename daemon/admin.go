@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -41,7 +42,7 @@ func (s *Server) Sessions() []SessionInfo {
 		if c := strings.Compare(a.User, b.User); c != 0 {
 			return c
 		}
-		return int(a.ID) - int(b.ID)
+		return cmp.Compare(a.ID, b.ID)
 	})
 	return out
 }
