@@ -453,16 +453,16 @@ func (p *pipeline) answer(b *batch) {
 		var res *plugins.AppendResult
 		switch {
 		case r.refuse != nil:
-			r.sess.send(protocol.AppendError(nil, r.id, r.refuse))
 			p.srv.m.sendAnswered(r, refuseResult(r.refuse))
+			r.sess.send(protocol.AppendError(nil, r.id, r.refuse))
 		case r.dup != nil:
 			res = r.dup
 		case err != nil:
 			if r.isSend {
 				i++
 			}
-			r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
 			p.srv.m.sendAnswered(r, msgFailed)
+			r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
 		case !r.isSend && b.acksUnknown:
 			r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
 		case !r.isSend:
@@ -481,19 +481,19 @@ func (p *pipeline) answer(b *batch) {
 // answerSend answers a send that reached storage, and pushes a new message.
 func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint64, pushBuf *[]byte) {
 	if errors.Is(res.Err, errNotStored) {
-		r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
 		p.srv.m.sendAnswered(r, msgFailed)
+		r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
 		return
 	}
 	if errors.Is(res.Err, plugins.ErrUnknownUser) {
-		r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeUnknownUser, "no such user")))
 		p.srv.m.sendAnswered(r, msgUnknownUser)
+		r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeUnknownUser, "no such user")))
 		return
 	}
 	if res.Err != nil {
 		p.srv.log.Error("storage refused a message", "err", res.Err)
-		r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeInternal, "message not stored")))
 		p.srv.m.sendAnswered(r, msgFailed)
+		r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeInternal, "message not stored")))
 		return
 	}
 	m := &res.Message
@@ -501,12 +501,13 @@ func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint
 	if m.Body != r.sentBody {
 		f = f.Str("body", m.Body)
 	}
-	r.sess.send(f.End())
+	// Counters first: whoever sees the reply sees them counted.
 	p.srv.m.sendAnswered(r, okResult(res))
 	r.sess.msgsIn.Add(1)
 	if !res.Duplicate {
 		p.srv.msgsAccepted.Add(1)
 	}
+	r.sess.send(f.End())
 	if !res.Duplicate {
 		*pushBuf = protocol.AppendPush((*pushBuf)[:0], m)
 		p.push(m.To, epoch, *pushBuf)
