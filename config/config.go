@@ -47,6 +47,11 @@ type Metrics struct {
 	// Listen is the host:port of the HTTP listener serving /metrics,
 	// /healthz and /readyz; "" turns it off.
 	Listen string `koanf:"listen"`
+	// Pprof also serves Go's profiler under /debug/pprof/ on the same
+	// listener (CPU and heap profiles of qqd; see docs/performance.md).
+	// Off by default: a profile exposes internals and costs CPU while it
+	// runs.
+	Pprof bool `koanf:"pprof"`
 }
 
 // Admin configures the admin socket.

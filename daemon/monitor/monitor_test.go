@@ -80,3 +80,16 @@ func TestHandlerOverHTTP(t *testing.T) {
 		t.Errorf("GET /metrics = %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
 }
+
+// TestPprof checks that the profiler is served only when asked for.
+func TestPprof(t *testing.T) {
+	for _, tc := range []struct {
+		on   bool
+		want int
+	}{{false, 404}, {true, 200}} {
+		h := monitor.Handler(prometheus.NewRegistry(), nil, monitor.WithPprof(tc.on))
+		if code, _ := get(t, h, "GET", "/debug/pprof/heap?debug=1"); code != tc.want {
+			t.Errorf("pprof %v: GET /debug/pprof/heap = %d, want %d", tc.on, code, tc.want)
+		}
+	}
+}

@@ -132,7 +132,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("metrics listen: %w", err)
 		}
 		ready := func() error { return errors.Join(d.Ready(), live.StorageUp()) }
-		hs := &http.Server{Handler: monitor.Handler(reg, ready), ReadHeaderTimeout: 5 * time.Second}
+		hs := &http.Server{Handler: monitor.Handler(reg, ready, monitor.WithPprof(cfg.Metrics.Pprof)), ReadHeaderTimeout: 5 * time.Second}
 		go hs.Serve(mln)
 		defer hs.Close()
 		log.Info("metrics listening", "addr", mln.Addr().String())

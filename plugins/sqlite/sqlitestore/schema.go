@@ -108,8 +108,11 @@ const (
 	qUserExists = `SELECT EXISTS (SELECT 1 FROM users WHERE name = ? AND deleted_ms IS NULL)`
 	// users primary key. A name that was ever registered (deleted or not).
 	qUserKnown = `SELECT EXISTS (SELECT 1 FROM users WHERE name = ?)`
-	qInsert    = `INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, pending)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)`
+	// messages_sender_cid: a (sender, cid) already stored inserts nothing
+	// (no error; the caller sees zero rows changed and looks it up).
+	qInsert = `INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, pending)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
+		ON CONFLICT (sender, cid) WHERE cid IS NOT NULL DO NOTHING`
 	// msg_id unique index
 	qAck = `UPDATE messages SET pending = 0 WHERE msg_id = ? AND recipient = ? AND pending = 1`
 	// messages_cid_ts

@@ -73,6 +73,7 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
 		return 0, fmt.Errorf("sqlitestore: delete user %q: begin: %w", user, err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	delete(s.users, user) // even if the transaction fails: it is only a cache
 	res, err := tx.StmtContext(ctx, s.stDeleteUser).ExecContext(ctx, s.now().UnixMilli(), user)
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: delete user %q: %w", user, err)
@@ -135,43 +136,65 @@ func (s *Store) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.App
 
 // append inserts msgs inside tx and returns their results and the id of
 // the first message it inserted ("" if none).
+//
+// A message whose (sender, cid) is stored already inserts nothing (the
+// insert's ON CONFLICT) and is answered with the stored one; so the common
+// case, a new cid, costs one statement, not a lookup and an insert.
 func (s *Store) append(ctx context.Context, tx *sql.Tx, msgs []plugins.NewMessage) (_ []plugins.AppendResult, firstID string, _ error) {
 	results := make([]plugins.AppendResult, len(msgs))
 	if len(msgs) == 0 {
 		return results, "", nil
 	}
-	lookup := tx.StmtContext(ctx, s.stLookupCID)
-	userExists := tx.StmtContext(ctx, s.stUserExists)
-	insert := tx.StmtContext(ctx, s.stInsert)
+	sctx := statementContext(ctx)
+	lookup := tx.StmtContext(sctx, s.stLookupCID)
+	userExists := tx.StmtContext(sctx, s.stUserExists)
+	insert := tx.StmtContext(sctx, s.stInsert)
 
-	// CreateUser and DeleteUser wait for s.wmu, so what a batch learns
-	// about a name holds for the whole batch.
-	known := make(map[string]bool)
+	// stored looks up the message stored under m's (sender, cid).
+	stored := func(m plugins.NewMessage) (plugins.AppendResult, bool, error) {
+		r := plugins.AppendResult{Duplicate: true}
+		r.Message.From = m.From
+		err := lookup.QueryRowContext(sctx, m.From, m.CID).Scan(
+			&r.Message.ID, &r.Message.To, &r.Message.Body, &r.Message.TS, &r.Status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return r, false, nil
+		}
+		if err != nil {
+			return r, false, fmt.Errorf("look up cid: %w", err)
+		}
+		return r, true, nil
+	}
+	// Names found missing in this batch. CreateUser and DeleteUser wait
+	// for s.wmu, so what a batch learns about a name holds for the whole
+	// batch; names that exist are remembered across batches in s.users.
+	missing := make(map[string]bool)
 	registered := func(name string) (bool, error) {
-		if ok, seen := known[name]; seen {
-			return ok, nil
+		if _, ok := s.users[name]; ok {
+			return true, nil
+		}
+		if missing[name] {
+			return false, nil
 		}
 		var ok bool
-		if err := userExists.QueryRowContext(ctx, name).Scan(&ok); err != nil {
+		if err := userExists.QueryRowContext(sctx, name).Scan(&ok); err != nil {
 			return false, fmt.Errorf("look up user: %w", err)
 		}
-		known[name] = ok
-		return ok, nil
+		if !ok {
+			missing[name] = true
+			return false, nil
+		}
+		if len(s.users) >= maxKnownUsers {
+			clear(s.users)
+		}
+		s.users[name] = struct{}{}
+		return true, nil
 	}
 
 	ts := s.nextTS()
 	for i, m := range msgs {
-		if m.CID != "" {
-			r := plugins.AppendResult{Duplicate: true}
-			r.Message.From = m.From
-			err := lookup.QueryRowContext(ctx, m.From, m.CID).Scan(
-				&r.Message.ID, &r.Message.To, &r.Message.Body, &r.Message.TS, &r.Status)
-			if err == nil {
-				results[i] = r
-				continue
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return nil, "", fmt.Errorf("look up cid: %w", err)
+		if i%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, "", err
 			}
 		}
 		for _, name := range []string{m.To, m.From} {
@@ -185,6 +208,15 @@ func (s *Store) append(ctx context.Context, tx *sql.Tx, msgs []plugins.NewMessag
 			}
 		}
 		if results[i].Err != nil {
+			// A retry of a message stored before its recipient was
+			// deleted is still answered with the stored message.
+			if m.CID != "" {
+				if r, found, err := stored(m); err != nil {
+					return nil, "", err
+				} else if found {
+					results[i] = r
+				}
+			}
 			continue
 		}
 		id := newMsgID(ts)
@@ -192,8 +224,24 @@ func (s *Store) append(ctx context.Context, tx *sql.Tx, msgs []plugins.NewMessag
 		if m.CID != "" {
 			cid = m.CID
 		}
-		if _, err := insert.ExecContext(ctx, id, m.From, m.To, convKey(m.From, m.To), m.Body, ts, cid, string(m.Status)); err != nil {
+		res, err := insert.ExecContext(sctx, id, m.From, m.To, convKey(m.From, m.To), m.Body, ts, cid, string(m.Status))
+		if err != nil {
 			return nil, "", fmt.Errorf("insert: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, "", fmt.Errorf("insert: %w", err)
+		}
+		if n == 0 { // the (sender, cid) is stored already
+			r, found, err := stored(m)
+			if err != nil {
+				return nil, "", err
+			}
+			if !found {
+				return nil, "", fmt.Errorf("insert: cid %q of %q conflicts but is not stored", m.CID, m.From)
+			}
+			results[i] = r
+			continue
 		}
 		if firstID == "" {
 			firstID = id
@@ -211,16 +259,38 @@ func (s *Store) ack(ctx context.Context, tx *sql.Tx, acks []plugins.Ack) error {
 	if len(acks) == 0 {
 		return nil
 	}
-	st := tx.StmtContext(ctx, s.stAck)
+	sctx := statementContext(ctx)
+	st := tx.StmtContext(sctx, s.stAck)
+	n := 0
 	for _, a := range acks {
 		for _, id := range a.MsgIDs {
-			if _, err := st.ExecContext(ctx, id, a.User); err != nil {
+			if n%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			n++
+			if _, err := st.ExecContext(sctx, id, a.User); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
 }
+
+// statementContext returns the context for the statements inside a write
+// transaction: ctx without its cancellation. With a cancelable context,
+// database/sql and the driver start a watcher goroutine for every
+// statement, which costs more than a small statement itself. The
+// transaction still watches ctx (BeginTx rolls it back when ctx ends), and
+// the loops check ctx every ctxCheckEvery statements.
+func statementContext(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
+}
+
+// ctxCheckEvery is how many statements a write runs between checks of its
+// context.
+const ctxCheckEvery = 64
 
 // nextTS returns the timestamp of a new batch: now, but never less than
 // the last one assigned. The caller holds s.wmu. lastTS advances even if
