@@ -48,6 +48,7 @@ fmt-check:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) ./daemon/protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./daemon/protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequestDifferential$$' -fuzztime $(FUZZTIME) ./daemon/protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzWordfilter$$' -fuzztime $(FUZZTIME) ./plugins/wordfilter/wordfilter
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./daemon
 

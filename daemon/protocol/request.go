@@ -7,32 +7,51 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Request is one decoded client frame. Field values are decoded on demand by
 // the typed accessors, which apply the contract's rules: a null value is
-// absent, a value of the wrong JSON type is a bad_request.
+// absent, a value of the wrong JSON type is a bad_request. A member that
+// appears twice counts once, with its last value (as encoding/json does).
 type Request struct {
 	Type Type
 	// ID is the request's id as it appeared on the wire (a JSON string or
 	// number), or nil when it was absent or null. Replies echo it verbatim.
-	ID     json.RawMessage
-	fields map[string]json.RawMessage
+	ID json.RawMessage
+
+	fields []field
+	inline [8]field // backs fields for frames of up to 8 members
+	buf    []byte   // the Request's own copy of the frame; fields point into it
+}
+
+// field is one member of the frame's top-level object.
+type field struct {
+	name string // unescaped
+	raw  []byte // the value as written
 }
 
 // DecodeRequest decodes one frame. On failure it returns a bad_request
 // error and, when the id could be read, a Request carrying that id so the
-// reply can echo it; otherwise the returned Request is nil.
+// reply can echo it; otherwise the returned Request is nil. The Request
+// does not keep line, which the caller may reuse.
+//
+// The frame is validated with encoding/json's scanner, then its top-level
+// members are located by a scanner of our own without building a map: the
+// accessors decode only the members a handler reads.
 func DecodeRequest(line []byte) (*Request, *Error) {
 	if !utf8.Valid(line) {
 		return nil, Errorf(CodeBadRequest, "frame is not valid UTF-8")
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(line, &fields); err != nil || fields == nil {
+	if !json.Valid(line) {
 		return nil, Errorf(CodeBadRequest, "frame is not one JSON object")
 	}
-	r := &Request{fields: fields}
-	if raw, ok := fields["id"]; ok {
+	r := &Request{buf: append([]byte(nil), line...)}
+	r.fields = r.inline[:0]
+	if !r.scanObject() {
+		return nil, Errorf(CodeBadRequest, "frame is not one JSON object")
+	}
+	if raw, ok := r.field("id"); ok {
 		switch kind(raw) {
 		case kindNull:
 		case kindString, kindNumber:
@@ -41,29 +60,141 @@ func DecodeRequest(line []byte) (*Request, *Error) {
 			return nil, Errorf(CodeBadRequest, "id must be a string, a number or null")
 		}
 	}
-	raw, ok := fields["type"]
+	raw, ok := r.field("type")
 	if !ok || kind(raw) != kindString {
 		return r, Errorf(CodeBadRequest, "type must be a string")
 	}
-	var t string
-	if err := json.Unmarshal(raw, &t); err != nil {
+	t, ok := decodeString(raw)
+	if !ok {
 		return r, Errorf(CodeBadRequest, "type must be a string")
 	}
 	r.Type = Type(t)
 	return r, nil
 }
 
+// scanObject records the members of the object in r.buf, which is valid
+// JSON (json.Valid). It reports false when the value is not an object.
+func (r *Request) scanObject() bool {
+	b := r.buf
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if b[i] == '}' {
+		return true
+	}
+	for {
+		kEnd := stringEnd(b, i) // b[i] is the key's opening quote
+		name, ok := decodeString(b[i:kEnd])
+		if !ok {
+			return false
+		}
+		i = skipSpace(b, kEnd)
+		i = skipSpace(b, i+1) // past ':'
+		vEnd := valueEnd(b, i)
+		r.fields = append(r.fields, field{name: name, raw: b[i:vEnd:vEnd]})
+		i = skipSpace(b, vEnd)
+		if b[i] == '}' {
+			return true
+		}
+		i = skipSpace(b, i+1) // past ','
+	}
+}
+
+// field returns the raw value of the member name, the last one if it
+// appears more than once.
+func (r *Request) field(name string) ([]byte, bool) {
+	for i := len(r.fields) - 1; i >= 0; i-- {
+		if r.fields[i].name == name {
+			return r.fields[i].raw, true
+		}
+	}
+	return nil, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string starting at b[i] (a
+// quote) in valid JSON.
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the value starting at b[i] in
+// valid JSON.
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for ; i < len(b); i++ { // a number, true, false or null
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return len(b)
+}
+
+// decodeString decodes a JSON string literal from valid JSON. Without
+// escapes the result shares raw's memory, which is never written again
+// (it is a Request's own copy of the frame).
+func decodeString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return unsafe.String(unsafe.SliceData(body), len(body)), true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
 // String returns the string field name. ok is false when the field is absent
 // or null; err is set when it has another JSON type.
 func (r *Request) String(name string) (s string, ok bool, err *Error) {
-	raw, present := r.fields[name]
+	raw, present := r.field(name)
 	if !present || kind(raw) == kindNull {
 		return "", false, nil
 	}
 	if kind(raw) != kindString {
 		return "", false, Errorf(CodeBadRequest, name+" must be a string")
 	}
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, ok = decodeString(raw)
+	if !ok {
 		return "", false, Errorf(CodeBadRequest, name+" must be a string")
 	}
 	return s, true, nil
@@ -85,7 +216,7 @@ func (r *Request) RequiredString(name string) (string, *Error) {
 // or null; err is set when it is not a JSON number with an integral value
 // that fits in an int64.
 func (r *Request) Int(name string) (n int64, ok bool, err *Error) {
-	raw, present := r.fields[name]
+	raw, present := r.field(name)
 	if !present || kind(raw) == kindNull {
 		return 0, false, nil
 	}
@@ -104,25 +235,32 @@ func (r *Request) Int(name string) (n int64, ok bool, err *Error) {
 // the field is absent or null; err is set when it is not an array of
 // strings.
 func (r *Request) Strings(name string) (ss []string, ok bool, err *Error) {
-	raw, present := r.fields[name]
+	raw, present := r.field(name)
 	if !present || kind(raw) == kindNull {
 		return nil, false, nil
 	}
-	if kind(raw) != kindArray {
-		return nil, false, Errorf(CodeBadRequest, name+" must be an array of strings")
-	}
 	bad := Errorf(CodeBadRequest, name+" must be an array of strings")
-	var elems []json.RawMessage
-	if err := json.Unmarshal(raw, &elems); err != nil {
+	if kind(raw) != kindArray {
 		return nil, false, bad
 	}
-	ss = make([]string, len(elems))
-	for i, e := range elems {
-		if kind(e) != kindString || json.Unmarshal(e, &ss[i]) != nil {
+	ss = []string{}
+	i := skipSpace(raw, 1)
+	if raw[i] == ']' {
+		return ss, true, nil
+	}
+	for {
+		end := valueEnd(raw, i)
+		s, ok := decodeString(raw[i:end])
+		if !ok {
 			return nil, false, bad
 		}
+		ss = append(ss, s)
+		i = skipSpace(raw, end)
+		if raw[i] == ']' {
+			return ss, true, nil
+		}
+		i = skipSpace(raw, i+1) // past ','
 	}
-	return ss, true, nil
 }
 
 type jsonKind int
