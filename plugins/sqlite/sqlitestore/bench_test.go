@@ -91,3 +91,33 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkLookupCIDs measures the check qqd makes before filtering a
+// batch: are these (sender, cid) pairs stored already? Almost all are new.
+func BenchmarkLookupCIDs(b *testing.B) {
+	s, _, _ := newStore(b)
+	ctx := context.Background()
+	for i := range 10 {
+		msgs := make([]plugins.NewMessage, 500)
+		for j := range msgs {
+			msgs[j] = nm("alice", "bob", "stored", fmt.Sprintf("old-%d-%d", i, j))
+		}
+		write(b, s, &plugins.WriteBatch{Messages: msgs})
+	}
+	keys := make([]plugins.CIDKey, 512)
+	for j := range keys {
+		keys[j] = plugins.CIDKey{From: "alice", CID: fmt.Sprintf("new-%d", j)}
+	}
+	keys[0].CID = "old-3-7" // one retry
+	// gRPC hands the plugin a cancelable context.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		res, err := s.LookupCIDs(ctx, keys)
+		if err != nil || !res[0].Duplicate || res[1].Duplicate {
+			b.Fatal(err, res[0], res[1])
+		}
+	}
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*len(keys)), "cpu-ns/key")
+}

@@ -64,6 +64,7 @@ type Query struct {
 func Queries() []Query {
 	return []Query{
 		{"lookup cid", qLookupCID, "messages_sender_cid", []any{"a", "c"}},
+		{"lookup cids", qLookupCIDs, "messages_sender_cid", []any{`[[0,"a","c"]]`}},
 		{"user exists", qUserExists, "USING PRIMARY KEY", []any{"a"}},
 		{"user known", qUserKnown, "USING PRIMARY KEY", []any{"a"}},
 		{"password hash", qPasswordHash, "USING PRIMARY KEY", []any{"a"}},

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -67,21 +68,41 @@ func (s *Store) LookupCIDs(ctx context.Context, keys []plugins.CIDKey) ([]plugin
 		return nil, fmt.Errorf("sqlitestore: lookup cids: %w", ErrClosed)
 	}
 	results := make([]plugins.AppendResult, len(keys))
+	// One statement for the whole batch: the keys go in as a JSON array
+	// of [index, sender, cid] and only the stored ones come back. Per
+	// key, a statement of its own cost several times the index probe.
+	arg := make([]any, 0, len(keys))
 	for i, k := range keys {
-		if k.CID == "" {
-			continue
+		if k.CID != "" {
+			arg = append(arg, [3]any{i, k.From, k.CID})
 		}
+	}
+	if len(arg) == 0 {
+		return results, nil
+	}
+	keyJSON, err := json.Marshal(arg)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: lookup cids: %w", err)
+	}
+	rows, err := s.stLookupCIDs.QueryContext(ctx, string(keyJSON))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: lookup cids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i int
 		r := plugins.AppendResult{Duplicate: true}
-		r.Message.From = k.From
-		err := s.stReadCID.QueryRowContext(ctx, k.From, k.CID).Scan(
-			&r.Message.ID, &r.Message.To, &r.Message.Body, &r.Message.TS, &r.Status)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
+		if err := rows.Scan(&i, &r.Message.ID, &r.Message.To, &r.Message.Body, &r.Message.TS, &r.Status); err != nil {
 			return nil, fmt.Errorf("sqlitestore: lookup cids: %w", err)
-		default:
-			results[i] = r
 		}
+		if i < 0 || i >= len(keys) {
+			return nil, fmt.Errorf("sqlitestore: lookup cids: key index %d out of range", i)
+		}
+		r.Message.From = keys[i].From
+		results[i] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: lookup cids: %w", err)
 	}
 	return results, nil
 }

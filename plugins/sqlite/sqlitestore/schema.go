@@ -104,6 +104,11 @@ func migrateOne(ctx context.Context, db *sql.DB, steps []string) (done bool, err
 const (
 	// messages_sender_cid
 	qLookupCID = `SELECT msg_id, recipient, body, ts, status FROM messages WHERE sender = ? AND cid = ?`
+	// messages_sender_cid, probed once per key of the JSON array
+	// [[index, sender, cid], ...].
+	qLookupCIDs = `SELECT k.value ->> 0, m.msg_id, m.recipient, m.body, m.ts, m.status
+		FROM json_each(?) AS k JOIN messages AS m
+		ON m.sender = k.value ->> 1 AND m.cid = k.value ->> 2`
 	// users primary key. A user that exists: registered and not deleted.
 	qUserExists = `SELECT EXISTS (SELECT 1 FROM users WHERE name = ? AND deleted_ms IS NULL)`
 	// users primary key. A name that was ever registered (deleted or not).

@@ -100,7 +100,7 @@ type Store struct {
 	stCountPend    *sql.Stmt
 	stPendingCount *sql.Stmt
 	stPending      *sql.Stmt
-	stReadCID      *sql.Stmt
+	stLookupCIDs   *sql.Stmt
 	stCursor       *sql.Stmt
 	stHistory      *sql.Stmt
 
@@ -298,7 +298,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.reader, &s.stCountPend, qCountPending},
 		{s.reader, &s.stPendingCount, qPendingCount},
 		{s.reader, &s.stPending, qPending},
-		{s.reader, &s.stReadCID, qLookupCID},
+		{s.reader, &s.stLookupCIDs, qLookupCIDs},
 		{s.reader, &s.stCursor, qCursor},
 		{s.reader, &s.stHistory, qHistory},
 	} {
@@ -356,7 +356,7 @@ func (s *Store) Close() error {
 func (s *Store) closeDB() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
-		s.stPasswordHash, s.stKnownUser, s.stCountUsers, s.stCountPend, s.stPendingCount, s.stPending, s.stReadCID,
+		s.stPasswordHash, s.stKnownUser, s.stCountUsers, s.stCountPend, s.stPendingCount, s.stPending, s.stLookupCIDs,
 		s.stCursor, s.stHistory,
 		s.stLookupCID, s.stUserExists, s.stInsert, s.stAck, s.stPrune, s.stCreateUser, s.stSetHash, s.stDeleteUser, s.stDropPend,
 	} {
