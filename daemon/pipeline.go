@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +73,9 @@ type pipeline struct {
 	in     chan *writeReq
 	done   chan struct{}
 	writes writeSlots
+	// flushQ lists the sessions the batch being answered queued output
+	// for; only the answer stage uses it (see deliver).
+	flushQ []*session
 }
 
 // batch is a group of requests on their way through the pipeline.
@@ -454,7 +459,7 @@ func (p *pipeline) answer(b *batch) {
 		switch {
 		case r.refuse != nil:
 			p.srv.m.sendAnswered(r, refuseResult(r.refuse))
-			r.sess.send(protocol.AppendError(nil, r.id, r.refuse))
+			p.reply(r.sess, protocol.AppendError(nil, r.id, r.refuse))
 		case r.dup != nil:
 			res = r.dup
 		case err != nil:
@@ -462,11 +467,11 @@ func (p *pipeline) answer(b *batch) {
 				i++
 			}
 			p.srv.m.sendAnswered(r, msgFailed)
-			r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
+			p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
 		case !r.isSend && b.acksUnknown:
-			r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
+			p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
 		case !r.isSend:
-			r.sess.send(protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).End())
+			p.reply(r.sess, protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).End())
 		default:
 			res = &results[i]
 			i++
@@ -476,24 +481,73 @@ func (p *pipeline) answer(b *batch) {
 		}
 		r.sess.releaseInflight()
 	}
+	p.flush()
+}
+
+// reply queues frame on s from the answer stage; see deliver.
+func (p *pipeline) reply(s *session, frame []byte) {
+	if !p.deliver(s, frame) {
+		p.srv.router.remove(s)
+	}
+}
+
+// deliver queues frame on s from the answer stage, without starting a
+// writer: everything a batch queues for a session is written at the end
+// of the batch (flush) in one write. It reports false when the session
+// takes no more output (see session.enqueue).
+func (p *pipeline) deliver(s *session, frame []byte) bool {
+	ok, first := s.enqueueDeferred(frame)
+	if first {
+		p.flushQ = append(p.flushQ, s)
+	}
+	return ok
+}
+
+// flushChunk is the fewest sessions a flush goroutine of its own gets.
+const flushChunk = 64
+
+// flush writes what the batch queued, session by session. Large batches
+// are split among up to GOMAXPROCS goroutines, so that on a machine with
+// cores to spare the writes (a syscall each) do not queue behind each
+// other; with one core, or few sessions, it is all done here.
+func (p *pipeline) flush() {
+	q := p.flushQ
+	var wg sync.WaitGroup
+	if workers := min(runtime.GOMAXPROCS(0), len(q)/flushChunk); workers > 1 {
+		per := (len(q) + workers - 1) / workers
+		for part := range slices.Chunk(q[per:], per) {
+			wg.Go(func() {
+				for _, s := range part {
+					s.flush()
+				}
+			})
+		}
+		q = q[:per]
+	}
+	for _, s := range q {
+		s.flush()
+	}
+	wg.Wait()
+	clear(p.flushQ)
+	p.flushQ = p.flushQ[:0]
 }
 
 // answerSend answers a send that reached storage, and pushes a new message.
 func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint64, pushBuf *[]byte) {
 	if errors.Is(res.Err, errNotStored) {
 		p.srv.m.sendAnswered(r, msgFailed)
-		r.sess.send(protocol.AppendError(nil, r.id, errStorageDown))
+		p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
 		return
 	}
 	if errors.Is(res.Err, plugins.ErrUnknownUser) {
 		p.srv.m.sendAnswered(r, msgUnknownUser)
-		r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeUnknownUser, "no such user")))
+		p.reply(r.sess, protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeUnknownUser, "no such user")))
 		return
 	}
 	if res.Err != nil {
 		p.srv.log.Error("storage refused a message", "err", res.Err)
 		p.srv.m.sendAnswered(r, msgFailed)
-		r.sess.send(protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeInternal, "message not stored")))
+		p.reply(r.sess, protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeInternal, "message not stored")))
 		return
 	}
 	m := &res.Message
@@ -507,7 +561,7 @@ func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint
 	if !res.Duplicate {
 		p.srv.msgsAccepted.Add(1)
 	}
-	r.sess.send(f.End())
+	p.reply(r.sess, f.End())
 	if !res.Duplicate {
 		*pushBuf = protocol.AppendPush((*pushBuf)[:0], m)
 		p.push(m.To, epoch, *pushBuf)
@@ -518,7 +572,7 @@ func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint
 func (p *pipeline) push(user string, epoch uint64, frame []byte) {
 	var dropped []*session
 	p.srv.router.each(user, epoch, func(s *session) {
-		if s.enqueue(frame) {
+		if p.deliver(s, frame) {
 			s.msgsOut.Add(1)
 			p.srv.msgsPushed.Add(1)
 		} else {

@@ -48,6 +48,10 @@ var ErrServerClosed = errors.New("daemon: server closed")
 // Server is a running qqd protocol core. Create it with New, feed it
 // listeners with Serve, stop it with Shutdown.
 type Server struct {
+	// outBufs holds sessions' output buffers between bursts, so that an
+	// idle connection keeps none and a busy one does not allocate one per
+	// burst (*[]byte; at most maxPooledOut bytes of capacity).
+	outBufs sync.Pool
 	cfg     *config.Config
 	plugs   atomic.Pointer[plugSet]
 	swapMu  sync.Mutex

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/qqchat/qq/daemon/protocol"
@@ -57,12 +58,26 @@ type session struct {
 	ifCond   sync.Cond
 	inflight int
 
+	// raw writes to the socket without waiting (writeNow); nil when the
+	// connection is not a plain TCP one (TLS, tests' wrappers).
+	raw syscall.RawConn
+	// rawWrite is the function writeNow hands raw, made once per session
+	// (a closure per call would allocate); it writes rawBuf and sets
+	// rawN and rawErr. Only the goroutine that set writing uses them.
+	rawWrite func(fd uintptr) bool
+	rawBuf   []byte
+	rawN     int
+	rawErr   error
+
 	mu      sync.Mutex
 	out     []byte // queued output not yet handed to the writer
-	writing bool   // a writer goroutine is running
-	closing bool   // no more output accepted; close once out is written
-	closed  bool   // conn closed
-	reason  CloseReason
+	writing bool   // a writer goroutine (or flush) is writing
+	// flushPending: the pipeline queued output with enqueueDeferred and
+	// has not flushed it yet.
+	flushPending bool
+	closing      bool // no more output accepted; close once out is written
+	closed       bool // conn closed
+	reason       CloseReason
 	// sendBucket is the user's send-rate bucket, held from login until
 	// the connection is closed.
 	sendBucket *sendBucket
@@ -78,6 +93,11 @@ func newSession(srv *Server, conn net.Conn) *session {
 		fr:     protocol.NewFrameReader(countingReader{conn, srv.m.receivedBytes}, srv.cfg.Limits.MaxFrameBytes),
 	}
 	s.ifCond.L = &s.ifMu
+	if tc, ok := conn.(*net.TCPConn); ok && canWriteNow {
+		if raw, err := tc.SyscallConn(); err == nil {
+			s.raw = raw
+		}
+	}
 	return s
 }
 
@@ -199,9 +219,110 @@ func (s *session) enqueue(frame []byte) bool {
 			"too much unread output; pending messages are kept"), true)
 		return false
 	}
-	s.out = append(s.out, frame...)
+	s.appendOutLocked(frame)
 	s.startWriterLocked()
 	return true
+}
+
+// maxPooledOut is the largest output buffer kept in Server.outBufs.
+const maxPooledOut = 64 << 10
+
+// appendOutLocked appends frame to the queued output, taking a buffer
+// from the pool when there is none.
+func (s *session) appendOutLocked(frame []byte) {
+	if s.out == nil {
+		if b, ok := s.srv.outBufs.Get().(*[]byte); ok {
+			s.out = (*b)[:0]
+		}
+	}
+	s.out = append(s.out, frame...)
+}
+
+// putOut returns a written buffer to the pool.
+func (s *session) putOut(buf []byte) {
+	if buf != nil && cap(buf) <= maxPooledOut {
+		buf = buf[:0]
+		s.srv.outBufs.Put(&buf)
+	}
+}
+
+// enqueueDeferred is enqueue without starting a writer: the caller (the
+// pipeline's answer stage) calls flush once it has queued a batch's
+// output. first reports that s had no flush pending, so the caller must
+// flush it.
+func (s *session) enqueueDeferred(frame []byte) (ok, first bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false, false
+	}
+	if len(s.out)+len(frame) > s.srv.cfg.Limits.OutboundQueueBytes {
+		s.beginCloseLocked(CloseSlowConsumer, protocol.AppendKicked(nil, protocol.KickSlowConsumer,
+			"too much unread output; pending messages are kept"), true)
+		return false, false
+	}
+	s.appendOutLocked(frame)
+	first = !s.flushPending
+	s.flushPending = true
+	return true, first
+}
+
+// flush writes the queued output. With no writer running, it writes at
+// once from the calling goroutine without waiting for the socket
+// (writeNow): on a connection that keeps up that is the whole write, with
+// no goroutine started and no deadline set. What the socket does not take
+// is left to a writer goroutine, as enqueue would.
+func (s *session) flush() {
+	s.mu.Lock()
+	s.flushPending = false
+	if s.writing || s.closed || len(s.out) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	if s.raw == nil {
+		s.startWriterLocked()
+		s.mu.Unlock()
+		return
+	}
+	s.writing = true
+	buf := s.out
+	s.out = nil
+	s.mu.Unlock()
+
+	n, err := s.writeNow(buf)
+	s.srv.m.sentBytes.Add(float64(n))
+
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.writing = false
+	case err != nil:
+		s.writing = false
+		reason := CloseWriteError
+		if s.closing && s.reason != CloseNone {
+			reason = s.reason
+		}
+		s.closeLocked(reason)
+		s.mu.Unlock()
+		s.srv.router.remove(s)
+		return
+	default:
+		if n < len(buf) { // the socket is full: the rest goes first
+			s.out = append(buf[n:len(buf):len(buf)], s.out...)
+		} else {
+			s.putOut(buf)
+		}
+		if len(s.out) > 0 {
+			s.srv.writers.Add(1)
+			go s.writeLoop() // s.writing stays true
+		} else {
+			s.writing = false
+			if s.closing {
+				s.closeLocked(s.reason)
+			}
+		}
+	}
+	s.mu.Unlock()
 }
 
 // send queues a frame from outside the router's lock.
@@ -229,11 +350,17 @@ func (s *session) writeLoop() {
 	for {
 		s.mu.Lock()
 		if len(s.out) == 0 || s.closed {
+			if buf != nil && !s.closed && s.raw != nil {
+				// flush's writes do not wait and must not fail on this
+				// loop's deadline once it has passed.
+				s.conn.SetWriteDeadline(time.Time{})
+			}
 			s.writing = false
 			if s.closing && !s.closed {
 				s.closeLocked(s.reason)
 			}
 			s.mu.Unlock()
+			s.putOut(buf)
 			return
 		}
 		buf, s.out = s.out, buf[:0]
