@@ -2,8 +2,12 @@ package sqlitestore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,14 +48,15 @@ func BenchmarkWriteMixed(b *testing.B) {
 	const users = 1000
 	for _, n := range []int{16, 128, 512} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			s, _, _ := newStore(b)
+			s := benchStore(b)
 			ctx := context.Background()
 			for u := range users {
-				if err := s.CreateUser(ctx, fmt.Sprintf("u%d", u), "hash"); err != nil {
+				if err := s.CreateUser(ctx, fmt.Sprintf("u%d", u), "hash"); err != nil && !errors.Is(err, plugins.ErrUserExists) {
 					b.Fatal(err)
 				}
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
+			run := time.Now().UnixNano()
 			cpu0 := cpuTime(b)
 			msgs := make([]plugins.NewMessage, n)
 			var acks []plugins.Ack
@@ -62,7 +67,7 @@ func BenchmarkWriteMixed(b *testing.B) {
 					if to >= from {
 						to++
 					}
-					msgs[j] = nm(fmt.Sprintf("u%d", from), fmt.Sprintf("u%d", to), body, fmt.Sprintf("c%d-%d", i, j))
+					msgs[j] = nm(fmt.Sprintf("u%d", from), fmt.Sprintf("u%d", to), body, fmt.Sprintf("c%d-%d-%d", run, i, j))
 				}
 				res, err := s.Write(ctx, &plugins.WriteBatch{Messages: msgs, Acks: acks})
 				if err != nil {
@@ -80,6 +85,40 @@ func BenchmarkWriteMixed(b *testing.B) {
 			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*n), "cpu-ns/msg")
 		})
 	}
+}
+
+// BenchDBEnv names an environment variable: a database file (of a stopped
+// qqd, with users u0..u999) that BenchmarkWriteMixed copies and writes
+// into instead of an empty one, to see how the cost grows with the data
+// already stored. For example, after filling one with qqbench fill:
+//
+//	QQ_BENCH_DB=/tmp/fill/data/qq.db go test -run '^$' -bench WriteMixed ./plugins/sqlite/sqlitestore
+const benchDBEnv = "QQ_BENCH_DB"
+
+// benchStore opens a store on a copy of $QQ_BENCH_DB, or an empty one.
+func benchStore(b *testing.B) *sqlitestore.Store {
+	src := os.Getenv(benchDBEnv)
+	if src == "" {
+		s, _, _ := newStore(b)
+		return s
+	}
+	dst := filepath.Join(b.TempDir(), "qq.db")
+	in, err := os.Open(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return openAt(b, dst, nil)
 }
 
 // cpuTime is the user+system CPU time of this process so far: with fsync
