@@ -20,7 +20,7 @@ INSTALL        ?= install
 PKGS      := ./...
 FUZZTIME  ?= 10s
 
-.PHONY: all build run test race vet fmt fmt-check fuzz bench ci clean install uninstall
+.PHONY: all build run test race vet fmt fmt-check fuzz bench ci clean install uninstall perf
 
 all: build
 
@@ -56,6 +56,13 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 ci: fmt-check vet test fuzz
+
+# The load-test suite against fresh, CPU-pinned qqd processes on loopback,
+# ending with a Markdown report (docs/performance.md, "Reproduce
+# everything: make perf"). About half an hour; PERF_QUICK=1 for a smoke
+# test. Knobs: PERF_CASES, PERF_RUNS, PERF_OUT, ... (see the script).
+perf:
+	GO=$(GO) ./client/qqbench/perf.sh
 
 clean:
 	rm -rf $(BIN)

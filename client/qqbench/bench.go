@@ -30,8 +30,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout+cfg.Warmup+cfg.Duration+cfg.Settle+2*cfg.Drain+10*time.Second)
 	defer cancel()
-	res := &Result{Scenario: cfg.Scenario, Addr: cfg.Addr, Users: cfg.Users, BodyBytes: cfg.BodyBytes,
-		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Errors: map[string]int64{}}
+	res := newResult(cfg)
 	if cfg.QQDPID > 0 {
 		if _, err := ReadProcTree(cfg.QQDPID); err != nil {
 			return nil, fmt.Errorf("--qqd-pid: %w", err)
@@ -45,11 +44,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		err = runIdle(ctx, cfg, res)
 	case "offline":
 		err = runOffline(ctx, cfg, res)
+	case "history":
+		err = runHistory(ctx, cfg, res)
+	case "fill":
+		return nil, errors.New("fill is not a load scenario: use Fill")
+	case "sweep":
+		return nil, errors.New("sweep is a series of dm runs: use RunSweep")
 	}
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+func newResult(cfg Config) *Result {
+	return &Result{Scenario: cfg.Scenario, Addr: cfg.Addr, Users: cfg.Users, BodyBytes: cfg.BodyBytes,
+		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Errors: map[string]int64{}}
 }
 
 // dialOptions allow offline pages of 1,000 messages of up to
@@ -234,17 +244,31 @@ func receiver(ctx context.Context, c *client.Client, t *tracker, stop <-chan str
 
 // runTraffic runs dm and fanin.
 func runTraffic(ctx context.Context, cfg Config, res *Result) error {
-	if cfg.Register {
-		if err := registerUsers(ctx, cfg, cfg.Users); err != nil {
-			return err
-		}
-	}
-	cs, _, err := loginUsers(ctx, cfg, names(cfg.Users))
+	cs, err := loginTraffic(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeAll(cs)
+	return trafficOn(ctx, cfg, cs, res)
+}
 
+// loginTraffic registers u0..u<cfg.Users-1> if cfg.Register and logs
+// them in.
+func loginTraffic(ctx context.Context, cfg Config) ([]*client.Client, error) {
+	if cfg.Register {
+		if err := registerUsers(ctx, cfg, cfg.Users); err != nil {
+			return nil, err
+		}
+	}
+	cs, _, err := loginUsers(ctx, cfg, names(cfg.Users))
+	return cs, err
+}
+
+// trafficOn runs dm or fanin traffic between the logged-in users cs (cs[i]
+// is u<i>) and leaves them open, so that a sweep can run it again on them.
+// Pushes that arrive after it returns stay queued in the clients and count
+// as duplicates in the next run.
+func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result) error {
 	t := newTracker()
 	run := runID()
 	stop := make(chan struct{})

@@ -3,10 +3,23 @@
 //
 // Usage:
 //
-//	qqbench [global flags] <dm|idle|fanin|offline> [flags]
+//	qqbench [global flags] <dm|idle|fanin|offline|history|sweep> [flags]
+//	qqbench fill --db DATA_DIR/qq.db --messages N --users U [flags]
+//	qqbench report [--format md|csv] FILE...
 //
-// Flags may be given before or after the scenario name. See
+// Flags may be given before or after the scenario name. fill does not
+// talk to qqd: it appends messages to a stopped qqd's SQLite database
+// through the storage plugin's own code, to measure qqd on a large
+// history (history then times history and offline calls). See
 // docs/performance.md for the method and a reproduction.
+//
+// sweep steps the open-loop dm rate up from --from until qqd saturates,
+// writes one CSV row per step and draws p50/p99 latency against the
+// delivered rate as an SVG chart (sweep.go, svg.go).
+//
+// report reads the JSON lines of many runs and prints the median and
+// min–max of each figure per --label (report.go); make perf
+// (client/qqbench/perf.sh) runs the whole suite and ends with it.
 package main
 
 import (
@@ -48,6 +61,13 @@ type Config struct {
 	Rate      float64
 	Window    int
 	Messages  int
+	Sweep     SweepConfig
+	Label     string // copied into the JSON line, for report
+
+	// fill
+	DB              string
+	PendingFraction float64
+	Batch           int
 
 	Scenario string
 	// Progress receives a progress line every few seconds for runs longer
@@ -68,6 +88,10 @@ func DefaultConfig() Config {
 		Password:  "bench-password",
 		Window:    8,
 		Messages:  10000,
+		Sweep:     DefaultSweepConfig(),
+
+		PendingFraction: 0.01,
+		Batch:           10000,
 	}
 }
 
@@ -83,21 +107,31 @@ func registerFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.BodyBytes, "body-bytes", c.BodyBytes, "message body size in bytes")
 	fs.IntVar(&c.QQDPID, "qqd-pid", c.QQDPID, "pid of qqd, to report CPU and RSS of it and its plugin processes")
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print only the JSON result line")
+	fs.StringVar(&c.Label, "label", c.Label, "run label copied into the JSON line (qqbench report groups by it)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed for recipients and send phases")
 	fs.BoolVar(&c.Register, "register", c.Register, "register the users first (user_exists is fine)")
 	fs.StringVar(&c.Password, "password", c.Password, "password of the users")
-	fs.Float64Var(&c.Rate, "rate", c.Rate, "dm/fanin: open loop at this total rate in msg/s (0: closed loop)")
-	fs.IntVar(&c.Window, "window", c.Window, "dm/fanin closed loop and offline fill: sends in flight per user")
-	fs.IntVar(&c.Messages, "messages", c.Messages, "offline: messages queued for the offline user")
+	fs.Float64Var(&c.Rate, "rate", c.Rate, "dm/fanin/history: open loop at this total rate in msg/s or calls/s (0: closed loop)")
+	registerSweepFlags(fs, &c.Sweep)
+	fs.IntVar(&c.Window, "window", c.Window, "dm/fanin/history closed loop and offline fill: sends or calls in flight per user")
+	fs.IntVar(&c.Messages, "messages", c.Messages, "offline: messages queued for the offline user; fill: messages to add")
+	fs.StringVar(&c.DB, "db", c.DB, "fill: SQLite database file of a stopped qqd (<data_dir>/qq.db)")
+	fs.Float64Var(&c.PendingFraction, "pending-fraction", c.PendingFraction, "fill: fraction of the messages left pending (not acked)")
+	fs.IntVar(&c.Batch, "batch", c.Batch, "fill: messages per write transaction")
 }
 
 func usage(fs *flag.FlagSet) func() {
 	return func() {
-		fmt.Fprintf(fs.Output(), "usage: qqbench [flags] <dm|idle|fanin|offline> [flags]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: qqbench [flags] <dm|idle|fanin|offline|history|fill|sweep> [flags]\n\n"+
 			"  dm       every user sends to random others (--rate R open loop, else --window W closed loop)\n"+
 			"  fanin    every user sends to u0, which acks everything\n"+
 			"  idle     hold --users logged-in connections for --duration; RSS per connection\n"+
-			"  offline  queue --messages for an offline user, then drain with offline pages + ack\n\n")
+			"  offline  queue --messages for an offline user, then drain with offline pages + ack\n"+
+			"  sweep    open-loop dm at --from, then +--step (or ×--factor) per step, until saturation or --to;\n"+
+			"           --duration per step; --csv FILE, --svg FILE (p50/p99 latency against delivered rate)\n"+
+			"  history  every user calls history (random peer, limit 50, some pages back) and offline (limit 100)\n"+
+			"           (--rate R calls/s open loop, else --window W closed loop)\n"+
+			"  fill     append --messages between random pairs of --users to --db, a stopped qqd's qq.db\n\n")
 		fs.PrintDefaults()
 	}
 }
@@ -147,8 +181,26 @@ func (c *Config) validate() error {
 		if c.Messages < 1 {
 			return errors.New("offline needs --messages >= 1")
 		}
+	case "history":
+		if c.Users < 2 {
+			return errors.New("history needs --users >= 2")
+		}
+	case "fill":
+		if err := c.validateFill(); err != nil {
+			return err
+		}
+	case "sweep":
+		if c.Users < 2 {
+			return errors.New("sweep needs --users >= 2")
+		}
+		if c.Rate != 0 {
+			return errors.New("sweep sets the rate itself: use --from, --step or --factor, and --to")
+		}
+		if err := c.Sweep.validate(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("unknown scenario %q (want dm, idle, fanin or offline)", c.Scenario)
+		return fmt.Errorf("unknown scenario %q (want dm, idle, fanin, offline, history, fill or sweep)", c.Scenario)
 	}
 	if c.Window < 1 {
 		return errors.New("--window must be >= 1")
@@ -163,15 +215,29 @@ func (c *Config) validate() error {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "report" {
+		return runReport(args[1:], stdout, stderr)
+	}
 	cfg, err := parseArgs(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.Label != "" {
+		lw := newLabelWriter(stdout, cfg.Label)
+		defer lw.Flush()
+		stdout = lw
 	}
 	if cfg.Duration+cfg.Warmup > 10*time.Second {
 		cfg.Progress = stderr
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.Scenario == "sweep" {
+		return runSweepCmd(ctx, cfg, stdout, stderr)
+	}
+	if cfg.Scenario == "fill" {
+		return runFill(ctx, cfg, stdout, stderr)
+	}
 	res, err := Run(ctx, cfg)
 	if err != nil {
 		return err

@@ -308,6 +308,7 @@ type Result struct {
 
 	Idle    *IdleResult    `json:"idle,omitempty"`
 	Offline *OfflineResult `json:"offline,omitempty"`
+	History *HistoryResult `json:"history,omitempty"`
 }
 
 // IdleResult is the idle scenario's memory figures (zero without --qqd-pid).
@@ -392,6 +393,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 	if o := r.Offline; o != nil {
 		fmt.Fprintf(w, "  offline: queued %d in %.2f s, pending at login %d, drained %d in %d pages in %.3f s (%.0f msg/s)\n",
 			o.Queued, o.FillSeconds, o.Pending, o.Drained, o.Pages, o.DrainS, o.DrainPerSec)
+	}
+	if h := r.History; h != nil {
+		h.writeSummary(w, r)
 	}
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(w, "  idle: %d connections logged in in %.2f s, all alive at the end: %v\n", i.Connections, i.LoginSeconds, i.AllConnectionsAlive)

@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# perf.sh runs qq's performance suite end to end and prints the report:
+# `make perf` (docs/performance.md, "Reproduce everything: make perf").
+#
+# It builds qqd and qqbench into a temporary directory, and for every run
+# starts a fresh qqd (fresh data dir, pinned to PERF_QQD_CPUS; its plugin
+# processes inherit the pinning) on 127.0.0.1, creates the users before
+# the run, runs qqbench pinned to PERF_BENCH_CPUS, and stops that qqd.
+# Every JSON result line goes to OUT/results.jsonl; at the end
+# `qqbench report` prints the Markdown table (also OUT/report.md, and
+# OUT/report.csv).
+#
+# Knobs (environment):
+#   PERF_CASES       cases to run, space separated (default: all of
+#                    dm-closed dm-open plugins idle sweep)
+#   PERF_RUNS        runs per case (default 3)
+#   PERF_QUICK=1     smoke test: C=100, 5 s runs, 1 run, idle C=100, a
+#                    2-step sweep (under 2 minutes in all)
+#   PERF_OUT         output directory (default perf-results/<date-time>)
+#   PERF_USERS       users of dm/plugins/sweep (default 1000)
+#   PERF_DURATION    measured duration of dm/plugins runs (default 20s)
+#   PERF_RATE        open-loop rate of dm-open in msg/s (default 20000)
+#   PERF_IDLE_USERS  connections of idle (default 10000)
+#   PERF_SETUP       fill (default): create the users in the stopped qqd's
+#                    database with `qqbench fill` (one Argon2id hash for
+#                    all); register: register them through qqd in an
+#                    unmeasured warm-up run (one hash each, about 20 ms
+#                    on one core)
+#   PERF_QQD_CPUS, PERF_BENCH_CPUS  taskset CPU lists (default 1 and 0)
+#   GO               the go command (default go)
+set -euo pipefail
+
+log() { printf 'perf: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+out=${PERF_OUT:-perf-results/$(date +%Y-%m-%d-%H%M%S)}
+case $out in /*) ;; *) out=$PWD/$out ;; esac
+cd "$(dirname "$0")/../.."
+
+GO=${GO:-go}
+quick=${PERF_QUICK:-0}
+cases=${PERF_CASES:-dm-closed dm-open plugins idle sweep}
+setup=${PERF_SETUP:-fill}
+qqd_cpus=${PERF_QQD_CPUS:-1}
+bench_cpus=${PERF_BENCH_CPUS:-0}
+if [ "$quick" = 1 ]; then
+	runs=${PERF_RUNS:-1}
+	users=${PERF_USERS:-100}
+	duration=${PERF_DURATION:-5s}
+	warmup=1s
+	rate=${PERF_RATE:-2000}
+	idle_users=${PERF_IDLE_USERS:-100}
+	idle_settle=3s idle_hold=1s
+	sweep_args="--from 1000 --step 1000 --max-steps 2 --duration 5s"
+else
+	runs=${PERF_RUNS:-3}
+	users=${PERF_USERS:-1000}
+	duration=${PERF_DURATION:-20s}
+	warmup=2s
+	rate=${PERF_RATE:-20000}
+	idle_users=${PERF_IDLE_USERS:-10000}
+	idle_settle=10s idle_hold=5s
+	sweep_args="--from 1000 --step 1000 --max-steps 30 --duration 10s"
+fi
+password=bench-password
+
+for c in $cases; do
+	case $c in
+	dm-closed | dm-open | plugins | idle | sweep) ;;
+	*) die "unknown case $c in PERF_CASES (want dm-closed, dm-open, plugins, idle, sweep)" ;;
+	esac
+done
+case $setup in fill | register) ;; *) die "PERF_SETUP=$setup: want fill or register" ;; esac
+command -v taskset >/dev/null || die "taskset not found (util-linux): qqd and qqbench must be pinned to separate CPUs"
+taskset -c "$qqd_cpus" true 2>/dev/null && taskset -c "$bench_cpus" true 2>/dev/null ||
+	die "cannot pin to CPUs $qqd_cpus and $bench_cpus (this machine has $(nproc)); set PERF_QQD_CPUS and PERF_BENCH_CPUS"
+
+# Everything temporary lives in work (short paths: qqd puts its admin unix
+# socket in the data dir). The trap stops the qqd this script started.
+work=$(mktemp -d /tmp/qqperf.XXXXXX)
+qqd_pid=
+stop_qqd() {
+	[ -n "$qqd_pid" ] || return 0
+	if kill -0 "$qqd_pid" 2>/dev/null; then
+		kill -TERM "$qqd_pid" 2>/dev/null || true
+		for _ in $(seq 150); do
+			kill -0 "$qqd_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$qqd_pid" 2>/dev/null; then
+			log "qqd $qqd_pid did not stop in 15 s; killing it and its plugins"
+			# shellcheck disable=SC2046 # one pid per word
+			kill -KILL "$qqd_pid" $(pgrep -P "$qqd_pid") 2>/dev/null || true
+		fi
+	fi
+	wait "$qqd_pid" 2>/dev/null || true
+	qqd_pid=
+}
+# child runs a command in the background and waits for it, so that a
+# signal to this script runs the trap at once rather than after the
+# command; cleanup stops it.
+child_pid=
+child() {
+	"$@" &
+	child_pid=$!
+	local rc=0
+	wait "$child_pid" || rc=$?
+	child_pid=
+	return "$rc"
+}
+cleanup() {
+	if [ -n "$child_pid" ]; then
+		kill -TERM "$child_pid" 2>/dev/null || true
+		wait "$child_pid" 2>/dev/null || true
+	fi
+	stop_qqd
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$out/logs"
+results=$out/results.jsonl
+: >"$results"
+log "output in $out"
+
+log "building qqd and qqbench"
+$GO build -o "$work/bin/qqd" ./daemon/qqd
+$GO build -o "$work/bin/qqbench" ./client/qqbench
+qqd=$work/bin/qqd
+qqbench=$work/bin/qqbench
+
+# The bench configuration of docs/performance.md: limits raised so that
+# they do not throttle the load, metrics on a free loopback port, default
+# (out-of-process) plugins. plugins-in.yaml is the same with in-process
+# plugins.
+cat >"$out/bench.yaml" <<'EOF'
+limits:
+  send_rate: 100000
+  send_burst: 100000
+  auth_per_ip_per_minute: 100000
+  auth_per_account_per_minute: 100000
+  max_pending_per_user: 10000000
+  max_connections: 100000
+  max_connections_per_ip: 100000
+metrics:
+  listen: "127.0.0.1:0"
+filters:            # the default chain, with antispam lifted to its maxima
+  - plugin: antispam
+    config:
+      flood: {max_messages: 10000, window: 1s}
+      repeat: {max_same_body: 10000, max_recipients: 10000, window: 1s}
+  - plugin: wordfilter
+    config:
+      lists:
+        - name: spam-phrases
+          action: reject
+          reason: message looks like spam
+          words: [buy followers, free bitcoin, crypto giveaway]
+EOF
+{
+	cat "$out/bench.yaml"
+	printf 'plugins: {in_process: true}\n'
+} >"$out/bench-inproc.yaml"
+"$qqd" -config "$out/bench.yaml" -t >/dev/null
+"$qqd" -config "$out/bench-inproc.yaml" -t >/dev/null
+
+# Idle needs C client sockets in qqbench and C accepted ones in qqd. The
+# open-file limit is per process, so each needs about C plus a margin.
+if [[ " $cases " == *" idle "* ]]; then
+	need=$((idle_users + 1000))
+	hard=$(ulimit -Hn)
+	if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$need" ]; then
+		if [ "$hard" = unlimited ] || [ "$hard" -ge "$need" ]; then
+			ulimit -Sn "$need"
+		else # raising the hard limit needs privilege
+			ulimit -n "$need" 2>/dev/null || ulimit -Sn "$hard"
+		fi
+	fi
+	lim=$(ulimit -n)
+	if [ "$lim" != unlimited ] && [ "$lim" -lt "$need" ]; then
+		was=$idle_users
+		idle_users=$(((lim - 1000) / 1000 * 1000))
+		[ "$idle_users" -ge 100 ] || idle_users=$((lim / 2))
+		log "NOTE: open-file limit $lim < $need: idle runs at C=$idle_users instead of $was"
+		echo "idle ran at C=$idle_users instead of $was: open-file limit $lim (ulimit -n), needs C+1000 per process" >>"$out/notes.txt"
+	fi
+fi
+
+load1=$(cut -d' ' -f1 /proc/loadavg)
+if [ "${load1%%.*}" -ge 1 ]; then
+	log "NOTE: load average $load1 before the start: other processes are running, expect noisy figures"
+	echo "load average $load1 at the start: other processes were running; figures are noisy" >>"$out/notes.txt"
+fi
+{
+	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
+	echo "go: $($GO version)"
+	echo "kernel: $(uname -srm)"
+	echo "cpus: $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'))"
+	echo "qqd cpus: $qqd_cpus, qqbench cpus: $bench_cpus"
+	echo "open files: $(ulimit -n)"
+	echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "cases: $cases; runs: $runs; quick: $quick; setup: $setup"
+	echo "users: $users; duration: $duration; warmup: $warmup; rate: $rate; idle users: $idle_users; sweep: $sweep_args"
+} >"$out/env.txt"
+
+# start_qqd CONFIG USERS NAME starts a fresh qqd with USERS users (u0..)
+# and sets qqd_pid and addr. (idle ignores --drain except in its
+# deadline: see drain_for.)
+start_qqd() {
+	local config=$1 n=$2 name=$3
+	local data qlog
+	data=$(mktemp -d "$work/data.XXXXXX")
+	qlog=$out/logs/$name.qqd.log
+	if [ "$setup" = fill ]; then
+		"$qqbench" fill --db "$data/qq.db" --users "$n" --messages 1 --pending-fraction 0 \
+			--password "$password" --json >"$out/logs/$name.setup.log" 2>&1 ||
+			die "fill for $name failed: $(tail -n 3 "$out/logs/$name.setup.log")"
+	fi
+	: >"$qlog"
+	taskset -c "$qqd_cpus" "$qqd" -config "$config" -data-dir "$data" -listen 127.0.0.1:0 >"$qlog" 2>&1 &
+	qqd_pid=$!
+	addr=
+	for _ in $(seq 300); do
+		addr=$(sed -n 's/.* msg=listening addr=\([0-9.]*:[0-9]*\).*/\1/p' "$qlog" || true)
+		[ -z "$addr" ] || break
+		kill -0 "$qqd_pid" 2>/dev/null || die "qqd exited before listening: $(tail -n 5 "$qlog")"
+		sleep 0.1
+	done
+	[ -n "$addr" ] || die "qqd did not log \"listening\" within 30 s (see $qlog)"
+	case $addr in 127.*) ;; *) die "qqd listens on $addr, not loopback" ;; esac
+	# Record that the plugins inherited the pinning.
+	for p in $qqd_pid $(pgrep -P "$qqd_pid" || true); do
+		echo "pid $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null): $(grep Cpus_allowed_list "/proc/$p/status" 2>/dev/null)"
+	done >"$out/logs/$name.pinning.log"
+	# Unmeasured warm-up: register the users (register), or log one in
+	# (fill). qqd hands the Argon2id memory of its startup and of the
+	# logins back to the OS 2 s after the last login; the wait makes every
+	# run, and idle's "before" RSS, start from there.
+	local wn=1 reg=
+	if [ "$setup" = register ]; then
+		wn=$n reg=--register
+	fi
+	child taskset -c "$bench_cpus" "$qqbench" --addr "$addr" --users "$wn" $reg --password "$password" \
+		--json idle --duration 100ms --drain "$(drain_for "$wn")s" >>"$out/logs/$name.setup.log" 2>&1 ||
+		die "warm-up for $name failed (see $out/logs/$name.setup.log)"
+	sleep 3
+}
+
+# drain_for N returns a --drain in seconds that makes qqbench's run
+# deadline (2 min + warm-up + duration + settle + 2 × drain) long enough
+# for N Argon2id logins (about 20 ms each on an idle core; 60 ms leaves
+# room for a busy machine) in the idle scenario, which does not use
+# --drain otherwise.
+drain_for() { echo $((5 + $1 * 60 / 2000)); }
+
+failed=0
+
+# bench LABEL NAME ARGS... runs qqbench against the running qqd and
+# appends its JSON line to results.jsonl.
+bench() {
+	local label=$1 name=$2
+	shift 2
+	local line
+	if child taskset -c "$bench_cpus" "$qqbench" --addr "$addr" --password "$password" --qqd-pid "$qqd_pid" \
+		--label "$label" --json "$@" >"$work/line" 2>"$out/logs/$name.qqbench.log"; then
+		line=$(cat "$work/line")
+		printf '%s\n' "$line" >>"$results"
+		log "  $name: $(summary "$line")"
+	else
+		failed=$((failed + 1))
+		log "  $name: FAILED: $(tail -n 3 "$out/logs/$name.qqbench.log")"
+	fi
+}
+
+# summary picks the headline figures out of a JSON result line.
+summary() {
+	local f
+	for f in delivered_per_s p99_ms per_conn_after_settle_bytes stop; do
+		printf '%s ' "$(printf '%s' "$1" | grep -oE "\"$f\":(\"[^\"]*\"|[^,}]*)" | head -n 1 || true)"
+	done
+}
+
+# one_run CONFIG USERS LABEL N ARGS... is one run on a fresh qqd.
+one_run() {
+	local config=$1 n=$2 label=$3 i=$4
+	shift 4
+	log "$label run $i/$runs"
+	start_qqd "$config" "$n" "$label-$i"
+	bench "$label" "$label-$i" "$@"
+	stop_qqd
+}
+
+for c in $cases; do
+	case $c in
+	dm-closed)
+		for i in $(seq "$runs"); do
+			one_run "$out/bench.yaml" "$users" "dm-closed-w8-c$users" "$i" \
+				--users "$users" dm --window 8 --duration "$duration" --warmup "$warmup"
+		done
+		;;
+	dm-open)
+		for i in $(seq "$runs"); do
+			one_run "$out/bench.yaml" "$users" "dm-open-r$rate-c$users" "$i" \
+				--users "$users" dm --rate "$rate" --duration "$duration" --warmup "$warmup"
+		done
+		;;
+	plugins)
+		# The same qqd binary with out-of-process and in-process plugins,
+		# in ABBA order so that drift hits both alike.
+		for i in $(seq "$runs"); do
+			order="out in"
+			[ $((i % 2)) = 1 ] || order="in out"
+			for p in $order; do
+				config=$out/bench.yaml
+				[ "$p" = out ] || config=$out/bench-inproc.yaml
+				one_run "$config" "$users" "plugins-$p-closed-w8-c$users" "$i" \
+					--users "$users" dm --window 8 --duration "$duration" --warmup "$warmup"
+			done
+		done
+		;;
+	idle)
+		# A fresh qqd per run matters most here: Go keeps its heap
+		# high-water mark.
+		for i in $(seq "$runs"); do
+			one_run "$out/bench.yaml" "$idle_users" "idle-c$idle_users" "$i" \
+				--users "$idle_users" idle --settle "$idle_settle" --duration "$idle_hold" \
+				--drain "$(drain_for "$idle_users")s"
+		done
+		;;
+	sweep)
+		for i in $(seq "$runs"); do
+			# shellcheck disable=SC2086 # sweep_args is a list of flags
+			one_run "$out/bench.yaml" "$users" "sweep-c$users" "$i" \
+				--users "$users" sweep $sweep_args \
+				--csv "$out/sweep-c$users-$i.csv" --svg "$out/sweep-c$users-$i.svg"
+		done
+		;;
+	esac
+done
+
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/env.txt"
+"$qqbench" report --format csv "$results" >"$out/report.csv" || true
+"$qqbench" report --format md "$results" | tee "$out/report.md"
+if [ -s "$out/notes.txt" ]; then
+	printf '\nNotes:\n' | tee -a "$out/report.md"
+	sed 's/^/- /' "$out/notes.txt" | tee -a "$out/report.md"
+fi
+log "results in $out (results.jsonl, report.md, report.csv, env.txt, logs/)"
+if [ "$failed" -gt 0 ]; then
+	die "$failed runs failed (see $out/logs)"
+fi
