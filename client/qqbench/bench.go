@@ -310,8 +310,11 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 	}
 
 	var before []ProcStat
+	var selfBefore time.Duration
 	var beforeOnce sync.Once
-	snapBefore := func() { beforeOnce.Do(func() { before = procSnapshot(cfg) }) }
+	snapBefore := func() {
+		beforeOnce.Do(func() { before, selfBefore = procSnapshot(cfg), selfCPU() })
+	}
 	if cfg.Warmup == 0 {
 		snapBefore()
 	} else {
@@ -386,6 +389,7 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 	close(progressDone)
 	snapBefore()
 	after := procSnapshot(cfg)
+	res.BenchCPUSeconds = (selfCPU() - selfBefore).Seconds()
 	close(stop)
 	recvWG.Wait()
 	ackWG.Wait()
@@ -457,7 +461,12 @@ func runIdle(ctx context.Context, cfg Config, res *Result) error {
 	if cfg.Progress != nil {
 		fmt.Fprintf(cfg.Progress, "qqbench: %d connections logged in, holding for %s\n", cfg.Users, cfg.Duration)
 	}
+	holdStart, holdBefore := time.Now(), procSnapshot(cfg)
 	sleep(ctx, cfg.Duration)
+	if after := procSnapshot(cfg); after != nil {
+		ir.HoldCPUSeconds = cpuDelta(holdBefore, after)
+		ir.HoldCorePercent = 100 * ir.HoldCPUSeconds / time.Since(holdStart).Seconds()
+	}
 	ir.RSSEnd = rssOf(cfg)
 	ir.AllConnectionsAlive = true
 	for _, c := range cs {

@@ -27,6 +27,8 @@
 #                    unmeasured warm-up run (one hash each, about 20 ms
 #                    on one core)
 #   PERF_QQD_CPUS, PERF_BENCH_CPUS  taskset CPU lists (default 1 and 0)
+#   PERF_QQD_BIN     a qqd binary to measure instead of building this
+#                    tree's (for example an older version, to compare)
 #   GO               the go command (default go)
 set -euo pipefail
 
@@ -126,7 +128,11 @@ results=$out/results.jsonl
 log "output in $out"
 
 log "building qqd and qqbench"
-$GO build -o "$work/bin/qqd" ./daemon/qqd
+if [ -n "${PERF_QQD_BIN:-}" ]; then
+	mkdir -p "$work/bin" && cp "$PERF_QQD_BIN" "$work/bin/qqd"
+else
+	$GO build -o "$work/bin/qqd" ./daemon/qqd
+fi
 $GO build -o "$work/bin/qqbench" ./client/qqbench
 qqd=$work/bin/qqd
 qqbench=$work/bin/qqbench

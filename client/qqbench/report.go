@@ -436,10 +436,14 @@ var sections = []section{
 			lostMetric,
 			errorsMetric,
 			{"cpu_us_per_msg", "CPU µs/msg", fmtUs, fromResult(cpuUsPerMsg)},
+			{"bench_core_pct", "qqbench core %", fmtS, fromResult(func(r *Result) (float64, bool) {
+				return 100 * r.BenchCPUSeconds / r.DurationS, r.BenchCPUSeconds > 0 && r.DurationS > 0
+			})},
 		},
 		extra: cpuShares,
 		note: "Latency is one-way, from the scheduled send time (open loop) or the send call (closed loop). " +
-			"CPU is qqd's and its plugin processes' per delivered message; the share columns split it by process.",
+			"CPU is qqd's and its plugin processes' per delivered message; the share columns split it by process. " +
+			"qqbench core % is the load generator's own CPU: near 100, the generator was the limit.",
 	},
 	{
 		title:     "Offline drain (offline)",
@@ -468,6 +472,9 @@ var sections = []section{
 				return float64(r.Idle.RSSAfterSettle), r.Idle.RSSBefore > 0
 			})},
 			{"login_s", "logins s", fmtS, fromResult(func(r *Result) (float64, bool) { return r.Idle.LoginSeconds, true })},
+			{"hold_core_pct", "CPU % of a core (holding)", fmtMs, fromResult(func(r *Result) (float64, bool) {
+				return r.Idle.HoldCorePercent, r.Idle.RSSBefore > 0
+			})},
 			errorsMetric,
 		},
 		note: "RSS per connection is qqd's own RSS (not its plugins') after the settle time, less before the logins, " +

@@ -62,7 +62,7 @@ func TestReportMarkdown(t *testing.T) {
 	writeReportMarkdown(&out, groupRuns(runs))
 	got := out.String()
 	for _, want := range []string{
-		"### Message traffic (dm, fanin)\n\n| label | runs | load | delivered msg/s | p50 ms | p99 ms | p99.9 ms | max ms | lost | errors | CPU µs/msg | CPU share |\n",
+		"### Message traffic (dm, fanin)\n\n| label | runs | load | delivered msg/s | p50 ms | p99 ms | p99.9 ms | max ms | lost | errors | CPU µs/msg | qqbench core % | CPU share |\n",
 		"| dm-closed-w8-c1000 | 3 | closed w8, C=1,000 | 11,000 (10,000–12,000) | 55.00 (50.00–60.00) | 85.00 (80.00–90.00) | " +
 			"97.00 (95.00–100.00) | 130.00 (120.00–150.00) | 1 (0–2) | 0 (0–4) | 50.0 (40.0–50.0) | qqd 50% (40%–50%), sqlite 50% (50%–60%) |\n",
 		"| dm-open-r20000-c1000 | 1 | open 20,000 msg/s, C=1,000 | 19,990 | 3.50 | 20.13 | 40.00 | 55.00 | 0 | 0 | – | – |\n",

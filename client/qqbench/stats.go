@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/qqchat/qq/client"
@@ -301,10 +302,14 @@ type Result struct {
 	RateLimited     int64            `json:"rate_limited"`
 	Hint            string           `json:"hint,omitempty"`
 
-	Procs        []ProcStat `json:"procs,omitempty"`
-	CPUSeconds   float64    `json:"cpu_s,omitempty"`
-	CPUPer1000   float64    `json:"cpu_s_per_1000_msgs,omitempty"`
-	RSSTreeBytes int64      `json:"rss_tree_bytes,omitempty"`
+	Procs []ProcStat `json:"procs,omitempty"`
+	// BenchCPUSeconds is qqbench's own CPU time in the measured window:
+	// close to the window's length, the load generator itself was the
+	// limit.
+	BenchCPUSeconds float64 `json:"bench_cpu_s,omitempty"`
+	CPUSeconds      float64 `json:"cpu_s,omitempty"`
+	CPUPer1000      float64 `json:"cpu_s_per_1000_msgs,omitempty"`
+	RSSTreeBytes    int64   `json:"rss_tree_bytes,omitempty"`
 
 	Idle    *IdleResult    `json:"idle,omitempty"`
 	Offline *OfflineResult `json:"offline,omitempty"`
@@ -323,6 +328,11 @@ type IdleResult struct {
 	SettleS             float64 `json:"settle_s"`
 	LoginSeconds        float64 `json:"login_s"`
 	AllConnectionsAlive bool    `json:"all_alive"`
+	// HoldCPUSeconds is the CPU time of qqd and its plugins while the
+	// connections were held (after the settle), HoldCorePercent the same
+	// as a percentage of one core.
+	HoldCPUSeconds  float64 `json:"hold_cpu_s"`
+	HoldCorePercent float64 `json:"hold_core_percent"`
 }
 
 // OfflineResult is the offline scenario's figures.
@@ -338,6 +348,15 @@ type OfflineResult struct {
 
 const limitHint = "hint: rate_limited/rejected errors mean the server limits throttled the benchmark; " +
 	"raise limits.send_rate, limits.send_burst and the antispam filter's flood/repeat limits for benchmarking (docs/performance.md)"
+
+// selfCPU returns qqbench's own user+system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 func (r *Result) finish(t *tracker) {
 	t.mu.Lock()
@@ -386,6 +405,10 @@ func (r *Result) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "  sent ok %d, delivered %d (%.0f msg/s), lost %d, unanswered %d, duplicates %d\n",
 			r.Sent, r.Delivered, r.DeliveredPerSec, r.Lost, r.Unanswered, r.Duplicates)
 	}
+	if r.BenchCPUSeconds > 0 && r.DurationS > 0 {
+		fmt.Fprintf(w, "  qqbench's own CPU: %.2f s in the measured window (%.0f%% of a core: near 100%%, the generator was the limit)\n",
+			r.BenchCPUSeconds, 100*r.BenchCPUSeconds/r.DurationS)
+	}
 	if l := r.Latency; l != nil && l.Count > 0 {
 		fmt.Fprintf(w, "  one-way latency (from %s, %d samples): p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms, mean %.2f ms\n",
 			l.Source, l.Count, l.P50, l.P99, l.P999, l.Max, l.Mean)
@@ -403,6 +426,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 			fmt.Fprintf(w, "  qqd RSS: before %s, after logins %s (%.1f KiB/conn), after %.0f s settle %s (%.1f KiB/conn), end %s\n",
 				mib(i.RSSBefore), mib(i.RSSAfterLogin), i.PerConnAfterLogin/1024, i.SettleS, mib(i.RSSAfterSettle), i.PerConnAfterSettle/1024, mib(i.RSSEnd))
 			fmt.Fprintf(w, "  note: Argon2id logins leave garbage that inflates RSS right after login; the settled figure is closer to the steady per-connection cost\n")
+			fmt.Fprintf(w, "  qqd + plugins CPU while holding: %.3f s (%.2f%% of one core)\n", i.HoldCPUSeconds, i.HoldCorePercent)
 		} else {
 			fmt.Fprintf(w, "  qqd RSS: not measured (give --qqd-pid)\n")
 		}
