@@ -29,7 +29,7 @@ const (
 	// readConns is the size of the read pool.
 	readConns = 4
 	// journalSizeLimit caps the WAL file kept after a checkpoint.
-	journalSizeLimit = 64 << 20
+	journalSizeLimit = 128 << 20
 	// pruneInterval is how often the background pruner runs.
 	pruneInterval = time.Hour
 	// pruneBatch is how many cids one prune transaction forgets, so that
@@ -50,7 +50,7 @@ const (
 	// once however often it changed since the last one, so a larger WAL
 	// copies the hot index pages less often; journalSizeLimit still caps
 	// the file.
-	walAutocheckpointPages = 8000
+	walAutocheckpointPages = 32000
 	// readerCacheKiB is the page cache of each read connection.
 	readerCacheKiB = 16 << 10
 	// maxKnownUsers bounds Store.users (about 100 bytes a name).
