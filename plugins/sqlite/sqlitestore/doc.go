@@ -6,7 +6,14 @@
 //
 // The database runs in WAL mode. With the default Options.Synchronous
 // ("full"), a Write or CreateUser that returns without error has been
-// fsynced: it survives a crash of the process and of the machine. With
+// fsynced: it survives a crash of the process and of the machine. The one
+// exception is a Write of acks only: it commits without fsync (as with
+// "normal"), because an ack that is lost is harmless under at-least-once
+// delivery. It survives a crash of the process; a power loss right after
+// it may undo it, and the message is then pending again and redelivered
+// (clients de-duplicate by msg_id). A commit that carries messages fsyncs
+// the whole WAL, and with it every earlier ack. At low load, where every
+// ack is a Write of its own, this halves the fsyncs. With
 // "normal", a commit survives a crash of the process but the last commits
 // may be lost when the machine loses power; "off" leaves syncing to the
 // operating system. Every Write is exactly one transaction (BEGIN IMMEDIATE

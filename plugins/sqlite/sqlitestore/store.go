@@ -79,9 +79,13 @@ type Store struct {
 	writer *sql.DB // one connection: every write goes through it
 	reader *sql.DB // read-only (query_only) pool
 
-	now    func() time.Time
-	log    *slog.Logger
-	window time.Duration
+	now       func() time.Time
+	log       *slog.Logger
+	window    time.Duration
+	syncLevel string // PRAGMA synchronous of the writer: FULL, NORMAL or OFF
+	// syncLowered: an ack-only Write set the writer to NORMAL and has not
+	// restored syncLevel yet (restoreSync). Guarded by wmu.
+	syncLowered bool
 
 	// Statements prepared on the writer, used inside transactions.
 	stLookupCID  *sql.Stmt
@@ -161,10 +165,11 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 	}
 
 	s := &Store{
-		now:    opts.Now,
-		log:    opts.Logger,
-		window: opts.DedupWindow,
-		users:  make(map[string]struct{}),
+		now:       opts.Now,
+		log:       opts.Logger,
+		window:    opts.DedupWindow,
+		syncLevel: syncLevel,
+		users:     make(map[string]struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -1101,3 +1101,19 @@ func TestMsgIDs(t *testing.T) {
 		t.Errorf("timestamp prefixes %q, %q not increasing", a[:10], b[:10])
 	}
 }
+
+// TestAckOnlyWriteRestoresSync: an ack-only Write commits without fsync
+// (synchronous NORMAL for that commit), then the writer is back at FULL
+// for everything else; the ack is applied.
+func TestAckOnlyWriteRestoresSync(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	res := send(t, s, nm("alice", "bob", "hi", "c1"))
+	ack(t, s, "bob", res[0].Message.ID)
+	if got, err := sqlitestore.WriterPragma(s, "synchronous"); err != nil || got != "2" {
+		t.Fatalf("synchronous after an ack-only write = %q (%v), want 2 (FULL)", got, err)
+	}
+	if n, err := s.PendingCount(context.Background(), "bob"); err != nil || n != 0 {
+		t.Fatalf("bob has %d pending (%v) after the ack", n, err)
+	}
+}

@@ -19,6 +19,9 @@ func (s *Store) CreateUser(ctx context.Context, user, passwordHash string) error
 	if s.closed.Load() {
 		return fmt.Errorf("sqlitestore: create user: %w", ErrClosed)
 	}
+	if err := s.restoreSync(ctx); err != nil {
+		return err
+	}
 	res, err := s.stCreateUser.ExecContext(ctx, user, passwordHash, s.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("sqlitestore: create user %q: %w", user, err)
@@ -41,6 +44,9 @@ func (s *Store) SetPasswordHash(ctx context.Context, user, passwordHash string) 
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
 		return fmt.Errorf("sqlitestore: set password hash: %w", ErrClosed)
+	}
+	if err := s.restoreSync(ctx); err != nil {
+		return err
 	}
 	res, err := s.stSetHash.ExecContext(ctx, passwordHash, user)
 	if err != nil {
@@ -67,6 +73,9 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
 		return 0, fmt.Errorf("sqlitestore: delete user: %w", ErrClosed)
+	}
+	if err := s.restoreSync(ctx); err != nil {
+		return 0, err
 	}
 	tx, err := s.writer.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
 	if err != nil {
@@ -110,6 +119,19 @@ func (s *Store) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.App
 	}
 	if b == nil || len(b.Messages) == 0 && len(b.Acks) == 0 {
 		return []plugins.AppendResult{}, nil
+	}
+
+	if err := s.restoreSync(ctx); err != nil {
+		return nil, &plugins.WriteError{Err: err}
+	}
+	if len(b.Messages) == 0 && s.syncLevel == "FULL" {
+		// An ack-only batch commits without fsync: see the package
+		// documentation (Durability).
+		s.syncLowered = true
+		if err := s.setSynchronous(ctx, "NORMAL"); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: ack commit: %w", err)}
+		}
+		defer func() { _ = s.restoreSync(context.Background()) }()
 	}
 
 	tx, err := s.writer.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
@@ -291,6 +313,28 @@ func statementContext(ctx context.Context) context.Context {
 // ctxCheckEvery is how many statements a write runs between checks of its
 // context.
 const ctxCheckEvery = 64
+
+// setSynchronous sets PRAGMA synchronous on the writer connection (the
+// only one: SetMaxOpenConns(1)). The caller holds s.wmu.
+func (s *Store) setSynchronous(ctx context.Context, level string) error {
+	_, err := s.writer.ExecContext(ctx, "PRAGMA synchronous = "+level)
+	return err
+}
+
+// restoreSync sets the writer's synchronous level back to the configured
+// one after an ack-only Write lowered it. Every write method calls it
+// first and fails if it fails: nothing else commits with the lowered
+// level. The caller holds s.wmu.
+func (s *Store) restoreSync(ctx context.Context) error {
+	if !s.syncLowered {
+		return nil
+	}
+	if err := s.setSynchronous(ctx, s.syncLevel); err != nil {
+		return fmt.Errorf("sqlitestore: restore synchronous=%s: %w", s.syncLevel, err)
+	}
+	s.syncLowered = false
+	return nil
+}
 
 // nextTS returns the timestamp of a new batch: now, but never less than
 // the last one assigned. The caller holds s.wmu. lastTS advances even if
