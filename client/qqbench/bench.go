@@ -309,17 +309,7 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 		t.done(cid, counted, err)
 	}
 
-	var before []ProcStat
-	var selfBefore time.Duration
-	var beforeOnce sync.Once
-	snapBefore := func() {
-		beforeOnce.Do(func() { before, selfBefore = procSnapshot(cfg), selfCPU() })
-	}
-	if cfg.Warmup == 0 {
-		snapBefore()
-	} else {
-		time.AfterFunc(cfg.Warmup, snapBefore)
-	}
+	win := startCPUWindow(cfg)
 
 	progressDone := make(chan struct{})
 	if cfg.Progress != nil {
@@ -387,9 +377,7 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 		time.Sleep(10 * time.Millisecond)
 	}
 	close(progressDone)
-	snapBefore()
-	after := procSnapshot(cfg)
-	res.BenchCPUSeconds = (selfCPU() - selfBefore).Seconds()
+	win.end(res)
 	close(stop)
 	recvWG.Wait()
 	ackWG.Wait()
@@ -403,17 +391,50 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 	res.Latency = &lat
 	res.DeliveredPerSec = float64(res.Delivered) / cfg.Duration.Seconds()
 	res.finish(t)
-	if after != nil {
-		res.CPUSeconds = cpuDelta(before, after)
-		res.Procs = after
-		for _, p := range after {
-			res.RSSTreeBytes += p.RSSBytes
-		}
-		if res.Delivered > 0 {
-			res.CPUPer1000 = res.CPUSeconds / float64(res.Delivered) * 1000
-		}
+	if res.Procs != nil && res.Delivered > 0 {
+		res.CPUPer1000 = res.CPUSeconds / float64(res.Delivered) * 1000
 	}
 	return nil
+}
+
+// cpuWindow bounds a measured window with snapshots of qqd's process tree
+// and of qqbench's own CPU: the first once the warm-up is over, the last
+// at end.
+type cpuWindow struct {
+	cfg    Config
+	once   sync.Once
+	before []ProcStat
+	self   time.Duration
+}
+
+func startCPUWindow(cfg Config) *cpuWindow {
+	w := &cpuWindow{cfg: cfg}
+	if cfg.Warmup == 0 {
+		w.begin()
+	} else {
+		time.AfterFunc(cfg.Warmup, w.begin)
+	}
+	return w
+}
+
+func (w *cpuWindow) begin() {
+	w.once.Do(func() { w.before, w.self = procSnapshot(w.cfg), selfCPU() })
+}
+
+// end takes the last snapshot and records the window's CPU in res: Procs
+// (as at the end), CPUSeconds, RSSTreeBytes and BenchCPUSeconds.
+func (w *cpuWindow) end(res *Result) {
+	w.begin() // a window shorter than the warm-up
+	after := procSnapshot(w.cfg)
+	res.BenchCPUSeconds = (selfCPU() - w.self).Seconds()
+	if after == nil {
+		return
+	}
+	res.CPUSeconds = cpuDelta(w.before, after)
+	res.Procs = after
+	for _, p := range after {
+		res.RSSTreeBytes += p.RSSBytes
+	}
 }
 
 func progress(w interface{ Write([]byte) (int, error) }, t *tracker, start, end time.Time, done <-chan struct{}) {

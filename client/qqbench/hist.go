@@ -168,14 +168,7 @@ func runHistory(ctx context.Context, cfg Config, res *Result) error {
 	callCtx, cancelCalls := context.WithDeadline(ctx, end.Add(cfg.Drain))
 	defer cancelCalls()
 
-	var before []ProcStat
-	var beforeOnce sync.Once
-	snapBefore := func() { beforeOnce.Do(func() { before = procSnapshot(cfg) }) }
-	if cfg.Warmup == 0 {
-		snapBefore()
-	} else {
-		time.AfterFunc(cfg.Warmup, snapBefore)
-	}
+	win := startCPUWindow(cfg)
 	progressDone := make(chan struct{})
 	if cfg.Progress != nil {
 		go histProgress(cfg.Progress, s, start, end, progressDone)
@@ -233,8 +226,7 @@ func runHistory(ctx context.Context, cfg Config, res *Result) error {
 	}
 	wg.Wait()
 	close(progressDone)
-	snapBefore()
-	after := procSnapshot(cfg)
+	win.end(res)
 
 	for k, l := range []*Latency{&hr.History, &hr.Offline} {
 		t := s.lat[k]
@@ -253,15 +245,8 @@ func runHistory(ctx context.Context, cfg Config, res *Result) error {
 		hr.OfflineMsgs = float64(s.msgs[callOffline].Load()) / float64(no)
 	}
 	res.finish(s.errs)
-	if after != nil {
-		res.CPUSeconds = cpuDelta(before, after)
-		res.Procs = after
-		for _, p := range after {
-			res.RSSTreeBytes += p.RSSBytes
-		}
-		if hr.Calls > 0 {
-			hr.CPUPer1000 = res.CPUSeconds / float64(hr.Calls) * 1000
-		}
+	if res.Procs != nil && hr.Calls > 0 {
+		hr.CPUPer1000 = res.CPUSeconds / float64(hr.Calls) * 1000
 	}
 	return nil
 }

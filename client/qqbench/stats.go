@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +49,11 @@ func errorCode(err error) string {
 		return "kicked_" + ke.Reason
 	case errors.Is(err, client.ErrClosed):
 		return "closed"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// The run ended (its drain too) before the call got an answer,
+		// or, in an open loop that qqd cannot keep up with, before the
+		// send even left: the backlog of the schedule.
+		return "deadline"
 	default:
 		return "conn_error"
 	}
