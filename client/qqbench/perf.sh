@@ -21,6 +21,8 @@
 #   PERF_DURATION    measured duration of dm/plugins runs (default 20s)
 #   PERF_RATE        open-loop rate of dm-open in msg/s (default 20000)
 #   PERF_IDLE_USERS  connections of idle (default 10000)
+#   PERF_IDLE_HOLD   how long idle holds them while it measures qqd's CPU
+#                    (default 5s; the CPU's resolution is 10 ms)
 #   PERF_SETUP       fill (default): create the users in the stopped qqd's
 #                    database with `qqbench fill` (one Argon2id hash for
 #                    all); register: register them through qqd in an
@@ -61,7 +63,7 @@ else
 	warmup=2s
 	rate=${PERF_RATE:-20000}
 	idle_users=${PERF_IDLE_USERS:-10000}
-	idle_settle=10s idle_hold=5s
+	idle_settle=10s idle_hold=${PERF_IDLE_HOLD:-5s}
 	sweep_args="--from 1000 --step 1000 --max-steps 30 --duration 10s"
 fi
 password=bench-password
