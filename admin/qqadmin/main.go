@@ -555,34 +555,14 @@ func (c *cmd) password(user string) (string, error) {
 // readPassword reads a line without echo from the terminal f. On SIGINT
 // or SIGTERM it restores the terminal's echo before giving up.
 func readPassword(f *os.File, prompt io.Writer, text string) (string, error) {
-	fd := int(f.Fd())
-	state, err := term.GetState(fd)
-	if err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := cli.ReadPassword(ctx, int(f.Fd()), prompt, text)
+	switch {
+	case ctx.Err() != nil:
+		return "", &cli.Error{Code: exitUsage, Msg: "interrupted"}
+	case err != nil:
 		return "", &cli.Error{Code: exitOther, Msg: "cannot read the password: " + err.Error(), Err: err}
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	fmt.Fprint(prompt, text)
-	type result struct {
-		b   []byte
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		b, err := term.ReadPassword(fd)
-		ch <- result{b, err}
-	}()
-	select {
-	case r := <-ch:
-		fmt.Fprintln(prompt)
-		if r.err != nil {
-			return "", &cli.Error{Code: exitOther, Msg: "cannot read the password: " + r.err.Error(), Err: r.err}
-		}
-		return strings.TrimRight(string(r.b), "\r\n"), nil
-	case <-sig:
-		term.Restore(fd, state)
-		fmt.Fprintln(prompt)
-		return "", &cli.Error{Code: exitUsage, Msg: "interrupted"}
-	}
+	return p, nil
 }

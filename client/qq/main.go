@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -275,27 +274,5 @@ func terminalPassword(ctx context.Context, prompt string) (string, error) {
 	if !term.IsTerminal(fd) {
 		return "", errors.New("no terminal: set QQ_PASSWORD")
 	}
-	state, err := term.GetState(fd)
-	if err != nil {
-		return "", fmt.Errorf("terminal state: %w", err)
-	}
-	fmt.Fprint(out, prompt)
-	type result struct {
-		b   []byte
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		b, err := term.ReadPassword(fd)
-		ch <- result{b, err}
-	}()
-	select {
-	case r := <-ch:
-		fmt.Fprintln(out)
-		return strings.TrimRight(string(r.b), "\r\n"), r.err
-	case <-ctx.Done():
-		term.Restore(fd, state)
-		fmt.Fprintln(out)
-		return "", ctx.Err()
-	}
+	return cli.ReadPassword(ctx, fd, out, prompt)
 }
