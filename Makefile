@@ -68,7 +68,7 @@ perf:
 # ~6 minutes and 2.4 GB, kept in perf-results/10m.db): dm closed loop and
 # history/offline reads. Knobs: PERF_RUNS, PERF_10M_DB, PERF_10M_MESSAGES.
 perf10m:
-	GO=$(GO) ./client/qqbench/perf10m.sh
+	GO=$(GO) PERF_CASES=10m ./client/qqbench/perf.sh
 
 clean:
 	rm -rf $(BIN)

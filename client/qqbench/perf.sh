@@ -12,7 +12,13 @@
 #
 # Knobs (environment):
 #   PERF_CASES       cases to run, space separated (default: all of
-#                    dm-closed dm-open plugins idle sweep)
+#                    dm-closed dm-open plugins idle sweep; also 10m, not
+#                    in the default: dm closed loop and history/offline
+#                    reads on a copy of a database of PERF_10M_MESSAGES)
+#   PERF_10M_DB      10m's database, filled once if missing (default
+#                    perf-results/10m.db: 10 million messages take about
+#                    6 minutes and 2.4 GB; each run copies it)
+#   PERF_10M_MESSAGES  messages 10m fills in (default 10000000)
 #   PERF_RUNS        runs per case (default 3)
 #   PERF_QUICK=1     smoke test: C=100, 5 s runs, 1 run, idle C=100, a
 #                    2-step sweep (under 2 minutes in all)
@@ -70,8 +76,8 @@ password=bench-password
 
 for c in $cases; do
 	case $c in
-	dm-closed | dm-open | plugins | idle | sweep) ;;
-	*) die "unknown case $c in PERF_CASES (want dm-closed, dm-open, plugins, idle, sweep)" ;;
+	dm-closed | dm-open | plugins | idle | sweep | 10m) ;;
+	*) die "unknown case $c in PERF_CASES (want dm-closed, dm-open, plugins, idle, sweep, 10m)" ;;
 	esac
 done
 case $setup in fill | register) ;; *) die "PERF_SETUP=$setup: want fill or register" ;; esac
@@ -214,15 +220,18 @@ fi
 	echo "users: $users; duration: $duration; warmup: $warmup; rate: $rate; idle users: $idle_users; sweep: $sweep_args"
 } >"$out/env.txt"
 
-# start_qqd CONFIG USERS NAME starts a fresh qqd with USERS users (u0..)
-# and sets qqd_pid and addr. (idle ignores --drain except in its
+# start_qqd CONFIG USERS NAME [DB] starts a fresh qqd with USERS users
+# (u0..) and sets qqd_pid and addr; with DB, on a copy of that database
+# (whose users must exist). (idle ignores --drain except in its
 # deadline: see drain_for.)
 start_qqd() {
-	local config=$1 n=$2 name=$3
+	local config=$1 n=$2 name=$3 src=${4:-}
 	local data qlog
 	data=$(mktemp -d "$work/data.XXXXXX")
 	qlog=$out/logs/$name.qqd.log
-	if [ "$setup" = fill ]; then
+	if [ -n "$src" ]; then
+		cp "$src" "$data/qq.db"
+	elif [ "$setup" = fill ]; then
 		"$qqbench" fill --db "$data/qq.db" --users "$n" --messages 1 --pending-fraction 0 \
 			--password "$password" --json >"$out/logs/$name.setup.log" 2>&1 ||
 			die "fill for $name failed: $(tail -n 3 "$out/logs/$name.setup.log")"
@@ -248,7 +257,7 @@ start_qqd() {
 	# logins back to the OS 2 s after the last login; the wait makes every
 	# run, and idle's "before" RSS, start from there.
 	local wn=1 reg=
-	if [ "$setup" = register ]; then
+	if [ "$setup" = register ] && [ -z "$src" ]; then
 		wn=$n reg=--register
 	fi
 	child taskset -c "$bench_cpus" "$qqbench" --addr "$addr" --users "$wn" $reg --password "$password" \
@@ -291,12 +300,14 @@ summary() {
 	done
 }
 
-# one_run CONFIG USERS LABEL N ARGS... is one run on a fresh qqd.
+# one_run CONFIG USERS LABEL N ARGS... is one run on a fresh qqd; with
+# src_db set, on a copy of that database.
+src_db=
 one_run() {
 	local config=$1 n=$2 label=$3 i=$4
 	shift 4
 	log "$label run $i/$runs"
-	start_qqd "$config" "$n" "$label-$i"
+	start_qqd "$config" "$n" "$label-$i" "$src_db"
 	bench "$label" "$label-$i" "$@"
 	stop_qqd
 }
@@ -345,6 +356,24 @@ for c in $cases; do
 				--users "$users" sweep $sweep_args \
 				--csv "$out/sweep-c$users-$i.csv" --svg "$out/sweep-c$users-$i.svg"
 		done
+		;;
+	10m)
+		db=${PERF_10M_DB:-$PWD/perf-results/10m.db}
+		if [ ! -s "$db" ]; then
+			log "filling $db with ${PERF_10M_MESSAGES:-10000000} messages (once)"
+			mkdir -p "$(dirname "$db")"
+			"$qqbench" fill --db "$db" --messages "${PERF_10M_MESSAGES:-10000000}" --users "$users" \
+				--password "$password" --json >"$out/logs/10m-fill.log" 2>&1 ||
+				die "fill of $db failed: $(tail -n 3 "$out/logs/10m-fill.log")"
+		fi
+		src_db=$db
+		for i in $(seq "$runs"); do
+			one_run "$out/bench.yaml" "$users" "dm-closed-w8-c$users-10m" "$i" \
+				--users "$users" dm --window 8 --duration "$duration" --warmup "$warmup"
+			one_run "$out/bench.yaml" "$users" "history-r500-c$users-10m" "$i" \
+				--users "$users" history --rate 500 --duration "$duration" --warmup "$warmup"
+		done
+		src_db=
 		;;
 	esac
 done
