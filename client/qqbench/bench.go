@@ -316,59 +316,16 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 		go progress(cfg.Progress, t, start, end, progressDone)
 	}
 
-	var wg sync.WaitGroup
 	if cfg.Rate > 0 {
 		res.Mode, res.Rate = "open", cfg.Rate
-		interval := time.Duration(float64(time.Second) * float64(len(senders)) / cfg.Rate)
-		for _, i := range senders {
-			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
-				sem := make(chan struct{}, 512)
-				var inflight sync.WaitGroup
-				phase := time.Duration(rng.Int64N(int64(interval) + 1))
-				for k := int64(0); ; k++ {
-					sched := start.Add(phase + time.Duration(k)*interval)
-					if !sched.Before(end) || sendCtx.Err() != nil || cs[i].Err() != nil {
-						break
-					}
-					if d := time.Until(sched); d > 0 {
-						time.Sleep(d)
-					}
-					to := pick(i, rng)
-					select {
-					case sem <- struct{}{}:
-					case <-sendCtx.Done():
-					}
-					if sendCtx.Err() != nil {
-						break
-					}
-					inflight.Go(func() {
-						defer func() { <-sem }()
-						send(i, k, sched, to)
-					})
-				}
-				inflight.Wait()
-			})
-		}
 	} else {
 		res.Mode, res.Window = "closed", cfg.Window
-		for _, i := range senders {
-			var seq atomic.Int64
-			for w := range cfg.Window {
-				wg.Go(func() {
-					rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)<<16|uint64(w)))
-					for {
-						now := time.Now()
-						if !now.Before(end) || sendCtx.Err() != nil || cs[i].Err() != nil {
-							return
-						}
-						send(i, seq.Add(1), now, pick(i, rng))
-					}
-				})
-			}
-		}
 	}
-	wg.Wait()
+	drive(sendCtx, cfg, senders, start, end, func(i int) bool { return cs[i].Err() != nil },
+		func(i int, seq int64, rng *rand.Rand) func(time.Time) {
+			to := pick(i, rng)
+			return func(sched time.Time) { send(i, seq, sched, to) }
+		})
 	// Grace period: wait for the pushes of sends answered ok.
 	for time.Now().Before(end.Add(cfg.Drain)) {
 		if okd, unanswered := t.outstanding(); okd == 0 && unanswered == 0 {
@@ -395,6 +352,72 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 		res.CPUPer1000 = res.CPUSeconds / float64(res.Delivered) * 1000
 	}
 	return nil
+}
+
+// drive runs the calls of a traffic scenario for users ids until end, then
+// waits for the calls in flight. With cfg.Rate > 0 it is an open loop:
+// each user's calls are scheduled every len(ids)/Rate seconds from a
+// random phase and started at their scheduled time, whatever the answers
+// to earlier ones (up to 512 in flight per user), so that latency measured
+// from the scheduled time shows a stalled server. Otherwise it is a closed
+// loop: cfg.Window calls in flight per user, each started when the one
+// before it ends, scheduled "now". A user stops when ctx ends or stopped
+// says so. next draws a call's arguments with the user's own rng, in the
+// user's goroutine, and returns the call; seq counts the user's calls.
+func drive(ctx context.Context, cfg Config, ids []int, start, end time.Time, stopped func(i int) bool,
+	next func(i int, seq int64, rng *rand.Rand) func(sched time.Time)) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if cfg.Rate > 0 {
+		interval := time.Duration(float64(time.Second) * float64(len(ids)) / cfg.Rate)
+		for _, i := range ids {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
+				sem := make(chan struct{}, 512)
+				var inflight sync.WaitGroup
+				defer inflight.Wait()
+				phase := time.Duration(rng.Int64N(int64(interval) + 1))
+				for k := int64(0); ; k++ {
+					sched := start.Add(phase + time.Duration(k)*interval)
+					if !sched.Before(end) || ctx.Err() != nil || stopped(i) {
+						return
+					}
+					if d := time.Until(sched); d > 0 {
+						time.Sleep(d)
+					}
+					call := next(i, k, rng)
+					select {
+					case sem <- struct{}{}:
+					case <-ctx.Done():
+						return
+					}
+					if ctx.Err() != nil { // both were ready
+						return
+					}
+					inflight.Go(func() {
+						defer func() { <-sem }()
+						call(sched)
+					})
+				}
+			})
+		}
+		return
+	}
+	for _, i := range ids {
+		var seq atomic.Int64
+		for w := range cfg.Window {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)<<16|uint64(w)))
+				for {
+					now := time.Now()
+					if !now.Before(end) || ctx.Err() != nil || stopped(i) {
+						return
+					}
+					next(i, seq.Add(1), rng)(now)
+				}
+			})
+		}
+	}
 }
 
 // cpuWindow bounds a measured window with snapshots of qqd's process tree

@@ -174,57 +174,23 @@ func runHistory(ctx context.Context, cfg Config, res *Result) error {
 		go histProgress(cfg.Progress, s, start, end, progressDone)
 	}
 
-	var wg sync.WaitGroup
 	if cfg.Rate > 0 {
 		hr.Mode, hr.Rate = "open", cfg.Rate
-		interval := time.Duration(float64(time.Second) * float64(len(users)) / cfg.Rate)
-		for _, u := range users {
-			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(cfg.Seed, uint64(u.i)))
-				sem := make(chan struct{}, 512)
-				var inflight sync.WaitGroup
-				defer inflight.Wait()
-				phase := time.Duration(rng.Int64N(int64(interval) + 1))
-				for n := int64(0); ; n++ {
-					sched := start.Add(phase + time.Duration(n)*interval)
-					if !sched.Before(end) || callCtx.Err() != nil || u.c.Err() != nil {
-						return
-					}
-					if d := time.Until(sched); d > 0 {
-						time.Sleep(d)
-					}
-					k, peer, bef := u.pick(len(users), rng)
-					select {
-					case sem <- struct{}{}:
-					case <-callCtx.Done():
-						return
-					}
-					inflight.Go(func() {
-						defer func() { <-sem }()
-						u.call(callCtx, s, k, peer, bef, sched, !sched.Before(measureStart))
-					})
-				}
-			})
-		}
 	} else {
 		hr.Mode, hr.Window = "closed", cfg.Window
-		for _, u := range users {
-			for w := range cfg.Window {
-				wg.Go(func() {
-					rng := rand.New(rand.NewPCG(cfg.Seed, uint64(u.i)<<16|uint64(w)))
-					for {
-						now := time.Now()
-						if !now.Before(end) || callCtx.Err() != nil || u.c.Err() != nil {
-							return
-						}
-						k, peer, bef := u.pick(len(users), rng)
-						u.call(callCtx, s, k, peer, bef, now, !now.Before(measureStart))
-					}
-				})
-			}
-		}
 	}
-	wg.Wait()
+	ids := make([]int, len(users))
+	for i := range ids {
+		ids[i] = i
+	}
+	drive(callCtx, cfg, ids, start, end, func(i int) bool { return users[i].c.Err() != nil },
+		func(i int, _ int64, rng *rand.Rand) func(time.Time) {
+			u := users[i]
+			k, peer, bef := u.pick(len(users), rng)
+			return func(sched time.Time) {
+				u.call(callCtx, s, k, peer, bef, sched, !sched.Before(measureStart))
+			}
+		})
 	close(progressDone)
 	win.end(res)
 
