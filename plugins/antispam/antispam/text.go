@@ -4,6 +4,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/qqchat/qq/plugins/casefold"
 )
 
 // hasLink reports whether body contains something that looks like a
@@ -106,23 +108,6 @@ func isLetter(c byte) bool   { return 'a' <= c|0x20 && c|0x20 <= 'z' }
 func isAlnum(c byte) bool    { return isLetter(c) || '0' <= c && c <= '9' }
 func isWordByte(c byte) bool { return isAlnum(c) || c == '_' }
 
-// fold maps r to the representative of its simple case folding orbit (its
-// smallest rune), so that fold(a) == fold(b) exactly when a and b are equal
-// under Unicode simple case folding.
-func fold(r rune) rune {
-	if r < utf8.RuneSelf {
-		if 'a' <= r && r <= 'z' {
-			return r - 'a' + 'A'
-		}
-		return r
-	}
-	m := r
-	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-		m = min(m, f)
-	}
-	return m
-}
-
 // appendNormalized appends body to buf case-folded, with every run of
 // whitespace as one space and without leading or trailing whitespace.
 // Invalid UTF-8 bytes become U+FFFD.
@@ -138,7 +123,7 @@ func appendNormalized(buf []byte, body string) []byte {
 			buf = append(buf, ' ')
 			pendingSpace = false
 		}
-		buf = utf8.AppendRune(buf, fold(r))
+		buf = utf8.AppendRune(buf, casefold.Rune(r))
 	}
 	return buf
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/qqchat/qq/plugins/casefold"
 )
 
 const (
@@ -13,24 +15,6 @@ const (
 	// space stands for a run of whitespace, in entries and bodies.
 	space rune = ' '
 )
-
-// fold maps r to the representative of its simple case folding orbit
-// (the smallest rune of the orbit), so that fold(a) == fold(b) exactly
-// when a and b are equal under Unicode simple case folding, like
-// strings.EqualFold.
-func fold(r rune) rune {
-	if r < utf8.RuneSelf {
-		if 'a' <= r && r <= 'z' {
-			return r - 'a' + 'A'
-		}
-		return r
-	}
-	m := r
-	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-		m = min(m, f)
-	}
-	return m
-}
 
 // isCJK reports whether r belongs to a script written without spaces
 // between words, where entries match as plain substrings.
@@ -65,7 +49,7 @@ func normalizeEntry(s string) string {
 			b.WriteRune(space)
 			pendingSpace = false
 		}
-		b.WriteRune(fold(r))
+		b.WriteRune(casefold.Rune(r))
 	}
 	return b.String()
 }
@@ -118,7 +102,7 @@ func tokenize(body string, toks []token) []token {
 			toks = append(toks, token{space, start})
 			continue
 		default:
-			toks = append(toks, token{fold(r), i})
+			toks = append(toks, token{casefold.Rune(r), i})
 		}
 		i += n
 	}
