@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -460,21 +461,31 @@ func (w *cpuWindow) end(res *Result) {
 	}
 }
 
-func progress(w interface{ Write([]byte) (int, error) }, t *tracker, start, end time.Time, done <-chan struct{}) {
+func progress(w io.Writer, t *tracker, start, end time.Time, done <-chan struct{}) {
+	every5s(w, start, done, func() int64 { _, deliv, _ := t.snapshot(); return deliv },
+		func(now time.Time, deliv int64, rate float64) string {
+			sent, _, errs := t.snapshot()
+			return fmt.Sprintf("qqbench: t=%4.0fs/%.0fs sent=%d delivered=%d (%.0f msg/s) errors=%d",
+				now.Sub(start).Seconds(), end.Sub(start).Seconds(), sent, deliv, rate, errs)
+		})
+}
+
+// every5s writes a progress line to w every 5 s until done is closed:
+// line gets the time, the count now and its rate since the line before.
+func every5s(w io.Writer, start time.Time, done <-chan struct{}, count func() int64,
+	line func(now time.Time, n int64, rate float64) string) {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
-	var lastDeliv int64
-	last := start
+	var last int64
+	lastT := start
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-tick.C:
-			sent, deliv, errs := t.snapshot()
-			rate := float64(deliv-lastDeliv) / now.Sub(last).Seconds()
-			lastDeliv, last = deliv, now
-			fmt.Fprintf(w, "qqbench: t=%4.0fs/%.0fs sent=%d delivered=%d (%.0f msg/s) errors=%d\n",
-				now.Sub(start).Seconds(), end.Sub(start).Seconds(), sent, deliv, rate, errs)
+			n := count()
+			fmt.Fprintln(w, line(now, n, float64(n-last)/now.Sub(lastT).Seconds()))
+			last, lastT = n, now
 		}
 	}
 }

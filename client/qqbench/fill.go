@@ -208,27 +208,15 @@ func ensureUsers(ctx context.Context, st *sqlitestore.Store, cfg Config, pwp pas
 
 // fillProgress prints a progress line every 5 s until stop is closed.
 func fillProgress(w io.Writer, done *atomic.Int64, total int64, start time.Time, stop <-chan struct{}) {
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	var last int64
-	lastT := start
-	for {
-		select {
-		case <-stop:
-			return
-		case now := <-tick.C:
-			n := done.Load()
-			rate := float64(n-last) / now.Sub(lastT).Seconds()
-			avg := float64(n) / now.Sub(start).Seconds()
-			eta := "?"
-			if avg > 0 {
-				eta = time.Duration(float64(total-n) / avg * float64(time.Second)).Round(time.Second).String()
-			}
-			fmt.Fprintf(w, "qqbench fill: t=%4.0fs %d/%d messages, %.0f rows/s now, %.0f rows/s average, eta %s\n",
-				now.Sub(start).Seconds(), n, total, rate, avg, eta)
-			last, lastT = n, now
+	every5s(w, start, stop, done.Load, func(now time.Time, n int64, rate float64) string {
+		avg := float64(n) / now.Sub(start).Seconds()
+		eta := "?"
+		if avg > 0 {
+			eta = time.Duration(float64(total-n) / avg * float64(time.Second)).Round(time.Second).String()
 		}
-	}
+		return fmt.Sprintf("qqbench fill: t=%4.0fs %d/%d messages, %.0f rows/s now, %.0f rows/s average, eta %s",
+			now.Sub(start).Seconds(), n, total, rate, avg, eta)
+	})
 }
 
 // WriteJSON writes r as one JSON line.

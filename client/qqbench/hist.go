@@ -219,22 +219,11 @@ func runHistory(ctx context.Context, cfg Config, res *Result) error {
 
 // histProgress prints a progress line every 5 s until done is closed.
 func histProgress(w io.Writer, s *histStats, start, end time.Time, done <-chan struct{}) {
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	var last int64
-	lastT := start
-	for {
-		select {
-		case <-done:
-			return
-		case now := <-tick.C:
-			n := s.done.Load()
-			_, _, errs := s.errs.snapshot()
-			fmt.Fprintf(w, "qqbench: t=%4.0fs/%.0fs calls=%d (%.0f calls/s) errors=%d\n",
-				now.Sub(start).Seconds(), end.Sub(start).Seconds(), n, float64(n-last)/now.Sub(lastT).Seconds(), errs)
-			last, lastT = n, now
-		}
-	}
+	every5s(w, start, done, s.done.Load, func(now time.Time, n int64, rate float64) string {
+		_, _, errs := s.errs.snapshot()
+		return fmt.Sprintf("qqbench: t=%4.0fs/%.0fs calls=%d (%.0f calls/s) errors=%d",
+			now.Sub(start).Seconds(), end.Sub(start).Seconds(), n, rate, errs)
+	})
 }
 
 // writeSummary writes the history lines of a summary.
