@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"time"
+
+	"github.com/qqchat/qq/plugins"
 )
 
 // Config is the complete configuration of qqd. Obtain one from [Load] (or
@@ -15,7 +17,7 @@ type Config struct {
 	// DataDir holds the server's persistent data.
 	DataDir string `koanf:"data_dir"`
 	// Registration is "open" (anyone may create an account) or "closed".
-	Registration string `koanf:"registration"`
+	Registration Registration `koanf:"registration"`
 	// ShutdownTimeout bounds how long shutdown waits for in-flight work and
 	// flushes.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
@@ -79,8 +81,8 @@ func (c *Config) AdminSocket() string {
 
 // Log configures logging.
 type Log struct {
-	Level  string `koanf:"level"`  // debug | info | warn | error
-	Format string `koanf:"format"` // text | json
+	Level  string    `koanf:"level"`  // debug | info | warn | error
+	Format LogFormat `koanf:"format"` // text | json
 }
 
 // Limits bounds the resources a single connection may use.
@@ -188,7 +190,7 @@ type Filter struct {
 	// OnFailure says what happens to a message when the filter fails
 	// (error, timeout, crash): "reject" (fail closed; [Load]'s default) or
 	// "allow".
-	OnFailure string `koanf:"on_failure"`
+	OnFailure plugins.FailurePolicy `koanf:"on_failure"`
 	// Timeout is the deadline of one filter call; [Load] turns 0 into the
 	// default 2s.
 	Timeout time.Duration `koanf:"timeout"`
@@ -225,7 +227,6 @@ type Plugins struct {
 // Defaults of the per-entry values that [Load] fills in.
 const (
 	defaultStoragePlugin = "sqlite"
-	defaultOnFailure     = "reject"
 	defaultFilterTimeout = 2 * time.Second
 )
 
@@ -235,11 +236,11 @@ func Default() *Config {
 	return &Config{
 		Listen:          "127.0.0.1:5190",
 		DataDir:         "./qqd-data",
-		Registration:    "open",
+		Registration:    RegistrationOpen,
 		ShutdownTimeout: 10 * time.Second,
 		Log: Log{
 			Level:  "info",
-			Format: "text",
+			Format: LogText,
 		},
 		Limits: Limits{
 			MaxFrameBytes:      65536,
@@ -282,14 +283,14 @@ func Default() *Config {
 			{
 				Plugin:    "antispam",
 				Name:      "antispam",
-				OnFailure: defaultOnFailure,
+				OnFailure: plugins.FailClosed,
 				Timeout:   defaultFilterTimeout,
 				Config:    map[string]any{},
 			},
 			{
 				Plugin:    "wordfilter",
 				Name:      "wordfilter",
-				OnFailure: defaultOnFailure,
+				OnFailure: plugins.FailClosed,
 				Timeout:   defaultFilterTimeout,
 				Config: map[string]any{
 					"lists": []any{
@@ -339,9 +340,6 @@ func (c *Config) applyDefaults() {
 		}
 		if f.Name == "" {
 			f.Name = f.Plugin
-		}
-		if f.OnFailure == "" {
-			f.OnFailure = defaultOnFailure
 		}
 		if f.Timeout == 0 {
 			f.Timeout = defaultFilterTimeout

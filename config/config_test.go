@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/qqchat/qq/config"
+	"github.com/qqchat/qq/plugins"
 )
 
 // writeFile writes content to a temporary qq.yaml and returns its path.
@@ -465,15 +466,15 @@ func TestValidate(t *testing.T) {
 			"config: plugins.restart_backoff_min: must be greater than 0 (got 0s)",
 		}},
 		{name: "enums", modify: func(c *config.Config) {
-			c.Registration = "Open"
+			c.Registration = 2
 			c.Log.Level = "trace"
-			c.Log.Format = "logfmt"
-			c.Filters[0].OnFailure = "ignore"
+			c.Log.Format = 7
+			c.Filters[0].OnFailure = 9
 		}, want: []string{
-			`config: registration: must be one of open, closed (got "Open")`,
+			`config: registration: must be one of open, closed (got Registration(2))`,
 			`config: log.level: must be one of debug, info, warn, error (got "trace")`,
-			`config: log.format: must be one of text, json (got "logfmt")`,
-			`config: filters[0].on_failure: must be one of reject, allow (got "ignore")`,
+			`config: log.format: must be one of text, json (got LogFormat(7))`,
+			`config: filters[0].on_failure: must be one of reject, allow (got FailurePolicy(9))`,
 		}},
 		{name: "accounts and storage ranges", modify: func(c *config.Config) {
 			c.Accounts.MinPasswordBytes = 0
@@ -526,7 +527,7 @@ func TestDefaultPlugins(t *testing.T) {
 	var names []string
 	for _, f := range c.Filters {
 		names = append(names, f.Label())
-		if f.OnFailure != "reject" || f.Timeout != 2*time.Second || f.Config == nil || f.Command != nil {
+		if f.OnFailure != plugins.FailClosed || f.Timeout != 2*time.Second || f.Config == nil || f.Command != nil {
 			t.Errorf("filter %s = %+v", f.Label(), f)
 		}
 	}
@@ -587,7 +588,7 @@ filters:
 `)},
 			check: func(t *testing.T, c *config.Config) {
 				want := []config.Filter{{
-					Plugin: "wordfilter", Name: "swears", OnFailure: "allow", Timeout: 500 * time.Millisecond,
+					Plugin: "wordfilter", Name: "swears", OnFailure: plugins.FailOpen, Timeout: 500 * time.Millisecond,
 					Config: map[string]any{"lists": []any{map[string]any{"words": []any{"darn"}}}},
 				}}
 				if !reflect.DeepEqual(c.Filters, want) {
@@ -625,12 +626,12 @@ filters:
 `)},
 			check: func(t *testing.T, c *config.Config) {
 				want := []config.Filter{
-					{Plugin: "antispam", Name: "antispam", OnFailure: "reject", Timeout: 2 * time.Second,
+					{Plugin: "antispam", Name: "antispam", OnFailure: plugins.FailClosed, Timeout: 2 * time.Second,
 						Config: map[string]any{}},
 					{Plugin: "myfilter", Command: []string{"/usr/local/lib/qq/myfilter", "--strict"}, Name: "myfilter",
-						OnFailure: "reject", Timeout: 2 * time.Second, Config: map[string]any{}},
+						OnFailure: plugins.FailClosed, Timeout: 2 * time.Second, Config: map[string]any{}},
 					{Plugin: "label", Command: []string{"/usr/local/lib/qq/other"}, Name: "label",
-						OnFailure: "reject", Timeout: 2 * time.Second, Config: map[string]any{}},
+						OnFailure: plugins.FailClosed, Timeout: 2 * time.Second, Config: map[string]any{}},
 				}
 				if !reflect.DeepEqual(c.Filters, want) {
 					t.Errorf("Filters = %+v\nwant %+v", c.Filters, want)
@@ -646,7 +647,7 @@ filters:
 				}},
 			},
 			check: func(t *testing.T, c *config.Config) {
-				want := []config.Filter{{Plugin: "wordfilter", Name: "wordfilter", OnFailure: "reject",
+				want := []config.Filter{{Plugin: "wordfilter", Name: "wordfilter", OnFailure: plugins.FailClosed,
 					Timeout: 2 * time.Second, Config: map[string]any{"lists": []any{}}}}
 				if !reflect.DeepEqual(c.Filters, want) {
 					t.Errorf("Filters = %+v\nwant %+v", c.Filters, want)
@@ -805,6 +806,16 @@ filters:
 			},
 		},
 		{
+			// An enum never takes a number: 1 must not become "allow".
+			name: "numeric enums",
+			opts: config.Options{File: writeFile(t, "registration: 1\nlog:\n  format: 0\nfilters:\n  - plugin: antispam\n    on_failure: 1\n")},
+			want: []string{
+				`qq.yaml: filters[0].on_failure: expected a string, got`,
+				`qq.yaml: log.format: expected a string, got`,
+				`qq.yaml: registration: expected a string, got`,
+			},
+		},
+		{
 			name: "entry with neither plugin nor command",
 			opts: config.Options{File: writeFile(t, "filters:\n  - name: lonely\n  - command: [\"\", x]\n")},
 			want: []string{
@@ -891,8 +902,8 @@ func TestValidateHandBuiltPlugins(t *testing.T) {
 	c.Storage = config.Storage{}
 	c.Filters = []config.Filter{
 		{},
-		{Plugin: "wordfilter", Name: "Word Filter", OnFailure: "reject", Timeout: time.Second},
-		{Plugin: "antispam", OnFailure: "allow", Timeout: time.Second},
+		{Plugin: "wordfilter", Name: "Word Filter", OnFailure: plugins.FailClosed, Timeout: time.Second},
+		{Plugin: "antispam", OnFailure: plugins.FailOpen, Timeout: time.Second},
 	}
 	err := c.Validate()
 	if err == nil {
@@ -903,7 +914,6 @@ func TestValidateHandBuiltPlugins(t *testing.T) {
 		"config: storage.timeout: must be greater than 0 (got 0s)",
 		"config: storage.batch_max: must be between 1 and 10000 (got 0)",
 		"config: filters[0]: one of plugin or command must be set",
-		`config: filters[0].on_failure: must be one of reject, allow (got "")`,
 		"config: filters[0].timeout: must be greater than 0 (got 0s)",
 		`config: filters[1].name: must match ^[a-z0-9][a-z0-9_-]*$ (got "Word Filter")`,
 		"config: filters[2].name: must not be empty",

@@ -144,6 +144,7 @@ func Load(opts Options) (*Config, error) {
 			DecodeHook: mapstructure.ComposeDecodeHookFunc(
 				shapeHook,
 				durationHook,
+				textHook,
 				wholeNumberHook,
 			),
 		},

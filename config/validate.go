@@ -39,11 +39,11 @@ func (c *Config) problems() []problem {
 	if c.DataDir == "" {
 		v.add("data_dir", "must not be empty")
 	}
-	v.oneOf("registration", c.Registration, "open", "closed")
+	v.checkEnum("registration", c.Registration, "open, closed")
 	v.positive("shutdown_timeout", c.ShutdownTimeout)
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	v.oneOf("log.format", c.Log.Format, "text", "json")
+	v.checkEnum("log.format", c.Log.Format, "text, json")
 
 	l := c.Limits
 	v.between("limits.max_frame_bytes", l.MaxFrameBytes, 1024, 16<<20)
@@ -105,7 +105,7 @@ func (c *Config) problems() []problem {
 		default:
 			first[f.Name] = i
 		}
-		v.oneOf(key+".on_failure", f.OnFailure, "reject", "allow")
+		v.checkEnum(key+".on_failure", f.OnFailure, "reject, allow")
 		v.positive(key+".timeout", f.Timeout)
 		v.jsonObject(key+".config", f.Config)
 	}

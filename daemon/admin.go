@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/daemon/route"
 )
 
 // This file holds the data methods that operators' tools (the admin
@@ -50,7 +51,7 @@ func (s *Server) Sessions() []SessionInfo {
 // sessionsOf returns user's sessions.
 func (s *Server) sessionsOf(user string) []*session {
 	var ss []*session
-	s.router.each(user, ^uint64(0), func(sess *session) { ss = append(ss, sess) })
+	s.router.Push(user, route.AllEpochs, func(sess *session) { ss = append(ss, sess) })
 	return ss
 }
 
@@ -89,8 +90,6 @@ func (s *Server) Broadcast(text string) int {
 	for _, sess := range targets {
 		if sess.enqueue(frame) {
 			n++
-		} else {
-			s.router.remove(sess)
 		}
 	}
 	s.log.Info("notice broadcast", "sessions", n)
@@ -115,7 +114,7 @@ func (s *Server) Stats() Stats {
 		Accepted:         s.accepted.Load(),
 		MessagesAccepted: s.msgsAccepted.Load(),
 		MessagesPushed:   s.msgsPushed.Load(),
-		UsersOnline:      len(s.router.list()),
+		UsersOnline:      s.router.Count(),
 	}
 	s.mu.Lock()
 	st.Connections = len(s.sessions)

@@ -39,7 +39,7 @@ func benchBatch(b *testing.B, srv *Server, senders int, online bool, newConn fun
 	if online {
 		status = protocol.StatusSent
 	}
-	bt := &batch{epoch: srv.router.advance()}
+	bt := &batch{epoch: srv.router.Advance()}
 	per := make(map[*session]int)
 	now := time.Now()
 	for i := range answerBatch {

@@ -88,7 +88,7 @@ func benchLoginOn(srv *Server, user string, conn net.Conn) *session {
 	s := newSession(srv, conn)
 	s.user = user
 	s.loggedIn.Store(true)
-	srv.router.add(s)
+	srv.router.Join(s)
 	s.holdSendBucket()
 	return s
 }

@@ -42,11 +42,11 @@ func BenchmarkRouter(b *testing.B) {
 				users[i] = fmt.Sprintf("u%d", i)
 				benchLogin(srv, users[i])
 			}
-			epoch := srv.router.advance() // every session joined before it
+			epoch := srv.router.Advance() // every session joined before it
 			r := srv.router
 			var refused atomic.Bool
 			push := func(user string) {
-				r.each(user, epoch, func(s *session) {
+				r.Push(user, epoch, func(s *session) {
 					if !s.enqueue(frame) {
 						refused.Store(true)
 					}
@@ -57,7 +57,7 @@ func BenchmarkRouter(b *testing.B) {
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
-					if !r.online(users[i]) {
+					if !r.Online(users[i]) {
 						b.Fatal("not online")
 					}
 					if i++; i == n {
@@ -71,7 +71,7 @@ func BenchmarkRouter(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					i := rand.IntN(n)
 					for pb.Next() {
-						if !r.online(users[i]) {
+						if !r.Online(users[i]) {
 							missed.Store(true)
 						}
 						if i++; i == n {
@@ -122,8 +122,8 @@ func BenchmarkRouter(b *testing.B) {
 						}
 						if k++; k == 100 {
 							k = 0
-							r.add(c)
-							r.remove(c)
+							r.Join(c)
+							r.Leave(c)
 						}
 					}
 				})
@@ -133,7 +133,7 @@ func BenchmarkRouter(b *testing.B) {
 			if refused.Load() {
 				b.Fatal("a session refused output (kicked slow_consumer?)")
 			}
-			if got := r.count(); got != n {
+			if got := r.Count(); got != n {
 				b.Fatalf("%d users online after the pushes, want %d", got, n)
 			}
 		})

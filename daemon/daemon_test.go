@@ -111,7 +111,7 @@ func TestLoggedInErrors(t *testing.T) {
 }
 
 func TestRegistrationClosed(t *testing.T) {
-	s := daemontest.Start(t, func(c *config.Config) { c.Registration = "closed" })
+	s := daemontest.Start(t, func(c *config.Config) { c.Registration = config.RegistrationClosed })
 	c := s.Dial(t)
 	c.Send(`{"type":"register","id":1,"user":"alice","password":"password1"}`)
 	c.Expect(`{"type":"error","id":1,"code":"registration_closed"}`)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/qqchat/qq/config"
-	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/plugins"
 )
@@ -55,7 +54,7 @@ func rejectFilter(word, reason string) *funcFilter {
 }
 
 // startWithFilters runs a daemon on real SQLite with the given chain.
-func startWithFilters(t *testing.T, filters []daemon.Filter, edit ...func(*config.Config)) *daemontest.Server {
+func startWithFilters(t *testing.T, filters []plugins.FilterLink, edit ...func(*config.Config)) *daemontest.Server {
 	t.Helper()
 	cfg := daemontest.Config(t, edit...)
 	st := daemontest.OpenStore(t, cfg)
@@ -63,7 +62,7 @@ func startWithFilters(t *testing.T, filters []daemon.Filter, edit ...func(*confi
 }
 
 func TestFilterChain(t *testing.T) {
-	s := startWithFilters(t, []daemon.Filter{
+	s := startWithFilters(t, []plugins.FilterLink{
 		{Name: "mask", Filter: replaceFilter("darn", "****")},
 		{Name: "ban", Filter: rejectFilter("****", "no swearing, please\nsecond line dropped")},
 		{Name: "shout", Filter: replaceFilter("hello", "HELLO")},
@@ -107,25 +106,25 @@ func TestFilterFailurePolicies(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		filter *funcFilter
-		policy daemon.FailurePolicy
+		policy plugins.FailurePolicy
 		want   string
 	}{
-		{"error fails closed", failing, daemon.FailClosed, `{"type":"error","id":1,"code":"unavailable"}`},
-		{"error fails open", failing, daemon.FailOpen, `{"type":"ok","id":1}`},
-		{"hang fails closed after the deadline", hanging, daemon.FailClosed, `{"type":"error","id":1,"code":"unavailable"}`},
-		{"hang fails open after the deadline", hanging, daemon.FailOpen, `{"type":"ok","id":1}`},
-		{"oversized rewrite fails closed", huge, daemon.FailClosed, `{"type":"error","id":1,"code":"unavailable"}`},
-		{"oversized rewrite fails open", huge, daemon.FailOpen, `{"type":"ok","id":1}`},
+		{"error fails closed", failing, plugins.FailClosed, `{"type":"error","id":1,"code":"unavailable"}`},
+		{"error fails open", failing, plugins.FailOpen, `{"type":"ok","id":1}`},
+		{"hang fails closed after the deadline", hanging, plugins.FailClosed, `{"type":"error","id":1,"code":"unavailable"}`},
+		{"hang fails open after the deadline", hanging, plugins.FailOpen, `{"type":"ok","id":1}`},
+		{"oversized rewrite fails closed", huge, plugins.FailClosed, `{"type":"error","id":1,"code":"unavailable"}`},
+		{"oversized rewrite fails open", huge, plugins.FailOpen, `{"type":"ok","id":1}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startWithFilters(t, []daemon.Filter{{Name: "f", Filter: tc.filter, OnFailure: tc.policy, Timeout: 200 * time.Millisecond}})
+			s := startWithFilters(t, []plugins.FilterLink{{Name: "f", Filter: tc.filter, OnFailure: tc.policy, Timeout: 200 * time.Millisecond}})
 			alice := s.User(t, "alice")
 			bob := s.User(t, "bob")
 			alice.Send(`{"type":"send","id":1,"to":"bob","body":"hi"}`)
 			alice.Expect(tc.want)
 			n, err := s.Store.PendingCount(t.Context(), "bob")
 			wantN := int64(0)
-			if tc.policy == daemon.FailOpen {
+			if tc.policy == plugins.FailOpen {
 				wantN = 1
 				bob.Expect(`{"type":"msg","body":"hi"}`)
 			}
@@ -151,7 +150,7 @@ func TestCIDRetryNotRefiltered(t *testing.T) {
 		seen[m.Body] = true
 		return plugins.Verdict{}, nil
 	}}
-	s := startWithFilters(t, []daemon.Filter{{Name: "once", Filter: once}})
+	s := startWithFilters(t, []plugins.FilterLink{{Name: "once", Filter: once}})
 	alice := s.User(t, "alice")
 	s.User(t, "bob")
 	alice.Send(`{"type":"send","id":1,"to":"bob","body":"same","cid":"k"}`)
@@ -172,7 +171,7 @@ func TestCIDRetryNotRefiltered(t *testing.T) {
 // fails, no connection drops, and the new chain applies to every send that
 // starts after the swap.
 func TestSwapPlugins(t *testing.T) {
-	s := startWithFilters(t, []daemon.Filter{{Name: "a", Filter: replaceFilter("x", "A")}})
+	s := startWithFilters(t, []plugins.FilterLink{{Name: "a", Filter: replaceFilter("x", "A")}})
 	alice := s.User(t, "alice")
 	s.User(t, "bob")
 	stop := make(chan struct{})
@@ -200,7 +199,7 @@ func TestSwapPlugins(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, old, err := s.Daemon.SwapPlugins(ctx, nil, []daemon.Filter{{Name: "b", Filter: replaceFilter("x", "B")}})
+	_, old, err := s.Daemon.SwapPlugins(ctx, nil, []plugins.FilterLink{{Name: "b", Filter: replaceFilter("x", "B")}})
 	if err != nil || len(old) != 1 || old[0].Name != "a" {
 		t.Fatalf("SwapPlugins = %v, %v", old, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/password"
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
@@ -102,7 +103,7 @@ func (s *session) register(req *protocol.Request) {
 		regs[regInvalid].Inc()
 		return
 	}
-	if s.srv.cfg.Registration != "open" {
+	if s.srv.cfg.Registration != config.RegistrationOpen {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeRegistrationClosed, "registration is closed on this server"))
 		regs[regClosed].Inc()
 		return
@@ -187,14 +188,18 @@ func (s *session) login(req *protocol.Request) {
 	s.srv.authAccount.refund(user)
 	s.user = user
 	s.loggedIn.Store(true)
-	// Join the online set before counting: see router for why this makes
-	// the login exact.
-	s.srv.router.add(s)
+	// Join the online set before counting: see package route for why
+	// this makes the login exact. A session that began to close
+	// meanwhile (shutdown) has left already, or leaves now.
+	s.srv.router.Join(s)
+	if s.isClosing() {
+		s.srv.router.Leave(s)
+	}
 	st, ctx, done = s.storage()
 	n, cerr := st.PendingCount(ctx, user)
 	done()
 	if cerr != nil {
-		s.srv.router.remove(s)
+		s.srv.router.Leave(s)
 		s.loggedIn.Store(false)
 		s.storageFailed(req.ID, "pending_count", cerr)
 		logins[loginError].Inc()
@@ -353,7 +358,7 @@ func (s *session) offline(req *protocol.Request) {
 }
 
 func (s *session) users(req *protocol.Request) {
-	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Strings("users", s.srv.router.list()).End())
+	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Strings("users", s.srv.router.Users()).End())
 }
 
 func (s *session) history(req *protocol.Request) {

@@ -156,7 +156,7 @@ func newMetrics(s *Server) *metrics {
 	add(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "qqd_users_online",
 		Help: "Distinct users with at least one logged-in connection.",
-	}, func() float64 { return float64(s.router.count()) }))
+	}, func() float64 { return float64(s.router.Count()) }))
 
 	var vec *prometheus.CounterVec
 	m.logins, vec = resultCounters("qqd_logins_total", "Login requests, by result.",
@@ -296,9 +296,9 @@ func (cr countingReader) Read(p []byte) (int, error) {
 
 // plugSet returns the plugin set for storage and filters, with every
 // plugin call instrumented.
-func (m *metrics) plugSet(storage plugins.Storage, filters []Filter) *plugSet {
+func (m *metrics) plugSet(storage plugins.Storage, filters []plugins.FilterLink) *plugSet {
 	ps := &plugSet{rawStorage: storage, rawFilters: filters, storage: m.instrumentStorage(storage)}
-	ps.filters = make([]Filter, len(filters))
+	ps.filters = make([]plugins.FilterLink, len(filters))
 	for i, f := range filters {
 		f.Filter = &instrumentedFilter{f: f.Filter, call: m.call(f.Name, "Filter")}
 		ps.filters[i] = f

@@ -37,7 +37,7 @@ func TestMetricsLint(t *testing.T) {
 	cfg := daemontest.Config(t)
 	daemontest.StartDeps(t, cfg, daemon.Deps{
 		Registry: reg,
-		Filters:  []daemon.Filter{{Name: "words", Filter: rejectFilter("spam", "no")}},
+		Filters:  []plugins.FilterLink{{Name: "words", Filter: rejectFilter("spam", "no")}},
 	})
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
@@ -174,7 +174,7 @@ func TestMetricsTraffic(t *testing.T) {
 	s := daemontest.StartDeps(t, cfg, daemon.Deps{
 		Storage:  st,
 		Registry: reg,
-		Filters:  []daemon.Filter{{Name: "words", Filter: rejectFilter("spam", "no spam")}},
+		Filters:  []plugins.FilterLink{{Name: "words", Filter: rejectFilter("spam", "no spam")}},
 		Version:  "1.2.3",
 	})
 	val := func(name string, labels ...string) float64 { t.Helper(); return metricValue(t, reg, name, labels...) }
@@ -317,7 +317,7 @@ func TestMetricsTraffic(t *testing.T) {
 	// A swapped-in filter chain is instrumented too.
 	ctx, cancel := context.WithTimeout(context.Background(), daemontest.Timeout)
 	defer cancel()
-	if _, _, err := s.Daemon.SwapPlugins(ctx, nil, []daemon.Filter{{Name: "words2", Filter: rejectFilter("ham", "no")}}); err != nil {
+	if _, _, err := s.Daemon.SwapPlugins(ctx, nil, []plugins.FilterLink{{Name: "words2", Filter: rejectFilter("ham", "no")}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Daemon.Plugins(); got != st {
@@ -351,7 +351,7 @@ func TestMetricsFailures(t *testing.T) {
 	s := daemontest.StartDeps(t, cfg, daemon.Deps{
 		Storage:  fs,
 		Registry: reg,
-		Filters:  []daemon.Filter{{Name: "fragile", Filter: broken, OnFailure: daemon.FailClosed}},
+		Filters:  []plugins.FilterLink{{Name: "fragile", Filter: broken, OnFailure: plugins.FailClosed}},
 	})
 	alice := s.User(t, "alice")
 	s.User(t, "bob")

@@ -251,7 +251,7 @@ func (p *pipeline) lookupRetries(ps *plugSet, batch []*writeReq) {
 }
 
 // runFilter runs the sends of batch that are still new through f.
-func (p *pipeline) runFilter(f Filter, batch []*writeReq) {
+func (p *pipeline) runFilter(f plugins.FilterLink, batch []*writeReq) {
 	var live []*writeReq
 	for _, r := range batch {
 		if r.isSend && r.dup == nil && r.refuse == nil {
@@ -263,7 +263,7 @@ func (p *pipeline) runFilter(f Filter, batch []*writeReq) {
 	}
 }
 
-func (p *pipeline) applyFilter(f Filter, live []*writeReq) {
+func (p *pipeline) applyFilter(f plugins.FilterLink, live []*writeReq) {
 	now := time.Now().UnixMilli()
 	msgs := make([]plugins.FilterMessage, len(live))
 	for i, r := range live {
@@ -282,7 +282,7 @@ func (p *pipeline) applyFilter(f Filter, live []*writeReq) {
 	if err != nil {
 		p.srv.log.Warn("filter failed", "filter", f.Name, "messages", len(live), "err", err,
 			"on_failure", f.OnFailure.String())
-		if f.OnFailure == FailClosed {
+		if f.OnFailure == plugins.FailClosed {
 			for _, r := range live {
 				r.refuse = errFilterDown
 			}
@@ -299,7 +299,7 @@ func (p *pipeline) applyFilter(f Filter, live []*writeReq) {
 		case plugins.Rewrite:
 			if v.Body == "" || len(v.Body) > maxBody || !utf8.ValidString(v.Body) {
 				p.srv.log.Warn("filter rewrote a body into an invalid one", "filter", f.Name, "bytes", len(v.Body))
-				if f.OnFailure == FailClosed {
+				if f.OnFailure == plugins.FailClosed {
 					r.refuse = errFilterDown
 				}
 				continue
@@ -307,7 +307,7 @@ func (p *pipeline) applyFilter(f Filter, live []*writeReq) {
 			r.msg.Body = v.Body
 		default:
 			p.srv.log.Warn("filter returned an unknown action", "filter", f.Name, "action", v.Action)
-			if f.OnFailure == FailClosed {
+			if f.OnFailure == plugins.FailClosed {
 				r.refuse = errFilterDown
 			}
 		}
@@ -344,7 +344,7 @@ func (p *pipeline) startWrite(b *batch) {
 		case r.dup != nil || r.refuse != nil:
 		case r.isSend:
 			r.msg.Status = protocol.StatusQueued
-			if srv.router.online(r.msg.To) {
+			if srv.router.Online(r.msg.To) {
 				r.msg.Status = protocol.StatusSent
 			}
 			wb.Messages = append(wb.Messages, r.msg)
@@ -381,14 +381,14 @@ func (p *pipeline) startWrite(b *batch) {
 }
 
 // finishWrite waits for b's Write. It advances the router's epoch after the
-// commit and before anything of b is answered: see router.
+// commit and before anything of b is answered: see package route.
 func (p *pipeline) finishWrite(b *batch) {
 	b.results, b.err = b.wait()
 	var we *plugins.WriteError
 	if errors.As(b.err, &we) && we.MaybeWritten {
 		p.resolve(b)
 	}
-	b.epoch = p.srv.router.advance()
+	b.epoch = p.srv.router.Advance()
 }
 
 // errNotStored marks a message that a resolved Write (see resolve) did not
@@ -484,12 +484,9 @@ func (p *pipeline) answer(b *batch) {
 	p.flush()
 }
 
-// reply queues frame on s from the answer stage; see deliver.
-func (p *pipeline) reply(s *session, frame []byte) {
-	if !p.deliver(s, frame) {
-		p.srv.router.remove(s)
-	}
-}
+// reply queues frame on s from the answer stage; see deliver. A session
+// that takes no more output is closing and has left the router.
+func (p *pipeline) reply(s *session, frame []byte) { p.deliver(s, frame) }
 
 // deliver queues frame on s from the answer stage, without starting a
 // writer: everything a batch queues for a session is written at the end
@@ -570,16 +567,10 @@ func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint
 
 // push queues frame on every session of user that joined before epoch.
 func (p *pipeline) push(user string, epoch uint64, frame []byte) {
-	var dropped []*session
-	p.srv.router.each(user, epoch, func(s *session) {
+	p.srv.router.Push(user, epoch, func(s *session) {
 		if p.deliver(s, frame) {
 			s.msgsOut.Add(1)
 			p.srv.msgsPushed.Add(1)
-		} else {
-			dropped = append(dropped, s)
 		}
 	})
-	for _, s := range dropped {
-		p.srv.router.remove(s)
-	}
 }

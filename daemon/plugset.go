@@ -3,49 +3,19 @@ package daemon
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/qqchat/qq/plugins"
 )
-
-// FailurePolicy says what happens to messages when a filter fails (errors,
-// times out, or answers nonsense).
-type FailurePolicy uint8
-
-// Failure policies.
-const (
-	// FailClosed refuses the messages: their senders get unavailable.
-	FailClosed FailurePolicy = iota
-	// FailOpen passes the messages on as if the filter had allowed them.
-	FailOpen
-)
-
-func (p FailurePolicy) String() string {
-	if p == FailOpen {
-		return "allow"
-	}
-	return "reject"
-}
-
-// Filter is one link of the filter chain.
-type Filter struct {
-	// Name identifies the instance in logs and error messages.
-	Name      string
-	Filter    plugins.Filter
-	OnFailure FailurePolicy
-	// Timeout bounds one call (0: the storage timeout).
-	Timeout time.Duration
-}
 
 // plugSet is the storage and filter chain in use. Calls hold it with
 // acquire/release; SwapPlugins replaces it and waits until no call holds
 // the old one, so the caller can then stop the old plugins safely.
 type plugSet struct {
-	storage plugins.Storage // rawStorage, instrumented
-	filters []Filter        // rawFilters, instrumented
+	storage plugins.Storage      // rawStorage, instrumented
+	filters []plugins.FilterLink // rawFilters, instrumented
 	// rawStorage and rawFilters are the caller's, as given.
 	rawStorage plugins.Storage
-	rawFilters []Filter
+	rawFilters []plugins.FilterLink
 	inUse      sync.RWMutex
 }
 
@@ -67,7 +37,7 @@ func (ps *plugSet) release() { ps.inUse.RUnlock() }
 // starts from now on, waits until calls still using the previous set have
 // finished (bounded by ctx), and returns the previous set for the caller
 // to stop. No connection is touched. A nil storage keeps the current one.
-func (s *Server) SwapPlugins(ctx context.Context, storage plugins.Storage, filters []Filter) (oldStorage plugins.Storage, oldFilters []Filter, err error) {
+func (s *Server) SwapPlugins(ctx context.Context, storage plugins.Storage, filters []plugins.FilterLink) (oldStorage plugins.Storage, oldFilters []plugins.FilterLink, err error) {
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
 	old := s.plugs.Load()
@@ -91,12 +61,12 @@ func (s *Server) SwapPlugins(ctx context.Context, storage plugins.Storage, filte
 }
 
 // Plugins returns the storage and filter chain in service now.
-func (s *Server) Plugins() (plugins.Storage, []Filter) {
+func (s *Server) Plugins() (plugins.Storage, []plugins.FilterLink) {
 	ps := s.plugs.Load()
 	return ps.rawStorage, ps.rawFilters
 }
 
-func filterNames(fs []Filter) []string {
+func filterNames(fs []plugins.FilterLink) []string {
 	names := make([]string, len(fs))
 	for i, f := range fs {
 		names[i] = f.Name

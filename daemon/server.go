@@ -22,6 +22,7 @@ import (
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/password"
 	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/daemon/route"
 	"github.com/qqchat/qq/plugins"
 )
 
@@ -30,7 +31,7 @@ import (
 type Deps struct {
 	Storage plugins.Storage
 	// Filters is the filter chain, in order; may be empty.
-	Filters []Filter
+	Filters []plugins.FilterLink
 	Logger  *slog.Logger // nil: discard
 	// Version is reported in the hello frame (semver, no leading v).
 	Version string
@@ -63,7 +64,7 @@ type Server struct {
 	dummyHash string
 	hashSem   chan struct{}
 
-	router *router
+	router route.Router[*session]
 	pipe   *pipeline
 	hello  []byte
 
@@ -127,7 +128,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		pwp:       pwp,
 		dummyHash: dummy,
 		hashSem:   make(chan struct{}, conc),
-		router:    newRouter(),
+		router:    route.NewLocal[*session](),
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
 
@@ -272,7 +273,7 @@ func (s *Server) removeSession(sess *session) {
 
 // Online returns the names of the users with at least one logged-in
 // connection, sorted byte-wise.
-func (s *Server) Online() []string { return s.router.list() }
+func (s *Server) Online() []string { return s.router.Users() }
 
 // Shutdown stops the server: it closes the listeners, stops reading
 // requests, lets every request already read finish (sends are stored and

@@ -47,10 +47,6 @@ type session struct {
 	// other goroutines.
 	user     string
 	loggedIn atomic.Bool
-	// joinEpoch is the router epoch when the session went online; it
-	// gets pushes of later epochs only (see router).
-	joinEpoch uint64
-
 	msgsIn, msgsOut atomic.Uint64
 
 	// inflight counts pipelined requests awaiting storage.
@@ -205,9 +201,8 @@ func (s *session) reply(frame []byte) {
 // it did. If the unsent output would pass outbound_queue_bytes the session
 // is kicked slow_consumer: its queued output is dropped (its messages stay
 // pending in storage) and it is closed once the kicked push is written or
-// write_timeout passes. enqueue does not touch the router (the pipeline
-// calls it under the router's lock); a caller that gets false removes the
-// session from the router itself.
+// write_timeout passes. A session that takes no more output has left the
+// router (see setClosingLocked).
 func (s *session) enqueue(frame []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -304,7 +299,6 @@ func (s *session) flush() {
 		}
 		s.closeLocked(reason)
 		s.mu.Unlock()
-		s.srv.router.remove(s)
 		return
 	default:
 		if n < len(buf) { // the socket is full: the rest goes first
@@ -325,12 +319,8 @@ func (s *session) flush() {
 	s.mu.Unlock()
 }
 
-// send queues a frame from outside the router's lock.
-func (s *session) send(frame []byte) {
-	if !s.enqueue(frame) {
-		s.srv.router.remove(s)
-	}
-}
+// send queues a frame; a closing session drops it.
+func (s *session) send(frame []byte) { s.enqueue(frame) }
 
 func (s *session) startWriterLocked() {
 	if s.writing || s.closed {
@@ -381,17 +371,15 @@ func (s *session) writeLoop() {
 			}
 			s.closeLocked(reason)
 			s.mu.Unlock()
-			s.srv.router.remove(s)
 			return
 		}
 	}
 }
 
-// finish removes the session from the online set, queues final (if any)
+// finish takes the session out of the online set, queues final (if any)
 // and closes the connection once it is written. With drop, output queued
 // but not yet written is discarded first.
 func (s *session) finish(reason CloseReason, final []byte, drop bool) {
-	s.srv.router.remove(s)
 	s.mu.Lock()
 	s.beginCloseLocked(reason, final, drop)
 	s.mu.Unlock()
@@ -401,8 +389,7 @@ func (s *session) beginCloseLocked(reason CloseReason, final []byte, drop bool) 
 	if s.closing {
 		return
 	}
-	s.closing = true
-	s.reason = reason
+	s.setClosingLocked(reason)
 	if drop {
 		s.out = s.out[:0]
 	}
@@ -424,19 +411,32 @@ func (s *session) kick(reason CloseReason, code, message string) {
 
 // closeNow closes the connection at once.
 func (s *session) closeNow(reason CloseReason) {
-	s.srv.router.remove(s)
 	s.mu.Lock()
 	if !s.closing {
-		s.closing = true
-		s.reason = reason
+		s.setClosingLocked(reason)
 	}
 	s.closeLocked(s.reason)
 	s.mu.Unlock()
 }
 
+// setClosingLocked marks the session closing: it takes no more output,
+// and it leaves the router. It is the one place where a session leaves
+// the router (but for a login that fails after joining): every way of
+// closing passes here first. Router.Leave may be called with s.mu held.
+func (s *session) setClosingLocked(reason CloseReason) {
+	s.closing = true
+	s.reason = reason
+	if s.loggedIn.Load() {
+		s.srv.router.Leave(s)
+	}
+}
+
 func (s *session) closeLocked(reason CloseReason) {
 	if s.closed {
 		return
+	}
+	if !s.closing {
+		s.setClosingLocked(reason)
 	}
 	s.closed = true
 	s.reason = reason
@@ -475,6 +475,10 @@ func (s *session) holdSendBucket() {
 func (s *session) takeSendToken() (bool, time.Duration) {
 	return s.srv.sendLimits.take(s.sendBucket)
 }
+
+// User is the logged-in user name (route.Session); it is set before the
+// session joins the router and never changes after.
+func (s *session) User() string { return s.user }
 
 func (s *session) userName() string {
 	if s.loggedIn.Load() {

@@ -107,7 +107,7 @@ func StartWith(t testing.TB, cfg *config.Config, st plugins.Storage) *Server {
 }
 
 // StartWithPlugins is StartWith with a filter chain.
-func StartWithPlugins(t testing.TB, cfg *config.Config, st plugins.Storage, filters []daemon.Filter) *Server {
+func StartWithPlugins(t testing.TB, cfg *config.Config, st plugins.Storage, filters []plugins.FilterLink) *Server {
 	t.Helper()
 	return StartDeps(t, cfg, daemon.Deps{Storage: st, Filters: filters})
 }

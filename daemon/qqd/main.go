@@ -47,170 +47,258 @@ func main() {
 	}
 }
 
+// run is qqd: load the configuration, start every part, serve until a
+// signal, stop.
 func run(args []string, stdout, stderr io.Writer) error {
-	builtins := pluginset.DefaultBuiltins()
 	if len(args) > 0 && args[0] == "plugin" {
 		if len(args) != 2 {
 			return errors.New("usage: qqd plugin <name>")
 		}
-		return builtins.Serve(args[1])
+		return builtins().Serve(args[1])
 	}
-	fs := flag.NewFlagSet("qqd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML configuration `file` (default: embedded defaults only)")
-	check := fs.Bool("check-config", false, "validate the configuration and exit")
-	fs.BoolVar(check, "t", false, "short for -check-config")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	fs.String("listen", "", "TCP `address` to listen on (overrides listen)")
-	fs.String("data-dir", "", "data `directory` (overrides data_dir)")
-	fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *showVersion {
-		fmt.Fprintln(stdout, "qqd", daemon.Version())
-		return nil
-	}
-	overrides := map[string]any{}
-	flagKeys := map[string]string{"listen": "listen", "data-dir": "data_dir", "log-level": "log.level"}
-	fs.Visit(func(f *flag.Flag) {
-		if key, ok := flagKeys[f.Name]; ok {
-			overrides[key] = f.Value.String()
-		}
-	})
-	load := func() (*config.Config, error) {
-		return config.Load(config.Options{File: *configPath, Env: os.Environ(), Overrides: overrides})
-	}
-	cfg, err := load()
+	fl, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	if *check {
-		fmt.Fprintln(stdout, "configuration ok")
+	if fl.version {
+		fmt.Fprintln(stdout, "qqd", daemon.Version())
 		return nil
 	}
-	log := newLogger(cfg.Log, stderr)
-
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	self, err := pluginset.Self()
+	cfg, err := fl.load()
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	set, err := pluginset.Start(ctx, cfg, pluginset.Options{Builtins: builtins, Self: self, Logger: log})
-	if err != nil {
-		return fmt.Errorf("plugins: %w", err)
+	if fl.check {
+		return checkConfig(ctx, cfg, stdout)
 	}
-	reg := prometheus.NewRegistry()
-	d, err := daemon.New(cfg, daemon.Deps{Storage: set.Storage(), Filters: set.Filters(), Logger: log, Version: daemon.Version(), Registry: reg})
+	q, err := start(ctx, cfg, fl.load, stderr)
 	if err != nil {
-		set.Close()
 		return err
 	}
-	live := pluginset.NewLive(d, set, cfg, load, log)
-	defer live.Close()
+	return q.serve(ctx)
+}
+
+// flags are qqd's command line.
+type flags struct {
+	configPath     string
+	check, version bool
+	overrides      map[string]any
+}
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	fl := &flags{overrides: map[string]any{}}
+	fs := flag.NewFlagSet("qqd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&fl.configPath, "config", "", "YAML configuration `file` (default: embedded defaults only)")
+	fs.BoolVar(&fl.check, "check-config", false, "check the configuration, start and configure every plugin it names, and exit")
+	fs.BoolVar(&fl.check, "t", false, "short for -check-config")
+	fs.BoolVar(&fl.version, "version", false, "print the version and exit")
+	fs.String("listen", "", "TCP `address` to listen on (overrides listen)")
+	fs.String("data-dir", "", "data `directory` (overrides data_dir)")
+	fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	flagKeys := map[string]string{"listen": "listen", "data-dir": "data_dir", "log-level": "log.level"}
+	fs.Visit(func(f *flag.Flag) {
+		if key, ok := flagKeys[f.Name]; ok {
+			fl.overrides[key] = f.Value.String()
+		}
+	})
+	return fl, nil
+}
+
+// load reads the configuration: at start, and again on each reload.
+func (fl *flags) load() (*config.Config, error) {
+	return config.Load(config.Options{File: fl.configPath, Env: os.Environ(), Overrides: fl.overrides})
+}
+
+// checkConfig is -t: the configuration is valid (load did that), every
+// plugin it names starts and takes its configuration, and the TLS
+// certificate loads. It says what it did not check.
+func checkConfig(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
+	self, err := pluginset.Self()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if err := pluginset.Check(ctx, cfg, pluginset.Options{Builtins: builtins(), Self: self}); err != nil {
+		errs = append(errs, fmt.Errorf("plugins: %w", err))
+	}
+	if cfg.TLS.Listen != "" {
+		if _, err := daemon.NewCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("configuration check failed:\n%w", err)
+	}
+	fmt.Fprintf(stdout, "configuration ok: storage %s and %d filter(s) started and took their configuration\n",
+		cfg.Storage.Label(), len(cfg.Filters))
+	fmt.Fprintln(stdout, "not checked: the storage ran on a scratch data directory (data_dir was not opened), and no address was bound")
+	return nil
+}
+
+// qqd is a started daemon with everything wired to it.
+type qqd struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	d      *daemon.Server
+	live   *pluginset.Live
+	ln     net.Listener
+	tln    net.Listener // nil without tls.listen
+	certs  *daemon.CertReloader
+	notify *sdnotify.Notifier
+	// cleanup undoes start, last step first.
+	cleanup cleanupStack
+}
+
+// cleanupStack runs the functions pushed on it in reverse order.
+type cleanupStack []func()
+
+func (c *cleanupStack) push(f func()) { *c = append(*c, f) }
+
+func (c *cleanupStack) run() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
+	}
+	*c = nil
+}
+
+// start starts the plugins, the daemon, the listeners, the metrics
+// endpoint and the admin socket. On error everything started is stopped.
+func start(ctx context.Context, cfg *config.Config, load func() (*config.Config, error), stderr io.Writer) (_ *qqd, err error) {
+	q := &qqd{cfg: cfg, log: newLogger(cfg.Log, stderr), notify: sdnotify.New(os.Getenv)}
+	defer func() {
+		if err != nil {
+			q.cleanup.run()
+		}
+	}()
+	log := q.log
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	self, err := pluginset.Self()
+	if err != nil {
+		return nil, err
+	}
+	set, err := pluginset.Start(ctx, cfg, pluginset.Options{Builtins: builtins(), Self: self, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("plugins: %w", err)
+	}
+	q.cleanup.push(set.Close)
+	reg := prometheus.NewRegistry()
+	q.d, err = daemon.New(cfg, daemon.Deps{Storage: set.Storage(), Filters: set.Filters(), Logger: log, Version: daemon.Version(), Registry: reg})
+	if err != nil {
+		return nil, err
+	}
+	q.cleanup.push(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := q.d.Shutdown(sctx); err != nil {
+			log.Warn("shutdown incomplete", "err", err)
+		}
+	})
+	q.live = pluginset.NewLive(q.d, set, cfg, load, log)
+	q.cleanup.push(q.live.Close) // closes the set in service then
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		daemon.PluginCollector(live.Statuses),
+		daemon.PluginCollector(q.live.Statuses),
 	)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	if q.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
 	}
+	q.cleanup.push(func() { q.ln.Close() })
 	if cfg.Metrics.Listen != "" {
 		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
-			ln.Close()
-			return fmt.Errorf("metrics listen: %w", err)
+			return nil, fmt.Errorf("metrics listen: %w", err)
 		}
-		ready := func() error { return errors.Join(d.Ready(), live.StorageUp()) }
+		ready := func() error { return errors.Join(q.d.Ready(), q.live.StorageUp()) }
 		hs := &http.Server{Handler: monitor.Handler(reg, ready, monitor.WithPprof(cfg.Metrics.Pprof)), ReadHeaderTimeout: 5 * time.Second}
 		go hs.Serve(mln)
-		defer hs.Close()
+		q.cleanup.push(func() { hs.Close() })
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
-	var certs *daemon.CertReloader
-	var tln net.Listener
 	if cfg.TLS.Listen != "" {
-		if certs, err = daemon.NewCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
-			ln.Close()
-			return err
+		if q.certs, err = daemon.NewCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
+			return nil, err
 		}
 		raw, err := net.Listen("tcp", cfg.TLS.Listen)
 		if err != nil {
-			ln.Close()
-			return fmt.Errorf("tls listen: %w", err)
+			return nil, fmt.Errorf("tls listen: %w", err)
 		}
-		tln = tls.NewListener(raw, certs.TLSConfig())
-	}
-	notify := sdnotify.New(os.Getenv)
-	reload := func(ctx context.Context) ([]string, error) {
-		notify.Reloading()
-		defer notify.Ready()
-		if certs != nil {
-			if err := certs.Reload(); err != nil {
-				log.Error("reload: keeping the old TLS certificate", "err", err)
-			}
-		}
-		return live.Reload(ctx)
+		q.tln = tls.NewListener(raw, q.certs.TLSConfig())
+		q.cleanup.push(func() { q.tln.Close() })
 	}
 	adm, err := admin.Listen(admin.Options{
 		Path: cfg.AdminSocket(), Group: cfg.Admin.Group, ReadOnlyGroup: cfg.Admin.ReadOnlyGroup,
 		Logger: log, Registry: reg,
-	}, adminBackend{d, live, reload})
+	}, adminBackend{q.d, q.live, q.reload})
 	if err != nil {
-		ln.Close()
-		return err
+		return nil, err
 	}
-	defer adm.Close()
+	q.cleanup.push(func() { adm.Close() })
 	go adm.Serve()
-	startAttrs := []any{"version", daemon.Version(), "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "admin_socket", adm.Path()}
-	if tln != nil {
-		startAttrs = append(startAttrs, "tls_listen", tln.Addr().String())
+	startAttrs := []any{"version", daemon.Version(), "listen", q.ln.Addr().String(), "data_dir", cfg.DataDir, "admin_socket", adm.Path()}
+	if q.tln != nil {
+		startAttrs = append(startAttrs, "tls_listen", q.tln.Addr().String())
 	}
 	log.Info("qqd starting", startAttrs...)
+	return q, nil
+}
 
+// reload is SIGHUP and the admin socket's reload: the TLS certificate,
+// then the plugins.
+func (q *qqd) reload(ctx context.Context) ([]string, error) {
+	q.notify.Reloading()
+	defer q.notify.Ready()
+	if q.certs != nil {
+		if err := q.certs.Reload(); err != nil {
+			q.log.Error("reload: keeping the old TLS certificate", "err", err)
+		}
+	}
+	return q.live.Reload(ctx)
+}
+
+// serve serves until ctx ends (SIGINT, SIGTERM) or a listener fails,
+// reloading on SIGHUP, then stops everything.
+func (q *qqd) serve(ctx context.Context) error {
+	defer q.cleanup.run()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- d.Serve(ln) }()
-	if tln != nil {
-		go func() { serveErr <- d.Serve(tln) }()
+	go func() { serveErr <- q.d.Serve(q.ln) }()
+	if q.tln != nil {
+		go func() { serveErr <- q.d.Serve(q.tln) }()
 	}
-	notify.Ready()
+	q.notify.Ready()
 	wdCtx, stopWatchdog := context.WithCancel(ctx)
 	defer stopWatchdog()
-	go notify.RunWatchdog(wdCtx, func() bool { return d.Ready() == nil })
-	for running := true; running; {
+	go q.notify.RunWatchdog(wdCtx, func() bool { return q.d.Ready() == nil })
+	for {
 		select {
 		case <-ctx.Done():
-			log.Info("signal received; shutting down")
-			running = false
+			q.log.Info("signal received; shutting down")
+			q.notify.Stopping()
+			stopWatchdog()
+			q.cleanup.run()
+			q.log.Info("qqd stopped")
+			return nil
 		case err := <-serveErr:
 			return err
 		case <-hup:
-			reload(ctx)
+			q.reload(ctx)
 		}
 	}
-	notify.Stopping()
-	stopWatchdog()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := d.Shutdown(sctx); err != nil {
-		log.Warn("shutdown incomplete", "err", err)
-	}
-	live.Close()
-	log.Info("qqd stopped")
-	return nil
 }
 
 // adminBackend is what the admin socket drives: the daemon's data
@@ -228,7 +316,7 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(c.Level)) // validated by config
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
+	if c.Format == config.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

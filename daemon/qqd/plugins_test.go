@@ -414,7 +414,7 @@ func TestReload(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	writeConfig(t, dir, "filters:\n  - plugin: wordfilter\n    config: {lists: [{words: [heck]}]}\n"+loadLimitsYAML)
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	p.waitLog(t, `plugins reloaded`)
+	p.waitLog(t, `reload done`)
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
 	load.wg.Wait()
@@ -462,5 +462,54 @@ func TestNoPluginOutlivesQQD(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// TestReloadKeepsUnchangedFilters: a reload that changes one filter
+// restarts only that filter (antispam keeps its process, and so its flood
+// state); a reload with nothing changed and a reload refused because a
+// plugin does not start each log their one documented line.
+func TestReloadKeepsUnchangedFilters(t *testing.T) {
+	dir := t.TempDir()
+	chain := func(word string) string {
+		return "filters:\n  - plugin: antispam\n  - plugin: wordfilter\n    config: {lists: [{words: [" + word + "]}]}\n" + loadLimitsYAML
+	}
+	path := writeConfig(t, dir, chain("darn"))
+	p := startQQD(t, dir, "-config", path)
+	before := pluginPIDs(t, p.cmd.Process.Pid)
+	if before["antispam"] == 0 || before["wordfilter"] == 0 || before["sqlite"] == 0 {
+		t.Fatalf("plugins before the reload: %v", before)
+	}
+
+	writeConfig(t, dir, chain("heck"))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, `reload done.*filters_started=\[wordfilter\] filters_kept=\[antispam\] filters_stopped=\[wordfilter\]`)
+	after := pluginPIDs(t, p.cmd.Process.Pid)
+	if after["antispam"] != before["antispam"] || after["sqlite"] != before["sqlite"] {
+		t.Errorf("unchanged plugins restarted: before %v, after %v", before, after)
+	}
+	if after["wordfilter"] == before["wordfilter"] || after["wordfilter"] == 0 {
+		t.Errorf("the changed wordfilter kept its process: before %v, after %v", before, after)
+	}
+	alice := dialClient(t, p.addr, "alice")
+	dialClient(t, p.addr, "bob")
+	if r, err := alice.Send(t.Context(), "bob", "darn heck"); err != nil || r.Body != "darn ****" {
+		t.Fatalf("after the reload: %+v, %v", r, err)
+	}
+
+	// Nothing changed: one line says the reload finished.
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, `reload done.*filters_started=\[\] filters_kept="\[antispam wordfilter\]" filters_stopped=\[\]`)
+
+	// A filter that does not start: refused, the running chain stays.
+	writeConfig(t, dir, "filters:\n  - plugin: antispam\n  - plugin: wordfilter\n    config: {lists: [{words: [heck]}]}\n"+
+		"  - command: [/does/not/exist/qq-filter]\n"+loadLimitsYAML)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, `reload refused: a plugin did not start; keeping the running plugins`)
+	if got := pluginPIDs(t, p.cmd.Process.Pid); got["antispam"] != after["antispam"] || got["wordfilter"] != after["wordfilter"] {
+		t.Errorf("a refused reload touched the running filters: %v, want %v", got, after)
+	}
+	if r, err := alice.Send(t.Context(), "bob", "darn heck"); err != nil || r.Body != "darn ****" {
+		t.Fatalf("after the refused reload: %+v, %v", r, err)
 	}
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -201,25 +203,66 @@ func TestGracefulShutdown(t *testing.T) {
 	c.ExpectClosed()
 }
 
+// runQQD runs the test binary as qqd with args (plugins served by the
+// same binary) and returns its stdout, stderr and exit error.
+func runQQD(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), daemontest.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "QQ_TEST_RUN_AS_QQD=1")
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// TestCheckConfig: qqd -t accepts the shipped and default configurations
+// after starting their plugins, and fails on every configuration that
+// would then fail to start, including ones whose problem only a plugin
+// sees (issue: a false "configuration ok" becomes an outage).
 func TestCheckConfig(t *testing.T) {
-	for _, tc := range []struct {
-		args    []string
-		wantErr string
-	}{
-		{[]string{"-t"}, ""},
-		{[]string{"-check-config", "-config", "../../qq.yaml"}, ""},
-		{[]string{"-t", "-listen", "nonsense"}, "listen"},
-		{[]string{"-t", "-config", "/does/not/exist.yaml"}, "exist"},
-		{[]string{"stray"}, "unexpected argument"},
-	} {
-		var out, errOut strings.Builder
-		err := run(tc.args, &out, &errOut)
-		switch {
-		case tc.wantErr == "" && err != nil:
-			t.Errorf("run(%q) = %v", tc.args, err)
-		case tc.wantErr != "" && (err == nil || !regexp.MustCompile(tc.wantErr).MatchString(err.Error())):
-			t.Errorf("run(%q) = %v, want error matching %q", tc.args, err, tc.wantErr)
+	dir := t.TempDir()
+	file := func(name, yaml string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
 		}
+		return p
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string // regexp of stderr; "" means success
+	}{
+		{"defaults", []string{"-t"}, ""},
+		{"shipped qq.yaml", []string{"-check-config", "-config", "../../qq.yaml"}, ""},
+		{"bad listen", []string{"-t", "-listen", "nonsense"}, "listen"},
+		{"missing file", []string{"-t", "-config", "/does/not/exist.yaml"}, "exist"},
+		{"stray argument", []string{"stray"}, "unexpected argument"},
+		{"wordfilter action ban", []string{"-t", "-config", file("ban.yaml",
+			"filters:\n  - plugin: wordfilter\n    config: {lists: [{words: [darn], action: ban}]}\n")}, `filter wordfilter: .*action`},
+		{"missing command", []string{"-t", "-config", file("missing.yaml",
+			"filters:\n  - command: [/does/not/exist/qq-filter]\n")}, `filter qq-filter: .*(no such file|not found)`},
+		{"relative command", []string{"-t", "-config", file("relative.yaml",
+			"filters:\n  - command: [qq-no-such-filter-on-path]\n")}, `filter qq-no-such-filter-on-path: .*not found`},
+		{"bad storage config", []string{"-t", "-config", file("storage.yaml",
+			"storage:\n  config: {no_such_key: 1}\n")}, `storage sqlite: .*no_such_key`},
+		{"every problem at once", []string{"-t", "-config", file("two.yaml",
+			"filters:\n  - plugin: wordfilter\n    config: {lists: [{words: [darn], action: ban}]}\n  - command: [/does/not/exist/qq-filter]\n")},
+			`(?s)filter wordfilter: .*filter qq-filter: `},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, err := runQQD(t, tc.args...)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("qqd %q: %v\n%s", tc.args, err, stderr)
+			case tc.wantErr == "" && !strings.HasPrefix(stdout, "configuration ok"):
+				t.Errorf("qqd %q printed %q, want configuration ok", tc.args, stdout)
+			case tc.wantErr != "" && (err == nil || !regexp.MustCompile(tc.wantErr).MatchString(stderr)):
+				t.Errorf("qqd %q = %v, stderr %q; want a failure matching %q", tc.args, err, stderr, tc.wantErr)
+			}
+		})
 	}
 	var out strings.Builder
 	if err := run([]string{"-version"}, &out, io.Discard); err != nil || !regexp.MustCompile(`^qqd \d+\.\d+\.\d+`).MatchString(out.String()) {

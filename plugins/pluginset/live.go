@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/qqchat/qq/config"
-	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/plugins"
 )
 
@@ -16,7 +15,7 @@ import (
 // it while a reload (SIGHUP or the admin socket) replaces it; reloads run
 // one at a time.
 type Live struct {
-	d    *daemon.Server
+	d    Swapper
 	load func() (*config.Config, error)
 	log  *slog.Logger
 
@@ -27,7 +26,7 @@ type Live struct {
 
 // NewLive returns a Live serving set, which d uses, started from cfg. load
 // reads the configuration anew for Reload.
-func NewLive(d *daemon.Server, set *Set, cfg *config.Config, load func() (*config.Config, error), log *slog.Logger) *Live {
+func NewLive(d Swapper, set *Set, cfg *config.Config, load func() (*config.Config, error), log *slog.Logger) *Live {
 	return &Live{d: d, set: set, cfg: cfg, load: load, log: log}
 }
 
@@ -53,6 +52,11 @@ func (l *Live) StorageUp() error {
 // the running one stays; so does a plugin that does not start. Settings
 // other than the plugins' apply only after a restart: they are returned
 // (and logged) as needsRestart.
+//
+// Every reload logs exactly one line saying how it ended (docs/operations.md
+// lists them): "reload refused: invalid configuration", "reload refused: a
+// plugin did not start", or "reload done" with what changed (possibly
+// nothing).
 func (l *Live) Reload(ctx context.Context) (needsRestart []string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -63,17 +67,30 @@ func (l *Live) Reload(ctx context.Context) (needsRestart []string, err error) {
 		return nil, err
 	}
 	needsRestart = config.RestartKeys(l.cfg, cfg)
-	if len(needsRestart) > 0 {
-		l.log.Warn("reload: these settings changed but apply only after a restart", "keys", needsRestart)
-	}
-	next, err := l.set.SwapInto(ctx, l.d, cfg)
+	next, change, err := l.set.SwapInto(ctx, l.d, cfg)
 	l.set = next
 	if err != nil {
-		l.log.Error("reload failed: keeping the running plugins", "err", err)
-		return needsRestart, err
+		l.log.Error("reload refused: a plugin did not start; keeping the running plugins", "err", err)
+		return nil, err
 	}
 	l.cfg = cfg
+	attrs := []any{"storage_restarted", change.Storage,
+		"filters_started", nonNil(change.FiltersStarted), "filters_kept", nonNil(change.FiltersKept),
+		"filters_stopped", nonNil(change.FiltersStopped), "needs_restart", nonNil(needsRestart)}
+	if len(needsRestart) > 0 {
+		l.log.Warn("reload done; some changed settings apply only after a restart", attrs...)
+	} else {
+		l.log.Info("reload done", attrs...)
+	}
 	return needsRestart, nil
+}
+
+// nonNil logs an empty list as [] rather than as nothing.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // Close stops the plugins.

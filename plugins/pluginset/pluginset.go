@@ -3,7 +3,13 @@
 // third-party plugin runs as a supervised subprocess (qqd re-executes
 // itself as "qqd plugin <name>" for built-ins), or, with
 // plugins.in_process, inside qqd. On reload, Set.Reload starts only what
-// changed, so an unchanged storage keeps its process.
+// changed: an unchanged storage, and every filter whose name, plugin,
+// command and config are unchanged, keep their processes (and the state
+// in them, such as antispam's flood counters).
+//
+// The package knows the daemon only through Swapper, declared here where
+// it is consumed; which plugins are built in is the caller's (qqd's
+// composition root) to say, in Options.Builtins.
 package pluginset
 
 import (
@@ -15,29 +21,17 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 
 	"github.com/qqchat/qq/config"
-	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/plugins"
-	"github.com/qqchat/qq/plugins/antispam/antispam"
-	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
-	"github.com/qqchat/qq/plugins/wordfilter/wordfilter"
 )
 
 // Builtins are the plugins compiled into qqd.
 type Builtins struct {
 	Storages map[string]plugins.StorageFactory
 	Filters  map[string]plugins.FilterFactory
-}
-
-// DefaultBuiltins returns qqd's built-in plugins: storage "sqlite",
-// filters "wordfilter" and "antispam".
-func DefaultBuiltins() Builtins {
-	return Builtins{
-		Storages: map[string]plugins.StorageFactory{"sqlite": sqlitestore.New},
-		Filters:  map[string]plugins.FilterFactory{"wordfilter": wordfilter.New, "antispam": antispam.New},
-	}
 }
 
 // Serve runs the built-in plugin name as a plugin process: it is what
@@ -83,12 +77,57 @@ type Set struct {
 	storage     plugins.Storage
 	storageSup  *plugins.Supervisor // nil in process
 
-	filterSpecs []config.Filter
-	filters     []daemon.Filter
-	filterSups  []*plugins.Supervisor
+	filters []*filterProc   // in chain order
+	specs   []config.Filter // filters[i] serves specs[i]
 
-	// Set by Reload when the parts are the previous set's.
-	sharedStorage, sharedFilters bool
+	// Set by Reload when the storage is the previous set's.
+	sharedStorage bool
+}
+
+// filterProc is one started filter: its plugin (a supervised process, or
+// in process) and the settings it was started with (never changed: a set
+// that keeps it may serve it under another on_failure and timeout). A
+// reload that finds a filter of the same name and spec keeps its
+// filterProc.
+type filterProc struct {
+	spec      config.Filter
+	inProcess bool
+	filter    plugins.Filter
+	sup       *plugins.Supervisor // nil in process
+}
+
+// link is the filter's place in the chain under spec's failure policy
+// and timeout (which change without a restart).
+func (f *filterProc) link(spec config.Filter) plugins.FilterLink {
+	return plugins.FilterLink{Name: spec.Label(), Filter: f.filter, OnFailure: spec.OnFailure, Timeout: spec.Timeout}
+}
+
+func (f *filterProc) close() {
+	if f.sup != nil {
+		f.sup.Close()
+	} else if c, ok := f.filter.(interface{ Close() error }); ok {
+		c.Close()
+	}
+}
+
+// sameProcess reports whether a filter started as a can serve as b: the
+// same name, plugin, command and config, run the same way. on_failure and
+// timeout are the host's and do not need a new process.
+func sameProcess(a *filterProc, b config.Filter, inProcess bool) bool {
+	return a.inProcess == inProcess && a.spec.Label() == b.Label() && a.spec.Plugin == b.Plugin &&
+		slices.Equal(a.spec.Command, b.Command) && reflect.DeepEqual(a.spec.Config, b.Config)
+}
+
+// reuse returns, for each of cfg's filters, the running filter that can
+// serve it unchanged (see sameProcess), or nil.
+func reuse(running []*filterProc, cfg *config.Config) []*filterProc {
+	out := make([]*filterProc, len(cfg.Filters))
+	for i, fc := range cfg.Filters {
+		if j := slices.IndexFunc(running, func(f *filterProc) bool { return sameProcess(f, fc, cfg.Plugins.InProcess) }); j >= 0 {
+			out[i] = running[j]
+		}
+	}
+	return out
 }
 
 // Start starts the plugins cfg names. On error nothing is left running.
@@ -100,7 +139,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Set, error) 
 	if err := s.startStorage(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if err := s.startFilters(ctx, cfg); err != nil {
+	if err := s.startFilters(ctx, cfg, nil); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -111,7 +150,13 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Set, error) 
 func (s *Set) Storage() plugins.Storage { return s.storage }
 
 // Filters is the filter chain in service, in order.
-func (s *Set) Filters() []daemon.Filter { return s.filters }
+func (s *Set) Filters() []plugins.FilterLink {
+	links := make([]plugins.FilterLink, len(s.filters))
+	for i, f := range s.filters {
+		links[i] = f.link(s.specs[i])
+	}
+	return links
+}
 
 // Statuses reports every supervised plugin process (none in process).
 func (s *Set) Statuses() []plugins.Status {
@@ -119,32 +164,32 @@ func (s *Set) Statuses() []plugins.Status {
 	if s.storageSup != nil {
 		st = append(st, s.storageSup.Status())
 	}
-	for _, f := range s.filterSups {
-		st = append(st, f.Status())
+	for _, f := range s.filters {
+		if f.sup != nil {
+			st = append(st, f.sup.Status())
+		}
 	}
 	return st
 }
 
 // Close stops every plugin of the set.
 func (s *Set) Close() {
-	s.closeFilters()
+	for _, f := range s.filters {
+		f.close()
+	}
+	s.filters, s.specs = nil, nil
 	if s.storage != nil {
 		s.storage.Close()
 		s.storage, s.storageSup = nil, nil
 	}
 }
 
-func (s *Set) closeFilters() {
-	for _, sup := range s.filterSups {
-		sup.Close()
-	}
-	s.filterSups, s.filters = nil, nil
-}
-
 // Reload starts a new Set for cfg that reuses this one's storage if its
-// configuration did not change, and its filter chain if that did not
-// change. The caller swaps the new set into the daemon, then calls
-// Retire on the old one, which stops only what the new set does not use.
+// configuration did not change, and each filter whose name, plugin,
+// command and config did not change (see sameProcess). The caller swaps
+// the new set into the daemon, then calls Retire on the old one, which
+// stops only what the new set does not use. On error nothing new is left
+// running and s is untouched.
 func (s *Set) Reload(ctx context.Context, cfg *config.Config) (*Set, error) {
 	n := &Set{opts: s.opts}
 	if sameStorage(s.storageSpec, cfg.Storage) && s.storage != nil {
@@ -152,9 +197,7 @@ func (s *Set) Reload(ctx context.Context, cfg *config.Config) (*Set, error) {
 	} else if err := n.startStorage(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if reflect.DeepEqual(s.filterSpecs, cfg.Filters) {
-		n.filterSpecs, n.filters, n.filterSups, n.sharedFilters = s.filterSpecs, s.filters, s.filterSups, true
-	} else if err := n.startFilters(ctx, cfg); err != nil {
+	if err := n.startFilters(ctx, cfg, s.filters); err != nil {
 		if !n.sharedStorage {
 			n.storage.Close()
 		}
@@ -169,14 +212,47 @@ func (s *Set) Retire(next *Set) {
 		s.storage.Close()
 		s.storage, s.storageSup = nil, nil
 	}
-	if !next.sharedFilters {
-		s.closeFilters()
+	for _, f := range s.filters {
+		if !slices.Contains(next.filters, f) {
+			f.close()
+		}
 	}
+	s.filters, s.specs = nil, nil
 }
 
-// Changed reports which parts next (made by s.Reload) replaced.
-func (s *Set) Changed(next *Set) (storage, filters bool) {
-	return !next.sharedStorage, !next.sharedFilters
+// Change says what a reload (s.Reload's next set) changed.
+type Change struct {
+	// Storage: the storage plugin was replaced.
+	Storage bool
+	// FiltersStarted, FiltersKept and FiltersStopped name the filters
+	// that got a new process, kept theirs, and were stopped.
+	FiltersStarted, FiltersKept, FiltersStopped []string
+	// Chain: the filter chain the daemon runs differs (a filter added,
+	// removed, restarted or reordered, or its on_failure or timeout
+	// changed).
+	Chain bool
+}
+
+// None reports that the reload changed nothing.
+func (c Change) None() bool { return !c.Storage && !c.Chain }
+
+// Changed reports what next (made by s.Reload) changed.
+func (s *Set) Changed(next *Set) Change {
+	c := Change{Storage: !next.sharedStorage}
+	for _, f := range next.filters {
+		if slices.Contains(s.filters, f) {
+			c.FiltersKept = append(c.FiltersKept, f.spec.Label())
+		} else {
+			c.FiltersStarted = append(c.FiltersStarted, f.spec.Label())
+		}
+	}
+	for _, f := range s.filters {
+		if !slices.Contains(next.filters, f) {
+			c.FiltersStopped = append(c.FiltersStopped, f.spec.Label())
+		}
+	}
+	c.Chain = !slices.EqualFunc(s.Filters(), next.Filters(), func(a, b plugins.FilterLink) bool { return a == b })
+	return c
 }
 
 func sameStorage(a, b config.Storage) bool {
@@ -225,56 +301,61 @@ func (s *Set) startStorage(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-func (s *Set) startFilters(ctx context.Context, cfg *config.Config) error {
+// startFilters starts cfg's filter chain, taking over from running each
+// filter that can serve unchanged (see sameProcess). On error it stops
+// what it started (not what it took over).
+func (s *Set) startFilters(ctx context.Context, cfg *config.Config, running []*filterProc) error {
 	env, err := s.env(cfg)
 	if err != nil {
 		return err
 	}
-	s.filterSpecs = cfg.Filters
-	s.filters = []daemon.Filter{}
-	for _, fc := range cfg.Filters {
-		f, sup, err := s.startFilter(ctx, cfg, fc, env)
+	s.filters, s.specs = []*filterProc{}, cfg.Filters
+	reused := reuse(running, cfg)
+	for i, fc := range cfg.Filters {
+		if kept := reused[i]; kept != nil {
+			s.filters = append(s.filters, kept)
+			continue
+		}
+		f, err := s.startFilter(ctx, cfg, fc, env)
 		if err != nil {
-			s.closeFilters()
+			for _, started := range s.filters {
+				if !slices.Contains(running, started) {
+					started.close()
+				}
+			}
+			s.filters, s.specs = nil, nil
 			return err
 		}
-		policy := daemon.FailClosed
-		if fc.OnFailure == "allow" {
-			policy = daemon.FailOpen
-		}
-		s.filters = append(s.filters, daemon.Filter{Name: fc.Label(), Filter: f, OnFailure: policy, Timeout: fc.Timeout})
-		if sup != nil {
-			s.filterSups = append(s.filterSups, sup)
-		}
+		s.filters = append(s.filters, f)
 	}
 	return nil
 }
 
-func (s *Set) startFilter(ctx context.Context, cfg *config.Config, fc config.Filter, env plugins.Env) (plugins.Filter, *plugins.Supervisor, error) {
+func (s *Set) startFilter(ctx context.Context, cfg *config.Config, fc config.Filter, env plugins.Env) (*filterProc, error) {
 	conf, err := json.Marshal(fc.Config)
 	if err != nil {
-		return nil, nil, fmt.Errorf("filter %s: config: %w", fc.Label(), err)
+		return nil, fmt.Errorf("filter %s: config: %w", fc.Label(), err)
 	}
 	builtin, isBuiltin := s.opts.Builtins.Filters[fc.Plugin]
 	if cfg.Plugins.InProcess && len(fc.Command) == 0 {
 		if !isBuiltin {
-			return nil, nil, fmt.Errorf("filter %s: no built-in filter plugin %q", fc.Label(), fc.Plugin)
+			return nil, fmt.Errorf("filter %s: no built-in filter plugin %q", fc.Label(), fc.Plugin)
 		}
 		f, err := builtin(env, conf)
 		if err != nil {
-			return nil, nil, fmt.Errorf("filter %s: %w", fc.Label(), err)
+			return nil, fmt.Errorf("filter %s: %w", fc.Label(), err)
 		}
-		return f, nil, nil
+		return &filterProc{spec: fc, inProcess: true, filter: f}, nil
 	}
 	cmd, err := s.command(fc.Plugin, fc.Command, isBuiltin)
 	if err != nil {
-		return nil, nil, fmt.Errorf("filter %s: %w", fc.Label(), err)
+		return nil, fmt.Errorf("filter %s: %w", fc.Label(), err)
 	}
 	sup, err := plugins.Supervise(ctx, s.spec(cfg, fc.Label(), plugins.KindFilter, cmd, conf, env), s.superviseOptions(cfg))
 	if err != nil {
-		return nil, nil, fmt.Errorf("filter %s: %w", fc.Label(), err)
+		return nil, fmt.Errorf("filter %s: %w", fc.Label(), err)
 	}
-	return sup.Filter(), sup, nil
+	return &filterProc{spec: fc, filter: sup.Filter(), sup: sup}, nil
 }
 
 // command is the argv that runs a plugin: Command as configured, or qqd
@@ -317,21 +398,31 @@ func Self() (string, error) {
 	return p, nil
 }
 
+// Swapper is the daemon as SwapInto needs it: something that puts a
+// storage and a filter chain in service and waits until calls on the
+// previous ones have finished (daemon.Server.SwapPlugins). A nil storage
+// keeps the current one.
+type Swapper interface {
+	SwapPlugins(ctx context.Context, storage plugins.Storage, filters []plugins.FilterLink) (oldStorage plugins.Storage, oldFilters []plugins.FilterLink, err error)
+}
+
 // SwapInto brings d to cfg's plugins: it starts what changed (see Reload),
 // swaps it into d atomically, waits for calls on the old plugins to
-// finish, stops them, and returns the set now in service. On error the
-// old set stays in service and is returned.
-func (s *Set) SwapInto(ctx context.Context, d *daemon.Server, cfg *config.Config) (*Set, error) {
+// finish, stops what is no longer used, and returns the set now in
+// service and what changed. On error the old set stays in service and is
+// returned.
+func (s *Set) SwapInto(ctx context.Context, d Swapper, cfg *config.Config) (*Set, Change, error) {
 	next, err := s.Reload(ctx, cfg)
 	if err != nil {
-		return s, err
+		return s, Change{}, err
 	}
-	storageChanged, filtersChanged := s.Changed(next)
-	if !storageChanged && !filtersChanged {
-		return next, nil
+	change := s.Changed(next)
+	if change.None() {
+		s.Retire(next) // stops nothing: next uses all of s
+		return next, change, nil
 	}
 	var st plugins.Storage
-	if storageChanged {
+	if change.Storage {
 		st = next.Storage()
 	}
 	if _, _, err := d.SwapPlugins(ctx, st, next.Filters()); err != nil {
@@ -340,6 +431,5 @@ func (s *Set) SwapInto(ctx context.Context, d *daemon.Server, cfg *config.Config
 		s.opts.Logger.Warn("old plugins still busy after the swap; stopping them", "err", err)
 	}
 	s.Retire(next)
-	s.opts.Logger.Info("plugins reloaded", "storage_changed", storageChanged, "filters_changed", filtersChanged)
-	return next, nil
+	return next, change, nil
 }

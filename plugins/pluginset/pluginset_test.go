@@ -8,14 +8,26 @@ import (
 
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/daemontest"
+	"github.com/qqchat/qq/plugins"
+	"github.com/qqchat/qq/plugins/antispam/antispam"
 	"github.com/qqchat/qq/plugins/pluginset"
+	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
+	"github.com/qqchat/qq/plugins/wordfilter/wordfilter"
 )
+
+// builtins are qqd's built-in plugins (daemon/qqd lists them the same).
+func builtins() pluginset.Builtins {
+	return pluginset.Builtins{
+		Storages: map[string]plugins.StorageFactory{"sqlite": sqlitestore.New},
+		Filters:  map[string]plugins.FilterFactory{"wordfilter": wordfilter.New, "antispam": antispam.New},
+	}
+}
 
 // TestMain lets the test binary serve the built-in plugins, as qqd does:
 // "<binary> plugin <name>".
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == "plugin" {
-		if err := pluginset.DefaultBuiltins().Serve(os.Args[2]); err != nil {
+		if err := builtins().Serve(os.Args[2]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
@@ -44,7 +56,7 @@ func startSet(tb testing.TB, cfg *config.Config) *pluginset.Set {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	set, err := pluginset.Start(context.Background(), cfg, pluginset.Options{Builtins: pluginset.DefaultBuiltins(), Self: self})
+	set, err := pluginset.Start(context.Background(), cfg, pluginset.Options{Builtins: builtins(), Self: self})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,143 @@
+// Package route owns "who is connected where": which sessions each
+// logged-in user has, and the epoch that orders pushes against storage
+// commits. The daemon talks to a Router; Local is the single-node
+// implementation, and a clustered router (sessions on other nodes) is a
+// second implementation of the same interface, so that session and
+// pipeline code do not change with it.
+//
+// # Epochs
+//
+// Epochs keep login and delivery exact. The pipeline calls Advance after
+// each storage commit and before it answers or pushes anything of that
+// batch; a session is tagged with the epoch current when it joined, and
+// Push reaches it only for epochs after that. A message whose ok a client
+// could have seen before a login completed was committed before the join,
+// so that login counts it as pending and it is not pushed as well.
+package route
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Session is a logged-in connection as a Router holds it. Implementations
+// are comparable (pointers); User never changes while the session is
+// joined.
+type Session interface {
+	comparable
+	User() string
+}
+
+// AllEpochs, as Push's epoch, reaches every session of a user whatever its
+// join epoch (operators' actions: kick, notices).
+const AllEpochs = ^uint64(0)
+
+// Router is the online set. Every method is safe for concurrent use and
+// none blocks on a connection.
+type Router[S Session] interface {
+	// Join adds s to its user's sessions, tagged with the current epoch.
+	Join(s S)
+	// Leave removes s; it is a no-op if s is not joined. It takes no lock
+	// that Push holds while delivering, so a session may call it with its
+	// own locks held (it does, from the one place where it starts to
+	// close).
+	Leave(s S)
+	// Online reports whether user has at least one session.
+	Online(user string) bool
+	// Users returns the online users, sorted byte-wise.
+	Users() []string
+	// Count returns how many users are online.
+	Count() int
+	// Advance starts a new epoch and returns it.
+	Advance() uint64
+	// Push calls deliver for every session of user that joined before
+	// epoch (AllEpochs: every session). deliver must not block; it runs
+	// with no router lock held, on a snapshot of the user's sessions
+	// taken when Push was called.
+	Push(user string, epoch uint64, deliver func(S))
+}
+
+// member is a joined session and the epoch it joined at.
+type member[S Session] struct {
+	s     S
+	epoch uint64
+}
+
+// Local is the Router of a single qqd: a map from user to an immutable
+// slice of members, replaced (never changed in place) by Join and Leave,
+// so that Push iterates a snapshot without holding the lock.
+type Local[S Session] struct {
+	mu    sync.RWMutex
+	users map[string][]member[S]
+	epoch atomic.Uint64
+}
+
+// NewLocal returns an empty Local router.
+func NewLocal[S Session]() *Local[S] { return &Local[S]{users: make(map[string][]member[S])} }
+
+// Join implements Router.
+func (r *Local[S]) Join(s S) {
+	user := s.User()
+	r.mu.Lock()
+	ms := r.users[user]
+	r.users[user] = append(ms[:len(ms):len(ms)], member[S]{s: s, epoch: r.epoch.Load()})
+	r.mu.Unlock()
+}
+
+// Leave implements Router.
+func (r *Local[S]) Leave(s S) {
+	user := s.User()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ms := r.users[user]
+	i := slices.IndexFunc(ms, func(m member[S]) bool { return m.s == s })
+	switch {
+	case i < 0:
+	case len(ms) == 1:
+		delete(r.users, user)
+	default:
+		r.users[user] = slices.Delete(slices.Clone(ms), i, i+1)
+	}
+}
+
+// Online implements Router.
+func (r *Local[S]) Online(user string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.users[user]) > 0
+}
+
+// Users implements Router.
+func (r *Local[S]) Users() []string {
+	r.mu.RLock()
+	names := make([]string, 0, len(r.users))
+	for u := range r.users {
+		names = append(names, u)
+	}
+	r.mu.RUnlock()
+	slices.Sort(names)
+	return names
+}
+
+// Count implements Router.
+func (r *Local[S]) Count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.users)
+}
+
+// Advance implements Router.
+func (r *Local[S]) Advance() uint64 { return r.epoch.Add(1) }
+
+// Push implements Router.
+func (r *Local[S]) Push(user string, epoch uint64, deliver func(S)) {
+	r.mu.RLock()
+	ms := r.users[user]
+	r.mu.RUnlock()
+	for _, m := range ms {
+		if m.epoch < epoch {
+			deliver(m.s)
+		}
+	}
+}
