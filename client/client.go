@@ -49,13 +49,13 @@ type Options struct {
 type KickedError struct {
 	// Reason is the kick's code: protocol.KickShutdown, KickSlowConsumer,
 	// KickAdmin, KickIdle or one added later.
-	Reason string
+	Reason protocol.KickReason
 	// Message is the server's human text.
 	Message string
 }
 
 func (e *KickedError) Error() string {
-	s := "kicked by the server (" + e.Reason + ")"
+	s := "kicked by the server (" + string(e.Reason) + ")"
 	if e.Message != "" {
 		s += ": " + e.Message
 	}
@@ -511,7 +511,7 @@ func (c *Client) readFrames() error {
 		case protocol.TypeMsg:
 			c.queue.push(f.Msg())
 		case protocol.TypeKicked:
-			return &KickedError{Reason: f.Reason, Message: f.Message}
+			return &KickedError{Reason: protocol.KickReason(f.Reason), Message: f.Message}
 		default:
 			c.log.Debug("qq client: ignoring push", "type", f.Type)
 		}

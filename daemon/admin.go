@@ -65,7 +65,7 @@ func (s *Server) Kick(user, reason string) int {
 	}
 	ss := s.sessionsOf(user)
 	for _, sess := range ss {
-		sess.kick(CloseKicked, protocol.KickAdmin, reason)
+		sess.kick(CloseKicked, reason)
 	}
 	if len(ss) > 0 {
 		s.log.Info("user kicked", "user", user, "sessions", len(ss), "reason", reason)

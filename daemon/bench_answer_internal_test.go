@@ -49,15 +49,15 @@ func benchBatch(b *testing.B, srv *Server, senders int, online bool, newConn fun
 			sess:     s,
 			id:       json.RawMessage(fmt.Sprintf(`"c-%d"`, i)),
 			start:    now,
-			isSend:   true,
+			kind:     reqSend,
 			msg:      plugins.NewMessage{From: s.user, To: to, Body: body, CID: fmt.Sprintf("%s-%d", s.user, i), Status: status},
 			sentBody: body,
 		})
-		bt.results = append(bt.results, plugins.AppendResult{
+		bt.reqs[len(bt.reqs)-1].result = &plugins.AppendResult{
 			Message: protocol.Message{ID: fmt.Sprintf("01m8c670vr839tn6mrwv%06d", i), From: s.user, To: to, Body: body,
 				TS: now.UnixMilli()},
 			Status: status,
-		})
+		}
 		per[s]++
 	}
 	return bt, per

@@ -1,5 +1,7 @@
 package daemon
 
+import "github.com/qqchat/qq/daemon/protocol"
+
 // CloseReason says why a connection closed. Its String form is a stable
 // snake_case name used in logs, metric labels and admin output.
 type CloseReason uint8
@@ -51,6 +53,36 @@ var closeReasonNames = [numCloseReasons]string{
 	CloseShutdown:      "shutdown",
 
 	CloseTooManyConnections: "too_many_connections",
+}
+
+// kickReasons ties the close reasons that tell the client why to the
+// reason of their kicked push. The others close without one.
+var kickReasons = [numCloseReasons]protocol.KickReason{
+	CloseSlowConsumer:       protocol.KickSlowConsumer,
+	CloseIdle:               protocol.KickIdle,
+	CloseLoginTimeout:       protocol.KickIdle,
+	CloseKicked:             protocol.KickAdmin,
+	CloseShutdown:           protocol.KickShutdown,
+	CloseTooManyConnections: protocol.KickTooManyConnections,
+}
+
+// KickReason is the reason of the kicked push a connection closed for r
+// gets, or "" when it gets none.
+func (r CloseReason) KickReason() protocol.KickReason {
+	if r < numCloseReasons {
+		return kickReasons[r]
+	}
+	return ""
+}
+
+// kicked is the kicked push for a connection closed for r. Only reasons
+// with a KickReason have one; asking for another is a programming error.
+func (r CloseReason) kicked(message string) []byte {
+	kr := r.KickReason()
+	if kr == "" {
+		panic("daemon: no kicked push for close reason " + r.String())
+	}
+	return protocol.AppendKicked(nil, kr, message)
 }
 
 func (r CloseReason) String() string {

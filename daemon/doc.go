@@ -20,5 +20,34 @@
 //     IP and failed logins per account, and each recipient's undelivered
 //     messages. They refuse with an answer, never by dropping; they run no
 //     timer, and their memory is bounded.
-//   - Why a connection closed is a CloseReason.
+//   - Why a connection closed is a CloseReason; the reasons that tell the
+//     client why map to the reason of its kicked push (closereason.go).
+//
+// # The path of a send
+//
+//  1. handlers.go: the reader goroutine of the connection (session.go)
+//     decodes the frame (package protocol) and looks its type up in the
+//     handler table, which says whether it needs a login. sendMsg checks
+//     the fields, takes a token of the user's send rate (limit.Sends) and
+//     an inflight slot, and submits a writeReq of kind reqSend.
+//  2. pipeline.go, collect stage: batches what was submitted meanwhile and
+//     answers cid retries from storage (LookupCIDs); a request that a
+//     stage answers is no longer live (writeReq.live).
+//  3. pipeline.go, filter stage: the live sends go through the filter
+//     chain (plugins.FilterLink: a plugins.Filter with its failure
+//     policy and timeout), one call per filter per batch.
+//  4. pending.go, store stage: the pending cap (limit.Pending) admits or
+//     refuses each live send by its recipient's undelivered messages;
+//     then one Storage.Write commits the batch's messages and acks
+//     (plugset.go holds the storage and chain in service).
+//  5. pipeline.go, answer stage: the Write's results are attached to their
+//     requests (finishWrite), the router's epoch advances, the cap
+//     settles, every request is answered in order, and each new message
+//     is pushed through the router (package route: route.Router, with
+//     route.Local the single-node implementation) to the recipient's
+//     sessions that joined before the epoch.
+//
+// A session leaves the router from one place, when it starts to close
+// (session.setClosingLocked); the router never holds a lock while it
+// delivers, so that is safe under the session's own lock.
 package daemon

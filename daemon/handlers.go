@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qqchat/qq/config"
+	"github.com/qqchat/qq/daemon/limit"
 	"github.com/qqchat/qq/daemon/password"
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
@@ -161,7 +162,7 @@ func (s *session) login(req *protocol.Request) {
 	done()
 	known := lerr == nil
 	if lerr != nil && !errors.Is(lerr, plugins.ErrUnknownUser) {
-		s.srv.authAccount.refund(user) // not a failed login
+		s.srv.authAccount.Refund(user) // not a failed login
 		s.storageFailed(req.ID, "password_hash", lerr)
 		logins[loginError].Inc()
 		return
@@ -185,7 +186,7 @@ func (s *session) login(req *protocol.Request) {
 		return
 	}
 	// Only failed logins count against the account.
-	s.srv.authAccount.refund(user)
+	s.srv.authAccount.Refund(user)
 	s.user = user
 	s.loggedIn.Store(true)
 	// Join the online set before counting: see package route for why
@@ -224,19 +225,19 @@ func (s *session) authAttempt(user string) *protocol.Error {
 	var wait time.Duration
 	ok := true
 	if s.hasIP {
-		if ok, wait = srv.authIP.take(s.ip); !ok {
+		if ok, wait = srv.authIP.Take(s.ip); !ok {
 			srv.m.limited[limitAuthIP].Inc()
 		}
 	}
 	if ok && user != "" && protocol.ValidUser(user) {
-		if ok, wait = srv.authAccount.take(user); !ok {
+		if ok, wait = srv.authAccount.Take(user); !ok {
 			srv.m.limited[limitAuthAccount].Inc()
 		}
 	}
 	if ok {
 		return nil
 	}
-	return &protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: retryAfterMS(wait),
+	return &protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: limit.RetryAfterMS(wait),
 		Message: "too many login or registration attempts; try again later"}
 }
 
@@ -287,7 +288,7 @@ func (s *session) sendMsg(req *protocol.Request) {
 		return
 	}
 	if ok, wait := s.takeSendToken(); !ok {
-		s.replyErr(req.ID, &protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: retryAfterMS(wait),
+		s.replyErr(req.ID, &protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: limit.RetryAfterMS(wait),
 			Message: "sending too fast: at most " + strconv.FormatFloat(s.srv.cfg.Limits.SendRate, 'g', -1, 64) +
 				" messages per second (bursts of " + strconv.Itoa(s.srv.cfg.Limits.SendBurst) + ")"})
 		s.srv.m.messages[msgRateLimited].Inc()
@@ -299,7 +300,7 @@ func (s *session) sendMsg(req *protocol.Request) {
 		sess:      s,
 		id:        req.ID,
 		start:     start,
-		isSend:    true,
+		kind:      reqSend,
 		msg:       plugins.NewMessage{From: s.user, To: to, Body: body, CID: cid},
 		sentBody:  body,
 		serverCID: serverCID,
@@ -319,7 +320,7 @@ func (s *session) ack(req *protocol.Request) {
 		return
 	}
 	s.acquireInflight()
-	s.srv.pipe.submit(&writeReq{sess: s, id: req.ID, ack: ids})
+	s.srv.pipe.submit(&writeReq{kind: reqAck, sess: s, id: req.ID, ack: ids})
 }
 
 // pageLimit reads an optional limit field: absent means def, below 1 is a

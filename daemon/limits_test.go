@@ -73,7 +73,7 @@ func TestConnectionLimits(t *testing.T) {
 						if accepted > want {
 							t.Fatalf("connection %d from %s accepted, want only %d", i, local, want)
 						}
-					case f.Type == protocol.TypeKicked && f.Reason == protocol.KickTooManyConnections && f.Message != "":
+					case f.Type == protocol.TypeKicked && f.Reason == string(protocol.KickTooManyConnections) && f.Message != "":
 						if accepted < want {
 							t.Fatalf("connection %d from %s refused after %d accepted, want %d", i, local, accepted, want)
 						}

@@ -20,50 +20,87 @@ import (
 // close reasons, plugin instance names from the configuration, and method
 // names. Never user names or remote addresses.
 
-// Results of qqd_logins_total.
+// Label values are typed enums that index arrays of counters (see
+// labeled): a typo does not compile, and no value outside the closed set
+// can reach a label.
+
+// loginResult is the result label of qqd_logins_total.
+type loginResult uint8
+
 const (
-	loginOK              = "ok"
-	loginAuthFailed      = "auth_failed"
-	loginAlreadyLoggedIn = "already_logged_in"
-	loginInvalid         = "invalid"
-	loginError           = "error"
-	loginRateLimited     = "rate_limited"
+	loginOK loginResult = iota
+	loginAuthFailed
+	loginAlreadyLoggedIn
+	loginInvalid
+	loginError
+	loginRateLimited
 )
 
-// Results of qqd_registrations_total.
+var loginResultNames = []string{"ok", "auth_failed", "already_logged_in", "invalid", "error", "rate_limited"}
+
+// regResult is the result label of qqd_registrations_total.
+type regResult uint8
+
 const (
-	regOK          = "ok"
-	regExists      = "exists"
-	regClosed      = "closed"
-	regInvalid     = "invalid"
-	regError       = "error"
-	regRateLimited = "rate_limited"
+	regOK regResult = iota
+	regExists
+	regClosed
+	regInvalid
+	regError
+	regRateLimited
 )
 
-// Results of qqd_messages_total.
+var regResultNames = []string{"ok", "exists", "closed", "invalid", "error", "rate_limited"}
+
+// msgResult is the result label of qqd_messages_total.
+type msgResult uint8
+
 const (
-	msgSent          = "sent"
-	msgQueued        = "queued"
-	msgDuplicate     = "duplicate"
-	msgRejected      = "rejected"
-	msgFilterFailed  = "filter_failed"
-	msgUnknownUser   = "unknown_user"
-	msgInvalid       = "invalid"
-	msgFailed        = "failed"
-	msgRateLimited   = "rate_limited"
-	msgRecipientFull = "recipient_full"
+	msgSent msgResult = iota
+	msgQueued
+	msgDuplicate
+	msgRejected
+	msgFilterFailed
+	msgUnknownUser
+	msgInvalid
+	msgFailed
+	msgRateLimited
+	msgRecipientFull
 )
 
-// Limits of qqd_limit_refusals_total (the reason label), named after
-// their configuration keys.
+var msgResultNames = []string{"sent", "queued", "duplicate", "rejected", "filter_failed", "unknown_user", "invalid",
+	"failed", "rate_limited", "recipient_full"}
+
+// limitReason is the reason label of qqd_limit_refusals_total: the limit,
+// named after its configuration key.
+type limitReason uint8
+
 const (
-	limitConns       = "max_connections"
-	limitConnsPerIP  = "max_connections_per_ip"
-	limitSendRate    = "send_rate"
-	limitAuthIP      = "auth_per_ip_per_minute"
-	limitAuthAccount = "auth_per_account_per_minute"
-	limitPending     = "max_pending_per_user"
+	limitConns limitReason = iota
+	limitConnsPerIP
+	limitSendRate
+	limitAuthIP
+	limitAuthAccount
+	limitPending
 )
+
+var limitReasonNames = []string{"max_connections", "max_connections_per_ip", "send_rate", "auth_per_ip_per_minute",
+	"auth_per_account_per_minute", "max_pending_per_user"}
+
+func (r limitReason) String() string { return limitReasonNames[r] }
+
+// labeled are the series of one counter vector for a closed set of
+// label values, indexed by the typed value.
+type labeled[T ~uint8] []prometheus.Counter
+
+// newCounters makes vec's series for every value of names, in order.
+func newCounters[T ~uint8](vec *prometheus.CounterVec, names []string) labeled[T] {
+	cs := make(labeled[T], len(names))
+	for i, n := range names {
+		cs[i] = vec.WithLabelValues(n)
+	}
+	return cs
+}
 
 // Methods of qqd_plugin_call_* for the storage (plugin="storage").
 const (
@@ -105,10 +142,10 @@ type metrics struct {
 	connOpen      prometheus.Gauge
 	connClosed    [numCloseReasons]prometheus.Counter
 	slowConsumers prometheus.Counter
-	logins        map[string]prometheus.Counter
-	registrations map[string]prometheus.Counter
-	messages      map[string]prometheus.Counter
-	limited       map[string]prometheus.Counter
+	logins        labeled[loginResult]
+	registrations labeled[regResult]
+	messages      labeled[msgResult]
+	limited       labeled[limitReason]
 	sendDuration  prometheus.Histogram
 	receivedBytes prometheus.Counter
 	sentBytes     prometheus.Counter
@@ -158,29 +195,24 @@ func newMetrics(s *Server) *metrics {
 		Help: "Distinct users with at least one logged-in connection.",
 	}, func() float64 { return float64(s.router.Count()) }))
 
-	var vec *prometheus.CounterVec
-	m.logins, vec = resultCounters("qqd_logins_total", "Login requests, by result.",
-		loginOK, loginAuthFailed, loginAlreadyLoggedIn, loginInvalid, loginError, loginRateLimited)
+	vec := resultVec("qqd_logins_total", "Login requests, by result.")
+	m.logins = newCounters[loginResult](vec, loginResultNames)
 	add(vec)
-	m.registrations, vec = resultCounters("qqd_registrations_total", "Register requests, by result.",
-		regOK, regExists, regClosed, regInvalid, regError, regRateLimited)
+	vec = resultVec("qqd_registrations_total", "Register requests, by result.")
+	m.registrations = newCounters[regResult](vec, regResultNames)
 	add(vec)
-	m.messages, vec = resultCounters("qqd_messages_total",
+	vec = resultVec("qqd_messages_total",
 		"Send requests answered, by result: sent or queued (stored), duplicate (a cid retry), rejected (by a filter), "+
 			"filter_failed (a fail-closed filter failed), unknown_user, invalid (refused before the pipeline), failed (storage), "+
-			"rate_limited (the sender's send rate), recipient_full (the recipient's max_pending_per_user).",
-		msgSent, msgQueued, msgDuplicate, msgRejected, msgFilterFailed, msgUnknownUser, msgInvalid, msgFailed,
-		msgRateLimited, msgRecipientFull)
+			"rate_limited (the sender's send rate), recipient_full (the recipient's max_pending_per_user).")
+	m.messages = newCounters[msgResult](vec, msgResultNames)
 	add(vec)
 	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "qqd_limit_refusals_total",
 		Help: "Connections and requests refused by a limit, by the limit (reason): max_connections, max_connections_per_ip, " +
 			"send_rate, auth_per_ip_per_minute, auth_per_account_per_minute, max_pending_per_user.",
 	}, []string{"reason"})
-	m.limited = make(map[string]prometheus.Counter)
-	for _, r := range []string{limitConns, limitConnsPerIP, limitSendRate, limitAuthIP, limitAuthAccount, limitPending} {
-		m.limited[r] = limited.WithLabelValues(r)
-	}
+	m.limited = newCounters[limitReason](limited, limitReasonNames)
 	add(limited)
 
 	m.sendDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -224,13 +256,8 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
-func resultCounters(name, help string, results ...string) (map[string]prometheus.Counter, *prometheus.CounterVec) {
-	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"result"})
-	cs := make(map[string]prometheus.Counter, len(results))
-	for _, r := range results {
-		cs[r] = vec.WithLabelValues(r)
-	}
-	return cs, vec
+func resultVec(name, help string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"result"})
 }
 
 // register registers every collector on reg (nil: none).
@@ -259,8 +286,8 @@ func (m *metrics) connClosedAs(reason CloseReason) {
 
 // sendAnswered counts the answer to r, if r is a send, and observes its
 // latency.
-func (m *metrics) sendAnswered(r *writeReq, result string) {
-	if !r.isSend {
+func (m *metrics) sendAnswered(r *writeReq, result msgResult) {
+	if r.kind != reqSend {
 		return
 	}
 	m.messages[result].Inc()
@@ -268,7 +295,7 @@ func (m *metrics) sendAnswered(r *writeReq, result string) {
 }
 
 // refuseResult is the qqd_messages_total result of a refused send.
-func refuseResult(e *protocol.Error) string {
+func refuseResult(e *protocol.Error) msgResult {
 	switch {
 	case e == errFilterDown:
 		return msgFilterFailed
@@ -600,7 +627,7 @@ func (c *pluginCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // okResult is the qqd_messages_total result of a send answered ok.
-func okResult(res *plugins.AppendResult) string {
+func okResult(res *plugins.AppendResult) msgResult {
 	switch {
 	case res.Duplicate:
 		return msgDuplicate

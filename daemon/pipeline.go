@@ -15,15 +15,25 @@ import (
 	"github.com/qqchat/qq/plugins"
 )
 
-// writeReq is one pipelined request: a send (isSend) or an ack.
+// reqKind is what a pipelined request is. Group sends and cursor acks
+// will be new kinds.
+type reqKind uint8
+
+// Kinds of pipelined request.
+const (
+	reqSend reqKind = iota + 1 // a direct message
+	reqAck                     // an ack of delivered messages
+)
+
+// writeReq is one pipelined request.
 type writeReq struct {
+	kind reqKind
 	sess *session
 	id   json.RawMessage
 	// start is when the request was read (for qqd_send_duration_seconds).
 	start time.Time
 	// send
-	isSend bool
-	msg    plugins.NewMessage
+	msg plugins.NewMessage
 	// sentBody is the body as the client sent it; msg.Body may be
 	// rewritten by filters.
 	sentBody string
@@ -37,9 +47,19 @@ type writeReq struct {
 	dup    *plugins.AppendResult // a cid retry of a stored message
 	refuse *protocol.Error       // rejected, or failed closed
 	// admitted is set by the store stage when the message counts against
-	// its recipient's max_pending_per_user (see pendingCap).
+	// its recipient's max_pending_per_user (see limit.Pending).
 	admitted bool
+	// result is set once the batch's Write is known (attachResults): the
+	// storage's answer for a live send, nil when the Write failed.
+	result *plugins.AppendResult
 }
+
+// live reports that r still goes to storage: no stage before answered it
+// (as a cid retry, or refused).
+func (r *writeReq) live() bool { return r.dup == nil && r.refuse == nil }
+
+// liveSend reports that r is a send that still goes to storage.
+func (r *writeReq) liveSend() bool { return r.kind == reqSend && r.live() }
 
 // pipeline turns pipelined sends and acks into batched plugin calls, in
 // stages that run concurrently, each on its own goroutine, connected by
@@ -222,7 +242,7 @@ func (p *pipeline) lookupRetries(ps *plugSet, batch []*writeReq) {
 	var keys []plugins.CIDKey
 	var reqs []*writeReq
 	for _, r := range batch {
-		if r.isSend && r.msg.CID != "" && !r.serverCID {
+		if r.kind == reqSend && r.msg.CID != "" && !r.serverCID {
 			keys = append(keys, plugins.CIDKey{From: r.msg.From, CID: r.msg.CID})
 			reqs = append(reqs, r)
 		}
@@ -254,7 +274,7 @@ func (p *pipeline) lookupRetries(ps *plugSet, batch []*writeReq) {
 func (p *pipeline) runFilter(f plugins.FilterLink, batch []*writeReq) {
 	var live []*writeReq
 	for _, r := range batch {
-		if r.isSend && r.dup == nil && r.refuse == nil {
+		if r.liveSend() {
 			live = append(live, r)
 		}
 	}
@@ -341,14 +361,14 @@ func (p *pipeline) startWrite(b *batch) {
 	wb := plugins.WriteBatch{}
 	for _, r := range b.reqs {
 		switch {
-		case r.dup != nil || r.refuse != nil:
-		case r.isSend:
+		case !r.live():
+		case r.kind == reqSend:
 			r.msg.Status = protocol.StatusQueued
 			if srv.router.Online(r.msg.To) {
 				r.msg.Status = protocol.StatusSent
 			}
 			wb.Messages = append(wb.Messages, r.msg)
-		case len(r.ack) > 0:
+		case r.kind == reqAck && len(r.ack) > 0:
 			wb.Acks = append(wb.Acks, plugins.Ack{User: r.sess.user, MsgIDs: r.ack})
 		}
 	}
@@ -380,13 +400,23 @@ func (p *pipeline) startWrite(b *batch) {
 	}
 }
 
-// finishWrite waits for b's Write. It advances the router's epoch after the
-// commit and before anything of b is answered: see package route.
+// finishWrite waits for b's Write and attaches its results to the
+// requests. It advances the router's epoch after the commit and before
+// anything of b is answered: see package route.
 func (p *pipeline) finishWrite(b *batch) {
 	b.results, b.err = b.wait()
 	var we *plugins.WriteError
 	if errors.As(b.err, &we) && we.MaybeWritten {
 		p.resolve(b)
+	}
+	if b.err == nil {
+		i := 0
+		for _, r := range b.reqs {
+			if r.liveSend() {
+				r.result = &b.results[i]
+				i++
+			}
+		}
 	}
 	b.epoch = p.srv.router.Advance()
 }
@@ -410,7 +440,7 @@ var errNotStored = errors.New("not stored")
 func (p *pipeline) resolve(b *batch) {
 	var keys []plugins.CIDKey
 	for _, r := range b.reqs {
-		if r.isSend && r.dup == nil && r.refuse == nil {
+		if r.liveSend() {
 			keys = append(keys, plugins.CIDKey{From: r.msg.From, CID: r.msg.CID})
 		}
 	}
@@ -451,33 +481,23 @@ func (p *pipeline) resolve(b *batch) {
 
 // answer answers every request of b in order and pushes its new messages.
 func (p *pipeline) answer(b *batch) {
-	results, err, epoch := b.results, b.err, b.epoch
-	i := 0
 	var pushBuf []byte
 	for _, r := range b.reqs {
-		var res *plugins.AppendResult
 		switch {
 		case r.refuse != nil:
 			p.srv.m.sendAnswered(r, refuseResult(r.refuse))
 			p.reply(r.sess, protocol.AppendError(nil, r.id, r.refuse))
 		case r.dup != nil:
-			res = r.dup
-		case err != nil:
-			if r.isSend {
-				i++
-			}
+			p.answerSend(r, r.dup, b.epoch, &pushBuf)
+		case b.err != nil:
 			p.srv.m.sendAnswered(r, msgFailed)
 			p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
-		case !r.isSend && b.acksUnknown:
+		case r.kind == reqAck && b.acksUnknown:
 			p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
-		case !r.isSend:
+		case r.kind == reqAck:
 			p.reply(r.sess, protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).End())
 		default:
-			res = &results[i]
-			i++
-		}
-		if res != nil {
-			p.answerSend(r, res, epoch, &pushBuf)
+			p.answerSend(r, r.result, b.epoch, &pushBuf)
 		}
 		r.sess.releaseInflight()
 	}

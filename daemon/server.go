@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qqchat/qq/config"
+	"github.com/qqchat/qq/daemon/limit"
 	"github.com/qqchat/qq/daemon/password"
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/daemon/route"
@@ -69,11 +70,11 @@ type Server struct {
 	hello  []byte
 
 	// The abuse limits: see limits.go and pending.go.
-	conns       connLimits
-	sendLimits  *sendLimits
-	authIP      *keyedLimiter[netip.Addr]
-	authAccount *keyedLimiter[string]
-	pendingCap  *pendingCap
+	conns       limit.Conns
+	sendLimits  *limit.Sends
+	authIP      *limit.Keyed[netip.Addr]
+	authAccount *limit.Keyed[string]
+	pendingCap  *limit.Pending
 	// lastLimitWarn is when the log last said that a connection limit
 	// refused connections (unix ns): it says so at most every 10 s.
 	lastLimitWarn atomic.Int64
@@ -132,10 +133,10 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
 
-		sendLimits:  newSendLimits(cfg.Limits.SendRate, cfg.Limits.SendBurst),
-		authIP:      newKeyedLimiter[netip.Addr](cfg.Limits.AuthPerIPPerMinute, maxTrackedKeys),
-		authAccount: newKeyedLimiter[string](cfg.Limits.AuthPerAccountPerMinute, maxTrackedKeys),
-		pendingCap:  newPendingCap(),
+		sendLimits:  limit.NewSends(cfg.Limits.SendRate, cfg.Limits.SendBurst),
+		authIP:      limit.NewKeyed[netip.Addr](cfg.Limits.AuthPerIPPerMinute, limit.MaxTrackedKeys),
+		authAccount: limit.NewKeyed[string](cfg.Limits.AuthPerAccountPerMinute, limit.MaxTrackedKeys),
+		pendingCap:  limit.NewPending(cfg.Limits.MaxPendingPerUser),
 	}
 	if s.version == "" {
 		s.version = "0.0.0-dev"
@@ -202,7 +203,7 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) startSession(conn net.Conn) {
-	ip, hasIP := ipKey(conn.RemoteAddr())
+	ip, hasIP := limit.IPKey(conn.RemoteAddr())
 	s.mu.Lock()
 	if s.shuttingDown.Load() {
 		s.mu.Unlock()
@@ -211,7 +212,7 @@ func (s *Server) startSession(conn net.Conn) {
 		return
 	}
 	lim := &s.cfg.Limits
-	if over := s.conns.open(ip, hasIP, lim.MaxConnections, lim.MaxConnectionsPerIP); over != connOK {
+	if over := s.conns.Open(ip, hasIP, lim.MaxConnections, lim.MaxConnectionsPerIP); over != limit.ConnOK {
 		s.writers.Add(1)
 		s.mu.Unlock()
 		go s.refuseConn(conn, ip, over)
@@ -231,24 +232,24 @@ func (s *Server) startSession(conn net.Conn) {
 // is written within a second; the connection is then half-closed and what
 // the client sent meanwhile is read (for at most refuseDrain) before the
 // close, so that the push is not lost to a reset.
-func (s *Server) refuseConn(conn net.Conn, ip netip.Addr, over int) {
+func (s *Server) refuseConn(conn net.Conn, ip netip.Addr, over limit.ConnVerdict) {
 	defer s.writers.Done()
 	defer conn.Close()
-	limit, msg := limitConns, "the server has too many connections; try again later"
-	if over == connOverPerIP {
-		limit, msg = limitConnsPerIP, "too many connections from your address; close one and try again"
+	which, msg := limitConns, "the server has too many connections; try again later"
+	if over == limit.ConnOverPerIP {
+		which, msg = limitConnsPerIP, "too many connections from your address; close one and try again"
 	}
-	s.m.limited[limit].Inc()
+	s.m.limited[which].Inc()
 	s.m.connClosed[CloseTooManyConnections].Inc()
 	now := time.Now()
 	if last := s.lastLimitWarn.Load(); now.UnixNano()-last >= int64(10*time.Second) && s.lastLimitWarn.CompareAndSwap(last, now.UnixNano()) {
-		s.log.Warn("connection refused by a limit (logged at most every 10s)", "limit", limit, "remote", conn.RemoteAddr().String(),
+		s.log.Warn("connection refused by a limit (logged at most every 10s)", "limit", which.String(), "remote", conn.RemoteAddr().String(),
 			"ip", ip.String())
 	} else {
-		s.log.Debug("connection refused by a limit", "limit", limit, "remote", conn.RemoteAddr().String())
+		s.log.Debug("connection refused by a limit", "limit", which.String(), "remote", conn.RemoteAddr().String())
 	}
 	conn.SetWriteDeadline(now.Add(min(time.Second, s.cfg.Limits.WriteTimeout)))
-	if _, err := conn.Write(protocol.AppendKicked(nil, protocol.KickTooManyConnections, msg)); err != nil {
+	if _, err := conn.Write(CloseTooManyConnections.kicked(msg)); err != nil {
 		return
 	}
 	if cw, ok := conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
@@ -261,9 +262,9 @@ func (s *Server) refuseConn(conn net.Conn, ip netip.Addr, over int) {
 // closed.
 const refuseDrain = 250 * time.Millisecond
 
-// connClosed gives back a connection's count (see connLimits). The session
+// connClosed gives back a connection's count (see limit.Conns). The session
 // calls it once, when its connection is closed.
-func (s *Server) connClosed(sess *session) { s.conns.close(sess.ip, sess.hasIP) }
+func (s *Server) connClosed(sess *session) { s.conns.Close(sess.ip, sess.hasIP) }
 
 func (s *Server) removeSession(sess *session) {
 	s.mu.Lock()
@@ -311,7 +312,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// read so far is stored and answered.
 	s.pipe.stop()
 	for _, sess := range sessions {
-		sess.kick(CloseShutdown, protocol.KickShutdown, "server shutting down")
+		sess.kick(CloseShutdown, "server shutting down")
 	}
 	err := waitCtx(ctx, &s.writers)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qqchat/qq/daemon/limit"
 	"github.com/qqchat/qq/daemon/protocol"
 )
 
@@ -45,8 +46,8 @@ type session struct {
 	// user is set once by a successful login in the reader goroutine,
 	// before the session enters the router; loggedIn publishes it to
 	// other goroutines.
-	user     string
-	loggedIn atomic.Bool
+	user            string
+	loggedIn        atomic.Bool
 	msgsIn, msgsOut atomic.Uint64
 
 	// inflight counts pipelined requests awaiting storage.
@@ -76,7 +77,7 @@ type session struct {
 	reason       CloseReason
 	// sendBucket is the user's send-rate bucket, held from login until
 	// the connection is closed.
-	sendBucket *sendBucket
+	sendBucket *limit.SendBucket
 }
 
 func newSession(srv *Server, conn net.Conn) *session {
@@ -145,9 +146,9 @@ func (s *session) readFailed(err error) {
 		}
 		s.waitInflight()
 		if s.loggedIn.Load() {
-			s.kick(CloseIdle, protocol.KickIdle, "no request for "+s.srv.cfg.Limits.IdleTimeout.String())
+			s.kick(CloseIdle, "no request for "+s.srv.cfg.Limits.IdleTimeout.String())
 		} else {
-			s.kick(CloseLoginTimeout, protocol.KickIdle, "no login within "+s.srv.cfg.Limits.LoginTimeout.String())
+			s.kick(CloseLoginTimeout, "no login within "+s.srv.cfg.Limits.LoginTimeout.String())
 		}
 	case errors.Is(err, io.EOF):
 		s.closeNow(CloseClientQuit)
@@ -210,8 +211,7 @@ func (s *session) enqueue(frame []byte) bool {
 		return false
 	}
 	if len(s.out)+len(frame) > s.srv.cfg.Limits.OutboundQueueBytes {
-		s.beginCloseLocked(CloseSlowConsumer, protocol.AppendKicked(nil, protocol.KickSlowConsumer,
-			"too much unread output; pending messages are kept"), true)
+		s.beginCloseLocked(CloseSlowConsumer, CloseSlowConsumer.kicked("too much unread output; pending messages are kept"), true)
 		return false
 	}
 	s.appendOutLocked(frame)
@@ -252,8 +252,7 @@ func (s *session) enqueueDeferred(frame []byte) (ok, first bool) {
 		return false, false
 	}
 	if len(s.out)+len(frame) > s.srv.cfg.Limits.OutboundQueueBytes {
-		s.beginCloseLocked(CloseSlowConsumer, protocol.AppendKicked(nil, protocol.KickSlowConsumer,
-			"too much unread output; pending messages are kept"), true)
+		s.beginCloseLocked(CloseSlowConsumer, CloseSlowConsumer.kicked("too much unread output; pending messages are kept"), true)
 		return false, false
 	}
 	s.appendOutLocked(frame)
@@ -404,9 +403,10 @@ func (s *session) beginCloseLocked(reason CloseReason, final []byte, drop bool) 
 	s.startWriterLocked()
 }
 
-// kick sends a kicked push and closes the connection after it.
-func (s *session) kick(reason CloseReason, code, message string) {
-	s.finish(reason, protocol.AppendKicked(nil, code, message), false)
+// kick sends a kicked push (its reason is reason's, see
+// CloseReason.KickReason) and closes the connection after it.
+func (s *session) kick(reason CloseReason, message string) {
+	s.finish(reason, reason.kicked(message), false)
 }
 
 // closeNow closes the connection at once.
@@ -444,7 +444,7 @@ func (s *session) closeLocked(reason CloseReason) {
 	s.conn.Close()
 	s.srv.connClosed(s)
 	if s.sendBucket != nil {
-		s.srv.sendLimits.release(s.sendBucket)
+		s.srv.sendLimits.Release(s.sendBucket)
 	}
 	s.srv.m.connClosedAs(reason)
 	lvl := slog.LevelDebug
@@ -460,20 +460,20 @@ func (s *session) closeLocked(reason CloseReason) {
 // calls it at login. A connection closed meanwhile releases it at once
 // (closeLocked has run) but keeps using it for its last requests.
 func (s *session) holdSendBucket() {
-	sb := s.srv.sendLimits.acquire(s.user)
+	sb := s.srv.sendLimits.Acquire(s.user)
 	s.mu.Lock()
 	s.sendBucket = sb
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
-		s.srv.sendLimits.release(sb)
+		s.srv.sendLimits.Release(sb)
 	}
 }
 
 // takeSendToken takes a token from the user's send-rate bucket, or says
 // how long until there is one. Only the reader calls it, after login.
 func (s *session) takeSendToken() (bool, time.Duration) {
-	return s.srv.sendLimits.take(s.sendBucket)
+	return s.srv.sendLimits.Take(s.sendBucket)
 }
 
 // User is the logged-in user name (route.Session); it is set before the

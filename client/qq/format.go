@@ -107,7 +107,7 @@ func describeKick(ke *client.KickedError) string {
 	case protocol.KickIdle:
 		why = "the connection was idle for too long"
 	default:
-		why = "reason " + sanitize(ke.Reason)
+		why = "reason " + sanitize(string(ke.Reason))
 	}
 	s := "disconnected by the server: " + why
 	if ke.Message != "" {

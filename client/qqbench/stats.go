@@ -46,7 +46,7 @@ func errorCode(err error) string {
 	case errors.As(err, &pe):
 		return string(pe.Code)
 	case errors.As(err, &ke):
-		return "kicked_" + ke.Reason
+		return "kicked_" + string(ke.Reason)
 	case errors.Is(err, client.ErrClosed):
 		return "closed"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

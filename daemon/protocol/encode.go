@@ -94,8 +94,8 @@ func AppendHello(dst []byte, server, version string) []byte {
 }
 
 // AppendKicked appends a kicked push.
-func AppendKicked(dst []byte, reason, message string) []byte {
-	return StartFrame(dst, TypeKicked).Str("reason", reason).Str("message", message).End()
+func AppendKicked(dst []byte, reason KickReason, message string) []byte {
+	return StartFrame(dst, TypeKicked).Str("reason", string(reason)).Str("message", message).End()
 }
 
 const hex = "0123456789abcdef"

@@ -44,16 +44,19 @@ const (
 	StatusQueued Status = "queued"
 )
 
-// Kick reasons carried in a kicked push.
+// KickReason is the reason carried in a kicked push.
+type KickReason string
+
+// Kick reasons.
 const (
-	KickShutdown     = "shutdown"
-	KickSlowConsumer = "slow_consumer"
-	KickAdmin        = "admin"
-	KickIdle         = "idle"
+	KickShutdown     KickReason = "shutdown"
+	KickSlowConsumer KickReason = "slow_consumer"
+	KickAdmin        KickReason = "admin"
+	KickIdle         KickReason = "idle"
 	// KickTooManyConnections is qqd's reason for a connection refused at
 	// accept because of max_connections or max_connections_per_ip; it is
 	// sent instead of hello.
-	KickTooManyConnections = "too_many_connections"
+	KickTooManyConnections KickReason = "too_many_connections"
 )
 
 // Message is a chat message as it appears in pushes, offline pages and
@@ -76,8 +79,8 @@ type Hello struct {
 
 // Kicked is the push the server writes before it closes a connection.
 type Kicked struct {
-	Reason  string `json:"reason"`
-	Message string `json:"message"`
+	Reason  KickReason `json:"reason"`
+	Message string     `json:"message"`
 }
 
 // Limits that the contract fixes, independent of server configuration.

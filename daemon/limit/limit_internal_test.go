@@ -1,4 +1,4 @@
-package daemon
+package limit
 
 import (
 	"net"
@@ -20,15 +20,15 @@ func TestIPKey(t *testing.T) {
 		{&net.UnixAddr{Name: "/run/x.sock", Net: "unix"}, ""},
 		{nil, ""},
 	} {
-		got, ok := ipKey(tc.addr)
+		got, ok := IPKey(tc.addr)
 		if tc.want == "" {
 			if ok {
-				t.Errorf("ipKey(%v) = %v, want none", tc.addr, got)
+				t.Errorf("IPKey(%v) = %v, want none", tc.addr, got)
 			}
 			continue
 		}
 		if !ok || got != netip.MustParseAddr(tc.want) {
-			t.Errorf("ipKey(%v) = %v, %v; want %s", tc.addr, got, ok, tc.want)
+			t.Errorf("IPKey(%v) = %v, %v; want %s", tc.addr, got, ok, tc.want)
 		}
 	}
 }
@@ -54,8 +54,8 @@ func TestBucket(t *testing.T) {
 		d    time.Duration
 		want int64
 	}{{0, 1}, {time.Microsecond, 1}, {time.Millisecond, 1}, {1001 * time.Microsecond, 2}, {time.Second, 1000}} {
-		if got := retryAfterMS(tc.d); got != tc.want {
-			t.Errorf("retryAfterMS(%v) = %d, want %d", tc.d, got, tc.want)
+		if got := RetryAfterMS(tc.d); got != tc.want {
+			t.Errorf("RetryAfterMS(%v) = %d, want %d", tc.d, got, tc.want)
 		}
 	}
 }
@@ -63,27 +63,27 @@ func TestBucket(t *testing.T) {
 // TestKeyedLimiterBounded: idle keys are dropped, and past maxKeys the
 // least recently used one goes.
 func TestKeyedLimiterBounded(t *testing.T) {
-	l := newKeyedLimiter[string](2, 3)
+	l := NewKeyed[string](2, 3)
 	for _, k := range []string{"a", "b", "c", "a", "d"} { // d evicts b
-		l.take(k)
+		l.Take(k)
 	}
-	if l.size() != 3 {
-		t.Fatalf("size %d, want 3", l.size())
+	if l.Size() != 3 {
+		t.Fatalf("size %d, want 3", l.Size())
 	}
 	if _, ok := l.m["b"]; ok {
 		t.Error("b, the least recently used, was kept")
 	}
-	if ok, _ := l.take("a"); ok {
+	if ok, _ := l.Take("a"); ok {
 		t.Error("a got a third token within a minute")
 	}
-	l.refund("a")
-	if ok, _ := l.take("a"); !ok {
+	l.Refund("a")
+	if ok, _ := l.Take("a"); !ok {
 		t.Error("a refunded token was not there")
 	}
 	l.idle = 0 // every entry is now idle: the next take drops them all
-	l.take("e")
-	if l.size() != 1 {
-		t.Errorf("size %d after idle entries expired, want 1", l.size())
+	l.Take("e")
+	if l.Size() != 1 {
+		t.Errorf("size %d after idle entries expired, want 1", l.Size())
 	}
 }
 
@@ -91,52 +91,52 @@ func TestKeyedLimiterBounded(t *testing.T) {
 // survives their last session while it is not full, and is dropped once
 // full.
 func TestSendLimitsPruned(t *testing.T) {
-	l := newSendLimits(10, 2)
-	a1, a2 := l.acquire("alice"), l.acquire("alice")
+	l := NewSends(10, 2)
+	a1, a2 := l.Acquire("alice"), l.Acquire("alice")
 	if a1 != a2 {
 		t.Fatal("two buckets for one user")
 	}
-	l.take(a1)
-	l.take(a2)
-	if ok, _ := l.take(a1); ok {
+	l.Take(a1)
+	l.Take(a2)
+	if ok, _ := l.Take(a1); ok {
 		t.Fatal("a third token from a bucket of 2")
 	}
-	l.release(a1)
-	l.release(a2)
-	if l.size() != 1 {
+	l.Release(a1)
+	l.Release(a2)
+	if l.Size() != 1 {
 		t.Fatalf("an empty bucket was dropped with its last session")
 	}
-	if l.acquire("alice") != a1 {
+	if l.Acquire("alice") != a1 {
 		t.Fatal("a new login got a fresh bucket")
 	}
-	l.release(a1)
+	l.Release(a1)
 	time.Sleep(300 * time.Millisecond) // 10/s: full again
-	b := l.acquire("bob")
-	l.release(b) // full: dropped at once
+	b := l.Acquire("bob")
+	l.Release(b) // full: dropped at once
 	l.sweepLocked(time.Now())
-	if l.size() != 0 {
-		t.Fatalf("%d buckets kept, want 0", l.size())
+	if l.Size() != 0 {
+		t.Fatalf("%d buckets kept, want 0", l.Size())
 	}
 }
 
 func TestConnLimits(t *testing.T) {
-	var c connLimits
+	var c Conns
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	for i, tc := range []struct {
 		ip    netip.Addr
 		hasIP bool
-		want  int
+		want  ConnVerdict
 	}{
-		{a, true, connOK}, {a, true, connOK}, {a, true, connOverPerIP},
-		{b, true, connOK}, {netip.Addr{}, false, connOverTotal}, {b, true, connOverTotal},
+		{a, true, ConnOK}, {a, true, ConnOK}, {a, true, ConnOverPerIP},
+		{b, true, ConnOK}, {netip.Addr{}, false, ConnOverTotal}, {b, true, ConnOverTotal},
 	} {
-		if got := c.open(tc.ip, tc.hasIP, 3, 2); got != tc.want {
+		if got := c.Open(tc.ip, tc.hasIP, 3, 2); got != tc.want {
 			t.Fatalf("open %d = %d, want %d", i, got, tc.want)
 		}
 	}
-	c.close(a, true)
-	c.close(a, true)
-	c.close(b, true)
+	c.Close(a, true)
+	c.Close(a, true)
+	c.Close(b, true)
 	if c.total != 0 || len(c.perIP) != 0 {
 		t.Fatalf("after closing all: total %d, %d addresses", c.total, len(c.perIP))
 	}

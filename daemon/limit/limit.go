@@ -1,4 +1,19 @@
-package daemon
+// Package limit holds qqd's abuse limits (limits.* in the
+// configuration), each its own type, with the standard library only:
+//
+//   - connections in total and per remote IP (Conns), checked at accept;
+//   - each user's send rate (Sends), a token bucket shared by all the
+//     user's connections, checked before a send enters the pipeline;
+//   - login and register attempts per remote IP and failed logins per
+//     account (Keyed), checked before any credential is looked at;
+//   - undelivered messages per recipient (Pending), checked in the
+//     pipeline's store stage.
+//
+// None of them runs a timer: token buckets refill lazily from the time
+// elapsed, and idle entries are dropped when the maps are touched. Their
+// memory is bounded as each type says. The daemon decides what to answer
+// when one refuses.
+package limit
 
 import (
 	"container/list"
@@ -11,12 +26,12 @@ import (
 
 // This file holds the abuse limits (limits.* in the configuration):
 //
-//   - connections in total and per remote IP (connLimits), checked at
+//   - connections in total and per remote IP (Conns), checked at
 //     accept;
-//   - each user's send rate (sendLimits), a token bucket shared by all the
+//   - each user's send rate (Sends), a token bucket shared by all the
 //     user's connections, checked before a send enters the pipeline;
 //   - login and register attempts per remote IP and failed logins per
-//     account (keyedLimiter), checked before any credential is looked at;
+//     account (Keyed), checked before any credential is looked at;
 //   - undelivered messages per recipient (pendingCap, in pending.go),
 //     checked in the pipeline's store stage.
 //
@@ -59,17 +74,17 @@ func (b *bucket) full(now time.Time, rate, burst float64) bool {
 	return b.tokens >= burst
 }
 
-// retryAfterMS turns a wait into retry_after_ms: whole milliseconds,
+// RetryAfterMS turns a wait into retry_after_ms: whole milliseconds,
 // rounded up, at least 1.
-func retryAfterMS(d time.Duration) int64 {
+func RetryAfterMS(d time.Duration) int64 {
 	return max(1, int64(math.Ceil(float64(d)/float64(time.Millisecond))))
 }
 
-// ipKey returns the key the per-IP limits count a remote address under:
+// IPKey returns the key the per-IP limits count a remote address under:
 // the IPv4 address, or the /64 prefix of an IPv6 address (one host or
 // site usually gets a whole /64). ok is false for an address that is not
 // IP (no per-IP limit applies to it).
-func ipKey(a net.Addr) (key netip.Addr, ok bool) {
+func IPKey(a net.Addr) (key netip.Addr, ok bool) {
 	var ap netip.AddrPort
 	switch t := a.(type) {
 	case *net.TCPAddr:
@@ -94,35 +109,38 @@ func ipKey(a net.Addr) (key netip.Addr, ok bool) {
 	return ip, true
 }
 
-// Which connection limit refused a connection.
+// ConnVerdict says which connection limit refused a connection, if any.
+type ConnVerdict uint8
+
+// Connection verdicts.
 const (
-	connOK = iota
-	connOverTotal
-	connOverPerIP
+	ConnOK ConnVerdict = iota
+	ConnOverTotal
+	ConnOverPerIP
 )
 
-// connLimits counts open connections in total and per remote IP. A
+// Conns counts open connections in total and per remote IP. A
 // session's count is taken at accept and given back when its connection
 // is closed (session.closeLocked), so the counts are exact. Memory: one
 // map entry per remote IP with an open connection.
-type connLimits struct {
+type Conns struct {
 	mu    sync.Mutex
 	total int
 	perIP map[netip.Addr]int
 }
 
 // open counts one more connection from ip (hasIP false: no per-IP count),
-// unless that would pass maxTotal or maxPerIP; it returns connOK or which
+// unless that would pass maxTotal or maxPerIP; it returns ConnOK or which
 // limit refused it.
-func (c *connLimits) open(ip netip.Addr, hasIP bool, maxTotal, maxPerIP int) int {
+func (c *Conns) Open(ip netip.Addr, hasIP bool, maxTotal, maxPerIP int) ConnVerdict {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.total >= maxTotal {
-		return connOverTotal
+		return ConnOverTotal
 	}
 	if hasIP {
 		if c.perIP[ip] >= maxPerIP {
-			return connOverPerIP
+			return ConnOverPerIP
 		}
 		if c.perIP == nil {
 			c.perIP = make(map[netip.Addr]int)
@@ -130,11 +148,11 @@ func (c *connLimits) open(ip netip.Addr, hasIP bool, maxTotal, maxPerIP int) int
 		c.perIP[ip]++
 	}
 	c.total++
-	return connOK
+	return ConnOK
 }
 
 // close gives back a connection counted by open.
-func (c *connLimits) close(ip netip.Addr, hasIP bool) {
+func (c *Conns) Close(ip netip.Addr, hasIP bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.total--
@@ -147,7 +165,7 @@ func (c *connLimits) close(ip netip.Addr, hasIP bool) {
 	}
 }
 
-// sendLimits holds each user's send bucket (limits.send_rate,
+// Sends holds each user's send bucket (limits.send_rate,
 // limits.send_burst), shared by all the user's connections. A session
 // holds its user's bucket from login to close. A bucket stays after its
 // user's last session closed until it has refilled (so logging in again
@@ -155,26 +173,26 @@ func (c *connLimits) close(ip netip.Addr, hasIP bool) {
 // is full are dropped when that session closes or by a sweep when the map
 // has doubled since the last one. Memory: the users logged in, plus those
 // who left within the last send_burst/send_rate seconds.
-type sendLimits struct {
+type Sends struct {
 	rate, burst float64
 
 	mu        sync.Mutex
-	users     map[string]*sendBucket
+	users     map[string]*SendBucket
 	sweepSize int // sweep when len(users) passes this
 }
 
-type sendBucket struct {
+type SendBucket struct {
 	user     string
 	b        bucket
 	sessions int
 }
 
-func newSendLimits(rate float64, burst int) *sendLimits {
-	return &sendLimits{rate: rate, burst: float64(burst), users: make(map[string]*sendBucket), sweepSize: 64}
+func NewSends(rate float64, burst int) *Sends {
+	return &Sends{rate: rate, burst: float64(burst), users: make(map[string]*SendBucket), sweepSize: 64}
 }
 
 // acquire returns user's bucket, held until release.
-func (l *sendLimits) acquire(user string) *sendBucket {
+func (l *Sends) Acquire(user string) *SendBucket {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -183,14 +201,14 @@ func (l *sendLimits) acquire(user string) *sendBucket {
 		if len(l.users) >= l.sweepSize {
 			l.sweepLocked(now)
 		}
-		sb = &sendBucket{user: user, b: newBucket(l.burst, now)}
+		sb = &SendBucket{user: user, b: newBucket(l.burst, now)}
 		l.users[user] = sb
 	}
 	sb.sessions++
 	return sb
 }
 
-func (l *sendLimits) sweepLocked(now time.Time) {
+func (l *Sends) sweepLocked(now time.Time) {
 	for u, sb := range l.users {
 		if sb.sessions == 0 && sb.b.full(now, l.rate, l.burst) {
 			delete(l.users, u)
@@ -200,7 +218,7 @@ func (l *sendLimits) sweepLocked(now time.Time) {
 }
 
 // release gives back a bucket taken by acquire.
-func (l *sendLimits) release(sb *sendBucket) {
+func (l *Sends) Release(sb *SendBucket) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -211,7 +229,7 @@ func (l *sendLimits) release(sb *sendBucket) {
 }
 
 // take takes a token from sb, or says how long until one is there.
-func (l *sendLimits) take(sb *sendBucket) (bool, time.Duration) {
+func (l *Sends) Take(sb *SendBucket) (bool, time.Duration) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -219,23 +237,23 @@ func (l *sendLimits) take(sb *sendBucket) (bool, time.Duration) {
 }
 
 // size returns how many buckets are kept.
-func (l *sendLimits) size() int {
+func (l *Sends) Size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.users)
 }
 
-// maxTrackedKeys bounds the entries of a keyedLimiter.
-const maxTrackedKeys = 100_000
+// MaxTrackedKeys bounds the entries of a Keyed.
+const MaxTrackedKeys = 100_000
 
-// keyedLimiter is a token bucket per key (a remote IP, an account name):
+// Keyed is a token bucket per key (a remote IP, an account name):
 // up to perMinute attempts at once, then one every minute/perMinute. Keys
 // are kept in least-recently-used order: each take first drops the entries
 // untouched for a minute (their buckets are full, the same as no entry),
 // then, past maxKeys entries, the least recently used one (whose limit
 // thereby starts afresh). Memory: at most maxKeys entries, and no more than
 // the keys used within the last minute.
-type keyedLimiter[K comparable] struct {
+type Keyed[K comparable] struct {
 	rate, burst float64
 	idle        time.Duration // a bucket untouched this long is full
 	maxKeys     int
@@ -251,8 +269,8 @@ type keyedEntry[K comparable] struct {
 	used time.Time
 }
 
-func newKeyedLimiter[K comparable](perMinute, maxKeys int) *keyedLimiter[K] {
-	l := &keyedLimiter[K]{
+func NewKeyed[K comparable](perMinute, maxKeys int) *Keyed[K] {
+	l := &Keyed[K]{
 		rate:    float64(perMinute) / 60,
 		burst:   float64(perMinute),
 		idle:    time.Minute,
@@ -265,7 +283,7 @@ func newKeyedLimiter[K comparable](perMinute, maxKeys int) *keyedLimiter[K] {
 
 // take takes a token from k's bucket, or says how long until one is
 // there.
-func (l *keyedLimiter[K]) take(k K) (bool, time.Duration) {
+func (l *Keyed[K]) Take(k K) (bool, time.Duration) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -288,7 +306,7 @@ func (l *keyedLimiter[K]) take(k K) (bool, time.Duration) {
 }
 
 // refund gives back the token a take of k took.
-func (l *keyedLimiter[K]) refund(k K) {
+func (l *Keyed[K]) Refund(k K) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if el := l.m[k]; el != nil {
@@ -297,13 +315,13 @@ func (l *keyedLimiter[K]) refund(k K) {
 	}
 }
 
-func (l *keyedLimiter[K]) removeLocked(e *list.Element) {
+func (l *Keyed[K]) removeLocked(e *list.Element) {
 	delete(l.m, e.Value.(*keyedEntry[K]).key)
 	l.lru.Remove(e)
 }
 
 // size returns how many keys are tracked.
-func (l *keyedLimiter[K]) size() int {
+func (l *Keyed[K]) Size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lru.Len()
