@@ -29,12 +29,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/admin/adminserver"
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/monitor"
 	"github.com/qqchat/qq/daemon/sdnotify"
-	"github.com/qqchat/qq/plugins"
 	"github.com/qqchat/qq/plugins/pluginset"
 )
 
@@ -162,10 +161,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return live.Reload(ctx)
 	}
-	adm, err := admin.Listen(admin.Options{
+	adm, err := adminserver.Listen(adminserver.Options{
 		Path: cfg.AdminSocket(), Group: cfg.Admin.Group, ReadOnlyGroup: cfg.Admin.ReadOnlyGroup,
 		Logger: log, Registry: reg,
-	}, adminBackend{d, live, reload})
+	}, adminBackend{d: d, statuses: live.Statuses, reload: reload})
 	if err != nil {
 		ln.Close()
 		return err
@@ -212,17 +211,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	log.Info("qqd stopped")
 	return nil
 }
-
-// adminBackend is what the admin socket drives: the daemon's data
-// methods, the plugins' status, and the same reload as SIGHUP.
-type adminBackend struct {
-	*daemon.Server
-	live   *pluginset.Live
-	reload func(context.Context) ([]string, error)
-}
-
-func (b adminBackend) Plugins() []plugins.Status                    { return b.live.Statuses() }
-func (b adminBackend) Reload(ctx context.Context) ([]string, error) { return b.reload(ctx) }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
