@@ -1,49 +1,11 @@
 package admin
 
-import (
-	"context"
-	"time"
-
-	"github.com/qqchat/qq/daemon"
-	"github.com/qqchat/qq/plugins"
-)
-
-// Backend is what the admin API needs from the daemon. qqd implements it
-// by wiring the daemon, its plugins and reload together: *daemon.Server
-// has every method but Plugins and Reload. Methods are called
-// concurrently, from one goroutine per request.
-type Backend interface {
-	// Sessions returns the logged-in connections (daemon.Server.Sessions).
-	Sessions() []daemon.SessionInfo
-	// Stats returns the server's counters (daemon.Server.Stats).
-	Stats() daemon.Stats
-	// Kick disconnects every session of user with an admin kicked push
-	// carrying reason, and returns how many it kicked.
-	Kick(user, reason string) int
-	// Broadcast pushes a notice to every logged-in session and returns
-	// how many it was queued for.
-	Broadcast(text string) int
-	// Plugins returns the status of each supervised plugin process.
-	Plugins() []plugins.Status
-	// Reload reloads the configuration as SIGHUP does, and returns the
-	// changed settings that apply only after a restart. Its error says,
-	// for the operator, why the reload was refused or failed.
-	Reload(ctx context.Context) (needsRestart []string, err error)
-	// AddAccount creates an account. Errors: ErrUserExists, ErrInvalid
-	// (bad name, password too short or too long); anything else is
-	// internal.
-	AddAccount(ctx context.Context, user, password string) error
-	// RemoveAccount deletes an account and ends its sessions, and
-	// returns how many pending messages were dropped. Errors:
-	// ErrUnknownUser, ErrInvalid; anything else is internal.
-	RemoveAccount(ctx context.Context, user string) (droppedPending int64, err error)
-	// SetPassword replaces an account's password. Errors: ErrUnknownUser,
-	// ErrInvalid; anything else is internal.
-	SetPassword(ctx context.Context, user, password string) error
-}
+import "time"
 
 // Wire types of the API. Requests are decoded strictly: unknown fields
-// are an error. Replies may gain fields within /v1/.
+// are an error. Replies may gain fields within /v1/. The server's Backend
+// (see admin/adminserver) answers in these types too, so that the daemon
+// behind it is adapted to them, not the other way round.
 
 // Session is one logged-in connection.
 type Session struct {
@@ -52,6 +14,14 @@ type Session struct {
 	Since   time.Time `json:"since"`
 	MsgsIn  uint64    `json:"msgs_in"`  // messages it sent that were stored
 	MsgsOut uint64    `json:"msgs_out"` // messages pushed to it
+}
+
+// UserSession is a logged-in connection and its user, as the server's
+// Backend reports it; GET /v1/users groups them by user. It is not sent
+// as it is.
+type UserSession struct {
+	User string
+	Session
 }
 
 // User is an online user with their sessions.
@@ -67,9 +37,9 @@ type UsersReply struct {
 
 // Stats is the reply of GET /v1/stats.
 type Stats struct {
-	Version          string    `json:"version"`
+	Version          string    `json:"version"` // qqd's version, as qqd -version prints it
 	Started          time.Time `json:"started"`
-	UptimeSeconds    int64     `json:"uptime_seconds"`
+	UptimeSeconds    int64     `json:"uptime_seconds"`    // the server computes it from Started
 	Connections      int       `json:"connections"`       // open now
 	LoggedIn         int       `json:"logged_in"`         // open and logged in
 	UsersOnline      int       `json:"users_online"`      // distinct users logged in
@@ -81,7 +51,7 @@ type Stats struct {
 // Plugin is the status of one plugin process.
 type Plugin struct {
 	Name      string    `json:"name"`
-	Kind      string    `json:"kind"` // storage or filter
+	Kind      string    `json:"kind"` // "storage" or "filter"
 	Up        bool      `json:"up"`
 	Pid       int       `json:"pid,omitempty"`
 	Since     time.Time `json:"since"` // start of the current process, or of the outage

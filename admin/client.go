@@ -134,7 +134,7 @@ func (c *Client) SetPassword(ctx context.Context, user, password string) error {
 
 func accountPath(user string) (string, error) {
 	if user == "" || user == "." || user == ".." || strings.Contains(user, "/") {
-		return "", invalidf("invalid user name %q", user)
+		return "", &APIError{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf("invalid user name %q", user)}
 	}
 	return "/v1/accounts/" + url.PathEscape(user), nil
 }

@@ -1,10 +1,12 @@
-// Package admin is qqd's admin socket: HTTP and JSON over a unix socket,
-// for operators and their tools (qqadmin, or curl --unix-socket).
+// Package admin is the API of qqd's admin socket, HTTP and JSON over a
+// unix socket for operators and their tools (qqadmin, or curl
+// --unix-socket): its wire types, its errors and the Client.
 //
-// The transport is separate from the data: a Backend, which qqd implements
-// by wiring the daemon, its plugins and reload together, supplies every
-// answer, and this package adds permissions, routing, wire types, errors
-// and the Client.
+// The package owns these types. The server, in admin/adminserver, asks a
+// Backend for every answer and the Backend answers in admin's types and
+// errors; qqd implements it by adapting the daemon, its plugins and reload
+// to them. So neither this package nor qqadmin depends on the daemon, and
+// a change inside the daemon changes no reply.
 //
 // Endpoints live under /v1/. The version changes only with incompatible
 // changes; new fields and endpoints may appear within it.
@@ -23,9 +25,7 @@
 // HTTP status; the codes are the Code* constants. A refused reload is 409
 // reload_refused.
 //
-// Who may call: the kernel reports each connection's peer (SO_PEERCRED).
-// Root, qqd's own user and members of Options.Group may call everything;
-// members of Options.ReadOnlyGroup may call the read endpoints only;
-// everyone else gets 403. Mutating calls are logged with the caller's uid,
-// gid and pid.
+// Who may call: root, qqd's own user and members of the admin group may
+// call everything; members of the read-only group may call the read
+// endpoints only; everyone else gets 403 (see admin/adminserver).
 package admin

@@ -1,29 +1,23 @@
 package admin
 
-import (
-	"fmt"
-	"net/http"
-	"strings"
+import "errors"
 
-	"github.com/qqchat/qq/daemon"
-)
-
-// Errors a Backend returns from the account methods. Any other error is an
-// internal error: it is logged and the caller sees only "internal error".
-//
-// They are the daemon's account errors, so that *daemon.Server's
-// AddAccount, RemoveAccount and SetPassword serve the Backend as they are.
+// The account errors of the API. The server's Backend returns them from
+// its account methods (any other error is an internal one: the server
+// logs it and the caller sees only "internal error"), and the Client's
+// errors match them with errors.Is. qqd maps the daemon's own account
+// errors to these.
 var (
 	// ErrUserExists means the account to create exists (or existed: a
 	// deleted account's name stays taken).
-	ErrUserExists = daemon.ErrAccountExists
+	ErrUserExists = errors.New("account exists")
 	// ErrUnknownUser means the named account does not exist.
-	ErrUnknownUser = daemon.ErrNoAccount
+	ErrUnknownUser = errors.New("no such account")
 	// ErrInvalid means the request was refused as invalid: a bad user
 	// name, a password too short or too long. Its text is shown to the
-	// operator, without a leading "invalid account: ", so build it with
+	// operator without a leading "invalid account: ", so build it with
 	// Invalid or as fmt.Errorf("%w: <human message>", ErrInvalid).
-	ErrInvalid = daemon.ErrInvalidAccount
+	ErrInvalid = errors.New("invalid account")
 )
 
 // Invalid returns an error that matches ErrInvalid and whose text is msg,
@@ -45,7 +39,7 @@ const (
 	CodeUnknownUser      = "unknown_user"       // 404: ErrUnknownUser
 	CodeMethodNotAllowed = "method_not_allowed" // 405
 	CodeUserExists       = "user_exists"        // 409: ErrUserExists
-	CodeReloadRefused    = "reload_refused"     // 409: Backend.Reload failed; the message says why
+	CodeReloadRefused    = "reload_refused"     // 409: the server's Backend refused the reload; the message says why
 	CodeTooLarge         = "too_large"          // 413: request body over MaxBodyBytes
 	CodeInternal         = "internal"           // 500: see qqd's log
 )
@@ -73,21 +67,4 @@ func (e *APIError) Is(target error) bool {
 		return e.Code == CodeInvalid || e.Code == CodeBadRequest
 	}
 	return false
-}
-
-func apiErrorf(status int, code, format string, args ...any) *APIError {
-	return &APIError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// invalidMessage is the text of an ErrInvalid error for the operator.
-func invalidMessage(err error) string {
-	msg := err.Error()
-	if rest, ok := strings.CutPrefix(msg, ErrInvalid.Error()+": "); ok && rest != "" {
-		return rest
-	}
-	return msg
-}
-
-func invalidf(format string, args ...any) *APIError {
-	return apiErrorf(http.StatusBadRequest, CodeInvalid, format, args...)
 }

@@ -155,10 +155,8 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 	return err
 }
 
-// parse parses args with the global flags and those extra adds, allowing
-// flags between positional arguments, and returns the positional ones.
-// After "--", and after flagsUntil positional arguments when flagsUntil
-// > 0, everything is positional.
+// parse parses args with the global flags and those extra adds, and
+// returns the positional arguments (see cli.ParseFlags for flagsUntil).
 func (c *cmd) parse(name string, args []string, extra func(*flag.FlagSet), flagsUntil int) ([]string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -167,28 +165,7 @@ func (c *cmd) parse(name string, args []string, extra func(*flag.FlagSet), flags
 	if extra != nil {
 		extra(fs)
 	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageErrorf("%s: %v", name, err)
-		}
-		rest := fs.Args()
-		consumed := len(args) - len(rest)
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-		if flagsUntil > 0 && len(pos) >= flagsUntil {
-			return append(pos, args...), nil
-		}
-	}
+	return cli.ParseFlags("qqadmin", fs, args, flagsUntil)
 }
 
 // args parses a command's arguments and checks their number.

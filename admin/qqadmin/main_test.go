@@ -7,51 +7,47 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/admin/adminserver"
 	"github.com/qqchat/qq/admin/internal/admintest"
-	"github.com/qqchat/qq/daemon"
-	"github.com/qqchat/qq/plugins"
-	"go.uber.org/goleak"
 )
 
 // childEnv makes the test binary run qqadmin itself with the arguments
 // in the variable (JSON), so that tests can run it as another user.
 const childEnv = "QQADMIN_TEST_CHILD"
 
-func TestMain(m *testing.M) {
-	if spec := os.Getenv(childEnv); spec != "" {
-		var args []string
-		json.Unmarshal([]byte(spec), &args)
-		err := run(args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "qqadmin: "+err.Error())
-		}
-		os.Exit(exitCode(err))
+func TestMain(m *testing.M) { admintest.Main(m, childEnv, runChild) }
+
+// runChild runs qqadmin with the arguments in spec, as main would.
+func runChild(spec string) int {
+	var args []string
+	json.Unmarshal([]byte(spec), &args)
+	err := run(args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "qqadmin: "+err.Error())
 	}
-	goleak.VerifyTestMain(m)
+	return exitCode(err)
 }
 
 var t0 = time.Now().Add(-95 * time.Second).Truncate(time.Second)
 
 func backend() *admintest.Backend {
 	return &admintest.Backend{
-		SessionList: []daemon.SessionInfo{
-			{ID: 1, User: "alice", Remote: "127.0.0.1:4001", Since: t0, MsgsIn: 2, MsgsOut: 3},
-			{ID: 7, User: "bob", Remote: "[::1]:4002", Since: t0, MsgsIn: 15, MsgsOut: 0},
+		SessionList: []admin.UserSession{
+			{User: "alice", Session: admin.Session{ID: 1, Remote: "127.0.0.1:4001", Since: t0, MsgsIn: 2, MsgsOut: 3}},
+			{User: "bob", Session: admin.Session{ID: 7, Remote: "[::1]:4002", Since: t0, MsgsIn: 15, MsgsOut: 0}},
 		},
-		StatsValue: daemon.Stats{Started: t0, Connections: 3, LoggedIn: 2, UsersOnline: 2, Accepted: 10, MessagesAccepted: 7, MessagesPushed: 9},
-		PluginList: []plugins.Status{
-			{Name: "sqlite", Kind: plugins.KindStorage, Up: true, Pid: 42, Since: t0, Restarts: 0},
-			{Name: "antispam", Kind: plugins.KindFilter, Up: false, Since: t0, Restarts: 3, LastErr: "process exited"},
+		StatsValue: admin.Stats{Version: "1.2.3", Started: t0, Connections: 3, LoggedIn: 2, UsersOnline: 2, Accepted: 10, MessagesAccepted: 7, MessagesPushed: 9},
+		PluginList: []admin.Plugin{
+			{Name: "sqlite", Kind: "storage", Up: true, Pid: 42, Since: t0, Restarts: 0},
+			{Name: "antispam", Kind: "filter", Up: false, Since: t0, Restarts: 3, LastError: "process exited"},
 		},
 		Online:     map[string]int{"alice": 2, "bob": 1},
 		BroadcastN: 3,
@@ -60,46 +56,16 @@ func backend() *admintest.Backend {
 	}
 }
 
-// serve runs an admin server with b in a fresh directory and returns its
+// serve runs an admin server with b (see admintest.Serve) and returns its
 // socket path.
-func serve(t *testing.T, opts admin.Options, b admin.Backend) string {
+func serve(t *testing.T, opts adminserver.Options, b adminserver.Backend) string {
 	t.Helper()
-	if opts.Path == "" {
-		opts.Path = filepath.Join(openTempDir(t), "admin.sock")
-	}
-	s, err := admin.Listen(opts, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve() }()
-	t.Cleanup(func() {
-		s.Close()
-		<-done
-	})
-	return opts.Path
-}
-
-// openTempDir is a t.TempDir() that other users may enter.
-func openTempDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-type result struct {
-	code           int
-	stdout, stderr string
+	return admintest.Serve(t, opts, b).Path()
 }
 
 // qqadmin runs run with args and env (which has no QQADMIN_SOCKET unless
 // given) and returns what main would print and exit with.
-func qqadmin(t *testing.T, env map[string]string, args ...string) result {
+func qqadmin(t *testing.T, env map[string]string, args ...string) admintest.Result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	getenv := func(k string) string { return env[k] }
@@ -107,7 +73,7 @@ func qqadmin(t *testing.T, env map[string]string, args ...string) result {
 	if err != nil {
 		fmt.Fprintln(&stderr, "qqadmin: "+err.Error())
 	}
-	return result{exitCode(err), stdout.String(), stderr.String()}
+	return admintest.Result{Code: exitCode(err), Stdout: stdout.String(), Stderr: stderr.String()}
 }
 
 func TestCommands(t *testing.T) {
@@ -207,17 +173,17 @@ $`, calls: []string{"Plugins"}},
 			if tt.setup != nil {
 				tt.setup(b)
 			}
-			path := serve(t, admin.Options{}, b)
+			path := serve(t, adminserver.Options{}, b)
 			args := append([]string{"--socket", path}, tt.args...)
 			r := qqadmin(t, tt.env, args...)
-			if r.code != tt.code {
-				t.Errorf("qqadmin %q: exit %d, want %d\nstdout: %s\nstderr: %s", tt.args, r.code, tt.code, r.stdout, r.stderr)
+			if r.Code != tt.code {
+				t.Errorf("qqadmin %q: exit %d, want %d\nstdout: %s\nstderr: %s", tt.args, r.Code, tt.code, r.Stdout, r.Stderr)
 			}
-			if !regexp.MustCompile(orEmpty(tt.stdout)).MatchString(r.stdout) {
-				t.Errorf("qqadmin %q: stdout\n%s\nwant match of\n%s", tt.args, r.stdout, tt.stdout)
+			if !regexp.MustCompile(orEmpty(tt.stdout)).MatchString(r.Stdout) {
+				t.Errorf("qqadmin %q: stdout\n%s\nwant match of\n%s", tt.args, r.Stdout, tt.stdout)
 			}
-			if !regexp.MustCompile(orEmpty(tt.stderr)).MatchString(r.stderr) {
-				t.Errorf("qqadmin %q: stderr\n%s\nwant match of\n%s", tt.args, r.stderr, tt.stderr)
+			if !regexp.MustCompile(orEmpty(tt.stderr)).MatchString(r.Stderr) {
+				t.Errorf("qqadmin %q: stderr\n%s\nwant match of\n%s", tt.args, r.Stderr, tt.stderr)
 			}
 			if got := b.Calls(); !slices.Equal(got, tt.calls) {
 				t.Errorf("qqadmin %q: backend calls %q, want %q", tt.args, got, tt.calls)
@@ -237,14 +203,14 @@ func TestSocketNotFound(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "admin.sock")
 	r := qqadmin(t, nil, "--socket", missing, "users")
 	want := "qqadmin: no qqd admin socket at " + missing + ": is qqd running? (--socket)\n"
-	if r.code != 2 || r.stderr != want {
-		t.Errorf("exit %d, stderr %q; want 2, %q", r.code, r.stderr, want)
+	if r.Code != 2 || r.Stderr != want {
+		t.Errorf("exit %d, stderr %q; want 2, %q", r.Code, r.Stderr, want)
 	}
 
 	// QQADMIN_SOCKET is the default; --json reports the failure on stdout.
 	r = qqadmin(t, map[string]string{"QQADMIN_SOCKET": missing}, "--json", "stats")
-	if r.code != 2 || r.stderr != want || !strings.Contains(r.stdout, `"exit": 2`) {
-		t.Errorf("with QQADMIN_SOCKET: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	if r.Code != 2 || r.Stderr != want || !strings.Contains(r.Stdout, `"exit": 2`) {
+		t.Errorf("with QQADMIN_SOCKET: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 
 	// A socket file left by a qqd that died.
@@ -257,8 +223,8 @@ func TestSocketNotFound(t *testing.T) {
 	ln.Close()
 	r = qqadmin(t, nil, "--socket", stale, "users")
 	want = "qqadmin: nothing listens on the qqd admin socket " + stale + ": is qqd running? (--socket)\n"
-	if r.code != 2 || r.stderr != want {
-		t.Errorf("stale socket: exit %d, stderr %q; want 2, %q", r.code, r.stderr, want)
+	if r.Code != 2 || r.Stderr != want {
+		t.Errorf("stale socket: exit %d, stderr %q; want 2, %q", r.Code, r.Stderr, want)
 	}
 }
 
@@ -282,42 +248,11 @@ func TestDefaultSocket(t *testing.T) {
 }
 
 // asNobody runs qqadmin args in a child process as uid 65534 with gids,
-// and returns its exit code and stderr. It needs root.
-func asNobody(t *testing.T, gids []uint32, args ...string) result {
+// and returns its exit code and output. It needs root.
+func asNobody(t *testing.T, gids []uint32, args ...string) admintest.Result {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run qqadmin as another user")
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(openTempDir(t), "qqadmin.test")
-	if err := os.Link(self, bin); err != nil {
-		data, err := os.ReadFile(self)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(bin, data, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Chmod(bin, 0o755)
 	spec, _ := json.Marshal(args)
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(spec), "GORACE=atexit_sleep_ms=0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: gids[0], Groups: gids[1:]}}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	var ee *exec.ExitError
-	code := 0
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code, stdout.String(), stderr.String()}
+	return admintest.RunAs(t, 65534, gids, childEnv, string(spec))
 }
 
 func TestPermissionDenied(t *testing.T) {
@@ -325,23 +260,23 @@ func TestPermissionDenied(t *testing.T) {
 	const want = "qqadmin: permission denied: you must be root, the qqd user or in group users\n"
 
 	// The kernel refuses the connect: the socket is 0660 with group users.
-	path := serve(t, admin.Options{Group: "users"}, backend())
+	path := serve(t, adminserver.Options{Group: "users"}, backend())
 	r := asNobody(t, []uint32{nogroup}, "--socket", path, "users")
-	if r.code != 3 || r.stderr != want {
-		t.Errorf("connect refused: exit %d, stderr %q; want 3, %q", r.code, r.stderr, want)
+	if r.Code != 3 || r.Stderr != want {
+		t.Errorf("connect refused: exit %d, stderr %q; want 3, %q", r.Code, r.Stderr, want)
 	}
 
 	// The server refuses: the socket is open to all (a read-only group
 	// is set) and the credential check says no.
-	path = serve(t, admin.Options{Group: "users", ReadOnlyGroup: "staff"}, backend())
+	path = serve(t, adminserver.Options{Group: "users", ReadOnlyGroup: "staff"}, backend())
 	r = asNobody(t, []uint32{nogroup}, "--socket", path, "users")
-	if r.code != 3 || r.stderr != want {
-		t.Errorf("403: exit %d, stderr %q; want 3, %q", r.code, r.stderr, want)
+	if r.Code != 3 || r.Stderr != want {
+		t.Errorf("403: exit %d, stderr %q; want 3, %q", r.Code, r.Stderr, want)
 	}
 
 	// A member of the group may.
 	r = asNobody(t, []uint32{nogroup, users}, "--socket", path, "kick", "alice")
-	if r.code != 0 || r.stdout != "kicked alice: 2 sessions\n" {
-		t.Errorf("as a member: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || r.Stdout != "kicked alice: 2 sessions\n" {
+		t.Errorf("as a member: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 }

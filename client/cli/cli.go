@@ -1,7 +1,9 @@
 // Package cli holds what qq's command-line tools (qq, qqadmin) share: an
-// error that carries the process exit code and the text to show, and the
-// mapping from the error a tool's run returns to its exit code. Exit code 0
-// is success and 1 a usage error in every tool; the others are each tool's
+// error that carries the process exit code and the text to show, the
+// mapping from the error a tool's run returns to its exit code, the
+// parsing of flags that may stand among a command's arguments
+// (ParseFlags), and reading a password without echo. Exit code 0 is
+// success and 1 a usage error in every tool; the others are each tool's
 // own and documented in its -h.
 package cli
 

@@ -37,7 +37,7 @@ const (
 
 // chatCmd runs the interactive chat.
 func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
-	pos, err := parseFlags(g.flagSet("chat"), args, 0)
+	pos, err := cli.ParseFlags("qq", g.flagSet("chat"), args, 0)
 	if err != nil {
 		return err
 	}

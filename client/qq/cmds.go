@@ -131,7 +131,7 @@ func (a *app) printJSONError(err error) {
 }
 
 func (a *app) registerCmd(ctx context.Context, g *globals, args []string) error {
-	pos, err := parseFlags(g.flagSet("register"), args, 0)
+	pos, err := cli.ParseFlags("qq", g.flagSet("register"), args, 0)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (a *app) registerCmd(ctx context.Context, g *globals, args []string) error 
 func (a *app) sendCmd(ctx context.Context, g *globals, args []string) error {
 	fs := g.flagSet("send")
 	cid := fs.String("cid", "", "client id making retries safe")
-	pos, err := parseFlags(fs, args, 1)
+	pos, err := cli.ParseFlags("qq", fs, args, 1)
 	if err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func (a *app) sendCmd(ctx context.Context, g *globals, args []string) error {
 }
 
 func (a *app) usersCmd(ctx context.Context, g *globals, args []string) error {
-	pos, err := parseFlags(g.flagSet("users"), args, 0)
+	pos, err := cli.ParseFlags("qq", g.flagSet("users"), args, 0)
 	if err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func (a *app) offlineCmd(ctx context.Context, g *globals, args []string) error {
 	fs := g.flagSet("offline")
 	limit := fs.Int("limit", 0, "page size")
 	ack := fs.Bool("ack", false, "ack the shown messages")
-	pos, err := parseFlags(fs, args, 0)
+	pos, err := cli.ParseFlags("qq", fs, args, 0)
 	if err != nil {
 		return err
 	}
@@ -292,7 +292,7 @@ func (a *app) historyCmd(ctx context.Context, g *globals, args []string) error {
 	fs := g.flagSet("history")
 	limit := fs.Int("limit", 0, "page size")
 	before := fs.String("before", "", "page before this msg_id")
-	pos, err := parseFlags(fs, args, 0)
+	pos, err := cli.ParseFlags("qq", fs, args, 0)
 	if err != nil {
 		return err
 	}

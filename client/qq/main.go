@@ -154,35 +154,6 @@ func (g *globals) flagSet(cmd string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args with fs, allowing flags between positional
-// arguments, and returns the positional ones. After "--", and after
-// flagsUntil positional arguments when flagsUntil > 0, everything is
-// positional.
-func parseFlags(fs *flag.FlagSet, args []string, flagsUntil int) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageErrorf("%s: %v", fs.Name(), err)
-		}
-		rest := fs.Args()
-		consumed := len(args) - len(rest)
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-		if flagsUntil > 0 && len(pos) >= flagsUntil {
-			return append(pos, args...), nil
-		}
-	}
-}
-
 // run runs qq with the arguments after the program name.
 func (a *app) run(ctx context.Context, args []string) error {
 	g := &globals{addr: a.getenv("QQ_ADDR"), user: a.getenv("QQ_USER"), tls: a.getenv("QQ_TLS") == "1", ca: a.getenv("QQ_CA")}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qqchat/qq/client"
+	"github.com/qqchat/qq/client/cli"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
 )
@@ -445,19 +446,21 @@ func TestDescribeAndExitCodes(t *testing.T) {
 	}
 }
 
+// TestParseFlags: qq's global flags are accepted among a command's own,
+// through cli.ParseFlags.
 func TestParseFlags(t *testing.T) {
 	g := &globals{addr: "a:1"}
 	fs := g.flagSet("history")
 	limit := fs.Int("limit", 0, "")
-	pos, err := parseFlags(fs, []string{"--json", "bob", "--limit", "3", "--addr", "b:2", "--", "--x"}, 0)
+	pos, err := cli.ParseFlags("qq", fs, []string{"--json", "bob", "--limit", "3", "--addr", "b:2", "--", "--x"}, 0)
 	if err != nil || strings.Join(pos, ",") != "bob,--x" || *limit != 3 || !g.json || g.addr != "b:2" {
-		t.Fatalf("parseFlags = %q, %v; limit %d, globals %+v", pos, err, *limit, g)
+		t.Fatalf("ParseFlags = %q, %v; limit %d, globals %+v", pos, err, *limit, g)
 	}
 	g = &globals{}
 	fs = g.flagSet("send")
 	cid := fs.String("cid", "", "")
-	pos, err = parseFlags(fs, []string{"--cid", "c", "bob", "-n", "--json", "x"}, 1)
+	pos, err = cli.ParseFlags("qq", fs, []string{"--cid", "c", "bob", "-n", "--json", "x"}, 1)
 	if err != nil || strings.Join(pos, ",") != "bob,-n,--json,x" || *cid != "c" || g.json {
-		t.Fatalf("parseFlags send = %q, %v; cid %q, globals %+v", pos, err, *cid, g)
+		t.Fatalf("ParseFlags send = %q, %v; cid %q, globals %+v", pos, err, *cid, g)
 	}
 }

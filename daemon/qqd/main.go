@@ -29,12 +29,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/admin/adminserver"
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/monitor"
 	"github.com/qqchat/qq/daemon/sdnotify"
-	"github.com/qqchat/qq/plugins"
 	"github.com/qqchat/qq/plugins/pluginset"
 )
 
@@ -238,10 +237,10 @@ func start(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 		q.tln = tls.NewListener(raw, q.certs.TLSConfig())
 		q.cleanup.push(func() { q.tln.Close() })
 	}
-	adm, err := admin.Listen(admin.Options{
+	adm, err := adminserver.Listen(adminserver.Options{
 		Path: cfg.AdminSocket(), Group: cfg.Admin.Group, ReadOnlyGroup: cfg.Admin.ReadOnlyGroup,
 		Logger: log, Registry: reg,
-	}, adminBackend{q.d, q.live, q.reload})
+	}, adminBackend{d: q.d, statuses: q.live.Statuses, reload: q.reload})
 	if err != nil {
 		return nil, err
 	}
@@ -300,17 +299,6 @@ func (q *qqd) serve(ctx context.Context) error {
 		}
 	}
 }
-
-// adminBackend is what the admin socket drives: the daemon's data
-// methods, the plugins' status, and the same reload as SIGHUP.
-type adminBackend struct {
-	*daemon.Server
-	live   *pluginset.Live
-	reload func(context.Context) ([]string, error)
-}
-
-func (b adminBackend) Plugins() []plugins.Status                    { return b.live.Statuses() }
-func (b adminBackend) Reload(ctx context.Context) ([]string, error) { return b.reload(ctx) }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level

@@ -1,23 +1,34 @@
-// Package admintest provides a fake admin.Backend, a test double of qqd
-// for the admin transport's tests and qqadmin's. It records the calls
-// made and answers from its fields.
+// Package admintest holds what the admin packages' tests share: a fake
+// adminserver.Backend, a test double of qqd that records the calls made
+// and answers from its fields; a running admin server on a socket in a
+// fresh directory; and a way to run the test binary again as another
+// user, to test who may call.
 package admintest
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
+	"testing"
+
+	"go.uber.org/goleak"
 
 	"github.com/qqchat/qq/admin"
-	"github.com/qqchat/qq/daemon"
-	"github.com/qqchat/qq/plugins"
+	"github.com/qqchat/qq/admin/adminserver"
 )
 
-// Backend is a fake admin.Backend. Set its fields before use; Calls
+// Backend is a fake adminserver.Backend. Set its fields before use; Calls
 // records every call as "Method arg...".
 type Backend struct {
-	SessionList []daemon.SessionInfo
-	StatsValue  daemon.Stats
-	PluginList  []plugins.Status
+	SessionList []admin.UserSession
+	StatsValue  admin.Stats
+	PluginList  []admin.Plugin
 	ReloadErr   error
 	// NeedsRestart is what Reload reports.
 	NeedsRestart []string
@@ -36,7 +47,7 @@ type Backend struct {
 	calls []string
 }
 
-var _ admin.Backend = (*Backend)(nil)
+var _ adminserver.Backend = (*Backend)(nil)
 
 // Calls returns the calls made so far.
 func (b *Backend) Calls() []string {
@@ -45,19 +56,15 @@ func (b *Backend) Calls() []string {
 	return append([]string(nil), b.calls...)
 }
 
-func (b *Backend) record(s ...string) {
+func (b *Backend) record(method string, args ...string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := s[0]
-	for _, a := range s[1:] {
-		c += " " + a
-	}
-	b.calls = append(b.calls, c)
+	b.calls = append(b.calls, strings.Join(append([]string{method}, args...), " "))
 }
 
-func (b *Backend) Sessions() []daemon.SessionInfo { b.record("Sessions"); return b.SessionList }
-func (b *Backend) Stats() daemon.Stats            { b.record("Stats"); return b.StatsValue }
-func (b *Backend) Plugins() []plugins.Status      { b.record("Plugins"); return b.PluginList }
+func (b *Backend) Sessions() []admin.UserSession { b.record("Sessions"); return b.SessionList }
+func (b *Backend) Stats() admin.Stats            { b.record("Stats"); return b.StatsValue }
+func (b *Backend) Plugins() []admin.Plugin       { b.record("Plugins"); return b.PluginList }
 
 func (b *Backend) Kick(user, reason string) int {
 	b.record("Kick", user, reason)
@@ -78,15 +85,29 @@ func (b *Backend) Reload(ctx context.Context) ([]string, error) {
 
 func (b *Backend) AddAccount(ctx context.Context, user, password string) error {
 	b.record("AddAccount", user, password)
+	return b.setPassword(user, password, false)
+}
+
+func (b *Backend) SetPassword(ctx context.Context, user, password string) error {
+	b.record("SetPassword", user, password)
+	return b.setPassword(user, password, true)
+}
+
+// setPassword gives user password, if the account exists (exists) or
+// does not (!exists), and the password has at least 8 bytes.
+func (b *Backend) setPassword(user, password string, exists bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.AccountErr != nil {
 		return b.AccountErr
 	}
-	if _, ok := b.Accounts[user]; ok {
+	_, ok := b.Accounts[user]
+	switch {
+	case ok && !exists:
 		return admin.ErrUserExists
-	}
-	if len(password) < 8 {
+	case !ok && exists:
+		return admin.ErrUnknownUser
+	case len(password) < 8:
 		return admin.Invalid("password must be 8 to 1024 bytes of UTF-8")
 	}
 	if b.Accounts == nil {
@@ -110,19 +131,101 @@ func (b *Backend) RemoveAccount(ctx context.Context, user string) (int64, error)
 	return b.Pending, nil
 }
 
-func (b *Backend) SetPassword(ctx context.Context, user, password string) error {
-	b.record("SetPassword", user, password)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.AccountErr != nil {
-		return b.AccountErr
+// Serve runs an admin server with b behind it, on a socket in a fresh
+// directory that other users may enter unless opts.Path is set, until
+// the test ends.
+func Serve(t *testing.T, opts adminserver.Options, b adminserver.Backend) *adminserver.Server {
+	t.Helper()
+	if opts.Path == "" {
+		opts.Path = filepath.Join(OpenTempDir(t), "admin.sock")
 	}
-	if _, ok := b.Accounts[user]; !ok {
-		return admin.ErrUnknownUser
+	s, err := adminserver.Listen(opts, b)
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
 	}
-	if len(password) < 8 {
-		return admin.Invalid("password must be 8 to 1024 bytes of UTF-8")
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s
+}
+
+// OpenTempDir is a t.TempDir() that other users may enter (the
+// directories t.TempDir makes are 0700).
+func OpenTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	b.Accounts[user] = password
-	return nil
+	return dir
+}
+
+// Main runs a test binary's tests and fails them on leaked goroutines;
+// call it from TestMain. When the variable env is set, the binary is
+// instead a child that RunAs started: Main exits with child(value of env).
+func Main(m *testing.M, env string, child func(spec string) int) {
+	if spec := os.Getenv(env); spec != "" {
+		os.Exit(child(spec))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// Result is what a child process did.
+type Result struct {
+	Code           int // exit code
+	Stdout, Stderr string
+}
+
+// RunAs runs the test binary again, as a child with uid and gids (the
+// first is the primary group) and env=spec in its environment, for Main
+// to hand spec to the test's child function. It needs root; without it
+// the test is skipped.
+func RunAs(t *testing.T, uid uint32, gids []uint32, env, spec string) Result {
+	t.Helper()
+	cmd := exec.Command(childBinary(t), "-test.run=^$")
+	// The race runtime waits a second at exit unless told not to.
+	cmd.Env = append(os.Environ(), env+"="+spec, "GORACE=atexit_sleep_ms=0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gids[0], Groups: gids[1:]}}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("child as uid %d gids %v: %v", uid, gids, err)
+	}
+	return Result{Code: cmd.ProcessState.ExitCode(), Stdout: stdout.String(), Stderr: stderr.String()}
+}
+
+// childBinary copies the test binary where any user can run it (go test
+// builds it in a directory only its owner can enter).
+func childBinary(t *testing.T) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a child as another user")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(OpenTempDir(t), filepath.Base(self))
+	if err := os.Link(self, bin); err != nil {
+		data, err := os.ReadFile(self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }

@@ -1,9 +1,10 @@
-package admin
+package adminserver
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/qqchat/qq/daemon"
+	"github.com/qqchat/qq/admin"
 )
 
 // handlerFunc serves one endpoint: it returns the reply to encode as JSON
@@ -77,11 +78,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	switch {
 	case peer.perm == permNone:
-		s.writeError(sw, r, apiErrorf(http.StatusForbidden, CodeForbidden, "%s", s.deniedMessage(peer)))
+		s.writeError(sw, r, apiErrorf(http.StatusForbidden, admin.CodeForbidden, "%s", s.deniedMessage(peer)))
 	case !matched:
 		s.unmatched(sw, r)
 	case peer.perm < rt.need:
-		s.writeError(sw, r, apiErrorf(http.StatusForbidden, CodeForbidden, "%s", s.deniedMessage(peer)))
+		s.writeError(sw, r, apiErrorf(http.StatusForbidden, admin.CodeForbidden, "%s", s.deniedMessage(peer)))
 	default:
 		s.mux.ServeHTTP(sw, r)
 	}
@@ -108,34 +109,35 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 	w.Header().Del("Content-Type")
 	w.Header().Del("X-Content-Type-Options")
 	if rec.code() == http.StatusMethodNotAllowed {
-		s.writeError(w, r, apiErrorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path))
+		s.writeError(w, r, apiErrorf(http.StatusMethodNotAllowed, admin.CodeMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path))
 		return
 	}
-	s.writeError(w, r, apiErrorf(http.StatusNotFound, CodeNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
+	s.writeError(w, r, apiErrorf(http.StatusNotFound, admin.CodeNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 }
 
 // writeError renders err as {"error":{"code","message"}} with its status.
-// It is the only place errors become replies: an *APIError as it is, the
-// account errors of the Backend with their codes, anything else as an
-// internal error whose text is logged, not sent.
+// It is the only place errors become replies: an *admin.APIError as it
+// is, the Backend's account errors (admin.ErrUserExists and the others)
+// with their codes, anything else as an internal error whose text is
+// logged, not sent.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *APIError
+	var ae *admin.APIError
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &ae):
 	case errors.As(err, &mbe):
-		ae = apiErrorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body over %d bytes", mbe.Limit)
-	case errors.Is(err, ErrUserExists):
-		ae = apiErrorf(http.StatusConflict, CodeUserExists, "user exists")
-	case errors.Is(err, ErrUnknownUser):
-		ae = apiErrorf(http.StatusNotFound, CodeUnknownUser, "unknown user")
-	case errors.Is(err, ErrInvalid):
-		ae = apiErrorf(http.StatusBadRequest, CodeInvalid, "%s", invalidMessage(err))
+		ae = apiErrorf(http.StatusRequestEntityTooLarge, admin.CodeTooLarge, "request body over %d bytes", mbe.Limit)
+	case errors.Is(err, admin.ErrUserExists):
+		ae = apiErrorf(http.StatusConflict, admin.CodeUserExists, "user exists")
+	case errors.Is(err, admin.ErrUnknownUser):
+		ae = apiErrorf(http.StatusNotFound, admin.CodeUnknownUser, "unknown user")
+	case errors.Is(err, admin.ErrInvalid):
+		ae = apiErrorf(http.StatusBadRequest, admin.CodeInvalid, "%s", invalidMessage(err))
 	default:
 		s.log.Error("admin call failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		ae = apiErrorf(http.StatusInternalServerError, CodeInternal, "internal error; see qqd's log")
+		ae = apiErrorf(http.StatusInternalServerError, admin.CodeInternal, "internal error; see qqd's log")
 	}
-	writeJSON(w, ae.Status, map[string]*APIError{"error": ae})
+	writeJSON(w, ae.Status, map[string]*admin.APIError{"error": ae})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -150,10 +152,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// decode reads r's body, at most MaxBodyBytes, into v: one JSON value, no
+// decode reads r's body, at most admin.MaxBodyBytes, into v: one JSON value, no
 // unknown fields.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, admin.MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
@@ -161,89 +163,77 @@ func decode(r *http.Request, v any) error {
 			return err
 		}
 		if errors.Is(err, io.EOF) {
-			return apiErrorf(http.StatusBadRequest, CodeBadRequest, "request body: want a JSON object")
+			return apiErrorf(http.StatusBadRequest, admin.CodeBadRequest, "request body: want a JSON object")
 		}
-		return apiErrorf(http.StatusBadRequest, CodeBadRequest, "request body: %v", err)
+		return apiErrorf(http.StatusBadRequest, admin.CodeBadRequest, "request body: %v", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return err
 		}
-		return apiErrorf(http.StatusBadRequest, CodeBadRequest, "request body: data after the JSON object")
+		return apiErrorf(http.StatusBadRequest, admin.CodeBadRequest, "request body: data after the JSON object")
 	}
 	return nil
 }
 
 func (s *Server) users(r *http.Request) (any, error) {
-	reply := UsersReply{Users: []User{}}
-	for _, si := range s.b.Sessions() {
-		if n := len(reply.Users); n == 0 || reply.Users[n-1].User != si.User {
-			reply.Users = append(reply.Users, User{User: si.User})
+	reply := admin.UsersReply{Users: []admin.User{}}
+	for _, us := range s.b.Sessions() {
+		if n := len(reply.Users); n == 0 || reply.Users[n-1].User != us.User {
+			reply.Users = append(reply.Users, admin.User{User: us.User})
 		}
 		u := &reply.Users[len(reply.Users)-1]
-		u.Sessions = append(u.Sessions, Session{ID: si.ID, Remote: si.Remote, Since: si.Since, MsgsIn: si.MsgsIn, MsgsOut: si.MsgsOut})
+		u.Sessions = append(u.Sessions, us.Session)
 	}
 	return reply, nil
 }
 
 func (s *Server) stats(r *http.Request) (any, error) {
 	st := s.b.Stats()
-	return Stats{
-		Version:          daemon.Version(),
-		Started:          st.Started,
-		UptimeSeconds:    int64(time.Since(st.Started) / time.Second),
-		Connections:      st.Connections,
-		LoggedIn:         st.LoggedIn,
-		UsersOnline:      st.UsersOnline,
-		Accepted:         st.Accepted,
-		MessagesAccepted: st.MessagesAccepted,
-		MessagesPushed:   st.MessagesPushed,
-	}, nil
+	st.UptimeSeconds = int64(time.Since(st.Started) / time.Second)
+	return st, nil
 }
 
 func (s *Server) plugins(r *http.Request) (any, error) {
-	reply := PluginsReply{Plugins: []Plugin{}}
-	for _, p := range s.b.Plugins() {
-		reply.Plugins = append(reply.Plugins, Plugin{
-			Name: p.Name, Kind: string(p.Kind), Up: p.Up, Pid: p.Pid, Since: p.Since,
-			Restarts: p.Restarts, LastError: p.LastErr,
-		})
+	reply := admin.PluginsReply{Plugins: s.b.Plugins()}
+	if reply.Plugins == nil {
+		reply.Plugins = []admin.Plugin{}
 	}
 	return reply, nil
 }
 
 func (s *Server) kick(r *http.Request) (any, error) {
-	var req KickRequest
+	var req admin.KickRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
 	if err := checkUser(req.User); err != nil {
 		return nil, err
 	}
-	if err := checkText("reason", req.Reason, 0, MaxReasonBytes); err != nil {
+	if err := checkText("reason", req.Reason, 0, admin.MaxReasonBytes); err != nil {
 		return nil, err
 	}
 	note(r, "user", req.User)
 	n := s.b.Kick(req.User, req.Reason)
 	note(r, "sessions", n)
 	if n == 0 {
-		return nil, apiErrorf(http.StatusNotFound, CodeNotOnline, "%s is not online", req.User)
+		return nil, apiErrorf(http.StatusNotFound, admin.CodeNotOnline, "%s is not online", req.User)
 	}
-	return KickReply{Kicked: n}, nil
+	return admin.KickReply{Kicked: n}, nil
 }
 
 func (s *Server) broadcast(r *http.Request) (any, error) {
-	var req BroadcastRequest
+	var req admin.BroadcastRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	if err := checkText("text", req.Text, 1, MaxNoticeBytes); err != nil {
+	if err := checkText("text", req.Text, 1, admin.MaxNoticeBytes); err != nil {
 		return nil, err
 	}
 	n := s.b.Broadcast(req.Text)
 	note(r, "sessions", n)
-	return BroadcastReply{Sessions: n}, nil
+	return admin.BroadcastReply{Sessions: n}, nil
 }
 
 func (s *Server) reload(r *http.Request) (any, error) {
@@ -253,17 +243,17 @@ func (s *Server) reload(r *http.Request) (any, error) {
 	defer cancel()
 	keys, err := s.b.Reload(ctx)
 	if err != nil {
-		return nil, apiErrorf(http.StatusConflict, CodeReloadRefused, "%s", err.Error())
+		return nil, apiErrorf(http.StatusConflict, admin.CodeReloadRefused, "%s", err.Error())
 	}
 	if keys == nil {
 		keys = []string{}
 	}
 	note(r, "needs_restart", keys)
-	return ReloadReply{NeedsRestart: keys}, nil
+	return admin.ReloadReply{NeedsRestart: keys}, nil
 }
 
 func (s *Server) addAccount(r *http.Request) (any, error) {
-	var req AccountRequest
+	var req admin.AccountRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
@@ -277,7 +267,7 @@ func (s *Server) addAccount(r *http.Request) (any, error) {
 	if err := s.b.AddAccount(r.Context(), req.User, req.Password); err != nil {
 		return nil, err
 	}
-	return AccountReply{User: req.User}, nil
+	return admin.AccountReply{User: req.User}, nil
 }
 
 func (s *Server) removeAccount(r *http.Request) (any, error) {
@@ -290,7 +280,7 @@ func (s *Server) removeAccount(r *http.Request) (any, error) {
 		return nil, err
 	}
 	note(r, "dropped_pending", n)
-	return RemoveAccountReply{User: user, DroppedPending: n}, nil
+	return admin.RemoveAccountReply{User: user, DroppedPending: n}, nil
 }
 
 func (s *Server) setPassword(r *http.Request) (any, error) {
@@ -298,7 +288,7 @@ func (s *Server) setPassword(r *http.Request) (any, error) {
 	if err := checkUser(user); err != nil {
 		return nil, err
 	}
-	var req PasswordRequest
+	var req admin.PasswordRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
@@ -308,7 +298,7 @@ func (s *Server) setPassword(r *http.Request) (any, error) {
 	if err := s.b.SetPassword(r.Context(), user, req.Password); err != nil {
 		return nil, err
 	}
-	return AccountReply{User: user}, nil
+	return admin.AccountReply{User: user}, nil
 }
 
 // checkUser refuses what cannot be a user name at all; the Backend judges
@@ -333,6 +323,24 @@ func checkText(name, text string, minLen, maxLen int) error {
 		return invalidf("%s is not UTF-8", name)
 	}
 	return nil
+}
+
+func apiErrorf(status int, code, format string, args ...any) *admin.APIError {
+	return &admin.APIError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func invalidf(format string, args ...any) *admin.APIError {
+	return apiErrorf(http.StatusBadRequest, admin.CodeInvalid, format, args...)
+}
+
+// invalidMessage is the text of an admin.ErrInvalid error for the
+// operator, without the sentinel's own text in front.
+func invalidMessage(err error) string {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, admin.ErrInvalid.Error()+": "); ok && rest != "" {
+		return rest
+	}
+	return msg
 }
 
 // notes are log attributes a handler adds to the log line of its call.

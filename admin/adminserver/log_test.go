@@ -1,4 +1,4 @@
-package admin_test
+package adminserver_test
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/admin/adminserver"
 	"github.com/qqchat/qq/daemon/daemontest"
 )
 
@@ -17,7 +17,7 @@ import (
 func TestMutatingCallsAreLogged(t *testing.T) {
 	var buf daemontest.SyncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	_, c := start(t, admin.Options{Logger: log}, richBackend())
+	_, c := start(t, adminserver.Options{Logger: log}, richBackend())
 	c.Users(ctx(t))
 	if _, err := c.Kick(ctx(t), "alice", "spam"); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package admin_test
+package adminserver_test
 
 import (
 	"encoding/json"
@@ -14,25 +14,25 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/admin/adminserver"
 	"github.com/qqchat/qq/admin/internal/admintest"
-	"github.com/qqchat/qq/daemon"
-	"github.com/qqchat/qq/plugins"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func richBackend() *admintest.Backend {
 	b := fakeBackend()
-	b.SessionList = []daemon.SessionInfo{
-		{ID: 1, User: "alice", Remote: "127.0.0.1:4001", Since: t0, MsgsIn: 2, MsgsOut: 3},
-		{ID: 4, User: "alice", Remote: "127.0.0.1:4004", Since: t0, MsgsIn: 0, MsgsOut: 1},
-		{ID: 2, User: "bob", Remote: "[::1]:4002", Since: t0, MsgsIn: 5, MsgsOut: 0},
+	b.SessionList = []admin.UserSession{
+		{User: "alice", Session: admin.Session{ID: 1, Remote: "127.0.0.1:4001", Since: t0, MsgsIn: 2, MsgsOut: 3}},
+		{User: "alice", Session: admin.Session{ID: 4, Remote: "127.0.0.1:4004", Since: t0, MsgsIn: 0, MsgsOut: 1}},
+		{User: "bob", Session: admin.Session{ID: 2, Remote: "[::1]:4002", Since: t0, MsgsIn: 5, MsgsOut: 0}},
 	}
-	b.StatsValue = daemon.Stats{Started: t0, Connections: 4, LoggedIn: 3, UsersOnline: 2, Accepted: 10, MessagesAccepted: 7, MessagesPushed: 9}
-	b.PluginList = []plugins.Status{
-		{Name: "sqlite", Kind: plugins.KindStorage, Up: true, Pid: 42, Since: t0, Restarts: 1},
-		{Name: "antispam", Kind: plugins.KindFilter, Up: false, Since: t0, Restarts: 3, LastErr: "process exited"},
+	b.StatsValue = admin.Stats{Version: "1.2.3", Started: t0, Connections: 4, LoggedIn: 3, UsersOnline: 2, Accepted: 10, MessagesAccepted: 7, MessagesPushed: 9}
+	b.PluginList = []admin.Plugin{
+		{Name: "sqlite", Kind: "storage", Up: true, Pid: 42, Since: t0, Restarts: 1},
+		{Name: "antispam", Kind: "filter", Up: false, Since: t0, Restarts: 3, LastError: "process exited"},
 	}
 	b.Online = map[string]int{"alice": 2}
 	b.BroadcastN = 3
@@ -131,7 +131,7 @@ func TestEndpoints(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(b)
 			}
-			s, _ := start(t, admin.Options{}, b)
+			s, _ := start(t, adminserver.Options{}, b)
 			status, body, err := rawRequest(s.Path(), tt.method, tt.path, tt.body)
 			if err != nil {
 				t.Fatal(err)
@@ -164,7 +164,7 @@ func (w *wrapped) Unwrap() error { return w.err }
 func TestStats(t *testing.T) {
 	b := richBackend()
 	b.StatsValue.Started = time.Now().Add(-90 * time.Second)
-	_, c := start(t, admin.Options{}, b)
+	_, c := start(t, adminserver.Options{}, b)
 	st, err := c.Stats(ctx(t))
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestStats(t *testing.T) {
 		t.Errorf("uptime = %ds, want about 90", st.UptimeSeconds)
 	}
 	st.UptimeSeconds, st.Started = 0, time.Time{}
-	want := admin.Stats{Version: daemon.Version(), Connections: 4, LoggedIn: 3, UsersOnline: 2, Accepted: 10, MessagesAccepted: 7, MessagesPushed: 9}
+	want := admin.Stats{Version: "1.2.3", Connections: 4, LoggedIn: 3, UsersOnline: 2, Accepted: 10, MessagesAccepted: 7, MessagesPushed: 9}
 	if *st != want {
 		t.Errorf("Stats = %+v, want %+v", *st, want)
 	}
@@ -182,7 +182,7 @@ func TestStats(t *testing.T) {
 // TestClient checks every Client method and its errors.
 func TestClient(t *testing.T) {
 	b := richBackend()
-	_, c := start(t, admin.Options{}, b)
+	_, c := start(t, adminserver.Options{}, b)
 	ctx := ctx(t)
 
 	users, err := c.Users(ctx)
@@ -261,12 +261,12 @@ func staleSocket(t *testing.T, path string) string {
 }
 
 func TestSocketSafety(t *testing.T) {
-	dir := openTempDir(t)
+	dir := admintest.OpenTempDir(t)
 	path := filepath.Join(dir, "admin.sock")
 
 	t.Run("live socket is not taken over", func(t *testing.T) {
-		s, _ := start(t, admin.Options{Path: path}, fakeBackend())
-		_, err := admin.Listen(admin.Options{Path: path}, fakeBackend())
+		s, _ := start(t, adminserver.Options{Path: path}, fakeBackend())
+		_, err := adminserver.Listen(adminserver.Options{Path: path}, fakeBackend())
 		if err == nil || err.Error() != "another qqd is already listening on "+path {
 			t.Fatalf("second Listen = %v, want another qqd is already listening", err)
 		}
@@ -282,7 +282,7 @@ func TestSocketSafety(t *testing.T) {
 	})
 	t.Run("stale socket is replaced", func(t *testing.T) {
 		staleSocket(t, path)
-		s, c := start(t, admin.Options{Path: path}, fakeBackend())
+		s, c := start(t, adminserver.Options{Path: path}, fakeBackend())
 		if _, err := c.Users(ctx(t)); err != nil {
 			t.Errorf("Users on the new socket: %v", err)
 		}
@@ -291,7 +291,7 @@ func TestSocketSafety(t *testing.T) {
 	t.Run("other file is left alone", func(t *testing.T) {
 		file := filepath.Join(dir, "precious")
 		os.WriteFile(file, []byte("data"), 0o600)
-		_, err := admin.Listen(admin.Options{Path: file}, fakeBackend())
+		_, err := adminserver.Listen(adminserver.Options{Path: file}, fakeBackend())
 		if err == nil || !strings.Contains(err.Error(), "is not a socket") {
 			t.Errorf("Listen on a file = %v, want is not a socket", err)
 		}
@@ -300,13 +300,13 @@ func TestSocketSafety(t *testing.T) {
 		}
 	})
 	t.Run("missing directory", func(t *testing.T) {
-		_, err := admin.Listen(admin.Options{Path: filepath.Join(dir, "no", "admin.sock")}, fakeBackend())
+		_, err := adminserver.Listen(adminserver.Options{Path: filepath.Join(dir, "no", "admin.sock")}, fakeBackend())
 		if err == nil {
 			t.Error("Listen in a missing directory succeeded")
 		}
 	})
 	t.Run("unknown group", func(t *testing.T) {
-		_, err := admin.Listen(admin.Options{Path: path, Group: "no-such-group-qq"}, fakeBackend())
+		_, err := adminserver.Listen(adminserver.Options{Path: path, Group: "no-such-group-qq"}, fakeBackend())
 		if err == nil || !strings.Contains(err.Error(), `unknown group "no-such-group-qq"`) {
 			t.Errorf("Listen = %v, want unknown group", err)
 		}
@@ -319,13 +319,13 @@ func TestSocketSafety(t *testing.T) {
 func TestSocketMode(t *testing.T) {
 	tests := []struct {
 		name string
-		opts admin.Options
+		opts adminserver.Options
 		mode os.FileMode
 		gid  int // -1: ours
 	}{
-		{"default", admin.Options{}, 0o660, -1},
-		{"group", admin.Options{Group: "users"}, 0o660, 100},
-		{"read-only group", admin.Options{Group: "users", ReadOnlyGroup: "staff"}, 0o666, 100},
+		{"default", adminserver.Options{}, 0o660, -1},
+		{"group", adminserver.Options{Group: "users"}, 0o660, 100},
+		{"read-only group", adminserver.Options{Group: "users", ReadOnlyGroup: "staff"}, 0o666, 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -354,7 +354,7 @@ func TestSocketMode(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	s, c := start(t, admin.Options{Registry: reg}, richBackend())
+	s, c := start(t, adminserver.Options{Registry: reg}, richBackend())
 	c.Users(ctx(t))
 	c.Users(ctx(t))
 	c.Kick(ctx(t), "nobody", "")
@@ -384,15 +384,22 @@ func TestMetrics(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("qqd_admin_requests_total = %v, want %v", got, want)
 	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatalf("GatherAndLint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
 	// A second server on the same registry cannot register again.
-	if _, err := admin.Listen(admin.Options{Path: filepath.Join(t.TempDir(), "b.sock"), Registry: reg}, fakeBackend()); err == nil {
+	if _, err := adminserver.Listen(adminserver.Options{Path: filepath.Join(t.TempDir(), "b.sock"), Registry: reg}, fakeBackend()); err == nil {
 		t.Error("second Listen on the same registry succeeded")
 	}
 }
 
 func TestCloseBeforeServe(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "admin.sock")
-	s, err := admin.Listen(admin.Options{Path: path}, fakeBackend())
+	s, err := adminserver.Listen(adminserver.Options{Path: path}, fakeBackend())
 	if err != nil {
 		t.Fatal(err)
 	}

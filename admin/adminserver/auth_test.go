@@ -1,10 +1,11 @@
-package admin_test
+package adminserver_test
 
 import (
 	"path/filepath"
 	"testing"
 
-	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/admin/adminserver"
+	"github.com/qqchat/qq/admin/internal/admintest"
 )
 
 const nobody = 65534
@@ -20,7 +21,7 @@ const (
 // against a server run by root.
 func TestPermissionMatrix(t *testing.T) {
 	b := richBackend()
-	s, _ := start(t, admin.Options{Group: "staff", ReadOnlyGroup: "users"}, b)
+	s, _ := start(t, adminserver.Options{Group: "staff", ReadOnlyGroup: "users"}, b)
 	const denied = `{"error":{"code":"forbidden","message":"permission denied: you must be root, the qqd user or in group staff"}}`
 	const readOnly = `{"error":{"code":"forbidden","message":"permission denied: your group may use read-only calls only; to change anything you must be root, the qqd user or in group staff"}}`
 	tests := []struct {
@@ -69,13 +70,13 @@ func TestPermissionMatrix(t *testing.T) {
 // read-only group), the stranger connects and gets 403 from the
 // credential check.
 func TestUnauthorisedCaller(t *testing.T) {
-	s, _ := start(t, admin.Options{}, fakeBackend())
+	s, _ := start(t, adminserver.Options{}, fakeBackend())
 	r := asUser(t, nobody, []uint32{gidNogroup}, childRequest{Socket: s.Path(), Method: "GET", Path: "/v1/users"})
 	if r.DialErr != "EACCES" {
 		t.Errorf("connect as nobody to a 0660 socket: %+v, want EACCES", r)
 	}
 
-	s2, _ := start(t, admin.Options{Path: filepath.Join(openTempDir(t), "open.sock"), ReadOnlyGroup: "users"}, fakeBackend())
+	s2, _ := start(t, adminserver.Options{Path: filepath.Join(admintest.OpenTempDir(t), "open.sock"), ReadOnlyGroup: "users"}, fakeBackend())
 	r = asUser(t, nobody, []uint32{gidNogroup}, childRequest{Socket: s2.Path(), Method: "GET", Path: "/v1/users"})
 	want := `{"error":{"code":"forbidden","message":"permission denied: you must be root or the qqd user"}}`
 	if r.Status != 403 || !jsonEqual(t, r.Body, want) {

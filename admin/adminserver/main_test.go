@@ -1,8 +1,7 @@
-package admin_test
+package adminserver_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,28 +10,21 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/admin/adminserver"
 	"github.com/qqchat/qq/admin/internal/admintest"
-	"go.uber.org/goleak"
 )
 
 // childEnv switches the test binary into a tiny admin client (see
 // runChild), run as another user by asUser.
 const childEnv = "QQ_ADMIN_TEST_CHILD"
 
-func TestMain(m *testing.M) {
-	if spec := os.Getenv(childEnv); spec != "" {
-		os.Exit(runChild(spec))
-	}
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { admintest.Main(m, childEnv, runChild) }
 
 // childRequest is what a child process does: one request, as a plain
 // HTTP client on the socket.
@@ -85,7 +77,7 @@ func rawRequest(socket, method, path, body string) (int, string, error) {
 	if err := req.Write(c); err != nil {
 		return 0, "", err
 	}
-	resp, err := http.ReadResponse(bufioReader(c), req)
+	resp, err := http.ReadResponse(bufio.NewReader(c), req)
 	if err != nil {
 		return 0, "", err
 	}
@@ -99,87 +91,24 @@ func rawRequest(socket, method, path, body string) (int, string, error) {
 // test is skipped.
 func asUser(t *testing.T, uid uint32, gids []uint32, req childRequest) childResult {
 	t.Helper()
-	bin := childBinary(t)
 	spec, _ := json.Marshal(req)
-	cmd := exec.Command(bin, "-test.run=^$")
-	// The race runtime waits a second at exit unless told not to.
-	cmd.Env = append(os.Environ(), childEnv+"="+string(spec), "GORACE=atexit_sleep_ms=0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gids[0], Groups: gids[1:]}}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("child as uid %d gids %v: %v\n%s", uid, gids, err, stderr.String())
+	r := admintest.RunAs(t, uid, gids, childEnv, string(spec))
+	if r.Code != 0 {
+		t.Fatalf("child as uid %d gids %v: exit %d\n%s", uid, gids, r.Code, r.Stderr)
 	}
 	var res childResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("child output %q: %v", out, err)
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatalf("child output %q: %v", r.Stdout, err)
 	}
 	return res
 }
 
-// childBinary copies the test binary where any user can run it (go test
-// builds it in a directory only its owner can enter).
-func childBinary(t *testing.T) string {
+// start runs an admin Server with b behind it (see admintest.Serve) and
+// returns it with a Client, closed by Cleanup.
+func start(t *testing.T, opts adminserver.Options, b adminserver.Backend) (*adminserver.Server, *admin.Client) {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run a client as another user")
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := openTempDir(t)
-	bin := filepath.Join(dir, "admin.test")
-	if os.Link(self, bin) == nil {
-		if err := os.Chmod(bin, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return bin
-	}
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-// openTempDir is a t.TempDir() that other users may enter (the
-// directories t.TempDir makes are 0700).
-func openTempDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-// start runs an admin Server on a socket in a fresh directory, with b
-// behind it, and returns it with a Client; both are closed by Cleanup.
-func start(t *testing.T, opts admin.Options, b admin.Backend) (*admin.Server, *admin.Client) {
-	t.Helper()
-	if opts.Path == "" {
-		opts.Path = filepath.Join(openTempDir(t), "admin.sock")
-	}
-	s, err := admin.Listen(opts, b)
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve() }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	c, err := admin.Dial(opts.Path)
+	s := admintest.Serve(t, opts, b)
+	c, err := admin.Dial(s.Path())
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -196,5 +125,3 @@ func ctx(t *testing.T) context.Context {
 func fakeBackend() *admintest.Backend {
 	return &admintest.Backend{Accounts: map[string]string{"carol": "carol-pass"}}
 }
-
-func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }

@@ -1,38 +1,64 @@
-package admin_test
+package main
 
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/admin/adminserver"
 	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/plugins"
 )
 
-// daemonBackend is qqd's adapter in miniature: *daemon.Server serves the
-// Backend but for Plugins and Reload, which come from the plugin set.
-type daemonBackend struct {
-	*daemon.Server
+// dialAdmin serves the admin API with qqd's adminBackend around d, with
+// the plugins statuses reports and a reload that is always refused, and
+// returns a Client of it. Both end with the test.
+func dialAdmin(t *testing.T, d *daemon.Server, statuses func() []plugins.Status) *admin.Client {
+	t.Helper()
+	b := adminBackend{d: d, statuses: statuses, reload: func(context.Context) ([]string, error) {
+		return nil, errors.New("no configuration file to reload")
+	}}
+	s, err := adminserver.Listen(adminserver.Options{Path: filepath.Join(t.TempDir(), "admin.sock")}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() { s.Close(); <-done })
+	c, err := admin.Dial(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
-var _ admin.Backend = daemonBackend{}
-
-func (daemonBackend) Plugins() []plugins.Status { return nil }
-func (daemonBackend) Reload(context.Context) ([]string, error) {
-	return nil, errors.New("no configuration file to reload")
+func adminCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), daemontest.Timeout)
+	t.Cleanup(cancel)
+	return ctx
 }
 
-// TestRealDaemon drives a real in-process qqd through the admin socket:
-// users, stats, broadcast, and a kick that ends the user's raw QQP
-// session with reason admin and the operator's text.
-func TestRealDaemon(t *testing.T) {
+// TestAdminBackend drives a real in-process daemon through the admin
+// socket and qqd's adapter: users, stats, plugins, broadcast, and a kick
+// that ends the user's raw QQP session with reason admin and the
+// operator's text.
+func TestAdminBackend(t *testing.T) {
 	srv := daemontest.Start(t)
 	alice := srv.User(t, "alice")
 	bob := srv.User(t, "bob")
-	_, c := start(t, admin.Options{}, daemonBackend{srv.Daemon})
-	ctx := ctx(t)
+	since := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c := dialAdmin(t, srv.Daemon, func() []plugins.Status {
+		return []plugins.Status{
+			{Name: "sqlite", Kind: plugins.KindStorage, Up: true, Pid: 42, Since: since, Restarts: 1},
+			{Name: "antispam", Kind: plugins.KindFilter, Since: since, Restarts: 3, LastErr: "process exited"},
+		}
+	})
+	ctx := adminCtx(t)
 
 	users, err := c.Users(ctx)
 	if err != nil || len(users) != 2 || users[0].User != "alice" || users[1].User != "bob" || len(users[0].Sessions) != 1 {
@@ -42,8 +68,16 @@ func TestRealDaemon(t *testing.T) {
 		t.Errorf("alice's remote = %s, want %s", users[0].Sessions[0].Remote, alice.C.LocalAddr())
 	}
 	st, err := c.Stats(ctx)
-	if err != nil || st.LoggedIn != 2 || st.UsersOnline != 2 || st.Connections != 2 {
-		t.Errorf("Stats = %+v, %v; want 2 logged in", st, err)
+	if err != nil || st.LoggedIn != 2 || st.UsersOnline != 2 || st.Connections != 2 || st.Version != daemon.Version() || st.Started.IsZero() {
+		t.Errorf("Stats = %+v, %v; want 2 logged in, version %s", st, err, daemon.Version())
+	}
+	ps, err := c.Plugins(ctx)
+	want := []admin.Plugin{
+		{Name: "sqlite", Kind: "storage", Up: true, Pid: 42, Since: since, Restarts: 1},
+		{Name: "antispam", Kind: "filter", Since: since, Restarts: 3, LastError: "process exited"},
+	}
+	if err != nil || len(ps) != 2 || ps[0] != want[0] || ps[1] != want[1] {
+		t.Errorf("Plugins = %+v, %v; want %+v", ps, err, want)
 	}
 
 	if n, err := c.Broadcast(ctx, "maintenance at 5"); n != 2 || err != nil {
@@ -71,12 +105,13 @@ func TestRealDaemon(t *testing.T) {
 	}
 }
 
-// TestRealDaemonAccounts: accounts made over the socket work on the
-// protocol, and the daemon's errors arrive with their codes and texts.
-func TestRealDaemonAccounts(t *testing.T) {
+// TestAdminAccounts: accounts made over the socket work on the
+// protocol, and the daemon's account errors arrive as the admin API's,
+// with their codes and the daemon's texts.
+func TestAdminAccounts(t *testing.T) {
 	srv := daemontest.Start(t)
-	_, c := start(t, admin.Options{}, daemonBackend{srv.Daemon})
-	ctx := ctx(t)
+	c := dialAdmin(t, srv.Daemon, func() []plugins.Status { return nil })
+	ctx := adminCtx(t)
 
 	if err := c.AddAccount(ctx, "dave", "dave-secret"); err != nil {
 		t.Fatalf("AddAccount = %v", err)

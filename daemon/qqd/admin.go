@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/admin/adminserver"
+	"github.com/qqchat/qq/daemon"
+	"github.com/qqchat/qq/plugins"
+)
+
+// adminBackend is what the admin socket drives: the daemon's data
+// methods, the plugins' status and the same reload as SIGHUP. It adapts
+// them to the admin API, which owns its types and errors: this is the one
+// place that knows both sides.
+type adminBackend struct {
+	d        *daemon.Server
+	statuses func() []plugins.Status // the supervised plugins (pluginset.Live.Statuses)
+	reload   func(context.Context) ([]string, error)
+}
+
+var _ adminserver.Backend = adminBackend{}
+
+func (b adminBackend) Sessions() []admin.UserSession {
+	ss := b.d.Sessions()
+	out := make([]admin.UserSession, len(ss))
+	for i, s := range ss {
+		out[i] = admin.UserSession{User: s.User, Session: admin.Session{
+			ID: s.ID, Remote: s.Remote, Since: s.Since, MsgsIn: s.MsgsIn, MsgsOut: s.MsgsOut,
+		}}
+	}
+	return out
+}
+
+func (b adminBackend) Stats() admin.Stats {
+	st := b.d.Stats()
+	return admin.Stats{
+		Version:          daemon.Version(),
+		Started:          st.Started,
+		Connections:      st.Connections,
+		LoggedIn:         st.LoggedIn,
+		UsersOnline:      st.UsersOnline,
+		Accepted:         st.Accepted,
+		MessagesAccepted: st.MessagesAccepted,
+		MessagesPushed:   st.MessagesPushed,
+	}
+}
+
+func (b adminBackend) Kick(user, reason string) int { return b.d.Kick(user, reason) }
+func (b adminBackend) Broadcast(text string) int    { return b.d.Broadcast(text) }
+
+func (b adminBackend) Plugins() []admin.Plugin {
+	ss := b.statuses()
+	out := make([]admin.Plugin, len(ss))
+	for i, s := range ss {
+		out[i] = admin.Plugin{
+			Name: s.Name, Kind: string(s.Kind), Up: s.Up, Pid: s.Pid, Since: s.Since,
+			Restarts: s.Restarts, LastError: s.LastErr,
+		}
+	}
+	return out
+}
+
+func (b adminBackend) Reload(ctx context.Context) ([]string, error) { return b.reload(ctx) }
+
+func (b adminBackend) AddAccount(ctx context.Context, user, password string) error {
+	return adminAccountError(b.d.AddAccount(ctx, user, password))
+}
+
+func (b adminBackend) RemoveAccount(ctx context.Context, user string) (int64, error) {
+	n, err := b.d.RemoveAccount(ctx, user)
+	return n, adminAccountError(err)
+}
+
+func (b adminBackend) SetPassword(ctx context.Context, user, password string) error {
+	return adminAccountError(b.d.SetPassword(ctx, user, password))
+}
+
+// adminAccountError maps the daemon's account errors to the admin API's;
+// any other error (nil too) is returned as it is. An invalid account keeps
+// the daemon's text of the rule it breaks, which the operator sees.
+func adminAccountError(err error) error {
+	switch {
+	case errors.Is(err, daemon.ErrAccountExists):
+		return admin.ErrUserExists
+	case errors.Is(err, daemon.ErrNoAccount):
+		return admin.ErrUnknownUser
+	case errors.Is(err, daemon.ErrInvalidAccount):
+		return admin.Invalid(strings.TrimPrefix(err.Error(), daemon.ErrInvalidAccount.Error()+": "))
+	}
+	return err
+}
