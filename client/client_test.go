@@ -18,6 +18,7 @@ import (
 	"github.com/qqchat/qq/client"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -300,6 +301,34 @@ func TestServerErrors(t *testing.T) {
 	}
 	if err := c.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// brokenFilter fails every call, like a filter whose plugin process died.
+type brokenFilter struct{}
+
+func (brokenFilter) Filter(context.Context, []plugins.FilterMessage) ([]plugins.Verdict, error) {
+	return nil, errors.New("filter plugin exited")
+}
+
+// The error of a refused request keeps the server's message, not only its
+// code: for unavailable it is what tells a filter outage from a storage one.
+func TestServerErrorKeepsMessage(t *testing.T) {
+	s := daemontest.StartWithPlugins(t, daemontest.Config(t), nil,
+		[]plugins.FilterLink{{Name: "broken", Filter: brokenFilter{}, OnFailure: plugins.FailClosed}})
+	register(t, s, "bob")
+	c := user(t, s, "alice")
+	_, err := c.Send(testCtx(t), "bob", "hi")
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("Send through a failing filter: %v, want a *protocol.Error", err)
+	}
+	if pe.Code != protocol.CodeUnavailable || pe.Message != "message filter unavailable; nothing was stored" {
+		t.Fatalf("Send through a failing filter: code %q, message %q; want unavailable, %q",
+			pe.Code, pe.Message, "message filter unavailable; nothing was stored")
+	}
+	if !strings.Contains(err.Error(), pe.Message) {
+		t.Fatalf("Send error %q does not carry the server's message", err)
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package client is a Go client for qqd, speaking QQP/1 (see
-// shared/qqp-1.md) over one TCP connection.
+// docs/protocol.md) over one TCP connection.
 //
 // Contracts:
 //

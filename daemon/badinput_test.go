@@ -1,8 +1,8 @@
 package daemon_test
 
 // Bad input, one kind per test. Each test checks the documented error
-// (docs/protocol.md, shared/qqp-1.md) and then that another client still
-// gets a message through (stillServing). Cases daemon_test.go already
+// (docs/protocol.md) and then that another client still gets a message
+// through (stillServing). Cases daemon_test.go already
 // covers are not repeated: every request type before login (TestErrors),
 // a frame of max+1 bytes in one burst and in 8 KB chunks
 // (TestFrameTooLarge), an ASCII body of exactly max_body_bytes and one

@@ -84,9 +84,14 @@ func (a *app) login(ctx context.Context, g *globals) (*client.Client, int64, err
 	pending, err := c.Login(lctx, g.user, pw)
 	if err != nil {
 		c.Close()
-		if errors.Is(err, &protocol.Error{Code: protocol.CodeAuthFailed}) {
+		var pe *protocol.Error
+		if errors.As(err, &pe) && pe.Code == protocol.CodeAuthFailed {
+			why := "wrong user name or password"
+			if pe.Message != "" {
+				why = sanitize(pe.Message)
+			}
 			return nil, 0, &cli.Error{Code: exitAuth, Err: err, Msg: fmt.Sprintf(
-				"login failed for %s: wrong user name or password (new here? create an account with: qq register %s)", g.user, g.user)}
+				"login failed for %s: %s (new here? create an account with: qq register %s)", g.user, why, g.user)}
 		}
 		return nil, 0, failed(err, "")
 	}

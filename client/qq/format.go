@@ -116,48 +116,53 @@ func describeKick(ke *client.KickedError) string {
 	return s
 }
 
+// describeServerError is the line for an error reply. The server writes
+// its messages for people (for unavailable, say, whether storage or a
+// filter is down), so qq shows the message as sent and adds only what the
+// server cannot know: the name the request was about, the retry time, that
+// the connection is closed. qq's own text stands in only when the server
+// sent no message.
 func describeServerError(pe *protocol.Error, name string) string {
-	msg := sanitize(pe.Message)
+	text := func(fallback string) string {
+		if pe.Message == "" {
+			return fallback
+		}
+		return sanitize(pe.Message)
+	}
+	about := func(s string) string {
+		if name == "" {
+			return s
+		}
+		return sanitize(name) + ": " + s
+	}
 	switch pe.Code {
 	case protocol.CodeUnknownUser:
-		if name != "" {
-			return sanitize(name) + " is not a registered user"
-		}
-		return "no such user"
-	case protocol.CodeTooLarge:
-		return "message too large"
-	case protocol.CodeFrameTooLarge:
-		return "message too large (the server closed the connection)"
-	case protocol.CodeRejected:
-		if msg == "" {
-			msg = "refused by the server's filter"
-		}
-		return "rejected: " + msg
-	case protocol.CodeRateLimited:
-		return fmt.Sprintf("rate limited, retry in %d ms", pe.RetryAfterMS)
+		return about(text("not a registered user"))
 	case protocol.CodeUserExists:
-		if name != "" {
-			return "the user name " + sanitize(name) + " is taken"
-		}
-		return "that user name is taken"
+		return about(text("that user name is taken"))
+	case protocol.CodeTooLarge:
+		return text("message too large")
+	case protocol.CodeFrameTooLarge:
+		return text("message too large") + " (the server closed the connection)"
+	case protocol.CodeRejected:
+		return "rejected: " + text("refused by the server's filter")
+	case protocol.CodeRateLimited:
+		return fmt.Sprintf("%s; retry in %d ms", text("rate limited"), pe.RetryAfterMS)
 	case protocol.CodeRegistrationClosed:
-		return "registration is closed on this server"
+		return text("registration is closed on this server")
 	case protocol.CodeAuthFailed:
-		return "login failed: wrong user name or password"
+		return "login failed: " + text("wrong user name or password")
 	case protocol.CodeNotLoggedIn:
-		return "not logged in"
+		return text("not logged in")
 	case protocol.CodeAlreadyLoggedIn:
-		return "already logged in"
+		return text("already logged in")
 	case protocol.CodeUnavailable:
-		return "the server cannot store messages right now; try again later"
+		return text("the server cannot handle this request right now; try again later")
 	case protocol.CodeBadRequest:
-		if msg == "" {
+		if pe.Message == "" {
 			return "invalid request"
 		}
-		return "invalid request: " + msg
+		return "invalid request: " + text("")
 	}
-	if msg == "" {
-		return "server error " + sanitize(string(pe.Code))
-	}
-	return "server error " + sanitize(string(pe.Code)) + ": " + msg
+	return text("server error " + sanitize(string(pe.Code)))
 }

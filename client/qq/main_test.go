@@ -15,6 +15,7 @@ import (
 	"github.com/qqchat/qq/client/cli"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
 )
 
 const pw = "password1"
@@ -138,7 +139,7 @@ func TestOneShot(t *testing.T) {
 	bob := map[string]string{"QQ_USER": "bob"}
 
 	expect(t, qq(t, s.Addr, nil, "register", "alice"), exitOK, "registered alice")
-	expectErr(t, qq(t, s.Addr, nil, "register", "alice"), exitRefused, "alice is taken")
+	expectErr(t, qq(t, s.Addr, nil, "register", "alice"), exitRefused, "alice: user name is taken")
 	reg := decode[struct {
 		Registered bool   `json:"registered"`
 		User       string `json:"user"`
@@ -165,9 +166,9 @@ func TestOneShot(t *testing.T) {
 	if s1.MsgID == "" || s1 != s2 || s1.Status != protocol.StatusQueued {
 		t.Fatalf("send --cid twice: %+v then %+v", s1, s2)
 	}
-	expectErr(t, qq(t, s.Addr, alice, "send", "nobody", "hi"), exitRefused, "nobody is not a registered user")
+	expectErr(t, qq(t, s.Addr, alice, "send", "nobody", "hi"), exitRefused, "nobody: no such user")
 	big := strings.Repeat("x", s.Config.Limits.MaxBodyBytes+1)
-	expectErr(t, qq(t, s.Addr, alice, "send", "bob", big), exitRefused, "message too large")
+	expectErr(t, qq(t, s.Addr, alice, "send", "bob", big), exitRefused, "body longer than")
 	r = qq(t, s.Addr, alice, "send", "--json", "nobody", "hi")
 	je := decode[struct {
 		Error struct {
@@ -176,7 +177,7 @@ func TestOneShot(t *testing.T) {
 			Exit    int           `json:"exit"`
 		} `json:"error"`
 	}](t, r.stdout)
-	if r.code != exitRefused || je.Error.Code != protocol.CodeUnknownUser || je.Error.Exit != exitRefused || je.Error.Message != "nobody is not a registered user" {
+	if r.code != exitRefused || je.Error.Code != protocol.CodeUnknownUser || je.Error.Exit != exitRefused || je.Error.Message != "nobody: no such user" {
 		t.Fatalf("send --json to nobody: exit %d, %+v", r.code, je)
 	}
 
@@ -232,7 +233,43 @@ func TestOneShot(t *testing.T) {
 		t.Fatalf("history --before = %+v", h2)
 	}
 	expect(t, qq(t, s.Addr, bob, "history", "--limit", "1", "alice"), exitOK, "(older messages: qq history alice --before ")
-	expectErr(t, qq(t, s.Addr, bob, "history", "nobody"), exitRefused, "nobody is not a registered user")
+	expectErr(t, qq(t, s.Addr, bob, "history", "nobody"), exitRefused, "nobody: no such user")
+}
+
+// brokenFilter fails every call, like a filter whose plugin process died.
+type brokenFilter struct{}
+
+func (brokenFilter) Filter(context.Context, []plugins.FilterMessage) ([]plugins.Verdict, error) {
+	return nil, errors.New("filter plugin exited")
+}
+
+// A filter outage is reported as the server words it, not as a storage
+// problem: qq shows the server's message for an error reply.
+func TestFilterOutageShowsServerMessage(t *testing.T) {
+	s := daemontest.StartWithPlugins(t, daemontest.Config(t), nil,
+		[]plugins.FilterLink{{Name: "broken", Filter: brokenFilter{}, OnFailure: plugins.FailClosed}})
+	alice := map[string]string{"QQ_USER": "alice"}
+	expect(t, qq(t, s.Addr, nil, "register", "alice"), exitOK)
+	expect(t, qq(t, s.Addr, nil, "register", "bob"), exitOK)
+
+	const want = "message filter unavailable; nothing was stored"
+	r := qq(t, s.Addr, alice, "send", "bob", "hi")
+	if r.code != exitRefused || r.errText() != want {
+		t.Fatalf("send through a failing filter: exit %d, %q; want exit %d, %q", r.code, r.errText(), exitRefused, want)
+	}
+	r = qq(t, s.Addr, alice, "send", "--json", "bob", "hi")
+	je := decode[struct {
+		Error struct {
+			Code    protocol.Code `json:"code"`
+			Message string        `json:"message"`
+			Exit    int           `json:"exit"`
+		} `json:"error"`
+	}](t, r.stdout)
+	if je.Error.Code != protocol.CodeUnavailable || je.Error.Message != want || je.Error.Exit != exitRefused {
+		t.Fatalf("send --json through a failing filter: %+v", je.Error)
+	}
+	// And indeed nothing was stored.
+	expect(t, qq(t, s.Addr, map[string]string{"QQ_USER": "bob"}, "offline"), exitOK, "no messages waiting")
 }
 
 func TestRegisterPrompt(t *testing.T) {
@@ -337,7 +374,7 @@ func TestChat(t *testing.T) {
 	waitFor("(older messages exist: qq history bob --before ")
 	waitFor("] alice → bob: and a plain line\n")
 	type_("/msg nobody x")
-	waitFor("nobody is not a registered user\n")
+	waitFor("nobody: no such user\n")
 	type_("/frob")
 	waitFor("unknown command /frob")
 	type_("/offline")
@@ -424,14 +461,29 @@ func TestDescribeAndExitCodes(t *testing.T) {
 		want string
 		code int
 	}{
-		{&protocol.Error{Code: protocol.CodeUnknownUser}, "bob", "bob is not a registered user", exitRefused},
-		{&protocol.Error{Code: protocol.CodeTooLarge}, "", "message too large", exitRefused},
+		// The server's message is shown, with the name the request was
+		// about and the retry time around it.
+		{&protocol.Error{Code: protocol.CodeUnknownUser, Message: "no such user"}, "bob", "bob: no such user", exitRefused},
+		{&protocol.Error{Code: protocol.CodeUserExists, Message: "user name is taken"}, "bob", "bob: user name is taken", exitRefused},
+		{&protocol.Error{Code: protocol.CodeTooLarge, Message: "body longer than 16384 bytes"}, "", "body longer than 16384 bytes", exitRefused},
 		{&protocol.Error{Code: protocol.CodeRejected, Message: "no spam"}, "", "rejected: no spam", exitRefused},
-		{&protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: 250}, "", "rate limited, retry in 250 ms", exitRefused},
-		{&protocol.Error{Code: protocol.CodeUserExists}, "bob", "the user name bob is taken", exitRefused},
+		{&protocol.Error{Code: protocol.CodeRateLimited, Message: "sending too fast", RetryAfterMS: 250}, "", "sending too fast; retry in 250 ms", exitRefused},
+		{&protocol.Error{Code: protocol.CodeAuthFailed, Message: "wrong password"}, "", "login failed: wrong password", exitAuth},
+		{&protocol.Error{Code: protocol.CodeNotLoggedIn, Message: "log in first"}, "", "log in first", exitAuth},
+		{&protocol.Error{Code: protocol.CodeUnavailable, Message: "message filter unavailable; nothing was stored"}, "", "message filter unavailable; nothing was stored", exitRefused},
+		{&protocol.Error{Code: protocol.CodeBadRequest, Message: "cid must be 1-128 bytes"}, "", "invalid request: cid must be 1-128 bytes", exitRefused},
+		{&protocol.Error{Code: protocol.CodeFrameTooLarge, Message: "frame longer than max_frame_bytes"}, "", "frame longer than max_frame_bytes (the server closed the connection)", exitRefused},
+		{&protocol.Error{Code: "future_code", Message: "m\x1b"}, "", "m\\x1b", exitRefused},
+		// qq's own text only when the server sent no message.
+		{&protocol.Error{Code: protocol.CodeUnknownUser}, "bob", "bob: not a registered user", exitRefused},
+		{&protocol.Error{Code: protocol.CodeTooLarge}, "", "message too large", exitRefused},
+		{&protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: 250}, "", "rate limited; retry in 250 ms", exitRefused},
+		{&protocol.Error{Code: protocol.CodeUserExists}, "", "that user name is taken", exitRefused},
 		{&protocol.Error{Code: protocol.CodeAuthFailed}, "", "login failed: wrong user name or password", exitAuth},
 		{&protocol.Error{Code: protocol.CodeNotLoggedIn}, "", "not logged in", exitAuth},
-		{&protocol.Error{Code: "future_code", Message: "m"}, "", "server error future_code: m", exitRefused},
+		{&protocol.Error{Code: protocol.CodeUnavailable}, "", "the server cannot handle this request right now; try again later", exitRefused},
+		{&protocol.Error{Code: protocol.CodeBadRequest}, "", "invalid request", exitRefused},
+		{&protocol.Error{Code: "future_code"}, "", "server error future_code", exitRefused},
 		{&client.KickedError{Reason: "admin", Message: "bye"}, "", "disconnected by the server: an operator kicked you (bye)", exitOther},
 		{context.DeadlineExceeded, "", "timed out waiting for the server", exitOther},
 		{errors.New("boom"), "", "boom", exitOther},

@@ -4,7 +4,6 @@
 // pushes.
 //
 // The package imports only the standard library so that any Go client can use
-// it without pulling in the server. The contract itself is ../shared/qqp-1.md;
-// this package's behaviour where the contract leaves room is documented in
-// docs/protocol.md.
+// it without pulling in the server. The contract, and qqd's readings of it
+// where the contract leaves room, are documented in docs/protocol.md.
 package protocol
