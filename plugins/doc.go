@@ -2,7 +2,9 @@
 // interface that keeps users, history and pending messages, the Filter
 // interface that inspects messages before they are stored, and the
 // go-plugin wiring that runs both out of process (Start, Supervisor,
-// ServeStorage, ServeFilter). docs/plugins.md is the author's guide.
+// ServeStorage, ServeFilter). docs/plugins.md is the author's guide; the
+// package examples, a filter plugin and a storage plugin, are the place
+// to start.
 //
 // The Storage interface is shaped to cross a process boundary: writes come
 // in batches (many messages and many acks in one call, one durable commit),

@@ -26,6 +26,9 @@ import (
 // The test binary doubles as a plugin and as a plugin host:
 //
 //	QQ_PLUGIN_TEST_SERVE=filter|storage   serve the test filter or storage
+//	QQ_PLUGIN_TEST_SERVE=quiet|reservednames
+//	                                      serve the filter or storage of the
+//	                                      package examples
 //	QQ_PLUGIN_TEST_PARENT=start           Start a filter plugin, print its pid, block
 //	QQ_PLUGIN_TEST_PARENT=raw             run the filter plugin without Start
 //	                                      (no Pdeathsig: only its watchdog guards it)
@@ -41,6 +44,12 @@ func TestMain(m *testing.M) {
 		return
 	case "storage":
 		plugins.ServeStorage(newTestStorage)
+		return
+	case "quiet":
+		plugins.ServeFilter(newQuiet)
+		return
+	case "reservednames":
+		plugins.ServeStorage(newReservedNames)
 		return
 	}
 	if mode := os.Getenv(envParent); mode != "" {

@@ -102,6 +102,11 @@ type WriteBatch struct {
 // slice order. History and Pending return messages in that order, and the
 // timestamps a storage assigns never decrease along it, across restarts
 // too.
+//
+// docs/plugins.md ("Writing a storage plugin") lists what else qqd and its
+// clients rely on: the form of message ids, de-duplication and its window,
+// MaybeWritten, the counts on every metrics scrape, the order of
+// overlapping Writes. Package sqlitestore is the reference implementation.
 type Storage interface {
 	// CreateUser stores a new account with its password hash (an opaque
 	// string to the storage). ErrUserExists if the name is taken, by a

@@ -1,6 +1,8 @@
 // Package sqlitestore is a durable implementation of [plugins.Storage] on a
 // single SQLite database file, using the pure-Go driver modernc.org/sqlite
-// (no cgo).
+// (no cgo). It is the reference implementation of the interface: the
+// requirements on every storage plugin are in docs/plugins.md ("Writing a
+// storage plugin"); this documentation says how this one meets them.
 //
 // # Durability
 //
