@@ -1,6 +1,16 @@
-# qq — build, run and test. Plain `go` commands work too; these are the
-# ones the README and CI use.
+# qq — build, run and test. Plain `go` commands work too (export
+# GOTOOLCHAIN=go1.27.3 for the same Go); these are the ones the README and
+# CI use.
 GO        ?= go
+# The Go every target builds, tests and checks with: go1.27.3, which the
+# installed go (1.26.8 is enough) fetches once through the Go module
+# proxy. go1.26.8's standard library has vulnerabilities that qqd reaches
+# (net/http, crypto/tls, crypto/x509, html/template), fixed in 1.26.9 and
+# 1.26.10; `make vuln` checks. Set here, it wins over GOTOOLCHAIN in the
+# environment (`local` on machines whose go.env says so, which also makes
+# go ignore go.mod's toolchain line); `make GOTOOLCHAIN=...` picks another.
+GOTOOLCHAIN := go1.27.3
+export GOTOOLCHAIN
 PREFIX    ?= /usr/local
 BIN       := bin
 # The commands `make build` and `make install` build; qqadmin once it exists.
@@ -19,8 +29,17 @@ DESTDIR        ?=
 INSTALL        ?= install
 PKGS      := ./...
 FUZZTIME  ?= 10s
+# The checkers `make vuln` and `make staticcheck` run, at pinned versions,
+# installed with `go install` into TOOLBIN; and the Go vulnerability
+# database govulncheck reads offline: this version of the
+# golang.org/x/vulndb module (its OSV files; the database of early
+# November 2026), which .ci/vulndb turns into govulncheck's file layout.
+GOVULNCHECK_VERSION := v1.9.0
+STATICCHECK_VERSION := v0.8.2
+VULNDB              := golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018
+TOOLBIN             ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build run test race vet fmt fmt-check fuzz bench perf10m ci clean install uninstall perf
+.PHONY: all build run test race vet fmt fmt-check vuln staticcheck fuzz bench perf10m ci clean install uninstall perf
 
 all: build
 
@@ -44,6 +63,23 @@ fmt:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# govulncheck, offline, against the database of VULNDB (built afresh in a
+# temporary directory): fails on a vulnerability that the code reaches, in
+# a module or in the standard library of the Go it runs with.
+vuln:
+	GOBIN=$(TOOLBIN) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+	@db=$$(mktemp -d) && trap 'rm -rf "$$db"' EXIT && \
+		$(GO) run ./.ci/vulndb -module $(VULNDB) -out "$$db" && \
+		echo "$(TOOLBIN)/govulncheck -db file://$$db $(PKGS)" && \
+		$(TOOLBIN)/govulncheck -db "file://$$db" $(PKGS)
+
+# staticcheck on every package and on the CI's own Go (.ci/vulndb); a
+# finding fails. A deliberate exception is a //lint:ignore CHECK reason
+# line above it.
+staticcheck:
+	GOBIN=$(TOOLBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(TOOLBIN)/staticcheck $(PKGS) ./.ci/vulndb
+
 # Short runs of every fuzz target (the seed corpora also run in `make test`).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) ./daemon/protocol
@@ -55,7 +91,7 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-ci: fmt-check vet test fuzz
+ci: fmt-check vet staticcheck vuln test fuzz
 
 # The load-test suite against fresh, CPU-pinned qqd processes on loopback,
 # ending with a Markdown report (docs/performance.md, "Reproduce

@@ -2,6 +2,8 @@ module github.com/qqchat/qq
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	github.com/chzyer/readline v1.5.1
 	github.com/go-viper/mapstructure/v2 v2.5.0

@@ -48,6 +48,7 @@ func (s *Server) SwapPlugins(ctx context.Context, storage plugins.Storage, filte
 	drained := make(chan struct{})
 	go func() {
 		old.inUse.Lock() // every holder of the old set has released it
+		//lint:ignore SA2001 empty on purpose: taking the lock is the wait for the old set's readers to drain
 		old.inUse.Unlock()
 		close(drained)
 	}()
