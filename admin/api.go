@@ -91,6 +91,22 @@ type ReloadReply struct {
 	NeedsRestart []string `json:"needs_restart"`
 }
 
+// ReloadCheckReply is the reply of POST /v1/reload/check: what a reload
+// would do now, found by loading the configuration and starting (then
+// stopping) every plugin the reload would start; nothing in service
+// changes. A configuration the reload would refuse is a 409
+// reload_refused error, as for POST /v1/reload.
+type ReloadCheckReply struct {
+	NeedsRestart []string `json:"needs_restart"`
+	// StorageRestarted: the storage plugin would be replaced.
+	StorageRestarted bool `json:"storage_restarted"`
+	// FiltersStarted, FiltersKept and FiltersStopped name the filters
+	// that would get a new process, keep theirs, and be stopped.
+	FiltersStarted []string `json:"filters_started"`
+	FiltersKept    []string `json:"filters_kept"`
+	FiltersStopped []string `json:"filters_stopped"`
+}
+
 // AccountRequest is the body of POST /v1/accounts.
 type AccountRequest struct {
 	User     string `json:"user"`

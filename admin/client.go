@@ -104,6 +104,18 @@ func (c *Client) Reload(ctx context.Context) (needsRestart []string, err error) 
 	return reply.NeedsRestart, err
 }
 
+// CheckReload says what Reload would do now without changing anything in
+// service (see ReloadCheckReply); it starts and stops the plugins a reload
+// would start. A configuration a reload would refuse is an *APIError with
+// CodeReloadRefused whose message says why.
+func (c *Client) CheckReload(ctx context.Context) (*ReloadCheckReply, error) {
+	var reply ReloadCheckReply
+	if err := c.do(ctx, http.MethodPost, "/v1/reload/check", struct{}{}, &reply); err != nil {
+		return nil, err
+	}
+	return &reply, nil
+}
+
 // AddAccount creates an account. Errors match ErrUserExists and
 // ErrInvalid.
 func (c *Client) AddAccount(ctx context.Context, user, password string) error {

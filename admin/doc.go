@@ -17,6 +17,7 @@
 //	POST   /v1/kick                     {"user","reason"} → {"kicked":n}         write
 //	POST   /v1/broadcast                {"text"} → {"sessions":n}                write
 //	POST   /v1/reload                   → {"needs_restart":[...]}                write
+//	POST   /v1/reload/check             → what a reload would do (dry run)       write
 //	POST   /v1/accounts                 {"user","password"} → {"user"}           write
 //	DELETE /v1/accounts/{user}          → {"user","dropped_pending"}             write
 //	PUT    /v1/accounts/{user}/password {"password"} → {"user"}                  write

@@ -27,6 +27,11 @@ type Backend interface {
 	// changed settings that apply only after a restart. Its error says,
 	// for the operator, why the reload was refused or failed.
 	Reload(ctx context.Context) (needsRestart []string, err error)
+	// CheckReload says what Reload would do now without changing
+	// anything in service: it loads the configuration and starts, then
+	// stops, every plugin Reload would start. Its error says why Reload
+	// would be refused.
+	CheckReload(ctx context.Context) (admin.ReloadCheckReply, error)
 	// AddAccount creates an account. Errors: admin.ErrUserExists,
 	// admin.ErrInvalid (bad name, password too short or too long);
 	// anything else is internal.

@@ -36,6 +36,7 @@ func (s *Server) register() {
 	s.handle("POST /v1/kick", permWrite, (*Server).kick)
 	s.handle("POST /v1/broadcast", permWrite, (*Server).broadcast)
 	s.handle("POST /v1/reload", permWrite, (*Server).reload)
+	s.handle("POST /v1/reload/check", permWrite, (*Server).checkReload)
 	s.handle("POST /v1/accounts", permWrite, (*Server).addAccount)
 	s.handle("DELETE /v1/accounts/{user}", permWrite, (*Server).removeAccount)
 	s.handle("PUT /v1/accounts/{user}/password", permWrite, (*Server).setPassword)
@@ -250,6 +251,22 @@ func (s *Server) reload(r *http.Request) (any, error) {
 	}
 	note(r, "needs_restart", keys)
 	return admin.ReloadReply{NeedsRestart: keys}, nil
+}
+
+// checkReload needs write permission: it starts plugin processes.
+func (s *Server) checkReload(r *http.Request) (any, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), reloadTimeout)
+	defer cancel()
+	reply, err := s.b.CheckReload(ctx)
+	if err != nil {
+		return nil, apiErrorf(http.StatusConflict, admin.CodeReloadRefused, "%s", err.Error())
+	}
+	for _, l := range []*[]string{&reply.NeedsRestart, &reply.FiltersStarted, &reply.FiltersKept, &reply.FiltersStopped} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	return reply, nil
 }
 
 func (s *Server) addAccount(r *http.Request) (any, error) {

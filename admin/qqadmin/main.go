@@ -54,7 +54,8 @@ Commands:
   users                          online users and their sessions
   kick <user> [--reason TEXT]    disconnect every session of user
   stats                          the server's counters
-  reload                         reload qqd's configuration (as SIGHUP does)
+  reload [--dry-run]             reload qqd's configuration (as SIGHUP does);
+                                 --dry-run says what it would do, changing nothing
   plugins                        the plugin processes
   account add <user>             create an account
   account rm <user>              delete an account; its pending messages
@@ -362,8 +363,14 @@ func (c *cmd) stats(ctx context.Context, args []string) error {
 }
 
 func (c *cmd) reload(ctx context.Context, args []string) error {
-	if _, err := c.args("reload", args, nil, 0, "reload"); err != nil {
+	var dryRun bool
+	if _, err := c.args("reload", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&dryRun, "dry-run", false, "check what a reload would do (start and configure the plugins it would start) without changing anything")
+	}, 0, "reload [--dry-run]"); err != nil {
 		return err
+	}
+	if dryRun {
+		return c.checkReload(ctx)
 	}
 	var keys []string
 	if err := c.call(func(cl *admin.Client) (err error) { keys, err = cl.Reload(ctx); return err }); err != nil {
@@ -383,6 +390,36 @@ func (c *cmd) reload(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(c.stdout, "reloaded")
 	return nil
+}
+
+// checkReload is reload --dry-run.
+func (c *cmd) checkReload(ctx context.Context) error {
+	var r *admin.ReloadCheckReply
+	if err := c.call(func(cl *admin.Client) (err error) { r, err = cl.CheckReload(ctx); return err }); err != nil {
+		var ce *cli.Error
+		if errors.As(err, &ce) && ce.Code == exitRefused {
+			ce.Msg = "reload would be refused: " + ce.Err.Error()
+		}
+		return err
+	}
+	if c.json {
+		c.printJSON(r)
+		return nil
+	}
+	list := func(names []string) string {
+		if len(names) == 0 {
+			return "none"
+		}
+		return strings.Join(names, ", ")
+	}
+	fmt.Fprintln(c.stdout, "a reload would succeed (nothing was changed)")
+	tw := c.table()
+	fmt.Fprintf(tw, "storage restarted\t%v\n", r.StorageRestarted)
+	fmt.Fprintf(tw, "filters started\t%s\n", list(r.FiltersStarted))
+	fmt.Fprintf(tw, "filters kept\t%s\n", list(r.FiltersKept))
+	fmt.Fprintf(tw, "filters stopped\t%s\n", list(r.FiltersStopped))
+	fmt.Fprintf(tw, "needs restart\t%s\n", list(r.NeedsRestart))
+	return tw.Flush()
 }
 
 func (c *cmd) plugins(ctx context.Context, args []string) error {

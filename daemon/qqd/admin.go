@@ -9,6 +9,7 @@ import (
 	"github.com/qqchat/qq/admin/adminserver"
 	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/plugins"
+	"github.com/qqchat/qq/plugins/pluginset"
 )
 
 // adminBackend is what the admin socket drives: the daemon's data
@@ -19,6 +20,8 @@ type adminBackend struct {
 	d        *daemon.Server
 	statuses func() []plugins.Status // the supervised plugins (pluginset.Live.Statuses)
 	reload   func(context.Context) ([]string, error)
+	// checkReload is pluginset.Live.CheckReload.
+	checkReload func(context.Context) (pluginset.Change, []string, error)
 }
 
 var _ adminserver.Backend = adminBackend{}
@@ -64,6 +67,15 @@ func (b adminBackend) Plugins() []admin.Plugin {
 }
 
 func (b adminBackend) Reload(ctx context.Context) ([]string, error) { return b.reload(ctx) }
+
+func (b adminBackend) CheckReload(ctx context.Context) (admin.ReloadCheckReply, error) {
+	c, needsRestart, err := b.checkReload(ctx)
+	if err != nil {
+		return admin.ReloadCheckReply{}, err
+	}
+	return admin.ReloadCheckReply{NeedsRestart: needsRestart, StorageRestarted: c.Storage,
+		FiltersStarted: c.FiltersStarted, FiltersKept: c.FiltersKept, FiltersStopped: c.FiltersStopped}, nil
+}
 
 func (b adminBackend) AddAccount(ctx context.Context, user, password string) error {
 	return adminAccountError(b.d.AddAccount(ctx, user, password))

@@ -240,7 +240,7 @@ func start(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	adm, err := adminserver.Listen(adminserver.Options{
 		Path: cfg.AdminSocket(), Group: cfg.Admin.Group, ReadOnlyGroup: cfg.Admin.ReadOnlyGroup,
 		Logger: log, Registry: reg,
-	}, adminBackend{d: q.d, statuses: q.live.Statuses, reload: q.reload})
+	}, adminBackend{d: q.d, statuses: q.live.Statuses, reload: q.reload, checkReload: q.live.CheckReload})
 	if err != nil {
 		return nil, err
 	}

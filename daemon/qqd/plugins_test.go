@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqchat/qq/admin"
 	"github.com/qqchat/qq/client"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
@@ -501,9 +503,33 @@ func TestReloadKeepsUnchangedFilters(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	p.waitLog(t, `reload done.*filters_started=\[\] filters_kept="\[antispam wordfilter\]" filters_stopped=\[\]`)
 
+	// A dry run (qqadmin reload --dry-run) says what a reload would do
+	// and changes nothing.
+	adm, err := admin.Dial(filepath.Join(dir, "admin.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	writeConfig(t, dir, chain("gosh"))
+	plan, err := adm.CheckReload(t.Context())
+	if err != nil || plan.StorageRestarted || !slices.Equal(plan.FiltersStarted, []string{"wordfilter"}) ||
+		!slices.Equal(plan.FiltersKept, []string{"antispam"}) || !slices.Equal(plan.FiltersStopped, []string{"wordfilter"}) {
+		t.Errorf("CheckReload = %+v, %v; want wordfilter started and stopped, antispam kept", plan, err)
+	}
+	if got := pluginPIDs(t, p.cmd.Process.Pid); got["antispam"] != after["antispam"] || got["wordfilter"] != after["wordfilter"] {
+		t.Errorf("a dry run touched the running filters: %v, want %v", got, after)
+	}
+	if r, err := alice.Send(t.Context(), "bob", "gosh heck"); err != nil || r.Body != "gosh ****" {
+		t.Fatalf("after the dry run: %+v, %v", r, err)
+	}
+
 	// A filter that does not start: refused, the running chain stays.
 	writeConfig(t, dir, "filters:\n  - plugin: antispam\n  - plugin: wordfilter\n    config: {lists: [{words: [heck]}]}\n"+
 		"  - command: [/does/not/exist/qq-filter]\n"+loadLimitsYAML)
+	var ae *admin.APIError
+	if _, err := adm.CheckReload(t.Context()); !errors.As(err, &ae) || ae.Code != admin.CodeReloadRefused || !strings.Contains(ae.Message, "qq-filter") {
+		t.Errorf("CheckReload of a filter that cannot start = %v, want reload_refused naming it", err)
+	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	p.waitLog(t, `reload refused: a plugin did not start; keeping the running plugins`)
 	if got := pluginPIDs(t, p.cmd.Process.Pid); got["antispam"] != after["antispam"] || got["wordfilter"] != after["wordfilter"] {

@@ -93,6 +93,32 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// CheckReload says what Reload would do now, without changing anything
+// in service: it loads the configuration (an invalid one is an error, as
+// for Reload), plans the reload (Set.Plan), and starts and configures the
+// storage and each filter the reload would start, against a scratch data
+// directory (see Check), then stops them. Its error is the one Reload
+// would refuse with.
+func (l *Live) CheckReload(ctx context.Context) (change Change, needsRestart []string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cfg, err := l.load()
+	if err != nil {
+		return Change{}, nil, err
+	}
+	change = l.set.Plan(cfg)
+	started := make(map[string]bool)
+	for _, name := range change.FiltersStarted {
+		started[name] = true
+	}
+	if err := check(ctx, cfg, l.set.opts, func(fc config.Filter) bool { return started[fc.Label()] }, change.Storage); err != nil {
+		return change, nil, err
+	}
+	l.log.Info("reload checked", "storage_restarted", change.Storage, "filters_started", nonNil(change.FiltersStarted),
+		"filters_kept", nonNil(change.FiltersKept), "filters_stopped", nonNil(change.FiltersStopped))
+	return change, config.RestartKeys(l.cfg, cfg), nil
+}
+
 // Close stops the plugins.
 func (l *Live) Close() {
 	l.mu.Lock()

@@ -83,6 +83,14 @@ func (b *Backend) Reload(ctx context.Context) ([]string, error) {
 	return b.NeedsRestart, nil
 }
 
+func (b *Backend) CheckReload(ctx context.Context) (admin.ReloadCheckReply, error) {
+	b.record("CheckReload")
+	if b.ReloadErr != nil {
+		return admin.ReloadCheckReply{}, b.ReloadErr
+	}
+	return admin.ReloadCheckReply{NeedsRestart: b.NeedsRestart, FiltersKept: []string{"wordfilter"}}, nil
+}
+
 func (b *Backend) AddAccount(ctx context.Context, user, password string) error {
 	b.record("AddAccount", user, password)
 	return b.setPassword(user, password, false)
