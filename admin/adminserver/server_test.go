@@ -84,7 +84,7 @@ func TestEndpoints(t *testing.T) {
 			want:  `{"error":{"code":"reload_refused","message":"invalid configuration: listen: bad port"}}`, calls: []string{"Reload"}},
 		{name: "reload check", method: "POST", path: "/v1/reload/check", status: 200,
 			setup: func(b *admintest.Backend) { b.NeedsRestart = []string{"listen"} },
-			want: `{"needs_restart":["listen"],"storage_restarted":false,"filters_started":[],"filters_kept":["wordfilter"],"filters_stopped":[]}`,
+			want:  `{"needs_restart":["listen"],"storage_restarted":false,"filters_started":[],"filters_kept":["wordfilter"],"filters_stopped":[]}`,
 			calls: []string{"CheckReload"}},
 		{name: "reload check refused", method: "POST", path: "/v1/reload/check", status: 409,
 			setup: func(b *admintest.Backend) { b.ReloadErr = errors.New("plugins: filter x: bad") },
