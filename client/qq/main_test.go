@@ -20,6 +20,15 @@ import (
 
 const pw = "password1"
 
+// jsonError is qq's --json output for a failed command.
+type jsonError struct {
+	Error struct {
+		Code    protocol.Code `json:"code"`
+		Message string        `json:"message"`
+		Exit    int           `json:"exit"`
+	} `json:"error"`
+}
+
 type result struct {
 	stdout, stderr string
 	code           int
@@ -170,13 +179,7 @@ func TestOneShot(t *testing.T) {
 	big := strings.Repeat("x", s.Config.Limits.MaxBodyBytes+1)
 	expectErr(t, qq(t, s.Addr, alice, "send", "bob", big), exitRefused, "body longer than")
 	r = qq(t, s.Addr, alice, "send", "--json", "nobody", "hi")
-	je := decode[struct {
-		Error struct {
-			Code    protocol.Code `json:"code"`
-			Message string        `json:"message"`
-			Exit    int           `json:"exit"`
-		} `json:"error"`
-	}](t, r.stdout)
+	je := decode[jsonError](t, r.stdout)
 	if r.code != exitRefused || je.Error.Code != protocol.CodeUnknownUser || je.Error.Exit != exitRefused || je.Error.Message != "nobody: no such user" {
 		t.Fatalf("send --json to nobody: exit %d, %+v", r.code, je)
 	}
@@ -258,13 +261,7 @@ func TestFilterOutageShowsServerMessage(t *testing.T) {
 		t.Fatalf("send through a failing filter: exit %d, %q; want exit %d, %q", r.code, r.errText(), exitRefused, want)
 	}
 	r = qq(t, s.Addr, alice, "send", "--json", "bob", "hi")
-	je := decode[struct {
-		Error struct {
-			Code    protocol.Code `json:"code"`
-			Message string        `json:"message"`
-			Exit    int           `json:"exit"`
-		} `json:"error"`
-	}](t, r.stdout)
+	je := decode[jsonError](t, r.stdout)
 	if je.Error.Code != protocol.CodeUnavailable || je.Error.Message != want || je.Error.Exit != exitRefused {
 		t.Fatalf("send --json through a failing filter: %+v", je.Error)
 	}
