@@ -18,6 +18,9 @@ type Config struct {
 	DataDir string `koanf:"data_dir"`
 	// Registration is "open" (anyone may create an account) or "closed".
 	Registration Registration `koanf:"registration"`
+	// DirectMessages says who may send a user direct messages: anyone
+	// (the default; QQP/1 clients rely on it) or only friends.
+	DirectMessages DirectMessages `koanf:"direct_messages"`
 	// ShutdownTimeout bounds how long shutdown waits for in-flight work and
 	// flushes.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
@@ -33,6 +36,16 @@ type Config struct {
 	Metrics Metrics  `koanf:"metrics"`
 	TLS     TLS      `koanf:"tls"`
 	Admin   Admin    `koanf:"admin"`
+	// Presence configures the presence extension.
+	Presence Presence `koanf:"presence"`
+}
+
+// Presence configures how presence changes are told to friends.
+type Presence struct {
+	// OfflineDebounce is how long after a user's last connection closed
+	// friends are told the user went offline (a reconnect within it is no
+	// change).
+	OfflineDebounce time.Duration `koanf:"offline_debounce"`
 }
 
 // TLS configures the second, TLS client listener.
@@ -129,6 +142,14 @@ type Limits struct {
 	// send past it is refused (the sender gets an error), nothing is
 	// dropped.
 	MaxPendingPerUser int `koanf:"max_pending_per_user"`
+	// FriendRequestsPerDay bounds the friend requests one user may send
+	// in a day (a token bucket refilled over the day; counted per server
+	// process). Past it: rate_limited with retry_after_ms.
+	FriendRequestsPerDay int `koanf:"friend_requests_per_day"`
+	// TypingRate and TypingBurst bound each user's typing requests (per
+	// second, and at once). Past them: rate_limited.
+	TypingRate  float64 `koanf:"typing_rate"`
+	TypingBurst int     `koanf:"typing_burst"`
 }
 
 // Accounts configures account handling.
@@ -237,6 +258,8 @@ func Default() *Config {
 		Listen:          "127.0.0.1:5190",
 		DataDir:         "./qqd-data",
 		Registration:    RegistrationOpen,
+		DirectMessages:  DirectMessagesAnyone,
+		Presence:        Presence{OfflineDebounce: 3 * time.Second},
 		ShutdownTimeout: 10 * time.Second,
 		Log: Log{
 			Level:  "info",
@@ -261,6 +284,9 @@ func Default() *Config {
 			AuthPerIPPerMinute:      30,
 			AuthPerAccountPerMinute: 10,
 			MaxPendingPerUser:       10000,
+			FriendRequestsPerDay:    50,
+			TypingRate:              2,
+			TypingBurst:             5,
 		},
 		Accounts: Accounts{
 			MinPasswordBytes: 8,

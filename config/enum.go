@@ -26,6 +26,27 @@ func (r Registration) Valid() bool                   { return int(r) < len(regis
 func (r Registration) MarshalText() ([]byte, error)  { return enumMarshal(registrationNames, r) }
 func (r *Registration) UnmarshalText(b []byte) error { return enumUnmarshal(registrationNames, r, b) }
 
+// DirectMessages says who may send a user direct messages (key
+// direct_messages).
+type DirectMessages uint8
+
+// Direct message policies.
+const (
+	// DirectMessagesAnyone: any user (the default, QQP/1's meaning).
+	DirectMessagesAnyone DirectMessages = iota
+	// DirectMessagesFriends: friends only; others get not_friends.
+	DirectMessagesFriends
+)
+
+var directMessagesNames = []string{DirectMessagesAnyone: "anyone", DirectMessagesFriends: "friends"}
+
+func (d DirectMessages) String() string               { return enumString(directMessagesNames, d) }
+func (d DirectMessages) Valid() bool                  { return int(d) < len(directMessagesNames) }
+func (d DirectMessages) MarshalText() ([]byte, error) { return enumMarshal(directMessagesNames, d) }
+func (d *DirectMessages) UnmarshalText(b []byte) error {
+	return enumUnmarshal(directMessagesNames, d, b)
+}
+
 // LogFormat is the format of qqd's log lines (key log.format).
 type LogFormat uint8
 

@@ -40,6 +40,8 @@ func (c *Config) problems() []problem {
 		v.add("data_dir", "must not be empty")
 	}
 	v.checkEnum("registration", c.Registration, "open, closed")
+	v.checkEnum("direct_messages", c.DirectMessages, "anyone, friends")
+	v.positive("presence.offline_debounce", c.Presence.OfflineDebounce)
 	v.positive("shutdown_timeout", c.ShutdownTimeout)
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
@@ -72,6 +74,11 @@ func (c *Config) problems() []problem {
 	v.atLeast("limits.auth_per_ip_per_minute", l.AuthPerIPPerMinute, 1)
 	v.atLeast("limits.auth_per_account_per_minute", l.AuthPerAccountPerMinute, 1)
 	v.atLeast("limits.max_pending_per_user", l.MaxPendingPerUser, 1)
+	v.atLeast("limits.friend_requests_per_day", l.FriendRequestsPerDay, 1)
+	v.atLeast("limits.typing_burst", l.TypingBurst, 1)
+	if l.TypingRate <= 0 {
+		v.add("limits.typing_rate", fmt.Sprintf("must be greater than 0 (got %g)", l.TypingRate))
+	}
 	if c.TLS.Listen != "" {
 		v.hostPort("tls.listen", c.TLS.Listen)
 		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {

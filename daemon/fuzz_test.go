@@ -32,6 +32,7 @@ var knownCodes = map[string]bool{
 	"user_exists": true, "registration_closed": true, "auth_failed": true, "already_logged_in": true,
 	"unknown_user": true, "too_large": true, "unavailable": true, "internal": true,
 	"rejected": true, "rate_limited": true,
+	"blocked": true, "not_friends": true, "no_request": true,
 }
 
 var (
@@ -245,6 +246,16 @@ func checkFrame(t *testing.T, line []byte) map[string]json.RawMessage {
 	case "notice":
 		if _, ok := strField(fields, "message"); !ok {
 			t.Fatalf("notice push %s: bad shape", line)
+		}
+	case "friend_request", "typing":
+		from, ok1 := strField(fields, "from")
+		if !ok1 || !protocol.ValidUser(from) {
+			t.Fatalf("%s push %s: bad shape", typ, line)
+		}
+	case "friend_added", "friend_removed", "friend_declined", "friend_cancelled", "presence":
+		user, ok1 := strField(fields, "user")
+		if !ok1 || !protocol.ValidUser(user) {
+			t.Fatalf("%s push %s: bad shape", typ, line)
 		}
 	default:
 		t.Fatalf("frame %s: unknown type %q", line, typ)

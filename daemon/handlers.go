@@ -31,6 +31,20 @@ var handlers = map[protocol.Type]handler{
 	protocol.TypeUsers:    {fn: (*session).users, needsLogin: true},
 	protocol.TypeHistory:  {fn: (*session).history, needsLogin: true},
 	protocol.TypeLogout:   {fn: (*session).logout, needsLogin: true},
+
+	// Extensions (social.go); each answers unknown_type when the storage
+	// in service has no Social side.
+	protocol.TypeFriendRequest: {fn: (*session).friendRequest, needsLogin: true},
+	protocol.TypeFriendAccept:  {fn: (*session).friendAccept, needsLogin: true},
+	protocol.TypeFriendDecline: {fn: (*session).friendDecline, needsLogin: true},
+	protocol.TypeFriendCancel:  {fn: (*session).friendCancel, needsLogin: true},
+	protocol.TypeFriendRemove:  {fn: (*session).friendRemove, needsLogin: true},
+	protocol.TypeFriends:       {fn: (*session).friends, needsLogin: true},
+	protocol.TypeBlock:         {fn: (*session).block, needsLogin: true},
+	protocol.TypeUnblock:       {fn: (*session).unblock, needsLogin: true},
+	protocol.TypeBlocks:        {fn: (*session).blocks, needsLogin: true},
+	protocol.TypePresence:      {fn: (*session).setPresence, needsLogin: true},
+	protocol.TypeTyping:        {fn: (*session).typingReq, needsLogin: true},
 }
 
 // handle decodes and dispatches one frame, checking in the contract's
@@ -199,13 +213,18 @@ func (s *session) login(req *protocol.Request) {
 	st, ctx, done = s.storage()
 	n, cerr := st.PendingCount(ctx, user)
 	done()
+	var friends, blocks []string
+	if cerr == nil {
+		friends, blocks, cerr = s.loadSocial()
+	}
 	if cerr != nil {
 		s.srv.router.Leave(s)
 		s.loggedIn.Store(false)
-		s.storageFailed(req.ID, "pending_count", cerr)
+		s.storageFailed(req.ID, "login", cerr)
 		logins[loginError].Inc()
 		return
 	}
+	s.joinPresence(friends, blocks)
 	s.holdSendBucket()
 	s.logger().Debug("logged in", "user", user, "pending", n)
 	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Str("user", user).Int("pending", n).End())
@@ -297,11 +316,12 @@ func (s *session) sendMsg(req *protocol.Request) {
 	}
 	s.acquireInflight()
 	s.srv.pipe.submit(&writeReq{
-		sess:      s,
-		id:        req.ID,
-		start:     start,
-		kind:      reqSend,
-		msg:       plugins.NewMessage{From: s.user, To: to, Body: body, CID: cid},
+		sess:  s,
+		id:    req.ID,
+		start: start,
+		kind:  reqSend,
+		msg: plugins.NewMessage{From: s.user, To: to, Body: body, CID: cid,
+			FriendsOnly: s.srv.cfg.DirectMessages == config.DirectMessagesFriends},
 		sentBody:  body,
 		serverCID: serverCID,
 	})
@@ -359,7 +379,15 @@ func (s *session) offline(req *protocol.Request) {
 }
 
 func (s *session) users(req *protocol.Request) {
-	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Strings("users", s.srv.router.Users()).End())
+	// Invisible users are not listed.
+	users := s.srv.router.Users()
+	visible := users[:0]
+	for _, u := range users {
+		if !s.srv.presence.Invisible(u) {
+			visible = append(visible, u)
+		}
+	}
+	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Strings("users", visible).End())
 }
 
 func (s *session) history(req *protocol.Request) {

@@ -66,10 +66,25 @@ const (
 	msgFailed
 	msgRateLimited
 	msgRecipientFull
+	msgBlocked
+	msgNotFriends
 )
 
 var msgResultNames = []string{"sent", "queued", "duplicate", "rejected", "filter_failed", "unknown_user", "invalid",
-	"failed", "rate_limited", "recipient_full"}
+	"failed", "rate_limited", "recipient_full", "blocked", "not_friends"}
+
+// friendResult is the result label of qqd_friend_requests_total.
+type friendResult uint8
+
+const (
+	friendPending friendResult = iota
+	friendFriends
+	friendRefused
+	friendInvalid
+	friendRateLimited
+)
+
+var friendResultNames = []string{"pending", "friends", "refused", "invalid", "rate_limited"}
 
 // limitReason is the reason label of qqd_limit_refusals_total: the limit,
 // named after its configuration key.
@@ -82,10 +97,12 @@ const (
 	limitAuthIP
 	limitAuthAccount
 	limitPending
+	limitFriendRequests
+	limitTyping
 )
 
 var limitReasonNames = []string{"max_connections", "max_connections_per_ip", "send_rate", "auth_per_ip_per_minute",
-	"auth_per_account_per_minute", "max_pending_per_user"}
+	"auth_per_account_per_minute", "max_pending_per_user", "friend_requests_per_day", "typing"}
 
 func (r limitReason) String() string { return limitReasonNames[r] }
 
@@ -115,6 +132,15 @@ const (
 	mPendingCount
 	mPending
 	mHistory
+	mRequestFriend
+	mAnswerFriendRequest
+	mCancelFriendRequest
+	mRemoveFriend
+	mFriends
+	mBlock
+	mUnblock
+	mBlocks
+	mRelation
 	numStorageMethods
 )
 
@@ -130,6 +156,16 @@ var storageMethodNames = [numStorageMethods]string{
 	mPendingCount:    "PendingCount",
 	mPending:         "Pending",
 	mHistory:         "History",
+
+	mRequestFriend:       "RequestFriend",
+	mAnswerFriendRequest: "AnswerFriendRequest",
+	mCancelFriendRequest: "CancelFriendRequest",
+	mRemoveFriend:        "RemoveFriend",
+	mFriends:             "Friends",
+	mBlock:               "Block",
+	mUnblock:             "Unblock",
+	mBlocks:              "Blocks",
+	mRelation:            "Relation",
 }
 
 // storagePluginLabel is the plugin label of storage calls.
@@ -146,12 +182,16 @@ type metrics struct {
 	registrations labeled[regResult]
 	messages      labeled[msgResult]
 	limited       labeled[limitReason]
-	sendDuration  prometheus.Histogram
-	receivedBytes prometheus.Counter
-	sentBytes     prometheus.Counter
-	storageBatch  prometheus.Histogram
-	pluginCalls   *prometheus.HistogramVec
-	pluginErrors  *prometheus.CounterVec
+	// The friends, presence and typing extensions.
+	friendRequests labeled[friendResult]
+	presencePushes prometheus.Counter
+	typingPushes   prometheus.Counter
+	sendDuration   prometheus.Histogram
+	receivedBytes  prometheus.Counter
+	sentBytes      prometheus.Counter
+	storageBatch   prometheus.Histogram
+	pluginCalls    *prometheus.HistogramVec
+	pluginErrors   *prometheus.CounterVec
 }
 
 // latencyBuckets span 100µs to 5s.
@@ -204,16 +244,31 @@ func newMetrics(s *Server) *metrics {
 	vec = resultVec("qqd_messages_total",
 		"Send requests answered, by result: sent or queued (stored), duplicate (a cid retry), rejected (by a filter), "+
 			"filter_failed (a fail-closed filter failed), unknown_user, invalid (refused before the pipeline), failed (storage), "+
-			"rate_limited (the sender's send rate), recipient_full (the recipient's max_pending_per_user).")
+			"rate_limited (the sender's send rate), recipient_full (the recipient's max_pending_per_user), blocked (the recipient blocks the sender), not_friends (direct_messages: friends).")
 	m.messages = newCounters[msgResult](vec, msgResultNames)
 	add(vec)
 	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "qqd_limit_refusals_total",
 		Help: "Connections and requests refused by a limit, by the limit (reason): max_connections, max_connections_per_ip, " +
-			"send_rate, auth_per_ip_per_minute, auth_per_account_per_minute, max_pending_per_user.",
+			"send_rate, auth_per_ip_per_minute, auth_per_account_per_minute, max_pending_per_user, friend_requests_per_day, typing.",
 	}, []string{"reason"})
 	m.limited = newCounters[limitReason](limited, limitReasonNames)
 	add(limited)
+	vec = resultVec("qqd_friend_requests_total",
+		"Friend requests answered, by result: pending (stored and pushed), friends (the target had asked too, or they were friends), "+
+			"refused (unknown user, blocked, storage), invalid, rate_limited (limits.friend_requests_per_day).")
+	m.friendRequests = newCounters[friendResult](vec, friendResultNames)
+	add(vec)
+	m.presencePushes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "qqd_presence_pushes_total",
+		Help: "Presence pushes queued on connections (one per friend's connection told of a change).",
+	})
+	add(m.presencePushes)
+	m.typingPushes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "qqd_typing_pushes_total",
+		Help: "Typing pushes (start and stop) queued on connections.",
+	})
+	add(m.typingPushes)
 
 	m.sendDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "qqd_send_duration_seconds",
@@ -348,7 +403,8 @@ func (m *metrics) call(plugin, method string) pluginCall {
 func (c pluginCall) done(start time.Time, err error) {
 	c.dur.Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, plugins.ErrUnknownUser) && !errors.Is(err, plugins.ErrUserExists) &&
-		!errors.Is(err, plugins.ErrBadCursor) {
+		!errors.Is(err, plugins.ErrBadCursor) && !errors.Is(err, plugins.ErrBlocked) &&
+		!errors.Is(err, plugins.ErrNoRequest) && !errors.Is(err, plugins.ErrNotFriends) {
 		c.errs.Inc()
 	}
 }
@@ -635,4 +691,85 @@ func okResult(res *plugins.AppendResult) msgResult {
 		return msgSent
 	}
 	return msgQueued
+}
+
+// Social returns the storage's Social side, instrumented, if it has one.
+func (s *instrumentedStorage) Social() (plugins.Social, bool) {
+	so, ok := plugins.SocialOf(s.st)
+	if !ok {
+		return nil, false
+	}
+	return &instrumentedSocial{so: so, calls: &s.calls}, true
+}
+
+// instrumentedSocial times every call to a Social, like
+// instrumentedStorage.
+type instrumentedSocial struct {
+	so    plugins.Social
+	calls *[numStorageMethods]pluginCall
+}
+
+var _ plugins.Social = (*instrumentedSocial)(nil)
+
+func (s *instrumentedSocial) RequestFriend(ctx context.Context, from, to, note string, ts int64) (bool, error) {
+	start := time.Now()
+	ok, err := s.so.RequestFriend(ctx, from, to, note, ts)
+	s.calls[mRequestFriend].done(start, err)
+	return ok, err
+}
+
+func (s *instrumentedSocial) AnswerFriendRequest(ctx context.Context, user, from string, accept bool, ts int64) error {
+	start := time.Now()
+	err := s.so.AnswerFriendRequest(ctx, user, from, accept, ts)
+	s.calls[mAnswerFriendRequest].done(start, err)
+	return err
+}
+
+func (s *instrumentedSocial) CancelFriendRequest(ctx context.Context, from, to string) error {
+	start := time.Now()
+	err := s.so.CancelFriendRequest(ctx, from, to)
+	s.calls[mCancelFriendRequest].done(start, err)
+	return err
+}
+
+func (s *instrumentedSocial) RemoveFriend(ctx context.Context, user, friend string) error {
+	start := time.Now()
+	err := s.so.RemoveFriend(ctx, user, friend)
+	s.calls[mRemoveFriend].done(start, err)
+	return err
+}
+
+func (s *instrumentedSocial) Friends(ctx context.Context, user string) (plugins.FriendList, error) {
+	start := time.Now()
+	fl, err := s.so.Friends(ctx, user)
+	s.calls[mFriends].done(start, err)
+	return fl, err
+}
+
+func (s *instrumentedSocial) Block(ctx context.Context, user, target string, ts int64) error {
+	start := time.Now()
+	err := s.so.Block(ctx, user, target, ts)
+	s.calls[mBlock].done(start, err)
+	return err
+}
+
+func (s *instrumentedSocial) Unblock(ctx context.Context, user, target string) error {
+	start := time.Now()
+	err := s.so.Unblock(ctx, user, target)
+	s.calls[mUnblock].done(start, err)
+	return err
+}
+
+func (s *instrumentedSocial) Blocks(ctx context.Context, user string) ([]string, error) {
+	start := time.Now()
+	bs, err := s.so.Blocks(ctx, user)
+	s.calls[mBlocks].done(start, err)
+	return bs, err
+}
+
+func (s *instrumentedSocial) Relation(ctx context.Context, a, b string) (plugins.Relation, error) {
+	start := time.Now()
+	r, err := s.so.Relation(ctx, a, b)
+	s.calls[mRelation].done(start, err)
+	return r, err
 }

@@ -232,8 +232,10 @@ func (p *pipeline) answerStage(in <-chan *batch) {
 }
 
 var (
-	errStorageDown = protocol.Errorf(protocol.CodeUnavailable, "storage unavailable; nothing was stored")
-	errFilterDown  = protocol.Errorf(protocol.CodeUnavailable, "message filter unavailable; nothing was stored")
+	errSendBlocked    = protocol.Errorf(protocol.CodeBlocked, "this user does not accept your messages; nothing was stored")
+	errSendNotFriends = protocol.Errorf(protocol.CodeNotFriends, "this server delivers direct messages between friends only; nothing was stored")
+	errStorageDown    = protocol.Errorf(protocol.CodeUnavailable, "storage unavailable; nothing was stored")
+	errFilterDown     = protocol.Errorf(protocol.CodeUnavailable, "message filter unavailable; nothing was stored")
 )
 
 // lookupRetries answers sends whose cid names a stored message with that
@@ -559,6 +561,16 @@ func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint
 	if errors.Is(res.Err, plugins.ErrUnknownUser) {
 		p.srv.m.sendAnswered(r, msgUnknownUser)
 		p.reply(r.sess, protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeUnknownUser, "no such user")))
+		return
+	}
+	if errors.Is(res.Err, plugins.ErrBlocked) {
+		p.srv.m.sendAnswered(r, msgBlocked)
+		p.reply(r.sess, protocol.AppendError(nil, r.id, errSendBlocked))
+		return
+	}
+	if errors.Is(res.Err, plugins.ErrNotFriends) {
+		p.srv.m.sendAnswered(r, msgNotFriends)
+		p.reply(r.sess, protocol.AppendError(nil, r.id, errSendNotFriends))
 		return
 	}
 	if res.Err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
 )
 
@@ -16,7 +17,13 @@ type plugSet struct {
 	// rawStorage and rawFilters are the caller's, as given.
 	rawStorage plugins.Storage
 	rawFilters []plugins.FilterLink
-	inUse      sync.RWMutex
+	// social is the storage's Social side (instrumented), nil when it has
+	// none: the friends, presence and typing features are then off.
+	social plugins.Social
+	// hello is the hello frame for connections accepted while this set is
+	// in service: it lists the features the storage supports.
+	hello []byte
+	inUse sync.RWMutex
 }
 
 // plugs returns the current plugin set, held until release.
@@ -33,6 +40,19 @@ func (s *Server) acquirePlugs() *plugSet {
 
 func (ps *plugSet) release() { ps.inUse.RUnlock() }
 
+// newPlugSet instruments storage and filters and works out what the
+// storage supports.
+func (s *Server) newPlugSet(storage plugins.Storage, filters []plugins.FilterLink) *plugSet {
+	ps := s.m.plugSet(storage, filters)
+	var features []string
+	if so, ok := plugins.SocialOf(ps.storage); ok {
+		ps.social = so
+		features = []string{protocol.FeatureFriends, protocol.FeaturePresence, protocol.FeatureTyping}
+	}
+	ps.hello = protocol.AppendHello(nil, "qqd", s.version, features...)
+	return ps
+}
+
 // SwapPlugins puts storage and filters in service for every call that
 // starts from now on, waits until calls still using the previous set have
 // finished (bounded by ctx), and returns the previous set for the caller
@@ -44,7 +64,7 @@ func (s *Server) SwapPlugins(ctx context.Context, storage plugins.Storage, filte
 	if storage == nil {
 		storage = old.rawStorage
 	}
-	s.plugs.Store(s.m.plugSet(storage, filters))
+	s.plugs.Store(s.newPlugSet(storage, filters))
 	drained := make(chan struct{})
 	go func() {
 		old.inUse.Lock() // every holder of the old set has released it

@@ -22,7 +22,7 @@ import (
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/limit"
 	"github.com/qqchat/qq/daemon/password"
-	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/daemon/presence"
 	"github.com/qqchat/qq/daemon/route"
 	"github.com/qqchat/qq/plugins"
 )
@@ -67,7 +67,11 @@ type Server struct {
 
 	router route.Router[*session]
 	pipe   *pipeline
-	hello  []byte
+	// The friends, presence and typing extensions: see social.go.
+	presence    *presence.Registry
+	typing      *presence.Typing
+	friendLimit *limit.Keyed[string]
+	typingLimit *limit.Keyed[string]
 
 	// The abuse limits: see limits.go and pending.go.
 	conns       limit.Conns
@@ -137,6 +141,9 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		authIP:      limit.NewKeyed[netip.Addr](cfg.Limits.AuthPerIPPerMinute, limit.MaxTrackedKeys),
 		authAccount: limit.NewKeyed[string](cfg.Limits.AuthPerAccountPerMinute, limit.MaxTrackedKeys),
 		pendingCap:  limit.NewPending(cfg.Limits.MaxPendingPerUser),
+		friendLimit: limit.NewKeyedPer[string](cfg.Limits.FriendRequestsPerDay, 24*time.Hour, limit.MaxTrackedKeys),
+		typingLimit: limit.NewKeyedPer[string](cfg.Limits.TypingBurst,
+			time.Duration(float64(cfg.Limits.TypingBurst)/cfg.Limits.TypingRate*float64(time.Second)), limit.MaxTrackedKeys),
 	}
 	if s.version == "" {
 		s.version = "0.0.0-dev"
@@ -149,8 +156,9 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	if err := s.m.register(deps.Registry); err != nil {
 		return nil, fmt.Errorf("daemon: new: register metrics: %w", err)
 	}
-	s.plugs.Store(s.m.plugSet(deps.Storage, deps.Filters))
-	s.hello = protocol.AppendHello(nil, "qqd", s.version)
+	s.plugs.Store(s.newPlugSet(deps.Storage, deps.Filters))
+	s.presence = presence.New(cfg.Presence.OfflineDebounce, s.pushPresence)
+	s.typing = presence.NewTyping(typingExpire, s.typingExpired)
 	s.pipe = newPipeline(s)
 	return s, nil
 }

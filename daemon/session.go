@@ -75,6 +75,9 @@ type session struct {
 	closing      bool // no more output accepted; close once out is written
 	closed       bool // conn closed
 	reason       CloseReason
+	// inPresence: the session counts in the presence registry (from a
+	// login until it starts to close; see joinPresence).
+	inPresence bool
 	// sendBucket is the user's send-rate bucket, held from login until
 	// the connection is closed.
 	sendBucket *limit.SendBucket
@@ -108,7 +111,9 @@ func (s *session) serve() {
 	defer s.srv.removeSession(s)
 	lim := &s.srv.cfg.Limits
 	s.conn.SetReadDeadline(s.start.Add(lim.LoginTimeout))
-	s.send(s.srv.hello)
+	ps := s.srv.acquirePlugs()
+	s.send(ps.hello)
+	ps.release()
 	for {
 		if s.loggedIn.Load() {
 			s.conn.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
@@ -428,6 +433,10 @@ func (s *session) setClosingLocked(reason CloseReason) {
 	s.reason = reason
 	if s.loggedIn.Load() {
 		s.srv.router.Leave(s)
+	}
+	if s.inPresence {
+		s.inPresence = false
+		s.srv.presence.Leave(s.user)
 	}
 }
 

@@ -51,6 +51,9 @@ type NewMessage struct {
 	// Status is what the ok to the send reports: sent when the recipient
 	// was online at acceptance. It is stored so a cid retry returns it.
 	Status protocol.Status
+	// FriendsOnly refuses the message (ErrNotFriends) unless From and To
+	// are friends.
+	FriendsOnly bool
 }
 
 // AppendResult is the outcome for one NewMessage of a batch, at the same

@@ -260,4 +260,7 @@ func Unlimited(c *config.Config) {
 	l.AuthPerIPPerMinute = 1 << 30
 	l.AuthPerAccountPerMinute = 1 << 30
 	l.MaxPendingPerUser = 1 << 30
+	l.FriendRequestsPerDay = 1 << 30
+	l.TypingRate = 1e9
+	l.TypingBurst = 1 << 30
 }

@@ -269,11 +269,19 @@ type keyedEntry[K comparable] struct {
 	used time.Time
 }
 
+// NewKeyed returns a Keyed of perMinute attempts a minute per key.
 func NewKeyed[K comparable](perMinute, maxKeys int) *Keyed[K] {
+	return NewKeyedPer[K](perMinute, time.Minute, maxKeys)
+}
+
+// NewKeyedPer returns a Keyed of n attempts per period per key: up to n
+// at once, then one every period/n; an entry untouched for period is
+// dropped (its bucket is full).
+func NewKeyedPer[K comparable](n int, period time.Duration, maxKeys int) *Keyed[K] {
 	l := &Keyed[K]{
-		rate:    float64(perMinute) / 60,
-		burst:   float64(perMinute),
-		idle:    time.Minute,
+		rate:    float64(n) / period.Seconds(),
+		burst:   float64(n),
+		idle:    period,
 		maxKeys: maxKeys,
 		m:       make(map[K]*list.Element),
 	}

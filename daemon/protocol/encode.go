@@ -18,7 +18,10 @@ func StartFrame(dst []byte, t Type) Frame {
 }
 
 func (f Frame) key(k string) []byte {
-	b := append(f.b, ',')
+	b := f.b
+	if len(b) == 0 || b[len(b)-1] != '{' { // the first member of an object has no comma
+		b = append(b, ',')
+	}
 	b = AppendString(b, k)
 	return append(b, ':')
 }
@@ -89,9 +92,23 @@ func AppendError(dst []byte, id []byte, e *Error) []byte {
 }
 
 // AppendHello appends the hello frame.
-func AppendHello(dst []byte, server, version string) []byte {
-	return StartFrame(dst, TypeHello).Str("server", server).Str("version", version).Int("proto", Version).End()
+func AppendHello(dst []byte, server, version string, features ...string) []byte {
+	f := StartFrame(dst, TypeHello).Str("server", server).Str("version", version).Int("proto", Version)
+	if len(features) > 0 {
+		f = f.Strings("features", features)
+	}
+	return f.End()
 }
+
+// StartObject starts a JSON object that is not a frame (an element of an
+// array in a reply); close it with Close.
+func StartObject(dst []byte) Frame { return Frame{append(dst, '{')} }
+
+// Close ends an object started with StartObject.
+func (f Frame) Close() []byte { return append(f.b, '}') }
+
+// Raw appends a member whose value is raw, already-encoded JSON.
+func (f Frame) Raw(k string, raw []byte) Frame { return Frame{append(f.key(k), raw...)} }
 
 // AppendKicked appends a kicked push.
 func AppendKicked(dst []byte, reason KickReason, message string) []byte {

@@ -24,6 +24,18 @@ const (
 	// CodeInternal is qqd's code for a failure that is the server's fault
 	// and fits no other code. Nothing was changed.
 	CodeInternal Code = "internal"
+
+	// Codes of qqd's friends extension.
+	//
+	// CodeBlocked: the other user blocks you (a send, a friend request),
+	// or you block them (a friend request: unblock first). Nothing was
+	// stored.
+	CodeBlocked Code = "blocked"
+	// CodeNotFriends: a send refused under direct_messages: friends, or a
+	// friend_remove of someone who is not a friend.
+	CodeNotFriends Code = "not_friends"
+	// CodeNoRequest: no such pending friend request.
+	CodeNoRequest Code = "no_request"
 )
 
 // Error is a wire error: what an error reply carries. It implements error so

@@ -35,6 +35,37 @@ type ServerFrame struct {
 
 	// kicked
 	Reason string `json:"reason,omitempty"`
+
+	// hello: the extensions the server supports (Feature*).
+	Features []string `json:"features,omitempty"`
+
+	// The friends, presence and typing extensions: friend_request,
+	// friend_added, presence and typing pushes (From, User, Note, TS,
+	// Since, State, Text) and the friends listing.
+	Note     string          `json:"note,omitempty"`
+	Since    int64           `json:"since,omitempty"`
+	State    string          `json:"state,omitempty"`
+	Text     string          `json:"text,omitempty"`
+	Friends  []FriendEntry   `json:"friends,omitempty"`
+	Incoming []FriendRequest `json:"incoming,omitempty"`
+	Outgoing []FriendRequest `json:"outgoing,omitempty"`
+}
+
+// FriendEntry is a friend in a friends listing.
+type FriendEntry struct {
+	User     string `json:"user"`
+	Since    int64  `json:"since"`    // ms since the epoch
+	Presence string `json:"presence"` // online, away, busy or offline
+	Text     string `json:"text,omitempty"`
+}
+
+// FriendRequest is a pending friend request in a friends listing: From is
+// set for incoming requests, To for outgoing ones.
+type FriendRequest struct {
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+	Note string `json:"note"`
+	TS   int64  `json:"ts"` // ms since the epoch
 }
 
 // Msg returns the message carried by a msg push.

@@ -17,6 +17,20 @@ const (
 	TypeHistory  Type = "history"
 	TypeLogout   Type = "logout"
 	TypePing     Type = "ping"
+
+	// qqd's extensions (features "friends", "presence", "typing"; see
+	// docs/protocol.md).
+	TypeFriendRequest Type = "friend_request"
+	TypeFriendAccept  Type = "friend_accept"
+	TypeFriendDecline Type = "friend_decline"
+	TypeFriendCancel  Type = "friend_cancel"
+	TypeFriendRemove  Type = "friend_remove"
+	TypeFriends       Type = "friends"
+	TypeBlock         Type = "block"
+	TypeUnblock       Type = "unblock"
+	TypeBlocks        Type = "blocks"
+	TypePresence      Type = "presence"
+	TypeTyping        Type = "typing"
 )
 
 // Frame types the server writes.
@@ -29,6 +43,19 @@ const (
 	// TypeNotice is qqd's extension push: an operator's broadcast,
 	// {"type":"notice","message":"..."}.
 	TypeNotice Type = "notice"
+	// Pushes of the friends, presence and typing extensions; TypePresence,
+	// TypeTyping and TypeFriendRequest are pushes as well as requests.
+	TypeFriendAdded     Type = "friend_added"
+	TypeFriendRemoved   Type = "friend_removed"
+	TypeFriendDeclined  Type = "friend_declined"
+	TypeFriendCancelled Type = "friend_cancelled"
+)
+
+// Features a server may list in its hello (optional "features" array).
+const (
+	FeatureFriends  = "friends"
+	FeaturePresence = "presence"
+	FeatureTyping   = "typing"
 )
 
 // Status is the delivery status reported in the ok to a send.
