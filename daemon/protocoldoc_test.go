@@ -70,7 +70,23 @@ func docBlocks(t *testing.T, path string) []docBlock {
 
 // serverTypes are the frame types only the server writes; a transcript
 // line of another type, or one that is not JSON, is what the client typed.
-var serverTypes = map[string]bool{"hello": true, "ok": true, "error": true, "msg": true, "kicked": true, "notice": true}
+var serverTypes = map[string]bool{"hello": true, "ok": true, "error": true, "msg": true, "kicked": true, "notice": true,
+	"friend_added": true, "friend_removed": true, "friend_declined": true, "friend_cancelled": true}
+
+// pushAndRequest are types both a request and a push: the page's request
+// lines carry an id, its pushes do not.
+var pushAndRequest = map[string]bool{"friend_request": true, "presence": true, "typing": true}
+
+// serverLine reports whether the page's line is one the server writes.
+func serverLine(line, typ string) bool {
+	if pushAndRequest[typ] {
+		var f map[string]json.RawMessage
+		json.Unmarshal([]byte(line), &f)
+		_, hasID := f["id"]
+		return !hasID
+	}
+	return serverTypes[typ]
+}
 
 func frameType(line string) (typ string, id json.RawMessage) {
 	var f struct {
@@ -167,7 +183,7 @@ func (r *docReplay) block(b docBlock) {
 			t.Fatalf("%s: %s is not connected (start the block with $ nc)", where(i), b.conn)
 		}
 		typ, id := frameType(line)
-		if !serverTypes[typ] {
+		if !serverLine(line, typ) {
 			if typ == "logout" {
 				dc.logoutID = string(id)
 			}
@@ -348,6 +364,9 @@ func docMatch(got, want string, r *docReplay) error {
 				err = bind(r.ids, r.idsBack, "msg_id", ws, gs)
 				top.msgID = ws
 			}
+		case "since":
+			// A friendship's start: a stand-in for the server's time, like ts.
+			err = bind(r.ts, nil, "since", ws, gs)
 		case "ts":
 			// Messages may share a ts (one group commit), so the page's
 			// ts values are not checked one to one, but one message has
