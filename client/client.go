@@ -43,6 +43,45 @@ type Options struct {
 	// RootCAs for a private CA and ServerName when addr is not the name
 	// in the certificate. TLS 1.2 is the minimum.
 	TLS *tls.Config
+	// Events delivers pushes other than messages (friend requests and
+	// answers, presence, typing, notices) on Events. Without it they are
+	// dropped; with it, the program must read Events (they queue without
+	// bound meanwhile, like messages).
+	Events bool
+}
+
+// Event is a push other than a message. Type says which; the fields that
+// push carries are set (docs/protocol.md, "Friends, presence and
+// typing"):
+//
+//   - friend_request: User (who asks), Note, TS
+//   - friend_added: User, Since
+//   - friend_removed, friend_declined, friend_cancelled: User
+//   - presence: User, State (online, away, busy, offline), Text
+//   - typing: User (who types), State (start, stop)
+//   - notice: Text (an operator's broadcast)
+//
+// Types added later arrive with Type set and nothing else.
+type Event struct {
+	Type  protocol.Type
+	User  string
+	Note  string
+	TS    int64
+	Since int64
+	State string
+	Text  string
+}
+
+// eventOf returns the Event of a push frame.
+func eventOf(f *protocol.ServerFrame) Event {
+	e := Event{Type: f.Type, User: f.User, Note: f.Note, TS: f.TS, Since: f.Since, State: f.State, Text: f.Text}
+	switch f.Type {
+	case protocol.TypeFriendRequest, protocol.TypeTyping:
+		e.User = f.From
+	case protocol.TypeNotice:
+		e.Text = f.Message
+	}
+	return e
 }
 
 // KickedError is the reason a connection ended after a kicked push.
@@ -92,8 +131,10 @@ type Client struct {
 	nullErr error // last error reply with a null id
 	err     error // why the connection ended; set just before done is closed
 
-	queue  msgQueue
+	queue  queue[protocol.Message]
 	msgs   chan protocol.Message
+	events *queue[Event] // nil without Options.Events
+	evs    chan Event
 	done   chan struct{} // closed when the connection has ended
 	closed chan struct{} // closed by Close
 
@@ -140,14 +181,28 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		log:     log.With("addr", addr),
 		hello:   hello,
 		waiting: make(map[string]chan *protocol.ServerFrame),
-		queue:   msgQueue{signal: make(chan struct{}, 1)},
+		queue:   queue[protocol.Message]{signal: make(chan struct{}, 1)},
 		msgs:    make(chan protocol.Message),
+		evs:     make(chan Event),
 		done:    make(chan struct{}),
 		closed:  make(chan struct{}),
 	}
 	c.wg.Add(2)
 	go c.readLoop()
-	go c.pump()
+	go func() {
+		defer c.wg.Done()
+		pump(&c.queue, c.msgs, c.closed)
+	}()
+	if opts.Events {
+		c.events = &queue[Event]{signal: make(chan struct{}, 1)}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			pump(c.events, c.evs, c.closed)
+		}()
+	} else {
+		close(c.evs)
+	}
 	return c, nil
 }
 
@@ -174,7 +229,7 @@ func readHello(ctx context.Context, conn net.Conn, fr *protocol.FrameReader) (pr
 	if f.Proto != protocol.Version {
 		return protocol.Hello{}, fmt.Errorf("server speaks QQP/%d, not QQP/%d", f.Proto, protocol.Version)
 	}
-	return protocol.Hello{Server: f.Server, Version: f.Version, Proto: f.Proto}, nil
+	return protocol.Hello{Server: f.Server, Version: f.Version, Proto: f.Proto, Features: f.Features}, nil
 }
 
 // nextFrame returns the next frame that is not blank.
@@ -492,6 +547,9 @@ func (c *Client) readLoop() {
 	c.conn.Close()
 	close(c.done)
 	c.queue.end()
+	if c.events != nil {
+		c.events.end()
+	}
 	c.log.Debug("qq client: connection ended", "err", err)
 }
 
@@ -512,7 +570,13 @@ func (c *Client) readFrames() error {
 			c.queue.push(f.Msg())
 		case protocol.TypeKicked:
 			return &KickedError{Reason: protocol.KickReason(f.Reason), Message: f.Message}
+		case protocol.TypeHello:
+			c.log.Debug("qq client: ignoring a second hello")
 		default:
+			if c.events != nil {
+				c.events.push(eventOf(&f))
+				continue
+			}
 			c.log.Debug("qq client: ignoring push", "type", f.Type)
 		}
 	}
@@ -539,29 +603,4 @@ func (c *Client) deliver(f *protocol.ServerFrame) {
 		return
 	}
 	ch <- f // buffered, and each id is delivered at most once
-}
-
-// pump moves pushes from the queue to Messages.
-func (c *Client) pump() {
-	defer c.wg.Done()
-	defer close(c.msgs)
-	for {
-		m, ok, ended := c.queue.pop()
-		if ok {
-			select {
-			case c.msgs <- m:
-				continue
-			case <-c.closed:
-				return
-			}
-		}
-		if ended {
-			return
-		}
-		select {
-		case <-c.queue.signal:
-		case <-c.closed:
-			return
-		}
-	}
 }

@@ -1,16 +1,13 @@
 package client
 
-import (
-	"sync"
+import "sync"
 
-	"github.com/qqchat/qq/daemon/protocol"
-)
-
-// msgQueue is an unbounded FIFO of pushes between the reader goroutine,
-// which must never block on a consumer, and the pump feeding Messages.
-type msgQueue struct {
+// queue is an unbounded FIFO of pushes between the reader goroutine,
+// which must never block on a consumer, and the pump feeding Messages (or
+// Events).
+type queue[T any] struct {
 	mu     sync.Mutex
-	items  []protocol.Message
+	items  []T
 	head   int  // items[head:] are queued
 	ended  bool // no more pushes will come
 	signal chan struct{}
@@ -19,37 +16,38 @@ type msgQueue struct {
 // shrinkCap is the capacity above which a drained queue frees its array.
 const shrinkCap = 1024
 
-func (q *msgQueue) push(m protocol.Message) {
+func (q *queue[T]) push(m T) {
 	q.mu.Lock()
 	q.items = append(q.items, m)
 	q.mu.Unlock()
 	q.notify()
 }
 
-func (q *msgQueue) end() {
+func (q *queue[T]) end() {
 	q.mu.Lock()
 	q.ended = true
 	q.mu.Unlock()
 	q.notify()
 }
 
-func (q *msgQueue) notify() {
+func (q *queue[T]) notify() {
 	select {
 	case q.signal <- struct{}{}:
 	default:
 	}
 }
 
-// pop takes the oldest message. ok is false when the queue is empty; ended
+// pop takes the oldest item. ok is false when the queue is empty; ended
 // then reports whether it will stay empty.
-func (q *msgQueue) pop() (m protocol.Message, ok, ended bool) {
+func (q *queue[T]) pop() (m T, ok, ended bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.head == len(q.items) {
-		return protocol.Message{}, false, q.ended
+		return m, false, q.ended
 	}
 	m = q.items[q.head]
-	q.items[q.head] = protocol.Message{}
+	var zero T
+	q.items[q.head] = zero
 	q.head++
 	switch {
 	case q.head == len(q.items):
@@ -66,4 +64,29 @@ func (q *msgQueue) pop() (m protocol.Message, ok, ended bool) {
 		q.head = 0
 	}
 	return m, true, false
+}
+
+// pump moves items from q to out until q has ended and is drained, or
+// closed is closed; then it closes out.
+func pump[T any](q *queue[T], out chan<- T, closed <-chan struct{}) {
+	defer close(out)
+	for {
+		m, ok, ended := q.pop()
+		if ok {
+			select {
+			case out <- m:
+				continue
+			case <-closed:
+				return
+			}
+		}
+		if ended {
+			return
+		}
+		select {
+		case <-q.signal:
+		case <-closed:
+			return
+		}
+	}
 }

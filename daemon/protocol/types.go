@@ -102,6 +102,9 @@ type Hello struct {
 	Server  string `json:"server"`
 	Version string `json:"version"`
 	Proto   int    `json:"proto"`
+	// Features lists the server's extensions (qqd: Feature*); empty when
+	// it has none.
+	Features []string `json:"features,omitempty"`
 }
 
 // Kicked is the push the server writes before it closes a connection.
