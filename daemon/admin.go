@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/qqchat/qq/daemon/protocol"
-	"github.com/qqchat/qq/daemon/route"
 )
 
 // This file holds the data methods that operators' tools (the admin
@@ -50,8 +49,7 @@ func (s *Server) Sessions() []SessionInfo {
 
 // sessionsOf returns user's sessions.
 func (s *Server) sessionsOf(user string) []*session {
-	var ss []*session
-	s.router.Push(user, route.AllEpochs, func(sess *session) { ss = append(ss, sess) })
+	ss := s.router.Sessions(nil, user)
 	return ss
 }
 

@@ -44,14 +44,8 @@ func BenchmarkRouter(b *testing.B) {
 			}
 			epoch := srv.router.Advance() // every session joined before it
 			r := srv.router
-			var refused atomic.Bool
-			push := func(user string) {
-				r.Push(user, epoch, func(s *session) {
-					if !s.enqueue(frame) {
-						refused.Store(true)
-					}
-				})
-			}
+			d := &benchDeliverer{}
+			push := func(user string) { r.Push(user, epoch, frame, d) }
 
 			b.Run("online/serial", func(b *testing.B) {
 				b.ReportAllocs()
@@ -130,12 +124,22 @@ func BenchmarkRouter(b *testing.B) {
 			})
 
 			srv.writers.Wait()
-			if refused.Load() {
+			if d.refused.Load() {
 				b.Fatal("a session refused output (kicked slow_consumer?)")
 			}
 			if got := r.Count(); got != n {
 				b.Fatalf("%d users online after the pushes, want %d", got, n)
 			}
 		})
+	}
+}
+
+// benchDeliverer queues pushes as the pipeline's Deliver does, without the
+// deferred flush, and notes a refusal.
+type benchDeliverer struct{ refused atomic.Bool }
+
+func (d *benchDeliverer) Deliver(s *session, frame []byte) {
+	if !s.enqueue(frame) {
+		d.refused.Store(true)
 	}
 }

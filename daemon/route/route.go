@@ -30,8 +30,16 @@ type Session interface {
 }
 
 // AllEpochs, as Push's epoch, reaches every session of a user whatever its
-// join epoch (operators' actions: kick, notices).
+// join epoch.
 const AllEpochs = ^uint64(0)
+
+// Deliverer queues a frame on a session without blocking (the daemon's
+// sessions and their bounded output queues). A router calls it for the
+// sessions it holds; a clustered router forwards the frame to the nodes
+// holding the others, whose daemons deliver it there.
+type Deliverer[S Session] interface {
+	Deliver(s S, frame []byte)
+}
 
 // Router is the online set. Every method is safe for concurrent use and
 // none blocks on a connection.
@@ -51,11 +59,15 @@ type Router[S Session] interface {
 	Count() int
 	// Advance starts a new epoch and returns it.
 	Advance() uint64
-	// Push calls deliver for every session of user that joined before
-	// epoch (AllEpochs: every session). deliver must not block; it runs
-	// with no router lock held, on a snapshot of the user's sessions
-	// taken when Push was called.
-	Push(user string, epoch uint64, deliver func(S))
+	// Push delivers frame to every session of user that joined before
+	// epoch (AllEpochs: every session), through d. d must not block; it
+	// runs with no router lock held, on a snapshot of the user's sessions
+	// taken when Push was called. (A Deliverer, not a closure: the hot
+	// path passes a long-lived one and allocates nothing.)
+	Push(user string, epoch uint64, frame []byte, d Deliverer[S])
+	// Sessions appends user's sessions held here to dst (operators'
+	// actions: kick).
+	Sessions(dst []S, user string) []S
 }
 
 // member is a joined session and the epoch it joined at.
@@ -131,13 +143,24 @@ func (r *Local[S]) Count() int {
 func (r *Local[S]) Advance() uint64 { return r.epoch.Add(1) }
 
 // Push implements Router.
-func (r *Local[S]) Push(user string, epoch uint64, deliver func(S)) {
+func (r *Local[S]) Push(user string, epoch uint64, frame []byte, d Deliverer[S]) {
 	r.mu.RLock()
 	ms := r.users[user]
 	r.mu.RUnlock()
 	for _, m := range ms {
 		if m.epoch < epoch {
-			deliver(m.s)
+			d.Deliver(m.s, frame)
 		}
 	}
+}
+
+// Sessions implements Router.
+func (r *Local[S]) Sessions(dst []S, user string) []S {
+	r.mu.RLock()
+	ms := r.users[user]
+	r.mu.RUnlock()
+	for _, m := range ms {
+		dst = append(dst, m.s)
+	}
+	return dst
 }

@@ -14,10 +14,27 @@ func (c *conn) User() string { return c.user }
 
 var _ route.Router[*conn] = (*route.Local[*conn])(nil)
 
+// collect is a Deliverer that records whom a push reached, with which
+// frame.
+type collect struct {
+	got    []*conn
+	frames []string
+}
+
+func (c *collect) Deliver(s *conn, frame []byte) {
+	c.got = append(c.got, s)
+	c.frames = append(c.frames, string(frame))
+}
+
 func pushed(r route.Router[*conn], user string, epoch uint64) []*conn {
-	var got []*conn
-	r.Push(user, epoch, func(c *conn) { got = append(got, c) })
-	return got
+	var c collect
+	r.Push(user, epoch, []byte("frame"), &c)
+	for _, f := range c.frames {
+		if f != "frame" {
+			panic("Push delivered another frame: " + f)
+		}
+	}
+	return c.got
 }
 
 func TestLocal(t *testing.T) {
@@ -64,10 +81,10 @@ func TestLeaveDuringPush(t *testing.T) {
 		r.Join(c)
 	}
 	n := 0
-	r.Push("alice", route.AllEpochs, func(c *conn) {
+	r.Push("alice", route.AllEpochs, nil, deliverFunc(func(c *conn) {
 		n++
 		r.Leave(c)
-	})
+	}))
 	if n != 3 || r.Online("alice") {
 		t.Errorf("push reached %d sessions, online after %v; want 3 and false", n, r.Online("alice"))
 	}
@@ -78,7 +95,7 @@ func TestLeaveDuringPush(t *testing.T) {
 			for j := range 200 {
 				c := &conn{"bob"}
 				r.Join(c)
-				r.Push("bob", r.Advance(), func(*conn) {})
+				r.Push("bob", r.Advance(), nil, deliverFunc(func(*conn) {}))
 				if (i+j)%2 == 0 {
 					r.Leave(c)
 				}
@@ -86,9 +103,11 @@ func TestLeaveDuringPush(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	total := 0
-	r.Push("bob", route.AllEpochs, func(*conn) { total++ })
-	if total != 800 {
+	if total := len(r.Sessions(nil, "bob")); total != 800 {
 		t.Errorf("%d bob sessions joined, want 800", total)
 	}
 }
+
+type deliverFunc func(*conn)
+
+func (f deliverFunc) Deliver(c *conn, _ []byte) { f(c) }
