@@ -99,13 +99,19 @@ func oneLine(req *protocol.Request, key string, max int) (string, bool, *protoco
 // pushTo queues frame on every session of user; a closing session drops
 // it. It returns how many sessions it was queued for.
 func (srv *Server) pushTo(user string, frame []byte) int {
-	n := 0
-	srv.router.Push(user, route.AllEpochs, func(s *session) {
-		if s.enqueue(frame) {
-			n++
-		}
-	})
-	return n
+	var c enqueueCount
+	srv.router.Push(user, route.AllEpochs, frame, &c)
+	return int(c)
+}
+
+// enqueueCount is a route.Deliverer that queues a frame on each session
+// and counts those that took it.
+type enqueueCount int
+
+func (c *enqueueCount) Deliver(s *session, frame []byte) {
+	if s.enqueue(frame) {
+		*c++
+	}
 }
 
 // pushPresence pushes a presence update to the friends it names. It is
