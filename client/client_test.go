@@ -18,7 +18,6 @@ import (
 	"github.com/qqchat/qq/client"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
-	"github.com/qqchat/qq/plugins"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -304,18 +303,10 @@ func TestServerErrors(t *testing.T) {
 	}
 }
 
-// brokenFilter fails every call, like a filter whose plugin process died.
-type brokenFilter struct{}
-
-func (brokenFilter) Filter(context.Context, []plugins.FilterMessage) ([]plugins.Verdict, error) {
-	return nil, errors.New("filter plugin exited")
-}
-
 // The error of a refused request keeps the server's message, not only its
 // code: for unavailable it is what tells a filter outage from a storage one.
 func TestServerErrorKeepsMessage(t *testing.T) {
-	s := daemontest.StartWithPlugins(t, daemontest.Config(t), nil,
-		[]plugins.FilterLink{{Name: "broken", Filter: brokenFilter{}, OnFailure: plugins.FailClosed}})
+	s := daemontest.StartWithPlugins(t, daemontest.Config(t), nil, daemontest.BrokenChain())
 	register(t, s, "bob")
 	c := user(t, s, "alice")
 	_, err := c.Send(testCtx(t), "bob", "hi")

@@ -374,11 +374,7 @@ func (c *cmd) reload(ctx context.Context, args []string) error {
 	}
 	var keys []string
 	if err := c.call(func(cl *admin.Client) (err error) { keys, err = cl.Reload(ctx); return err }); err != nil {
-		var ce *cli.Error
-		if errors.As(err, &ce) && ce.Code == exitRefused {
-			ce.Msg = "reload refused: " + ce.Err.Error()
-		}
-		return err
+		return refusal(err, "reload refused: ")
 	}
 	if c.json {
 		c.printJSON(admin.ReloadReply{NeedsRestart: keys})
@@ -392,15 +388,21 @@ func (c *cmd) reload(ctx context.Context, args []string) error {
 	return nil
 }
 
+// refusal prefixes the message of a refused call's error (exit code
+// exitRefused) with what was refused.
+func refusal(err error, prefix string) error {
+	var ce *cli.Error
+	if errors.As(err, &ce) && ce.Code == exitRefused {
+		ce.Msg = prefix + ce.Err.Error()
+	}
+	return err
+}
+
 // checkReload is reload --dry-run.
 func (c *cmd) checkReload(ctx context.Context) error {
 	var r *admin.ReloadCheckReply
 	if err := c.call(func(cl *admin.Client) (err error) { r, err = cl.CheckReload(ctx); return err }); err != nil {
-		var ce *cli.Error
-		if errors.As(err, &ce) && ce.Code == exitRefused {
-			ce.Msg = "reload would be refused: " + ce.Err.Error()
-		}
-		return err
+		return refusal(err, "reload would be refused: ")
 	}
 	if c.json {
 		c.printJSON(r)

@@ -15,7 +15,6 @@ import (
 	"github.com/qqchat/qq/client/cli"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
-	"github.com/qqchat/qq/plugins"
 )
 
 const pw = "password1"
@@ -239,18 +238,10 @@ func TestOneShot(t *testing.T) {
 	expectErr(t, qq(t, s.Addr, bob, "history", "nobody"), exitRefused, "nobody: no such user")
 }
 
-// brokenFilter fails every call, like a filter whose plugin process died.
-type brokenFilter struct{}
-
-func (brokenFilter) Filter(context.Context, []plugins.FilterMessage) ([]plugins.Verdict, error) {
-	return nil, errors.New("filter plugin exited")
-}
-
 // A filter outage is reported as the server words it, not as a storage
 // problem: qq shows the server's message for an error reply.
 func TestFilterOutageShowsServerMessage(t *testing.T) {
-	s := daemontest.StartWithPlugins(t, daemontest.Config(t), nil,
-		[]plugins.FilterLink{{Name: "broken", Filter: brokenFilter{}, OnFailure: plugins.FailClosed}})
+	s := daemontest.StartWithPlugins(t, daemontest.Config(t), nil, daemontest.BrokenChain())
 	alice := map[string]string{"QQ_USER": "alice"}
 	expect(t, qq(t, s.Addr, nil, "register", "alice"), exitOK)
 	expect(t, qq(t, s.Addr, nil, "register", "bob"), exitOK)

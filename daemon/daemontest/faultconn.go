@@ -1,6 +1,7 @@
 package daemontest
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
 )
 
 // FaultConn wraps the client side of a real TCP connection and injects
@@ -263,4 +265,19 @@ func Unlimited(c *config.Config) {
 	l.FriendRequestsPerDay = 1 << 30
 	l.TypingRate = 1e9
 	l.TypingBurst = 1 << 30
+}
+
+// BrokenFilter fails every call, like a filter whose plugin process died.
+type BrokenFilter struct{}
+
+// Filter implements plugins.Filter.
+func (BrokenFilter) Filter(context.Context, []plugins.FilterMessage) ([]plugins.Verdict, error) {
+	return nil, errors.New("filter plugin exited")
+}
+
+// BrokenChain returns a filter chain of one BrokenFilter that fails
+// closed: every send is answered unavailable, "message filter
+// unavailable".
+func BrokenChain() []plugins.FilterLink {
+	return []plugins.FilterLink{{Name: "broken", Filter: BrokenFilter{}, OnFailure: plugins.FailClosed}}
 }
