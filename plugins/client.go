@@ -73,6 +73,10 @@ func configureRequest(config []byte, env Env) *pluginpb.ConfigureRequest {
 type storageClient struct {
 	rpcBase
 	rpc pluginpb.StorageClient
+	// version is the negotiated protocol version; social is what
+	// Configure answered (the plugin's storage has Social).
+	version int
+	social  bool
 	// seq numbers Writes so that the plugin applies overlapping ones in
 	// call order (see writeGate).
 	seqMu sync.Mutex
@@ -91,11 +95,25 @@ func (c *storageClient) configure(ctx context.Context, config []byte, env Env) e
 	if err := c.check("configure"); err != nil {
 		return err
 	}
-	_, err := c.rpc.Configure(ctx, configureRequest(config, env))
+	resp, err := c.rpc.Configure(ctx, configureRequest(config, env))
 	if status.Code(err) == codes.Unimplemented {
 		return c.wrap("configure", fmt.Errorf("the process does not serve a storage plugin: %w", fromStatus(err)))
 	}
-	return c.decode("configure", err)
+	if err != nil {
+		return c.decode("configure", err)
+	}
+	c.social = resp.GetSocial()
+	return nil
+}
+
+// Social implements the interface SocialOf asks: the plugin's Social,
+// when the process negotiated protocol version 2 or later and its
+// storage has one.
+func (c *storageClient) Social() (Social, bool) {
+	if c.version < 2 || !c.social {
+		return nil, false
+	}
+	return socialClient{c}, true
 }
 
 func (c *storageClient) CreateUser(ctx context.Context, user, passwordHash string) error {
@@ -278,6 +296,95 @@ func (c *storageClient) Close() error {
 	defer cancel()
 	_, err := c.rpc.Close(ctx, &pluginpb.CloseRequest{})
 	return c.decode("close", err)
+}
+
+// socialClient is the Social of a storage in a plugin process.
+type socialClient struct{ c *storageClient }
+
+var _ Social = socialClient{}
+
+func (s socialClient) RequestFriend(ctx context.Context, from, to, note string, ts int64) (bool, error) {
+	if err := s.c.check("request friend"); err != nil {
+		return false, err
+	}
+	resp, err := s.c.rpc.RequestFriend(ctx, &pluginpb.RequestFriendRequest{From: from, To: to, Note: note, Ts: ts})
+	if err != nil {
+		return false, s.c.decode("request friend", err)
+	}
+	return resp.GetBecameFriends(), nil
+}
+
+func (s socialClient) AnswerFriendRequest(ctx context.Context, user, from string, accept bool, ts int64) error {
+	if err := s.c.check("answer friend request"); err != nil {
+		return err
+	}
+	_, err := s.c.rpc.AnswerFriendRequest(ctx, &pluginpb.AnswerFriendRequestRequest{User: user, From: from, Accept: accept, Ts: ts})
+	return s.c.decode("answer friend request", err)
+}
+
+func (s socialClient) CancelFriendRequest(ctx context.Context, from, to string) error {
+	if err := s.c.check("cancel friend request"); err != nil {
+		return err
+	}
+	_, err := s.c.rpc.CancelFriendRequest(ctx, &pluginpb.CancelFriendRequestRequest{From: from, To: to})
+	return s.c.decode("cancel friend request", err)
+}
+
+func (s socialClient) RemoveFriend(ctx context.Context, user, friend string) error {
+	if err := s.c.check("remove friend"); err != nil {
+		return err
+	}
+	_, err := s.c.rpc.RemoveFriend(ctx, &pluginpb.RemoveFriendRequest{User: user, Friend: friend})
+	return s.c.decode("remove friend", err)
+}
+
+func (s socialClient) Friends(ctx context.Context, user string) (FriendList, error) {
+	if err := s.c.check("friends"); err != nil {
+		return FriendList{}, err
+	}
+	resp, err := s.c.rpc.Friends(ctx, &pluginpb.FriendsRequest{User: user})
+	if err != nil {
+		return FriendList{}, s.c.decode("friends", err)
+	}
+	return friendListFromPB(resp), nil
+}
+
+func (s socialClient) Block(ctx context.Context, user, target string, ts int64) error {
+	if err := s.c.check("block"); err != nil {
+		return err
+	}
+	_, err := s.c.rpc.Block(ctx, &pluginpb.BlockRequest{User: user, Target: target, Ts: ts})
+	return s.c.decode("block", err)
+}
+
+func (s socialClient) Unblock(ctx context.Context, user, target string) error {
+	if err := s.c.check("unblock"); err != nil {
+		return err
+	}
+	_, err := s.c.rpc.Unblock(ctx, &pluginpb.UnblockRequest{User: user, Target: target})
+	return s.c.decode("unblock", err)
+}
+
+func (s socialClient) Blocks(ctx context.Context, user string) ([]string, error) {
+	if err := s.c.check("blocks"); err != nil {
+		return nil, err
+	}
+	resp, err := s.c.rpc.Blocks(ctx, &pluginpb.BlocksRequest{User: user})
+	if err != nil {
+		return nil, s.c.decode("blocks", err)
+	}
+	return resp.GetUsers(), nil
+}
+
+func (s socialClient) Relation(ctx context.Context, a, b string) (Relation, error) {
+	if err := s.c.check("relation"); err != nil {
+		return Relation{}, err
+	}
+	resp, err := s.c.rpc.Relation(ctx, &pluginpb.RelationRequest{A: a, B: b})
+	if err != nil {
+		return Relation{}, s.c.decode("relation", err)
+	}
+	return relationFromPB(resp), nil
 }
 
 // filterClient is a Filter in a plugin process.

@@ -1,10 +1,12 @@
 // Package plugins is the contract between qqd and its plugins: the Storage
-// interface that keeps users, history and pending messages, the Filter
-// interface that inspects messages before they are stored, and the
-// go-plugin wiring that runs both out of process (Start, Supervisor,
-// ServeStorage, ServeFilter). docs/plugins.md is the author's guide; the
-// package examples, a filter plugin and a storage plugin, are the place
-// to start.
+// interface that keeps users, history and pending messages, its optional
+// Social part that keeps friendships, friend requests and blocks (found
+// with SocialOf), the Filter interface that inspects messages before they
+// are stored, and the go-plugin wiring that runs them out of process
+// (Start, Supervisor, ServeStorage, ServeFilter). docs/plugins.md is the
+// author's guide; the package examples, a filter plugin and a storage
+// plugin, are the place to start, and package storagetest checks a
+// storage against the contract.
 //
 // The Storage interface is shaped to cross a process boundary: writes come
 // in batches (many messages and many acks in one call, one durable commit),
@@ -26,12 +28,13 @@
 // factory with its JSON configuration and Env; the factory's error text
 // reaches qqd's error message. Calls before a successful Configure fail.
 //
-// Across the boundary the contract holds: ErrUserExists, ErrUnknownUser
-// and ErrBadCursor (and context.Canceled and context.DeadlineExceeded)
-// still satisfy errors.Is on the host, AppendResult.Err too; a Write fails
-// with a *WriteError whose MaybeWritten is the plugin's, or true when the
-// call failed in transport (the process died or the deadline expired
-// mid-call), or false when it was never sent.
+// Across the boundary the contract holds: ErrUserExists, ErrUnknownUser,
+// ErrBadCursor, ErrBlocked, ErrNotFriends and ErrNoRequest (and
+// context.Canceled and context.DeadlineExceeded) still satisfy errors.Is on
+// the host, AppendResult.Err too; a Write fails with a *WriteError whose
+// MaybeWritten is the plugin's, or true when the call failed in transport
+// (the process died or the deadline expired mid-call), or false when it was
+// never sent.
 //
 // A plugin logs with log/slog to os.Stderr (stdout belongs to the
 // handshake). qqd relays each line to the Spec's Logger with
@@ -41,6 +44,20 @@
 // (Pdeathsig). It ignores SIGINT and SIGTERM, so that qqd can make its
 // last writes before it stops its plugins with Process.Kill or
 // CleanupClients.
+//
+// # Protocol versions
+//
+// Host and plugin negotiate the plugin protocol version in the handshake.
+// The host speaks versions 1 and 2 (VersionedPlugins), and a plugin built
+// with this package serves both, so a plugin built before version 2 starts
+// under this host, and one built now under a host that knows only 1; the
+// newest version both know is used. Version 2 adds Social to the storage
+// service (and the Write checks that go with it, NewMessage.FriendsOnly);
+// for filters the two versions are the same. A storage in a plugin process
+// has Social only when version 2 was negotiated and the plugin's storage
+// implements it (it says so when configured): SocialOf answers that, per
+// process (Process.ProtocolVersion), and through a Supervisor for the
+// process currently in service, which can change at a restart.
 //
 // # Supervision
 //

@@ -101,6 +101,14 @@ func TestExampleStorageOutOfProcess(t *testing.T) {
 	if n, err := st.PendingCount(ctx, "bob"); n != 1 || err != nil {
 		t.Errorf("PendingCount = %d, %v, want 1", n, err)
 	}
+	// The wrapped store's friends methods cross too.
+	soc, ok := plugins.SocialOf(st)
+	if !ok {
+		t.Fatal("SocialOf(reservednames) = false, want the wrapped store's Social")
+	}
+	if became, err := soc.RequestFriend(ctx, "alice", "bob", "hi", 1); err != nil || became {
+		t.Errorf("RequestFriend = %v, %v", became, err)
+	}
 
 	_, err = startExample(t, "reservednames", plugins.KindStorage, []byte(`{"sqlite": {"synchronus": "off"}}`), plugins.Env{DataDir: t.TempDir()})
 	if !errors.Is(err, plugins.ErrConfig) || !strings.Contains(err.Error(), "reservednames: sqlite config: synchronus: unknown key") {

@@ -19,9 +19,12 @@ import (
 // thing: names that start with a reserved prefix cannot be registered.
 //
 // Embedding plugins.Storage gives it every method of the interface, and it
-// overrides one. A storage written from scratch implements every method,
-// with the guarantees that docs/plugins.md lists ("Writing a storage
-// plugin") and that sqlitestore's tests check.
+// overrides one. Embedding hides the friends methods (plugins.Social) of
+// the store it wraps; its Social method hands them on, so that the plugin
+// keeps the friends features. A storage written from scratch implements
+// every method, with the guarantees that docs/plugins.md lists ("Writing
+// a storage plugin") and that the conformance suite (package storagetest)
+// checks.
 type reservedNames struct {
 	plugins.Storage
 	prefixes []string
@@ -51,6 +54,9 @@ func newReservedNames(env plugins.Env, config []byte) (plugins.Storage, error) {
 	}
 	return &reservedNames{Storage: st, prefixes: c.ReservedPrefixes}, nil
 }
+
+// Social hands on the Social of the wrapped store (see plugins.SocialOf).
+func (s *reservedNames) Social() (plugins.Social, bool) { return plugins.SocialOf(s.Storage) }
 
 // CreateUser answers a reserved name as taken: the client that tries to
 // register it gets user_exists.

@@ -19,13 +19,17 @@ var ErrConfig = errConfig
 func ServedPluginSet(sf StorageFactory, ff FilterFactory) goplugin.PluginSet {
 	set := goplugin.PluginSet{}
 	if sf != nil {
-		set[string(KindStorage)] = &storagePlugin{server: &storageServer{factory: sf}}
+		set[string(KindStorage)] = &storagePlugin{server: &storageServer{factory: sf}, version: ProtocolVersion}
 	}
 	if ff != nil {
 		set[string(KindFilter)] = &filterPlugin{server: &filterServer{factory: ff}}
 	}
 	return set
 }
+
+// ServeStorageVersions is ServeStorage serving only the given protocol
+// versions: a plugin built before version 2 serves just 1.
+func ServeStorageVersions(f StorageFactory, versions ...int) { serveStorage(f, versions) }
 
 // Configure calls Configure on a client dispensed from a
 // goplugin.GRPCClient.

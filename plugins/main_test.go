@@ -26,6 +26,8 @@ import (
 // The test binary doubles as a plugin and as a plugin host:
 //
 //	QQ_PLUGIN_TEST_SERVE=filter|storage   serve the test filter or storage
+//	QQ_PLUGIN_TEST_SERVE=storage-v1       serve the test storage as a plugin
+//	                                      built for protocol version 1 only
 //	QQ_PLUGIN_TEST_SERVE=quiet|reservednames
 //	                                      serve the filter or storage of the
 //	                                      package examples
@@ -44,6 +46,9 @@ func TestMain(m *testing.M) {
 		return
 	case "storage":
 		plugins.ServeStorage(newTestStorage)
+		return
+	case "storage-v1":
+		plugins.ServeStorageVersions(newTestStorage, 1)
 		return
 	case "quiet":
 		plugins.ServeFilter(newQuiet)
@@ -219,8 +224,11 @@ func newTestStorage(env plugins.Env, config []byte) (plugins.Storage, error) {
 
 // faultStorage fails a Write whose first message's body is "fail maybe"
 // (MaybeWritten true) or "fail nothing" (false), returns a non-WriteError
-// on "fail plain", and blocks on "hang" until well after ctx is done.
+// on "fail plain", and blocks on "hang" until well after ctx is done. It
+// keeps the Social of the storage it wraps.
 type faultStorage struct{ plugins.Storage }
+
+func (s faultStorage) Social() (plugins.Social, bool) { return plugins.SocialOf(s.Storage) }
 
 func (s faultStorage) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.AppendResult, error) {
 	if len(b.Messages) > 0 {

@@ -10,13 +10,24 @@ import (
 	"github.com/qqchat/qq/plugins/pluginpb"
 )
 
-// ProtocolVersion is the version of the plugin protocol (the gRPC services
-// of pluginpb/qqplugin.proto) this package speaks. Host and plugin
-// negotiate it through go-plugin's VersionedPlugins: a plugin built against
-// another version fails to start with a version error. An incompatible
-// change adds version 2 beside 1 in VersionedPlugins rather than replacing
-// it.
-const ProtocolVersion = 1
+// ProtocolVersion is the newest version of the plugin protocol (the gRPC
+// services of pluginpb/qqplugin.proto) this package speaks. Host and plugin
+// negotiate the version through go-plugin's VersionedPlugins, which holds
+// every version still supported (1 and 2): the handshake picks the newest
+// one both sides know, and a plugin that shares none with the host fails
+// to start with a version error.
+//
+// Version 2 adds Social to the storage service (compatibly: the same
+// service with more methods). A host built with this package starts
+// plugins of version 1 and 2; a plugin built with it serves both, so it
+// also starts under a host that knows only version 1. A storage in a
+// plugin process has Social only when version 2 was negotiated (see
+// SocialOf). For filters, versions 1 and 2 are the same service.
+const ProtocolVersion = 2
+
+// minProtocolVersion is the oldest protocol version still served and
+// accepted.
+const minProtocolVersion = 1
 
 // Handshake is the go-plugin handshake shared by qqd and every plugin. The
 // magic cookie only tells a plugin binary that it was started by a qq host
@@ -43,20 +54,40 @@ const (
 func (k Kind) valid() bool { return k == KindStorage || k == KindFilter }
 
 // VersionedPlugins is the host's go-plugin plugin sets by protocol
-// version: for ProtocolVersion, "storage" and "filter". A plugin process
-// serves the same names for the same versions (with its factory behind
-// them; see ServeStorage and ServeFilter). Read-only by convention.
-var VersionedPlugins = map[int]goplugin.PluginSet{
-	ProtocolVersion: {
-		string(KindStorage): &storagePlugin{},
-		string(KindFilter):  &filterPlugin{},
-	},
+// version: for every version from 1 to ProtocolVersion, "storage" and
+// "filter". A plugin process serves the same names for the same versions
+// (with its factory behind them; see ServeStorage and ServeFilter).
+// Read-only by convention.
+var VersionedPlugins = hostPlugins()
+
+func hostPlugins() map[int]goplugin.PluginSet {
+	sets := make(map[int]goplugin.PluginSet)
+	for v := minProtocolVersion; v <= ProtocolVersion; v++ {
+		sets[v] = goplugin.PluginSet{
+			string(KindStorage): &storagePlugin{version: v},
+			string(KindFilter):  &filterPlugin{},
+		}
+	}
+	return sets
 }
 
 // servedPlugins is the plugin side of VersionedPlugins: the one kind a
-// process serves, backed by its server.
-func servedPlugins(kind Kind, p goplugin.Plugin) map[int]goplugin.PluginSet {
-	return map[int]goplugin.PluginSet{ProtocolVersion: {string(kind): p}}
+// process serves, backed by its server, for each of versions.
+func servedPlugins(kind Kind, p goplugin.Plugin, versions []int) map[int]goplugin.PluginSet {
+	sets := make(map[int]goplugin.PluginSet, len(versions))
+	for _, v := range versions {
+		sets[v] = goplugin.PluginSet{string(kind): p}
+	}
+	return sets
+}
+
+// servedVersions are the protocol versions a plugin process serves.
+func servedVersions() []int {
+	vs := make([]int, 0, ProtocolVersion-minProtocolVersion+1)
+	for v := minProtocolVersion; v <= ProtocolVersion; v++ {
+		vs = append(vs, v)
+	}
+	return vs
 }
 
 var (
@@ -65,10 +96,12 @@ var (
 )
 
 // storagePlugin is the go-plugin glue for Storage. On the host, server is
-// nil and only GRPCClient is used.
+// nil and only GRPCClient is used; version is the protocol version of the
+// set it is in, which the clients it makes speak.
 type storagePlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
-	server *storageServer
+	server  *storageServer
+	version int
 }
 
 func (p *storagePlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
@@ -80,7 +113,7 @@ func (p *storagePlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error
 }
 
 func (p *storagePlugin) GRPCClient(ctx context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &storageClient{rpcBase: rpcBase{done: ctx}, rpc: pluginpb.NewStorageClient(c)}, nil
+	return &storageClient{rpcBase: rpcBase{done: ctx}, rpc: pluginpb.NewStorageClient(c), version: p.version}, nil
 }
 
 // filterPlugin is the go-plugin glue for Filter, like storagePlugin.

@@ -51,6 +51,7 @@ type Process struct {
 	name    string
 	kind    Kind
 	pid     int
+	version int // negotiated protocol version
 	client  *goplugin.Client
 	rpc     *goplugin.GRPCClient
 	storage *storageClient
@@ -142,6 +143,7 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 		return fail("start", fmt.Errorf("unexpected go-plugin client %T", rpc))
 	}
 	p.rpc = grpcClient
+	p.version = client.NegotiatedVersion()
 	if err := ctx.Err(); err != nil {
 		return fail("start", err)
 	}
@@ -200,9 +202,15 @@ func (p *Process) Name() string { return p.name }
 // Kind is what the process serves.
 func (p *Process) Kind() Kind { return p.kind }
 
+// ProtocolVersion is the plugin protocol version negotiated with the
+// process: the newest both it and this package speak (see
+// ProtocolVersion).
+func (p *Process) ProtocolVersion() int { return p.version }
+
 // Storage is the process's Storage, nil unless its kind is KindStorage.
 // Its Close closes the storage inside the plugin; the process runs on
-// until Kill. Once the process has exited, calls fail at once (Write with
+// until Kill. SocialOf finds its Social part when the process negotiated
+// protocol version 2 and its storage has one. Once the process has exited, calls fail at once (Write with
 // a *WriteError whose MaybeWritten is false); a call in flight when it
 // dies fails with a transport error (Write: MaybeWritten true).
 func (p *Process) Storage() Storage {

@@ -27,7 +27,20 @@ func TestProtoVersion(t *testing.T) {
 	if plugins.Handshake.ProtocolVersion != plugins.ProtocolVersion {
 		t.Errorf("Handshake.ProtocolVersion = %d, want %d", plugins.Handshake.ProtocolVersion, plugins.ProtocolVersion)
 	}
-	if _, ok := plugins.VersionedPlugins[plugins.ProtocolVersion]; !ok {
-		t.Errorf("VersionedPlugins has no set for version %d", plugins.ProtocolVersion)
+	// Every version from 1 on is still served, with both kinds.
+	for v := 1; v <= plugins.ProtocolVersion; v++ {
+		set, ok := plugins.VersionedPlugins[v]
+		if !ok {
+			t.Errorf("VersionedPlugins has no set for version %d", v)
+			continue
+		}
+		for _, k := range []plugins.Kind{plugins.KindStorage, plugins.KindFilter} {
+			if set[string(k)] == nil {
+				t.Errorf("VersionedPlugins[%d] has no %s", v, k)
+			}
+		}
+	}
+	if len(plugins.VersionedPlugins) != plugins.ProtocolVersion {
+		t.Errorf("VersionedPlugins has %d versions, want 1 to %d", len(plugins.VersionedPlugins), plugins.ProtocolVersion)
 	}
 }

@@ -46,9 +46,15 @@ import (
 // nil))); qqd relays each line to its own log with plugin=<instance name>,
 // keeping the level. SIGINT and SIGTERM are ignored: qqd stops its plugins
 // itself, after its last write.
-func ServeStorage(f StorageFactory) {
+//
+// The process serves every protocol version from 1 to ProtocolVersion, so
+// that it starts under an older qqd too; its Storage's Social part (if it
+// has one, see SocialOf) is used only by a host that negotiated version 2.
+func ServeStorage(f StorageFactory) { serveStorage(f, servedVersions()) }
+
+func serveStorage(f StorageFactory, versions []int) {
 	s := &storageServer{factory: f}
-	serve(servedPlugins(KindStorage, &storagePlugin{server: s}), s.close)
+	serve(servedPlugins(KindStorage, &storagePlugin{server: s}, versions), s.close)
 	_ = s.close()
 }
 
@@ -58,7 +64,7 @@ func ServeStorage(f StorageFactory) {
 //	func main() { plugins.ServeFilter(myfilter.New) }
 func ServeFilter(f FilterFactory) {
 	s := &filterServer{factory: f}
-	serve(servedPlugins(KindFilter, &filterPlugin{server: s}), func() error { return nil })
+	serve(servedPlugins(KindFilter, &filterPlugin{server: s}, servedVersions()), func() error { return nil })
 }
 
 // ProfileDirEnv names an environment variable: when set (for example by a
@@ -230,11 +236,17 @@ func (s *storageServer) close() error {
 	return s.closeErr
 }
 
+// Configure builds the Storage and tells the host whether it has Social.
 func (s *storageServer) Configure(_ context.Context, req *pluginpb.ConfigureRequest) (*pluginpb.ConfigureResponse, error) {
 	if err := s.impl.configure(req, s.factory); err != nil {
 		return nil, err
 	}
-	return &pluginpb.ConfigureResponse{}, nil
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	_, social := SocialOf(st)
+	return &pluginpb.ConfigureResponse{Social: social}, nil
 }
 
 func (s *storageServer) CreateUser(ctx context.Context, req *pluginpb.CreateUserRequest) (_ *pluginpb.CreateUserResponse, err error) {
@@ -395,6 +407,132 @@ func (s *storageServer) Close(context.Context, *pluginpb.CloseRequest) (_ *plugi
 		return nil, toStatus(err)
 	}
 	return &pluginpb.CloseResponse{}, nil
+}
+
+// social returns the Social part of the configured Storage, or an
+// UNIMPLEMENTED status when it has none.
+func (s *storageServer) social() (Social, error) {
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	soc, ok := SocialOf(st)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the storage does not keep friendships")
+	}
+	return soc, nil
+}
+
+func (s *storageServer) RequestFriend(ctx context.Context, req *pluginpb.RequestFriendRequest) (_ *pluginpb.RequestFriendResponse, err error) {
+	defer recoverRPC("request friend", &err)
+	soc, err := s.social()
+	if err != nil {
+		return nil, err
+	}
+	became, err := soc.RequestFriend(ctx, req.GetFrom(), req.GetTo(), req.GetNote(), req.GetTs())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.RequestFriendResponse{BecameFriends: became}, nil
+}
+
+func (s *storageServer) AnswerFriendRequest(ctx context.Context, req *pluginpb.AnswerFriendRequestRequest) (_ *pluginpb.AnswerFriendRequestResponse, err error) {
+	defer recoverRPC("answer friend request", &err)
+	soc, err := s.social()
+	if err != nil {
+		return nil, err
+	}
+	if err := soc.AnswerFriendRequest(ctx, req.GetUser(), req.GetFrom(), req.GetAccept(), req.GetTs()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.AnswerFriendRequestResponse{}, nil
+}
+
+func (s *storageServer) CancelFriendRequest(ctx context.Context, req *pluginpb.CancelFriendRequestRequest) (_ *pluginpb.CancelFriendRequestResponse, err error) {
+	defer recoverRPC("cancel friend request", &err)
+	soc, err := s.social()
+	if err != nil {
+		return nil, err
+	}
+	if err := soc.CancelFriendRequest(ctx, req.GetFrom(), req.GetTo()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.CancelFriendRequestResponse{}, nil
+}
+
+func (s *storageServer) RemoveFriend(ctx context.Context, req *pluginpb.RemoveFriendRequest) (_ *pluginpb.RemoveFriendResponse, err error) {
+	defer recoverRPC("remove friend", &err)
+	soc, err := s.social()
+	if err != nil {
+		return nil, err
+	}
+	if err := soc.RemoveFriend(ctx, req.GetUser(), req.GetFriend()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.RemoveFriendResponse{}, nil
+}
+
+func (s *storageServer) Friends(ctx context.Context, req *pluginpb.FriendsRequest) (_ *pluginpb.FriendsResponse, err error) {
+	defer recoverRPC("friends", &err)
+	soc, err := s.social()
+	if err != nil {
+		return nil, err
+	}
+	l, err := soc.Friends(ctx, req.GetUser())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return friendListToPB(l), nil
+}
+
+func (s *storageServer) Block(ctx context.Context, req *pluginpb.BlockRequest) (_ *pluginpb.BlockResponse, err error) {
+	defer recoverRPC("block", &err)
+	soc, err := s.social()
+	if err != nil {
+		return nil, err
+	}
+	if err := soc.Block(ctx, req.GetUser(), req.GetTarget(), req.GetTs()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.BlockResponse{}, nil
+}
+
+func (s *storageServer) Unblock(ctx context.Context, req *pluginpb.UnblockRequest) (_ *pluginpb.UnblockResponse, err error) {
+	defer recoverRPC("unblock", &err)
+	soc, err := s.social()
+	if err != nil {
+		return nil, err
+	}
+	if err := soc.Unblock(ctx, req.GetUser(), req.GetTarget()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.UnblockResponse{}, nil
+}
+
+func (s *storageServer) Blocks(ctx context.Context, req *pluginpb.BlocksRequest) (_ *pluginpb.BlocksResponse, err error) {
+	defer recoverRPC("blocks", &err)
+	soc, err := s.social()
+	if err != nil {
+		return nil, err
+	}
+	users, err := soc.Blocks(ctx, req.GetUser())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.BlocksResponse{Users: users}, nil
+}
+
+func (s *storageServer) Relation(ctx context.Context, req *pluginpb.RelationRequest) (_ *pluginpb.RelationResponse, err error) {
+	defer recoverRPC("relation", &err)
+	soc, err := s.social()
+	if err != nil {
+		return nil, err
+	}
+	r, err := soc.Relation(ctx, req.GetA(), req.GetB())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return relationToPB(r), nil
 }
 
 // clampInt converts a wire int64 to int without wrapping on 32-bit.

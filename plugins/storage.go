@@ -51,8 +51,10 @@ type NewMessage struct {
 	// Status is what the ok to the send reports: sent when the recipient
 	// was online at acceptance. It is stored so a cid retry returns it.
 	Status protocol.Status
-	// FriendsOnly refuses the message (ErrNotFriends) unless From and To
-	// are friends.
+	// FriendsOnly stores the message only if From and To are friends
+	// (AppendResult.Err ErrNotFriends otherwise); a message to oneself
+	// passes. Only a storage with Social honours it; qqd sets it only for
+	// such a storage (a plugin of protocol version 1 never sees it).
 	FriendsOnly bool
 }
 
@@ -66,8 +68,11 @@ type AppendResult struct {
 	Status protocol.Status
 	// Duplicate is set when (From, CID) matched an earlier message.
 	Duplicate bool
-	// Err is ErrUnknownUser when To is not registered (and the message
-	// was not stored); nil otherwise.
+	// Err is set when the message was not stored: ErrUnknownUser when
+	// From or To is not a live user; for a storage with Social, then
+	// ErrBlocked when To blocks From, then ErrNotFriends when the message
+	// is FriendsOnly and they are not friends. nil otherwise (also for a
+	// Duplicate, whatever the users' relation is now).
 	Err error
 }
 

@@ -45,6 +45,7 @@ type Supervisor struct {
 
 	mu      sync.Mutex
 	proc    *Process // nil while down
+	social  bool     // proc, or the last process while down, has Social
 	since   time.Time
 	lastErr error
 	closed  bool
@@ -81,7 +82,7 @@ func Supervise(ctx context.Context, spec Spec, opts SuperviseOptions) (*Supervis
 	loopCtx, stop := context.WithCancel(context.Background())
 	s := &Supervisor{
 		spec: spec, opts: opts, log: log.With("plugin", spec.Name),
-		proc: p, since: time.Now(),
+		proc: p, social: hasSocial(p), since: time.Now(),
 		wake: make(chan struct{}, 1), loopDone: make(chan struct{}), stop: stop,
 	}
 	go s.loop(loopCtx)
@@ -258,6 +259,7 @@ func (s *Supervisor) loop(ctx context.Context) {
 				return
 			}
 			s.proc, s.since = p, time.Now()
+			s.social = hasSocial(p)
 			s.mu.Unlock()
 			s.log.Info("plugin restarted", "pid", p.Pid(), "restarts", s.restarts.Load())
 			backoff = min(2*backoff, s.opts.BackoffMax)
@@ -271,7 +273,26 @@ func (s *Supervisor) Filter() Filter { return supervisedFilter{s} }
 
 // Storage returns a Storage that calls the current process. Its Close
 // closes the Supervisor.
+//
+// SocialOf on it reports whether the current process has Social (it
+// negotiated protocol version 2, and its storage has Social), or, while
+// the plugin is down, whether the last one had; the answer can change when
+// the process is restarted (the version is negotiated per start). The
+// Social it returns calls whatever process is current: while none runs
+// its calls fail with ErrPluginDown, and if the current process has no
+// Social (a restart brought up an older plugin binary) with an error that
+// wraps ErrPluginDown too.
 func (s *Supervisor) Storage() Storage { return supervisedStorage{s} }
+
+// hasSocial reports whether p's storage has Social.
+func hasSocial(p *Process) bool {
+	st := p.Storage()
+	if st == nil {
+		return false
+	}
+	_, ok := SocialOf(st)
+	return ok
+}
 
 type supervisedFilter struct{ s *Supervisor }
 
@@ -295,11 +316,17 @@ func (st supervisedStorage) do(ctx context.Context, fn func(Storage) error) erro
 		return fmt.Errorf("storage %s: %w", st.s.spec.Name, ErrPluginDown)
 	}
 	err := fn(p.Storage())
-	// Sentinel answers are the plugin working, not failing.
-	if errors.Is(err, ErrUserExists) || errors.Is(err, ErrUnknownUser) || errors.Is(err, ErrBadCursor) {
-		st.s.failed(ctx, p, nil)
-	} else {
-		st.s.failed(ctx, p, err)
+	st.s.failed(ctx, p, failure(err))
+	return err
+}
+
+// failure is err unless it is one of the contract's answers (a sentinel),
+// which are the plugin working, not failing.
+func failure(err error) error {
+	for _, answer := range []error{ErrUserExists, ErrUnknownUser, ErrBadCursor, ErrBlocked, ErrNotFriends, ErrNoRequest} {
+		if errors.Is(err, answer) {
+			return nil
+		}
 	}
 	return err
 }
@@ -389,4 +416,77 @@ func (st supervisedStorage) History(ctx context.Context, user, with, before stri
 func (st supervisedStorage) Close() error {
 	st.s.Close()
 	return nil
+}
+
+// Social implements the interface SocialOf asks; see Supervisor.Storage.
+func (st supervisedStorage) Social() (Social, bool) {
+	st.s.mu.Lock()
+	ok := st.s.social
+	st.s.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return supervisedSocial{st.s}, true
+}
+
+// supervisedSocial is the Social of the current process.
+type supervisedSocial struct{ s *Supervisor }
+
+var _ Social = supervisedSocial{}
+
+// do runs fn on the current process's Social, or fails with (an error
+// wrapping) ErrPluginDown when there is none.
+func (ss supervisedSocial) do(ctx context.Context, fn func(Social) error) error {
+	p := ss.s.current()
+	if p == nil {
+		return fmt.Errorf("storage %s: %w", ss.s.spec.Name, ErrPluginDown)
+	}
+	soc, ok := SocialOf(p.Storage())
+	if !ok {
+		return fmt.Errorf("storage %s: the running plugin process (protocol version %d) does not keep friendships: %w",
+			ss.s.spec.Name, p.ProtocolVersion(), ErrPluginDown)
+	}
+	err := fn(soc)
+	ss.s.failed(ctx, p, failure(err))
+	return err
+}
+
+func (ss supervisedSocial) RequestFriend(ctx context.Context, from, to, note string, ts int64) (became bool, err error) {
+	err = ss.do(ctx, func(s Social) error { became, err = s.RequestFriend(ctx, from, to, note, ts); return err })
+	return became, err
+}
+
+func (ss supervisedSocial) AnswerFriendRequest(ctx context.Context, user, from string, accept bool, ts int64) error {
+	return ss.do(ctx, func(s Social) error { return s.AnswerFriendRequest(ctx, user, from, accept, ts) })
+}
+
+func (ss supervisedSocial) CancelFriendRequest(ctx context.Context, from, to string) error {
+	return ss.do(ctx, func(s Social) error { return s.CancelFriendRequest(ctx, from, to) })
+}
+
+func (ss supervisedSocial) RemoveFriend(ctx context.Context, user, friend string) error {
+	return ss.do(ctx, func(s Social) error { return s.RemoveFriend(ctx, user, friend) })
+}
+
+func (ss supervisedSocial) Friends(ctx context.Context, user string) (l FriendList, err error) {
+	err = ss.do(ctx, func(s Social) error { l, err = s.Friends(ctx, user); return err })
+	return l, err
+}
+
+func (ss supervisedSocial) Block(ctx context.Context, user, target string, ts int64) error {
+	return ss.do(ctx, func(s Social) error { return s.Block(ctx, user, target, ts) })
+}
+
+func (ss supervisedSocial) Unblock(ctx context.Context, user, target string) error {
+	return ss.do(ctx, func(s Social) error { return s.Unblock(ctx, user, target) })
+}
+
+func (ss supervisedSocial) Blocks(ctx context.Context, user string) (users []string, err error) {
+	err = ss.do(ctx, func(s Social) error { users, err = s.Blocks(ctx, user); return err })
+	return users, err
+}
+
+func (ss supervisedSocial) Relation(ctx context.Context, a, b string) (r Relation, err error) {
+	err = ss.do(ctx, func(s Social) error { r, err = s.Relation(ctx, a, b); return err })
+	return r, err
 }

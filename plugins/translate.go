@@ -64,7 +64,7 @@ func writeBatchToPB(b *WriteBatch) *pluginpb.WriteBatch {
 		out.Messages = make([]*pluginpb.NewMessage, n)
 		for i := range b.Messages {
 			m, p := &b.Messages[i], &buf[i]
-			p.From, p.To, p.Body, p.Cid, p.Status = m.From, m.To, m.Body, m.CID, string(m.Status)
+			p.From, p.To, p.Body, p.Cid, p.Status, p.FriendsOnly = m.From, m.To, m.Body, m.CID, string(m.Status), m.FriendsOnly
 			out.Messages[i] = p
 		}
 	}
@@ -85,7 +85,7 @@ func writeBatchFromPB(b *pluginpb.WriteBatch) *WriteBatch {
 	if n := len(b.GetMessages()); n > 0 {
 		out.Messages = make([]NewMessage, n)
 		for i, m := range b.Messages {
-			out.Messages[i] = NewMessage{From: m.GetFrom(), To: m.GetTo(), Body: m.GetBody(), CID: m.GetCid(), Status: protocol.Status(m.GetStatus())}
+			out.Messages[i] = NewMessage{From: m.GetFrom(), To: m.GetTo(), Body: m.GetBody(), CID: m.GetCid(), Status: protocol.Status(m.GetStatus()), FriendsOnly: m.GetFriendsOnly()}
 		}
 	}
 	if n := len(b.GetAcks()); n > 0 {
@@ -122,7 +122,7 @@ func cidKeysFromPB(keys []*pluginpb.CIDKey) []CIDKey {
 }
 
 // appendResultsToPB encodes results. AppendResult.Err crosses as
-// ErrUnknownUser or as "other" with its text.
+// ErrUnknownUser, ErrBlocked, ErrNotFriends or as "other", with its text.
 func appendResultsToPB(rs []AppendResult) []*pluginpb.AppendResult {
 	if len(rs) == 0 {
 		return nil
@@ -138,6 +138,10 @@ func appendResultsToPB(rs []AppendResult) []*pluginpb.AppendResult {
 		case r.Err == nil:
 		case errors.Is(r.Err, ErrUnknownUser):
 			p.Error, p.ErrorText = pluginpb.ResultError_RESULT_ERROR_UNKNOWN_USER, r.Err.Error()
+		case errors.Is(r.Err, ErrBlocked):
+			p.Error, p.ErrorText = pluginpb.ResultError_RESULT_ERROR_BLOCKED, r.Err.Error()
+		case errors.Is(r.Err, ErrNotFriends):
+			p.Error, p.ErrorText = pluginpb.ResultError_RESULT_ERROR_NOT_FRIENDS, r.Err.Error()
 		default:
 			p.Error, p.ErrorText = pluginpb.ResultError_RESULT_ERROR_OTHER, r.Err.Error()
 		}
@@ -159,6 +163,10 @@ func appendResultsFromPB(rs []*pluginpb.AppendResult) []AppendResult {
 		case pluginpb.ResultError_RESULT_ERROR_NONE:
 		case pluginpb.ResultError_RESULT_ERROR_UNKNOWN_USER:
 			a.Err = remote(r.GetErrorText(), ErrUnknownUser)
+		case pluginpb.ResultError_RESULT_ERROR_BLOCKED:
+			a.Err = remote(r.GetErrorText(), ErrBlocked)
+		case pluginpb.ResultError_RESULT_ERROR_NOT_FRIENDS:
+			a.Err = remote(r.GetErrorText(), ErrNotFriends)
 		default:
 			a.Err = remote(r.GetErrorText(), nil)
 		}
@@ -183,6 +191,64 @@ func writeErrorToPB(err error) *pluginpb.WriteError {
 
 func writeErrorFromPB(e *pluginpb.WriteError) *WriteError {
 	return &WriteError{MaybeWritten: e.GetMaybeWritten(), Err: remote(e.GetMessage(), kindError(e.GetKind()))}
+}
+
+// ---- social -----------------------------------------------------------
+
+func friendRequestsToPB(rs []FriendRequest) []*pluginpb.FriendRequest {
+	if len(rs) == 0 {
+		return nil
+	}
+	buf := make([]pluginpb.FriendRequest, len(rs))
+	out := make([]*pluginpb.FriendRequest, len(rs))
+	for i, r := range rs {
+		buf[i].From, buf[i].To, buf[i].Note, buf[i].Ts = r.From, r.To, r.Note, r.TS
+		out[i] = &buf[i]
+	}
+	return out
+}
+
+func friendRequestsFromPB(rs []*pluginpb.FriendRequest) []FriendRequest {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]FriendRequest, len(rs))
+	for i, r := range rs {
+		out[i] = FriendRequest{From: r.GetFrom(), To: r.GetTo(), Note: r.GetNote(), TS: r.GetTs()}
+	}
+	return out
+}
+
+func friendListToPB(l FriendList) *pluginpb.FriendsResponse {
+	out := &pluginpb.FriendsResponse{Incoming: friendRequestsToPB(l.Incoming), Outgoing: friendRequestsToPB(l.Outgoing)}
+	if n := len(l.Friends); n > 0 {
+		buf := make([]pluginpb.Friend, n)
+		out.Friends = make([]*pluginpb.Friend, n)
+		for i, f := range l.Friends {
+			buf[i].User, buf[i].Since = f.User, f.Since
+			out.Friends[i] = &buf[i]
+		}
+	}
+	return out
+}
+
+func friendListFromPB(r *pluginpb.FriendsResponse) FriendList {
+	out := FriendList{Incoming: friendRequestsFromPB(r.GetIncoming()), Outgoing: friendRequestsFromPB(r.GetOutgoing())}
+	if n := len(r.GetFriends()); n > 0 {
+		out.Friends = make([]Friend, n)
+		for i, f := range r.GetFriends() {
+			out.Friends[i] = Friend{User: f.GetUser(), Since: f.GetSince()}
+		}
+	}
+	return out
+}
+
+func relationToPB(r Relation) *pluginpb.RelationResponse {
+	return &pluginpb.RelationResponse{Friends: r.Friends, Blocks: r.Blocks, BlockedBy: r.BlockedBy, RequestOut: r.RequestOut, RequestIn: r.RequestIn}
+}
+
+func relationFromPB(r *pluginpb.RelationResponse) Relation {
+	return Relation{Friends: r.GetFriends(), Blocks: r.GetBlocks(), BlockedBy: r.GetBlockedBy(), RequestOut: r.GetRequestOut(), RequestIn: r.GetRequestIn()}
 }
 
 // ---- filter -----------------------------------------------------------
@@ -266,6 +332,12 @@ func errorKind(err error) pluginpb.ErrorKind {
 		return pluginpb.ErrorKind_ERROR_KIND_UNKNOWN_USER
 	case errors.Is(err, ErrBadCursor):
 		return pluginpb.ErrorKind_ERROR_KIND_BAD_CURSOR
+	case errors.Is(err, ErrBlocked):
+		return pluginpb.ErrorKind_ERROR_KIND_BLOCKED
+	case errors.Is(err, ErrNotFriends):
+		return pluginpb.ErrorKind_ERROR_KIND_NOT_FRIENDS
+	case errors.Is(err, ErrNoRequest):
+		return pluginpb.ErrorKind_ERROR_KIND_NO_REQUEST
 	case errors.Is(err, context.Canceled):
 		return pluginpb.ErrorKind_ERROR_KIND_CANCELED
 	case errors.Is(err, context.DeadlineExceeded):
@@ -283,6 +355,12 @@ func kindError(k pluginpb.ErrorKind) error {
 		return ErrUnknownUser
 	case pluginpb.ErrorKind_ERROR_KIND_BAD_CURSOR:
 		return ErrBadCursor
+	case pluginpb.ErrorKind_ERROR_KIND_BLOCKED:
+		return ErrBlocked
+	case pluginpb.ErrorKind_ERROR_KIND_NOT_FRIENDS:
+		return ErrNotFriends
+	case pluginpb.ErrorKind_ERROR_KIND_NO_REQUEST:
+		return ErrNoRequest
 	case pluginpb.ErrorKind_ERROR_KIND_NOT_CONFIGURED:
 		return errNotConfigured
 	case pluginpb.ErrorKind_ERROR_KIND_CONFIG:
@@ -300,9 +378,10 @@ func kindCode(k pluginpb.ErrorKind) codes.Code {
 	switch k {
 	case pluginpb.ErrorKind_ERROR_KIND_USER_EXISTS:
 		return codes.AlreadyExists
-	case pluginpb.ErrorKind_ERROR_KIND_UNKNOWN_USER:
+	case pluginpb.ErrorKind_ERROR_KIND_UNKNOWN_USER, pluginpb.ErrorKind_ERROR_KIND_NO_REQUEST:
 		return codes.NotFound
-	case pluginpb.ErrorKind_ERROR_KIND_BAD_CURSOR, pluginpb.ErrorKind_ERROR_KIND_NOT_CONFIGURED:
+	case pluginpb.ErrorKind_ERROR_KIND_BAD_CURSOR, pluginpb.ErrorKind_ERROR_KIND_NOT_CONFIGURED,
+		pluginpb.ErrorKind_ERROR_KIND_BLOCKED, pluginpb.ErrorKind_ERROR_KIND_NOT_FRIENDS:
 		return codes.FailedPrecondition
 	case pluginpb.ErrorKind_ERROR_KIND_CONFIG:
 		return codes.InvalidArgument

@@ -1,10 +1,19 @@
-// qq plugin protocol version 1
+// qq plugin protocol version 2
 //
 // The gRPC services a qq plugin process serves to qqd over go-plugin. The
 // version on the first line is plugins.ProtocolVersion (the go-plugin
 // application protocol version that host and plugin negotiate); a test ties
 // the two together. Changing a message or method incompatibly means a new
 // package (qq.plugin.v2) and a new protocol version served beside this one.
+//
+// Version 2 is version 1 plus the social methods of the Storage service
+// (friendships, friend requests, blocks), NewMessage.friends_only and the
+// result errors BLOCKED and NOT_FRIENDS: a compatible, additive change, so
+// the package stays qq.plugin.v1. The version number tells the host what
+// the plugin knows: qqd offers versions 1 and 2, and uses the social
+// methods only with a storage plugin that negotiated 2 and said in
+// ConfigureResponse.social that its storage keeps friendships. A plugin
+// that picks version 1 is served exactly as before.
 //
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
@@ -46,19 +55,26 @@ const (
 	ErrorKind_ERROR_KIND_CANCELED          ErrorKind = 5 // context.Canceled (CANCELLED)
 	ErrorKind_ERROR_KIND_DEADLINE_EXCEEDED ErrorKind = 6 // context.DeadlineExceeded (DEADLINE_EXCEEDED)
 	ErrorKind_ERROR_KIND_CONFIG            ErrorKind = 7 // the factory refused the configuration (INVALID_ARGUMENT)
+	// Version 2: the social methods' errors.
+	ErrorKind_ERROR_KIND_BLOCKED     ErrorKind = 8  // plugins.ErrBlocked (FAILED_PRECONDITION)
+	ErrorKind_ERROR_KIND_NOT_FRIENDS ErrorKind = 9  // plugins.ErrNotFriends (FAILED_PRECONDITION)
+	ErrorKind_ERROR_KIND_NO_REQUEST  ErrorKind = 10 // plugins.ErrNoRequest (NOT_FOUND)
 )
 
 // Enum value maps for ErrorKind.
 var (
 	ErrorKind_name = map[int32]string{
-		0: "ERROR_KIND_UNSPECIFIED",
-		1: "ERROR_KIND_USER_EXISTS",
-		2: "ERROR_KIND_UNKNOWN_USER",
-		3: "ERROR_KIND_BAD_CURSOR",
-		4: "ERROR_KIND_NOT_CONFIGURED",
-		5: "ERROR_KIND_CANCELED",
-		6: "ERROR_KIND_DEADLINE_EXCEEDED",
-		7: "ERROR_KIND_CONFIG",
+		0:  "ERROR_KIND_UNSPECIFIED",
+		1:  "ERROR_KIND_USER_EXISTS",
+		2:  "ERROR_KIND_UNKNOWN_USER",
+		3:  "ERROR_KIND_BAD_CURSOR",
+		4:  "ERROR_KIND_NOT_CONFIGURED",
+		5:  "ERROR_KIND_CANCELED",
+		6:  "ERROR_KIND_DEADLINE_EXCEEDED",
+		7:  "ERROR_KIND_CONFIG",
+		8:  "ERROR_KIND_BLOCKED",
+		9:  "ERROR_KIND_NOT_FRIENDS",
+		10: "ERROR_KIND_NO_REQUEST",
 	}
 	ErrorKind_value = map[string]int32{
 		"ERROR_KIND_UNSPECIFIED":       0,
@@ -69,6 +85,9 @@ var (
 		"ERROR_KIND_CANCELED":          5,
 		"ERROR_KIND_DEADLINE_EXCEEDED": 6,
 		"ERROR_KIND_CONFIG":            7,
+		"ERROR_KIND_BLOCKED":           8,
+		"ERROR_KIND_NOT_FRIENDS":       9,
+		"ERROR_KIND_NO_REQUEST":        10,
 	}
 )
 
@@ -106,6 +125,9 @@ const (
 	ResultError_RESULT_ERROR_NONE         ResultError = 0
 	ResultError_RESULT_ERROR_UNKNOWN_USER ResultError = 1 // plugins.ErrUnknownUser
 	ResultError_RESULT_ERROR_OTHER        ResultError = 2 // any other error, described by error_text
+	// Version 2. A version 1 host reads them as OTHER (with error_text).
+	ResultError_RESULT_ERROR_BLOCKED     ResultError = 3 // plugins.ErrBlocked: the recipient blocks the sender
+	ResultError_RESULT_ERROR_NOT_FRIENDS ResultError = 4 // plugins.ErrNotFriends: friends_only, and they are not
 )
 
 // Enum value maps for ResultError.
@@ -114,11 +136,15 @@ var (
 		0: "RESULT_ERROR_NONE",
 		1: "RESULT_ERROR_UNKNOWN_USER",
 		2: "RESULT_ERROR_OTHER",
+		3: "RESULT_ERROR_BLOCKED",
+		4: "RESULT_ERROR_NOT_FRIENDS",
 	}
 	ResultError_value = map[string]int32{
 		"RESULT_ERROR_NONE":         0,
 		"RESULT_ERROR_UNKNOWN_USER": 1,
 		"RESULT_ERROR_OTHER":        2,
+		"RESULT_ERROR_BLOCKED":      3,
+		"RESULT_ERROR_NOT_FRIENDS":  4,
 	}
 )
 
@@ -262,7 +288,13 @@ func (x *ConfigureRequest) GetDataDir() string {
 }
 
 type ConfigureResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// social is set by a storage plugin whose storage keeps friendships,
+	// friend requests and blocks: it serves the social methods of Storage
+	// and honours NewMessage.friends_only (protocol version 2; the Go
+	// interface plugins.Social). A version 1 plugin never sets it, and the
+	// host ignores it unless version 2 was negotiated.
+	Social        bool `protobuf:"varint,1,opt,name=social,proto3" json:"social,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -295,6 +327,13 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
 	return file_qqplugin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ConfigureResponse) GetSocial() bool {
+	if x != nil {
+		return x.Social
+	}
+	return false
 }
 
 // ErrorDetail is attached to an error status as a status detail.
@@ -935,12 +974,15 @@ func (x *CountPendingResponse) GetCount() int64 {
 
 // NewMessage is plugins.NewMessage.
 type NewMessage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
-	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
-	Body          string                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
-	Cid           string                 `protobuf:"bytes,4,opt,name=cid,proto3" json:"cid,omitempty"`
-	Status        string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"` // protocol.Status: "sent" or "queued"
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	From   string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To     string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Body   string                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	Cid    string                 `protobuf:"bytes,4,opt,name=cid,proto3" json:"cid,omitempty"`
+	Status string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"` // protocol.Status: "sent" or "queued"
+	// friends_only (version 2): store the message only if from and to are
+	// friends; otherwise its result is RESULT_ERROR_NOT_FRIENDS.
+	FriendsOnly   bool `protobuf:"varint,6,opt,name=friends_only,json=friendsOnly,proto3" json:"friends_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1008,6 +1050,13 @@ func (x *NewMessage) GetStatus() string {
 		return x.Status
 	}
 	return ""
+}
+
+func (x *NewMessage) GetFriendsOnly() bool {
+	if x != nil {
+		return x.FriendsOnly
+	}
+	return false
 }
 
 // Ack is plugins.Ack.
@@ -1855,6 +1904,1028 @@ func (*CloseResponse) Descriptor() ([]byte, []int) {
 	return file_qqplugin_proto_rawDescGZIP(), []int{32}
 }
 
+// FriendRequest is plugins.FriendRequest.
+type FriendRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Note          string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	Ts            int64                  `protobuf:"varint,4,opt,name=ts,proto3" json:"ts,omitempty"` // unix milliseconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FriendRequest) Reset() {
+	*x = FriendRequest{}
+	mi := &file_qqplugin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FriendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FriendRequest) ProtoMessage() {}
+
+func (x *FriendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FriendRequest.ProtoReflect.Descriptor instead.
+func (*FriendRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *FriendRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *FriendRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *FriendRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *FriendRequest) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+// Friend is plugins.Friend.
+type Friend struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Since         int64                  `protobuf:"varint,2,opt,name=since,proto3" json:"since,omitempty"` // unix milliseconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Friend) Reset() {
+	*x = Friend{}
+	mi := &file_qqplugin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Friend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Friend) ProtoMessage() {}
+
+func (x *Friend) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Friend.ProtoReflect.Descriptor instead.
+func (*Friend) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *Friend) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Friend) GetSince() int64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
+}
+
+type RequestFriendRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Note          string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	Ts            int64                  `protobuf:"varint,4,opt,name=ts,proto3" json:"ts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestFriendRequest) Reset() {
+	*x = RequestFriendRequest{}
+	mi := &file_qqplugin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestFriendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestFriendRequest) ProtoMessage() {}
+
+func (x *RequestFriendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestFriendRequest.ProtoReflect.Descriptor instead.
+func (*RequestFriendRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RequestFriendRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *RequestFriendRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *RequestFriendRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *RequestFriendRequest) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+type RequestFriendResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BecameFriends bool                   `protobuf:"varint,1,opt,name=became_friends,json=becameFriends,proto3" json:"became_friends,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestFriendResponse) Reset() {
+	*x = RequestFriendResponse{}
+	mi := &file_qqplugin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestFriendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestFriendResponse) ProtoMessage() {}
+
+func (x *RequestFriendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestFriendResponse.ProtoReflect.Descriptor instead.
+func (*RequestFriendResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RequestFriendResponse) GetBecameFriends() bool {
+	if x != nil {
+		return x.BecameFriends
+	}
+	return false
+}
+
+type AnswerFriendRequestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"` // who was asked
+	From          string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"` // who asked
+	Accept        bool                   `protobuf:"varint,3,opt,name=accept,proto3" json:"accept,omitempty"`
+	Ts            int64                  `protobuf:"varint,4,opt,name=ts,proto3" json:"ts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerFriendRequestRequest) Reset() {
+	*x = AnswerFriendRequestRequest{}
+	mi := &file_qqplugin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerFriendRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerFriendRequestRequest) ProtoMessage() {}
+
+func (x *AnswerFriendRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerFriendRequestRequest.ProtoReflect.Descriptor instead.
+func (*AnswerFriendRequestRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *AnswerFriendRequestRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AnswerFriendRequestRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *AnswerFriendRequestRequest) GetAccept() bool {
+	if x != nil {
+		return x.Accept
+	}
+	return false
+}
+
+func (x *AnswerFriendRequestRequest) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+type AnswerFriendRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerFriendRequestResponse) Reset() {
+	*x = AnswerFriendRequestResponse{}
+	mi := &file_qqplugin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerFriendRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerFriendRequestResponse) ProtoMessage() {}
+
+func (x *AnswerFriendRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerFriendRequestResponse.ProtoReflect.Descriptor instead.
+func (*AnswerFriendRequestResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{38}
+}
+
+type CancelFriendRequestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelFriendRequestRequest) Reset() {
+	*x = CancelFriendRequestRequest{}
+	mi := &file_qqplugin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelFriendRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelFriendRequestRequest) ProtoMessage() {}
+
+func (x *CancelFriendRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelFriendRequestRequest.ProtoReflect.Descriptor instead.
+func (*CancelFriendRequestRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CancelFriendRequestRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *CancelFriendRequestRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+type CancelFriendRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelFriendRequestResponse) Reset() {
+	*x = CancelFriendRequestResponse{}
+	mi := &file_qqplugin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelFriendRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelFriendRequestResponse) ProtoMessage() {}
+
+func (x *CancelFriendRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelFriendRequestResponse.ProtoReflect.Descriptor instead.
+func (*CancelFriendRequestResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{40}
+}
+
+type RemoveFriendRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Friend        string                 `protobuf:"bytes,2,opt,name=friend,proto3" json:"friend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveFriendRequest) Reset() {
+	*x = RemoveFriendRequest{}
+	mi := &file_qqplugin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveFriendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveFriendRequest) ProtoMessage() {}
+
+func (x *RemoveFriendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveFriendRequest.ProtoReflect.Descriptor instead.
+func (*RemoveFriendRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *RemoveFriendRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *RemoveFriendRequest) GetFriend() string {
+	if x != nil {
+		return x.Friend
+	}
+	return ""
+}
+
+type RemoveFriendResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveFriendResponse) Reset() {
+	*x = RemoveFriendResponse{}
+	mi := &file_qqplugin_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveFriendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveFriendResponse) ProtoMessage() {}
+
+func (x *RemoveFriendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveFriendResponse.ProtoReflect.Descriptor instead.
+func (*RemoveFriendResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{42}
+}
+
+type FriendsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FriendsRequest) Reset() {
+	*x = FriendsRequest{}
+	mi := &file_qqplugin_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FriendsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FriendsRequest) ProtoMessage() {}
+
+func (x *FriendsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FriendsRequest.ProtoReflect.Descriptor instead.
+func (*FriendsRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *FriendsRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// FriendsResponse is plugins.FriendList: friends sorted by name, requests
+// oldest first.
+type FriendsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Friends       []*Friend              `protobuf:"bytes,1,rep,name=friends,proto3" json:"friends,omitempty"`
+	Incoming      []*FriendRequest       `protobuf:"bytes,2,rep,name=incoming,proto3" json:"incoming,omitempty"`
+	Outgoing      []*FriendRequest       `protobuf:"bytes,3,rep,name=outgoing,proto3" json:"outgoing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FriendsResponse) Reset() {
+	*x = FriendsResponse{}
+	mi := &file_qqplugin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FriendsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FriendsResponse) ProtoMessage() {}
+
+func (x *FriendsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FriendsResponse.ProtoReflect.Descriptor instead.
+func (*FriendsResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *FriendsResponse) GetFriends() []*Friend {
+	if x != nil {
+		return x.Friends
+	}
+	return nil
+}
+
+func (x *FriendsResponse) GetIncoming() []*FriendRequest {
+	if x != nil {
+		return x.Incoming
+	}
+	return nil
+}
+
+func (x *FriendsResponse) GetOutgoing() []*FriendRequest {
+	if x != nil {
+		return x.Outgoing
+	}
+	return nil
+}
+
+type BlockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Target        string                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	Ts            int64                  `protobuf:"varint,3,opt,name=ts,proto3" json:"ts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockRequest) Reset() {
+	*x = BlockRequest{}
+	mi := &file_qqplugin_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockRequest) ProtoMessage() {}
+
+func (x *BlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockRequest.ProtoReflect.Descriptor instead.
+func (*BlockRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *BlockRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *BlockRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *BlockRequest) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+type BlockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockResponse) Reset() {
+	*x = BlockResponse{}
+	mi := &file_qqplugin_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockResponse) ProtoMessage() {}
+
+func (x *BlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockResponse.ProtoReflect.Descriptor instead.
+func (*BlockResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{46}
+}
+
+type UnblockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Target        string                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnblockRequest) Reset() {
+	*x = UnblockRequest{}
+	mi := &file_qqplugin_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnblockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnblockRequest) ProtoMessage() {}
+
+func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnblockRequest.ProtoReflect.Descriptor instead.
+func (*UnblockRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *UnblockRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UnblockRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type UnblockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnblockResponse) Reset() {
+	*x = UnblockResponse{}
+	mi := &file_qqplugin_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnblockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnblockResponse) ProtoMessage() {}
+
+func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnblockResponse.ProtoReflect.Descriptor instead.
+func (*UnblockResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{48}
+}
+
+type BlocksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlocksRequest) Reset() {
+	*x = BlocksRequest{}
+	mi := &file_qqplugin_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlocksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlocksRequest) ProtoMessage() {}
+
+func (x *BlocksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlocksRequest.ProtoReflect.Descriptor instead.
+func (*BlocksRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *BlocksRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// BlocksResponse lists whom the user blocks, sorted.
+type BlocksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlocksResponse) Reset() {
+	*x = BlocksResponse{}
+	mi := &file_qqplugin_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlocksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlocksResponse) ProtoMessage() {}
+
+func (x *BlocksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlocksResponse.ProtoReflect.Descriptor instead.
+func (*BlocksResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *BlocksResponse) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type RelationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	A             string                 `protobuf:"bytes,1,opt,name=a,proto3" json:"a,omitempty"`
+	B             string                 `protobuf:"bytes,2,opt,name=b,proto3" json:"b,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelationRequest) Reset() {
+	*x = RelationRequest{}
+	mi := &file_qqplugin_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelationRequest) ProtoMessage() {}
+
+func (x *RelationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelationRequest.ProtoReflect.Descriptor instead.
+func (*RelationRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RelationRequest) GetA() string {
+	if x != nil {
+		return x.A
+	}
+	return ""
+}
+
+func (x *RelationRequest) GetB() string {
+	if x != nil {
+		return x.B
+	}
+	return ""
+}
+
+// RelationResponse is plugins.Relation: how a stands to b.
+type RelationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Friends       bool                   `protobuf:"varint,1,opt,name=friends,proto3" json:"friends,omitempty"`
+	Blocks        bool                   `protobuf:"varint,2,opt,name=blocks,proto3" json:"blocks,omitempty"`                           // a blocks b
+	BlockedBy     bool                   `protobuf:"varint,3,opt,name=blocked_by,json=blockedBy,proto3" json:"blocked_by,omitempty"`    // b blocks a
+	RequestOut    bool                   `protobuf:"varint,4,opt,name=request_out,json=requestOut,proto3" json:"request_out,omitempty"` // a asked b
+	RequestIn     bool                   `protobuf:"varint,5,opt,name=request_in,json=requestIn,proto3" json:"request_in,omitempty"`    // b asked a
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelationResponse) Reset() {
+	*x = RelationResponse{}
+	mi := &file_qqplugin_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelationResponse) ProtoMessage() {}
+
+func (x *RelationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelationResponse.ProtoReflect.Descriptor instead.
+func (*RelationResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *RelationResponse) GetFriends() bool {
+	if x != nil {
+		return x.Friends
+	}
+	return false
+}
+
+func (x *RelationResponse) GetBlocks() bool {
+	if x != nil {
+		return x.Blocks
+	}
+	return false
+}
+
+func (x *RelationResponse) GetBlockedBy() bool {
+	if x != nil {
+		return x.BlockedBy
+	}
+	return false
+}
+
+func (x *RelationResponse) GetRequestOut() bool {
+	if x != nil {
+		return x.RequestOut
+	}
+	return false
+}
+
+func (x *RelationResponse) GetRequestIn() bool {
+	if x != nil {
+		return x.RequestIn
+	}
+	return false
+}
+
 // FilterMessage is plugins.FilterMessage.
 type FilterMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1868,7 +2939,7 @@ type FilterMessage struct {
 
 func (x *FilterMessage) Reset() {
 	*x = FilterMessage{}
-	mi := &file_qqplugin_proto_msgTypes[33]
+	mi := &file_qqplugin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +2951,7 @@ func (x *FilterMessage) String() string {
 func (*FilterMessage) ProtoMessage() {}
 
 func (x *FilterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[33]
+	mi := &file_qqplugin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2964,7 @@ func (x *FilterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterMessage.ProtoReflect.Descriptor instead.
 func (*FilterMessage) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{33}
+	return file_qqplugin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *FilterMessage) GetFrom() string {
@@ -1933,7 +3004,7 @@ type FilterRequest struct {
 
 func (x *FilterRequest) Reset() {
 	*x = FilterRequest{}
-	mi := &file_qqplugin_proto_msgTypes[34]
+	mi := &file_qqplugin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +3016,7 @@ func (x *FilterRequest) String() string {
 func (*FilterRequest) ProtoMessage() {}
 
 func (x *FilterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[34]
+	mi := &file_qqplugin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +3029,7 @@ func (x *FilterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterRequest.ProtoReflect.Descriptor instead.
 func (*FilterRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{34}
+	return file_qqplugin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *FilterRequest) GetMessages() []*FilterMessage {
@@ -1980,7 +3051,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_qqplugin_proto_msgTypes[35]
+	mi := &file_qqplugin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +3063,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[35]
+	mi := &file_qqplugin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +3076,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{35}
+	return file_qqplugin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Verdict) GetAction() Action {
@@ -2039,7 +3110,7 @@ type FilterResponse struct {
 
 func (x *FilterResponse) Reset() {
 	*x = FilterResponse{}
-	mi := &file_qqplugin_proto_msgTypes[36]
+	mi := &file_qqplugin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2051,7 +3122,7 @@ func (x *FilterResponse) String() string {
 func (*FilterResponse) ProtoMessage() {}
 
 func (x *FilterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[36]
+	mi := &file_qqplugin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2064,7 +3135,7 @@ func (x *FilterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterResponse.ProtoReflect.Descriptor instead.
 func (*FilterResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{36}
+	return file_qqplugin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *FilterResponse) GetVerdicts() []*Verdict {
@@ -2082,8 +3153,9 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\x12\x19\n" +
-	"\bdata_dir\x18\x02 \x01(\tR\adataDir\"\x13\n" +
-	"\x11ConfigureResponse\":\n" +
+	"\bdata_dir\x18\x02 \x01(\tR\adataDir\"+\n" +
+	"\x11ConfigureResponse\x12\x16\n" +
+	"\x06social\x18\x01 \x01(\bR\x06social\":\n" +
 	"\vErrorDetail\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.qq.plugin.v1.ErrorKindR\x04kind\"a\n" +
 	"\aMessage\x12\x0e\n" +
@@ -2113,14 +3185,15 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x05count\x18\x01 \x01(\x03R\x05count\"\x15\n" +
 	"\x13CountPendingRequest\",\n" +
 	"\x14CountPendingResponse\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\x03R\x05count\"n\n" +
+	"\x05count\x18\x01 \x01(\x03R\x05count\"\x91\x01\n" +
 	"\n" +
 	"NewMessage\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
 	"\x04body\x18\x03 \x01(\tR\x04body\x12\x10\n" +
 	"\x03cid\x18\x04 \x01(\tR\x03cid\x12\x16\n" +
-	"\x06status\x18\x05 \x01(\tR\x06status\"2\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12!\n" +
+	"\ffriends_only\x18\x06 \x01(\bR\vfriendsOnly\"2\n" +
 	"\x03Ack\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x17\n" +
 	"\amsg_ids\x18\x02 \x03(\tR\x06msgIds\"{\n" +
@@ -2172,6 +3245,66 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x04more\x18\x02 \x01(\bR\x04more\"\x0e\n" +
 	"\fCloseRequest\"\x0f\n" +
 	"\rCloseResponse\"W\n" +
+	"\rFriendRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\x12\x0e\n" +
+	"\x02ts\x18\x04 \x01(\x03R\x02ts\"2\n" +
+	"\x06Friend\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
+	"\x05since\x18\x02 \x01(\x03R\x05since\"^\n" +
+	"\x14RequestFriendRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\x12\x0e\n" +
+	"\x02ts\x18\x04 \x01(\x03R\x02ts\">\n" +
+	"\x15RequestFriendResponse\x12%\n" +
+	"\x0ebecame_friends\x18\x01 \x01(\bR\rbecameFriends\"l\n" +
+	"\x1aAnswerFriendRequestRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x16\n" +
+	"\x06accept\x18\x03 \x01(\bR\x06accept\x12\x0e\n" +
+	"\x02ts\x18\x04 \x01(\x03R\x02ts\"\x1d\n" +
+	"\x1bAnswerFriendRequestResponse\"@\n" +
+	"\x1aCancelFriendRequestRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\"\x1d\n" +
+	"\x1bCancelFriendRequestResponse\"A\n" +
+	"\x13RemoveFriendRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06friend\x18\x02 \x01(\tR\x06friend\"\x16\n" +
+	"\x14RemoveFriendResponse\"$\n" +
+	"\x0eFriendsRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"\xb3\x01\n" +
+	"\x0fFriendsResponse\x12.\n" +
+	"\afriends\x18\x01 \x03(\v2\x14.qq.plugin.v1.FriendR\afriends\x127\n" +
+	"\bincoming\x18\x02 \x03(\v2\x1b.qq.plugin.v1.FriendRequestR\bincoming\x127\n" +
+	"\boutgoing\x18\x03 \x03(\v2\x1b.qq.plugin.v1.FriendRequestR\boutgoing\"J\n" +
+	"\fBlockRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x0e\n" +
+	"\x02ts\x18\x03 \x01(\x03R\x02ts\"\x0f\n" +
+	"\rBlockResponse\"<\n" +
+	"\x0eUnblockRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\"\x11\n" +
+	"\x0fUnblockResponse\"#\n" +
+	"\rBlocksRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"&\n" +
+	"\x0eBlocksResponse\x12\x14\n" +
+	"\x05users\x18\x01 \x03(\tR\x05users\"-\n" +
+	"\x0fRelationRequest\x12\f\n" +
+	"\x01a\x18\x01 \x01(\tR\x01a\x12\f\n" +
+	"\x01b\x18\x02 \x01(\tR\x01b\"\xa3\x01\n" +
+	"\x10RelationResponse\x12\x18\n" +
+	"\afriends\x18\x01 \x01(\bR\afriends\x12\x16\n" +
+	"\x06blocks\x18\x02 \x01(\bR\x06blocks\x12\x1d\n" +
+	"\n" +
+	"blocked_by\x18\x03 \x01(\bR\tblockedBy\x12\x1f\n" +
+	"\vrequest_out\x18\x04 \x01(\bR\n" +
+	"requestOut\x12\x1d\n" +
+	"\n" +
+	"request_in\x18\x05 \x01(\bR\trequestIn\"W\n" +
 	"\rFilterMessage\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
@@ -2184,7 +3317,7 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x04body\x18\x02 \x01(\tR\x04body\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"C\n" +
 	"\x0eFilterResponse\x121\n" +
-	"\bverdicts\x18\x01 \x03(\v2\x15.qq.plugin.v1.VerdictR\bverdicts*\xec\x01\n" +
+	"\bverdicts\x18\x01 \x03(\v2\x15.qq.plugin.v1.VerdictR\bverdicts*\xbb\x02\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ERROR_KIND_USER_EXISTS\x10\x01\x12\x1b\n" +
@@ -2193,16 +3326,22 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x19ERROR_KIND_NOT_CONFIGURED\x10\x04\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\x05\x12 \n" +
 	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\x06\x12\x15\n" +
-	"\x11ERROR_KIND_CONFIG\x10\a*[\n" +
+	"\x11ERROR_KIND_CONFIG\x10\a\x12\x16\n" +
+	"\x12ERROR_KIND_BLOCKED\x10\b\x12\x1a\n" +
+	"\x16ERROR_KIND_NOT_FRIENDS\x10\t\x12\x19\n" +
+	"\x15ERROR_KIND_NO_REQUEST\x10\n" +
+	"*\x93\x01\n" +
 	"\vResultError\x12\x15\n" +
 	"\x11RESULT_ERROR_NONE\x10\x00\x12\x1d\n" +
 	"\x19RESULT_ERROR_UNKNOWN_USER\x10\x01\x12\x16\n" +
-	"\x12RESULT_ERROR_OTHER\x10\x02*Y\n" +
+	"\x12RESULT_ERROR_OTHER\x10\x02\x12\x18\n" +
+	"\x14RESULT_ERROR_BLOCKED\x10\x03\x12\x1c\n" +
+	"\x18RESULT_ERROR_NOT_FRIENDS\x10\x04*Y\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ALLOW\x10\x01\x12\x12\n" +
 	"\x0eACTION_REWRITE\x10\x02\x12\x11\n" +
-	"\rACTION_REJECT\x10\x032\x92\b\n" +
+	"\rACTION_REJECT\x10\x032\xfd\r\n" +
 	"\aStorage\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12O\n" +
 	"\n" +
@@ -2220,7 +3359,16 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\n" +
 	"CountUsers\x12\x1f.qq.plugin.v1.CountUsersRequest\x1a .qq.plugin.v1.CountUsersResponse\x12U\n" +
 	"\fCountPending\x12!.qq.plugin.v1.CountPendingRequest\x1a\".qq.plugin.v1.CountPendingResponse\x12@\n" +
-	"\x05Close\x12\x1a.qq.plugin.v1.CloseRequest\x1a\x1b.qq.plugin.v1.CloseResponse2\x9b\x01\n" +
+	"\x05Close\x12\x1a.qq.plugin.v1.CloseRequest\x1a\x1b.qq.plugin.v1.CloseResponse\x12X\n" +
+	"\rRequestFriend\x12\".qq.plugin.v1.RequestFriendRequest\x1a#.qq.plugin.v1.RequestFriendResponse\x12j\n" +
+	"\x13AnswerFriendRequest\x12(.qq.plugin.v1.AnswerFriendRequestRequest\x1a).qq.plugin.v1.AnswerFriendRequestResponse\x12j\n" +
+	"\x13CancelFriendRequest\x12(.qq.plugin.v1.CancelFriendRequestRequest\x1a).qq.plugin.v1.CancelFriendRequestResponse\x12U\n" +
+	"\fRemoveFriend\x12!.qq.plugin.v1.RemoveFriendRequest\x1a\".qq.plugin.v1.RemoveFriendResponse\x12F\n" +
+	"\aFriends\x12\x1c.qq.plugin.v1.FriendsRequest\x1a\x1d.qq.plugin.v1.FriendsResponse\x12@\n" +
+	"\x05Block\x12\x1a.qq.plugin.v1.BlockRequest\x1a\x1b.qq.plugin.v1.BlockResponse\x12F\n" +
+	"\aUnblock\x12\x1c.qq.plugin.v1.UnblockRequest\x1a\x1d.qq.plugin.v1.UnblockResponse\x12C\n" +
+	"\x06Blocks\x12\x1b.qq.plugin.v1.BlocksRequest\x1a\x1c.qq.plugin.v1.BlocksResponse\x12I\n" +
+	"\bRelation\x12\x1d.qq.plugin.v1.RelationRequest\x1a\x1e.qq.plugin.v1.RelationResponse2\x9b\x01\n" +
 	"\x06Filter\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12C\n" +
 	"\x06Filter\x12\x1b.qq.plugin.v1.FilterRequest\x1a\x1c.qq.plugin.v1.FilterResponseB'Z%github.com/qqchat/qq/plugins/pluginpbb\x06proto3"
@@ -2238,48 +3386,68 @@ func file_qqplugin_proto_rawDescGZIP() []byte {
 }
 
 var file_qqplugin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_qqplugin_proto_goTypes = []any{
-	(ErrorKind)(0),                  // 0: qq.plugin.v1.ErrorKind
-	(ResultError)(0),                // 1: qq.plugin.v1.ResultError
-	(Action)(0),                     // 2: qq.plugin.v1.Action
-	(*ConfigureRequest)(nil),        // 3: qq.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),       // 4: qq.plugin.v1.ConfigureResponse
-	(*ErrorDetail)(nil),             // 5: qq.plugin.v1.ErrorDetail
-	(*Message)(nil),                 // 6: qq.plugin.v1.Message
-	(*CreateUserRequest)(nil),       // 7: qq.plugin.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),      // 8: qq.plugin.v1.CreateUserResponse
-	(*PasswordHashRequest)(nil),     // 9: qq.plugin.v1.PasswordHashRequest
-	(*PasswordHashResponse)(nil),    // 10: qq.plugin.v1.PasswordHashResponse
-	(*SetPasswordHashRequest)(nil),  // 11: qq.plugin.v1.SetPasswordHashRequest
-	(*SetPasswordHashResponse)(nil), // 12: qq.plugin.v1.SetPasswordHashResponse
-	(*DeleteUserRequest)(nil),       // 13: qq.plugin.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),      // 14: qq.plugin.v1.DeleteUserResponse
-	(*CountUsersRequest)(nil),       // 15: qq.plugin.v1.CountUsersRequest
-	(*CountUsersResponse)(nil),      // 16: qq.plugin.v1.CountUsersResponse
-	(*CountPendingRequest)(nil),     // 17: qq.plugin.v1.CountPendingRequest
-	(*CountPendingResponse)(nil),    // 18: qq.plugin.v1.CountPendingResponse
-	(*NewMessage)(nil),              // 19: qq.plugin.v1.NewMessage
-	(*Ack)(nil),                     // 20: qq.plugin.v1.Ack
-	(*WriteBatch)(nil),              // 21: qq.plugin.v1.WriteBatch
-	(*AppendResult)(nil),            // 22: qq.plugin.v1.AppendResult
-	(*WriteError)(nil),              // 23: qq.plugin.v1.WriteError
-	(*WriteResponse)(nil),           // 24: qq.plugin.v1.WriteResponse
-	(*CIDKey)(nil),                  // 25: qq.plugin.v1.CIDKey
-	(*LookupCIDsRequest)(nil),       // 26: qq.plugin.v1.LookupCIDsRequest
-	(*LookupCIDsResponse)(nil),      // 27: qq.plugin.v1.LookupCIDsResponse
-	(*PendingCountRequest)(nil),     // 28: qq.plugin.v1.PendingCountRequest
-	(*PendingCountResponse)(nil),    // 29: qq.plugin.v1.PendingCountResponse
-	(*PendingRequest)(nil),          // 30: qq.plugin.v1.PendingRequest
-	(*PendingResponse)(nil),         // 31: qq.plugin.v1.PendingResponse
-	(*HistoryRequest)(nil),          // 32: qq.plugin.v1.HistoryRequest
-	(*HistoryResponse)(nil),         // 33: qq.plugin.v1.HistoryResponse
-	(*CloseRequest)(nil),            // 34: qq.plugin.v1.CloseRequest
-	(*CloseResponse)(nil),           // 35: qq.plugin.v1.CloseResponse
-	(*FilterMessage)(nil),           // 36: qq.plugin.v1.FilterMessage
-	(*FilterRequest)(nil),           // 37: qq.plugin.v1.FilterRequest
-	(*Verdict)(nil),                 // 38: qq.plugin.v1.Verdict
-	(*FilterResponse)(nil),          // 39: qq.plugin.v1.FilterResponse
+	(ErrorKind)(0),                      // 0: qq.plugin.v1.ErrorKind
+	(ResultError)(0),                    // 1: qq.plugin.v1.ResultError
+	(Action)(0),                         // 2: qq.plugin.v1.Action
+	(*ConfigureRequest)(nil),            // 3: qq.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),           // 4: qq.plugin.v1.ConfigureResponse
+	(*ErrorDetail)(nil),                 // 5: qq.plugin.v1.ErrorDetail
+	(*Message)(nil),                     // 6: qq.plugin.v1.Message
+	(*CreateUserRequest)(nil),           // 7: qq.plugin.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),          // 8: qq.plugin.v1.CreateUserResponse
+	(*PasswordHashRequest)(nil),         // 9: qq.plugin.v1.PasswordHashRequest
+	(*PasswordHashResponse)(nil),        // 10: qq.plugin.v1.PasswordHashResponse
+	(*SetPasswordHashRequest)(nil),      // 11: qq.plugin.v1.SetPasswordHashRequest
+	(*SetPasswordHashResponse)(nil),     // 12: qq.plugin.v1.SetPasswordHashResponse
+	(*DeleteUserRequest)(nil),           // 13: qq.plugin.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),          // 14: qq.plugin.v1.DeleteUserResponse
+	(*CountUsersRequest)(nil),           // 15: qq.plugin.v1.CountUsersRequest
+	(*CountUsersResponse)(nil),          // 16: qq.plugin.v1.CountUsersResponse
+	(*CountPendingRequest)(nil),         // 17: qq.plugin.v1.CountPendingRequest
+	(*CountPendingResponse)(nil),        // 18: qq.plugin.v1.CountPendingResponse
+	(*NewMessage)(nil),                  // 19: qq.plugin.v1.NewMessage
+	(*Ack)(nil),                         // 20: qq.plugin.v1.Ack
+	(*WriteBatch)(nil),                  // 21: qq.plugin.v1.WriteBatch
+	(*AppendResult)(nil),                // 22: qq.plugin.v1.AppendResult
+	(*WriteError)(nil),                  // 23: qq.plugin.v1.WriteError
+	(*WriteResponse)(nil),               // 24: qq.plugin.v1.WriteResponse
+	(*CIDKey)(nil),                      // 25: qq.plugin.v1.CIDKey
+	(*LookupCIDsRequest)(nil),           // 26: qq.plugin.v1.LookupCIDsRequest
+	(*LookupCIDsResponse)(nil),          // 27: qq.plugin.v1.LookupCIDsResponse
+	(*PendingCountRequest)(nil),         // 28: qq.plugin.v1.PendingCountRequest
+	(*PendingCountResponse)(nil),        // 29: qq.plugin.v1.PendingCountResponse
+	(*PendingRequest)(nil),              // 30: qq.plugin.v1.PendingRequest
+	(*PendingResponse)(nil),             // 31: qq.plugin.v1.PendingResponse
+	(*HistoryRequest)(nil),              // 32: qq.plugin.v1.HistoryRequest
+	(*HistoryResponse)(nil),             // 33: qq.plugin.v1.HistoryResponse
+	(*CloseRequest)(nil),                // 34: qq.plugin.v1.CloseRequest
+	(*CloseResponse)(nil),               // 35: qq.plugin.v1.CloseResponse
+	(*FriendRequest)(nil),               // 36: qq.plugin.v1.FriendRequest
+	(*Friend)(nil),                      // 37: qq.plugin.v1.Friend
+	(*RequestFriendRequest)(nil),        // 38: qq.plugin.v1.RequestFriendRequest
+	(*RequestFriendResponse)(nil),       // 39: qq.plugin.v1.RequestFriendResponse
+	(*AnswerFriendRequestRequest)(nil),  // 40: qq.plugin.v1.AnswerFriendRequestRequest
+	(*AnswerFriendRequestResponse)(nil), // 41: qq.plugin.v1.AnswerFriendRequestResponse
+	(*CancelFriendRequestRequest)(nil),  // 42: qq.plugin.v1.CancelFriendRequestRequest
+	(*CancelFriendRequestResponse)(nil), // 43: qq.plugin.v1.CancelFriendRequestResponse
+	(*RemoveFriendRequest)(nil),         // 44: qq.plugin.v1.RemoveFriendRequest
+	(*RemoveFriendResponse)(nil),        // 45: qq.plugin.v1.RemoveFriendResponse
+	(*FriendsRequest)(nil),              // 46: qq.plugin.v1.FriendsRequest
+	(*FriendsResponse)(nil),             // 47: qq.plugin.v1.FriendsResponse
+	(*BlockRequest)(nil),                // 48: qq.plugin.v1.BlockRequest
+	(*BlockResponse)(nil),               // 49: qq.plugin.v1.BlockResponse
+	(*UnblockRequest)(nil),              // 50: qq.plugin.v1.UnblockRequest
+	(*UnblockResponse)(nil),             // 51: qq.plugin.v1.UnblockResponse
+	(*BlocksRequest)(nil),               // 52: qq.plugin.v1.BlocksRequest
+	(*BlocksResponse)(nil),              // 53: qq.plugin.v1.BlocksResponse
+	(*RelationRequest)(nil),             // 54: qq.plugin.v1.RelationRequest
+	(*RelationResponse)(nil),            // 55: qq.plugin.v1.RelationResponse
+	(*FilterMessage)(nil),               // 56: qq.plugin.v1.FilterMessage
+	(*FilterRequest)(nil),               // 57: qq.plugin.v1.FilterRequest
+	(*Verdict)(nil),                     // 58: qq.plugin.v1.Verdict
+	(*FilterResponse)(nil),              // 59: qq.plugin.v1.FilterResponse
 }
 var file_qqplugin_proto_depIdxs = []int32{
 	0,  // 0: qq.plugin.v1.ErrorDetail.kind:type_name -> qq.plugin.v1.ErrorKind
@@ -2294,44 +3462,65 @@ var file_qqplugin_proto_depIdxs = []int32{
 	22, // 9: qq.plugin.v1.LookupCIDsResponse.results:type_name -> qq.plugin.v1.AppendResult
 	6,  // 10: qq.plugin.v1.PendingResponse.messages:type_name -> qq.plugin.v1.Message
 	6,  // 11: qq.plugin.v1.HistoryResponse.messages:type_name -> qq.plugin.v1.Message
-	36, // 12: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
-	2,  // 13: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
-	38, // 14: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
-	3,  // 15: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	7,  // 16: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
-	9,  // 17: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
-	21, // 18: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
-	26, // 19: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
-	28, // 20: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
-	30, // 21: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
-	32, // 22: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
-	11, // 23: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
-	13, // 24: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
-	15, // 25: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
-	17, // 26: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
-	34, // 27: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
-	3,  // 28: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	37, // 29: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
-	4,  // 30: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	8,  // 31: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
-	10, // 32: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
-	24, // 33: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
-	27, // 34: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
-	29, // 35: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
-	31, // 36: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
-	33, // 37: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
-	12, // 38: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
-	14, // 39: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
-	16, // 40: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
-	18, // 41: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
-	35, // 42: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
-	4,  // 43: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	39, // 44: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
-	30, // [30:45] is the sub-list for method output_type
-	15, // [15:30] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	37, // 12: qq.plugin.v1.FriendsResponse.friends:type_name -> qq.plugin.v1.Friend
+	36, // 13: qq.plugin.v1.FriendsResponse.incoming:type_name -> qq.plugin.v1.FriendRequest
+	36, // 14: qq.plugin.v1.FriendsResponse.outgoing:type_name -> qq.plugin.v1.FriendRequest
+	56, // 15: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
+	2,  // 16: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
+	58, // 17: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
+	3,  // 18: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	7,  // 19: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
+	9,  // 20: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
+	21, // 21: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
+	26, // 22: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
+	28, // 23: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
+	30, // 24: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
+	32, // 25: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
+	11, // 26: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
+	13, // 27: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
+	15, // 28: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
+	17, // 29: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
+	34, // 30: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
+	38, // 31: qq.plugin.v1.Storage.RequestFriend:input_type -> qq.plugin.v1.RequestFriendRequest
+	40, // 32: qq.plugin.v1.Storage.AnswerFriendRequest:input_type -> qq.plugin.v1.AnswerFriendRequestRequest
+	42, // 33: qq.plugin.v1.Storage.CancelFriendRequest:input_type -> qq.plugin.v1.CancelFriendRequestRequest
+	44, // 34: qq.plugin.v1.Storage.RemoveFriend:input_type -> qq.plugin.v1.RemoveFriendRequest
+	46, // 35: qq.plugin.v1.Storage.Friends:input_type -> qq.plugin.v1.FriendsRequest
+	48, // 36: qq.plugin.v1.Storage.Block:input_type -> qq.plugin.v1.BlockRequest
+	50, // 37: qq.plugin.v1.Storage.Unblock:input_type -> qq.plugin.v1.UnblockRequest
+	52, // 38: qq.plugin.v1.Storage.Blocks:input_type -> qq.plugin.v1.BlocksRequest
+	54, // 39: qq.plugin.v1.Storage.Relation:input_type -> qq.plugin.v1.RelationRequest
+	3,  // 40: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	57, // 41: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
+	4,  // 42: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	8,  // 43: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
+	10, // 44: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
+	24, // 45: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
+	27, // 46: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
+	29, // 47: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
+	31, // 48: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
+	33, // 49: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
+	12, // 50: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
+	14, // 51: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
+	16, // 52: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
+	18, // 53: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
+	35, // 54: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
+	39, // 55: qq.plugin.v1.Storage.RequestFriend:output_type -> qq.plugin.v1.RequestFriendResponse
+	41, // 56: qq.plugin.v1.Storage.AnswerFriendRequest:output_type -> qq.plugin.v1.AnswerFriendRequestResponse
+	43, // 57: qq.plugin.v1.Storage.CancelFriendRequest:output_type -> qq.plugin.v1.CancelFriendRequestResponse
+	45, // 58: qq.plugin.v1.Storage.RemoveFriend:output_type -> qq.plugin.v1.RemoveFriendResponse
+	47, // 59: qq.plugin.v1.Storage.Friends:output_type -> qq.plugin.v1.FriendsResponse
+	49, // 60: qq.plugin.v1.Storage.Block:output_type -> qq.plugin.v1.BlockResponse
+	51, // 61: qq.plugin.v1.Storage.Unblock:output_type -> qq.plugin.v1.UnblockResponse
+	53, // 62: qq.plugin.v1.Storage.Blocks:output_type -> qq.plugin.v1.BlocksResponse
+	55, // 63: qq.plugin.v1.Storage.Relation:output_type -> qq.plugin.v1.RelationResponse
+	4,  // 64: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	59, // 65: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
+	42, // [42:66] is the sub-list for method output_type
+	18, // [18:42] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_qqplugin_proto_init() }
@@ -2345,7 +3534,7 @@ func file_qqplugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qqplugin_proto_rawDesc), len(file_qqplugin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   37,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,10 +1,19 @@
-// qq plugin protocol version 1
+// qq plugin protocol version 2
 //
 // The gRPC services a qq plugin process serves to qqd over go-plugin. The
 // version on the first line is plugins.ProtocolVersion (the go-plugin
 // application protocol version that host and plugin negotiate); a test ties
 // the two together. Changing a message or method incompatibly means a new
 // package (qq.plugin.v2) and a new protocol version served beside this one.
+//
+// Version 2 is version 1 plus the social methods of the Storage service
+// (friendships, friend requests, blocks), NewMessage.friends_only and the
+// result errors BLOCKED and NOT_FRIENDS: a compatible, additive change, so
+// the package stays qq.plugin.v1. The version number tells the host what
+// the plugin knows: qqd offers versions 1 and 2, and uses the social
+// methods only with a storage plugin that negotiated 2 and said in
+// ConfigureResponse.social that its storage keeps friendships. A plugin
+// that picks version 1 is served exactly as before.
 //
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
@@ -31,19 +40,28 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Storage_Configure_FullMethodName       = "/qq.plugin.v1.Storage/Configure"
-	Storage_CreateUser_FullMethodName      = "/qq.plugin.v1.Storage/CreateUser"
-	Storage_PasswordHash_FullMethodName    = "/qq.plugin.v1.Storage/PasswordHash"
-	Storage_Write_FullMethodName           = "/qq.plugin.v1.Storage/Write"
-	Storage_LookupCIDs_FullMethodName      = "/qq.plugin.v1.Storage/LookupCIDs"
-	Storage_PendingCount_FullMethodName    = "/qq.plugin.v1.Storage/PendingCount"
-	Storage_Pending_FullMethodName         = "/qq.plugin.v1.Storage/Pending"
-	Storage_History_FullMethodName         = "/qq.plugin.v1.Storage/History"
-	Storage_SetPasswordHash_FullMethodName = "/qq.plugin.v1.Storage/SetPasswordHash"
-	Storage_DeleteUser_FullMethodName      = "/qq.plugin.v1.Storage/DeleteUser"
-	Storage_CountUsers_FullMethodName      = "/qq.plugin.v1.Storage/CountUsers"
-	Storage_CountPending_FullMethodName    = "/qq.plugin.v1.Storage/CountPending"
-	Storage_Close_FullMethodName           = "/qq.plugin.v1.Storage/Close"
+	Storage_Configure_FullMethodName           = "/qq.plugin.v1.Storage/Configure"
+	Storage_CreateUser_FullMethodName          = "/qq.plugin.v1.Storage/CreateUser"
+	Storage_PasswordHash_FullMethodName        = "/qq.plugin.v1.Storage/PasswordHash"
+	Storage_Write_FullMethodName               = "/qq.plugin.v1.Storage/Write"
+	Storage_LookupCIDs_FullMethodName          = "/qq.plugin.v1.Storage/LookupCIDs"
+	Storage_PendingCount_FullMethodName        = "/qq.plugin.v1.Storage/PendingCount"
+	Storage_Pending_FullMethodName             = "/qq.plugin.v1.Storage/Pending"
+	Storage_History_FullMethodName             = "/qq.plugin.v1.Storage/History"
+	Storage_SetPasswordHash_FullMethodName     = "/qq.plugin.v1.Storage/SetPasswordHash"
+	Storage_DeleteUser_FullMethodName          = "/qq.plugin.v1.Storage/DeleteUser"
+	Storage_CountUsers_FullMethodName          = "/qq.plugin.v1.Storage/CountUsers"
+	Storage_CountPending_FullMethodName        = "/qq.plugin.v1.Storage/CountPending"
+	Storage_Close_FullMethodName               = "/qq.plugin.v1.Storage/Close"
+	Storage_RequestFriend_FullMethodName       = "/qq.plugin.v1.Storage/RequestFriend"
+	Storage_AnswerFriendRequest_FullMethodName = "/qq.plugin.v1.Storage/AnswerFriendRequest"
+	Storage_CancelFriendRequest_FullMethodName = "/qq.plugin.v1.Storage/CancelFriendRequest"
+	Storage_RemoveFriend_FullMethodName        = "/qq.plugin.v1.Storage/RemoveFriend"
+	Storage_Friends_FullMethodName             = "/qq.plugin.v1.Storage/Friends"
+	Storage_Block_FullMethodName               = "/qq.plugin.v1.Storage/Block"
+	Storage_Unblock_FullMethodName             = "/qq.plugin.v1.Storage/Unblock"
+	Storage_Blocks_FullMethodName              = "/qq.plugin.v1.Storage/Blocks"
+	Storage_Relation_FullMethodName            = "/qq.plugin.v1.Storage/Relation"
 )
 
 // StorageClient is the client API for Storage service.
@@ -57,8 +75,11 @@ const (
 //
 // SetPasswordHash, DeleteUser, CountUsers and CountPending were added
 // within protocol version 1: adding methods (and messages) is a compatible
-// change, so the version stays 1. A plugin built before them answers them
+// change, so the version stayed 1. A plugin built before them answers them
 // with UNIMPLEMENTED, which the host reports as an error of that call only.
+// The social methods are additive too, but came with version 2 so that the
+// host learns in the handshake, not at the first call, whether a plugin
+// knows them (the chat server's features depend on it).
 type StorageClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
@@ -80,6 +101,22 @@ type StorageClient interface {
 	// Close releases the storage; later calls fail. The process keeps
 	// running until the host stops it.
 	Close(ctx context.Context, in *CloseRequest, opts ...grpc.CallOption) (*CloseResponse, error)
+	// Version 2: friendships, friend requests and blocks (plugins.Social).
+	// A plugin serves them when its ConfigureResponse.social is set;
+	// otherwise (and in a plugin built for version 1) they answer
+	// UNIMPLEMENTED. Errors: NOT_FOUND (UNKNOWN_USER) for an unknown or
+	// deleted user, FAILED_PRECONDITION (BLOCKED) for a block either way,
+	// NOT_FOUND (NO_REQUEST) for a missing friend request,
+	// FAILED_PRECONDITION (NOT_FRIENDS) for a missing friendship.
+	RequestFriend(ctx context.Context, in *RequestFriendRequest, opts ...grpc.CallOption) (*RequestFriendResponse, error)
+	AnswerFriendRequest(ctx context.Context, in *AnswerFriendRequestRequest, opts ...grpc.CallOption) (*AnswerFriendRequestResponse, error)
+	CancelFriendRequest(ctx context.Context, in *CancelFriendRequestRequest, opts ...grpc.CallOption) (*CancelFriendRequestResponse, error)
+	RemoveFriend(ctx context.Context, in *RemoveFriendRequest, opts ...grpc.CallOption) (*RemoveFriendResponse, error)
+	Friends(ctx context.Context, in *FriendsRequest, opts ...grpc.CallOption) (*FriendsResponse, error)
+	Block(ctx context.Context, in *BlockRequest, opts ...grpc.CallOption) (*BlockResponse, error)
+	Unblock(ctx context.Context, in *UnblockRequest, opts ...grpc.CallOption) (*UnblockResponse, error)
+	Blocks(ctx context.Context, in *BlocksRequest, opts ...grpc.CallOption) (*BlocksResponse, error)
+	Relation(ctx context.Context, in *RelationRequest, opts ...grpc.CallOption) (*RelationResponse, error)
 }
 
 type storageClient struct {
@@ -220,6 +257,96 @@ func (c *storageClient) Close(ctx context.Context, in *CloseRequest, opts ...grp
 	return out, nil
 }
 
+func (c *storageClient) RequestFriend(ctx context.Context, in *RequestFriendRequest, opts ...grpc.CallOption) (*RequestFriendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestFriendResponse)
+	err := c.cc.Invoke(ctx, Storage_RequestFriend_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) AnswerFriendRequest(ctx context.Context, in *AnswerFriendRequestRequest, opts ...grpc.CallOption) (*AnswerFriendRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AnswerFriendRequestResponse)
+	err := c.cc.Invoke(ctx, Storage_AnswerFriendRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) CancelFriendRequest(ctx context.Context, in *CancelFriendRequestRequest, opts ...grpc.CallOption) (*CancelFriendRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelFriendRequestResponse)
+	err := c.cc.Invoke(ctx, Storage_CancelFriendRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) RemoveFriend(ctx context.Context, in *RemoveFriendRequest, opts ...grpc.CallOption) (*RemoveFriendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveFriendResponse)
+	err := c.cc.Invoke(ctx, Storage_RemoveFriend_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) Friends(ctx context.Context, in *FriendsRequest, opts ...grpc.CallOption) (*FriendsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FriendsResponse)
+	err := c.cc.Invoke(ctx, Storage_Friends_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) Block(ctx context.Context, in *BlockRequest, opts ...grpc.CallOption) (*BlockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BlockResponse)
+	err := c.cc.Invoke(ctx, Storage_Block_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) Unblock(ctx context.Context, in *UnblockRequest, opts ...grpc.CallOption) (*UnblockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnblockResponse)
+	err := c.cc.Invoke(ctx, Storage_Unblock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) Blocks(ctx context.Context, in *BlocksRequest, opts ...grpc.CallOption) (*BlocksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BlocksResponse)
+	err := c.cc.Invoke(ctx, Storage_Blocks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) Relation(ctx context.Context, in *RelationRequest, opts ...grpc.CallOption) (*RelationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RelationResponse)
+	err := c.cc.Invoke(ctx, Storage_Relation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StorageServer is the server API for Storage service.
 // All implementations must embed UnimplementedStorageServer
 // for forward compatibility.
@@ -231,8 +358,11 @@ func (c *storageClient) Close(ctx context.Context, in *CloseRequest, opts ...grp
 //
 // SetPasswordHash, DeleteUser, CountUsers and CountPending were added
 // within protocol version 1: adding methods (and messages) is a compatible
-// change, so the version stays 1. A plugin built before them answers them
+// change, so the version stayed 1. A plugin built before them answers them
 // with UNIMPLEMENTED, which the host reports as an error of that call only.
+// The social methods are additive too, but came with version 2 so that the
+// host learns in the handshake, not at the first call, whether a plugin
+// knows them (the chat server's features depend on it).
 type StorageServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
@@ -254,6 +384,22 @@ type StorageServer interface {
 	// Close releases the storage; later calls fail. The process keeps
 	// running until the host stops it.
 	Close(context.Context, *CloseRequest) (*CloseResponse, error)
+	// Version 2: friendships, friend requests and blocks (plugins.Social).
+	// A plugin serves them when its ConfigureResponse.social is set;
+	// otherwise (and in a plugin built for version 1) they answer
+	// UNIMPLEMENTED. Errors: NOT_FOUND (UNKNOWN_USER) for an unknown or
+	// deleted user, FAILED_PRECONDITION (BLOCKED) for a block either way,
+	// NOT_FOUND (NO_REQUEST) for a missing friend request,
+	// FAILED_PRECONDITION (NOT_FRIENDS) for a missing friendship.
+	RequestFriend(context.Context, *RequestFriendRequest) (*RequestFriendResponse, error)
+	AnswerFriendRequest(context.Context, *AnswerFriendRequestRequest) (*AnswerFriendRequestResponse, error)
+	CancelFriendRequest(context.Context, *CancelFriendRequestRequest) (*CancelFriendRequestResponse, error)
+	RemoveFriend(context.Context, *RemoveFriendRequest) (*RemoveFriendResponse, error)
+	Friends(context.Context, *FriendsRequest) (*FriendsResponse, error)
+	Block(context.Context, *BlockRequest) (*BlockResponse, error)
+	Unblock(context.Context, *UnblockRequest) (*UnblockResponse, error)
+	Blocks(context.Context, *BlocksRequest) (*BlocksResponse, error)
+	Relation(context.Context, *RelationRequest) (*RelationResponse, error)
 	mustEmbedUnimplementedStorageServer()
 }
 
@@ -302,6 +448,33 @@ func (UnimplementedStorageServer) CountPending(context.Context, *CountPendingReq
 }
 func (UnimplementedStorageServer) Close(context.Context, *CloseRequest) (*CloseResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Close not implemented")
+}
+func (UnimplementedStorageServer) RequestFriend(context.Context, *RequestFriendRequest) (*RequestFriendResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RequestFriend not implemented")
+}
+func (UnimplementedStorageServer) AnswerFriendRequest(context.Context, *AnswerFriendRequestRequest) (*AnswerFriendRequestResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AnswerFriendRequest not implemented")
+}
+func (UnimplementedStorageServer) CancelFriendRequest(context.Context, *CancelFriendRequestRequest) (*CancelFriendRequestResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CancelFriendRequest not implemented")
+}
+func (UnimplementedStorageServer) RemoveFriend(context.Context, *RemoveFriendRequest) (*RemoveFriendResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveFriend not implemented")
+}
+func (UnimplementedStorageServer) Friends(context.Context, *FriendsRequest) (*FriendsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Friends not implemented")
+}
+func (UnimplementedStorageServer) Block(context.Context, *BlockRequest) (*BlockResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Block not implemented")
+}
+func (UnimplementedStorageServer) Unblock(context.Context, *UnblockRequest) (*UnblockResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Unblock not implemented")
+}
+func (UnimplementedStorageServer) Blocks(context.Context, *BlocksRequest) (*BlocksResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Blocks not implemented")
+}
+func (UnimplementedStorageServer) Relation(context.Context, *RelationRequest) (*RelationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Relation not implemented")
 }
 func (UnimplementedStorageServer) mustEmbedUnimplementedStorageServer() {}
 func (UnimplementedStorageServer) testEmbeddedByValue()                 {}
@@ -558,6 +731,168 @@ func _Storage_Close_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Storage_RequestFriend_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestFriendRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).RequestFriend(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_RequestFriend_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).RequestFriend(ctx, req.(*RequestFriendRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_AnswerFriendRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnswerFriendRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).AnswerFriendRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_AnswerFriendRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).AnswerFriendRequest(ctx, req.(*AnswerFriendRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_CancelFriendRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelFriendRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).CancelFriendRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_CancelFriendRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).CancelFriendRequest(ctx, req.(*CancelFriendRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_RemoveFriend_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveFriendRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).RemoveFriend(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_RemoveFriend_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).RemoveFriend(ctx, req.(*RemoveFriendRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_Friends_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FriendsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).Friends(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_Friends_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).Friends(ctx, req.(*FriendsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_Block_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BlockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).Block(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_Block_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).Block(ctx, req.(*BlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_Unblock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnblockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).Unblock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_Unblock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).Unblock(ctx, req.(*UnblockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_Blocks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BlocksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).Blocks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_Blocks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).Blocks(ctx, req.(*BlocksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_Relation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RelationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).Relation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_Relation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).Relation(ctx, req.(*RelationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Storage_ServiceDesc is the grpc.ServiceDesc for Storage service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -616,6 +951,42 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Close",
 			Handler:    _Storage_Close_Handler,
+		},
+		{
+			MethodName: "RequestFriend",
+			Handler:    _Storage_RequestFriend_Handler,
+		},
+		{
+			MethodName: "AnswerFriendRequest",
+			Handler:    _Storage_AnswerFriendRequest_Handler,
+		},
+		{
+			MethodName: "CancelFriendRequest",
+			Handler:    _Storage_CancelFriendRequest_Handler,
+		},
+		{
+			MethodName: "RemoveFriend",
+			Handler:    _Storage_RemoveFriend_Handler,
+		},
+		{
+			MethodName: "Friends",
+			Handler:    _Storage_Friends_Handler,
+		},
+		{
+			MethodName: "Block",
+			Handler:    _Storage_Block_Handler,
+		},
+		{
+			MethodName: "Unblock",
+			Handler:    _Storage_Unblock_Handler,
+		},
+		{
+			MethodName: "Blocks",
+			Handler:    _Storage_Blocks_Handler,
+		},
+		{
+			MethodName: "Relation",
+			Handler:    _Storage_Relation_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

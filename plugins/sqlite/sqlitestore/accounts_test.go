@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/qqchat/qq/daemon/protocol"
@@ -21,143 +23,6 @@ func countUsers(t testing.TB, s *sqlitestore.Store) int64 {
 		t.Fatalf("CountUsers: %v", err)
 	}
 	return n
-}
-
-func TestSetPasswordHash(t *testing.T) {
-	t.Parallel()
-	s, _, _ := newStore(t)
-	ctx := context.Background()
-	if _, err := s.DeleteUser(ctx, "carol"); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name     string
-		user     string
-		hash     string
-		wantErr  error
-		wantHash string // PasswordHash(user) afterwards, when no error
-	}{
-		{name: "replaces", user: "alice", hash: "new-alice", wantHash: "new-alice"},
-		{name: "same hash again", user: "alice", hash: "new-alice", wantHash: "new-alice"},
-		{name: "empty hash is stored", user: "bob", hash: "", wantHash: ""},
-		{name: "unknown user", user: "ghost", hash: "h", wantErr: plugins.ErrUnknownUser},
-		{name: "names are byte-wise", user: "Alice", hash: "h", wantErr: plugins.ErrUnknownUser},
-		{name: "deleted user", user: "carol", hash: "h", wantErr: plugins.ErrUnknownUser},
-	}
-	for _, tt := range tests { // sequential: hashes accumulate
-		t.Run(tt.name, func(t *testing.T) {
-			err := s.SetPasswordHash(ctx, tt.user, tt.hash)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("SetPasswordHash = %v, want %v", err, tt.wantErr)
-			}
-			if tt.wantErr != nil {
-				return
-			}
-			if h, err := s.PasswordHash(ctx, tt.user); err != nil || h != tt.wantHash {
-				t.Fatalf("PasswordHash = %q, %v; want %q", h, err, tt.wantHash)
-			}
-		})
-	}
-	// The others are untouched, and a deleted user does not come back.
-	if h, err := s.PasswordHash(ctx, "alice"); err != nil || h != "new-alice" {
-		t.Errorf("PasswordHash(alice) = %q, %v", h, err)
-	}
-	if _, err := s.PasswordHash(ctx, "carol"); !errors.Is(err, plugins.ErrUnknownUser) {
-		t.Errorf("PasswordHash(carol) = %v, want ErrUnknownUser", err)
-	}
-	if n := countUsers(t, s); n != 2 {
-		t.Errorf("CountUsers = %d, want 2", n)
-	}
-}
-
-func TestCountUsers(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := openAt(t, filepath.Join(t.TempDir(), "qq.db"), newClock())
-	tests := []struct {
-		name string
-		op   func() error
-		want int64
-	}{
-		{"empty", func() error { return nil }, 0},
-		{"one", func() error { return s.CreateUser(ctx, "alice", "h") }, 1},
-		{"two", func() error { return s.CreateUser(ctx, "bob", "h") }, 2},
-		{"taken name", func() error {
-			if err := s.CreateUser(ctx, "bob", "h"); !errors.Is(err, plugins.ErrUserExists) {
-				return fmt.Errorf("CreateUser(bob) again = %v", err)
-			}
-			return nil
-		}, 2},
-		{"password change", func() error { return s.SetPasswordHash(ctx, "bob", "x") }, 2},
-		{"deleted", func() error { _, err := s.DeleteUser(ctx, "bob"); return err }, 1},
-		{"deleted name stays taken", func() error {
-			if err := s.CreateUser(ctx, "bob", "h"); !errors.Is(err, plugins.ErrUserExists) {
-				return fmt.Errorf("CreateUser(bob) after delete = %v", err)
-			}
-			return nil
-		}, 1},
-		{"three", func() error { return s.CreateUser(ctx, "carol", "h") }, 2},
-	}
-	for _, tt := range tests { // sequential: accounts accumulate
-		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.op(); err != nil {
-				t.Fatal(err)
-			}
-			if n := countUsers(t, s); n != tt.want {
-				t.Fatalf("CountUsers = %d, want %d", n, tt.want)
-			}
-		})
-	}
-}
-
-func TestCountPending(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s, _, _ := newStore(t) // alice, bob, carol
-	var res []plugins.AppendResult
-	tests := []struct {
-		name string
-		op   func()
-		want int64
-	}{
-		{"empty", func() {}, 0},
-		{"three sent", func() {
-			res = send(t, s, nm("alice", "bob", "a0", "c0"), nm("alice", "bob", "a1", ""), nm("carol", "alice", "c0", ""))
-		}, 3},
-		{"cid retry is no new message", func() { send(t, s, nm("alice", "bob", "a0", "c0")) }, 3},
-		{"unknown recipient is not stored", func() { send(t, s, nm("alice", "ghost", "x", "")) }, 3},
-		{"to self", func() { send(t, s, nm("alice", "alice", "n0", "")) }, 4},
-		{"acked", func() { ack(t, s, "bob", res[0].Message.ID) }, 3},
-		{"acked again", func() { ack(t, s, "bob", res[0].Message.ID) }, 3},
-		{"acked by another user", func() { ack(t, s, "carol", res[1].Message.ID) }, 3},
-		{"recipient deleted", func() {
-			if _, err := s.DeleteUser(ctx, "bob"); err != nil {
-				t.Fatal(err)
-			}
-		}, 2},
-		{"sender deleted", func() {
-			if _, err := s.DeleteUser(ctx, "carol"); err != nil {
-				t.Fatal(err)
-			}
-		}, 2},
-	}
-	for _, tt := range tests { // sequential: messages accumulate
-		t.Run(tt.name, func(t *testing.T) {
-			tt.op()
-			n, err := s.CountPending(ctx)
-			if err != nil || n != tt.want {
-				t.Fatalf("CountPending = %d, %v; want %d", n, err, tt.want)
-			}
-			// It agrees with the per-user counts.
-			var sum int64
-			for _, u := range []string{"alice", "bob", "carol"} {
-				sum += pendingCount(t, s, u)
-			}
-			if sum != n {
-				t.Fatalf("sum of PendingCount = %d, CountPending = %d", sum, n)
-			}
-		})
-	}
 }
 
 func TestDeleteUser(t *testing.T) {
@@ -330,9 +195,10 @@ func TestDeleteUser(t *testing.T) {
 	})
 }
 
-// TestMigrateV1ToV2: a database written by schema version 1 opens with its
-// data intact, and accounts can then be deleted.
-func TestMigrateV1ToV2(t *testing.T) {
+// TestMigrateV1: a database written by schema version 1 opens (migrated to
+// the newest version) with its data intact, and accounts can then be
+// deleted.
+func TestMigrateV1(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "qq.db")
@@ -374,8 +240,8 @@ func TestMigrateV1ToV2(t *testing.T) {
 	}
 
 	s := openAt(t, path, newClock())
-	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != fmt.Sprint(sqlitestore.SchemaVersion) || v != "2" {
-		t.Fatalf("user_version = %q, %v; want 2", v, err)
+	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != fmt.Sprint(sqlitestore.SchemaVersion) || v != "3" {
+		t.Fatalf("user_version = %q, %v; want 3", v, err)
 	}
 	// The data is intact.
 	if h, err := s.PasswordHash(ctx, "bob"); err != nil || h != "hash-bob" {
@@ -425,5 +291,189 @@ func TestMigrateV1ToV2(t *testing.T) {
 		if err != nil || got != "ok" {
 			t.Errorf("PRAGMA %s = %q, %v", pragma, got, err)
 		}
+	}
+}
+
+// TestMigrateV01Database opens a database written by the code of v0.1
+// (testdata/v0.1.sql, schema version 2) with the current code: it migrates
+// to the newest schema and keeps every account and every message, with
+// their pending state and de-duplication keys; the friends features then
+// work on it.
+func TestMigrateV01Database(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dump, err := os.ReadFile(filepath.Join("testdata", "v0.1.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "qq.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(string(dump)); err != nil {
+		t.Fatalf("load testdata/v0.1.sql: %v", err)
+	}
+	type row struct {
+		msg             protocol.Message
+		cid, status     sql.NullString
+		pending         bool
+		recipientExists bool
+	}
+	var rows []row
+	rs, err := db.Query(`SELECT m.msg_id, m.sender, m.recipient, m.body, m.ts, m.cid, m.status, m.pending, u.deleted_ms IS NULL
+		FROM messages AS m JOIN users AS u ON u.name = m.recipient ORDER BY m.seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var r row
+		if err := rs.Scan(&r.msg.ID, &r.msg.From, &r.msg.To, &r.msg.Body, &r.msg.TS, &r.cid, &r.status, &r.pending, &r.recipientExists); err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, r)
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 8 {
+		t.Fatalf("testdata/v0.1.sql has %d messages, want 8", len(rows))
+	}
+
+	// The dump is what the migrations up to version 2 make: the old steps
+	// were not edited since.
+	fresh := filepath.Join(t.TempDir(), "v2.db")
+	if err := sqlitestore.MigrateTo(fresh, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := schemaText(t, path), schemaText(t, fresh); got != want {
+		t.Errorf("schema of testdata/v0.1.sql:\n%s\nschema of migrations 1 and 2:\n%s", got, want)
+	}
+
+	s := openAt(t, path, newClock())
+	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != fmt.Sprint(sqlitestore.SchemaVersion) {
+		t.Fatalf("user_version = %q, %v; want %d", v, err, sqlitestore.SchemaVersion)
+	}
+	// Every account, with its hash; the deleted one stays deleted.
+	for _, u := range []string{"alice", "bob", "zoë"} {
+		if h, err := s.PasswordHash(ctx, u); err != nil || h != "$argon2id$v=19$m=65536,t=1,p=4$"+u {
+			t.Errorf("PasswordHash(%s) = %q, %v", u, h, err)
+		}
+	}
+	if h, err := s.PasswordHash(ctx, "carol"); err != nil || h != "$argon2id$v=19$m=65536,t=1,p=4$carol-2" {
+		t.Errorf("PasswordHash(carol) = %q, %v", h, err)
+	}
+	if _, err := s.PasswordHash(ctx, "dave"); !errors.Is(err, plugins.ErrUnknownUser) {
+		t.Errorf("PasswordHash(dave) = %v, want ErrUnknownUser", err)
+	}
+	if err := s.CreateUser(ctx, "dave", "h"); !errors.Is(err, plugins.ErrUserExists) {
+		t.Errorf("CreateUser(dave) = %v, want ErrUserExists", err)
+	}
+	if n := countUsers(t, s); n != 4 {
+		t.Errorf("CountUsers = %d, want 4", n)
+	}
+	// Every message, in every conversation, in order; pending ones still
+	// pending, in order; cids still remembered with their status.
+	convs := map[string][]protocol.Message{}
+	pending := map[string][]protocol.Message{}
+	var total int64
+	for _, r := range rows {
+		k := sqlitestore.ConvKey(r.msg.From, r.msg.To)
+		convs[k] = append(convs[k], r.msg)
+		if r.pending && r.recipientExists {
+			pending[r.msg.To] = append(pending[r.msg.To], r.msg)
+			total++
+		}
+		if r.cid.Valid {
+			res := send(t, s, nm(r.msg.From, "alice", "retry", r.cid.String))[0]
+			if !res.Duplicate || res.Message != r.msg || string(res.Status) != r.status.String {
+				t.Errorf("retry of cid %q = %+v, want a duplicate of %+v with status %s", r.cid.String, res, r.msg, r.status.String)
+			}
+		}
+	}
+	for _, r := range rows {
+		want := convs[sqlitestore.ConvKey(r.msg.From, r.msg.To)]
+		if h, more, err := s.History(ctx, r.msg.From, r.msg.To, "", 100); err != nil || more || !slices.Equal(h, want) {
+			t.Errorf("History(%s, %s) = %+v, %v, %v; want %+v", r.msg.From, r.msg.To, h, more, err, want)
+		}
+	}
+	for _, u := range []string{"alice", "bob", "carol", "zoë"} {
+		if p, more, err := s.Pending(ctx, u, 100); err != nil || more || !slices.Equal(p, pending[u]) {
+			t.Errorf("Pending(%s) = %+v, %v, %v; want %+v", u, p, more, err, pending[u])
+		}
+	}
+	if n, err := s.CountPending(ctx); err != nil || n != total {
+		t.Errorf("CountPending = %d, %v; want %d", n, err, total)
+	}
+	// New messages come after the old ones.
+	if r := send(t, s, nm("carol", "alice", "new", ""))[0]; r.Err != nil || r.Message.TS < rows[len(rows)-1].msg.TS {
+		t.Errorf("new message = %+v", r)
+	}
+	// The friends features work on the migrated database.
+	if became, err := s.RequestFriend(ctx, "alice", "bob", "hi", 1); err != nil || became {
+		t.Errorf("RequestFriend = %v, %v", became, err)
+	}
+	if err := s.AnswerFriendRequest(ctx, "bob", "alice", true, 2); err != nil {
+		t.Errorf("AnswerFriendRequest = %v", err)
+	}
+	if err := s.Block(ctx, "carol", "zoë", 3); err != nil {
+		t.Errorf("Block = %v", err)
+	}
+	if err := s.Block(ctx, "carol", "dave", 3); !errors.Is(err, plugins.ErrUnknownUser) {
+		t.Errorf("Block of the deleted dave = %v, want ErrUnknownUser", err)
+	}
+	res := send(t, s, nm("zoë", "carol", "blocked", ""), plugins.NewMessage{From: "alice", To: "bob", Body: "friends", FriendsOnly: true, Status: protocol.StatusQueued})
+	if !errors.Is(res[0].Err, plugins.ErrBlocked) || res[1].Err != nil {
+		t.Errorf("sends after the migration = %+v", res)
+	}
+	if _, err := s.DeleteUser(ctx, "alice"); err != nil {
+		t.Errorf("DeleteUser(alice) = %v", err)
+	}
+	if r, err := s.Relation(ctx, "bob", "alice"); err != nil || r != (plugins.Relation{}) {
+		t.Errorf("Relation(bob, alice) after DeleteUser(alice) = %+v, %v", r, err)
+	}
+	checkIntegrity(t, s)
+}
+
+// schemaText is the schema of the database at path: every table and index
+// with its SQL, sorted by name.
+func schemaText(t *testing.T, path string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT type, name, coalesce(sql, '') FROM sqlite_master ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var typ, name, text string
+		if err := rows.Scan(&typ, &name, &text); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %s: %s\n", typ, name, text)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// checkIntegrity fails unless SQLite finds the database sound and every
+// foreign key satisfied.
+func checkIntegrity(t *testing.T, s *sqlitestore.Store) {
+	t.Helper()
+	if got, err := sqlitestore.WriterPragma(s, "integrity_check"); err != nil || got != "ok" {
+		t.Errorf("PRAGMA integrity_check = %q, %v", got, err)
+	}
+	if got, err := sqlitestore.WriterPragma(s, "foreign_key_check"); !errors.Is(err, sql.ErrNoRows) {
+		t.Errorf("PRAGMA foreign_key_check = %q, %v; want no rows", got, err)
 	}
 }

@@ -45,46 +45,91 @@ func BenchmarkWrite(b *testing.B) {
 // messages of the batch before it (every message is delivered and acked
 // once), with fsync on commit.
 func BenchmarkWriteMixed(b *testing.B) {
-	const users = 1000
 	for _, n := range []int{16, 128, 512} {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			s := benchStore(b)
-			ctx := context.Background()
-			for u := range users {
-				if err := s.CreateUser(ctx, fmt.Sprintf("u%d", u), "hash"); err != nil && !errors.Is(err, plugins.ErrUserExists) {
-					b.Fatal(err)
-				}
-			}
-			rng := rand.New(rand.NewPCG(1, 2))
-			run := time.Now().UnixNano()
-			cpu0 := cpuTime(b)
-			msgs := make([]plugins.NewMessage, n)
-			var acks []plugins.Ack
-			body := strings.Repeat("x", 100)
-			for i := 0; b.Loop(); i++ {
-				for j := range msgs {
-					from, to := rng.IntN(users), rng.IntN(users-1)
-					if to >= from {
-						to++
-					}
-					msgs[j] = nm(fmt.Sprintf("u%d", from), fmt.Sprintf("u%d", to), body, fmt.Sprintf("c%d-%d-%d", run, i, j))
-				}
-				res, err := s.Write(ctx, &plugins.WriteBatch{Messages: msgs, Acks: acks})
-				if err != nil {
-					b.Fatal(err)
-				}
-				acks = acks[:0]
-				for j, r := range res {
-					if r.Err != nil || r.Duplicate {
-						b.Fatalf("message %d: %+v", j, r)
-					}
-					acks = append(acks, plugins.Ack{User: msgs[j].To, MsgIDs: []string{r.Message.ID}})
-				}
-			}
-			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
-			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*n), "cpu-ns/msg")
-		})
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchWriteMixed(b, n, false) })
 	}
+}
+
+// BenchmarkWriteMixedFriends is BenchmarkWriteMixed with the friends
+// tables in use, as under direct_messages: friends: every user has 20
+// friends and blocks 5 other users, and every message is FriendsOnly,
+// between friends (so it passes both checks: the block probe and the
+// friendship probe).
+func BenchmarkWriteMixedFriends(b *testing.B) {
+	for _, n := range []int{16, 128, 512} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchWriteMixed(b, n, true) })
+	}
+}
+
+func benchWriteMixed(b *testing.B, n int, friends bool) {
+	const users, friendsEach, blocksEach = 1000, 20, 5
+	s := benchStore(b)
+	ctx := context.Background()
+	name := func(u int) string { return fmt.Sprintf("u%d", u) }
+	for u := range users {
+		if err := s.CreateUser(ctx, name(u), "hash"); err != nil && !errors.Is(err, plugins.ErrUserExists) {
+			b.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	// peers[u] are u's friends: u±1 .. u±friendsEach/2, wrapping around.
+	// The rows go in with one statement each (the store keeps a
+	// friendship as two rows); making them with RequestFriend,
+	// AnswerFriendRequest and Block would cost one fsync each.
+	var peers [][]int
+	if friends {
+		peers = make([][]int, users)
+		var fr, bl strings.Builder
+		for u := range users {
+			for k := 1; k <= friendsEach/2; k++ {
+				v := (u + k) % users
+				peers[u], peers[v] = append(peers[u], v), append(peers[v], u)
+				fmt.Fprintf(&fr, "('%s','%s',1),('%s','%s',1),", name(u), name(v), name(v), name(u))
+			}
+			for k := range blocksEach { // users no one befriends: u + 100, 200, ...
+				fmt.Fprintf(&bl, "('%s','%s',1),", name(u), name((u+100*(k+1))%users))
+			}
+		}
+		for _, q := range []string{
+			"INSERT INTO friends (owner, friend, since_ms) VALUES " + strings.TrimSuffix(fr.String(), ","),
+			"INSERT INTO blocks (blocker, blocked, ts) VALUES " + strings.TrimSuffix(bl.String(), ","),
+		} {
+			if err := sqlitestore.WriterExec(s, q); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	run := time.Now().UnixNano()
+	cpu0 := cpuTime(b)
+	msgs := make([]plugins.NewMessage, n)
+	var acks []plugins.Ack
+	body := strings.Repeat("x", 100)
+	for i := 0; b.Loop(); i++ {
+		for j := range msgs {
+			from := rng.IntN(users)
+			var to int
+			if friends {
+				to = peers[from][rng.IntN(len(peers[from]))]
+			} else if to = rng.IntN(users - 1); to >= from {
+				to++
+			}
+			msgs[j] = nm(name(from), name(to), body, fmt.Sprintf("c%d-%d-%d", run, i, j))
+			msgs[j].FriendsOnly = friends
+		}
+		res, err := s.Write(ctx, &plugins.WriteBatch{Messages: msgs, Acks: acks})
+		if err != nil {
+			b.Fatal(err)
+		}
+		acks = acks[:0]
+		for j, r := range res {
+			if r.Err != nil || r.Duplicate {
+				b.Fatalf("message %d: %+v", j, r)
+			}
+			acks = append(acks, plugins.Ack{User: msgs[j].To, MsgIDs: []string{r.Message.ID}})
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*n), "cpu-ns/msg")
 }
 
 // BenchDBEnv names an environment variable: a database file (of a stopped

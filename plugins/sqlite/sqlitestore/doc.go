@@ -69,18 +69,44 @@
 // new account can never read the old one's conversations or collide with
 // its de-duplication keys.
 //
+// # Friends and blocks
+//
+// A Store implements [plugins.Social]. A friendship is stored twice, once
+// from each side; friend requests and blocks have tables of their own; all
+// three are keyed by user name (a name is never reused, so it names one
+// account for good) and DeleteUser drops the deleted user's rows from all
+// three in its transaction. Every social write is one transaction on the
+// writer, like Write. A friend request or block by or to a user that is
+// not live, or to oneself, is refused (ErrUnknownUser, or an error).
+//
+// Write checks each message against them without slowing the common case.
+// The store keeps in memory the set of users who block someone (loaded at
+// Open, grown by Block; Unblock may leave a name in it until the next
+// load). A message to a user outside that set, not FriendsOnly, is
+// inserted with no check at all. Any other message is inserted
+// by a statement that makes the checks itself, one primary-key probe each:
+// a message whose recipient blocks its sender is not inserted, nor a
+// FriendsOnly one between users who are not friends (a message to oneself
+// passes). Only when that insert stores nothing does the store look
+// further: the (From, CID) already stored makes a Duplicate, whatever the
+// relation now; otherwise a second lookup tells ErrBlocked from
+// ErrNotFriends. A refused message takes no cid.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. Writes (Write, CreateUser,
-// SetPasswordHash, DeleteUser, PruneCIDs) go through one connection,
-// serialised by a mutex, so a batch is one group commit. Reads
-// (PasswordHash, CountUsers, CountPending, PendingCount, Pending,
-// History) use a separate pool of read-only connections and run in
-// parallel with writes.
+// SetPasswordHash, DeleteUser, PruneCIDs and the social writes) go
+// through one connection, serialised by a mutex, so a batch is one group
+// commit. Reads (PasswordHash, CountUsers, CountPending, PendingCount,
+// Pending, History, Friends, Blocks, Relation) use a separate pool of
+// read-only connections and run in parallel with writes.
 // Several Stores (or processes) may open the same file, writers then
 // waiting for each other up to a busy timeout, but the ordering and
 // timestamp guarantees above hold for one writing Store at a time: run one
-// qqd per database file.
+// qqd per database file. The in-memory caches (users known to exist, users
+// who block someone) follow other writers: each Write checks PRAGMA
+// data_version in its transaction and reloads them when another
+// connection has committed.
 //
 // # Schema
 //

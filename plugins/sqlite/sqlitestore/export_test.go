@@ -79,6 +79,19 @@ func Queries() []Query {
 		{"cursor", qCursor, "sqlite_autoindex_messages_1", []any{"id", "1:a b"}},
 		{"history", qHistory, "messages_conv", []any{"1:a b", int64(5), int64(10)}},
 		{"probe", qProbe, "sqlite_autoindex_messages_1", []any{"id"}},
+		{"insert checked", qInsertChecked, "SEARCH blocks USING PRIMARY KEY (blocker=? AND blocked=?)", []any{"id", "a", "b", "1:a b", "x", int64(1), "c", "queued", true}},
+		{"insert checked friends only", qInsertChecked, "SEARCH friends USING PRIMARY KEY (owner=? AND friend=?)", []any{"id", "a", "b", "1:a b", "x", int64(1), "c", "queued", true}},
+		{"write relation", qWriteRelation, "SEARCH blocks USING PRIMARY KEY (blocker=? AND blocked=?)", []any{"a", "b"}},
+		{"relation", qRelation, "SEARCH friend_requests USING COVERING INDEX sqlite_autoindex_friend_requests_1 (sender=? AND recipient=?)", []any{"a", "b"}},
+		{"delete request", qDeleteRequest, "sqlite_autoindex_friend_requests_1", []any{"a", "b"}},
+		{"delete requests", qDeleteRequests, "sqlite_autoindex_friend_requests_1", []any{"a", "b"}},
+		{"delete friends", qDeleteFriends, "USING PRIMARY KEY", []any{"a", "b"}},
+		{"unblock", qUnblock, "USING PRIMARY KEY", []any{"a", "b"}},
+		{"blocks", qBlocks, "USING PRIMARY KEY", []any{"a"}},
+		{"friends", qFriends, "friend_requests_recipient", []any{"a"}},
+		{"drop friends", qDropFriends, "friends_friend", []any{"a"}},
+		{"drop requests", qDropRequests, "friend_requests_recipient", []any{"a"}},
+		{"drop blocks", qDropBlocks, "blocks_blocked", []any{"a"}},
 	}
 }
 

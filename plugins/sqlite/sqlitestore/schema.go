@@ -50,10 +50,53 @@ const schemaV2 = `
 ALTER TABLE users ADD COLUMN deleted_ms INTEGER;
 `
 
+// schemaV3 adds friendships, friend requests and blocks. Users are keyed
+// by name, as in messages: a name is never reused (a deleted account's
+// stays taken), so it identifies one account for good. DeleteUser drops
+// the deleted user's rows from all three tables.
+//
+// friends holds a friendship twice, once from each side, so that the
+// check of a FriendsOnly message is one primary-key probe (owner =
+// sender, friend = recipient) and a user's list one range. blocks is
+// probed by Write (blocker = recipient, blocked = sender), inside the
+// insert itself, for messages to users who block someone. friend_requests.seq orders requests
+// made in the same millisecond; a repeated request is a new row (REPLACE),
+// so it moves to the end.
+const schemaV3 = `
+CREATE TABLE friends (
+	owner    TEXT NOT NULL REFERENCES users (name),
+	friend   TEXT NOT NULL REFERENCES users (name),
+	since_ms INTEGER NOT NULL,
+	PRIMARY KEY (owner, friend)
+) STRICT, WITHOUT ROWID;
+-- DeleteUser: the rows that name the deleted user as the friend.
+CREATE INDEX friends_friend ON friends (friend);
+
+CREATE TABLE friend_requests (
+	seq       INTEGER PRIMARY KEY,
+	sender    TEXT NOT NULL REFERENCES users (name),
+	recipient TEXT NOT NULL REFERENCES users (name),
+	note      TEXT NOT NULL,
+	ts        INTEGER NOT NULL,
+	UNIQUE (sender, recipient)
+) STRICT;
+-- Incoming requests of a user, oldest first.
+CREATE INDEX friend_requests_recipient ON friend_requests (recipient, ts, seq);
+
+CREATE TABLE blocks (
+	blocker TEXT NOT NULL REFERENCES users (name),
+	blocked TEXT NOT NULL REFERENCES users (name),
+	ts      INTEGER NOT NULL,
+	PRIMARY KEY (blocker, blocked)
+) STRICT, WITHOUT ROWID;
+-- DeleteUser: the blocks of the deleted user by others.
+CREATE INDEX blocks_blocked ON blocks (blocked);
+`
+
 // migrations returns the schema migrations in order: migration i brings
 // the database from user_version i to i+1. Append, never edit.
 func migrations() []string {
-	return []string{schemaV1, schemaV2}
+	return []string{schemaV1, schemaV2, schemaV3}
 }
 
 // migrate applies the migrations the database lacks, each in its own
@@ -118,6 +161,22 @@ const (
 	qInsert = `INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, pending)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
 		ON CONFLICT (sender, cid) WHERE cid IS NOT NULL DO NOTHING`
+	// qInsert with the checks, for a message whose recipient (?3) may
+	// block its sender (?2) or that is friends-only (?9): blocks primary
+	// key, friends primary key (probed only when ?9 is set). Neither does
+	// a message whose recipient blocks its sender, nor a friends-only one
+	// between users who are not friends (a message to oneself passes); the
+	// caller, seeing zero rows changed, tells the cases apart with
+	// qWriteRelation.
+	qInsertChecked = `INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, pending)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1
+		WHERE NOT EXISTS (SELECT 1 FROM blocks WHERE blocker = ?3 AND blocked = ?2)
+			AND (?9 = 0 OR ?2 = ?3 OR EXISTS (SELECT 1 FROM friends WHERE owner = ?2 AND friend = ?3))
+		ON CONFLICT (sender, cid) WHERE cid IS NOT NULL DO NOTHING`
+	// blocks primary key, friends primary key: why qInsertChecked stored
+	// nothing for sender ?1 and recipient ?2.
+	qWriteRelation = `SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = ?1),
+		EXISTS (SELECT 1 FROM friends WHERE owner = ?1 AND friend = ?2)`
 	// msg_id unique index
 	qAck = `UPDATE messages SET pending = 0 WHERE msg_id = ? AND recipient = ? AND pending = 1`
 	// messages_cid_ts
@@ -150,4 +209,52 @@ const (
 		WHERE conv = ? AND seq < ? ORDER BY seq DESC LIMIT ?`
 	// msg_id unique index
 	qProbe = `SELECT EXISTS (SELECT 1 FROM messages WHERE msg_id = ?)`
+
+	// Friendships, friend requests and blocks.
+
+	// friends, blocks, friend_requests: primary keys and the unique
+	// (sender, recipient) index. How ?1 stands to ?2.
+	qRelation = `SELECT
+		EXISTS (SELECT 1 FROM friends WHERE owner = ?1 AND friend = ?2),
+		EXISTS (SELECT 1 FROM blocks WHERE blocker = ?1 AND blocked = ?2),
+		EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = ?1),
+		EXISTS (SELECT 1 FROM friend_requests WHERE sender = ?1 AND recipient = ?2),
+		EXISTS (SELECT 1 FROM friend_requests WHERE sender = ?2 AND recipient = ?1)`
+	// friend_requests (sender, recipient) unique index; a repeated request
+	// replaces the row (a new seq: it moves to the end).
+	qPutRequest = `INSERT OR REPLACE INTO friend_requests (sender, recipient, note, ts) VALUES (?, ?, ?, ?)`
+	// friend_requests (sender, recipient) unique index
+	qDeleteRequest = `DELETE FROM friend_requests WHERE sender = ? AND recipient = ?`
+	// friend_requests (sender, recipient) unique index, both directions
+	qDeleteRequests = `DELETE FROM friend_requests WHERE (sender, recipient) IN (VALUES (?1, ?2), (?2, ?1))`
+	// friends primary key: both rows of a friendship (an existing one is
+	// kept with its since).
+	qAddFriends = `INSERT INTO friends (owner, friend, since_ms) VALUES (?1, ?2, ?3), (?2, ?1, ?3)
+		ON CONFLICT (owner, friend) DO NOTHING`
+	// friends primary key, both rows
+	qDeleteFriends = `DELETE FROM friends WHERE (owner, friend) IN (VALUES (?1, ?2), (?2, ?1))`
+	// blocks primary key; a repeated block keeps the first
+	qBlock = `INSERT INTO blocks (blocker, blocked, ts) VALUES (?, ?, ?) ON CONFLICT (blocker, blocked) DO NOTHING`
+	// blocks primary key
+	qUnblock = `DELETE FROM blocks WHERE blocker = ? AND blocked = ?`
+	// blocks primary key
+	qBlocks = `SELECT blocked FROM blocks WHERE blocker = ? ORDER BY blocked`
+	// blocks primary key, read whole: the users who block someone
+	qBlockers = `SELECT DISTINCT blocker FROM blocks`
+	// friends primary key, friend_requests_recipient, friend_requests
+	// (sender, recipient) unique index: one statement, so one snapshot.
+	// kind 0 is a friend (sorted by name: by_name is NULL for the
+	// others), 1 an incoming request, 2 an outgoing one (oldest first).
+	qFriends = `SELECT 0 AS kind, friend AS name, '' AS note, since_ms AS ts, 0 AS seq, friend AS by_name
+			FROM friends WHERE owner = ?1
+		UNION ALL SELECT 1, sender, note, ts, seq, NULL FROM friend_requests WHERE recipient = ?1
+		UNION ALL SELECT 2, recipient, note, ts, seq, NULL FROM friend_requests WHERE sender = ?1
+		ORDER BY kind, by_name, ts, seq`
+	// friends primary key and friends_friend
+	qDropFriends = `DELETE FROM friends WHERE owner = ?1 OR friend = ?1`
+	// friend_requests (sender, recipient) unique index and
+	// friend_requests_recipient
+	qDropRequests = `DELETE FROM friend_requests WHERE sender = ?1 OR recipient = ?1`
+	// blocks primary key and blocks_blocked
+	qDropBlocks = `DELETE FROM blocks WHERE blocker = ?1 OR blocked = ?1`
 )

@@ -91,12 +91,26 @@ type Store struct {
 	stLookupCID  *sql.Stmt
 	stUserExists *sql.Stmt
 	stInsert     *sql.Stmt
+	stInsertChk  *sql.Stmt
 	stAck        *sql.Stmt
 	stPrune      *sql.Stmt
 	stCreateUser *sql.Stmt
 	stSetHash    *sql.Stmt
 	stDeleteUser *sql.Stmt
 	stDropPend   *sql.Stmt
+	// Friendships, requests and blocks, on the writer.
+	stWriteRel     *sql.Stmt
+	stRelationW    *sql.Stmt
+	stPutRequest   *sql.Stmt
+	stDelRequest   *sql.Stmt
+	stDelRequests  *sql.Stmt
+	stAddFriends   *sql.Stmt
+	stDelFriends   *sql.Stmt
+	stBlock        *sql.Stmt
+	stUnblock      *sql.Stmt
+	stDropFriends  *sql.Stmt
+	stDropRequests *sql.Stmt
+	stDropBlocks   *sql.Stmt
 	// Statements prepared on the reader pool.
 	stPasswordHash *sql.Stmt
 	stKnownUser    *sql.Stmt
@@ -107,14 +121,32 @@ type Store struct {
 	stLookupCIDs   *sql.Stmt
 	stCursor       *sql.Stmt
 	stHistory      *sql.Stmt
+	stRelation     *sql.Stmt
+	stBlocks       *sql.Stmt
+	stFriends      *sql.Stmt
+	// stmts is every statement above that was prepared, for closeDB.
+	stmts []*sql.Stmt
 
 	wmu    sync.Mutex // serialises writes; guards lastTS and users
 	lastTS int64      // largest timestamp assigned so far
 	// users caches names known to exist (registered, not deleted), so
-	// that a batch does not look every sender and recipient up. Only this
-	// Store writes the database while it is open; DeleteUser removes the
-	// name. At most maxKnownUsers names; it is cleared when full.
+	// that a batch does not look every sender and recipient up.
+	// DeleteUser removes the name, and syncCaches empties it when another
+	// connection wrote the file. At most maxKnownUsers names; it is
+	// cleared when full.
 	users map[string]struct{}
+	// blockers holds every user who blocks someone (and perhaps a few who
+	// no longer do: Unblock leaves them until the next load), so that a
+	// message to anyone else is inserted without the block probe. Block
+	// adds to it before its commit. With more than maxKnownUsers names it
+	// is dropped and allBlock set: every message is checked.
+	blockers map[string]struct{}
+	allBlock bool
+	// dataVersion is the writer's PRAGMA data_version when the caches
+	// were last known to be right: it changes when another connection
+	// (another Store or process on the file) commits, and then users is
+	// cleared and blockers loaded again (syncCaches).
+	dataVersion int64
 
 	closed     atomic.Bool
 	closeOnce  sync.Once
@@ -123,7 +155,10 @@ type Store struct {
 	prunerDone chan struct{}
 }
 
-var _ plugins.Storage = (*Store)(nil)
+var (
+	_ plugins.Storage = (*Store)(nil)
+	_ plugins.Social  = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the database at opts.Path, applies
 // pending schema migrations, forgets cids older than the de-duplication
@@ -233,6 +268,9 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 	if err := s.prepare(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.loadCaches(ctx, s.writer); err != nil {
+		return nil, err
+	}
 
 	if s.window > 0 {
 		if n, err := s.PruneCIDs(ctx); err != nil {
@@ -291,12 +329,25 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.writer, &s.stLookupCID, qLookupCID},
 		{s.writer, &s.stUserExists, qUserExists},
 		{s.writer, &s.stInsert, qInsert},
+		{s.writer, &s.stInsertChk, qInsertChecked},
 		{s.writer, &s.stAck, qAck},
 		{s.writer, &s.stPrune, qPrune},
 		{s.writer, &s.stCreateUser, qCreateUser},
 		{s.writer, &s.stSetHash, qSetPasswordHash},
 		{s.writer, &s.stDeleteUser, qDeleteUser},
 		{s.writer, &s.stDropPend, qDropPending},
+		{s.writer, &s.stWriteRel, qWriteRelation},
+		{s.writer, &s.stRelationW, qRelation},
+		{s.writer, &s.stPutRequest, qPutRequest},
+		{s.writer, &s.stDelRequest, qDeleteRequest},
+		{s.writer, &s.stDelRequests, qDeleteRequests},
+		{s.writer, &s.stAddFriends, qAddFriends},
+		{s.writer, &s.stDelFriends, qDeleteFriends},
+		{s.writer, &s.stBlock, qBlock},
+		{s.writer, &s.stUnblock, qUnblock},
+		{s.writer, &s.stDropFriends, qDropFriends},
+		{s.writer, &s.stDropRequests, qDropRequests},
+		{s.writer, &s.stDropBlocks, qDropBlocks},
 		{s.reader, &s.stPasswordHash, qPasswordHash},
 		{s.reader, &s.stKnownUser, qUserKnown},
 		{s.reader, &s.stCountUsers, qCountUsers},
@@ -306,14 +357,87 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.reader, &s.stLookupCIDs, qLookupCIDs},
 		{s.reader, &s.stCursor, qCursor},
 		{s.reader, &s.stHistory, qHistory},
+		{s.reader, &s.stRelation, qRelation},
+		{s.reader, &s.stBlocks, qBlocks},
+		{s.reader, &s.stFriends, qFriends},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", p.query, err)
 		}
 		*p.st = st
+		s.stmts = append(s.stmts, st)
 	}
 	return nil
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// loadCaches notes the writer's data_version and loads blockers afresh
+// (and empties users), reading through q: the writer pool, or a
+// transaction on it. The caller holds s.wmu or has the Store to itself.
+func (s *Store) loadCaches(ctx context.Context, q querier) error {
+	if err := q.QueryRowContext(ctx, "PRAGMA data_version").Scan(&s.dataVersion); err != nil {
+		return fmt.Errorf("read data version: %w", err)
+	}
+	clear(s.users)
+	s.blockers, s.allBlock = make(map[string]struct{}), false
+	rows, err := q.QueryContext(ctx, qBlockers)
+	if err != nil {
+		return fmt.Errorf("load blockers: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("load blockers: %w", err)
+		}
+		s.addBlocker(name)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load blockers: %w", err)
+	}
+	return nil
+}
+
+// syncCaches, inside a write transaction (which keeps other writers out
+// until it ends), reloads the caches if another connection committed
+// since they were loaded. The caller holds s.wmu.
+func (s *Store) syncCaches(ctx context.Context, tx *sql.Tx) error {
+	var v int64
+	if err := tx.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+		return fmt.Errorf("read data version: %w", err)
+	}
+	if v == s.dataVersion {
+		return nil
+	}
+	return s.loadCaches(ctx, tx)
+}
+
+// addBlocker notes that user blocks someone. The caller holds s.wmu.
+func (s *Store) addBlocker(user string) {
+	if s.allBlock {
+		return
+	}
+	if len(s.blockers) >= maxKnownUsers {
+		s.blockers, s.allBlock = nil, true
+		return
+	}
+	s.blockers[user] = struct{}{}
+}
+
+// mayBlock reports whether user may block someone: messages to user are
+// then inserted with the block check. The caller holds s.wmu.
+func (s *Store) mayBlock(user string) bool {
+	if s.allBlock {
+		return true
+	}
+	_, ok := s.blockers[user]
+	return ok
 }
 
 // pruneLoop runs PruneCIDs every pruneInterval until ctx is done.
@@ -360,14 +484,8 @@ func (s *Store) Close() error {
 // writer's connection, closing last, checkpoints the WAL.
 func (s *Store) closeDB() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{
-		s.stPasswordHash, s.stKnownUser, s.stCountUsers, s.stCountPend, s.stPendingCount, s.stPending, s.stLookupCIDs,
-		s.stCursor, s.stHistory,
-		s.stLookupCID, s.stUserExists, s.stInsert, s.stAck, s.stPrune, s.stCreateUser, s.stSetHash, s.stDeleteUser, s.stDropPend,
-	} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
 	}
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())

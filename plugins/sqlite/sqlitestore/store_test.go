@@ -24,6 +24,15 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as the sqlite storage plugin: see
+	// servePluginArg.
+	if len(os.Args) == 2 && os.Args[1] == servePluginArg {
+		plugins.ServeStorage(sqlitestore.New)
+		return
+	}
+	// Plugin children built with -race would sleep 1s on exit to report
+	// races.
+	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	goleak.VerifyTestMain(m)
 }
 
@@ -188,7 +197,7 @@ func TestOpenOptions(t *testing.T) {
 				"journal_mode": "wal",
 				"foreign_keys": "1",
 				"busy_timeout": "5000",
-				"user_version": "2",
+				"user_version": "3",
 			} {
 				got, err := sqlitestore.WriterPragma(s, pragma)
 				if err != nil || got != want {
@@ -214,41 +223,6 @@ func TestOpenOptions(t *testing.T) {
 	}
 	if perm := fi.Mode().Perm(); perm != 0o700 {
 		t.Errorf("created directory mode = %v, want 0700", perm)
-	}
-}
-
-func TestUsers(t *testing.T) {
-	t.Parallel()
-	s, _, _ := newStore(t)
-	ctx := context.Background()
-	tests := []struct {
-		name     string
-		create   string // user to create, if any
-		hash     string
-		wantErr  error
-		lookup   string
-		wantHash string
-		wantLErr error
-	}{
-		{name: "new user", create: "dave", hash: "h1", lookup: "dave", wantHash: "h1"},
-		{name: "taken name", create: "alice", hash: "other", wantErr: plugins.ErrUserExists, lookup: "alice", wantHash: "hash-alice"},
-		{name: "unknown user", lookup: "nobody", wantLErr: plugins.ErrUnknownUser},
-		{name: "names are byte-wise", lookup: "Alice", wantLErr: plugins.ErrUnknownUser},
-		{name: "empty hash is stored", create: "erin", lookup: "erin"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.create != "" {
-				err := s.CreateUser(ctx, tt.create, tt.hash)
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("CreateUser = %v, want %v", err, tt.wantErr)
-				}
-			}
-			h, err := s.PasswordHash(ctx, tt.lookup)
-			if !errors.Is(err, tt.wantLErr) || h != tt.wantHash {
-				t.Fatalf("PasswordHash = %q, %v; want %q, %v", h, err, tt.wantHash, tt.wantLErr)
-			}
-		})
 	}
 }
 
@@ -319,316 +293,52 @@ func TestWriteBodyBytes(t *testing.T) {
 	}
 }
 
-func TestWriteDuplicateCID(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s *sqlitestore.Store, clk *clock)
-	}{
-		{"same batch", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
-			res := send(t, s, nm("alice", "bob", "one", "x"), nm("alice", "bob", "two", "x"))
-			if res[0].Duplicate || !res[1].Duplicate || res[1].Message != res[0].Message {
-				t.Errorf("results = %+v", res)
-			}
-			if n := pendingCount(t, s, "bob"); n != 1 {
-				t.Errorf("pending = %d, want 1", n)
-			}
-		}},
-		{"later batch with other to and body", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
-			first := send(t, s, nm("alice", "bob", "one", "x"))[0]
-			clk.Add(time.Minute)
-			r := send(t, s, nm("alice", "carol", "other", "x"))[0]
-			if !r.Duplicate || r.Message != first.Message || r.Status != protocol.StatusQueued || r.Err != nil {
-				t.Errorf("retry = %+v, want duplicate of %+v", r, first)
-			}
-			if n := pendingCount(t, s, "carol"); n != 0 {
-				t.Errorf("carol pending = %d, want 0", n)
-			}
-		}},
-		{"after ack returns the first status", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
-			m := nm("alice", "bob", "one", "x")
-			m.Status = protocol.StatusSent
-			first := send(t, s, m)[0]
-			ack(t, s, "bob", first.Message.ID)
-			clk.Add(time.Hour)
-			r := send(t, s, nm("alice", "bob", "again", "x"))[0]
-			if !r.Duplicate || r.Message != first.Message || r.Status != protocol.StatusSent {
-				t.Errorf("retry = %+v, want duplicate of %+v with status sent", r, first)
-			}
-			if n := pendingCount(t, s, "bob"); n != 0 {
-				t.Errorf("bob pending = %d, want 0 (not delivered again)", n)
-			}
-		}},
-		{"scoped per sender", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
-			res := send(t, s, nm("alice", "bob", "a", "x"), nm("carol", "bob", "c", "x"))
-			if res[0].Duplicate || res[1].Duplicate || res[0].Message.ID == res[1].Message.ID {
-				t.Errorf("results = %+v", res)
-			}
-			if n := pendingCount(t, s, "bob"); n != 2 {
-				t.Errorf("bob pending = %d, want 2", n)
-			}
-		}},
-		{"no cid is never a duplicate", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
-			res := send(t, s, nm("alice", "bob", "a", ""), nm("alice", "bob", "a", ""))
-			if res[0].Duplicate || res[1].Duplicate || res[0].Message.ID == res[1].Message.ID {
-				t.Errorf("results = %+v", res)
-			}
-		}},
-		{"rejected send does not claim its cid", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
-			res := send(t, s, nm("alice", "ghost", "a", "x"), nm("alice", "bob", "b", "x"))
-			if !errors.Is(res[0].Err, plugins.ErrUnknownUser) || res[1].Err != nil || res[1].Duplicate {
-				t.Errorf("results = %+v", res)
-			}
-		}},
-		{"duplicate of a known cid to an unknown user", func(t *testing.T, s *sqlitestore.Store, clk *clock) {
-			first := send(t, s, nm("alice", "bob", "a", "x"))[0]
-			r := send(t, s, nm("alice", "ghost", "b", "x"))[0]
-			if !r.Duplicate || r.Err != nil || r.Message != first.Message {
-				t.Errorf("retry = %+v, want duplicate of %+v", r, first)
-			}
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s, clk, _ := newStore(t)
-			tt.run(t, s, clk)
-		})
-	}
-}
-
-func TestWriteUnknownUser(t *testing.T) {
+// TestSQLiteChoices covers what the sqlite store decides where the
+// Storage contract leaves a choice (the contract itself is checked by the
+// storagetest suite, TestConformance).
+func TestSQLiteChoices(t *testing.T) {
 	t.Parallel()
 	s, _, _ := newStore(t)
-	res := send(t, s,
-		nm("alice", "bob", "1", "c1"),
-		nm("alice", "ghost", "2", "c2"),
-		nm("ghost", "bob", "3", "c3"),
-		nm("alice", "carol", "4", "c4"),
-	)
-	for i, wantErr := range []bool{false, true, true, false} {
-		if got := res[i].Err != nil; got != wantErr {
-			t.Errorf("result %d: err = %v, want error %v", i, res[i].Err, wantErr)
-		}
-		if wantErr {
-			if !errors.Is(res[i].Err, plugins.ErrUnknownUser) || res[i].Message.ID != "" {
-				t.Errorf("result %d = %+v, want ErrUnknownUser and no message", i, res[i])
+	ctx := context.Background()
+	first := send(t, s, nm("alice", "bob", "a", "x"))[0]
+	t.Run("page limits below 1 are errors", func(t *testing.T) {
+		for _, limit := range []int{0, -1} {
+			if _, _, err := s.Pending(ctx, "bob", limit); err == nil {
+				t.Errorf("Pending(limit %d) succeeded", limit)
 			}
-		} else if res[i].Message.ID == "" {
-			t.Errorf("result %d not stored: %+v", i, res[i])
-		}
-	}
-	if b, c := pendingCount(t, s, "bob"), pendingCount(t, s, "carol"); b != 1 || c != 1 {
-		t.Errorf("pending bob=%d carol=%d, want 1 and 1", b, c)
-	}
-}
-
-func TestAck(t *testing.T) {
-	t.Parallel()
-	// Each case starts with alice->bob m0, m1 and bob->alice m2 pending.
-	tests := []struct {
-		name        string
-		acks        func(m []string) []plugins.Ack
-		wantPending map[string]int64
-	}{
-		{"own pending", func(m []string) []plugins.Ack {
-			return []plugins.Ack{{User: "bob", MsgIDs: []string{m[0]}}}
-		}, map[string]int64{"bob": 1, "alice": 1}},
-		{"several users in one batch", func(m []string) []plugins.Ack {
-			return []plugins.Ack{{User: "bob", MsgIDs: []string{m[0], m[1]}}, {User: "alice", MsgIDs: []string{m[2]}}}
-		}, map[string]int64{"bob": 0, "alice": 0}},
-		{"ids of another user are ignored", func(m []string) []plugins.Ack {
-			return []plugins.Ack{{User: "alice", MsgIDs: []string{m[0], m[1]}}, {User: "carol", MsgIDs: m}}
-		}, map[string]int64{"bob": 2, "alice": 1}},
-		{"unknown ids are ignored", func(m []string) []plugins.Ack {
-			return []plugins.Ack{{User: "bob", MsgIDs: []string{"nope", "", m[1]}}, {User: "ghost", MsgIDs: []string{m[0]}}}
-		}, map[string]int64{"bob": 1, "alice": 1}},
-		{"already acked is ignored", func(m []string) []plugins.Ack {
-			return []plugins.Ack{{User: "bob", MsgIDs: []string{m[0], m[0]}}, {User: "bob", MsgIDs: []string{m[0]}}}
-		}, map[string]int64{"bob": 1, "alice": 1}},
-		{"empty", func(m []string) []plugins.Ack {
-			return []plugins.Ack{{User: "bob"}}
-		}, map[string]int64{"bob": 2, "alice": 1}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s, _, _ := newStore(t)
-			m := resultIDs(send(t, s, nm("alice", "bob", "0", ""), nm("alice", "bob", "1", ""), nm("bob", "alice", "2", "")))
-			write(t, s, &plugins.WriteBatch{Acks: tt.acks(m)})
-			for u, want := range tt.wantPending {
-				if got := pendingCount(t, s, u); got != want {
-					t.Errorf("pending %s = %d, want %d", u, got, want)
-				}
+			if _, _, err := s.History(ctx, "alice", "bob", "", limit); err == nil {
+				t.Errorf("History(limit %d) succeeded", limit)
 			}
-			// Acks settle pending state only: history keeps everything.
-			h, _, err := s.History(context.Background(), "alice", "bob", "", 10)
-			if err != nil || len(h) != 3 {
-				t.Errorf("History = %d messages, %v; want 3", len(h), err)
-			}
-		})
-	}
-
-	t.Run("ack in the batch that appends", func(t *testing.T) {
-		t.Parallel()
-		s, _, _ := newStore(t)
-		old := send(t, s, nm("alice", "bob", "old", ""))[0].Message.ID
-		res := write(t, s, &plugins.WriteBatch{
-			Messages: []plugins.NewMessage{nm("bob", "alice", "reply", "")},
-			Acks:     []plugins.Ack{{User: "bob", MsgIDs: []string{old}}},
-		})
-		if pendingCount(t, s, "bob") != 0 || pendingCount(t, s, "alice") != 1 || res[0].Message.ID == "" {
-			t.Errorf("pending bob=%d alice=%d", pendingCount(t, s, "bob"), pendingCount(t, s, "alice"))
 		}
 	})
-}
-
-func TestPending(t *testing.T) {
-	t.Parallel()
-	s, _, _ := newStore(t)
-	var msgs []plugins.NewMessage
-	for i := range 5 {
-		msgs = append(msgs, nm("alice", "bob", fmt.Sprint(i), ""))
-	}
-	m := resultIDs(send(t, s, msgs...))
-	send(t, s, nm("bob", "alice", "not bob's", ""))
-
-	tests := []struct {
-		name     string
-		user     string
-		limit    int
-		acked    []string // acked before the call (cumulative)
-		wantIDs  []string
-		wantMore bool
-		wantErr  bool
-	}{
-		{name: "first page", user: "bob", limit: 2, wantIDs: m[:2], wantMore: true},
-		{name: "exact fit", user: "bob", limit: 5, wantIDs: m, wantMore: false},
-		{name: "larger limit", user: "bob", limit: 100, wantIDs: m, wantMore: false},
-		{name: "one short", user: "bob", limit: 4, wantIDs: m[:4], wantMore: true},
-		{name: "after ack", user: "bob", limit: 2, acked: m[:2], wantIDs: m[2:4], wantMore: true},
-		{name: "after more acks", user: "bob", limit: 2, acked: m[1:4], wantIDs: m[4:], wantMore: false},
-		{name: "nothing pending", user: "carol", limit: 3, wantIDs: []string{}},
-		{name: "unknown user", user: "ghost", limit: 3, wantIDs: []string{}},
-		{name: "zero limit", user: "bob", limit: 0, wantErr: true},
-		{name: "negative limit", user: "bob", limit: -1, wantErr: true},
-	}
-	for _, tt := range tests { // sequential: acks accumulate
-		t.Run(tt.name, func(t *testing.T) {
-			if len(tt.acked) > 0 {
-				ack(t, s, "bob", tt.acked...)
-			}
-			got, more, err := s.Pending(context.Background(), tt.user, tt.limit)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatal("Pending succeeded, want error")
-				}
-				return
-			}
-			if err != nil || !slices.Equal(ids(got), tt.wantIDs) || more != tt.wantMore {
-				t.Fatalf("Pending = %v, %v, %v; want %v, %v", ids(got), more, err, tt.wantIDs, tt.wantMore)
-			}
-			n := pendingCount(t, s, tt.user)
-			if want := int64(len(tt.wantIDs)); !tt.wantMore && n != want {
-				t.Errorf("PendingCount = %d, want %d", n, want)
-			}
-		})
-	}
-}
-
-func TestHistory(t *testing.T) {
-	t.Parallel()
-	s, clk, _ := newStore(t)
-	// Conversation alice<->bob: m0..m4 in both directions, interleaved with
-	// other conversations.
-	var m []string
-	var other, self string
-	for i := range 5 {
-		from, to := "alice", "bob"
-		if i%2 == 1 {
-			from, to = to, from
+	t.Run("a retry to an unknown user is still a duplicate", func(t *testing.T) {
+		if r := send(t, s, nm("alice", "ghost", "b", "x"))[0]; !r.Duplicate || r.Err != nil || r.Message != first.Message {
+			t.Errorf("retry = %+v, want a duplicate of %+v", r, first)
 		}
-		res := send(t, s, nm(from, to, fmt.Sprint(i), ""), nm("alice", "carol", "c", ""), nm("alice", "alice", "note", ""))
-		m = append(m, res[0].Message.ID)
-		other, self = res[1].Message.ID, res[2].Message.ID
-		clk.Add(time.Millisecond)
-	}
-
-	tests := []struct {
-		name         string
-		user, with   string
-		before       string
-		limit        int
-		wantIDs      []string
-		wantMore     bool
-		wantErr      error
-		wantSomeErr  bool
-		wantSelfOnly bool
-	}{
-		{name: "newest page", user: "alice", with: "bob", limit: 2, wantIDs: m[3:], wantMore: true},
-		{name: "newest page from the other side", user: "bob", with: "alice", limit: 2, wantIDs: m[3:], wantMore: true},
-		{name: "page before", user: "alice", with: "bob", before: m[3], limit: 2, wantIDs: m[1:3], wantMore: true},
-		{name: "last page short", user: "bob", with: "alice", before: m[1], limit: 2, wantIDs: m[:1], wantMore: false},
-		{name: "last page exact", user: "alice", with: "bob", before: m[2], limit: 2, wantIDs: m[:2], wantMore: false},
-		{name: "before the first", user: "alice", with: "bob", before: m[0], limit: 2, wantIDs: []string{}, wantMore: false},
-		{name: "all", user: "alice", with: "bob", limit: 50, wantIDs: m, wantMore: false},
-		{name: "exact limit", user: "alice", with: "bob", limit: 5, wantIDs: m, wantMore: false},
-		{name: "no messages", user: "bob", with: "carol", limit: 5, wantIDs: []string{}},
-		{name: "cursor from another conversation", user: "alice", with: "bob", before: other, limit: 2, wantErr: plugins.ErrBadCursor},
-		{name: "cursor of self conversation", user: "alice", with: "bob", before: self, limit: 2, wantErr: plugins.ErrBadCursor},
-		{name: "unknown cursor", user: "alice", with: "bob", before: "nope", limit: 2, wantErr: plugins.ErrBadCursor},
-		{name: "unknown with", user: "alice", with: "ghost", limit: 2, wantErr: plugins.ErrUnknownUser},
-		{name: "unknown with and bad cursor", user: "alice", with: "ghost", before: "nope", limit: 2, wantErr: plugins.ErrUnknownUser},
-		{name: "self conversation", user: "alice", with: "alice", limit: 3, wantMore: true, wantSelfOnly: true},
-		{name: "zero limit", user: "alice", with: "bob", limit: 0, wantSomeErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, more, err := s.History(context.Background(), tt.user, tt.with, tt.before, tt.limit)
-			switch {
-			case tt.wantErr != nil || tt.wantSomeErr:
-				if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
-					t.Fatalf("History error = %v, want %v", err, tt.wantErr)
-				}
-				return
-			case err != nil:
-				t.Fatalf("History: %v", err)
-			case tt.wantSelfOnly:
-				if len(got) != tt.limit || more != tt.wantMore || got[len(got)-1].ID != self {
-					t.Fatalf("History = %+v, %v", got, more)
-				}
-				for _, msg := range got {
-					if msg.From != "alice" || msg.To != "alice" {
-						t.Fatalf("self history has %+v", msg)
-					}
-				}
-				return
-			}
-			if !slices.Equal(ids(got), tt.wantIDs) || more != tt.wantMore {
-				t.Fatalf("History = %v, %v; want %v, %v", ids(got), more, tt.wantIDs, tt.wantMore)
-			}
-		})
-	}
-
-	t.Run("walk back through every page", func(t *testing.T) {
-		for _, limit := range []int{1, 2, 3, 4, 5, 6} {
-			var all []string
-			before, pages := "", 0
-			for {
-				page, more, err := s.History(context.Background(), "bob", "alice", before, limit)
-				if err != nil {
-					t.Fatal(err)
-				}
-				pages++
-				all = append(ids(page), all...)
-				if !more {
-					break
-				}
-				before = page[0].ID
-			}
-			if !slices.Equal(all, m) || pages != (len(m)+limit-1)/limit {
-				t.Errorf("limit %d: walked %v in %d pages, want %v", limit, all, pages, m)
-			}
+	})
+	t.Run("no friend request or block to oneself", func(t *testing.T) {
+		if _, err := s.RequestFriend(ctx, "alice", "alice", "", 1); err == nil || errors.Is(err, plugins.ErrUnknownUser) {
+			t.Errorf("RequestFriend(alice, alice) = %v, want an error", err)
+		}
+		if err := s.Block(ctx, "alice", "alice", 1); err == nil || errors.Is(err, plugins.ErrUnknownUser) {
+			t.Errorf("Block(alice, alice) = %v, want an error", err)
+		}
+		if r, err := s.Relation(ctx, "alice", "alice"); err != nil || r != (plugins.Relation{}) {
+			t.Errorf("Relation(alice, alice) = %+v, %v", r, err)
+		}
+	})
+	t.Run("a deleted sender's requests and blocks are refused", func(t *testing.T) {
+		if err := s.CreateUser(ctx, "gone", "h"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DeleteUser(ctx, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RequestFriend(ctx, "gone", "alice", "", 1); !errors.Is(err, plugins.ErrUnknownUser) {
+			t.Errorf("RequestFriend from a deleted user = %v, want ErrUnknownUser", err)
+		}
+		if err := s.Block(ctx, "gone", "alice", 1); !errors.Is(err, plugins.ErrUnknownUser) {
+			t.Errorf("Block by a deleted user = %v, want ErrUnknownUser", err)
 		}
 	})
 }
@@ -717,6 +427,33 @@ func TestDurableWithoutClose(t *testing.T) {
 	}
 }
 
+// TestAnotherWriter: what another Store commits to the same file (a
+// block, a deleted account) holds for this Store's next Write, although
+// it keeps caches of both.
+func TestAnotherWriter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, clk, path := newStore(t)
+	send(t, s, nm("alice", "bob", "warm the caches", ""), nm("bob", "carol", "warm the caches", ""))
+	other := openAt(t, path, clk)
+	if err := other.Block(ctx, "bob", "alice", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.DeleteUser(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	res := send(t, s, nm("alice", "bob", "blocked", ""), nm("bob", "carol", "deleted", ""), nm("bob", "alice", "fine", ""))
+	if !errors.Is(res[0].Err, plugins.ErrBlocked) || !errors.Is(res[1].Err, plugins.ErrUnknownUser) || res[2].Err != nil {
+		t.Errorf("results after the other store's writes = %+v, want ErrBlocked, ErrUnknownUser, stored", res)
+	}
+	if err := other.Unblock(ctx, "bob", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if r := send(t, s, nm("alice", "bob", "unblocked", ""))[0]; r.Err != nil {
+		t.Errorf("result after the other store's Unblock = %+v, want stored", r)
+	}
+}
+
 func TestMigrations(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "qq.db")
@@ -734,8 +471,8 @@ func TestMigrations(t *testing.T) {
 			}
 		}
 		v, err := sqlitestore.WriterPragma(s, "user_version")
-		if err != nil || v != "2" {
-			t.Errorf("open %d: user_version = %q, %v; want 2", i, v, err)
+		if err != nil || v != "3" {
+			t.Errorf("open %d: user_version = %q, %v; want 3", i, v, err)
 		}
 		if h, err := s.PasswordHash(ctx, "alice"); err != nil || h != "h" {
 			t.Errorf("open %d: PasswordHash = %q, %v", i, h, err)
@@ -972,6 +709,15 @@ func TestClose(t *testing.T) {
 	_, _, calls["Pending"] = s.Pending(ctx, "bob", 1)
 	_, _, calls["History"] = s.History(ctx, "alice", "bob", "", 1)
 	_, calls["PruneCIDs"] = s.PruneCIDs(ctx)
+	_, calls["RequestFriend"] = s.RequestFriend(ctx, "alice", "bob", "", 1)
+	calls["AnswerFriendRequest"] = s.AnswerFriendRequest(ctx, "bob", "alice", true, 1)
+	calls["CancelFriendRequest"] = s.CancelFriendRequest(ctx, "alice", "bob")
+	calls["RemoveFriend"] = s.RemoveFriend(ctx, "alice", "bob")
+	_, calls["Friends"] = s.Friends(ctx, "alice")
+	calls["Block"] = s.Block(ctx, "alice", "bob", 1)
+	calls["Unblock"] = s.Unblock(ctx, "alice", "bob")
+	_, calls["Blocks"] = s.Blocks(ctx, "alice")
+	_, calls["Relation"] = s.Relation(ctx, "alice", "bob")
 	for name, err := range calls {
 		if !errors.Is(err, sqlitestore.ErrClosed) {
 			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
@@ -1056,8 +802,13 @@ func TestQueryPlans(t *testing.T) {
 			t.Errorf("%s: %v", q.Name, err)
 			continue
 		}
-		if !strings.Contains(plan, q.Index) || strings.Contains(plan, "SCAN messages\n") {
+		if !strings.Contains(plan, q.Index) {
 			t.Errorf("%s: plan does not use %s:\n%s", q.Name, q.Index, plan)
+		}
+		for _, table := range []string{"messages", "users", "friends", "friend_requests", "blocks"} {
+			if strings.Contains(plan, "SCAN "+table+"\n") { // a full table scan
+				t.Errorf("%s: plan scans %s:\n%s", q.Name, table, plan)
+			}
 		}
 	}
 }

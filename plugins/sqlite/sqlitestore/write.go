@@ -63,8 +63,9 @@ func (s *Store) SetPasswordHash(ctx context.Context, user, passwordHash string) 
 }
 
 // DeleteUser deletes the account of user in one transaction: the user is
-// marked deleted (its password hash erased) and the messages pending for
-// it are dropped; it returns how many. The user's history rows stay, and
+// marked deleted (its password hash erased), the messages pending for it
+// are dropped (it returns how many), and so are its friendships, friend
+// requests and blocks, in both directions. The user's history rows stay, and
 // so does the name: see the package documentation. It returns an error
 // wrapping plugins.ErrUnknownUser when the user does not exist or was
 // already deleted.
@@ -99,6 +100,11 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
 	dropped, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: delete user %q: drop pending: %w", user, err)
+	}
+	for _, st := range []*sql.Stmt{s.stDropFriends, s.stDropRequests, s.stDropBlocks} {
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, user); err != nil {
+			return 0, fmt.Errorf("sqlitestore: delete user %q: drop friendships, requests and blocks: %w", user, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("sqlitestore: delete user %q: commit: %w", user, err)
@@ -141,6 +147,9 @@ func (s *Store) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.App
 	// After a successful or failed Commit this is a no-op (sql.ErrTxDone).
 	defer func() { _ = tx.Rollback() }()
 
+	if err := s.syncCaches(ctx, tx); err != nil {
+		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: %w", err)}
+	}
 	results, firstID, err := s.append(ctx, tx, b.Messages)
 	if err != nil {
 		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: append: %w", err)}
@@ -171,6 +180,7 @@ func (s *Store) append(ctx context.Context, tx *sql.Tx, msgs []plugins.NewMessag
 	lookup := tx.StmtContext(sctx, s.stLookupCID)
 	userExists := tx.StmtContext(sctx, s.stUserExists)
 	insert := tx.StmtContext(sctx, s.stInsert)
+	var insertChecked *sql.Stmt // prepared on the tx at first use
 
 	// stored looks up the message stored under m's (sender, cid).
 	stored := func(m plugins.NewMessage) (plugins.AppendResult, bool, error) {
@@ -246,7 +256,21 @@ func (s *Store) append(ctx context.Context, tx *sql.Tx, msgs []plugins.NewMessag
 		if m.CID != "" {
 			cid = m.CID
 		}
-		res, err := insert.ExecContext(sctx, id, m.From, m.To, convKey(m.From, m.To), m.Body, ts, cid, string(m.Status))
+		// A message to a user who blocks no one, not friends-only, needs
+		// no check: the plain insert. Otherwise the insert makes the
+		// checks itself (one primary-key probe each).
+		var (
+			res sql.Result
+			err error
+		)
+		if checked := m.FriendsOnly || s.mayBlock(m.To); !checked {
+			res, err = insert.ExecContext(sctx, id, m.From, m.To, convKey(m.From, m.To), m.Body, ts, cid, string(m.Status))
+		} else {
+			if insertChecked == nil {
+				insertChecked = tx.StmtContext(sctx, s.stInsertChk)
+			}
+			res, err = insertChecked.ExecContext(sctx, id, m.From, m.To, convKey(m.From, m.To), m.Body, ts, cid, string(m.Status), m.FriendsOnly)
+		}
 		if err != nil {
 			return nil, "", fmt.Errorf("insert: %w", err)
 		}
@@ -254,15 +278,26 @@ func (s *Store) append(ctx context.Context, tx *sql.Tx, msgs []plugins.NewMessag
 		if err != nil {
 			return nil, "", fmt.Errorf("insert: %w", err)
 		}
-		if n == 0 { // the (sender, cid) is stored already
-			r, found, err := stored(m)
+		if n == 0 {
+			// The (sender, cid) is stored already (a duplicate, whatever
+			// the users' relation is now), or (checked insert) the
+			// recipient blocks the sender, or the message is friends-only
+			// and they are not.
+			if m.CID != "" {
+				r, found, err := stored(m)
+				if err != nil {
+					return nil, "", err
+				}
+				if found {
+					results[i] = r
+					continue
+				}
+			}
+			refused, err := s.refusal(sctx, tx, m)
 			if err != nil {
 				return nil, "", err
 			}
-			if !found {
-				return nil, "", fmt.Errorf("insert: cid %q of %q conflicts but is not stored", m.CID, m.From)
-			}
-			results[i] = r
+			results[i].Err = refused
 			continue
 		}
 		if firstID == "" {
@@ -274,6 +309,23 @@ func (s *Store) append(ctx context.Context, tx *sql.Tx, msgs []plugins.NewMessag
 		}
 	}
 	return results, firstID, nil
+}
+
+// refusal says, inside tx, why the insert of m stored nothing although its
+// (sender, cid) is not stored: the result's error (ErrBlocked or
+// ErrNotFriends), or a failure of the lookup.
+func (s *Store) refusal(ctx context.Context, tx *sql.Tx, m plugins.NewMessage) (refused, err error) {
+	var blocked, friends bool
+	if err := tx.StmtContext(ctx, s.stWriteRel).QueryRowContext(ctx, m.From, m.To).Scan(&blocked, &friends); err != nil {
+		return nil, fmt.Errorf("look up relation: %w", err)
+	}
+	switch {
+	case blocked:
+		return fmt.Errorf("sqlitestore: %q blocks %q: %w", m.To, m.From, plugins.ErrBlocked), nil
+	case m.FriendsOnly && !friends && m.From != m.To:
+		return fmt.Errorf("sqlitestore: %q and %q: %w", m.From, m.To, plugins.ErrNotFriends), nil
+	}
+	return nil, fmt.Errorf("insert: message from %q to %q was not stored, for no known reason", m.From, m.To)
 }
 
 // ack settles, inside tx, the acked ids that are pending for their user.

@@ -1,0 +1,331 @@
+package plugins_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
+)
+
+// plainStorage hides the Social of the storage it wraps.
+type plainStorage struct{ plugins.Storage }
+
+func newPlainStorage(env plugins.Env, config []byte) (plugins.Storage, error) {
+	st, err := newTestStorage(env, config)
+	if err != nil {
+		return nil, err
+	}
+	return plainStorage{st}, nil
+}
+
+// TestSocialOf: a wrapper's Social method wins over what it embeds; an
+// in-process storage has Social when it implements it.
+func TestSocialOf(t *testing.T) {
+	env, cfg := sqliteConfig(t, "normal")
+	st, err := newTestStorage(env, cfg) // faultStorage: hands on sqlitestore's Social
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	inner := st.(interface{ Social() (plugins.Social, bool) })
+	if _, ok := inner.Social(); !ok {
+		t.Fatal("the test storage has no Social")
+	}
+	for _, tt := range []struct {
+		name string
+		st   plugins.Storage
+		want bool
+	}{
+		{"a storage that implements Social", st.(faultStorage).Storage, true},
+		{"a wrapper that hands it on", st, true},
+		{"a wrapper that hides it", plainStorage{st}, false},
+		{"nil", nil, false},
+	} {
+		if soc, ok := plugins.SocialOf(tt.st); ok != tt.want || (soc != nil) != tt.want {
+			t.Errorf("SocialOf(%s) = %v, %v; want %v", tt.name, soc, ok, tt.want)
+		}
+	}
+}
+
+// TestSocialRoundTrip: the Social calls, their errors and the Write
+// checks cross the gRPC boundary.
+func TestSocialRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	env, cfg := sqliteConfig(t, "normal")
+	st := inProcessStorage(t, newTestStorage, env, cfg)
+	soc, ok := plugins.SocialOf(st)
+	if !ok {
+		t.Fatal("SocialOf = false over gRPC, want the plugin's Social")
+	}
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+		if err := st.CreateUser(ctx, u, "h"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const ts = 1_764_158_400_000
+	if became, err := soc.RequestFriend(ctx, "alice", "bob", "hé 🌍", ts); err != nil || became {
+		t.Fatalf("RequestFriend = %v, %v", became, err)
+	}
+	if became, err := soc.RequestFriend(ctx, "carol", "alice", "", ts+1); err != nil || became {
+		t.Fatalf("RequestFriend = %v, %v", became, err)
+	}
+	if err := soc.AnswerFriendRequest(ctx, "dave", "alice", true, ts); !errors.Is(err, plugins.ErrNoRequest) || !strings.Contains(err.Error(), "answer friend request") {
+		t.Errorf("AnswerFriendRequest with no request = %v, want ErrNoRequest", err)
+	}
+	if err := soc.CancelFriendRequest(ctx, "dave", "alice"); !errors.Is(err, plugins.ErrNoRequest) {
+		t.Errorf("CancelFriendRequest with no request = %v, want ErrNoRequest", err)
+	}
+	if err := soc.RemoveFriend(ctx, "alice", "dave"); !errors.Is(err, plugins.ErrNotFriends) {
+		t.Errorf("RemoveFriend of a stranger = %v, want ErrNotFriends", err)
+	}
+	if _, err := soc.RequestFriend(ctx, "alice", "ghost", "", ts); !errors.Is(err, plugins.ErrUnknownUser) {
+		t.Errorf("RequestFriend(ghost) = %v, want ErrUnknownUser", err)
+	}
+	if err := soc.Block(ctx, "alice", "ghost", ts); !errors.Is(err, plugins.ErrUnknownUser) {
+		t.Errorf("Block(ghost) = %v, want ErrUnknownUser", err)
+	}
+	if err := soc.AnswerFriendRequest(ctx, "bob", "alice", true, ts+2); err != nil {
+		t.Fatal(err)
+	}
+	if err := soc.Block(ctx, "dave", "alice", ts+3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := soc.RequestFriend(ctx, "alice", "dave", "", ts); !errors.Is(err, plugins.ErrBlocked) {
+		t.Errorf("RequestFriend to a blocker = %v, want ErrBlocked", err)
+	}
+	l, err := soc.Friends(ctx, "alice")
+	want := plugins.FriendList{
+		Friends:  []plugins.Friend{{User: "bob", Since: ts + 2}},
+		Incoming: []plugins.FriendRequest{{From: "carol", To: "alice", TS: ts + 1}},
+	}
+	if err != nil || !slices.Equal(l.Friends, want.Friends) || !slices.Equal(l.Incoming, want.Incoming) || len(l.Outgoing) != 0 {
+		t.Errorf("Friends(alice) = %+v, %v; want %+v", l, err, want)
+	}
+	if b, err := soc.Blocks(ctx, "dave"); err != nil || !slices.Equal(b, []string{"alice"}) {
+		t.Errorf("Blocks(dave) = %v, %v", b, err)
+	}
+	if r, err := soc.Relation(ctx, "alice", "dave"); err != nil || r != (plugins.Relation{BlockedBy: true}) {
+		t.Errorf("Relation(alice, dave) = %+v, %v", r, err)
+	}
+	if r, err := soc.Relation(ctx, "alice", "carol"); err != nil || r != (plugins.Relation{RequestIn: true}) {
+		t.Errorf("Relation(alice, carol) = %+v, %v", r, err)
+	}
+	if err := soc.Unblock(ctx, "dave", "alice"); err != nil {
+		t.Errorf("Unblock = %v", err)
+	}
+	if err := soc.Block(ctx, "dave", "alice", ts+4); err != nil {
+		t.Fatal(err)
+	}
+
+	// The Write checks: FriendsOnly crosses, and so do the result errors.
+	res, err := st.Write(ctx, &plugins.WriteBatch{Messages: []plugins.NewMessage{
+		{From: "alice", To: "dave", Body: "blocked", Status: protocol.StatusQueued},
+		{From: "alice", To: "carol", Body: "not friends", FriendsOnly: true, Status: protocol.StatusQueued},
+		{From: "alice", To: "bob", Body: "friends", FriendsOnly: true, Status: protocol.StatusQueued},
+	}})
+	if err != nil || len(res) != 3 {
+		t.Fatalf("Write = %+v, %v", res, err)
+	}
+	if !errors.Is(res[0].Err, plugins.ErrBlocked) || !strings.Contains(res[0].Err.Error(), "blocks") {
+		t.Errorf("result 0 = %+v, want ErrBlocked with the store's text", res[0])
+	}
+	if !errors.Is(res[1].Err, plugins.ErrNotFriends) {
+		t.Errorf("result 1 = %+v, want ErrNotFriends", res[1])
+	}
+	if res[2].Err != nil || res[2].Message.ID == "" {
+		t.Errorf("result 2 = %+v, want stored", res[2])
+	}
+}
+
+// TestSocialHiddenOverGRPC: a plugin whose storage has no Social says so
+// at Configure; the host then reports none, even at version 2.
+func TestSocialHiddenOverGRPC(t *testing.T) {
+	env, cfg := sqliteConfig(t, "normal")
+	st := inProcessStorage(t, newPlainStorage, env, cfg)
+	if _, ok := plugins.SocialOf(st); ok {
+		t.Error("SocialOf = true for a plugin whose storage has no Social")
+	}
+	if err := st.CreateUser(context.Background(), "alice", "h"); err != nil {
+		t.Errorf("CreateUser = %v", err)
+	}
+}
+
+// TestProcessProtocolVersions: the host starts plugins of version 1 (no
+// Social) and 2 (Social), and a plugin of this package starts under a
+// host that knows only version 1.
+func TestProcessProtocolVersions(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		serve       string
+		wantVersion int
+		wantSocial  bool
+	}{
+		{"storage", 2, true},
+		{"storage-v1", 1, false},
+	} {
+		t.Run(tt.serve, func(t *testing.T) {
+			env, cfg := sqliteConfig(t, "normal")
+			t.Setenv(envServe, tt.serve)
+			p, err := plugins.Start(ctx, plugins.Spec{Name: "sqlite", Kind: plugins.KindStorage, Command: []string{os.Args[0]}, Config: cfg, Env: env, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Kill()
+			if v := p.ProtocolVersion(); v != tt.wantVersion {
+				t.Errorf("ProtocolVersion = %d, want %d", v, tt.wantVersion)
+			}
+			st := p.Storage()
+			soc, ok := plugins.SocialOf(st)
+			if ok != tt.wantSocial {
+				t.Fatalf("SocialOf = %v, want %v", ok, tt.wantSocial)
+			}
+			for _, u := range []string{"alice", "bob"} {
+				if err := st.CreateUser(ctx, u, "h"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if ok {
+				if err := soc.Block(ctx, "bob", "alice", 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := st.Write(ctx, &plugins.WriteBatch{Messages: []plugins.NewMessage{msg("alice", "bob", "hi", "c1")}})
+			if err != nil || len(res) != 1 {
+				t.Fatalf("Write = %+v, %v", res, err)
+			}
+			if blocked := errors.Is(res[0].Err, plugins.ErrBlocked); blocked != tt.wantSocial {
+				t.Errorf("Write result = %+v, want ErrBlocked %v", res[0], tt.wantSocial)
+			}
+		})
+	}
+
+	t.Run("under a version 1 host", func(t *testing.T) {
+		env, cfg := sqliteConfig(t, "normal")
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), envServe+"=storage")
+		old := plugins.Handshake
+		old.ProtocolVersion = 1
+		client := goplugin.NewClient(&goplugin.ClientConfig{
+			HandshakeConfig:  old,
+			VersionedPlugins: map[int]goplugin.PluginSet{1: plugins.VersionedPlugins[1]},
+			Cmd:              cmd,
+			AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+			AutoMTLS:         true,
+			Logger:           hclog.NewNullLogger(),
+		})
+		defer client.Kill()
+		rpc, err := client.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := client.NegotiatedVersion(); v != 1 {
+			t.Errorf("negotiated version %d, want 1", v)
+		}
+		raw, err := rpc.Dispense(string(plugins.KindStorage))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := plugins.Configure(ctx, raw, cfg, env); err != nil {
+			t.Fatal(err)
+		}
+		st := raw.(plugins.Storage)
+		if _, ok := plugins.SocialOf(st); ok {
+			t.Error("SocialOf = true at version 1")
+		}
+		for _, u := range []string{"alice", "bob"} {
+			if err := st.CreateUser(ctx, u, "h"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if res, err := st.Write(ctx, &plugins.WriteBatch{Messages: []plugins.NewMessage{msg("alice", "bob", "hi", "c1")}}); err != nil || res[0].Err != nil {
+			t.Errorf("Write = %+v, %v", res, err)
+		}
+	})
+}
+
+// TestSuperviseSocialAcrossRestarts: SocialOf on a supervised storage
+// follows the protocol version each new process negotiates.
+func TestSuperviseSocialAcrossRestarts(t *testing.T) {
+	ctx := context.Background()
+	env, cfg := sqliteConfig(t, "normal")
+	s := supervise(t, plugins.KindStorage, cfg, env) // serves versions 1 and 2
+	st := s.Storage()
+	soc, ok := plugins.SocialOf(st)
+	if !ok {
+		t.Fatal("SocialOf = false for a version 2 plugin")
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if err := st.CreateUser(ctx, u, "h"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := soc.RequestFriend(ctx, "alice", "bob", "hi", 1); err != nil {
+		t.Fatal(err)
+	}
+	// Sentinel answers do not count as failures.
+	for range 3 {
+		if err := soc.RemoveFriend(ctx, "alice", "bob"); !errors.Is(err, plugins.ErrNotFriends) {
+			t.Fatalf("RemoveFriend = %v, want ErrNotFriends", err)
+		}
+	}
+
+	// restart kills the process and waits for the next one, which serves
+	// what serve says.
+	restart := func(serve string) {
+		t.Helper()
+		t.Setenv(envServe, serve)
+		before := s.Status()
+		syscall.Kill(before.Pid, syscall.SIGKILL)
+		if !eventually(10*time.Second, func() bool { st := s.Status(); return st.Up && st.Pid != before.Pid }) {
+			t.Fatalf("not restarted: %+v", s.Status())
+		}
+	}
+
+	restart("storage-v1") // an older plugin binary
+	if _, ok := plugins.SocialOf(st); ok {
+		t.Error("SocialOf = true after a restart with a version 1 plugin")
+	}
+	// The Social obtained before fails, as the plugin being down would.
+	if _, err := soc.Friends(ctx, "alice"); !errors.Is(err, plugins.ErrPluginDown) || !strings.Contains(err.Error(), "protocol version 1") {
+		t.Errorf("Friends on a version 1 process = %v, want ErrPluginDown naming version 1", err)
+	}
+	if _, err := st.PasswordHash(ctx, "alice"); err != nil {
+		t.Errorf("PasswordHash on the version 1 process = %v", err)
+	}
+
+	restart("storage")
+	soc2, ok := plugins.SocialOf(st)
+	if !ok {
+		t.Fatal("SocialOf = false after a restart with a version 2 plugin")
+	}
+	for _, so := range []plugins.Social{soc, soc2} {
+		l, err := so.Friends(ctx, "bob")
+		if err != nil || len(l.Incoming) != 1 || l.Incoming[0] != (plugins.FriendRequest{From: "alice", To: "bob", Note: "hi", TS: 1}) {
+			t.Errorf("Friends(bob) after the restarts = %+v, %v; want alice's request", l, err)
+		}
+	}
+	if st := s.Status(); st.Restarts != 2 {
+		t.Errorf("restarts = %d, want 2 (the sentinel answers restarted nothing)", st.Restarts)
+	}
+
+	// Closed: the last answer stands, and calls fail with ErrPluginDown.
+	s.Close()
+	if _, ok := plugins.SocialOf(st); !ok {
+		t.Error("SocialOf after Close = false, want the last process's answer")
+	}
+	if _, err := soc.Friends(ctx, "bob"); !errors.Is(err, plugins.ErrPluginDown) {
+		t.Errorf("Friends after Close = %v, want ErrPluginDown", err)
+	}
+}
