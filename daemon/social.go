@@ -209,7 +209,12 @@ func (s *session) friendRequest(req *protocol.Request) {
 		return
 	}
 	now := time.Now().UnixMilli()
-	friends, serr := so.RequestFriend(ctx, s.user, to, note, now)
+	// Friends already: say so, and tell nobody anything new.
+	rel, serr := so.Relation(ctx, s.user, to)
+	var friends bool
+	if serr == nil && !rel.Friends {
+		friends, serr = so.RequestFriend(ctx, s.user, to, note, now)
+	}
 	done()
 	if serr != nil {
 		s.srv.friendLimit.Refund(s.user)
@@ -217,10 +222,12 @@ func (s *session) friendRequest(req *protocol.Request) {
 		s.srv.m.friendRequests[friendRefused].Inc()
 		return
 	}
-	if friends {
+	if rel.Friends || friends {
 		s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Str("status", "friends").End())
 		s.srv.m.friendRequests[friendFriends].Inc()
-		s.srv.befriended(s.user, to, now)
+		if !rel.Friends {
+			s.srv.befriended(s.user, to, now)
+		}
 		return
 	}
 	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Str("status", "pending").End())
