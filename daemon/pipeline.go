@@ -163,6 +163,16 @@ func (p *pipeline) collectStage(out chan<- *batch) {
 		}
 		b := &batch{reqs: reqs, ps: p.srv.acquirePlugs()}
 		p.lookupRetries(b.ps, reqs)
+		if b.ps.social == nil {
+			// direct_messages: friends, and a storage that cannot check
+			// friendships (plugin protocol 1): refuse rather than deliver
+			// what the operator said must not be.
+			for _, r := range reqs {
+				if r.liveSend() && r.msg.FriendsOnly {
+					r.refuse = errNoFriendsCheck
+				}
+			}
+		}
 		out <- b
 	}
 }
@@ -233,6 +243,8 @@ func (p *pipeline) answerStage(in <-chan *batch) {
 
 var (
 	errSendBlocked    = protocol.Errorf(protocol.CodeBlocked, "this user does not accept your messages; nothing was stored")
+	errNoFriendsCheck = protocol.Errorf(protocol.CodeUnavailable,
+		"this server delivers direct messages between friends only, and its storage cannot check friendships; nothing was stored")
 	errSendNotFriends = protocol.Errorf(protocol.CodeNotFriends, "this server delivers direct messages between friends only; nothing was stored")
 	errStorageDown    = protocol.Errorf(protocol.CodeUnavailable, "storage unavailable; nothing was stored")
 	errFilterDown     = protocol.Errorf(protocol.CodeUnavailable, "message filter unavailable; nothing was stored")

@@ -157,6 +157,9 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("daemon: new: register metrics: %w", err)
 	}
 	s.plugs.Store(s.newPlugSet(deps.Storage, deps.Filters))
+	if cfg.DirectMessages == config.DirectMessagesFriends && s.plugs.Load().social == nil {
+		return nil, errors.New("daemon: new: direct_messages: friends needs a storage that keeps friendships (storage plugin protocol 2)")
+	}
 	s.presence = presence.New(cfg.Presence.OfflineDebounce, s.pushPresence)
 	s.typing = presence.NewTyping(typingExpire, s.typingExpired)
 	s.pipe = newPipeline(s)

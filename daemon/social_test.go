@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/qqchat/qq/config"
+	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/daemontest"
+	"github.com/qqchat/qq/plugins"
 )
 
 // quickOffline makes friends see a closed user offline after 100 ms.
@@ -290,5 +292,39 @@ func TestSocialBadInput(t *testing.T) {
 		"friends", "block", "unblock", "blocks", "presence", "typing"} {
 		anon.Send(`{"type":"` + typ + `","id":"x"}`)
 		anon.Expect(`{"type":"error","id":"x","code":"not_logged_in"}`)
+	}
+}
+
+// v1Storage is a real storage whose Social side is hidden, as a storage
+// plugin of protocol version 1 is to the daemon.
+type v1Storage struct{ plugins.Storage }
+
+func (v1Storage) Social() (plugins.Social, bool) { return nil, false }
+
+// TestWithoutSocialStorage: with a storage that keeps no friendships the
+// extensions are off: no features in hello, their requests answer
+// unknown_type, QQP/1 works as before; and direct_messages: friends is
+// refused at start, since nothing could check it.
+func TestWithoutSocialStorage(t *testing.T) {
+	cfg := daemontest.Config(t)
+	st := daemontest.OpenStore(t, cfg)
+	s := daemontest.StartWith(t, cfg, v1Storage{st})
+	raw := daemontest.DialRaw(t, s.Addr)
+	if f := raw.Expect(`{"type":"hello","proto":1}`); len(f.Features) != 0 {
+		t.Errorf("hello lists features %v with a storage that has none", f.Features)
+	}
+	alice := s.User(t, "alice")
+	s.User(t, "bob")
+	for _, typ := range []string{"friend_request", "friends", "block", "presence", "typing"} {
+		alice.Send(`{"type":"` + typ + `","id":"x","to":"bob","user":"bob","state":"away"}`)
+		alice.Expect(`{"type":"error","id":"x","code":"unknown_type"}`)
+	}
+	alice.Send(`{"type":"send","id":1,"to":"bob","body":"still QQP/1"}`)
+	alice.Expect(`{"type":"ok","id":1,"status":"sent"}`)
+
+	cfg2 := daemontest.Config(t, func(c *config.Config) { c.DirectMessages = config.DirectMessagesFriends })
+	if _, err := daemon.New(cfg2, daemon.Deps{Storage: v1Storage{daemontest.OpenStore(t, cfg2)}}); err == nil ||
+		!strings.Contains(err.Error(), "direct_messages: friends") {
+		t.Errorf("New with direct_messages: friends and no friendships in storage = %v, want a refusal", err)
 	}
 }
