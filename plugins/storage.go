@@ -72,8 +72,13 @@ type AppendResult struct {
 	// From or To is not a live user; for a storage with Social, then
 	// ErrBlocked when To blocks From, then ErrNotFriends when the message
 	// is FriendsOnly and they are not friends. nil otherwise (also for a
-	// Duplicate, whatever the users' relation is now).
+	// Duplicate, whatever the users' relation is now). For a group
+	// message: ErrNoGroup, ErrNotMember, ErrMuted or ErrNotAllowed.
 	Err error
+	// Group is set for a group message (WriteBatch.GroupMessages, and
+	// LookupCIDs of a group message's cid): its stored entry. Message and
+	// Status are then zero.
+	Group *GroupEntry
 }
 
 // CIDKey names a message by its sender's idempotency key.
@@ -93,6 +98,10 @@ type Ack struct {
 type WriteBatch struct {
 	Messages []NewMessage
 	Acks     []Ack
+	// GroupMessages and GroupAcks are for a storage with Groups only
+	// (the host sends none to another).
+	GroupMessages []NewGroupMessage
+	GroupAcks     []GroupAck
 }
 
 // Storage keeps accounts, history and the pending (unacknowledged) messages
@@ -142,6 +151,7 @@ type Storage interface {
 	// committed as the storage's sync policy promises (fsync by default).
 	// The results are in the order of b.Messages. A failed Write returns
 	// a *WriteError.
+	// With Groups, one result per b.GroupMessages follows, in order.
 	Write(ctx context.Context, b *WriteBatch) ([]AppendResult, error)
 
 	// LookupCIDs returns, for each key, the message stored under that
