@@ -38,6 +38,24 @@ type Config struct {
 	Admin   Admin    `koanf:"admin"`
 	// Presence configures the presence extension.
 	Presence Presence `koanf:"presence"`
+	// Groups bounds the groups extension.
+	Groups Groups `koanf:"groups"`
+}
+
+// Groups bounds groups. Past a bound the request is refused with a
+// documented error; nothing is dropped.
+type Groups struct {
+	// MaxMembers bounds the members of one group (at most 3000).
+	MaxMembers int `koanf:"max_members"`
+	// MaxOwned and MaxJoined bound the groups one user owns and belongs
+	// to.
+	MaxOwned  int `koanf:"max_owned"`
+	MaxJoined int `koanf:"max_joined"`
+	// CreatedPerDay bounds the groups one user creates in a day (a token
+	// bucket, per qqd process).
+	CreatedPerDay int `koanf:"created_per_day"`
+	// MaxMentions bounds the @mentions of one message.
+	MaxMentions int `koanf:"max_mentions"`
 }
 
 // Presence configures how presence changes are told to friends.
@@ -260,6 +278,7 @@ func Default() *Config {
 		Registration:    RegistrationOpen,
 		DirectMessages:  DirectMessagesAnyone,
 		Presence:        Presence{OfflineDebounce: 3 * time.Second},
+		Groups:          Groups{MaxMembers: 500, MaxOwned: 20, MaxJoined: 200, CreatedPerDay: 10, MaxMentions: 20},
 		ShutdownTimeout: 10 * time.Second,
 		Log: Log{
 			Level:  "info",

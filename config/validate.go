@@ -42,6 +42,11 @@ func (c *Config) problems() []problem {
 	v.checkEnum("registration", c.Registration, "open, closed")
 	v.checkEnum("direct_messages", c.DirectMessages, "anyone, friends")
 	v.positive("presence.offline_debounce", c.Presence.OfflineDebounce)
+	v.between("groups.max_members", c.Groups.MaxMembers, 2, 3000)
+	v.atLeast("groups.max_owned", c.Groups.MaxOwned, 1)
+	v.atLeast("groups.max_joined", c.Groups.MaxJoined, 1)
+	v.atLeast("groups.created_per_day", c.Groups.CreatedPerDay, 1)
+	v.between("groups.max_mentions", c.Groups.MaxMentions, 0, 100)
 	v.positive("shutdown_timeout", c.ShutdownTimeout)
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")

@@ -45,6 +45,31 @@ var handlers = map[protocol.Type]handler{
 	protocol.TypeBlocks:        {fn: (*session).blocks, needsLogin: true},
 	protocol.TypePresence:      {fn: (*session).setPresence, needsLogin: true},
 	protocol.TypeTyping:        {fn: (*session).typingReq, needsLogin: true},
+
+	// Groups (group.go); each answers unknown_type when the storage in
+	// service has no Groups side.
+	protocol.TypeGroupCreate:   {fn: (*session).groupCreate, needsLogin: true},
+	protocol.TypeGroupSend:     {fn: (*session).groupSend, needsLogin: true},
+	protocol.TypeGroupAck:      {fn: (*session).groupAck, needsLogin: true},
+	protocol.TypeGroupSync:     {fn: (*session).groupSync, needsLogin: true},
+	protocol.TypeGroupHistory:  {fn: (*session).groupHistory, needsLogin: true},
+	protocol.TypeGroups:        {fn: (*session).groupList, needsLogin: true},
+	protocol.TypeGroupInfo:     {fn: (*session).groupInfo, needsLogin: true},
+	protocol.TypeGroupMembers:  {fn: (*session).groupMembers, needsLogin: true},
+	protocol.TypeGroupRequests: {fn: (*session).groupRequests, needsLogin: true},
+	protocol.TypeGroupJoin:     {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupInvite:   {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupApprove:  {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupReject:   {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupLeave:    {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupKick:     {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupRole:     {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupTransfer: {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupRename:   {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupMute:     {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupMuteAll:  {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupSettings: {fn: (*session).groupOp, needsLogin: true},
+	protocol.TypeGroupDissolve: {fn: (*session).groupOp, needsLogin: true},
 }
 
 // handle decodes and dispatches one frame, checking in the contract's
@@ -271,47 +296,15 @@ func (s *session) sendMsg(req *protocol.Request) {
 		invalid.Inc()
 		return
 	}
-	body, err := req.RequiredString("body")
+	body, cid, serverCID, err := s.sendFields(req)
 	if err != nil {
 		s.replyErr(req.ID, err)
 		invalid.Inc()
 		return
 	}
-	cid, hasCID, err := req.String("cid")
-	if err != nil {
-		s.replyErr(req.ID, err)
-		invalid.Inc()
-		return
-	}
-	if body == "" {
-		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest, "body must not be empty"))
-		invalid.Inc()
-		return
-	}
-	if hasCID && (cid == "" || len(cid) > protocol.MaxCIDBytes) {
-		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest, "cid must be 1-128 bytes"))
-		invalid.Inc()
-		return
-	}
-	// A send without a cid gets one made up by the server, so that a
-	// storage write with an unknown outcome can be settled (see
-	// pipeline.resolve). The client never sees it.
-	serverCID := !hasCID
-	if serverCID {
-		cid = s.srv.newServerCID()
-	}
-
-	if len(body) > s.srv.cfg.Limits.MaxBodyBytes {
-		s.replyErr(req.ID, protocol.Errorf(protocol.CodeTooLarge, "body longer than "+strconv.Itoa(s.srv.cfg.Limits.MaxBodyBytes)+" bytes"))
-		invalid.Inc()
-		return
-	}
-	if ok, wait := s.takeSendToken(); !ok {
-		s.replyErr(req.ID, &protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: limit.RetryAfterMS(wait),
-			Message: "sending too fast: at most " + strconv.FormatFloat(s.srv.cfg.Limits.SendRate, 'g', -1, 64) +
-				" messages per second (bursts of " + strconv.Itoa(s.srv.cfg.Limits.SendBurst) + ")"})
+	if e := s.sendRateLimit(); e != nil {
+		s.replyErr(req.ID, e)
 		s.srv.m.messages[msgRateLimited].Inc()
-		s.srv.m.limited[limitSendRate].Inc()
 		return
 	}
 	s.acquireInflight()
@@ -325,6 +318,44 @@ func (s *session) sendMsg(req *protocol.Request) {
 		sentBody:  body,
 		serverCID: serverCID,
 	})
+}
+
+// sendFields reads and checks what every send carries: body and cid.
+// A send without a cid gets one made up by the server (serverCID), so
+// that a storage write with an unknown outcome can be settled (see
+// pipeline.resolve); the client never sees it.
+func (s *session) sendFields(req *protocol.Request) (body, cid string, serverCID bool, err *protocol.Error) {
+	if body, err = req.RequiredString("body"); err != nil {
+		return "", "", false, err
+	}
+	cid, hasCID, err := req.String("cid")
+	switch {
+	case err != nil:
+		return "", "", false, err
+	case body == "":
+		return "", "", false, protocol.Errorf(protocol.CodeBadRequest, "body must not be empty")
+	case hasCID && (cid == "" || len(cid) > protocol.MaxCIDBytes):
+		return "", "", false, protocol.Errorf(protocol.CodeBadRequest, "cid must be 1-128 bytes")
+	case len(body) > s.srv.cfg.Limits.MaxBodyBytes:
+		return "", "", false, protocol.Errorf(protocol.CodeTooLarge, "body longer than "+strconv.Itoa(s.srv.cfg.Limits.MaxBodyBytes)+" bytes")
+	}
+	if !hasCID {
+		cid = s.srv.newServerCID()
+	}
+	return body, cid, !hasCID, nil
+}
+
+// sendRateLimit takes a token of the user's send rate (direct and group
+// sends alike), or returns the rate_limited error to answer.
+func (s *session) sendRateLimit() *protocol.Error {
+	ok, wait := s.takeSendToken()
+	if ok {
+		return nil
+	}
+	s.srv.m.limited[limitSendRate].Inc()
+	return &protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: limit.RetryAfterMS(wait),
+		Message: "sending too fast: at most " + strconv.FormatFloat(s.srv.cfg.Limits.SendRate, 'g', -1, 64) +
+			" messages per second (bursts of " + strconv.Itoa(s.srv.cfg.Limits.SendBurst) + ")"}
 }
 
 func (s *session) ack(req *protocol.Request) {

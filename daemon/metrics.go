@@ -86,6 +86,20 @@ const (
 
 var friendResultNames = []string{"pending", "friends", "refused", "invalid", "rate_limited"}
 
+// gmsgResult is the result label of qqd_group_messages_total.
+type gmsgResult uint8
+
+const (
+	gmsgStored gmsgResult = iota
+	gmsgDuplicate
+	gmsgRefused
+	gmsgInvalid
+	gmsgRateLimited
+	gmsgFailed
+)
+
+var gmsgResultNames = []string{"stored", "duplicate", "refused", "invalid", "rate_limited", "failed"}
+
 // limitReason is the reason label of qqd_limit_refusals_total: the limit,
 // named after its configuration key.
 type limitReason uint8
@@ -99,10 +113,11 @@ const (
 	limitPending
 	limitFriendRequests
 	limitTyping
+	limitGroupsCreated
 )
 
 var limitReasonNames = []string{"max_connections", "max_connections_per_ip", "send_rate", "auth_per_ip_per_minute",
-	"auth_per_account_per_minute", "max_pending_per_user", "friend_requests_per_day", "typing"}
+	"auth_per_account_per_minute", "max_pending_per_user", "friend_requests_per_day", "typing", "groups_created_per_day"}
 
 func (r limitReason) String() string { return limitReasonNames[r] }
 
@@ -141,6 +156,13 @@ const (
 	mUnblock
 	mBlocks
 	mRelation
+	mCreateGroup
+	mGroup
+	mUserGroups
+	mMembers
+	mGroupOp
+	mJoinRequests
+	mLog
 	numStorageMethods
 )
 
@@ -166,6 +188,14 @@ var storageMethodNames = [numStorageMethods]string{
 	mUnblock:             "Unblock",
 	mBlocks:              "Blocks",
 	mRelation:            "Relation",
+
+	mCreateGroup:  "CreateGroup",
+	mGroup:        "Group",
+	mUserGroups:   "UserGroups",
+	mMembers:      "Members",
+	mGroupOp:      "GroupOp",
+	mJoinRequests: "JoinRequests",
+	mLog:          "Log",
 }
 
 // storagePluginLabel is the plugin label of storage calls.
@@ -186,12 +216,17 @@ type metrics struct {
 	friendRequests labeled[friendResult]
 	presencePushes prometheus.Counter
 	typingPushes   prometheus.Counter
-	sendDuration   prometheus.Histogram
-	receivedBytes  prometheus.Counter
-	sentBytes      prometheus.Counter
-	storageBatch   prometheus.Histogram
-	pluginCalls    *prometheus.HistogramVec
-	pluginErrors   *prometheus.CounterVec
+	// The groups extension.
+	groupMessages labeled[gmsgResult]
+	groupFanout   prometheus.Histogram
+	groupsCreated prometheus.Counter
+	groupOps      prometheus.Counter
+	sendDuration  prometheus.Histogram
+	receivedBytes prometheus.Counter
+	sentBytes     prometheus.Counter
+	storageBatch  prometheus.Histogram
+	pluginCalls   *prometheus.HistogramVec
+	pluginErrors  *prometheus.CounterVec
 }
 
 // latencyBuckets span 100µs to 5s.
@@ -250,7 +285,7 @@ func newMetrics(s *Server) *metrics {
 	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "qqd_limit_refusals_total",
 		Help: "Connections and requests refused by a limit, by the limit (reason): max_connections, max_connections_per_ip, " +
-			"send_rate, auth_per_ip_per_minute, auth_per_account_per_minute, max_pending_per_user, friend_requests_per_day, typing.",
+			"send_rate, auth_per_ip_per_minute, auth_per_account_per_minute, max_pending_per_user, friend_requests_per_day, typing, groups_created_per_day.",
 	}, []string{"reason"})
 	m.limited = newCounters[limitReason](limited, limitReasonNames)
 	add(limited)
@@ -269,6 +304,27 @@ func newMetrics(s *Server) *metrics {
 		Help: "Typing pushes (start and stop) queued on connections.",
 	})
 	add(m.typingPushes)
+	vec = resultVec("qqd_group_messages_total",
+		"Group sends answered, by result: stored, duplicate (a cid retry), refused (not a member, muted, no such group, "+
+			"a filter, not allowed), invalid, rate_limited (the sender's send rate), failed (storage).")
+	m.groupMessages = newCounters[gmsgResult](vec, gmsgResultNames)
+	add(vec)
+	m.groupFanout = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "qqd_group_fanout_sessions",
+		Help:    "Connections one group log entry was pushed to.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+	})
+	add(m.groupFanout)
+	m.groupsCreated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "qqd_groups_created_total",
+		Help: "Groups created.",
+	})
+	add(m.groupsCreated)
+	m.groupOps = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "qqd_group_operations_total",
+		Help: "Group membership and settings operations answered (join, invite, kick, mute, dissolve, ...).",
+	})
+	add(m.groupOps)
 
 	m.sendDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "qqd_send_duration_seconds",
@@ -342,6 +398,13 @@ func (m *metrics) connClosedAs(reason CloseReason) {
 // sendAnswered counts the answer to r, if r is a send, and observes its
 // latency.
 func (m *metrics) sendAnswered(r *writeReq, result msgResult) {
+	if r.kind == reqGroupSend && result != msgSent && result != msgQueued && result != msgDuplicate {
+		if result == msgFailed {
+			m.groupMessages[gmsgFailed].Inc()
+		} else {
+			m.groupMessages[gmsgRefused].Inc()
+		}
+	}
 	if r.kind != reqSend {
 		return
 	}
@@ -404,7 +467,7 @@ func (c pluginCall) done(start time.Time, err error) {
 	c.dur.Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, plugins.ErrUnknownUser) && !errors.Is(err, plugins.ErrUserExists) &&
 		!errors.Is(err, plugins.ErrBadCursor) && !errors.Is(err, plugins.ErrBlocked) &&
-		!errors.Is(err, plugins.ErrNoRequest) && !errors.Is(err, plugins.ErrNotFriends) {
+		!errors.Is(err, plugins.ErrNoRequest) && !errors.Is(err, plugins.ErrNotFriends) && !contractGroupErr(err) {
 		c.errs.Inc()
 	}
 }
@@ -772,4 +835,84 @@ func (s *instrumentedSocial) Relation(ctx context.Context, a, b string) (plugins
 	r, err := s.so.Relation(ctx, a, b)
 	s.calls[mRelation].done(start, err)
 	return r, err
+}
+
+// contractGroupErr reports the Groups contract's answers (the plugin
+// working, not failing).
+func contractGroupErr(err error) bool {
+	for _, e := range []error{plugins.ErrNoGroup, plugins.ErrNotMember, plugins.ErrNotAllowed, plugins.ErrMuted,
+		plugins.ErrGroupFull, plugins.ErrAlreadyMember, plugins.ErrGroupLimit} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Groups returns the storage's Groups side, instrumented, if it has one.
+func (s *instrumentedStorage) Groups() (plugins.Groups, bool) {
+	g, ok := plugins.GroupsOf(s.st)
+	if !ok {
+		return nil, false
+	}
+	return &instrumentedGroups{g: g, calls: &s.calls}, true
+}
+
+// instrumentedGroups times every call to a Groups, like
+// instrumentedStorage.
+type instrumentedGroups struct {
+	g     plugins.Groups
+	calls *[numStorageMethods]pluginCall
+}
+
+var _ plugins.Groups = (*instrumentedGroups)(nil)
+
+func (s *instrumentedGroups) CreateGroup(ctx context.Context, owner, name string, policy plugins.GroupPolicy,
+	history plugins.GroupHistory, ts int64, limits plugins.GroupLimits) (plugins.GroupInfo, error) {
+	start := time.Now()
+	gi, err := s.g.CreateGroup(ctx, owner, name, policy, history, ts, limits)
+	s.calls[mCreateGroup].done(start, err)
+	return gi, err
+}
+
+func (s *instrumentedGroups) Group(ctx context.Context, id int64) (plugins.GroupInfo, error) {
+	start := time.Now()
+	gi, err := s.g.Group(ctx, id)
+	s.calls[mGroup].done(start, err)
+	return gi, err
+}
+
+func (s *instrumentedGroups) UserGroups(ctx context.Context, user string) ([]plugins.UserGroup, error) {
+	start := time.Now()
+	ug, err := s.g.UserGroups(ctx, user)
+	s.calls[mUserGroups].done(start, err)
+	return ug, err
+}
+
+func (s *instrumentedGroups) Members(ctx context.Context, id int64, after string, limit int) ([]plugins.Member, bool, error) {
+	start := time.Now()
+	ms, more, err := s.g.Members(ctx, id, after, limit)
+	s.calls[mMembers].done(start, err)
+	return ms, more, err
+}
+
+func (s *instrumentedGroups) GroupOp(ctx context.Context, op plugins.GroupOp) (plugins.GroupOpResult, error) {
+	start := time.Now()
+	r, err := s.g.GroupOp(ctx, op)
+	s.calls[mGroupOp].done(start, err)
+	return r, err
+}
+
+func (s *instrumentedGroups) JoinRequests(ctx context.Context, id int64) ([]plugins.JoinRequest, error) {
+	start := time.Now()
+	rs, err := s.g.JoinRequests(ctx, id)
+	s.calls[mJoinRequests].done(start, err)
+	return rs, err
+}
+
+func (s *instrumentedGroups) Log(ctx context.Context, id int64, user string, after, before int64, limit int) ([]plugins.GroupEntry, bool, error) {
+	start := time.Now()
+	es, more, err := s.g.Log(ctx, id, user, after, before, limit)
+	s.calls[mLog].done(start, err)
+	return es, more, err
 }

@@ -21,8 +21,10 @@ type reqKind uint8
 
 // Kinds of pipelined request.
 const (
-	reqSend reqKind = iota + 1 // a direct message
-	reqAck                     // an ack of delivered messages
+	reqSend      reqKind = iota + 1 // a direct message
+	reqAck                          // an ack of delivered messages
+	reqGroupSend                    // a group message (group.go)
+	reqGroupAck                     // a group read cursor moved forward
 )
 
 // writeReq is one pipelined request.
@@ -32,8 +34,12 @@ type writeReq struct {
 	id   json.RawMessage
 	// start is when the request was read (for qqd_send_duration_seconds).
 	start time.Time
-	// send
+	// send (msg.From, CID and Body serve group sends too)
 	msg plugins.NewMessage
+	// group send and group ack
+	group    int64
+	mentions []string
+	ackSeq   int64
 	// sentBody is the body as the client sent it; msg.Body may be
 	// rewritten by filters.
 	sentBody string
@@ -58,8 +64,16 @@ type writeReq struct {
 // (as a cid retry, or refused).
 func (r *writeReq) live() bool { return r.dup == nil && r.refuse == nil }
 
-// liveSend reports that r is a send that still goes to storage.
+// liveSend reports that r is a direct send that still goes to storage.
 func (r *writeReq) liveSend() bool { return r.kind == reqSend && r.live() }
+
+// liveGroupSend reports that r is a group send that still goes to
+// storage.
+func (r *writeReq) liveGroupSend() bool { return r.kind == reqGroupSend && r.live() }
+
+// sends reports that r is a send of either kind (both carry a message
+// and a cid).
+func (r *writeReq) sends() bool { return r.kind == reqSend || r.kind == reqGroupSend }
 
 // pipeline turns pipelined sends and acks into batched plugin calls, in
 // stages that run concurrently, each on its own goroutine, connected by
@@ -248,6 +262,7 @@ var (
 	errSendNotFriends = protocol.Errorf(protocol.CodeNotFriends, "this server delivers direct messages between friends only; nothing was stored")
 	errStorageDown    = protocol.Errorf(protocol.CodeUnavailable, "storage unavailable; nothing was stored")
 	errFilterDown     = protocol.Errorf(protocol.CodeUnavailable, "message filter unavailable; nothing was stored")
+	errCIDReused      = protocol.Errorf(protocol.CodeBadRequest, "this cid names another message (direct or in another group)")
 )
 
 // lookupRetries answers sends whose cid names a stored message with that
@@ -256,7 +271,7 @@ func (p *pipeline) lookupRetries(ps *plugSet, batch []*writeReq) {
 	var keys []plugins.CIDKey
 	var reqs []*writeReq
 	for _, r := range batch {
-		if r.kind == reqSend && r.msg.CID != "" && !r.serverCID {
+		if r.sends() && r.msg.CID != "" && !r.serverCID {
 			keys = append(keys, plugins.CIDKey{From: r.msg.From, CID: r.msg.CID})
 			reqs = append(reqs, r)
 		}
@@ -278,7 +293,13 @@ func (p *pipeline) lookupRetries(ps *plugSet, batch []*writeReq) {
 		return
 	}
 	for i, r := range reqs {
-		if res[i].Duplicate {
+		// A cid names a direct or a group message: a retry of one as the
+		// other is a new message with a reused cid, refused.
+		switch {
+		case !res[i].Duplicate:
+		case (res[i].Group != nil) != (r.kind == reqGroupSend) || r.kind == reqGroupSend && res[i].Group.Group != r.group:
+			r.refuse = errCIDReused
+		default:
 			r.dup = &res[i]
 		}
 	}
@@ -288,7 +309,7 @@ func (p *pipeline) lookupRetries(ps *plugSet, batch []*writeReq) {
 func (p *pipeline) runFilter(f plugins.FilterLink, batch []*writeReq) {
 	var live []*writeReq
 	for _, r := range batch {
-		if r.liveSend() {
+		if r.liveSend() || r.liveGroupSend() {
 			live = append(live, r)
 		}
 	}
@@ -301,7 +322,7 @@ func (p *pipeline) applyFilter(f plugins.FilterLink, live []*writeReq) {
 	now := time.Now().UnixMilli()
 	msgs := make([]plugins.FilterMessage, len(live))
 	for i, r := range live {
-		msgs[i] = plugins.FilterMessage{From: r.msg.From, To: r.msg.To, Body: r.msg.Body, TS: now}
+		msgs[i] = plugins.FilterMessage{From: r.msg.From, To: r.msg.To, Body: r.msg.Body, TS: now, Group: r.group}
 	}
 	timeout := f.Timeout
 	if timeout <= 0 {
@@ -384,9 +405,18 @@ func (p *pipeline) startWrite(b *batch) {
 			wb.Messages = append(wb.Messages, r.msg)
 		case r.kind == reqAck && len(r.ack) > 0:
 			wb.Acks = append(wb.Acks, plugins.Ack{User: r.sess.user, MsgIDs: r.ack})
+		case r.kind == reqGroupAck:
+			wb.GroupAcks = append(wb.GroupAcks, plugins.GroupAck{User: r.sess.user, Group: r.group, Seq: r.ackSeq})
 		}
 	}
-	b.nWrites = len(wb.Messages) + len(wb.Acks)
+	// Group messages follow the direct ones, and so do their results.
+	for _, r := range b.reqs {
+		if r.liveGroupSend() {
+			wb.GroupMessages = append(wb.GroupMessages, plugins.NewGroupMessage{Group: r.group, From: r.msg.From,
+				Body: r.msg.Body, CID: r.msg.CID, Mentions: r.mentions, TS: time.Now().UnixMilli()})
+		}
+	}
+	b.nWrites = len(wb.Messages) + len(wb.Acks) + len(wb.GroupMessages) + len(wb.GroupAcks)
 	if b.nWrites == 0 {
 		b.wait = func() ([]plugins.AppendResult, error) { return nil, nil }
 		return
@@ -400,7 +430,7 @@ func (p *pipeline) startWrite(b *batch) {
 		res, err := b.ps.storage.Write(ctx, &wb)
 		wait = func() ([]plugins.AppendResult, error) { return res, err }
 	}
-	n := len(wb.Messages)
+	n := len(wb.Messages) + len(wb.GroupMessages)
 	b.wait = func() ([]plugins.AppendResult, error) {
 		defer cancel()
 		res, err := wait()
@@ -431,6 +461,12 @@ func (p *pipeline) finishWrite(b *batch) {
 				i++
 			}
 		}
+		for _, r := range b.reqs {
+			if r.liveGroupSend() {
+				r.result = &b.results[i]
+				i++
+			}
+		}
 	}
 	b.epoch = p.srv.router.Advance()
 }
@@ -452,9 +488,16 @@ var errNotStored = errors.New("not stored")
 // the batch get unavailable although some may have been stored; a retry
 // with the same cid finds those.
 func (p *pipeline) resolve(b *batch) {
+	// In the order of the Write's results: direct messages, then group
+	// messages.
 	var keys []plugins.CIDKey
 	for _, r := range b.reqs {
 		if r.liveSend() {
+			keys = append(keys, plugins.CIDKey{From: r.msg.From, CID: r.msg.CID})
+		}
+	}
+	for _, r := range b.reqs {
+		if r.liveGroupSend() {
 			keys = append(keys, plugins.CIDKey{From: r.msg.From, CID: r.msg.CID})
 		}
 	}
@@ -501,14 +544,18 @@ func (p *pipeline) answer(b *batch) {
 		case r.refuse != nil:
 			p.srv.m.sendAnswered(r, refuseResult(r.refuse))
 			p.reply(r.sess, protocol.AppendError(nil, r.id, r.refuse))
+		case r.kind == reqGroupSend && r.dup != nil:
+			p.answerGroupSend(r, r.dup, b.epoch, b.ps.groups)
 		case r.dup != nil:
 			p.answerSend(r, r.dup, b.epoch, &pushBuf)
 		case b.err != nil:
 			p.srv.m.sendAnswered(r, msgFailed)
 			p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
-		case r.kind == reqAck && b.acksUnknown:
+		case r.kind == reqGroupSend:
+			p.answerGroupSend(r, r.result, b.epoch, b.ps.groups)
+		case (r.kind == reqAck || r.kind == reqGroupAck) && b.acksUnknown:
 			p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
-		case r.kind == reqAck:
+		case r.kind == reqAck, r.kind == reqGroupAck:
 			p.reply(r.sess, protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).End())
 		default:
 			p.answerSend(r, r.result, b.epoch, &pushBuf)

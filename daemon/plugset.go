@@ -20,6 +20,9 @@ type plugSet struct {
 	// social is the storage's Social side (instrumented), nil when it has
 	// none: the friends, presence and typing features are then off.
 	social plugins.Social
+	// groups is the storage's Groups side (instrumented), nil when it has
+	// none: the groups feature is then off.
+	groups plugins.Groups
 	// hello is the hello frame for connections accepted while this set is
 	// in service: it lists the features the storage supports.
 	hello []byte
@@ -48,6 +51,10 @@ func (s *Server) newPlugSet(storage plugins.Storage, filters []plugins.FilterLin
 	if so, ok := plugins.SocialOf(ps.storage); ok {
 		ps.social = so
 		features = []string{protocol.FeatureFriends, protocol.FeaturePresence, protocol.FeatureTyping}
+	}
+	if g, ok := plugins.GroupsOf(ps.storage); ok {
+		ps.groups = g
+		features = append(features, protocol.FeatureGroups)
 	}
 	ps.hello = protocol.AppendHello(nil, "qqd", s.version, features...)
 	return ps

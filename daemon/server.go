@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qqchat/qq/config"
+	"github.com/qqchat/qq/daemon/groups"
 	"github.com/qqchat/qq/daemon/limit"
 	"github.com/qqchat/qq/daemon/password"
 	"github.com/qqchat/qq/daemon/presence"
@@ -72,6 +73,9 @@ type Server struct {
 	typing      *presence.Typing
 	friendLimit *limit.Keyed[string]
 	typingLimit *limit.Keyed[string]
+	// The groups extension: see group.go.
+	groupCache       *groups.Cache
+	groupCreateLimit *limit.Keyed[string]
 
 	// The abuse limits: see limits.go and pending.go.
 	conns       limit.Conns
@@ -137,11 +141,13 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
 
-		sendLimits:  limit.NewSends(cfg.Limits.SendRate, cfg.Limits.SendBurst),
-		authIP:      limit.NewKeyed[netip.Addr](cfg.Limits.AuthPerIPPerMinute, limit.MaxTrackedKeys),
-		authAccount: limit.NewKeyed[string](cfg.Limits.AuthPerAccountPerMinute, limit.MaxTrackedKeys),
-		pendingCap:  limit.NewPending(cfg.Limits.MaxPendingPerUser),
-		friendLimit: limit.NewKeyedPer[string](cfg.Limits.FriendRequestsPerDay, 24*time.Hour, limit.MaxTrackedKeys),
+		sendLimits:       limit.NewSends(cfg.Limits.SendRate, cfg.Limits.SendBurst),
+		authIP:           limit.NewKeyed[netip.Addr](cfg.Limits.AuthPerIPPerMinute, limit.MaxTrackedKeys),
+		authAccount:      limit.NewKeyed[string](cfg.Limits.AuthPerAccountPerMinute, limit.MaxTrackedKeys),
+		pendingCap:       limit.NewPending(cfg.Limits.MaxPendingPerUser),
+		friendLimit:      limit.NewKeyedPer[string](cfg.Limits.FriendRequestsPerDay, 24*time.Hour, limit.MaxTrackedKeys),
+		groupCache:       groups.NewCache(),
+		groupCreateLimit: limit.NewKeyedPer[string](cfg.Groups.CreatedPerDay, 24*time.Hour, limit.MaxTrackedKeys),
 		typingLimit: limit.NewKeyedPer[string](cfg.Limits.TypingBurst,
 			time.Duration(float64(cfg.Limits.TypingBurst)/cfg.Limits.TypingRate*float64(time.Second)), limit.MaxTrackedKeys),
 	}

@@ -6,8 +6,12 @@ import "context"
 // it in the chain, before storage.
 type FilterMessage struct {
 	From string
-	To   string
-	Body string
+	// To is the recipient of a direct message; "" for a group message.
+	To string
+	// Group is the group of a group message (its id); 0 for a direct
+	// message.
+	Group int64
+	Body  string
 	// TS is the server's clock when the message entered the chain, in
 	// unix milliseconds. Filters that count over time windows use it
 	// rather than their own clock, so that tests and replays are exact.

@@ -36,6 +36,26 @@ const (
 	CodeNotFriends Code = "not_friends"
 	// CodeNoRequest: no such pending friend request.
 	CodeNoRequest Code = "no_request"
+
+	// Codes of qqd's groups extension.
+	//
+	// CodeNoGroup: no such group, or it was dissolved.
+	CodeNoGroup Code = "no_group"
+	// CodeNotMember: you (or the user named) are not a member.
+	CodeNotMember Code = "not_member"
+	// CodeNotAllowed: your role (or the group's join policy) does not
+	// allow it.
+	CodeNotAllowed Code = "not_allowed"
+	// CodeMuted: you are muted in the group, or it is muted for everyone
+	// but admins. Nothing was stored.
+	CodeMuted Code = "muted"
+	// CodeGroupFull: the group has groups.max_members members.
+	CodeGroupFull Code = "group_full"
+	// CodeAlreadyMember: the user is a member already.
+	CodeAlreadyMember Code = "already_member"
+	// CodeGroupLimit: you own or belong to as many groups as the server
+	// allows.
+	CodeGroupLimit Code = "group_limit"
 )
 
 // Error is a wire error: what an error reply carries. It implements error so

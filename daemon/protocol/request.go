@@ -231,6 +231,21 @@ func (r *Request) Int(name string) (n int64, ok bool, err *Error) {
 	return n, true, nil
 }
 
+// Bool returns the boolean field name. ok is false when the field is
+// absent, null, or not true or false.
+func (r *Request) Bool(name string) (v, ok bool) {
+	raw, present := r.field(name)
+	switch {
+	case !present:
+		return false, false
+	case string(raw) == "true":
+		return true, true
+	case string(raw) == "false":
+		return false, true
+	}
+	return false, false
+}
+
 // Strings returns the field name as an array of strings. ok is false when
 // the field is absent or null; err is set when it is not an array of
 // strings.

@@ -49,6 +49,71 @@ type ServerFrame struct {
 	Friends  []FriendEntry   `json:"friends,omitempty"`
 	Incoming []FriendRequest `json:"incoming,omitempty"`
 	Outgoing []FriendRequest `json:"outgoing,omitempty"`
+
+	// The groups extension: group_entry pushes (GroupEntry fields, inline),
+	// and the replies of groups, group_sync, group_history,
+	// group_members, group_requests.
+	GroupEntry
+	Entries  []GroupEntry   `json:"entries,omitempty"`
+	Groups   []GroupListing `json:"groups,omitempty"`
+	Members  []GroupMember  `json:"members,omitempty"`
+	Requests []GroupRequest `json:"requests,omitempty"`
+}
+
+// GroupEntry is an entry of a group's log, as pushed (type group_entry)
+// and paged. Group is the group's id (a string of decimal digits, opaque
+// to clients); Seq its place in the log.
+type GroupEntry struct {
+	Group    string   `json:"group,omitempty"`
+	Seq      int64    `json:"seq,omitempty"`
+	Kind     string   `json:"kind,omitempty"`
+	Mentions []string `json:"mentions,omitempty"`
+	Actor    string   `json:"actor,omitempty"`
+	Target   string   `json:"target,omitempty"`
+	Name     string   `json:"name,omitempty"`
+	Role     string   `json:"role,omitempty"`
+	Until    int64    `json:"until,omitempty"`
+	On       bool     `json:"on,omitempty"`
+	Policy   string   `json:"policy,omitempty"`
+	History  string   `json:"history,omitempty"`
+	// msg entries carry From, Body and MsgID; every entry a TS. (In a
+	// push they land in ServerFrame's own fields: use Entry.)
+	From  string `json:"from,omitempty"`
+	Body  string `json:"body,omitempty"`
+	MsgID string `json:"msg_id,omitempty"`
+	TS    int64  `json:"ts,omitempty"`
+}
+
+// Entry returns the entry a group_entry push carries.
+func (f *ServerFrame) Entry() GroupEntry {
+	e := f.GroupEntry
+	e.From, e.Body, e.MsgID, e.TS = f.From, f.Body, f.MsgID, f.TS
+	return e
+}
+
+// GroupListing is a group in the groups reply.
+type GroupListing struct {
+	Group    string `json:"group"`
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Members  int    `json:"members"`
+	LastSeq  int64  `json:"last_seq"`
+	ReadSeq  int64  `json:"read_seq"`
+	Unread   int64  `json:"unread"`
+	Mentions int64  `json:"mentions"`
+}
+
+// GroupMember is a member in the group_members reply.
+type GroupMember struct {
+	User       string `json:"user"`
+	Role       string `json:"role"`
+	MutedUntil int64  `json:"muted_until,omitempty"`
+}
+
+// GroupRequest is a pending request to join, in the group_requests reply.
+type GroupRequest struct {
+	User string `json:"user"`
+	TS   int64  `json:"ts"`
 }
 
 // FriendEntry is a friend in a friends listing.

@@ -31,6 +31,30 @@ const (
 	TypeBlocks        Type = "blocks"
 	TypePresence      Type = "presence"
 	TypeTyping        Type = "typing"
+
+	// Groups (feature "groups").
+	TypeGroupCreate   Type = "group_create"
+	TypeGroupSend     Type = "group_send"
+	TypeGroupAck      Type = "group_ack"
+	TypeGroupSync     Type = "group_sync"
+	TypeGroupHistory  Type = "group_history"
+	TypeGroups        Type = "groups"
+	TypeGroupInfo     Type = "group_info"
+	TypeGroupMembers  Type = "group_members"
+	TypeGroupRequests Type = "group_requests"
+	TypeGroupJoin     Type = "group_join"
+	TypeGroupInvite   Type = "group_invite"
+	TypeGroupApprove  Type = "group_approve"
+	TypeGroupReject   Type = "group_reject"
+	TypeGroupLeave    Type = "group_leave"
+	TypeGroupKick     Type = "group_kick"
+	TypeGroupRole     Type = "group_role"
+	TypeGroupTransfer Type = "group_transfer"
+	TypeGroupRename   Type = "group_rename"
+	TypeGroupMute     Type = "group_mute"
+	TypeGroupMuteAll  Type = "group_mute_all"
+	TypeGroupSettings Type = "group_settings"
+	TypeGroupDissolve Type = "group_dissolve"
 )
 
 // Frame types the server writes.
@@ -49,6 +73,9 @@ const (
 	TypeFriendRemoved   Type = "friend_removed"
 	TypeFriendDeclined  Type = "friend_declined"
 	TypeFriendCancelled Type = "friend_cancelled"
+	// Pushes of the groups extension.
+	TypeGroupEntry       Type = "group_entry"
+	TypeGroupJoinRequest Type = "group_join_request"
 )
 
 // Features a server may list in its hello (optional "features" array).
@@ -56,6 +83,7 @@ const (
 	FeatureFriends  = "friends"
 	FeaturePresence = "presence"
 	FeatureTyping   = "typing"
+	FeatureGroups   = "groups"
 )
 
 // Status is the delivery status reported in the ok to a send.
