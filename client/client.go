@@ -44,7 +44,8 @@ type Options struct {
 	// in the certificate. TLS 1.2 is the minimum.
 	TLS *tls.Config
 	// Events delivers pushes other than messages (friend requests and
-	// answers, presence, typing, notices) on Events. Without it they are
+	// answers, presence, typing, notices, group entries and requests to
+	// join) on Events. Without it they are
 	// dropped; with it, the program must read Events (they queue without
 	// bound meanwhile, like messages).
 	Events bool
@@ -52,7 +53,7 @@ type Options struct {
 
 // Event is a push other than a message. Type says which; the fields that
 // push carries are set (docs/protocol.md, "Friends, presence and
-// typing"):
+// typing" and "Groups"):
 //
 //   - friend_request: User (who asks), Note, TS
 //   - friend_added: User, Since
@@ -60,6 +61,9 @@ type Options struct {
 //   - presence: User, State (online, away, busy, offline), Text
 //   - typing: User (who types), State (start, stop)
 //   - notice: Text (an operator's broadcast)
+//   - group_entry: Group, Entry (the new entry of the group's log; TS is
+//     the entry's)
+//   - group_join_request: Group, User (who asks to join)
 //
 // Types added later arrive with Type set and nothing else.
 type Event struct {
@@ -70,18 +74,40 @@ type Event struct {
 	Since int64
 	State string
 	Text  string
+	Group string // the group's id
+	// Entry is the entry a group_entry push carries; nil for other
+	// pushes.
+	Entry *protocol.GroupEntry
 }
 
 // eventOf returns the Event of a push frame.
-func eventOf(f *protocol.ServerFrame) Event {
+func eventOf(f *frame) Event {
 	e := Event{Type: f.Type, User: f.User, Note: f.Note, TS: f.TS, Since: f.Since, State: f.State, Text: f.Text}
 	switch f.Type {
 	case protocol.TypeFriendRequest, protocol.TypeTyping:
 		e.User = f.From
 	case protocol.TypeNotice:
 		e.Text = f.Message
+	case protocol.TypeGroupEntry:
+		entry := f.Entry()
+		e.Group, e.Entry = entry.Group, &entry
+	case protocol.TypeGroupJoinRequest:
+		e.Group = f.GroupEntry.Group
 	}
 	return e
+}
+
+// frame is a frame from the server as the client decodes it: a
+// protocol.ServerFrame, plus the fields of the group_info reply that
+// ServerFrame lacks. That reply's members is a count, which does not
+// decode into ServerFrame.Members (the group_members reply's list):
+// Members keeps the raw value for the method that knows which it is.
+type frame struct {
+	protocol.ServerFrame
+	Members json.RawMessage `json:"members,omitempty"`
+	Owner   string          `json:"owner,omitempty"`
+	MuteAll bool            `json:"mute_all,omitempty"`
+	LastSeq int64           `json:"last_seq,omitempty"`
 }
 
 // KickedError is the reason a connection ended after a kicked push.
@@ -125,7 +151,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	nextID  uint64
-	waiting map[string]chan *protocol.ServerFrame
+	waiting map[string]chan *frame
 	closing bool  // Close was called
 	cause   error // why the client itself broke the connection, if it did
 	nullErr error // last error reply with a null id
@@ -180,7 +206,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		fr:      fr,
 		log:     log.With("addr", addr),
 		hello:   hello,
-		waiting: make(map[string]chan *protocol.ServerFrame),
+		waiting: make(map[string]chan *frame),
 		queue:   queue[protocol.Message]{signal: make(chan struct{}, 1)},
 		msgs:    make(chan protocol.Message),
 		evs:     make(chan Event),
@@ -428,11 +454,11 @@ func nonNil(ms []protocol.Message) []protocol.Message {
 
 // call sends one request and waits for its reply. build adds the request's
 // fields after type and id; it may be nil.
-func (c *Client) call(ctx context.Context, t protocol.Type, build func(protocol.Frame) protocol.Frame) (*protocol.ServerFrame, error) {
+func (c *Client) call(ctx context.Context, t protocol.Type, build func(protocol.Frame) protocol.Frame) (*frame, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ch := make(chan *protocol.ServerFrame, 1)
+	ch := make(chan *frame, 1)
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -463,7 +489,7 @@ func (c *Client) call(ctx context.Context, t protocol.Type, build func(protocol.
 	}
 }
 
-func result(f *protocol.ServerFrame) (*protocol.ServerFrame, error) {
+func result(f *frame) (*frame, error) {
 	if f.Type == protocol.TypeError {
 		return nil, f.Err()
 	}
@@ -559,7 +585,7 @@ func (c *Client) readFrames() error {
 		if err != nil {
 			return err
 		}
-		var f protocol.ServerFrame
+		var f frame
 		if err := json.Unmarshal(line, &f); err != nil {
 			return fmt.Errorf("malformed frame from the server: %w", err)
 		}
@@ -583,7 +609,7 @@ func (c *Client) readFrames() error {
 }
 
 // deliver hands a reply to the call waiting for it.
-func (c *Client) deliver(f *protocol.ServerFrame) {
+func (c *Client) deliver(f *frame) {
 	var id string
 	if len(f.ID) == 0 || string(f.ID) == "null" || json.Unmarshal(f.ID, &id) != nil {
 		c.log.Warn("qq client: reply without a usable id", "type", f.Type, "id", string(f.ID), "code", f.Code, "message", f.Message)

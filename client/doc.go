@@ -19,7 +19,8 @@
 //     queued are still delivered, then Messages is closed. Close discards
 //     undelivered messages and closes Messages at once.
 //   - Other pushes (friend requests and answers, presence, typing, an
-//     operator's notice, and push types added later) are delivered on
+//     operator's notice, group entries and requests to join a group, and
+//     push types added later) are delivered on
 //     Events, in arrival order and through a queue of their own, when
 //     Options.Events is set; without it they are dropped and Events is a
 //     closed channel. Has tells which extensions the server's hello lists.
