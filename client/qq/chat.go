@@ -32,6 +32,27 @@ const chatHelp = `commands:
   /unblock <user>         lift a block; /blocks lists them
   /status <state> [text]  online, away, busy or invisible (friends see you
                           offline), with an optional status text
+  /groups                 your groups, with what you have not read
+  /g <id>                 talk in group #id (also /to #id): shows what you
+                          have not read of it; then plain lines go to the
+                          group, and @name in them mentions name (@all:
+                          everyone, for admins); /msg goes back to a user
+  /history #<id> [n]      the last n entries of group #id
+  /group new <name> [open|approval|invite]
+                          create a group: anyone joins (open, the default),
+                          admins approve requests, or admins invite
+  /group join <id>        join a group, or ask to
+  /group leave <id>       leave a group (/group dissolve ends yours)
+  /group members <id>     who is in a group (/group info: its settings)
+  /group invite <id> <user>
+                          add user to a group (/group approve|reject answer
+                          a request to join; /group requests lists them)
+  /group kick|admin|member|transfer <id> <user>
+                          remove user, make them an admin, a plain member,
+                          or the owner
+  /group mute <id> <user> [minutes]
+                          mute user (10 minutes; /group unmute lifts it)
+  /group rename <id> <name>
   /quit                   log out and leave (also Ctrl-D)
   /help                   this help
 `
@@ -118,6 +139,7 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 		s.showOffline(ctx, false)
 	}
 	s.socialSummary(ctx)
+	s.groupSummary(ctx)
 	s.println("type /help for help")
 
 	pushDone := make(chan struct{})
@@ -128,7 +150,7 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 	eventsDone := make(chan struct{})
 	go func() {
 		defer close(eventsDone)
-		s.events()
+		s.events(ctx)
 	}()
 	// When the connection ends, interrupt the prompt.
 	stopWatch := make(chan struct{})
@@ -211,14 +233,21 @@ type chat struct {
 
 	promptMu sync.Mutex // serializes updatePrompt
 
+	// groupMu orders the display of group entries: pushed ones against a
+	// catch-up (see groups.go). It is taken before mu.
+	groupMu sync.Mutex
+
 	mu     sync.Mutex
 	peer   string          // last user written to, or first user who wrote
 	seen   idSet           // msg_ids already displayed
 	typing map[string]bool // users typing to this one
+	group  string          // the group plain lines go to; "" when they go to peer
+	groups map[string]*groupState
 }
 
 func newChat(c *client.Client, me string, out io.Writer, loc *time.Location, now func() time.Time) *chat {
-	return &chat{c: c, me: me, out: out, loc: loc, now: now, setPrompt: func(string) {}, seen: newIDSet(seenMax), typing: make(map[string]bool)}
+	return &chat{c: c, me: me, out: out, loc: loc, now: now, setPrompt: func(string) {}, seen: newIDSet(seenMax), typing: make(map[string]bool),
+		groups: make(map[string]*groupState)}
 }
 
 func (s *chat) print(text string) {
@@ -254,7 +283,7 @@ func (s *chat) display(msgs []protocol.Message) []string {
 			stoppedTyping = true
 		}
 	}
-	noPeer := s.peer == ""
+	noPeer := s.peer == "" && s.group == ""
 	s.mu.Unlock()
 	s.print(b.String())
 	switch {
@@ -363,6 +392,14 @@ func (s *chat) handle(ctx context.Context, line string) (quit bool) {
 		s.showOffline(ctx, true)
 	case "/history":
 		s.history(ctx, strings.Fields(rest))
+	case "/groups":
+		s.groupList(ctx)
+	case "/group":
+		s.groupCmd(ctx, rest)
+	case "/g":
+		s.enterGroup(ctx, strings.TrimSpace(rest))
+	case "/to":
+		s.to(ctx, strings.TrimSpace(rest))
 	case "/friends":
 		s.friends(ctx)
 	case "/add":
@@ -385,8 +422,12 @@ func (s *chat) handle(ctx context.Context, line string) (quit bool) {
 
 func (s *chat) sendToPeer(ctx context.Context, text string) {
 	s.mu.Lock()
-	to := s.peer
+	to, group := s.peer, s.group
 	s.mu.Unlock()
+	if group != "" {
+		s.groupSend(ctx, group, text)
+		return
+	}
 	if to == "" {
 		s.println("no one to send to yet: start with /msg <user> <text>")
 		return
@@ -421,8 +462,8 @@ func (s *chat) send(ctx context.Context, to, text string) {
 
 func (s *chat) setPeer(to string) {
 	s.mu.Lock()
-	changed := s.peer != to
-	s.peer = to
+	changed := s.peer != to || s.group != ""
+	s.peer, s.group = to, ""
 	s.mu.Unlock()
 	if !changed {
 		return
@@ -431,6 +472,19 @@ func (s *chat) setPeer(to string) {
 		s.typer.setPeer(to)
 	}
 	s.updatePrompt()
+}
+
+// to runs /to <user> or /to #<group>: where plain lines go.
+func (s *chat) to(ctx context.Context, arg string) {
+	switch {
+	case strings.HasPrefix(arg, "#"):
+		s.enterGroup(ctx, arg)
+	case arg == "" || strings.ContainsAny(arg, " \t"):
+		s.println("usage: /to <user> or /to #<group id>")
+	default:
+		s.setPeer(arg)
+		s.println("plain lines now go to " + sanitize(arg))
+	}
 }
 
 func (s *chat) users(ctx context.Context) {
@@ -460,6 +514,15 @@ func (s *chat) history(ctx context.Context, args []string) {
 			return
 		}
 		n = v
+	}
+	if strings.HasPrefix(with, "#") {
+		id, ok := parseGroupID(with)
+		if !ok {
+			s.println("usage: /history #<group id> [n]")
+			return
+		}
+		s.groupHistory(ctx, id, n)
+		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, chatRequestTimeout)
 	defer cancel()

@@ -2,7 +2,8 @@
 // interactive chat (the default, "qq" or "qq chat") and one-shot commands
 // for scripts (register, send, users, offline, history, and for qqd's
 // friends extension friends, add, accept, decline, cancel, remove, block,
-// unblock, blocks). "qq -h" prints the commands, flags and exit codes.
+// unblock, blocks; for its groups extension groups and group-send). "qq -h"
+// prints the commands, flags and exit codes.
 //
 // Contracts:
 //
@@ -32,9 +33,18 @@
 //     the current peer (start at the first character, repeated while the
 //     line is edited, stop when it is sent or cleared), from a goroutine of
 //     their own so that the line editor never waits for them.
-//   - Commands of the friends, presence and typing extensions check the
-//     server's hello first; without the feature they fail as the server
-//     would (unknown_type, exit 4).
+//   - Group entries pushed to the chat are lines too ("[15:04] [#12 crew]
+//     alice: hi", "[15:04] [#12 crew] bob joined"), of every group the user
+//     is in; one that follows the read cursor the chat knows of is acked,
+//     one after a gap (entries written while the user was away) is not,
+//     so that the gap stays unread. /g <id> (or /to #<id>) makes plain
+//     lines go to the group, with their @name words as mentions, and
+//     first catches up from the cursor with group_sync, showing and
+//     acking what it finds: /groups then counts what was not shown. The
+//     chat's own group operations are shown as the entries they made.
+//   - Commands of the friends, presence, typing and groups extensions
+//     check the server's hello first; without the feature they fail as the
+//     server would (unknown_type, exit 4).
 //   - All logic lives behind app.run, which takes its arguments,
 //     environment, standard streams and password reader from its app, so
 //     that tests run it in-process.

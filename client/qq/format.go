@@ -23,17 +23,8 @@ func formatMessage(m protocol.Message, now time.Time, loc *time.Location) string
 // formatMessageFor is formatMessage from the point of view of user me: a
 // message me sent to someone else reads "[15:04] me → bob: text".
 func formatMessageFor(m protocol.Message, me string, now time.Time, loc *time.Location) string {
-	t := time.UnixMilli(m.TS).In(loc)
-	now = now.In(loc)
-	layout := "15:04"
-	switch {
-	case t.Year() != now.Year():
-		layout = "2006-01-02 15:04"
-	case t.YearDay() != now.YearDay():
-		layout = "Jan 2 15:04"
-	}
 	var b strings.Builder
-	b.WriteString("[" + t.Format(layout) + "] " + sanitize(m.From))
+	b.WriteString("[" + timeLabel(m.TS, now, loc) + "] " + sanitize(m.From))
 	if me != "" && m.From == me && m.To != me {
 		b.WriteString(" → " + sanitize(m.To))
 	}
@@ -46,6 +37,21 @@ func formatMessageFor(m protocol.Message, me string, now time.Time, loc *time.Lo
 	}
 	b.WriteByte('\n')
 	return b.String()
+}
+
+// timeLabel renders the unix milliseconds ms in loc as "15:04", with the
+// date too when it is not now's day.
+func timeLabel(ms int64, now time.Time, loc *time.Location) string {
+	t := time.UnixMilli(ms).In(loc)
+	now = now.In(loc)
+	layout := "15:04"
+	switch {
+	case t.Year() != now.Year():
+		layout = "2006-01-02 15:04"
+	case t.YearDay() != now.YearDay():
+		layout = "Jan 2 15:04"
+	}
+	return t.Format(layout)
 }
 
 // sanitize makes s safe to print on a terminal: control characters (which

@@ -50,6 +50,11 @@ Usage:
   qq [flags] block|unblock <user>            block user (messages, friend
                                              requests, typing), or lift it
   qq [flags] blocks                          list whom you block
+  qq [flags] groups                          your groups, with unread entries
+                                             and mentions of you
+  qq [flags] group-send [--cid ID] <group> <text...>
+                                             send one message to a group
+                                             (@name in the text mentions name)
 
 Flags (also accepted after the command name):
   --addr HOST:PORT   server address (default 127.0.0.1:5190, env QQ_ADDR)
@@ -61,15 +66,18 @@ Flags (also accepted after the command name):
   --json             one-shot commands print one JSON object
                      (messages as an array of {msg_id, from, to, body, ts};
                      friends as {friends: [{user, since, presence, text}],
-                     incoming: [{from, note, ts}], outgoing: [{to, note, ts}]});
+                     incoming: [{from, note, ts}], outgoing: [{to, note, ts}]};
+                     groups as {groups: [{group, name, role, members,
+                     last_seq, read_seq, unread, mentions}]});
                      on failure: {"error": {"code", "message", "exit"}}
 
 The password is read from QQ_PASSWORD, otherwise asked for without echo.
 
 In the chat, type /help for its commands. Besides messages, the chat shows
-friend requests and answers, friends' presence changes and server notices
-as lines above the input line, and who is typing to you in the prompt; at a
-terminal it tells the person you write to when you are typing.
+friend requests and answers, friends' presence changes, the entries of your
+groups ("[#12 crew] alice: hi") and server notices as lines above the input
+line, and who is typing to you in the prompt; at a terminal it tells the
+person you write to when you are typing.
 
 Exit codes:
   0  ok
@@ -78,7 +86,8 @@ Exit codes:
   3  login failed (wrong user or password), or not logged in
   4  the server refused the request (unknown user, message too large,
      rejected by a filter, rate limited, user name taken, blocked, no such
-     friend request, the server has no friends support, ...)
+     friend request, no such group, not a member, muted, the server has
+     no friends or groups support, ...)
   5  anything else (connection lost, kicked, unexpected errors)
 `
 
@@ -211,6 +220,10 @@ func (a *app) run(ctx context.Context, args []string) error {
 		err = a.friendActionCmd(ctx, g, cmd, rest)
 	case "blocks":
 		err = a.blocksCmd(ctx, g, rest)
+	case "groups":
+		err = a.groupsCmd(ctx, g, rest)
+	case "group-send":
+		err = a.groupSendCmd(ctx, g, rest)
 	case "help":
 		fmt.Fprint(a.stdout, usageText)
 		return nil

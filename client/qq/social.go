@@ -140,21 +140,45 @@ func (s *chat) socialSummary(ctx context.Context) {
 }
 
 // events shows the pushes other than messages until Events is closed:
-// one line each, except typing, which shows in the prompt.
-func (s *chat) events() {
-	for e := range s.c.Events() {
-		switch e.Type {
-		case protocol.TypeTyping:
-			s.setTyping(e.User, e.State == "start")
-			continue
-		case protocol.TypePresence:
-			if e.State == "offline" {
-				s.setTyping(e.User, false)
+// one line each, except typing, which shows in the prompt. Group entries
+// shown together are acked together.
+func (s *chat) events(ctx context.Context) {
+	evs := s.c.Events()
+	for e := range evs {
+		acks := make(map[string]int64)
+		s.event(ctx, e, acks)
+	drain:
+		for n := 1; n < pushBatch; n++ {
+			select {
+			case e, ok := <-evs:
+				if !ok {
+					break drain
+				}
+				s.event(ctx, e, acks)
+			default:
+				break drain
 			}
 		}
-		if line := eventLine(e); line != "" {
-			s.println(line)
+		s.ackGroups(ctx, acks)
+	}
+}
+
+// event shows one push; group entries it may ack go into acks.
+func (s *chat) event(ctx context.Context, e client.Event, acks map[string]int64) {
+	switch e.Type {
+	case protocol.TypeTyping:
+		s.setTyping(e.User, e.State == "start")
+		return
+	case protocol.TypePresence:
+		if e.State == "offline" {
+			s.setTyping(e.User, false)
 		}
+	case protocol.TypeGroupEntry, protocol.TypeGroupJoinRequest:
+		s.groupEvent(ctx, e, acks)
+		return
+	}
+	if line := eventLine(e); line != "" {
+		s.println(line)
 	}
 }
 
@@ -183,7 +207,10 @@ func (s *chat) updatePrompt() {
 	defer s.promptMu.Unlock()
 	s.mu.Lock()
 	p := "> "
-	if s.peer != "" {
+	switch {
+	case s.group != "":
+		p = "to " + s.label(s.group) + "> "
+	case s.peer != "":
 		p = "to " + sanitize(s.peer) + "> "
 	}
 	if len(s.typing) > 0 {
