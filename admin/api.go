@@ -130,6 +130,55 @@ type RemoveAccountReply struct {
 	DroppedPending int64  `json:"dropped_pending"`
 }
 
+// Group is a group of qqd's groups extension. Group is its id, a string
+// of decimal digits as in the chat protocol.
+type Group struct {
+	Group     string `json:"group"`
+	Name      string `json:"name"`
+	Owner     string `json:"owner"`
+	Policy    string `json:"policy"`  // open, approval or invite
+	History   string `json:"history"` // joined or shared
+	MuteAll   bool   `json:"mute_all"`
+	Members   int    `json:"members"`
+	LastSeq   int64  `json:"last_seq"` // the seq of the last entry of its log
+	Dissolved bool   `json:"dissolved"`
+	// Role is the user's role in GET /v1/groups?user=NAME (owner, admin
+	// or member); empty elsewhere.
+	Role string `json:"role,omitempty"`
+}
+
+// GroupsReply is the reply of GET /v1/groups?user=NAME: the live groups
+// the user belongs to, by id.
+type GroupsReply struct {
+	User   string  `json:"user"`
+	Groups []Group `json:"groups"`
+}
+
+// GroupMember is a member of a group.
+type GroupMember struct {
+	User       string    `json:"user"`
+	Role       string    `json:"role"`                 // owner, admin or member
+	MutedUntil time.Time `json:"muted_until,omitzero"` // set while muted
+}
+
+// GroupMembersReply is the reply of GET /v1/groups/{id}/members: a page
+// of members by name, after the query's after, and whether more follow.
+type GroupMembersReply struct {
+	Group   string        `json:"group"`
+	Members []GroupMember `json:"members"`
+	More    bool          `json:"more"`
+}
+
+// GroupChangeReply is the reply of DELETE /v1/groups/{id} and DELETE
+// /v1/groups/{id}/members/{user}: the entry the change appended to the
+// group's log. Actor is whom the entry names as its author: the group's
+// owner, in whose name an operator's change is made.
+type GroupChangeReply struct {
+	Group string `json:"group"`
+	Seq   int64  `json:"seq"`
+	Actor string `json:"actor"`
+}
+
 // Limits of the API.
 const (
 	// MaxBodyBytes bounds a request body.
@@ -138,4 +187,8 @@ const (
 	MaxReasonBytes = 1024
 	// MaxNoticeBytes bounds a broadcast's text.
 	MaxNoticeBytes = 4096
+	// DefaultMembersPage and MaxMembersPage are the default and the
+	// largest limit of GET /v1/groups/{id}/members.
+	DefaultMembersPage = 100
+	MaxMembersPage     = 1000
 )

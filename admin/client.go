@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -144,11 +145,114 @@ func (c *Client) SetPassword(ctx context.Context, user, password string) error {
 	return c.do(ctx, http.MethodPut, p+"/password", PasswordRequest{Password: password}, nil)
 }
 
+// UserGroups returns the live groups user belongs to, with user's role
+// in each. Errors match ErrGroupsOff and ErrInvalid.
+func (c *Client) UserGroups(ctx context.Context, user string) ([]Group, error) {
+	var reply GroupsReply
+	err := c.do(ctx, http.MethodGet, "/v1/groups?"+url.Values{"user": {user}}.Encode(), nil, &reply)
+	return reply.Groups, err
+}
+
+// Group describes the group with id group (decimal digits), a dissolved
+// one too. Errors match ErrNoGroup, ErrGroupsOff and ErrInvalid.
+func (c *Client) Group(ctx context.Context, group string) (*Group, error) {
+	p, err := groupPath(group)
+	if err != nil {
+		return nil, err
+	}
+	var reply Group
+	if err := c.do(ctx, http.MethodGet, p, nil, &reply); err != nil {
+		return nil, err
+	}
+	return &reply, nil
+}
+
+// GroupMembers returns a page of group's members by name, those after
+// after ("" for the first page), and whether more follow. limit <= 0
+// means DefaultMembersPage. Errors match ErrNoGroup, ErrGroupsOff and
+// ErrInvalid.
+func (c *Client) GroupMembers(ctx context.Context, group, after string, limit int) ([]GroupMember, bool, error) {
+	p, err := groupPath(group)
+	if err != nil {
+		return nil, false, err
+	}
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	p += "/members"
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	var reply GroupMembersReply
+	err = c.do(ctx, http.MethodGet, p, nil, &reply)
+	return reply.Members, reply.More, err
+}
+
+// DissolveGroup dissolves group, in the name of its owner (see
+// GroupChangeReply). Errors match ErrNoGroup, ErrGroupsOff and
+// ErrInvalid.
+func (c *Client) DissolveGroup(ctx context.Context, group string) (*GroupChangeReply, error) {
+	p, err := groupPath(group)
+	if err != nil {
+		return nil, err
+	}
+	var reply GroupChangeReply
+	if err := c.do(ctx, http.MethodDelete, p, nil, &reply); err != nil {
+		return nil, err
+	}
+	return &reply, nil
+}
+
+// RemoveGroupMember removes user from group, in the name of its owner
+// (see GroupChangeReply). Errors match ErrNoGroup, ErrNotMember,
+// ErrUnknownUser, ErrNotAllowed (user owns the group), ErrGroupsOff and
+// ErrInvalid.
+func (c *Client) RemoveGroupMember(ctx context.Context, group, user string) (*GroupChangeReply, error) {
+	p, err := groupPath(group)
+	if err != nil {
+		return nil, err
+	}
+	u, err := userSegment(user)
+	if err != nil {
+		return nil, err
+	}
+	var reply GroupChangeReply
+	if err := c.do(ctx, http.MethodDelete, p+"/members/"+u, nil, &reply); err != nil {
+		return nil, err
+	}
+	return &reply, nil
+}
+
+// groupPath is the path of group, which must be a group id's digits.
+func groupPath(group string) (string, error) {
+	ok := group != "" && len(group) <= 19
+	for i := 0; ok && i < len(group); i++ {
+		ok = group[i] >= '0' && group[i] <= '9'
+	}
+	if !ok {
+		return "", &APIError{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf("invalid group id %q: want its digits", group)}
+	}
+	return "/v1/groups/" + group, nil
+}
+
 func accountPath(user string) (string, error) {
+	u, err := userSegment(user)
+	if err != nil {
+		return "", err
+	}
+	return "/v1/accounts/" + u, nil
+}
+
+// userSegment is user as a segment of a path.
+func userSegment(user string) (string, error) {
 	if user == "" || user == "." || user == ".." || strings.Contains(user, "/") {
 		return "", &APIError{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf("invalid user name %q", user)}
 	}
-	return "/v1/accounts/" + url.PathEscape(user), nil
+	return url.PathEscape(user), nil
 }
 
 // do sends one request and decodes its reply into out (if not nil). A

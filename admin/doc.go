@@ -21,6 +21,17 @@
 //	POST   /v1/accounts                 {"user","password"} → {"user"}           write
 //	DELETE /v1/accounts/{user}          → {"user","dropped_pending"}             write
 //	PUT    /v1/accounts/{user}/password {"password"} → {"user"}                  write
+//	GET    /v1/groups?user=NAME         the live groups user belongs to          read
+//	GET    /v1/groups/{id}              one group (a dissolved one too)          read
+//	GET    /v1/groups/{id}/members      members by name, ?after=NAME&limit=N     read
+//	DELETE /v1/groups/{id}              dissolve → {"group","seq","actor"}       write
+//	DELETE /v1/groups/{id}/members/{user} remove a member → {"group","seq","actor"} write
+//
+// There is no listing of every group: the storage contract lists a
+// user's groups, not all of them. The group changes are made in the name
+// of the group's owner (the storage checks every change against its
+// actor's rights, and an operator is no member), so the log's entry names
+// the owner as its actor; the reply says whom.
 //
 // Every error is {"error":{"code":"...","message":"..."}} with a matching
 // HTTP status; the codes are the Code* constants. A refused reload is 409

@@ -20,6 +20,24 @@ var (
 	ErrInvalid = errors.New("invalid account")
 )
 
+// The group errors of the API, returned by the server's Backend from its
+// group methods and matched by the Client's errors with errors.Is, as the
+// account errors are.
+var (
+	// ErrNoGroup means there is no such group (or, for a change, it was
+	// dissolved already).
+	ErrNoGroup = errors.New("no such group")
+	// ErrNotMember means the user named is not a member of the group.
+	ErrNotMember = errors.New("not a member of the group")
+	// ErrNotAllowed means the change is refused by the group's rules:
+	// its owner cannot be removed (dissolve the group instead). Its text
+	// says why, as ErrInvalid's does.
+	ErrNotAllowed = errors.New("not allowed")
+	// ErrGroupsOff means the server keeps no groups: its storage has
+	// none.
+	ErrGroupsOff = errors.New("this server keeps no groups")
+)
+
 // Invalid returns an error that matches ErrInvalid and whose text is msg,
 // for example Invalid("password must be at least 8 bytes").
 func Invalid(msg string) error { return &invalidError{msg: msg} }
@@ -40,6 +58,10 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed" // 405
 	CodeUserExists       = "user_exists"        // 409: ErrUserExists
 	CodeReloadRefused    = "reload_refused"     // 409: the server's Backend refused the reload; the message says why
+	CodeNoGroup          = "no_group"           // 404: ErrNoGroup
+	CodeNotMember        = "not_member"         // 404: ErrNotMember
+	CodeNotAllowed       = "not_allowed"        // 409: ErrNotAllowed
+	CodeGroupsOff        = "groups_off"         // 501: ErrGroupsOff
 	CodeTooLarge         = "too_large"          // 413: request body over MaxBodyBytes
 	CodeInternal         = "internal"           // 500: see qqd's log
 )
@@ -55,8 +77,9 @@ type APIError struct {
 
 func (e *APIError) Error() string { return e.Message }
 
-// Is lets callers of the Client test account errors with errors.Is:
-// ErrUserExists, ErrUnknownUser and ErrInvalid.
+// Is lets callers of the Client test account and group errors with
+// errors.Is: ErrUserExists, ErrUnknownUser, ErrInvalid, ErrNoGroup,
+// ErrNotMember, ErrNotAllowed and ErrGroupsOff.
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrUserExists:
@@ -65,6 +88,14 @@ func (e *APIError) Is(target error) bool {
 		return e.Code == CodeUnknownUser
 	case ErrInvalid:
 		return e.Code == CodeInvalid || e.Code == CodeBadRequest
+	case ErrNoGroup:
+		return e.Code == CodeNoGroup
+	case ErrNotMember:
+		return e.Code == CodeNotMember
+	case ErrNotAllowed:
+		return e.Code == CodeNotAllowed
+	case ErrGroupsOff:
+		return e.Code == CodeGroupsOff
 	}
 	return false
 }

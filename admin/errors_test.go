@@ -11,7 +11,8 @@ import (
 // TestAccountErrors: the error replies the Client returns, and the errors
 // a Backend builds, match the account errors they stand for and no other.
 func TestAccountErrors(t *testing.T) {
-	sentinels := []error{admin.ErrUserExists, admin.ErrUnknownUser, admin.ErrInvalid}
+	sentinels := []error{admin.ErrUserExists, admin.ErrUnknownUser, admin.ErrInvalid,
+		admin.ErrNoGroup, admin.ErrNotMember, admin.ErrNotAllowed, admin.ErrGroupsOff}
 	tests := []struct {
 		err  error
 		is   error // the one sentinel it matches, or nil
@@ -26,6 +27,11 @@ func TestAccountErrors(t *testing.T) {
 		{admin.Invalid("password must be 8 to 1024 bytes of UTF-8"), admin.ErrInvalid, "password must be 8 to 1024 bytes of UTF-8"},
 		{fmt.Errorf("%w: user must be lower case", admin.ErrInvalid), admin.ErrInvalid, "invalid account: user must be lower case"},
 		{fmt.Errorf("account dave: %w", admin.ErrUserExists), admin.ErrUserExists, "account dave: account exists"},
+		{&admin.APIError{Status: 404, Code: admin.CodeNoGroup, Message: "no group 12"}, admin.ErrNoGroup, "no group 12"},
+		{&admin.APIError{Status: 404, Code: admin.CodeNotMember, Message: "bob is not a member of group 12"}, admin.ErrNotMember, "bob is not a member of group 12"},
+		{&admin.APIError{Status: 409, Code: admin.CodeNotAllowed, Message: "alice owns group 12"}, admin.ErrNotAllowed, "alice owns group 12"},
+		{&admin.APIError{Status: 501, Code: admin.CodeGroupsOff, Message: "this server keeps no groups"}, admin.ErrGroupsOff, "this server keeps no groups"},
+		{fmt.Errorf("%w: alice owns group 12", admin.ErrNotAllowed), admin.ErrNotAllowed, "not allowed: alice owns group 12"},
 	}
 	for i, tt := range tests {
 		for _, s := range sentinels {

@@ -2,6 +2,8 @@ package adminserver_test
 
 import (
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/qqchat/qq/admin/adminserver"
@@ -62,6 +64,42 @@ func TestPermissionMatrix(t *testing.T) {
 	}
 	if n != 3 {
 		t.Errorf("%d broadcasts reached the backend, want 3: %q", n, b.Calls())
+	}
+}
+
+// TestGroupPermissions: the read-only group may list groups and members,
+// and only the full-access group may dissolve a group or remove a member.
+func TestGroupPermissions(t *testing.T) {
+	b := richBackend()
+	s, _ := start(t, adminserver.Options{Group: "staff", ReadOnlyGroup: "users"}, b)
+	tests := []struct {
+		gids         []uint32
+		method, path string
+		status       int
+	}{
+		{[]uint32{gidUsers}, "GET", "/v1/groups?user=alice", 200},
+		{[]uint32{gidUsers}, "GET", "/v1/groups/12", 200},
+		{[]uint32{gidUsers}, "GET", "/v1/groups/12/members", 200},
+		{[]uint32{gidUsers}, "DELETE", "/v1/groups/12/members/bob", 403},
+		{[]uint32{gidUsers}, "DELETE", "/v1/groups/12", 403},
+		{[]uint32{gidNogroup}, "GET", "/v1/groups/12", 403},
+		{[]uint32{gidStaff}, "DELETE", "/v1/groups/12/members/bob", 200},
+		{[]uint32{gidStaff}, "DELETE", "/v1/groups/12", 200},
+	}
+	for _, tt := range tests {
+		r := asUser(t, nobody, tt.gids, childRequest{Socket: s.Path(), Method: tt.method, Path: tt.path})
+		if r.DialErr != "" || r.Status != tt.status {
+			t.Errorf("%s %s as gids %v = %d %s %s, want %d", tt.method, tt.path, tt.gids, r.Status, r.DialErr, r.Body, tt.status)
+		}
+	}
+	var changes []string
+	for _, c := range b.Calls() {
+		if strings.HasPrefix(c, "RemoveGroupMember") || strings.HasPrefix(c, "DissolveGroup") {
+			changes = append(changes, c)
+		}
+	}
+	if !slices.Equal(changes, []string{"RemoveGroupMember 12 bob", "DissolveGroup 12"}) {
+		t.Errorf("changes that reached the backend: %q, want the full-access group's only", changes)
 	}
 }
 

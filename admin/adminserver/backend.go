@@ -43,4 +43,25 @@ type Backend interface {
 	// SetPassword replaces an account's password. Errors:
 	// admin.ErrUnknownUser, admin.ErrInvalid; anything else is internal.
 	SetPassword(ctx context.Context, user, password string) error
+
+	// The groups of qqd's groups extension. Errors: admin.ErrGroupsOff
+	// (the server keeps no groups), admin.ErrNoGroup, admin.ErrNotMember,
+	// admin.ErrNotAllowed and admin.ErrUnknownUser as each method says;
+	// anything else is internal.
+	//
+	// Group describes group id, a dissolved one too. Errors: ErrNoGroup.
+	Group(ctx context.Context, id int64) (admin.Group, error)
+	// UserGroups lists the live groups user belongs to, by id, with
+	// user's Role in each.
+	UserGroups(ctx context.Context, user string) ([]admin.Group, error)
+	// GroupMembers lists group id's members by name after after, up to
+	// limit, and whether more follow. Errors: ErrNoGroup.
+	GroupMembers(ctx context.Context, id int64, after string, limit int) ([]admin.GroupMember, bool, error)
+	// DissolveGroup dissolves group id. Errors: ErrNoGroup (also when it
+	// was dissolved already).
+	DissolveGroup(ctx context.Context, id int64) (admin.GroupChangeReply, error)
+	// RemoveGroupMember removes user from group id. Errors: ErrNoGroup,
+	// ErrNotMember, ErrUnknownUser, ErrNotAllowed (user owns the group;
+	// its text says so).
+	RemoveGroupMember(ctx context.Context, id int64, user string) (admin.GroupChangeReply, error)
 }

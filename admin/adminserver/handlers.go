@@ -40,6 +40,11 @@ func (s *Server) register() {
 	s.handle("POST /v1/accounts", permWrite, (*Server).addAccount)
 	s.handle("DELETE /v1/accounts/{user}", permWrite, (*Server).removeAccount)
 	s.handle("PUT /v1/accounts/{user}/password", permWrite, (*Server).setPassword)
+	s.handle("GET /v1/groups", permRead, (*Server).userGroups)
+	s.handle("GET /v1/groups/{id}", permRead, (*Server).groupInfo)
+	s.handle("GET /v1/groups/{id}/members", permRead, (*Server).groupMembers)
+	s.handle("DELETE /v1/groups/{id}", permWrite, (*Server).dissolveGroup)
+	s.handle("DELETE /v1/groups/{id}/members/{user}", permWrite, (*Server).removeGroupMember)
 }
 
 // handle adds a route. A pattern registered twice is a programming error
@@ -133,7 +138,15 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, admin.ErrUnknownUser):
 		ae = apiErrorf(http.StatusNotFound, admin.CodeUnknownUser, "unknown user")
 	case errors.Is(err, admin.ErrInvalid):
-		ae = apiErrorf(http.StatusBadRequest, admin.CodeInvalid, "%s", invalidMessage(err))
+		ae = apiErrorf(http.StatusBadRequest, admin.CodeInvalid, "%s", sentinelMessage(err, admin.ErrInvalid))
+	case errors.Is(err, admin.ErrNoGroup):
+		ae = apiErrorf(http.StatusNotFound, admin.CodeNoGroup, "no such group")
+	case errors.Is(err, admin.ErrNotMember):
+		ae = apiErrorf(http.StatusNotFound, admin.CodeNotMember, "not a member of the group")
+	case errors.Is(err, admin.ErrNotAllowed):
+		ae = apiErrorf(http.StatusConflict, admin.CodeNotAllowed, "%s", sentinelMessage(err, admin.ErrNotAllowed))
+	case errors.Is(err, admin.ErrGroupsOff):
+		ae = apiErrorf(http.StatusNotImplemented, admin.CodeGroupsOff, "this server keeps no groups: its storage has none")
 	default:
 		s.log.Error("admin call failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = apiErrorf(http.StatusInternalServerError, admin.CodeInternal, "internal error; see qqd's log")
@@ -318,6 +331,109 @@ func (s *Server) setPassword(r *http.Request) (any, error) {
 	return admin.AccountReply{User: user}, nil
 }
 
+func (s *Server) userGroups(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	if q.Has("user") {
+		user := q.Get("user")
+		if err := checkUser(user); err != nil {
+			return nil, err
+		}
+		gs, err := s.b.UserGroups(r.Context(), user)
+		if err != nil {
+			return nil, err
+		}
+		if gs == nil {
+			gs = []admin.Group{}
+		}
+		return admin.GroupsReply{User: user, Groups: gs}, nil
+	}
+	return nil, invalidf("user is required (GET /v1/groups?user=NAME lists the groups of a user; " +
+		"the storage lists no groups but by member: GET /v1/groups/{id} describes one)")
+}
+
+func (s *Server) groupInfo(r *http.Request) (any, error) {
+	id, err := groupID(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.b.Group(r.Context(), id)
+}
+
+func (s *Server) groupMembers(r *http.Request) (any, error) {
+	id, err := groupID(r)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	after, limit := q.Get("after"), admin.DefaultMembersPage
+	if after != "" {
+		if err := checkUser(after); err != nil {
+			return nil, err
+		}
+	}
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > admin.MaxMembersPage {
+			return nil, invalidf("limit must be 1 to %d", admin.MaxMembersPage)
+		}
+		limit = n
+	}
+	ms, more, err := s.b.GroupMembers(r.Context(), id, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	if ms == nil {
+		ms = []admin.GroupMember{}
+	}
+	return admin.GroupMembersReply{Group: r.PathValue("id"), Members: ms, More: more}, nil
+}
+
+func (s *Server) dissolveGroup(r *http.Request) (any, error) {
+	id, err := groupID(r)
+	if err != nil {
+		return nil, err
+	}
+	note(r, "group", id)
+	reply, err := s.b.DissolveGroup(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	note(r, "seq", reply.Seq)
+	note(r, "actor", reply.Actor)
+	return reply, nil
+}
+
+func (s *Server) removeGroupMember(r *http.Request) (any, error) {
+	id, err := groupID(r)
+	if err != nil {
+		return nil, err
+	}
+	user := r.PathValue("user")
+	if err := checkUser(user); err != nil {
+		return nil, err
+	}
+	note(r, "group", id)
+	note(r, "user", user)
+	reply, err := s.b.RemoveGroupMember(r.Context(), id, user)
+	if err != nil {
+		return nil, err
+	}
+	note(r, "seq", reply.Seq)
+	note(r, "actor", reply.Actor)
+	return reply, nil
+}
+
+// groupID reads the path's group id: decimal digits, as the chat protocol
+// writes it.
+func groupID(r *http.Request) (int64, error) {
+	v := r.PathValue("id")
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != v {
+		return 0, invalidf("invalid group id %q: want the digits of a group id", v)
+	}
+	return id, nil
+}
+
 // checkUser refuses what cannot be a user name at all; the Backend judges
 // the rest.
 func checkUser(u string) error {
@@ -350,11 +466,12 @@ func invalidf(format string, args ...any) *admin.APIError {
 	return apiErrorf(http.StatusBadRequest, admin.CodeInvalid, format, args...)
 }
 
-// invalidMessage is the text of an admin.ErrInvalid error for the
-// operator, without the sentinel's own text in front.
-func invalidMessage(err error) string {
+// sentinelMessage is the text of an error that matches sentinel
+// (admin.ErrInvalid, admin.ErrNotAllowed) for the operator, without the
+// sentinel's own text in front.
+func sentinelMessage(err, sentinel error) string {
 	msg := err.Error()
-	if rest, ok := strings.CutPrefix(msg, admin.ErrInvalid.Error()+": "); ok && rest != "" {
+	if rest, ok := strings.CutPrefix(msg, sentinel.Error()+": "); ok && rest != "" {
 		return rest
 	}
 	return msg

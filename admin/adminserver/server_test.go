@@ -34,6 +34,15 @@ func richBackend() *admintest.Backend {
 		{Name: "sqlite", Kind: "storage", Up: true, Pid: 42, Since: t0, Restarts: 1},
 		{Name: "antispam", Kind: "filter", Up: false, Since: t0, Restarts: 3, LastError: "process exited"},
 	}
+	b.GroupList = map[int64]admin.Group{
+		12:  {Group: "12", Name: "crew", Owner: "alice", Policy: "open", History: "joined", Members: 3, LastSeq: 9},
+		15:  {Group: "15", Name: "old", Owner: "bob", Policy: "invite", History: "shared", LastSeq: 4, Dissolved: true},
+		100: {Group: "100", Name: "book club", Owner: "bob", Policy: "approval", History: "joined", MuteAll: true, Members: 2, LastSeq: 30},
+	}
+	b.GroupMemberList = map[int64][]admin.GroupMember{
+		12:  {{User: "alice", Role: "owner"}, {User: "bob", Role: "admin"}, {User: "carol", Role: "member", MutedUntil: t0}},
+		100: {{User: "alice", Role: "member"}, {User: "bob", Role: "owner"}},
+	}
 	b.Online = map[string]int{"alice": 2}
 	b.BroadcastN = 3
 	b.Pending = 5
@@ -113,6 +122,65 @@ func TestEndpoints(t *testing.T) {
 		{name: "wrapped invalid", method: "DELETE", path: "/v1/accounts/Bad", status: 400,
 			setup: func(b *admintest.Backend) { b.AccountErr = errorsJoin(admin.ErrInvalid, "user must be lower case") },
 			want:  `{"error":{"code":"invalid","message":"user must be lower case"}}`, calls: []string{"RemoveAccount Bad"}},
+
+		// Groups.
+		{name: "user groups", method: "GET", path: "/v1/groups?user=alice", status: 200,
+			want: `{"user":"alice","groups":[
+				{"group":"12","name":"crew","owner":"alice","policy":"open","history":"joined","mute_all":false,"members":3,"last_seq":9,"dissolved":false,"role":"owner"},
+				{"group":"100","name":"book club","owner":"bob","policy":"approval","history":"joined","mute_all":true,"members":2,"last_seq":30,"dissolved":false,"role":"member"}]}`,
+			calls: []string{"UserGroups alice"}},
+		{name: "user groups none", method: "GET", path: "/v1/groups?user=zed", status: 200,
+			want: `{"user":"zed","groups":[]}`, calls: []string{"UserGroups zed"}},
+		{name: "all groups", method: "GET", path: "/v1/groups", status: 400,
+			want: `{"error":{"code":"invalid","message":"user is required (GET /v1/groups?user=NAME lists the groups of a user; the storage lists no groups but by member: GET /v1/groups/{id} describes one)"}}`},
+		{name: "user groups empty user", method: "GET", path: "/v1/groups?user=", status: 400,
+			want: `{"error":{"code":"invalid","message":"user is required"}}`},
+		{name: "group", method: "GET", path: "/v1/groups/12", status: 200,
+			want:  `{"group":"12","name":"crew","owner":"alice","policy":"open","history":"joined","mute_all":false,"members":3,"last_seq":9,"dissolved":false}`,
+			calls: []string{"Group 12"}},
+		{name: "group dissolved", method: "GET", path: "/v1/groups/15", status: 200,
+			want:  `{"group":"15","name":"old","owner":"bob","policy":"invite","history":"shared","mute_all":false,"members":0,"last_seq":4,"dissolved":true}`,
+			calls: []string{"Group 15"}},
+		{name: "no group", method: "GET", path: "/v1/groups/13", status: 404,
+			want: `{"error":{"code":"no_group","message":"no such group"}}`, calls: []string{"Group 13"}},
+		{name: "bad group id", method: "GET", path: "/v1/groups/012", status: 400,
+			want: `{"error":{"code":"invalid","message":"invalid group id \"012\": want the digits of a group id"}}`},
+		{name: "group id not a number", method: "DELETE", path: "/v1/groups/crew", status: 400,
+			want: `{"error":{"code":"invalid","message":"invalid group id \"crew\": want the digits of a group id"}}`},
+		{name: "groups off", method: "GET", path: "/v1/groups/12", status: 501,
+			setup: func(b *admintest.Backend) { b.GroupErr = admin.ErrGroupsOff },
+			want:  `{"error":{"code":"groups_off","message":"this server keeps no groups: its storage has none"}}`, calls: []string{"Group 12"}},
+		{name: "members", method: "GET", path: "/v1/groups/12/members", status: 200,
+			want: `{"group":"12","members":[{"user":"alice","role":"owner"},{"user":"bob","role":"admin"},
+				{"user":"carol","role":"member","muted_until":"2026-03-01T12:00:00Z"}],"more":false}`,
+			calls: []string{"GroupMembers 12  100"}},
+		{name: "members page", method: "GET", path: "/v1/groups/12/members?after=alice&limit=1", status: 200,
+			want: `{"group":"12","members":[{"user":"bob","role":"admin"}],"more":true}`, calls: []string{"GroupMembers 12 alice 1"}},
+		{name: "members of a dissolved group", method: "GET", path: "/v1/groups/15/members", status: 200,
+			want: `{"group":"15","members":[],"more":false}`, calls: []string{"GroupMembers 15  100"}},
+		{name: "members bad limit", method: "GET", path: "/v1/groups/12/members?limit=1001", status: 400,
+			want: `{"error":{"code":"invalid","message":"limit must be 1 to 1000"}}`},
+		{name: "members no group", method: "GET", path: "/v1/groups/7/members", status: 404,
+			want: `{"error":{"code":"no_group","message":"no such group"}}`, calls: []string{"GroupMembers 7  100"}},
+		{name: "dissolve", method: "DELETE", path: "/v1/groups/12", status: 200,
+			want: `{"group":"12","seq":10,"actor":"alice"}`, calls: []string{"DissolveGroup 12"}},
+		{name: "dissolve dissolved", method: "DELETE", path: "/v1/groups/15", status: 404,
+			want: `{"error":{"code":"no_group","message":"no such group"}}`, calls: []string{"DissolveGroup 15"}},
+		{name: "remove member", method: "DELETE", path: "/v1/groups/12/members/carol", status: 200,
+			want: `{"group":"12","seq":10,"actor":"alice"}`, calls: []string{"RemoveGroupMember 12 carol"}},
+		{name: "remove non-member", method: "DELETE", path: "/v1/groups/12/members/dave", status: 404,
+			want: `{"error":{"code":"not_member","message":"not a member of the group"}}`, calls: []string{"RemoveGroupMember 12 dave"}},
+		{name: "remove owner", method: "DELETE", path: "/v1/groups/12/members/alice", status: 409,
+			want:  `{"error":{"code":"not_allowed","message":"alice owns group 12; dissolve the group instead"}}`,
+			calls: []string{"RemoveGroupMember 12 alice"}},
+		{name: "remove unknown user", method: "DELETE", path: "/v1/groups/12/members/zed", status: 404,
+			setup: func(b *admintest.Backend) { b.GroupErr = admin.ErrUnknownUser },
+			want:  `{"error":{"code":"unknown_user","message":"unknown user"}}`, calls: []string{"RemoveGroupMember 12 zed"}},
+		{name: "group internal error", method: "DELETE", path: "/v1/groups/12", status: 500,
+			setup: func(b *admintest.Backend) { b.GroupErr = errors.New("storage timed out") },
+			want:  `{"error":{"code":"internal","message":"internal error; see qqd's log"}}`, calls: []string{"DissolveGroup 12"}},
+		{name: "members wrong method", method: "POST", path: "/v1/groups/12/members", status: 405,
+			want: `{"error":{"code":"method_not_allowed","message":"method POST not allowed on /v1/groups/12/members"}}`},
 
 		// Errors of the transport.
 		{name: "unknown endpoint", method: "GET", path: "/v1/nope", status: 404,
@@ -237,6 +305,47 @@ func TestClient(t *testing.T) {
 	if _, err := c.RemoveAccount(ctx, ".."); !errors.Is(err, admin.ErrInvalid) {
 		t.Errorf("RemoveAccount(..) = %v, want ErrInvalid", err)
 	}
+	gs, err := c.UserGroups(ctx, "bob")
+	if err != nil || len(gs) != 2 || gs[0].Group != "12" || gs[0].Role != "admin" || gs[1].Group != "100" || gs[1].Role != "owner" {
+		t.Errorf("UserGroups(bob) = %+v, %v", gs, err)
+	}
+	if g, err := c.Group(ctx, "100"); err != nil || g.Name != "book club" || !g.MuteAll || g.Members != 2 {
+		t.Errorf("Group(100) = %+v, %v", g, err)
+	}
+	if _, err := c.Group(ctx, "13"); !errors.Is(err, admin.ErrNoGroup) {
+		t.Errorf("Group(13) = %v, want ErrNoGroup", err)
+	}
+	if _, err := c.Group(ctx, "../users"); !errors.Is(err, admin.ErrInvalid) {
+		t.Errorf("Group(../users) = %v, want ErrInvalid", err)
+	}
+	ms, more, err := c.GroupMembers(ctx, "12", "", 2)
+	if err != nil || !more || len(ms) != 2 || ms[1] != (admin.GroupMember{User: "bob", Role: "admin"}) {
+		t.Errorf("GroupMembers(12, 2) = %+v, %v, %v", ms, more, err)
+	}
+	ms, more, err = c.GroupMembers(ctx, "12", "bob", 0)
+	if err != nil || more || len(ms) != 1 || !ms[0].MutedUntil.Equal(t0) {
+		t.Errorf("GroupMembers(12, after bob) = %+v, %v, %v", ms, more, err)
+	}
+	if r, err := c.RemoveGroupMember(ctx, "12", "alice"); !errors.Is(err, admin.ErrNotAllowed) || err.Error() != "alice owns group 12; dissolve the group instead" {
+		t.Errorf("RemoveGroupMember(owner) = %+v, %v; want ErrNotAllowed", r, err)
+	}
+	if _, err := c.RemoveGroupMember(ctx, "12", "dave"); !errors.Is(err, admin.ErrNotMember) {
+		t.Errorf("RemoveGroupMember(dave) = %v, want ErrNotMember", err)
+	}
+	if r, err := c.RemoveGroupMember(ctx, "12", "bob"); err != nil || *r != (admin.GroupChangeReply{Group: "12", Seq: 10, Actor: "alice"}) {
+		t.Errorf("RemoveGroupMember(bob) = %+v, %v", r, err)
+	}
+	if r, err := c.DissolveGroup(ctx, "12"); err != nil || *r != (admin.GroupChangeReply{Group: "12", Seq: 11, Actor: "alice"}) {
+		t.Errorf("DissolveGroup = %+v, %v", r, err)
+	}
+	if _, err := c.DissolveGroup(ctx, "12"); !errors.Is(err, admin.ErrNoGroup) {
+		t.Errorf("DissolveGroup again = %v, want ErrNoGroup", err)
+	}
+	b.GroupErr = admin.ErrGroupsOff
+	if _, err := c.UserGroups(ctx, "bob"); !errors.Is(err, admin.ErrGroupsOff) {
+		t.Errorf("UserGroups without groups = %v, want ErrGroupsOff", err)
+	}
+
 	b.ReloadErr = errors.New("plugin wordfilter: bad config")
 	if _, err := c.Reload(ctx); !errors.As(err, &ae) || ae.Code != admin.CodeReloadRefused || ae.Message != "plugin wordfilter: bad config" {
 		t.Errorf("Reload = %v, want reload_refused", err)

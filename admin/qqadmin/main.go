@@ -1,6 +1,6 @@
 // Command qqadmin administers a running qqd through its admin socket: who
-// is online, kicking and broadcasting, reloading, plugin status and
-// accounts. See qqadmin -h.
+// is online, kicking and broadcasting, reloading, plugin status, accounts
+// and groups. See qqadmin -h.
 package main
 
 import (
@@ -63,6 +63,13 @@ Commands:
   account passwd <user>          set an account's password
   broadcast <text...>            send a notice to every logged-in session
                                  (flags go before the text)
+  groups <user>                  the groups user belongs to (there is no
+                                 listing of every group)
+  group show <id>                a group: name, owner, settings, members
+  group members <id>             a group's members and their roles
+  group remove <id> <user>       remove user from a group; the group's log
+                                 shows its owner as who removed them
+  group dissolve <id>            dissolve a group, in its owner's name
 
 Flags (also accepted after the command name):
   --socket PATH  the admin socket; default $QQADMIN_SOCKET, else
@@ -78,9 +85,10 @@ Exit codes:
   1  usage error
   2  no admin socket, or nothing listening on it (is qqd running?)
   3  permission denied: only root, qqd's user and the admin group may
-     call (a read-only group may list users, stats and plugins)
+     call (a read-only group may list users, stats, plugins and groups)
   4  the server refused the request: user not online, unknown user,
-     user exists, invalid name or password, reload refused
+     user exists, invalid name or password, reload refused, no such
+     group, not a member, the group's owner, no groups on this server
   5  anything else
 `
 
@@ -140,6 +148,10 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		err = c.account(ctx, rest)
 	case "broadcast":
 		err = c.broadcast(ctx, rest)
+	case "groups":
+		err = c.groups(ctx, rest)
+	case "group":
+		err = c.group(ctx, rest)
 	case "help":
 		fmt.Fprint(stdout, usageText)
 		return nil
@@ -250,6 +262,8 @@ func (c *cmd) call(fn func(*admin.Client) error) error {
 		return nil
 	case errors.As(err, &ae) && ae.Status == 403:
 		return &cli.Error{Code: exitPermission, Err: err}
+	case errors.Is(err, admin.ErrGroupsOff): // 501: this server has no groups
+		return &cli.Error{Code: exitRefused, Err: err}
 	case errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500:
 		return &cli.Error{Code: exitRefused, Err: err}
 	case errors.As(err, &ae):
@@ -532,6 +546,155 @@ func (c *cmd) broadcast(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "notice sent to %s\n", plural(n, "session"))
 	return nil
+}
+
+func (c *cmd) groups(ctx context.Context, args []string) error {
+	pos, err := c.args("groups", args, nil, 1, "groups <user>")
+	if err != nil {
+		return err
+	}
+	var gs []admin.Group
+	if err := c.call(func(cl *admin.Client) (err error) { gs, err = cl.UserGroups(ctx, pos[0]); return err }); err != nil {
+		return err
+	}
+	if c.json {
+		c.printJSON(admin.GroupsReply{User: pos[0], Groups: gs})
+		return nil
+	}
+	if len(gs) == 0 {
+		fmt.Fprintf(c.stdout, "%s is in no group\n", pos[0])
+		return nil
+	}
+	tw := c.table()
+	fmt.Fprintln(tw, "GROUP\tNAME\tROLE\tOWNER\tMEMBERS\tENTRIES")
+	for _, g := range gs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", g.Group, printable(g.Name), g.Role, g.Owner, g.Members, g.LastSeq)
+	}
+	return tw.Flush()
+}
+
+// printable makes a name that users chose safe for a terminal and a
+// table: control characters, tabs included, become escapes.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}
+
+func (c *cmd) group(ctx context.Context, args []string) error {
+	const usage = "group show|members|dissolve <id>, or group remove <id> <user>"
+	pos, err := c.parse("group", args, nil, 1)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageErrorf("usage: qqadmin %s", usage)
+	}
+	sub, want, subUsage := pos[0], 1, "group "+pos[0]+" <id>"
+	switch sub {
+	case "show", "members", "dissolve":
+	case "remove":
+		want, subUsage = 2, "group remove <id> <user>"
+	default:
+		return usageErrorf("unknown group command %q; usage: qqadmin %s", sub, usage)
+	}
+	pos, err = c.args("group "+sub, pos[1:], nil, want, subUsage)
+	if err != nil {
+		return err
+	}
+	id := strings.TrimPrefix(pos[0], "#")
+	switch sub {
+	case "show":
+		var g *admin.Group
+		if err := c.call(func(cl *admin.Client) (err error) { g, err = cl.Group(ctx, id); return err }); err != nil {
+			return err
+		}
+		if c.json {
+			c.printJSON(g)
+			return nil
+		}
+		tw := c.table()
+		fmt.Fprintf(tw, "group\t%s\n", g.Group)
+		fmt.Fprintf(tw, "name\t%s\n", printable(g.Name))
+		fmt.Fprintf(tw, "owner\t%s\n", g.Owner)
+		fmt.Fprintf(tw, "state\t%s\n", map[bool]string{false: "live", true: "dissolved"}[g.Dissolved])
+		fmt.Fprintf(tw, "members\t%d\n", g.Members)
+		fmt.Fprintf(tw, "join policy\t%s\n", g.Policy)
+		fmt.Fprintf(tw, "history\t%s\n", g.History)
+		fmt.Fprintf(tw, "muted for all\t%v\n", g.MuteAll)
+		fmt.Fprintf(tw, "log entries\t%d\n", g.LastSeq)
+		return tw.Flush()
+	case "members":
+		return c.groupMembers(ctx, id)
+	case "dissolve", "remove":
+		var r *admin.GroupChangeReply
+		err := c.call(func(cl *admin.Client) (err error) {
+			if sub == "dissolve" {
+				r, err = cl.DissolveGroup(ctx, id)
+			} else {
+				r, err = cl.RemoveGroupMember(ctx, id, pos[1])
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if c.json {
+			c.printJSON(r)
+			return nil
+		}
+		if sub == "dissolve" {
+			fmt.Fprintf(c.stdout, "group %s dissolved (entry %d, in the name of its owner %s)\n", r.Group, r.Seq, r.Actor)
+		} else {
+			fmt.Fprintf(c.stdout, "%s removed from group %s (entry %d, in the name of its owner %s)\n", pos[1], r.Group, r.Seq, r.Actor)
+		}
+	}
+	return nil
+}
+
+// groupMembers prints every member of group id, page by page.
+func (c *cmd) groupMembers(ctx context.Context, id string) error {
+	var all []admin.GroupMember
+	err := c.call(func(cl *admin.Client) error {
+		after := ""
+		for {
+			ms, more, err := cl.GroupMembers(ctx, id, after, admin.MaxMembersPage)
+			if err != nil {
+				return err
+			}
+			all = append(all, ms...)
+			if !more || len(ms) == 0 {
+				return nil
+			}
+			after = ms[len(ms)-1].User
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if all == nil {
+		all = []admin.GroupMember{}
+	}
+	if c.json {
+		c.printJSON(admin.GroupMembersReply{Group: id, Members: all})
+		return nil
+	}
+	if len(all) == 0 {
+		fmt.Fprintf(c.stdout, "group %s has no members\n", id)
+		return nil
+	}
+	tw := c.table()
+	fmt.Fprintln(tw, "USER\tROLE\tMUTED UNTIL")
+	for _, m := range all {
+		muted := "-"
+		if !m.MutedUntil.IsZero() {
+			muted = m.MutedUntil.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", m.User, m.Role, muted)
+	}
+	return tw.Flush()
 }
 
 func plural(n int, what string) string {

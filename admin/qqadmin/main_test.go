@@ -53,6 +53,14 @@ func backend() *admintest.Backend {
 		BroadcastN: 3,
 		Accounts:   map[string]string{"carol": "carol-pass"},
 		Pending:    4,
+		GroupList: map[int64]admin.Group{
+			12:  {Group: "12", Name: "crew\tlead", Owner: "alice", Policy: "open", History: "joined", Members: 3, LastSeq: 9},
+			100: {Group: "100", Name: "book club", Owner: "bob", Policy: "approval", History: "shared", MuteAll: true, Members: 2, LastSeq: 30},
+		},
+		GroupMemberList: map[int64][]admin.GroupMember{
+			12:  {{User: "alice", Role: "owner"}, {User: "bob", Role: "admin"}, {User: "carol", Role: "member", MutedUntil: t0}},
+			100: {{User: "alice", Role: "member"}, {User: "bob", Role: "owner"}},
+		},
 	}
 }
 
@@ -167,6 +175,56 @@ $`, calls: []string{"Plugins"}},
 		{name: "broadcast json", args: []string{"--json", "broadcast", "hi"},
 			stdout: "^{\n  \"sessions\": 3\n}\n$", calls: []string{"Broadcast hi"}},
 		{name: "broadcast nothing", args: []string{"broadcast"}, code: 1, stderr: `usage: qqadmin broadcast <text...>`},
+		{name: "groups", args: []string{"groups", "alice"},
+			stdout: `^GROUP  NAME        ROLE    OWNER  MEMBERS  ENTRIES
+12     crew\\tlead  owner   alice  3        9
+100    book club   member  bob    2        30
+$`, calls: []string{"UserGroups alice"}},
+		{name: "groups none", args: []string{"groups", "zed"}, stdout: "^zed is in no group\n$", calls: []string{"UserGroups zed"}},
+		{name: "groups json", args: []string{"groups", "--json", "bob"},
+			stdout: `(?s)^\{\n  "user": "bob",\n  "groups": \[\n    \{\n      "group": "12",.*"role": "admin"\n    \},.*"role": "owner"\n    \}\n  \]\n\}\n$`,
+			calls:  []string{"UserGroups bob"}},
+		{name: "groups no user", args: []string{"groups"}, code: 1, stderr: `usage: qqadmin groups <user>`},
+		{name: "groups off", setup: func(b *admintest.Backend) { b.GroupErr = admin.ErrGroupsOff }, args: []string{"groups", "alice"},
+			code: 4, stderr: "^qqadmin: this server keeps no groups: its storage has none\n$", calls: []string{"UserGroups alice"}},
+		{name: "group show", args: []string{"group", "show", "#100"},
+			stdout: `^group          100
+name           book club
+owner          bob
+state          live
+members        2
+join policy    approval
+history        shared
+muted for all  true
+log entries    30
+$`, calls: []string{"Group 100"}},
+		{name: "group show json", args: []string{"--json", "group", "show", "12"},
+			stdout: `(?s)^\{\n  "group": "12",\n  "name": "crew\\tlead",.*"dissolved": false\n\}\n$`, calls: []string{"Group 12"}},
+		{name: "group show none", args: []string{"group", "show", "13"}, code: 4, stderr: "^qqadmin: no such group\n$", calls: []string{"Group 13"}},
+		{name: "group show bad id", args: []string{"group", "show", "crew"}, code: 4, stderr: `^qqadmin: invalid group id "crew": want its digits\n$`},
+		{name: "group members", args: []string{"group", "members", "12"},
+			stdout: `^USER   ROLE    MUTED UNTIL
+alice  owner   -
+bob    admin   -
+carol  member  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d
+$`, calls: []string{"GroupMembers 12  1000"}},
+		{name: "group members json", args: []string{"group", "members", "100", "--json"},
+			stdout: `(?s)^\{\n  "group": "100",\n  "members": \[.*"user": "bob",\n      "role": "owner"\n    \}\n  \],\n  "more": false\n\}\n$`,
+			calls:  []string{"GroupMembers 100  1000"}},
+		{name: "group remove", args: []string{"group", "remove", "12", "carol"},
+			stdout: "^carol removed from group 12 \\(entry 10, in the name of its owner alice\\)\n$", calls: []string{"RemoveGroupMember 12 carol"}},
+		{name: "group remove owner", args: []string{"group", "remove", "12", "alice"}, code: 4,
+			stderr: "^qqadmin: alice owns group 12; dissolve the group instead\n$", calls: []string{"RemoveGroupMember 12 alice"}},
+		{name: "group remove non-member json", args: []string{"--json", "group", "remove", "12", "dave"}, code: 4,
+			stdout: `^\{\n  "error": \{\n    "code": "not_member",\n    "message": "not a member of the group",\n    "exit": 4\n  \}\n\}\n$`,
+			stderr: "not a member", calls: []string{"RemoveGroupMember 12 dave"}},
+		{name: "group dissolve", args: []string{"group", "dissolve", "100"},
+			stdout: "^group 100 dissolved \\(entry 31, in the name of its owner bob\\)\n$", calls: []string{"DissolveGroup 100"}},
+		{name: "group dissolve json", args: []string{"group", "dissolve", "--json", "12"},
+			stdout: "^\\{\n  \"group\": \"12\",\n  \"seq\": 10,\n  \"actor\": \"alice\"\n\\}\n$", calls: []string{"DissolveGroup 12"}},
+		{name: "group bad subcommand", args: []string{"group", "list"}, code: 1, stderr: `unknown group command "list"`},
+		{name: "group remove no user", args: []string{"group", "remove", "12"}, code: 1, stderr: `usage: qqadmin group remove <id> <user>`},
+		{name: "group nothing", args: []string{"group"}, code: 1, stderr: `usage: qqadmin group show\|members\|dissolve <id>, or group remove <id> <user>`},
 		{name: "no command", args: nil, code: 1, stderr: "no command"},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 1, stderr: `unknown command "frobnicate"`},
 		{name: "bad flag", args: []string{"--nope", "users"}, code: 1, stderr: `flag provided but not defined: -nope`},

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/qqchat/qq/admin"
 	"github.com/qqchat/qq/admin/adminserver"
@@ -101,6 +104,87 @@ func adminAccountError(err error) error {
 		return admin.ErrUnknownUser
 	case errors.Is(err, daemon.ErrInvalidAccount):
 		return admin.Invalid(strings.TrimPrefix(err.Error(), daemon.ErrInvalidAccount.Error()+": "))
+	}
+	return err
+}
+
+func (b adminBackend) Group(ctx context.Context, id int64) (admin.Group, error) {
+	gi, err := b.d.Group(ctx, id)
+	if err != nil {
+		return admin.Group{}, adminGroupError(err)
+	}
+	return adminGroup(gi), nil
+}
+
+func (b adminBackend) UserGroups(ctx context.Context, user string) ([]admin.Group, error) {
+	ugs, err := b.d.UserGroups(ctx, user)
+	if err != nil {
+		return nil, adminGroupError(err)
+	}
+	out := make([]admin.Group, len(ugs))
+	for i, ug := range ugs {
+		out[i] = adminGroup(ug.GroupInfo)
+		out[i].Role = string(ug.Role)
+	}
+	return out, nil
+}
+
+func (b adminBackend) GroupMembers(ctx context.Context, id int64, after string, limit int) ([]admin.GroupMember, bool, error) {
+	ms, more, err := b.d.GroupMembers(ctx, id, after, limit)
+	if err != nil {
+		return nil, false, adminGroupError(err)
+	}
+	now := time.Now().UnixMilli()
+	out := make([]admin.GroupMember, len(ms))
+	for i, m := range ms {
+		out[i] = admin.GroupMember{User: m.User, Role: string(m.Role)}
+		if m.MutedUntil > now {
+			out[i].MutedUntil = time.UnixMilli(m.MutedUntil).UTC()
+		}
+	}
+	return out, more, nil
+}
+
+func (b adminBackend) DissolveGroup(ctx context.Context, id int64) (admin.GroupChangeReply, error) {
+	e, err := b.d.DissolveGroup(ctx, id)
+	if err != nil {
+		return admin.GroupChangeReply{}, adminGroupError(err)
+	}
+	return admin.GroupChangeReply{Group: strconv.FormatInt(e.Group, 10), Seq: e.Seq, Actor: e.Actor}, nil
+}
+
+func (b adminBackend) RemoveGroupMember(ctx context.Context, id int64, user string) (admin.GroupChangeReply, error) {
+	e, err := b.d.RemoveGroupMember(ctx, id, user)
+	if errors.Is(err, plugins.ErrNotAllowed) {
+		return admin.GroupChangeReply{}, fmt.Errorf("%w: %s owns group %d; dissolve the group instead", admin.ErrNotAllowed, user, id)
+	}
+	if err != nil {
+		return admin.GroupChangeReply{}, adminGroupError(err)
+	}
+	return admin.GroupChangeReply{Group: strconv.FormatInt(e.Group, 10), Seq: e.Seq, Actor: e.Actor}, nil
+}
+
+func adminGroup(gi plugins.GroupInfo) admin.Group {
+	return admin.Group{
+		Group: strconv.FormatInt(gi.ID, 10), Name: gi.Name, Owner: gi.Owner, Policy: string(gi.Policy),
+		History: string(gi.History), MuteAll: gi.MuteAll, Members: gi.Members, LastSeq: gi.LastSeq, Dissolved: gi.Dissolved,
+	}
+}
+
+// adminGroupError maps the daemon's and the storage's group errors to the
+// admin API's; any other error (nil too) is returned as it is.
+func adminGroupError(err error) error {
+	switch {
+	case errors.Is(err, daemon.ErrNoGroups):
+		return admin.ErrGroupsOff
+	case errors.Is(err, plugins.ErrNoGroup):
+		return admin.ErrNoGroup
+	case errors.Is(err, plugins.ErrNotMember):
+		return admin.ErrNotMember
+	case errors.Is(err, plugins.ErrUnknownUser):
+		return admin.ErrUnknownUser
+	case errors.Is(err, plugins.ErrNotAllowed):
+		return fmt.Errorf("%w: %v", admin.ErrNotAllowed, err)
 	}
 	return err
 }

@@ -7,11 +7,15 @@ package admintest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,6 +46,12 @@ type Backend struct {
 	AccountErr error
 	// Pending is what RemoveAccount reports as dropped.
 	Pending int64
+	// GroupList holds the groups by id, and GroupMemberList their members
+	// by name; GroupErr, if set, is returned by every group method
+	// instead.
+	GroupList       map[int64]admin.Group
+	GroupMemberList map[int64][]admin.GroupMember
+	GroupErr        error
 
 	mu    sync.Mutex
 	calls []string
@@ -137,6 +147,107 @@ func (b *Backend) RemoveAccount(ctx context.Context, user string) (int64, error)
 	}
 	delete(b.Accounts, user)
 	return b.Pending, nil
+}
+
+func (b *Backend) Group(ctx context.Context, id int64) (admin.Group, error) {
+	b.record("Group", strconv.FormatInt(id, 10))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.GroupErr != nil {
+		return admin.Group{}, b.GroupErr
+	}
+	g, ok := b.GroupList[id]
+	if !ok {
+		return admin.Group{}, admin.ErrNoGroup
+	}
+	return g, nil
+}
+
+func (b *Backend) UserGroups(ctx context.Context, user string) ([]admin.Group, error) {
+	b.record("UserGroups", user)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.GroupErr != nil {
+		return nil, b.GroupErr
+	}
+	var out []admin.Group
+	for id, g := range b.GroupList {
+		i := slices.IndexFunc(b.GroupMemberList[id], func(m admin.GroupMember) bool { return m.User == user })
+		if !g.Dissolved && i >= 0 {
+			g.Role = b.GroupMemberList[id][i].Role
+			out = append(out, g)
+		}
+	}
+	slices.SortFunc(out, func(a, b admin.Group) int { // by id, a number
+		return cmp.Or(cmp.Compare(len(a.Group), len(b.Group)), strings.Compare(a.Group, b.Group))
+	})
+	return out, nil
+}
+
+func (b *Backend) GroupMembers(ctx context.Context, id int64, after string, limit int) ([]admin.GroupMember, bool, error) {
+	b.record("GroupMembers", strconv.FormatInt(id, 10), after, strconv.Itoa(limit))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.GroupErr != nil {
+		return nil, false, b.GroupErr
+	}
+	if _, ok := b.GroupList[id]; !ok {
+		return nil, false, admin.ErrNoGroup
+	}
+	var out []admin.GroupMember
+	for _, m := range b.GroupMemberList[id] { // by name
+		if m.User > after {
+			out = append(out, m)
+		}
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+func (b *Backend) DissolveGroup(ctx context.Context, id int64) (admin.GroupChangeReply, error) {
+	b.record("DissolveGroup", strconv.FormatInt(id, 10))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.GroupErr != nil {
+		return admin.GroupChangeReply{}, b.GroupErr
+	}
+	g, ok := b.GroupList[id]
+	if !ok || g.Dissolved {
+		return admin.GroupChangeReply{}, admin.ErrNoGroup
+	}
+	g.Dissolved, g.Members = true, 0
+	g.LastSeq++
+	b.GroupList[id] = g
+	delete(b.GroupMemberList, id)
+	return admin.GroupChangeReply{Group: g.Group, Seq: g.LastSeq, Actor: g.Owner}, nil
+}
+
+func (b *Backend) RemoveGroupMember(ctx context.Context, id int64, user string) (admin.GroupChangeReply, error) {
+	b.record("RemoveGroupMember", strconv.FormatInt(id, 10), user)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.GroupErr != nil {
+		return admin.GroupChangeReply{}, b.GroupErr
+	}
+	g, ok := b.GroupList[id]
+	if !ok || g.Dissolved {
+		return admin.GroupChangeReply{}, admin.ErrNoGroup
+	}
+	if user == g.Owner {
+		return admin.GroupChangeReply{}, fmt.Errorf("%w: %s owns group %d; dissolve the group instead", admin.ErrNotAllowed, user, id)
+	}
+	ms := b.GroupMemberList[id]
+	i := slices.IndexFunc(ms, func(m admin.GroupMember) bool { return m.User == user })
+	if i < 0 {
+		return admin.GroupChangeReply{}, admin.ErrNotMember
+	}
+	b.GroupMemberList[id] = slices.Delete(ms, i, i+1)
+	g.Members--
+	g.LastSeq++
+	b.GroupList[id] = g
+	return admin.GroupChangeReply{Group: g.Group, Seq: g.LastSeq, Actor: g.Owner}, nil
 }
 
 // Serve runs an admin server with b behind it, on a socket in a fresh
