@@ -266,7 +266,12 @@ func (p *pipeline) answerGroupSend(r *writeReq, res *plugins.AppendResult, epoch
 		p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
 		return
 	}
-	if res.Err != nil || res.Group == nil {
+	if res.Err == nil && res.Group == nil { // the cid names a direct message
+		srv.m.groupMessages[gmsgInvalid].Inc()
+		p.reply(r.sess, protocol.AppendError(nil, r.id, errCIDReused))
+		return
+	}
+	if res.Err != nil {
 		e := groupErr(res.Err)
 		if e == nil {
 			srv.log.Error("storage refused a group message", "err", res.Err)

@@ -617,6 +617,11 @@ func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint
 		p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
 		return
 	}
+	if res.Group != nil { // the cid names a group message
+		p.srv.m.sendAnswered(r, msgInvalid)
+		p.reply(r.sess, protocol.AppendError(nil, r.id, errCIDReused))
+		return
+	}
 	if errors.Is(res.Err, plugins.ErrUnknownUser) {
 		p.srv.m.sendAnswered(r, msgUnknownUser)
 		p.reply(r.sess, protocol.AppendError(nil, r.id, protocol.Errorf(protocol.CodeUnknownUser, "no such user")))
