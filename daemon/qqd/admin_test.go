@@ -145,3 +145,89 @@ func TestAdminAccounts(t *testing.T) {
 		t.Errorf("RemoveAccount again = %v, want ErrUnknownUser", err)
 	}
 }
+
+// TestAdminGroups drives the group endpoints through qqd's adapter
+// against a real daemon: listings, and an operator's removal and
+// dissolution, made in the owner's name and pushed to the members as
+// their own entries.
+func TestAdminGroups(t *testing.T) {
+	srv := daemontest.Start(t)
+	c := dialAdmin(t, srv.Daemon, func() []plugins.Status { return nil })
+	ctx := adminCtx(t)
+	alice, bob, carol := srv.User(t, "alice"), srv.User(t, "bob"), srv.User(t, "carol")
+	alice.Send(`{"type":"group_create","id":"1","name":"crew"}`)
+	g := alice.Expect(`{"type":"ok","id":"1","seq":1}`).Group
+	for _, u := range []*daemontest.Conn{bob, carol} {
+		u.Send(`{"type":"group_join","id":"2","group":"` + g + `"}`)
+		u.Expect(`{"type":"ok","id":"2","status":"joined"}`)
+	}
+	alice.Expect(`{"type":"group_entry","group":"` + g + `","seq":2,"kind":"joined","target":"bob"}`)
+	alice.Expect(`{"type":"group_entry","group":"` + g + `","seq":3,"kind":"joined","target":"carol"}`)
+	bob.Expect(`{"type":"group_entry","group":"` + g + `","seq":3,"kind":"joined","target":"carol"}`)
+
+	gs, err := c.UserGroups(ctx, "bob")
+	if err != nil || len(gs) != 1 || gs[0] != (admin.Group{Group: g, Name: "crew", Owner: "alice", Policy: "open", History: "joined",
+		Members: 3, LastSeq: 3, Role: "member"}) {
+		t.Fatalf("UserGroups(bob) = %+v, %v", gs, err)
+	}
+	if gs, err := c.UserGroups(ctx, "nobody"); err != nil || len(gs) != 0 {
+		t.Errorf("UserGroups(nobody) = %+v, %v; want none", gs, err)
+	}
+	ms, more, err := c.GroupMembers(ctx, g, "", 2)
+	if err != nil || !more || len(ms) != 2 || ms[0] != (admin.GroupMember{User: "alice", Role: "owner"}) || ms[1].User != "bob" {
+		t.Fatalf("GroupMembers = %+v, %v, %v", ms, more, err)
+	}
+	if _, err := c.Group(ctx, "999999"); !errors.Is(err, admin.ErrNoGroup) {
+		t.Errorf("Group(999999) = %v, want ErrNoGroup", err)
+	}
+
+	// The operator removes carol: the owner is the actor, and every member
+	// online, carol too, gets the entry.
+	r, err := c.RemoveGroupMember(ctx, g, "carol")
+	if err != nil || *r != (admin.GroupChangeReply{Group: g, Seq: 4, Actor: "alice"}) {
+		t.Fatalf("RemoveGroupMember(carol) = %+v, %v", r, err)
+	}
+	kicked := `{"type":"group_entry","group":"` + g + `","seq":4,"kind":"kicked","actor":"alice","target":"carol"}`
+	alice.Expect(kicked)
+	bob.Expect(kicked)
+	carol.Expect(kicked)
+	if _, err := c.RemoveGroupMember(ctx, g, "carol"); !errors.Is(err, admin.ErrNotMember) {
+		t.Errorf("RemoveGroupMember(carol) again = %v, want ErrNotMember", err)
+	}
+	if _, err := c.RemoveGroupMember(ctx, g, "alice"); !errors.Is(err, admin.ErrNotAllowed) ||
+		err.Error() != "alice owns group "+g+"; dissolve the group instead" {
+		t.Errorf("RemoveGroupMember(owner) = %v, want ErrNotAllowed", err)
+	}
+
+	r, err = c.DissolveGroup(ctx, g)
+	if err != nil || *r != (admin.GroupChangeReply{Group: g, Seq: 5, Actor: "alice"}) {
+		t.Fatalf("DissolveGroup = %+v, %v", r, err)
+	}
+	dissolved := `{"type":"group_entry","group":"` + g + `","seq":5,"kind":"dissolved","actor":"alice"}`
+	alice.Expect(dissolved)
+	bob.Expect(dissolved)
+	carol.ExpectSilence(50 * time.Millisecond) // removed at 4, she never sees 5
+	if gi, err := c.Group(ctx, g); err != nil || !gi.Dissolved || gi.LastSeq != 5 {
+		t.Errorf("Group after the dissolution = %+v, %v", gi, err)
+	}
+	if _, err := c.DissolveGroup(ctx, g); !errors.Is(err, admin.ErrNoGroup) {
+		t.Errorf("DissolveGroup again = %v, want ErrNoGroup", err)
+	}
+	bob.Send(`{"type":"group_send","id":"3","group":"` + g + `","body":"anyone?"}`)
+	bob.Expect(`{"type":"error","id":"3","code":"no_group"}`)
+}
+
+// TestAdminGroupsOff: with a storage that keeps no groups, the group
+// endpoints answer groups_off.
+func TestAdminGroupsOff(t *testing.T) {
+	cfg := daemontest.Config(t)
+	srv := daemontest.StartWith(t, cfg, struct{ plugins.Storage }{daemontest.OpenStore(t, cfg)})
+	c := dialAdmin(t, srv.Daemon, func() []plugins.Status { return nil })
+	ctx := adminCtx(t)
+	if _, err := c.UserGroups(ctx, "alice"); !errors.Is(err, admin.ErrGroupsOff) {
+		t.Errorf("UserGroups = %v, want ErrGroupsOff", err)
+	}
+	if _, err := c.DissolveGroup(ctx, "1"); !errors.Is(err, admin.ErrGroupsOff) {
+		t.Errorf("DissolveGroup = %v, want ErrGroupsOff", err)
+	}
+}
