@@ -164,18 +164,21 @@ func describeGroup(err error, id, name string) string {
 	return describe(err, name)
 }
 
-// formatGroupList renders the groups listing; cmd is how the user runs
-// a command: "/" in the chat, "qq " in a shell.
-func formatGroupList(gl []protocol.GroupListing, cmd string) string {
+// formatGroupList renders the groups listing, for the chat or a shell.
+func formatGroupList(gl []protocol.GroupListing, inChat bool) string {
 	if len(gl) == 0 {
-		return "you are in no group: create one with " + cmd + "group new <name>, or join one with " + cmd + "group join <id>\n"
+		s := "you are in no group: create one with /group new <name>, or join one with /group join <id>"
+		if !inChat {
+			s += " (in the chat)"
+		}
+		return s + "\n"
 	}
 	var b strings.Builder
 	b.WriteString("your groups:\n")
 	for _, g := range gl {
 		b.WriteString("  " + groupLabel(g.Group, g.Name) + " (" + sanitize(g.Role) + ", " + plural(int64(g.Members), "member") + "): " + unreadText(g) + "\n")
 	}
-	if cmd == "/" {
+	if inChat {
 		b.WriteString("(/g <id> talks in a group and shows what you have not read)\n")
 	}
 	return b.String()
@@ -461,7 +464,7 @@ func (s *chat) groupList(ctx context.Context) {
 		s.println(describe(err, ""))
 		return
 	}
-	s.print(formatGroupList(gl, "/"))
+	s.print(formatGroupList(gl, true))
 }
 
 // groupHistory runs /history #<id> [n].
@@ -776,7 +779,7 @@ func (a *app) groupsCmd(ctx context.Context, g *globals, args []string) error {
 			Groups []protocol.GroupListing `json:"groups"`
 		}{gl})
 	}
-	fmt.Fprint(a.stdout, formatGroupList(gl, "qq "))
+	fmt.Fprint(a.stdout, formatGroupList(gl, false))
 	return nil
 }
 

@@ -89,10 +89,10 @@ func TestFormatGroupList(t *testing.T) {
 	want := "your groups:\n" +
 		"  #12 crew (owner, 3 members): 3 unread, 1 mentioning you\n" +
 		"  #15 book club (member, 1 member): nothing unread\n"
-	if got := formatGroupList(gl, "qq "); got != want {
+	if got := formatGroupList(gl, false); got != want {
 		t.Errorf("formatGroupList = %q, want %q", got, want)
 	}
-	if got := formatGroupList(nil, "/"); got != "you are in no group: create one with /group new <name>, or join one with /group join <id>\n" {
+	if got := formatGroupList(nil, true); got != "you are in no group: create one with /group new <name>, or join one with /group join <id>\n" {
 		t.Errorf("formatGroupList(none) = %q", got)
 	}
 	if got := joinRequestLine("13", "club", "dave"); got != "[#13 club] dave asks to join (/group approve 13 dave or /group reject 13 dave)" {
