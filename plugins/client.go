@@ -73,10 +73,11 @@ func configureRequest(config []byte, env Env) *pluginpb.ConfigureRequest {
 type storageClient struct {
 	rpcBase
 	rpc pluginpb.StorageClient
-	// version is the negotiated protocol version; social is what
-	// Configure answered (the plugin's storage has Social).
+	// version is the negotiated protocol version; social and groups are
+	// what Configure answered (the plugin's storage has Social, Groups).
 	version int
 	social  bool
+	groups  bool
 	// seq numbers Writes so that the plugin applies overlapping ones in
 	// call order (see writeGate).
 	seqMu sync.Mutex
@@ -103,6 +104,7 @@ func (c *storageClient) configure(ctx context.Context, config []byte, env Env) e
 		return c.decode("configure", err)
 	}
 	c.social = resp.GetSocial()
+	c.groups = resp.GetGroups()
 	return nil
 }
 
@@ -114,6 +116,16 @@ func (c *storageClient) Social() (Social, bool) {
 		return nil, false
 	}
 	return socialClient{c}, true
+}
+
+// Groups implements the interface GroupsOf asks: the plugin's Groups,
+// when the process negotiated protocol version 2 or later and its
+// storage has one.
+func (c *storageClient) Groups() (Groups, bool) {
+	if c.version < 2 || !c.groups {
+		return nil, false
+	}
+	return groupsClient{c}, true
 }
 
 func (c *storageClient) CreateUser(ctx context.Context, user, passwordHash string) error {
@@ -231,7 +243,7 @@ func (c *storageClient) write(ctx context.Context, b *WriteBatch, pb *pluginpb.W
 	}
 	n := 0
 	if b != nil {
-		n = len(b.Messages)
+		n = len(b.Messages) + len(b.GroupMessages)
 	}
 	if len(resp.GetResults()) != n {
 		return nil, &WriteError{MaybeWritten: true, Err: c.wrap("write", fmt.Errorf("plugin returned %d results for %d messages", len(resp.GetResults()), n))}
@@ -385,6 +397,95 @@ func (s socialClient) Relation(ctx context.Context, a, b string) (Relation, erro
 		return Relation{}, s.c.decode("relation", err)
 	}
 	return relationFromPB(resp), nil
+}
+
+// groupsClient is the Groups of a storage in a plugin process.
+type groupsClient struct{ c *storageClient }
+
+var _ Groups = groupsClient{}
+
+func (g groupsClient) CreateGroup(ctx context.Context, owner, name string, policy GroupPolicy, history GroupHistory, ts int64, limits GroupLimits) (GroupInfo, error) {
+	if err := g.c.check("create group"); err != nil {
+		return GroupInfo{}, err
+	}
+	resp, err := g.c.rpc.CreateGroup(ctx, &pluginpb.CreateGroupRequest{
+		Owner: owner, Name: name, Policy: string(policy), History: string(history), Ts: ts, Limits: groupLimitsToPB(limits),
+	})
+	if err != nil {
+		return GroupInfo{}, g.c.decode("create group", err)
+	}
+	return groupInfoFromPB(resp.GetGroup()), nil
+}
+
+func (g groupsClient) Group(ctx context.Context, id int64) (GroupInfo, error) {
+	if err := g.c.check("group"); err != nil {
+		return GroupInfo{}, err
+	}
+	resp, err := g.c.rpc.Group(ctx, &pluginpb.GroupRequest{Group: id})
+	if err != nil {
+		return GroupInfo{}, g.c.decode("group", err)
+	}
+	return groupInfoFromPB(resp.GetGroup()), nil
+}
+
+func (g groupsClient) UserGroups(ctx context.Context, user string) ([]UserGroup, error) {
+	if err := g.c.check("user groups"); err != nil {
+		return nil, err
+	}
+	resp, err := g.c.rpc.UserGroups(ctx, &pluginpb.UserGroupsRequest{User: user})
+	if err != nil {
+		return nil, g.c.decode("user groups", err)
+	}
+	return userGroupsFromPB(resp.GetGroups()), nil
+}
+
+func (g groupsClient) Members(ctx context.Context, id int64, after string, limit int) ([]Member, bool, error) {
+	if err := g.c.check("group members"); err != nil {
+		return nil, false, err
+	}
+	resp, err := g.c.rpc.GroupMembers(ctx, &pluginpb.GroupMembersRequest{Group: id, After: after, Limit: int64(limit)})
+	if err != nil {
+		return nil, false, g.c.decode("group members", err)
+	}
+	return membersFromPB(resp.GetMembers()), resp.GetMore(), nil
+}
+
+func (g groupsClient) GroupOp(ctx context.Context, op GroupOp) (GroupOpResult, error) {
+	if err := g.c.check("group op"); err != nil {
+		return GroupOpResult{}, err
+	}
+	resp, err := g.c.rpc.GroupOp(ctx, groupOpToPB(op))
+	if err != nil {
+		return GroupOpResult{}, g.c.decode("group op "+string(op.Kind), err)
+	}
+	r := GroupOpResult{Requested: resp.GetRequested()}
+	if e := resp.GetEntry(); e != nil {
+		entry := groupEntryFromPB(e)
+		r.Entry = &entry
+	}
+	return r, nil
+}
+
+func (g groupsClient) JoinRequests(ctx context.Context, id int64) ([]JoinRequest, error) {
+	if err := g.c.check("join requests"); err != nil {
+		return nil, err
+	}
+	resp, err := g.c.rpc.JoinRequests(ctx, &pluginpb.JoinRequestsRequest{Group: id})
+	if err != nil {
+		return nil, g.c.decode("join requests", err)
+	}
+	return joinRequestsFromPB(resp.GetRequests()), nil
+}
+
+func (g groupsClient) Log(ctx context.Context, id int64, user string, after, before int64, limit int) ([]GroupEntry, bool, error) {
+	if err := g.c.check("group log"); err != nil {
+		return nil, false, err
+	}
+	resp, err := g.c.rpc.GroupLog(ctx, &pluginpb.GroupLogRequest{Group: id, User: user, After: after, Before: before, Limit: int64(limit)})
+	if err != nil {
+		return nil, false, g.c.decode("group log", err)
+	}
+	return groupEntriesFromPB(resp.GetEntries()), resp.GetMore(), nil
 }
 
 // filterClient is a Filter in a plugin process.

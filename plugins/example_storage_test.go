@@ -19,12 +19,12 @@ import (
 // thing: names that start with a reserved prefix cannot be registered.
 //
 // Embedding plugins.Storage gives it every method of the interface, and it
-// overrides one. Embedding hides the friends methods (plugins.Social) of
-// the store it wraps; its Social method hands them on, so that the plugin
-// keeps the friends features. A storage written from scratch implements
-// every method, with the guarantees that docs/plugins.md lists ("Writing
-// a storage plugin") and that the conformance suite (package storagetest)
-// checks.
+// overrides one. Embedding hides the friends methods (plugins.Social) and
+// the group methods (plugins.Groups) of the store it wraps; its Social and
+// Groups methods hand them on, so that the plugin keeps those features.
+// A storage written from scratch implements every method, with the
+// guarantees that docs/plugins.md lists ("Writing a storage plugin") and
+// that the conformance suite (package storagetest) checks.
 type reservedNames struct {
 	plugins.Storage
 	prefixes []string
@@ -57,6 +57,9 @@ func newReservedNames(env plugins.Env, config []byte) (plugins.Storage, error) {
 
 // Social hands on the Social of the wrapped store (see plugins.SocialOf).
 func (s *reservedNames) Social() (plugins.Social, bool) { return plugins.SocialOf(s.Storage) }
+
+// Groups hands on the Groups of the wrapped store (see plugins.GroupsOf).
+func (s *reservedNames) Groups() (plugins.Groups, bool) { return plugins.GroupsOf(s.Storage) }
 
 // CreateUser answers a reserved name as taken: the client that tries to
 // register it gets user_exists.

@@ -138,18 +138,19 @@ type JoinRequest struct {
 }
 
 // GroupLimits are qq.yaml's group limits, passed with each call that
-// can pass one.
+// can pass one (CreateGroup, GroupOp, and Write in WriteBatch.GroupLimits).
+// A limit of zero (or less) is no limit.
 type GroupLimits struct {
-	MaxMembers  int // members per group
-	MaxOwned    int // groups a user owns
-	MaxJoined   int // groups a user belongs to
-	MaxMentions int // mentions per message
+	MaxMembers  int // members per group: ErrGroupFull
+	MaxOwned    int // live groups a user owns: ErrGroupLimit
+	MaxJoined   int // live groups a user belongs to: ErrGroupLimit
+	MaxMentions int // entries of NewGroupMessage.Mentions: ErrNotAllowed
 }
 
 // GroupOpKind is what a GroupOp does. Actor is who asks; the storage checks the actor's rights
 // in the same transaction as the change:
 //   - join: Actor joins (open: joined; approval: a request is stored and
-//     JoinOp reports Requested; invite: ErrNotAllowed)
+//     GroupOpResult reports Requested; invite: ErrNotAllowed)
 //   - invite: Actor (admin or owner) adds Target
 //   - approve, reject: Actor (admin or owner) answers Target's request
 //     (ErrNoRequest when there is none)
@@ -184,7 +185,9 @@ const (
 	OpDissolve GroupOpKind = "dissolve"
 )
 
-// GroupOp is one change of membership or settings.
+// GroupOp is one change of membership or settings. TS is the time of the
+// change (ms); the entry gets TS, raised to the group's last entry's when
+// that is later, so that timestamps never decrease along a log.
 type GroupOp struct {
 	Kind    GroupOpKind
 	Group   int64
@@ -210,12 +213,20 @@ type GroupOpResult struct {
 
 // NewGroupMessage is a group message to append with Write.
 type NewGroupMessage struct {
-	Group    int64
-	From     string
-	Body     string
-	CID      string
+	Group int64
+	From  string
+	Body  string
+	// CID is the sender's idempotency key, or empty; it shares the key
+	// space and the window of NewMessage.CID (see Groups).
+	CID string
+	// Mentions are user names, or "all" (admins and the owner only).
+	// Names that are not members are kept in the entry but counted for
+	// no one.
 	Mentions []string
-	TS       int64
+	// TS is the time of the send (ms), or 0 for the storage's clock; the
+	// entry gets it raised to the group's last entry's TS when that is
+	// later.
+	TS int64
 }
 
 // GroupAck moves User's read cursor of Group forward to Seq (never
@@ -233,31 +244,81 @@ type GroupAck struct {
 // the same transaction: a group message costs one log entry and the
 // mention counters of the users it mentions, never a row per member.
 // A group message's cid shares the direct messages' key space and
-// window: LookupCIDs answers it with Group set. Sending advances the
-// sender's own cursor to the new entry.
+// window: a (From, CID) names one message of either kind, so a retry
+// returns the first one whatever its kind (a group message whose key was
+// taken by a direct message is a Duplicate carrying that message, and the
+// other way round), and LookupCIDs answers a group message's key with
+// Group set. Sending advances the sender's own cursor to the new entry.
+//
+// The checks of a group message in Write, in order: ErrNoGroup (no such
+// group, or dissolved), ErrNotMember (From is not a member), ErrMuted
+// (From is muted at the entry's time, or the group is muted for all and
+// From is a plain member), ErrNotAllowed ("all" among the mentions of a
+// plain member, or more mentions than GroupLimits.MaxMentions). A
+// refused message takes no seq and no cid; a retry of a stored one is a
+// Duplicate whatever the checks say now.
+//
+// Cursors: a member's cursor starts just before their joined entry (so
+// that entry is their first unread) and only moves forward: a GroupAck
+// below it, or for a group the user is not a member of, changes nothing,
+// and one beyond the log's end stops at the end. Unread counts the
+// entries after the cursor; Mentions the msg entries among them that
+// name the user or "all". Removal from a group (left, kicked) drops the
+// cursor; joining again starts a new one.
+//
+// Deleted accounts: DeleteUser removes the user from every live group
+// they belong to, appending a left entry to each, and drops their
+// cursors and join requests. A group the user owns first passes to its
+// longest-standing admin (the smallest JoinSeq), else to its
+// longest-standing member (an owner entry, then the left entry), and is
+// dissolved (a dissolved entry, by the user) when no one else is left.
+// Limits do not apply to such a transfer.
+//
+// Dissolution: a dissolved group takes no more entries or members; its
+// members are removed (at the dissolved entry) without entries of their
+// own, and its pending join requests dropped. Its log stays readable by
+// each of its former members, up to their removal. Group still
+// describes it.
 type Groups interface {
 	// CreateGroup creates a group owned by owner, and its created entry
-	// (seq 1). ErrGroupLimit past limits.MaxOwned or MaxJoined.
+	// (seq 1), at ts. Errors: ErrUnknownUser (owner is not a live user),
+	// ErrGroupLimit past limits.MaxOwned or MaxJoined. An empty policy or
+	// history means PolicyApproval or HistoryJoined.
 	CreateGroup(ctx context.Context, owner, name string, policy GroupPolicy, history GroupHistory, ts int64, limits GroupLimits) (GroupInfo, error)
 	// Group describes a group; a dissolved one too (Dissolved set).
 	// ErrNoGroup for an id that never was.
 	Group(ctx context.Context, id int64) (GroupInfo, error)
-	// UserGroups lists the live groups user belongs to, by id.
+	// UserGroups lists the live groups user belongs to, by id (none for
+	// an unknown user).
 	UserGroups(ctx context.Context, user string) ([]UserGroup, error)
-	// Members lists members by name after after, up to limit, and
-	// whether more follow.
+	// Members lists members by name (byte-wise) after after, up to
+	// limit, and whether more follow. ErrNoGroup for an id that never
+	// was; a dissolved group has none.
 	Members(ctx context.Context, id int64, after string, limit int) ([]Member, bool, error)
-	// GroupOp applies op (see GroupOpKind).
+	// GroupOp applies op (see GroupOpKind). Errors: ErrNoGroup (no such
+	// group, or dissolved), ErrUnknownUser (Target, or a joining Actor,
+	// is not a live user), ErrNotMember (Actor, or the Target of kick,
+	// role, transfer or mute, is not a member), ErrNotAllowed (the
+	// Actor's role or the join policy does not allow it, or it aims at
+	// the wrong member: the owner, oneself), ErrAlreadyMember (join,
+	// invite), ErrNoRequest (approve, reject), ErrGroupFull
+	// (limits.MaxMembers), ErrGroupLimit (the joining user's MaxJoined,
+	// or the new owner's MaxOwned). A change that changes nothing (a role
+	// the member has already, the same name) still appends its entry.
 	GroupOp(ctx context.Context, op GroupOp) (GroupOpResult, error)
 	// JoinRequests lists the pending requests to join, oldest first.
+	// ErrNoGroup for an id that never was.
 	JoinRequests(ctx context.Context, id int64) ([]JoinRequest, error)
-	// Log returns the entries of group id that user may see (see the
-	// package docs: from their join, or all with HistoryShared; not
-	// after their removal), in seq order: with before 0, those with seq
-	// > after, up to limit (catching up); with before > 0, the last limit
-	// entries with seq < before (history, paging back). more reports
-	// entries beyond the page in that direction. ErrNotMember when user
-	// never was a member; ErrNoGroup when there is no such group.
+	// Log returns the entries of group id that user may see (from their
+	// join, or all with HistoryShared; not after their removal), in seq
+	// order: with before 0, those with seq > after, up to limit
+	// (catching up); with before > 0, the last limit entries with seq <
+	// before (history, paging back). more reports entries the user may
+	// see beyond the page in that direction. ErrNotMember when user is
+	// not and never was a member (a removed member keeps their part of
+	// the log; joining again shows it from the new joined entry on, or
+	// all of it with HistoryShared); ErrNoGroup when there is no such
+	// group.
 	Log(ctx context.Context, id int64, user string, after, before int64, limit int) ([]GroupEntry, bool, error)
 }
 

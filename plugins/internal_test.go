@@ -2,6 +2,9 @@ package plugins
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -134,5 +137,49 @@ func TestChildEnv(t *testing.T) {
 	want := []string{"PATH=/bin", "HOME=/root", "NOTIFY_SOCKETS=keep"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("childEnv = %v, want %v", got, want)
+	}
+}
+
+// TestContractErrorsCross: every contract error crosses the process
+// boundary both as a call's status and as a Write result's error, and
+// errors.Is still recognises it on the host, with the plugin's text.
+func TestContractErrorsCross(t *testing.T) {
+	for _, sentinel := range []error{
+		ErrUserExists, ErrUnknownUser, ErrBadCursor, ErrBlocked, ErrNotFriends, ErrNoRequest,
+		ErrNoGroup, ErrNotMember, ErrNotAllowed, ErrMuted, ErrGroupFull, ErrAlreadyMember, ErrGroupLimit,
+		context.Canceled, context.DeadlineExceeded,
+	} {
+		err := fmt.Errorf("mystore: group 7: %w", sentinel)
+		got := fromStatus(toStatus(err))
+		if !errors.Is(got, sentinel) || got.Error() != err.Error() {
+			t.Errorf("%v across a call = %v, want %q and errors.Is", sentinel, got, err)
+		}
+		if bare := fromStatus(toStatus(sentinel)); bare != sentinel {
+			t.Errorf("%v across a call = %#v, want the sentinel itself", sentinel, bare)
+		}
+	}
+	for _, tt := range []struct {
+		err, want error // want: the sentinel errors.Is finds on the host, if any
+	}{
+		{fmt.Errorf("x: %w", ErrUnknownUser), ErrUnknownUser},
+		{ErrBlocked, ErrBlocked},
+		{ErrNotFriends, ErrNotFriends},
+		{ErrNoGroup, ErrNoGroup},
+		{ErrNotMember, ErrNotMember},
+		{ErrMuted, ErrMuted},
+		{fmt.Errorf("y: %w", ErrNotAllowed), ErrNotAllowed},
+		{errors.New("disk on fire"), nil},
+	} {
+		got := appendResultsFromPB(appendResultsToPB([]AppendResult{{Err: tt.err}}))[0].Err
+		if got == nil || got.Error() != tt.err.Error() || tt.want != nil && !errors.Is(got, tt.want) ||
+			tt.want == nil && errors.Is(got, ErrNotAllowed) {
+			t.Errorf("result error %v crossed as %#v", tt.err, got)
+		}
+	}
+	entry := AppendResult{Duplicate: true, Group: &GroupEntry{Group: 1, Seq: 2, Kind: EntryMsg, From: "a", Mentions: []string{"b", "all"}, MsgID: "m", CID: "c"}}
+	got := appendResultsFromPB(appendResultsToPB([]AppendResult{entry}))[0]
+	if got.Err != nil || !got.Duplicate || got.Group == nil || got.Group.Seq != 2 || got.Group.MsgID != "m" ||
+		len(got.Group.Mentions) != 2 || got.Message != entry.Message {
+		t.Errorf("result %+v crossed as %+v", entry, got)
 	}
 }

@@ -236,7 +236,8 @@ func (s *storageServer) close() error {
 	return s.closeErr
 }
 
-// Configure builds the Storage and tells the host whether it has Social.
+// Configure builds the Storage and tells the host whether it has Social
+// and Groups.
 func (s *storageServer) Configure(_ context.Context, req *pluginpb.ConfigureRequest) (*pluginpb.ConfigureResponse, error) {
 	if err := s.impl.configure(req, s.factory); err != nil {
 		return nil, err
@@ -246,7 +247,8 @@ func (s *storageServer) Configure(_ context.Context, req *pluginpb.ConfigureRequ
 		return nil, err
 	}
 	_, social := SocialOf(st)
-	return &pluginpb.ConfigureResponse{Social: social}, nil
+	_, groups := GroupsOf(st)
+	return &pluginpb.ConfigureResponse{Social: social, Groups: groups}, nil
 }
 
 func (s *storageServer) CreateUser(ctx context.Context, req *pluginpb.CreateUserRequest) (_ *pluginpb.CreateUserResponse, err error) {
@@ -332,6 +334,12 @@ func (s *storageServer) Write(ctx context.Context, req *pluginpb.WriteBatch) (_ 
 		return nil, err
 	}
 	batch := writeBatchFromPB(req)
+	if len(batch.GroupMessages)+len(batch.GroupAcks) > 0 {
+		if _, ok := GroupsOf(st); !ok {
+			// Its Write would drop them (and answer too few results).
+			return &pluginpb.WriteResponse{Error: writeErrorToPB(&WriteError{MaybeWritten: false, Err: errors.New("the storage does not keep groups")})}, nil
+		}
+	}
 	if seq := req.GetSeq(); seq != 0 {
 		done, err := s.gate.enter(ctx, seq)
 		if err != nil {
@@ -533,6 +541,115 @@ func (s *storageServer) Relation(ctx context.Context, req *pluginpb.RelationRequ
 		return nil, toStatus(err)
 	}
 	return relationToPB(r), nil
+}
+
+// groups returns the Groups part of the configured Storage, or an
+// UNIMPLEMENTED status when it has none.
+func (s *storageServer) groups() (Groups, error) {
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	g, ok := GroupsOf(st)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the storage does not keep groups")
+	}
+	return g, nil
+}
+
+func (s *storageServer) CreateGroup(ctx context.Context, req *pluginpb.CreateGroupRequest) (_ *pluginpb.CreateGroupResponse, err error) {
+	defer recoverRPC("create group", &err)
+	g, err := s.groups()
+	if err != nil {
+		return nil, err
+	}
+	info, err := g.CreateGroup(ctx, req.GetOwner(), req.GetName(), GroupPolicy(req.GetPolicy()), GroupHistory(req.GetHistory()), req.GetTs(), groupLimitsFromPB(req.GetLimits()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.CreateGroupResponse{Group: groupInfoToPB(info)}, nil
+}
+
+func (s *storageServer) Group(ctx context.Context, req *pluginpb.GroupRequest) (_ *pluginpb.GroupResponse, err error) {
+	defer recoverRPC("group", &err)
+	g, err := s.groups()
+	if err != nil {
+		return nil, err
+	}
+	info, err := g.Group(ctx, req.GetGroup())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.GroupResponse{Group: groupInfoToPB(info)}, nil
+}
+
+func (s *storageServer) UserGroups(ctx context.Context, req *pluginpb.UserGroupsRequest) (_ *pluginpb.UserGroupsResponse, err error) {
+	defer recoverRPC("user groups", &err)
+	g, err := s.groups()
+	if err != nil {
+		return nil, err
+	}
+	gs, err := g.UserGroups(ctx, req.GetUser())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.UserGroupsResponse{Groups: userGroupsToPB(gs)}, nil
+}
+
+func (s *storageServer) GroupMembers(ctx context.Context, req *pluginpb.GroupMembersRequest) (_ *pluginpb.GroupMembersResponse, err error) {
+	defer recoverRPC("group members", &err)
+	g, err := s.groups()
+	if err != nil {
+		return nil, err
+	}
+	ms, more, err := g.Members(ctx, req.GetGroup(), req.GetAfter(), clampInt(req.GetLimit()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.GroupMembersResponse{Members: membersToPB(ms), More: more}, nil
+}
+
+func (s *storageServer) GroupOp(ctx context.Context, req *pluginpb.GroupOpRequest) (_ *pluginpb.GroupOpResponse, err error) {
+	defer recoverRPC("group op", &err)
+	g, err := s.groups()
+	if err != nil {
+		return nil, err
+	}
+	r, err := g.GroupOp(ctx, groupOpFromPB(req))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &pluginpb.GroupOpResponse{Requested: r.Requested}
+	if r.Entry != nil {
+		out.Entry = groupEntryToPB(r.Entry)
+	}
+	return out, nil
+}
+
+func (s *storageServer) JoinRequests(ctx context.Context, req *pluginpb.JoinRequestsRequest) (_ *pluginpb.JoinRequestsResponse, err error) {
+	defer recoverRPC("join requests", &err)
+	g, err := s.groups()
+	if err != nil {
+		return nil, err
+	}
+	rs, err := g.JoinRequests(ctx, req.GetGroup())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.JoinRequestsResponse{Requests: joinRequestsToPB(rs)}, nil
+}
+
+func (s *storageServer) GroupLog(ctx context.Context, req *pluginpb.GroupLogRequest) (_ *pluginpb.GroupLogResponse, err error) {
+	defer recoverRPC("group log", &err)
+	g, err := s.groups()
+	if err != nil {
+		return nil, err
+	}
+	es, more, err := g.Log(ctx, req.GetGroup(), req.GetUser(), req.GetAfter(), req.GetBefore(), clampInt(req.GetLimit()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.GroupLogResponse{Entries: groupEntriesToPB(es), More: more}, nil
 }
 
 // clampInt converts a wire int64 to int without wrapping on 32-bit.

@@ -17,8 +17,10 @@ var (
 	// between users who are not friends (the message is not stored).
 	ErrNotFriends = errors.New("not friends")
 	// ErrNoRequest is returned by AnswerFriendRequest and
-	// CancelFriendRequest when there is no such pending friend request.
-	ErrNoRequest = errors.New("no such friend request")
+	// CancelFriendRequest when there is no such pending friend request,
+	// and by Groups.GroupOp (approve, reject) when there is no such
+	// pending request to join.
+	ErrNoRequest = errors.New("no such request")
 )
 
 // FriendRequest is a pending friend request.

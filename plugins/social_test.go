@@ -30,8 +30,9 @@ func newPlainStorage(env plugins.Env, config []byte) (plugins.Storage, error) {
 	return plainStorage{st}, nil
 }
 
-// TestSocialOf: a wrapper's Social method wins over what it embeds; an
-// in-process storage has Social when it implements it.
+// TestSocialOf: a wrapper's Social (and Groups) method wins over what it
+// embeds; an in-process storage has Social (Groups) when it implements
+// it.
 func TestSocialOf(t *testing.T) {
 	env, cfg := sqliteConfig(t, "normal")
 	st, err := newTestStorage(env, cfg) // faultStorage: hands on sqlitestore's Social
@@ -55,6 +56,9 @@ func TestSocialOf(t *testing.T) {
 	} {
 		if soc, ok := plugins.SocialOf(tt.st); ok != tt.want || (soc != nil) != tt.want {
 			t.Errorf("SocialOf(%s) = %v, %v; want %v", tt.name, soc, ok, tt.want)
+		}
+		if g, ok := plugins.GroupsOf(tt.st); ok != tt.want || (g != nil) != tt.want {
+			t.Errorf("GroupsOf(%s) = %v, %v; want %v", tt.name, g, ok, tt.want)
 		}
 	}
 }
@@ -149,16 +153,33 @@ func TestSocialRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSocialHiddenOverGRPC: a plugin whose storage has no Social says so
-// at Configure; the host then reports none, even at version 2.
+// TestSocialHiddenOverGRPC: a plugin whose storage has no Social (nor
+// Groups) says so at Configure; the host then reports none, even at
+// version 2. A Write with group messages to it fails with nothing
+// written, not with missing results.
 func TestSocialHiddenOverGRPC(t *testing.T) {
+	ctx := context.Background()
 	env, cfg := sqliteConfig(t, "normal")
 	st := inProcessStorage(t, newPlainStorage, env, cfg)
 	if _, ok := plugins.SocialOf(st); ok {
 		t.Error("SocialOf = true for a plugin whose storage has no Social")
 	}
-	if err := st.CreateUser(context.Background(), "alice", "h"); err != nil {
+	if _, ok := plugins.GroupsOf(st); ok {
+		t.Error("GroupsOf = true for a plugin whose storage has no Groups")
+	}
+	if err := st.CreateUser(ctx, "alice", "h"); err != nil {
 		t.Errorf("CreateUser = %v", err)
+	}
+	res, err := st.Write(ctx, &plugins.WriteBatch{
+		Messages:      []plugins.NewMessage{msg("alice", "alice", "note", "c1")},
+		GroupMessages: []plugins.NewGroupMessage{{Group: 1, From: "alice", Body: "x"}},
+	})
+	var we *plugins.WriteError
+	if !errors.As(err, &we) || we.MaybeWritten || res != nil {
+		t.Errorf("Write with group messages = %+v, %v; want a *WriteError{MaybeWritten: false}", res, err)
+	}
+	if n, err := st.PendingCount(ctx, "alice"); err != nil || n != 0 {
+		t.Errorf("PendingCount(alice) = %d, %v; want 0", n, err)
 	}
 }
 
@@ -170,7 +191,7 @@ func TestProcessProtocolVersions(t *testing.T) {
 	for _, tt := range []struct {
 		serve       string
 		wantVersion int
-		wantSocial  bool
+		wantSocial  bool // and Groups
 	}{
 		{"storage", 2, true},
 		{"storage-v1", 1, false},
@@ -190,6 +211,9 @@ func TestProcessProtocolVersions(t *testing.T) {
 			soc, ok := plugins.SocialOf(st)
 			if ok != tt.wantSocial {
 				t.Fatalf("SocialOf = %v, want %v", ok, tt.wantSocial)
+			}
+			if _, ok := plugins.GroupsOf(st); ok != tt.wantSocial {
+				t.Errorf("GroupsOf = %v, want %v", ok, tt.wantSocial)
 			}
 			for _, u := range []string{"alice", "bob"} {
 				if err := st.CreateUser(ctx, u, "h"); err != nil {
@@ -244,6 +268,9 @@ func TestProcessProtocolVersions(t *testing.T) {
 		if _, ok := plugins.SocialOf(st); ok {
 			t.Error("SocialOf = true at version 1")
 		}
+		if _, ok := plugins.GroupsOf(st); ok {
+			t.Error("GroupsOf = true at version 1")
+		}
 		for _, u := range []string{"alice", "bob"} {
 			if err := st.CreateUser(ctx, u, "h"); err != nil {
 				t.Fatal(err)
@@ -255,8 +282,8 @@ func TestProcessProtocolVersions(t *testing.T) {
 	})
 }
 
-// TestSuperviseSocialAcrossRestarts: SocialOf on a supervised storage
-// follows the protocol version each new process negotiates.
+// TestSuperviseSocialAcrossRestarts: SocialOf and GroupsOf on a supervised
+// storage follow the protocol version each new process negotiates.
 func TestSuperviseSocialAcrossRestarts(t *testing.T) {
 	ctx := context.Background()
 	env, cfg := sqliteConfig(t, "normal")
@@ -273,6 +300,20 @@ func TestSuperviseSocialAcrossRestarts(t *testing.T) {
 	}
 	if _, err := soc.RequestFriend(ctx, "alice", "bob", "hi", 1); err != nil {
 		t.Fatal(err)
+	}
+	grp, ok := plugins.GroupsOf(st)
+	if !ok {
+		t.Fatal("GroupsOf = false for a version 2 plugin")
+	}
+	g, err := grp.CreateGroup(ctx, "alice", "g", plugins.PolicyOpen, plugins.HistoryJoined, 1, plugins.GroupLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Group answers do not count as failures either.
+	for range 3 {
+		if _, err := grp.GroupOp(ctx, plugins.GroupOp{Kind: plugins.OpKick, Group: g.ID, Actor: "bob", Target: "alice"}); !errors.Is(err, plugins.ErrNotMember) {
+			t.Fatalf("GroupOp = %v, want ErrNotMember", err)
+		}
 	}
 	// Sentinel answers do not count as failures.
 	for range 3 {
@@ -301,6 +342,12 @@ func TestSuperviseSocialAcrossRestarts(t *testing.T) {
 	if _, err := soc.Friends(ctx, "alice"); !errors.Is(err, plugins.ErrPluginDown) || !strings.Contains(err.Error(), "protocol version 1") {
 		t.Errorf("Friends on a version 1 process = %v, want ErrPluginDown naming version 1", err)
 	}
+	if _, ok := plugins.GroupsOf(st); ok {
+		t.Error("GroupsOf = true after a restart with a version 1 plugin")
+	}
+	if _, err := grp.Group(ctx, g.ID); !errors.Is(err, plugins.ErrPluginDown) || !strings.Contains(err.Error(), "protocol version 1") {
+		t.Errorf("Group on a version 1 process = %v, want ErrPluginDown naming version 1", err)
+	}
 	if _, err := st.PasswordHash(ctx, "alice"); err != nil {
 		t.Errorf("PasswordHash on the version 1 process = %v", err)
 	}
@@ -316,6 +363,15 @@ func TestSuperviseSocialAcrossRestarts(t *testing.T) {
 			t.Errorf("Friends(bob) after the restarts = %+v, %v; want alice's request", l, err)
 		}
 	}
+	grp2, ok := plugins.GroupsOf(st)
+	if !ok {
+		t.Fatal("GroupsOf = false after a restart with a version 2 plugin")
+	}
+	for _, gr := range []plugins.Groups{grp, grp2} {
+		if info, err := gr.Group(ctx, g.ID); err != nil || info.Owner != "alice" {
+			t.Errorf("Group after the restarts = %+v, %v", info, err)
+		}
+	}
 	if st := s.Status(); st.Restarts != 2 {
 		t.Errorf("restarts = %d, want 2 (the sentinel answers restarted nothing)", st.Restarts)
 	}
@@ -327,5 +383,8 @@ func TestSuperviseSocialAcrossRestarts(t *testing.T) {
 	}
 	if _, err := soc.Friends(ctx, "bob"); !errors.Is(err, plugins.ErrPluginDown) {
 		t.Errorf("Friends after Close = %v, want ErrPluginDown", err)
+	}
+	if _, err := grp.Group(ctx, g.ID); !errors.Is(err, plugins.ErrPluginDown) {
+		t.Errorf("Group after Close = %v, want ErrPluginDown", err)
 	}
 }

@@ -73,7 +73,8 @@ type AppendResult struct {
 	// ErrBlocked when To blocks From, then ErrNotFriends when the message
 	// is FriendsOnly and they are not friends. nil otherwise (also for a
 	// Duplicate, whatever the users' relation is now). For a group
-	// message: ErrNoGroup, ErrNotMember, ErrMuted or ErrNotAllowed.
+	// message: ErrNoGroup, ErrNotMember, ErrMuted or ErrNotAllowed (see
+	// Groups).
 	Err error
 	// Group is set for a group message (WriteBatch.GroupMessages, and
 	// LookupCIDs of a group message's cid): its stored entry. Message and
@@ -99,9 +100,11 @@ type WriteBatch struct {
 	Messages []NewMessage
 	Acks     []Ack
 	// GroupMessages and GroupAcks are for a storage with Groups only
-	// (the host sends none to another).
+	// (the host sends none to another); GroupLimits apply to the group
+	// messages (MaxMentions).
 	GroupMessages []NewGroupMessage
 	GroupAcks     []GroupAck
+	GroupLimits   GroupLimits
 }
 
 // Storage keeps accounts, history and the pending (unacknowledged) messages

@@ -46,6 +46,7 @@ type Supervisor struct {
 	mu      sync.Mutex
 	proc    *Process // nil while down
 	social  bool     // proc, or the last process while down, has Social
+	groups  bool     // and Groups
 	since   time.Time
 	lastErr error
 	closed  bool
@@ -82,7 +83,7 @@ func Supervise(ctx context.Context, spec Spec, opts SuperviseOptions) (*Supervis
 	loopCtx, stop := context.WithCancel(context.Background())
 	s := &Supervisor{
 		spec: spec, opts: opts, log: log.With("plugin", spec.Name),
-		proc: p, social: hasSocial(p), since: time.Now(),
+		proc: p, social: hasSocial(p), groups: hasGroups(p), since: time.Now(),
 		wake: make(chan struct{}, 1), loopDone: make(chan struct{}), stop: stop,
 	}
 	go s.loop(loopCtx)
@@ -259,7 +260,7 @@ func (s *Supervisor) loop(ctx context.Context) {
 				return
 			}
 			s.proc, s.since = p, time.Now()
-			s.social = hasSocial(p)
+			s.social, s.groups = hasSocial(p), hasGroups(p)
 			s.mu.Unlock()
 			s.log.Info("plugin restarted", "pid", p.Pid(), "restarts", s.restarts.Load())
 			backoff = min(2*backoff, s.opts.BackoffMax)
@@ -281,7 +282,7 @@ func (s *Supervisor) Filter() Filter { return supervisedFilter{s} }
 // Social it returns calls whatever process is current: while none runs
 // its calls fail with ErrPluginDown, and if the current process has no
 // Social (a restart brought up an older plugin binary) with an error that
-// wraps ErrPluginDown too.
+// wraps ErrPluginDown too. GroupsOf on it works the same way.
 func (s *Supervisor) Storage() Storage { return supervisedStorage{s} }
 
 // hasSocial reports whether p's storage has Social.
@@ -291,6 +292,16 @@ func hasSocial(p *Process) bool {
 		return false
 	}
 	_, ok := SocialOf(st)
+	return ok
+}
+
+// hasGroups reports whether p's storage has Groups.
+func hasGroups(p *Process) bool {
+	st := p.Storage()
+	if st == nil {
+		return false
+	}
+	_, ok := GroupsOf(st)
 	return ok
 }
 
@@ -323,7 +334,10 @@ func (st supervisedStorage) do(ctx context.Context, fn func(Storage) error) erro
 // failure is err unless it is one of the contract's answers (a sentinel),
 // which are the plugin working, not failing.
 func failure(err error) error {
-	for _, answer := range []error{ErrUserExists, ErrUnknownUser, ErrBadCursor, ErrBlocked, ErrNotFriends, ErrNoRequest} {
+	for _, answer := range []error{
+		ErrUserExists, ErrUnknownUser, ErrBadCursor, ErrBlocked, ErrNotFriends, ErrNoRequest,
+		ErrNoGroup, ErrNotMember, ErrNotAllowed, ErrMuted, ErrGroupFull, ErrAlreadyMember, ErrGroupLimit,
+	} {
 		if errors.Is(err, answer) {
 			return nil
 		}
@@ -489,4 +503,75 @@ func (ss supervisedSocial) Blocks(ctx context.Context, user string) (users []str
 func (ss supervisedSocial) Relation(ctx context.Context, a, b string) (r Relation, err error) {
 	err = ss.do(ctx, func(s Social) error { r, err = s.Relation(ctx, a, b); return err })
 	return r, err
+}
+
+// Groups implements the interface GroupsOf asks; see Supervisor.Storage.
+func (st supervisedStorage) Groups() (Groups, bool) {
+	st.s.mu.Lock()
+	ok := st.s.groups
+	st.s.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return supervisedGroups{st.s}, true
+}
+
+// supervisedGroups is the Groups of the current process.
+type supervisedGroups struct{ s *Supervisor }
+
+var _ Groups = supervisedGroups{}
+
+// do runs fn on the current process's Groups, or fails with (an error
+// wrapping) ErrPluginDown when there is none.
+func (sg supervisedGroups) do(ctx context.Context, fn func(Groups) error) error {
+	p := sg.s.current()
+	if p == nil {
+		return fmt.Errorf("storage %s: %w", sg.s.spec.Name, ErrPluginDown)
+	}
+	g, ok := GroupsOf(p.Storage())
+	if !ok {
+		return fmt.Errorf("storage %s: the running plugin process (protocol version %d) does not keep groups: %w",
+			sg.s.spec.Name, p.ProtocolVersion(), ErrPluginDown)
+	}
+	err := fn(g)
+	sg.s.failed(ctx, p, failure(err))
+	return err
+}
+
+func (sg supervisedGroups) CreateGroup(ctx context.Context, owner, name string, policy GroupPolicy, history GroupHistory, ts int64, limits GroupLimits) (info GroupInfo, err error) {
+	err = sg.do(ctx, func(g Groups) error {
+		info, err = g.CreateGroup(ctx, owner, name, policy, history, ts, limits)
+		return err
+	})
+	return info, err
+}
+
+func (sg supervisedGroups) Group(ctx context.Context, id int64) (info GroupInfo, err error) {
+	err = sg.do(ctx, func(g Groups) error { info, err = g.Group(ctx, id); return err })
+	return info, err
+}
+
+func (sg supervisedGroups) UserGroups(ctx context.Context, user string) (gs []UserGroup, err error) {
+	err = sg.do(ctx, func(g Groups) error { gs, err = g.UserGroups(ctx, user); return err })
+	return gs, err
+}
+
+func (sg supervisedGroups) Members(ctx context.Context, id int64, after string, limit int) (ms []Member, more bool, err error) {
+	err = sg.do(ctx, func(g Groups) error { ms, more, err = g.Members(ctx, id, after, limit); return err })
+	return ms, more, err
+}
+
+func (sg supervisedGroups) GroupOp(ctx context.Context, op GroupOp) (r GroupOpResult, err error) {
+	err = sg.do(ctx, func(g Groups) error { r, err = g.GroupOp(ctx, op); return err })
+	return r, err
+}
+
+func (sg supervisedGroups) JoinRequests(ctx context.Context, id int64) (rs []JoinRequest, err error) {
+	err = sg.do(ctx, func(g Groups) error { rs, err = g.JoinRequests(ctx, id); return err })
+	return rs, err
+}
+
+func (sg supervisedGroups) Log(ctx context.Context, id int64, user string, after, before int64, limit int) (es []GroupEntry, more bool, err error) {
+	err = sg.do(ctx, func(g Groups) error { es, more, err = g.Log(ctx, id, user, after, before, limit); return err })
+	return es, more, err
 }

@@ -77,6 +77,27 @@ func writeBatchToPB(b *WriteBatch) *pluginpb.WriteBatch {
 			out.Acks[i] = p
 		}
 	}
+	if n := len(b.GroupMessages); n > 0 {
+		buf := make([]pluginpb.NewGroupMessage, n)
+		out.GroupMessages = make([]*pluginpb.NewGroupMessage, n)
+		for i := range b.GroupMessages {
+			m, p := &b.GroupMessages[i], &buf[i]
+			p.Group, p.From, p.Body, p.Cid, p.Mentions, p.Ts = m.Group, m.From, m.Body, m.CID, m.Mentions, m.TS
+			out.GroupMessages[i] = p
+		}
+	}
+	if n := len(b.GroupAcks); n > 0 {
+		buf := make([]pluginpb.GroupAck, n)
+		out.GroupAcks = make([]*pluginpb.GroupAck, n)
+		for i := range b.GroupAcks {
+			a, p := &b.GroupAcks[i], &buf[i]
+			p.User, p.Group, p.Seq = a.User, a.Group, a.Seq
+			out.GroupAcks[i] = p
+		}
+	}
+	if b.GroupLimits != (GroupLimits{}) {
+		out.GroupLimits = groupLimitsToPB(b.GroupLimits)
+	}
 	return out
 }
 
@@ -94,6 +115,19 @@ func writeBatchFromPB(b *pluginpb.WriteBatch) *WriteBatch {
 			out.Acks[i] = Ack{User: a.GetUser(), MsgIDs: a.GetMsgIds()}
 		}
 	}
+	if n := len(b.GetGroupMessages()); n > 0 {
+		out.GroupMessages = make([]NewGroupMessage, n)
+		for i, m := range b.GroupMessages {
+			out.GroupMessages[i] = NewGroupMessage{Group: m.GetGroup(), From: m.GetFrom(), Body: m.GetBody(), CID: m.GetCid(), Mentions: m.GetMentions(), TS: m.GetTs()}
+		}
+	}
+	if n := len(b.GetGroupAcks()); n > 0 {
+		out.GroupAcks = make([]GroupAck, n)
+		for i, a := range b.GroupAcks {
+			out.GroupAcks[i] = GroupAck{User: a.GetUser(), Group: a.GetGroup(), Seq: a.GetSeq()}
+		}
+	}
+	out.GroupLimits = groupLimitsFromPB(b.GetGroupLimits())
 	return out
 }
 
@@ -121,8 +155,52 @@ func cidKeysFromPB(keys []*pluginpb.CIDKey) []CIDKey {
 	return out
 }
 
-// appendResultsToPB encodes results. AppendResult.Err crosses as
-// ErrUnknownUser, ErrBlocked, ErrNotFriends or as "other", with its text.
+// resultCode is the wire value an AppendResult.Err crosses as: one of the
+// contract's result errors, or "other" (with its text).
+func resultCode(err error) pluginpb.ResultError {
+	switch {
+	case errors.Is(err, ErrUnknownUser):
+		return pluginpb.ResultError_RESULT_ERROR_UNKNOWN_USER
+	case errors.Is(err, ErrBlocked):
+		return pluginpb.ResultError_RESULT_ERROR_BLOCKED
+	case errors.Is(err, ErrNotFriends):
+		return pluginpb.ResultError_RESULT_ERROR_NOT_FRIENDS
+	case errors.Is(err, ErrNoGroup):
+		return pluginpb.ResultError_RESULT_ERROR_NO_GROUP
+	case errors.Is(err, ErrNotMember):
+		return pluginpb.ResultError_RESULT_ERROR_NOT_MEMBER
+	case errors.Is(err, ErrMuted):
+		return pluginpb.ResultError_RESULT_ERROR_MUTED
+	case errors.Is(err, ErrNotAllowed):
+		return pluginpb.ResultError_RESULT_ERROR_NOT_ALLOWED
+	}
+	return pluginpb.ResultError_RESULT_ERROR_OTHER
+}
+
+// resultError is the contract error a result's wire value stands for, or
+// nil.
+func resultError(code pluginpb.ResultError) error {
+	switch code {
+	case pluginpb.ResultError_RESULT_ERROR_UNKNOWN_USER:
+		return ErrUnknownUser
+	case pluginpb.ResultError_RESULT_ERROR_BLOCKED:
+		return ErrBlocked
+	case pluginpb.ResultError_RESULT_ERROR_NOT_FRIENDS:
+		return ErrNotFriends
+	case pluginpb.ResultError_RESULT_ERROR_NO_GROUP:
+		return ErrNoGroup
+	case pluginpb.ResultError_RESULT_ERROR_NOT_MEMBER:
+		return ErrNotMember
+	case pluginpb.ResultError_RESULT_ERROR_MUTED:
+		return ErrMuted
+	case pluginpb.ResultError_RESULT_ERROR_NOT_ALLOWED:
+		return ErrNotAllowed
+	}
+	return nil
+}
+
+// appendResultsToPB encodes results (see resultCode for Err). A result
+// with Group carries the entry and no message.
 func appendResultsToPB(rs []AppendResult) []*pluginpb.AppendResult {
 	if len(rs) == 0 {
 		return nil
@@ -132,18 +210,14 @@ func appendResultsToPB(rs []AppendResult) []*pluginpb.AppendResult {
 	out := make([]*pluginpb.AppendResult, len(rs))
 	for i := range rs {
 		r, p := &rs[i], &buf[i]
-		p.Message = messageToPB(&r.Message, &msgs[i])
+		if r.Group != nil {
+			p.Group = groupEntryToPB(r.Group)
+		} else {
+			p.Message = messageToPB(&r.Message, &msgs[i])
+		}
 		p.Status, p.Duplicate = string(r.Status), r.Duplicate
-		switch {
-		case r.Err == nil:
-		case errors.Is(r.Err, ErrUnknownUser):
-			p.Error, p.ErrorText = pluginpb.ResultError_RESULT_ERROR_UNKNOWN_USER, r.Err.Error()
-		case errors.Is(r.Err, ErrBlocked):
-			p.Error, p.ErrorText = pluginpb.ResultError_RESULT_ERROR_BLOCKED, r.Err.Error()
-		case errors.Is(r.Err, ErrNotFriends):
-			p.Error, p.ErrorText = pluginpb.ResultError_RESULT_ERROR_NOT_FRIENDS, r.Err.Error()
-		default:
-			p.Error, p.ErrorText = pluginpb.ResultError_RESULT_ERROR_OTHER, r.Err.Error()
+		if r.Err != nil {
+			p.Error, p.ErrorText = resultCode(r.Err), r.Err.Error()
 		}
 		out[i] = p
 	}
@@ -159,16 +233,12 @@ func appendResultsFromPB(rs []*pluginpb.AppendResult) []AppendResult {
 		a := &out[i]
 		a.Message = messageFromPB(r.GetMessage())
 		a.Status, a.Duplicate = protocol.Status(r.GetStatus()), r.GetDuplicate()
-		switch r.GetError() {
-		case pluginpb.ResultError_RESULT_ERROR_NONE:
-		case pluginpb.ResultError_RESULT_ERROR_UNKNOWN_USER:
-			a.Err = remote(r.GetErrorText(), ErrUnknownUser)
-		case pluginpb.ResultError_RESULT_ERROR_BLOCKED:
-			a.Err = remote(r.GetErrorText(), ErrBlocked)
-		case pluginpb.ResultError_RESULT_ERROR_NOT_FRIENDS:
-			a.Err = remote(r.GetErrorText(), ErrNotFriends)
-		default:
-			a.Err = remote(r.GetErrorText(), nil)
+		if g := r.GetGroup(); g != nil {
+			e := groupEntryFromPB(g)
+			a.Group = &e
+		}
+		if code := r.GetError(); code != pluginpb.ResultError_RESULT_ERROR_NONE {
+			a.Err = remote(r.GetErrorText(), resultError(code))
 		}
 	}
 	return out
@@ -249,6 +319,164 @@ func relationToPB(r Relation) *pluginpb.RelationResponse {
 
 func relationFromPB(r *pluginpb.RelationResponse) Relation {
 	return Relation{Friends: r.GetFriends(), Blocks: r.GetBlocks(), BlockedBy: r.GetBlockedBy(), RequestOut: r.GetRequestOut(), RequestIn: r.GetRequestIn()}
+}
+
+// ---- groups -----------------------------------------------------------
+
+func groupLimitsToPB(l GroupLimits) *pluginpb.GroupLimits {
+	return &pluginpb.GroupLimits{MaxMembers: int64(l.MaxMembers), MaxOwned: int64(l.MaxOwned), MaxJoined: int64(l.MaxJoined), MaxMentions: int64(l.MaxMentions)}
+}
+
+func groupLimitsFromPB(l *pluginpb.GroupLimits) GroupLimits {
+	return GroupLimits{MaxMembers: clampInt(l.GetMaxMembers()), MaxOwned: clampInt(l.GetMaxOwned()), MaxJoined: clampInt(l.GetMaxJoined()), MaxMentions: clampInt(l.GetMaxMentions())}
+}
+
+func groupEntryToPB(e *GroupEntry) *pluginpb.GroupEntry {
+	return &pluginpb.GroupEntry{
+		Group: e.Group, Seq: e.Seq, Kind: string(e.Kind), Ts: e.TS,
+		From: e.From, Body: e.Body, Mentions: e.Mentions,
+		Actor: e.Actor, Target: e.Target, Name: e.Name, Role: string(e.Role),
+		Until: e.Until, On: e.On, Policy: string(e.Policy), History: string(e.History),
+		MsgId: e.MsgID, Cid: e.CID,
+	}
+}
+
+func groupEntryFromPB(e *pluginpb.GroupEntry) GroupEntry {
+	return GroupEntry{
+		Group: e.GetGroup(), Seq: e.GetSeq(), Kind: EntryKind(e.GetKind()), TS: e.GetTs(),
+		From: e.GetFrom(), Body: e.GetBody(), Mentions: e.GetMentions(),
+		Actor: e.GetActor(), Target: e.GetTarget(), Name: e.GetName(), Role: GroupRole(e.GetRole()),
+		Until: e.GetUntil(), On: e.GetOn(), Policy: GroupPolicy(e.GetPolicy()), History: GroupHistory(e.GetHistory()),
+		MsgID: e.GetMsgId(), CID: e.GetCid(),
+	}
+}
+
+func groupEntriesToPB(es []GroupEntry) []*pluginpb.GroupEntry {
+	if len(es) == 0 {
+		return nil
+	}
+	out := make([]*pluginpb.GroupEntry, len(es))
+	for i := range es {
+		out[i] = groupEntryToPB(&es[i])
+	}
+	return out
+}
+
+func groupEntriesFromPB(es []*pluginpb.GroupEntry) []GroupEntry {
+	if len(es) == 0 {
+		return nil
+	}
+	out := make([]GroupEntry, len(es))
+	for i, e := range es {
+		out[i] = groupEntryFromPB(e)
+	}
+	return out
+}
+
+func groupInfoToPB(g GroupInfo) *pluginpb.GroupInfo {
+	return &pluginpb.GroupInfo{
+		Id: g.ID, Name: g.Name, Owner: g.Owner, Policy: string(g.Policy), History: string(g.History),
+		MuteAll: g.MuteAll, Members: int64(g.Members), LastSeq: g.LastSeq, Dissolved: g.Dissolved,
+	}
+}
+
+func groupInfoFromPB(g *pluginpb.GroupInfo) GroupInfo {
+	return GroupInfo{
+		ID: g.GetId(), Name: g.GetName(), Owner: g.GetOwner(), Policy: GroupPolicy(g.GetPolicy()), History: GroupHistory(g.GetHistory()),
+		MuteAll: g.GetMuteAll(), Members: clampInt(g.GetMembers()), LastSeq: g.GetLastSeq(), Dissolved: g.GetDissolved(),
+	}
+}
+
+func userGroupsToPB(gs []UserGroup) []*pluginpb.UserGroup {
+	if len(gs) == 0 {
+		return nil
+	}
+	out := make([]*pluginpb.UserGroup, len(gs))
+	for i, g := range gs {
+		out[i] = &pluginpb.UserGroup{
+			Group: groupInfoToPB(g.GroupInfo), Role: string(g.Role), JoinSeq: g.JoinSeq,
+			ReadSeq: g.ReadSeq, Unread: g.Unread, Mentions: g.Mentions,
+		}
+	}
+	return out
+}
+
+func userGroupsFromPB(gs []*pluginpb.UserGroup) []UserGroup {
+	if len(gs) == 0 {
+		return nil
+	}
+	out := make([]UserGroup, len(gs))
+	for i, g := range gs {
+		out[i] = UserGroup{
+			GroupInfo: groupInfoFromPB(g.GetGroup()), Role: GroupRole(g.GetRole()), JoinSeq: g.GetJoinSeq(),
+			ReadSeq: g.GetReadSeq(), Unread: g.GetUnread(), Mentions: g.GetMentions(),
+		}
+	}
+	return out
+}
+
+func membersToPB(ms []Member) []*pluginpb.GroupMember {
+	if len(ms) == 0 {
+		return nil
+	}
+	buf := make([]pluginpb.GroupMember, len(ms))
+	out := make([]*pluginpb.GroupMember, len(ms))
+	for i, m := range ms {
+		buf[i].User, buf[i].Role, buf[i].JoinSeq, buf[i].MutedUntil = m.User, string(m.Role), m.JoinSeq, m.MutedUntil
+		out[i] = &buf[i]
+	}
+	return out
+}
+
+func membersFromPB(ms []*pluginpb.GroupMember) []Member {
+	if len(ms) == 0 {
+		return nil
+	}
+	out := make([]Member, len(ms))
+	for i, m := range ms {
+		out[i] = Member{User: m.GetUser(), Role: GroupRole(m.GetRole()), JoinSeq: m.GetJoinSeq(), MutedUntil: m.GetMutedUntil()}
+	}
+	return out
+}
+
+func joinRequestsToPB(rs []JoinRequest) []*pluginpb.JoinRequest {
+	if len(rs) == 0 {
+		return nil
+	}
+	buf := make([]pluginpb.JoinRequest, len(rs))
+	out := make([]*pluginpb.JoinRequest, len(rs))
+	for i, r := range rs {
+		buf[i].User, buf[i].Ts = r.User, r.TS
+		out[i] = &buf[i]
+	}
+	return out
+}
+
+func joinRequestsFromPB(rs []*pluginpb.JoinRequest) []JoinRequest {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]JoinRequest, len(rs))
+	for i, r := range rs {
+		out[i] = JoinRequest{User: r.GetUser(), TS: r.GetTs()}
+	}
+	return out
+}
+
+func groupOpToPB(op GroupOp) *pluginpb.GroupOpRequest {
+	return &pluginpb.GroupOpRequest{
+		Kind: string(op.Kind), Group: op.Group, Actor: op.Actor, Target: op.Target, Role: string(op.Role),
+		Name: op.Name, Until: op.Until, On: op.On, Policy: string(op.Policy), History: string(op.History),
+		Ts: op.TS, Limits: groupLimitsToPB(op.Limits),
+	}
+}
+
+func groupOpFromPB(r *pluginpb.GroupOpRequest) GroupOp {
+	return GroupOp{
+		Kind: GroupOpKind(r.GetKind()), Group: r.GetGroup(), Actor: r.GetActor(), Target: r.GetTarget(), Role: GroupRole(r.GetRole()),
+		Name: r.GetName(), Until: r.GetUntil(), On: r.GetOn(), Policy: GroupPolicy(r.GetPolicy()), History: GroupHistory(r.GetHistory()),
+		TS: r.GetTs(), Limits: groupLimitsFromPB(r.GetLimits()),
+	}
 }
 
 // ---- filter -----------------------------------------------------------
@@ -338,6 +566,20 @@ func errorKind(err error) pluginpb.ErrorKind {
 		return pluginpb.ErrorKind_ERROR_KIND_NOT_FRIENDS
 	case errors.Is(err, ErrNoRequest):
 		return pluginpb.ErrorKind_ERROR_KIND_NO_REQUEST
+	case errors.Is(err, ErrNoGroup):
+		return pluginpb.ErrorKind_ERROR_KIND_NO_GROUP
+	case errors.Is(err, ErrNotMember):
+		return pluginpb.ErrorKind_ERROR_KIND_NOT_MEMBER
+	case errors.Is(err, ErrNotAllowed):
+		return pluginpb.ErrorKind_ERROR_KIND_NOT_ALLOWED
+	case errors.Is(err, ErrMuted):
+		return pluginpb.ErrorKind_ERROR_KIND_MUTED
+	case errors.Is(err, ErrGroupFull):
+		return pluginpb.ErrorKind_ERROR_KIND_GROUP_FULL
+	case errors.Is(err, ErrAlreadyMember):
+		return pluginpb.ErrorKind_ERROR_KIND_ALREADY_MEMBER
+	case errors.Is(err, ErrGroupLimit):
+		return pluginpb.ErrorKind_ERROR_KIND_GROUP_LIMIT
 	case errors.Is(err, context.Canceled):
 		return pluginpb.ErrorKind_ERROR_KIND_CANCELED
 	case errors.Is(err, context.DeadlineExceeded):
@@ -361,6 +603,20 @@ func kindError(k pluginpb.ErrorKind) error {
 		return ErrNotFriends
 	case pluginpb.ErrorKind_ERROR_KIND_NO_REQUEST:
 		return ErrNoRequest
+	case pluginpb.ErrorKind_ERROR_KIND_NO_GROUP:
+		return ErrNoGroup
+	case pluginpb.ErrorKind_ERROR_KIND_NOT_MEMBER:
+		return ErrNotMember
+	case pluginpb.ErrorKind_ERROR_KIND_NOT_ALLOWED:
+		return ErrNotAllowed
+	case pluginpb.ErrorKind_ERROR_KIND_MUTED:
+		return ErrMuted
+	case pluginpb.ErrorKind_ERROR_KIND_GROUP_FULL:
+		return ErrGroupFull
+	case pluginpb.ErrorKind_ERROR_KIND_ALREADY_MEMBER:
+		return ErrAlreadyMember
+	case pluginpb.ErrorKind_ERROR_KIND_GROUP_LIMIT:
+		return ErrGroupLimit
 	case pluginpb.ErrorKind_ERROR_KIND_NOT_CONFIGURED:
 		return errNotConfigured
 	case pluginpb.ErrorKind_ERROR_KIND_CONFIG:
@@ -378,11 +634,19 @@ func kindCode(k pluginpb.ErrorKind) codes.Code {
 	switch k {
 	case pluginpb.ErrorKind_ERROR_KIND_USER_EXISTS:
 		return codes.AlreadyExists
-	case pluginpb.ErrorKind_ERROR_KIND_UNKNOWN_USER, pluginpb.ErrorKind_ERROR_KIND_NO_REQUEST:
+	case pluginpb.ErrorKind_ERROR_KIND_UNKNOWN_USER, pluginpb.ErrorKind_ERROR_KIND_NO_REQUEST,
+		pluginpb.ErrorKind_ERROR_KIND_NO_GROUP:
 		return codes.NotFound
 	case pluginpb.ErrorKind_ERROR_KIND_BAD_CURSOR, pluginpb.ErrorKind_ERROR_KIND_NOT_CONFIGURED,
-		pluginpb.ErrorKind_ERROR_KIND_BLOCKED, pluginpb.ErrorKind_ERROR_KIND_NOT_FRIENDS:
+		pluginpb.ErrorKind_ERROR_KIND_BLOCKED, pluginpb.ErrorKind_ERROR_KIND_NOT_FRIENDS,
+		pluginpb.ErrorKind_ERROR_KIND_NOT_MEMBER:
 		return codes.FailedPrecondition
+	case pluginpb.ErrorKind_ERROR_KIND_NOT_ALLOWED, pluginpb.ErrorKind_ERROR_KIND_MUTED:
+		return codes.PermissionDenied
+	case pluginpb.ErrorKind_ERROR_KIND_ALREADY_MEMBER:
+		return codes.AlreadyExists
+	case pluginpb.ErrorKind_ERROR_KIND_GROUP_FULL, pluginpb.ErrorKind_ERROR_KIND_GROUP_LIMIT:
+		return codes.ResourceExhausted
 	case pluginpb.ErrorKind_ERROR_KIND_CONFIG:
 		return codes.InvalidArgument
 	case pluginpb.ErrorKind_ERROR_KIND_CANCELED:

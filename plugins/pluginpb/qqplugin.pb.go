@@ -15,6 +15,13 @@
 // ConfigureResponse.social that its storage keeps friendships. A plugin
 // that picks version 1 is served exactly as before.
 //
+// The group methods (plugins.Groups), WriteBatch.group_messages,
+// group_acks and group_limits, AppendResult.group, the result errors and
+// error kinds of groups and ConfigureResponse.groups were added within
+// version 2, compatibly: the host uses them only with a plugin whose
+// ConfigureResponse.groups is set, which a plugin built before them never
+// sets.
+//
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
 // status may carry an ErrorDetail naming one of the contract's errors.
@@ -59,6 +66,14 @@ const (
 	ErrorKind_ERROR_KIND_BLOCKED     ErrorKind = 8  // plugins.ErrBlocked (FAILED_PRECONDITION)
 	ErrorKind_ERROR_KIND_NOT_FRIENDS ErrorKind = 9  // plugins.ErrNotFriends (FAILED_PRECONDITION)
 	ErrorKind_ERROR_KIND_NO_REQUEST  ErrorKind = 10 // plugins.ErrNoRequest (NOT_FOUND)
+	// Version 2, groups.
+	ErrorKind_ERROR_KIND_NO_GROUP       ErrorKind = 11 // plugins.ErrNoGroup (NOT_FOUND)
+	ErrorKind_ERROR_KIND_NOT_MEMBER     ErrorKind = 12 // plugins.ErrNotMember (FAILED_PRECONDITION)
+	ErrorKind_ERROR_KIND_NOT_ALLOWED    ErrorKind = 13 // plugins.ErrNotAllowed (PERMISSION_DENIED)
+	ErrorKind_ERROR_KIND_MUTED          ErrorKind = 14 // plugins.ErrMuted (PERMISSION_DENIED)
+	ErrorKind_ERROR_KIND_GROUP_FULL     ErrorKind = 15 // plugins.ErrGroupFull (RESOURCE_EXHAUSTED)
+	ErrorKind_ERROR_KIND_ALREADY_MEMBER ErrorKind = 16 // plugins.ErrAlreadyMember (ALREADY_EXISTS)
+	ErrorKind_ERROR_KIND_GROUP_LIMIT    ErrorKind = 17 // plugins.ErrGroupLimit (RESOURCE_EXHAUSTED)
 )
 
 // Enum value maps for ErrorKind.
@@ -75,6 +90,13 @@ var (
 		8:  "ERROR_KIND_BLOCKED",
 		9:  "ERROR_KIND_NOT_FRIENDS",
 		10: "ERROR_KIND_NO_REQUEST",
+		11: "ERROR_KIND_NO_GROUP",
+		12: "ERROR_KIND_NOT_MEMBER",
+		13: "ERROR_KIND_NOT_ALLOWED",
+		14: "ERROR_KIND_MUTED",
+		15: "ERROR_KIND_GROUP_FULL",
+		16: "ERROR_KIND_ALREADY_MEMBER",
+		17: "ERROR_KIND_GROUP_LIMIT",
 	}
 	ErrorKind_value = map[string]int32{
 		"ERROR_KIND_UNSPECIFIED":       0,
@@ -88,6 +110,13 @@ var (
 		"ERROR_KIND_BLOCKED":           8,
 		"ERROR_KIND_NOT_FRIENDS":       9,
 		"ERROR_KIND_NO_REQUEST":        10,
+		"ERROR_KIND_NO_GROUP":          11,
+		"ERROR_KIND_NOT_MEMBER":        12,
+		"ERROR_KIND_NOT_ALLOWED":       13,
+		"ERROR_KIND_MUTED":             14,
+		"ERROR_KIND_GROUP_FULL":        15,
+		"ERROR_KIND_ALREADY_MEMBER":    16,
+		"ERROR_KIND_GROUP_LIMIT":       17,
 	}
 )
 
@@ -128,6 +157,11 @@ const (
 	// Version 2. A version 1 host reads them as OTHER (with error_text).
 	ResultError_RESULT_ERROR_BLOCKED     ResultError = 3 // plugins.ErrBlocked: the recipient blocks the sender
 	ResultError_RESULT_ERROR_NOT_FRIENDS ResultError = 4 // plugins.ErrNotFriends: friends_only, and they are not
+	// Version 2, group messages.
+	ResultError_RESULT_ERROR_NO_GROUP    ResultError = 5 // plugins.ErrNoGroup
+	ResultError_RESULT_ERROR_NOT_MEMBER  ResultError = 6 // plugins.ErrNotMember
+	ResultError_RESULT_ERROR_MUTED       ResultError = 7 // plugins.ErrMuted
+	ResultError_RESULT_ERROR_NOT_ALLOWED ResultError = 8 // plugins.ErrNotAllowed
 )
 
 // Enum value maps for ResultError.
@@ -138,6 +172,10 @@ var (
 		2: "RESULT_ERROR_OTHER",
 		3: "RESULT_ERROR_BLOCKED",
 		4: "RESULT_ERROR_NOT_FRIENDS",
+		5: "RESULT_ERROR_NO_GROUP",
+		6: "RESULT_ERROR_NOT_MEMBER",
+		7: "RESULT_ERROR_MUTED",
+		8: "RESULT_ERROR_NOT_ALLOWED",
 	}
 	ResultError_value = map[string]int32{
 		"RESULT_ERROR_NONE":         0,
@@ -145,6 +183,10 @@ var (
 		"RESULT_ERROR_OTHER":        2,
 		"RESULT_ERROR_BLOCKED":      3,
 		"RESULT_ERROR_NOT_FRIENDS":  4,
+		"RESULT_ERROR_NO_GROUP":     5,
+		"RESULT_ERROR_NOT_MEMBER":   6,
+		"RESULT_ERROR_MUTED":        7,
+		"RESULT_ERROR_NOT_ALLOWED":  8,
 	}
 )
 
@@ -294,7 +336,11 @@ type ConfigureResponse struct {
 	// and honours NewMessage.friends_only (protocol version 2; the Go
 	// interface plugins.Social). A version 1 plugin never sets it, and the
 	// host ignores it unless version 2 was negotiated.
-	Social        bool `protobuf:"varint,1,opt,name=social,proto3" json:"social,omitempty"`
+	Social bool `protobuf:"varint,1,opt,name=social,proto3" json:"social,omitempty"`
+	// groups is set by a storage plugin of version 2 whose storage keeps
+	// groups (plugins.Groups): it serves the group methods and stores
+	// WriteBatch.group_messages and group_acks.
+	Groups        bool `protobuf:"varint,2,opt,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -332,6 +378,13 @@ func (*ConfigureResponse) Descriptor() ([]byte, []int) {
 func (x *ConfigureResponse) GetSocial() bool {
 	if x != nil {
 		return x.Social
+	}
+	return false
+}
+
+func (x *ConfigureResponse) GetGroups() bool {
+	if x != nil {
+		return x.Groups
 	}
 	return false
 }
@@ -1122,7 +1175,12 @@ type WriteBatch struct {
 	// whatever order they arrive in, so the host may send the next batch
 	// before the previous one is answered. A Write whose seq is already
 	// past is refused (nothing written). Zero: unordered, apply on arrival.
-	Seq           uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Groups (version 2, for a plugin whose ConfigureResponse.groups is
+	// set): one more result per group message follows the messages'.
+	GroupMessages []*NewGroupMessage `protobuf:"bytes,4,rep,name=group_messages,json=groupMessages,proto3" json:"group_messages,omitempty"`
+	GroupAcks     []*GroupAck        `protobuf:"bytes,5,rep,name=group_acks,json=groupAcks,proto3" json:"group_acks,omitempty"`
+	GroupLimits   *GroupLimits       `protobuf:"bytes,6,opt,name=group_limits,json=groupLimits,proto3" json:"group_limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1178,14 +1236,39 @@ func (x *WriteBatch) GetSeq() uint64 {
 	return 0
 }
 
+func (x *WriteBatch) GetGroupMessages() []*NewGroupMessage {
+	if x != nil {
+		return x.GroupMessages
+	}
+	return nil
+}
+
+func (x *WriteBatch) GetGroupAcks() []*GroupAck {
+	if x != nil {
+		return x.GroupAcks
+	}
+	return nil
+}
+
+func (x *WriteBatch) GetGroupLimits() *GroupLimits {
+	if x != nil {
+		return x.GroupLimits
+	}
+	return nil
+}
+
 // AppendResult is plugins.AppendResult.
 type AppendResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Message       *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
-	Duplicate     bool                   `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
-	Error         ResultError            `protobuf:"varint,4,opt,name=error,proto3,enum=qq.plugin.v1.ResultError" json:"error,omitempty"`
-	ErrorText     string                 `protobuf:"bytes,5,opt,name=error_text,json=errorText,proto3" json:"error_text,omitempty"` // Err.Error() when error is not NONE
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Message   *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	Status    string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	Duplicate bool                   `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Error     ResultError            `protobuf:"varint,4,opt,name=error,proto3,enum=qq.plugin.v1.ResultError" json:"error,omitempty"`
+	ErrorText string                 `protobuf:"bytes,5,opt,name=error_text,json=errorText,proto3" json:"error_text,omitempty"` // Err.Error() when error is not NONE
+	// group is the stored entry of a group message (message and status
+	// are then unset): in the results of WriteBatch.group_messages, and of
+	// a duplicate or a LookupCIDs key that names a group message.
+	Group         *GroupEntry `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1253,6 +1336,13 @@ func (x *AppendResult) GetErrorText() string {
 		return x.ErrorText
 	}
 	return ""
+}
+
+func (x *AppendResult) GetGroup() *GroupEntry {
+	if x != nil {
+		return x.Group
+	}
+	return nil
 }
 
 // WriteError is a *plugins.WriteError: a Write that failed as a whole.
@@ -2926,6 +3016,1531 @@ func (x *RelationResponse) GetRequestIn() bool {
 	return false
 }
 
+// GroupLimits is plugins.GroupLimits; zero is no limit.
+type GroupLimits struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MaxMembers    int64                  `protobuf:"varint,1,opt,name=max_members,json=maxMembers,proto3" json:"max_members,omitempty"`
+	MaxOwned      int64                  `protobuf:"varint,2,opt,name=max_owned,json=maxOwned,proto3" json:"max_owned,omitempty"`
+	MaxJoined     int64                  `protobuf:"varint,3,opt,name=max_joined,json=maxJoined,proto3" json:"max_joined,omitempty"`
+	MaxMentions   int64                  `protobuf:"varint,4,opt,name=max_mentions,json=maxMentions,proto3" json:"max_mentions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupLimits) Reset() {
+	*x = GroupLimits{}
+	mi := &file_qqplugin_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupLimits) ProtoMessage() {}
+
+func (x *GroupLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupLimits.ProtoReflect.Descriptor instead.
+func (*GroupLimits) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *GroupLimits) GetMaxMembers() int64 {
+	if x != nil {
+		return x.MaxMembers
+	}
+	return 0
+}
+
+func (x *GroupLimits) GetMaxOwned() int64 {
+	if x != nil {
+		return x.MaxOwned
+	}
+	return 0
+}
+
+func (x *GroupLimits) GetMaxJoined() int64 {
+	if x != nil {
+		return x.MaxJoined
+	}
+	return 0
+}
+
+func (x *GroupLimits) GetMaxMentions() int64 {
+	if x != nil {
+		return x.MaxMentions
+	}
+	return 0
+}
+
+// GroupEntry is plugins.GroupEntry: one entry of a group's log. Which
+// fields a kind sets is in plugins.EntryKind.
+type GroupEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         int64                  `protobuf:"varint,1,opt,name=group,proto3" json:"group,omitempty"`
+	Seq           int64                  `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"` // plugins.EntryKind: "msg", "created", "joined", ...
+	Ts            int64                  `protobuf:"varint,4,opt,name=ts,proto3" json:"ts,omitempty"`    // unix milliseconds
+	From          string                 `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
+	Body          string                 `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
+	Mentions      []string               `protobuf:"bytes,7,rep,name=mentions,proto3" json:"mentions,omitempty"`
+	Actor         string                 `protobuf:"bytes,8,opt,name=actor,proto3" json:"actor,omitempty"`
+	Target        string                 `protobuf:"bytes,9,opt,name=target,proto3" json:"target,omitempty"`
+	Name          string                 `protobuf:"bytes,10,opt,name=name,proto3" json:"name,omitempty"`
+	Role          string                 `protobuf:"bytes,11,opt,name=role,proto3" json:"role,omitempty"`
+	Until         int64                  `protobuf:"varint,12,opt,name=until,proto3" json:"until,omitempty"`
+	On            bool                   `protobuf:"varint,13,opt,name=on,proto3" json:"on,omitempty"`
+	Policy        string                 `protobuf:"bytes,14,opt,name=policy,proto3" json:"policy,omitempty"`
+	History       string                 `protobuf:"bytes,15,opt,name=history,proto3" json:"history,omitempty"`
+	MsgId         string                 `protobuf:"bytes,16,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
+	Cid           string                 `protobuf:"bytes,17,opt,name=cid,proto3" json:"cid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupEntry) Reset() {
+	*x = GroupEntry{}
+	mi := &file_qqplugin_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupEntry) ProtoMessage() {}
+
+func (x *GroupEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupEntry.ProtoReflect.Descriptor instead.
+func (*GroupEntry) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *GroupEntry) GetGroup() int64 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
+func (x *GroupEntry) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GroupEntry) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *GroupEntry) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+func (x *GroupEntry) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *GroupEntry) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *GroupEntry) GetMentions() []string {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
+}
+
+func (x *GroupEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *GroupEntry) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *GroupEntry) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GroupEntry) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *GroupEntry) GetUntil() int64 {
+	if x != nil {
+		return x.Until
+	}
+	return 0
+}
+
+func (x *GroupEntry) GetOn() bool {
+	if x != nil {
+		return x.On
+	}
+	return false
+}
+
+func (x *GroupEntry) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *GroupEntry) GetHistory() string {
+	if x != nil {
+		return x.History
+	}
+	return ""
+}
+
+func (x *GroupEntry) GetMsgId() string {
+	if x != nil {
+		return x.MsgId
+	}
+	return ""
+}
+
+func (x *GroupEntry) GetCid() string {
+	if x != nil {
+		return x.Cid
+	}
+	return ""
+}
+
+// GroupInfo is plugins.GroupInfo.
+type GroupInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Owner         string                 `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	Policy        string                 `protobuf:"bytes,4,opt,name=policy,proto3" json:"policy,omitempty"`
+	History       string                 `protobuf:"bytes,5,opt,name=history,proto3" json:"history,omitempty"`
+	MuteAll       bool                   `protobuf:"varint,6,opt,name=mute_all,json=muteAll,proto3" json:"mute_all,omitempty"`
+	Members       int64                  `protobuf:"varint,7,opt,name=members,proto3" json:"members,omitempty"`
+	LastSeq       int64                  `protobuf:"varint,8,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	Dissolved     bool                   `protobuf:"varint,9,opt,name=dissolved,proto3" json:"dissolved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupInfo) Reset() {
+	*x = GroupInfo{}
+	mi := &file_qqplugin_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupInfo) ProtoMessage() {}
+
+func (x *GroupInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupInfo.ProtoReflect.Descriptor instead.
+func (*GroupInfo) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *GroupInfo) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *GroupInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GroupInfo) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *GroupInfo) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *GroupInfo) GetHistory() string {
+	if x != nil {
+		return x.History
+	}
+	return ""
+}
+
+func (x *GroupInfo) GetMuteAll() bool {
+	if x != nil {
+		return x.MuteAll
+	}
+	return false
+}
+
+func (x *GroupInfo) GetMembers() int64 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *GroupInfo) GetLastSeq() int64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *GroupInfo) GetDissolved() bool {
+	if x != nil {
+		return x.Dissolved
+	}
+	return false
+}
+
+// GroupMember is plugins.Member.
+type GroupMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	JoinSeq       int64                  `protobuf:"varint,3,opt,name=join_seq,json=joinSeq,proto3" json:"join_seq,omitempty"`
+	MutedUntil    int64                  `protobuf:"varint,4,opt,name=muted_until,json=mutedUntil,proto3" json:"muted_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMember) Reset() {
+	*x = GroupMember{}
+	mi := &file_qqplugin_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMember) ProtoMessage() {}
+
+func (x *GroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
+func (*GroupMember) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *GroupMember) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *GroupMember) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *GroupMember) GetJoinSeq() int64 {
+	if x != nil {
+		return x.JoinSeq
+	}
+	return 0
+}
+
+func (x *GroupMember) GetMutedUntil() int64 {
+	if x != nil {
+		return x.MutedUntil
+	}
+	return 0
+}
+
+// UserGroup is plugins.UserGroup.
+type UserGroup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *GroupInfo             `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	JoinSeq       int64                  `protobuf:"varint,3,opt,name=join_seq,json=joinSeq,proto3" json:"join_seq,omitempty"`
+	ReadSeq       int64                  `protobuf:"varint,4,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`
+	Unread        int64                  `protobuf:"varint,5,opt,name=unread,proto3" json:"unread,omitempty"`
+	Mentions      int64                  `protobuf:"varint,6,opt,name=mentions,proto3" json:"mentions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserGroup) Reset() {
+	*x = UserGroup{}
+	mi := &file_qqplugin_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserGroup) ProtoMessage() {}
+
+func (x *UserGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserGroup.ProtoReflect.Descriptor instead.
+func (*UserGroup) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *UserGroup) GetGroup() *GroupInfo {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+func (x *UserGroup) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *UserGroup) GetJoinSeq() int64 {
+	if x != nil {
+		return x.JoinSeq
+	}
+	return 0
+}
+
+func (x *UserGroup) GetReadSeq() int64 {
+	if x != nil {
+		return x.ReadSeq
+	}
+	return 0
+}
+
+func (x *UserGroup) GetUnread() int64 {
+	if x != nil {
+		return x.Unread
+	}
+	return 0
+}
+
+func (x *UserGroup) GetMentions() int64 {
+	if x != nil {
+		return x.Mentions
+	}
+	return 0
+}
+
+// JoinRequest is plugins.JoinRequest.
+type JoinRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Ts            int64                  `protobuf:"varint,2,opt,name=ts,proto3" json:"ts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinRequest) Reset() {
+	*x = JoinRequest{}
+	mi := &file_qqplugin_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinRequest) ProtoMessage() {}
+
+func (x *JoinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
+func (*JoinRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *JoinRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+// NewGroupMessage is plugins.NewGroupMessage.
+type NewGroupMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         int64                  `protobuf:"varint,1,opt,name=group,proto3" json:"group,omitempty"`
+	From          string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	Body          string                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	Cid           string                 `protobuf:"bytes,4,opt,name=cid,proto3" json:"cid,omitempty"`
+	Mentions      []string               `protobuf:"bytes,5,rep,name=mentions,proto3" json:"mentions,omitempty"`
+	Ts            int64                  `protobuf:"varint,6,opt,name=ts,proto3" json:"ts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NewGroupMessage) Reset() {
+	*x = NewGroupMessage{}
+	mi := &file_qqplugin_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NewGroupMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NewGroupMessage) ProtoMessage() {}
+
+func (x *NewGroupMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NewGroupMessage.ProtoReflect.Descriptor instead.
+func (*NewGroupMessage) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *NewGroupMessage) GetGroup() int64 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
+func (x *NewGroupMessage) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *NewGroupMessage) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *NewGroupMessage) GetCid() string {
+	if x != nil {
+		return x.Cid
+	}
+	return ""
+}
+
+func (x *NewGroupMessage) GetMentions() []string {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
+}
+
+func (x *NewGroupMessage) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+// GroupAck is plugins.GroupAck.
+type GroupAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Group         int64                  `protobuf:"varint,2,opt,name=group,proto3" json:"group,omitempty"`
+	Seq           int64                  `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupAck) Reset() {
+	*x = GroupAck{}
+	mi := &file_qqplugin_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupAck) ProtoMessage() {}
+
+func (x *GroupAck) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupAck.ProtoReflect.Descriptor instead.
+func (*GroupAck) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GroupAck) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *GroupAck) GetGroup() int64 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
+func (x *GroupAck) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type CreateGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Policy        string                 `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
+	History       string                 `protobuf:"bytes,4,opt,name=history,proto3" json:"history,omitempty"`
+	Ts            int64                  `protobuf:"varint,5,opt,name=ts,proto3" json:"ts,omitempty"`
+	Limits        *GroupLimits           `protobuf:"bytes,6,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateGroupRequest) Reset() {
+	*x = CreateGroupRequest{}
+	mi := &file_qqplugin_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateGroupRequest) ProtoMessage() {}
+
+func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
+func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *CreateGroupRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *CreateGroupRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateGroupRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *CreateGroupRequest) GetHistory() string {
+	if x != nil {
+		return x.History
+	}
+	return ""
+}
+
+func (x *CreateGroupRequest) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+func (x *CreateGroupRequest) GetLimits() *GroupLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type CreateGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *GroupInfo             `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateGroupResponse) Reset() {
+	*x = CreateGroupResponse{}
+	mi := &file_qqplugin_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateGroupResponse) ProtoMessage() {}
+
+func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateGroupResponse.ProtoReflect.Descriptor instead.
+func (*CreateGroupResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *CreateGroupResponse) GetGroup() *GroupInfo {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+type GroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         int64                  `protobuf:"varint,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupRequest) Reset() {
+	*x = GroupRequest{}
+	mi := &file_qqplugin_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupRequest) ProtoMessage() {}
+
+func (x *GroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupRequest.ProtoReflect.Descriptor instead.
+func (*GroupRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *GroupRequest) GetGroup() int64 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
+type GroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *GroupInfo             `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupResponse) Reset() {
+	*x = GroupResponse{}
+	mi := &file_qqplugin_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupResponse) ProtoMessage() {}
+
+func (x *GroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupResponse.ProtoReflect.Descriptor instead.
+func (*GroupResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *GroupResponse) GetGroup() *GroupInfo {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+type UserGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserGroupsRequest) Reset() {
+	*x = UserGroupsRequest{}
+	mi := &file_qqplugin_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserGroupsRequest) ProtoMessage() {}
+
+func (x *UserGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserGroupsRequest.ProtoReflect.Descriptor instead.
+func (*UserGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *UserGroupsRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// UserGroupsResponse lists the groups by id.
+type UserGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*UserGroup           `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserGroupsResponse) Reset() {
+	*x = UserGroupsResponse{}
+	mi := &file_qqplugin_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserGroupsResponse) ProtoMessage() {}
+
+func (x *UserGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserGroupsResponse.ProtoReflect.Descriptor instead.
+func (*UserGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *UserGroupsResponse) GetGroups() []*UserGroup {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type GroupMembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         int64                  `protobuf:"varint,1,opt,name=group,proto3" json:"group,omitempty"`
+	After         string                 `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	Limit         int64                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMembersRequest) Reset() {
+	*x = GroupMembersRequest{}
+	mi := &file_qqplugin_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMembersRequest) ProtoMessage() {}
+
+func (x *GroupMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMembersRequest.ProtoReflect.Descriptor instead.
+func (*GroupMembersRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *GroupMembersRequest) GetGroup() int64 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
+func (x *GroupMembersRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *GroupMembersRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type GroupMembersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       []*GroupMember         `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	More          bool                   `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMembersResponse) Reset() {
+	*x = GroupMembersResponse{}
+	mi := &file_qqplugin_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMembersResponse) ProtoMessage() {}
+
+func (x *GroupMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMembersResponse.ProtoReflect.Descriptor instead.
+func (*GroupMembersResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *GroupMembersResponse) GetMembers() []*GroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *GroupMembersResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+// GroupOpRequest is plugins.GroupOp.
+type GroupOpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // plugins.GroupOpKind: "join", "invite", ...
+	Group         int64                  `protobuf:"varint,2,opt,name=group,proto3" json:"group,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Target        string                 `protobuf:"bytes,4,opt,name=target,proto3" json:"target,omitempty"`
+	Role          string                 `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"`
+	Name          string                 `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
+	Until         int64                  `protobuf:"varint,7,opt,name=until,proto3" json:"until,omitempty"`
+	On            bool                   `protobuf:"varint,8,opt,name=on,proto3" json:"on,omitempty"`
+	Policy        string                 `protobuf:"bytes,9,opt,name=policy,proto3" json:"policy,omitempty"`
+	History       string                 `protobuf:"bytes,10,opt,name=history,proto3" json:"history,omitempty"`
+	Ts            int64                  `protobuf:"varint,11,opt,name=ts,proto3" json:"ts,omitempty"`
+	Limits        *GroupLimits           `protobuf:"bytes,12,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupOpRequest) Reset() {
+	*x = GroupOpRequest{}
+	mi := &file_qqplugin_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupOpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupOpRequest) ProtoMessage() {}
+
+func (x *GroupOpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupOpRequest.ProtoReflect.Descriptor instead.
+func (*GroupOpRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *GroupOpRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *GroupOpRequest) GetGroup() int64 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
+func (x *GroupOpRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *GroupOpRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *GroupOpRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *GroupOpRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GroupOpRequest) GetUntil() int64 {
+	if x != nil {
+		return x.Until
+	}
+	return 0
+}
+
+func (x *GroupOpRequest) GetOn() bool {
+	if x != nil {
+		return x.On
+	}
+	return false
+}
+
+func (x *GroupOpRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *GroupOpRequest) GetHistory() string {
+	if x != nil {
+		return x.History
+	}
+	return ""
+}
+
+func (x *GroupOpRequest) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+func (x *GroupOpRequest) GetLimits() *GroupLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// GroupOpResponse is plugins.GroupOpResult: the appended entry, if any.
+type GroupOpResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entry         *GroupEntry            `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	Requested     bool                   `protobuf:"varint,2,opt,name=requested,proto3" json:"requested,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupOpResponse) Reset() {
+	*x = GroupOpResponse{}
+	mi := &file_qqplugin_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupOpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupOpResponse) ProtoMessage() {}
+
+func (x *GroupOpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupOpResponse.ProtoReflect.Descriptor instead.
+func (*GroupOpResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *GroupOpResponse) GetEntry() *GroupEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *GroupOpResponse) GetRequested() bool {
+	if x != nil {
+		return x.Requested
+	}
+	return false
+}
+
+type JoinRequestsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         int64                  `protobuf:"varint,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinRequestsRequest) Reset() {
+	*x = JoinRequestsRequest{}
+	mi := &file_qqplugin_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinRequestsRequest) ProtoMessage() {}
+
+func (x *JoinRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinRequestsRequest.ProtoReflect.Descriptor instead.
+func (*JoinRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *JoinRequestsRequest) GetGroup() int64 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
+// JoinRequestsResponse lists the pending requests oldest first.
+type JoinRequestsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*JoinRequest         `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinRequestsResponse) Reset() {
+	*x = JoinRequestsResponse{}
+	mi := &file_qqplugin_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinRequestsResponse) ProtoMessage() {}
+
+func (x *JoinRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinRequestsResponse.ProtoReflect.Descriptor instead.
+func (*JoinRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *JoinRequestsResponse) GetRequests() []*JoinRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type GroupLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         int64                  `protobuf:"varint,1,opt,name=group,proto3" json:"group,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	After         int64                  `protobuf:"varint,3,opt,name=after,proto3" json:"after,omitempty"`
+	Before        int64                  `protobuf:"varint,4,opt,name=before,proto3" json:"before,omitempty"`
+	Limit         int64                  `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupLogRequest) Reset() {
+	*x = GroupLogRequest{}
+	mi := &file_qqplugin_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupLogRequest) ProtoMessage() {}
+
+func (x *GroupLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupLogRequest.ProtoReflect.Descriptor instead.
+func (*GroupLogRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *GroupLogRequest) GetGroup() int64 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
+func (x *GroupLogRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *GroupLogRequest) GetAfter() int64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *GroupLogRequest) GetBefore() int64 {
+	if x != nil {
+		return x.Before
+	}
+	return 0
+}
+
+func (x *GroupLogRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type GroupLogResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*GroupEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	More          bool                   `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupLogResponse) Reset() {
+	*x = GroupLogResponse{}
+	mi := &file_qqplugin_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupLogResponse) ProtoMessage() {}
+
+func (x *GroupLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupLogResponse.ProtoReflect.Descriptor instead.
+func (*GroupLogResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *GroupLogResponse) GetEntries() []*GroupEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *GroupLogResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
 // FilterMessage is plugins.FilterMessage.
 type FilterMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2939,7 +4554,7 @@ type FilterMessage struct {
 
 func (x *FilterMessage) Reset() {
 	*x = FilterMessage{}
-	mi := &file_qqplugin_proto_msgTypes[53]
+	mi := &file_qqplugin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2951,7 +4566,7 @@ func (x *FilterMessage) String() string {
 func (*FilterMessage) ProtoMessage() {}
 
 func (x *FilterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[53]
+	mi := &file_qqplugin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2964,7 +4579,7 @@ func (x *FilterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterMessage.ProtoReflect.Descriptor instead.
 func (*FilterMessage) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{53}
+	return file_qqplugin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *FilterMessage) GetFrom() string {
@@ -3004,7 +4619,7 @@ type FilterRequest struct {
 
 func (x *FilterRequest) Reset() {
 	*x = FilterRequest{}
-	mi := &file_qqplugin_proto_msgTypes[54]
+	mi := &file_qqplugin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3016,7 +4631,7 @@ func (x *FilterRequest) String() string {
 func (*FilterRequest) ProtoMessage() {}
 
 func (x *FilterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[54]
+	mi := &file_qqplugin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3029,7 +4644,7 @@ func (x *FilterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterRequest.ProtoReflect.Descriptor instead.
 func (*FilterRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{54}
+	return file_qqplugin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *FilterRequest) GetMessages() []*FilterMessage {
@@ -3051,7 +4666,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_qqplugin_proto_msgTypes[55]
+	mi := &file_qqplugin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +4678,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[55]
+	mi := &file_qqplugin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +4691,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{55}
+	return file_qqplugin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *Verdict) GetAction() Action {
@@ -3110,7 +4725,7 @@ type FilterResponse struct {
 
 func (x *FilterResponse) Reset() {
 	*x = FilterResponse{}
-	mi := &file_qqplugin_proto_msgTypes[56]
+	mi := &file_qqplugin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3122,7 +4737,7 @@ func (x *FilterResponse) String() string {
 func (*FilterResponse) ProtoMessage() {}
 
 func (x *FilterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[56]
+	mi := &file_qqplugin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3135,7 +4750,7 @@ func (x *FilterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterResponse.ProtoReflect.Descriptor instead.
 func (*FilterResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{56}
+	return file_qqplugin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *FilterResponse) GetVerdicts() []*Verdict {
@@ -3153,9 +4768,10 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\x12\x19\n" +
-	"\bdata_dir\x18\x02 \x01(\tR\adataDir\"+\n" +
+	"\bdata_dir\x18\x02 \x01(\tR\adataDir\"C\n" +
 	"\x11ConfigureResponse\x12\x16\n" +
-	"\x06social\x18\x01 \x01(\bR\x06social\":\n" +
+	"\x06social\x18\x01 \x01(\bR\x06social\x12\x16\n" +
+	"\x06groups\x18\x02 \x01(\bR\x06groups\":\n" +
 	"\vErrorDetail\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.qq.plugin.v1.ErrorKindR\x04kind\"a\n" +
 	"\aMessage\x12\x0e\n" +
@@ -3196,19 +4812,24 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\ffriends_only\x18\x06 \x01(\bR\vfriendsOnly\"2\n" +
 	"\x03Ack\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x17\n" +
-	"\amsg_ids\x18\x02 \x03(\tR\x06msgIds\"{\n" +
+	"\amsg_ids\x18\x02 \x03(\tR\x06msgIds\"\xb6\x02\n" +
 	"\n" +
 	"WriteBatch\x124\n" +
 	"\bmessages\x18\x01 \x03(\v2\x18.qq.plugin.v1.NewMessageR\bmessages\x12%\n" +
 	"\x04acks\x18\x02 \x03(\v2\x11.qq.plugin.v1.AckR\x04acks\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\xc5\x01\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12D\n" +
+	"\x0egroup_messages\x18\x04 \x03(\v2\x1d.qq.plugin.v1.NewGroupMessageR\rgroupMessages\x125\n" +
+	"\n" +
+	"group_acks\x18\x05 \x03(\v2\x16.qq.plugin.v1.GroupAckR\tgroupAcks\x12<\n" +
+	"\fgroup_limits\x18\x06 \x01(\v2\x19.qq.plugin.v1.GroupLimitsR\vgroupLimits\"\xf5\x01\n" +
 	"\fAppendResult\x12/\n" +
 	"\amessage\x18\x01 \x01(\v2\x15.qq.plugin.v1.MessageR\amessage\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1c\n" +
 	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12/\n" +
 	"\x05error\x18\x04 \x01(\x0e2\x19.qq.plugin.v1.ResultErrorR\x05error\x12\x1d\n" +
 	"\n" +
-	"error_text\x18\x05 \x01(\tR\terrorText\"\x90\x01\n" +
+	"error_text\x18\x05 \x01(\tR\terrorText\x12.\n" +
+	"\x05group\x18\x06 \x01(\v2\x18.qq.plugin.v1.GroupEntryR\x05group\"\x90\x01\n" +
 	"\n" +
 	"WriteError\x12\x16\n" +
 	"\x06failed\x18\x01 \x01(\bR\x06failed\x12#\n" +
@@ -3304,7 +4925,125 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\vrequest_out\x18\x04 \x01(\bR\n" +
 	"requestOut\x12\x1d\n" +
 	"\n" +
-	"request_in\x18\x05 \x01(\bR\trequestIn\"W\n" +
+	"request_in\x18\x05 \x01(\bR\trequestIn\"\x8d\x01\n" +
+	"\vGroupLimits\x12\x1f\n" +
+	"\vmax_members\x18\x01 \x01(\x03R\n" +
+	"maxMembers\x12\x1b\n" +
+	"\tmax_owned\x18\x02 \x01(\x03R\bmaxOwned\x12\x1d\n" +
+	"\n" +
+	"max_joined\x18\x03 \x01(\x03R\tmaxJoined\x12!\n" +
+	"\fmax_mentions\x18\x04 \x01(\x03R\vmaxMentions\"\xf3\x02\n" +
+	"\n" +
+	"GroupEntry\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\x03R\x05group\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02ts\x18\x04 \x01(\x03R\x02ts\x12\x12\n" +
+	"\x04from\x18\x05 \x01(\tR\x04from\x12\x12\n" +
+	"\x04body\x18\x06 \x01(\tR\x04body\x12\x1a\n" +
+	"\bmentions\x18\a \x03(\tR\bmentions\x12\x14\n" +
+	"\x05actor\x18\b \x01(\tR\x05actor\x12\x16\n" +
+	"\x06target\x18\t \x01(\tR\x06target\x12\x12\n" +
+	"\x04name\x18\n" +
+	" \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\v \x01(\tR\x04role\x12\x14\n" +
+	"\x05until\x18\f \x01(\x03R\x05until\x12\x0e\n" +
+	"\x02on\x18\r \x01(\bR\x02on\x12\x16\n" +
+	"\x06policy\x18\x0e \x01(\tR\x06policy\x12\x18\n" +
+	"\ahistory\x18\x0f \x01(\tR\ahistory\x12\x15\n" +
+	"\x06msg_id\x18\x10 \x01(\tR\x05msgId\x12\x10\n" +
+	"\x03cid\x18\x11 \x01(\tR\x03cid\"\xe5\x01\n" +
+	"\tGroupInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x12\x16\n" +
+	"\x06policy\x18\x04 \x01(\tR\x06policy\x12\x18\n" +
+	"\ahistory\x18\x05 \x01(\tR\ahistory\x12\x19\n" +
+	"\bmute_all\x18\x06 \x01(\bR\amuteAll\x12\x18\n" +
+	"\amembers\x18\a \x01(\x03R\amembers\x12\x19\n" +
+	"\blast_seq\x18\b \x01(\x03R\alastSeq\x12\x1c\n" +
+	"\tdissolved\x18\t \x01(\bR\tdissolved\"q\n" +
+	"\vGroupMember\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x19\n" +
+	"\bjoin_seq\x18\x03 \x01(\x03R\ajoinSeq\x12\x1f\n" +
+	"\vmuted_until\x18\x04 \x01(\x03R\n" +
+	"mutedUntil\"\xb8\x01\n" +
+	"\tUserGroup\x12-\n" +
+	"\x05group\x18\x01 \x01(\v2\x17.qq.plugin.v1.GroupInfoR\x05group\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x19\n" +
+	"\bjoin_seq\x18\x03 \x01(\x03R\ajoinSeq\x12\x19\n" +
+	"\bread_seq\x18\x04 \x01(\x03R\areadSeq\x12\x16\n" +
+	"\x06unread\x18\x05 \x01(\x03R\x06unread\x12\x1a\n" +
+	"\bmentions\x18\x06 \x01(\x03R\bmentions\"1\n" +
+	"\vJoinRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x0e\n" +
+	"\x02ts\x18\x02 \x01(\x03R\x02ts\"\x8d\x01\n" +
+	"\x0fNewGroupMessage\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\x03R\x05group\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\tR\x04body\x12\x10\n" +
+	"\x03cid\x18\x04 \x01(\tR\x03cid\x12\x1a\n" +
+	"\bmentions\x18\x05 \x03(\tR\bmentions\x12\x0e\n" +
+	"\x02ts\x18\x06 \x01(\x03R\x02ts\"F\n" +
+	"\bGroupAck\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\x03R\x05group\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x03R\x03seq\"\xb3\x01\n" +
+	"\x12CreateGroupRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06policy\x18\x03 \x01(\tR\x06policy\x12\x18\n" +
+	"\ahistory\x18\x04 \x01(\tR\ahistory\x12\x0e\n" +
+	"\x02ts\x18\x05 \x01(\x03R\x02ts\x121\n" +
+	"\x06limits\x18\x06 \x01(\v2\x19.qq.plugin.v1.GroupLimitsR\x06limits\"D\n" +
+	"\x13CreateGroupResponse\x12-\n" +
+	"\x05group\x18\x01 \x01(\v2\x17.qq.plugin.v1.GroupInfoR\x05group\"$\n" +
+	"\fGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\x03R\x05group\">\n" +
+	"\rGroupResponse\x12-\n" +
+	"\x05group\x18\x01 \x01(\v2\x17.qq.plugin.v1.GroupInfoR\x05group\"'\n" +
+	"\x11UserGroupsRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"E\n" +
+	"\x12UserGroupsResponse\x12/\n" +
+	"\x06groups\x18\x01 \x03(\v2\x17.qq.plugin.v1.UserGroupR\x06groups\"W\n" +
+	"\x13GroupMembersRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\x03R\x05group\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\tR\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x03R\x05limit\"_\n" +
+	"\x14GroupMembersResponse\x123\n" +
+	"\amembers\x18\x01 \x03(\v2\x19.qq.plugin.v1.GroupMemberR\amembers\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\xab\x02\n" +
+	"\x0eGroupOpRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\x03R\x05group\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06target\x18\x04 \x01(\tR\x06target\x12\x12\n" +
+	"\x04role\x18\x05 \x01(\tR\x04role\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\x12\x14\n" +
+	"\x05until\x18\a \x01(\x03R\x05until\x12\x0e\n" +
+	"\x02on\x18\b \x01(\bR\x02on\x12\x16\n" +
+	"\x06policy\x18\t \x01(\tR\x06policy\x12\x18\n" +
+	"\ahistory\x18\n" +
+	" \x01(\tR\ahistory\x12\x0e\n" +
+	"\x02ts\x18\v \x01(\x03R\x02ts\x121\n" +
+	"\x06limits\x18\f \x01(\v2\x19.qq.plugin.v1.GroupLimitsR\x06limits\"_\n" +
+	"\x0fGroupOpResponse\x12.\n" +
+	"\x05entry\x18\x01 \x01(\v2\x18.qq.plugin.v1.GroupEntryR\x05entry\x12\x1c\n" +
+	"\trequested\x18\x02 \x01(\bR\trequested\"+\n" +
+	"\x13JoinRequestsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\x03R\x05group\"M\n" +
+	"\x14JoinRequestsResponse\x125\n" +
+	"\brequests\x18\x01 \x03(\v2\x19.qq.plugin.v1.JoinRequestR\brequests\"\x7f\n" +
+	"\x0fGroupLogRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\x03R\x05group\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\x03R\x05after\x12\x16\n" +
+	"\x06before\x18\x04 \x01(\x03R\x06before\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x03R\x05limit\"Z\n" +
+	"\x10GroupLogResponse\x122\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.qq.plugin.v1.GroupEntryR\aentries\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"W\n" +
 	"\rFilterMessage\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
@@ -3317,7 +5056,7 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x04body\x18\x02 \x01(\tR\x04body\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"C\n" +
 	"\x0eFilterResponse\x121\n" +
-	"\bverdicts\x18\x01 \x03(\v2\x15.qq.plugin.v1.VerdictR\bverdicts*\xbb\x02\n" +
+	"\bverdicts\x18\x01 \x03(\v2\x15.qq.plugin.v1.VerdictR\bverdicts*\xf7\x03\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ERROR_KIND_USER_EXISTS\x10\x01\x12\x1b\n" +
@@ -3330,18 +5069,29 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x12ERROR_KIND_BLOCKED\x10\b\x12\x1a\n" +
 	"\x16ERROR_KIND_NOT_FRIENDS\x10\t\x12\x19\n" +
 	"\x15ERROR_KIND_NO_REQUEST\x10\n" +
-	"*\x93\x01\n" +
+	"\x12\x17\n" +
+	"\x13ERROR_KIND_NO_GROUP\x10\v\x12\x19\n" +
+	"\x15ERROR_KIND_NOT_MEMBER\x10\f\x12\x1a\n" +
+	"\x16ERROR_KIND_NOT_ALLOWED\x10\r\x12\x14\n" +
+	"\x10ERROR_KIND_MUTED\x10\x0e\x12\x19\n" +
+	"\x15ERROR_KIND_GROUP_FULL\x10\x0f\x12\x1d\n" +
+	"\x19ERROR_KIND_ALREADY_MEMBER\x10\x10\x12\x1a\n" +
+	"\x16ERROR_KIND_GROUP_LIMIT\x10\x11*\x81\x02\n" +
 	"\vResultError\x12\x15\n" +
 	"\x11RESULT_ERROR_NONE\x10\x00\x12\x1d\n" +
 	"\x19RESULT_ERROR_UNKNOWN_USER\x10\x01\x12\x16\n" +
 	"\x12RESULT_ERROR_OTHER\x10\x02\x12\x18\n" +
 	"\x14RESULT_ERROR_BLOCKED\x10\x03\x12\x1c\n" +
-	"\x18RESULT_ERROR_NOT_FRIENDS\x10\x04*Y\n" +
+	"\x18RESULT_ERROR_NOT_FRIENDS\x10\x04\x12\x19\n" +
+	"\x15RESULT_ERROR_NO_GROUP\x10\x05\x12\x1b\n" +
+	"\x17RESULT_ERROR_NOT_MEMBER\x10\x06\x12\x16\n" +
+	"\x12RESULT_ERROR_MUTED\x10\a\x12\x1c\n" +
+	"\x18RESULT_ERROR_NOT_ALLOWED\x10\b*Y\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ALLOW\x10\x01\x12\x12\n" +
 	"\x0eACTION_REWRITE\x10\x02\x12\x11\n" +
-	"\rACTION_REJECT\x10\x032\xfd\r\n" +
+	"\rACTION_REJECT\x10\x032\xa5\x12\n" +
 	"\aStorage\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12O\n" +
 	"\n" +
@@ -3368,7 +5118,15 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x05Block\x12\x1a.qq.plugin.v1.BlockRequest\x1a\x1b.qq.plugin.v1.BlockResponse\x12F\n" +
 	"\aUnblock\x12\x1c.qq.plugin.v1.UnblockRequest\x1a\x1d.qq.plugin.v1.UnblockResponse\x12C\n" +
 	"\x06Blocks\x12\x1b.qq.plugin.v1.BlocksRequest\x1a\x1c.qq.plugin.v1.BlocksResponse\x12I\n" +
-	"\bRelation\x12\x1d.qq.plugin.v1.RelationRequest\x1a\x1e.qq.plugin.v1.RelationResponse2\x9b\x01\n" +
+	"\bRelation\x12\x1d.qq.plugin.v1.RelationRequest\x1a\x1e.qq.plugin.v1.RelationResponse\x12R\n" +
+	"\vCreateGroup\x12 .qq.plugin.v1.CreateGroupRequest\x1a!.qq.plugin.v1.CreateGroupResponse\x12@\n" +
+	"\x05Group\x12\x1a.qq.plugin.v1.GroupRequest\x1a\x1b.qq.plugin.v1.GroupResponse\x12O\n" +
+	"\n" +
+	"UserGroups\x12\x1f.qq.plugin.v1.UserGroupsRequest\x1a .qq.plugin.v1.UserGroupsResponse\x12U\n" +
+	"\fGroupMembers\x12!.qq.plugin.v1.GroupMembersRequest\x1a\".qq.plugin.v1.GroupMembersResponse\x12F\n" +
+	"\aGroupOp\x12\x1c.qq.plugin.v1.GroupOpRequest\x1a\x1d.qq.plugin.v1.GroupOpResponse\x12U\n" +
+	"\fJoinRequests\x12!.qq.plugin.v1.JoinRequestsRequest\x1a\".qq.plugin.v1.JoinRequestsResponse\x12I\n" +
+	"\bGroupLog\x12\x1d.qq.plugin.v1.GroupLogRequest\x1a\x1e.qq.plugin.v1.GroupLogResponse2\x9b\x01\n" +
 	"\x06Filter\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12C\n" +
 	"\x06Filter\x12\x1b.qq.plugin.v1.FilterRequest\x1a\x1c.qq.plugin.v1.FilterResponseB'Z%github.com/qqchat/qq/plugins/pluginpbb\x06proto3"
@@ -3386,7 +5144,7 @@ func file_qqplugin_proto_rawDescGZIP() []byte {
 }
 
 var file_qqplugin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_qqplugin_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: qq.plugin.v1.ErrorKind
 	(ResultError)(0),                    // 1: qq.plugin.v1.ResultError
@@ -3444,83 +5202,133 @@ var file_qqplugin_proto_goTypes = []any{
 	(*BlocksResponse)(nil),              // 53: qq.plugin.v1.BlocksResponse
 	(*RelationRequest)(nil),             // 54: qq.plugin.v1.RelationRequest
 	(*RelationResponse)(nil),            // 55: qq.plugin.v1.RelationResponse
-	(*FilterMessage)(nil),               // 56: qq.plugin.v1.FilterMessage
-	(*FilterRequest)(nil),               // 57: qq.plugin.v1.FilterRequest
-	(*Verdict)(nil),                     // 58: qq.plugin.v1.Verdict
-	(*FilterResponse)(nil),              // 59: qq.plugin.v1.FilterResponse
+	(*GroupLimits)(nil),                 // 56: qq.plugin.v1.GroupLimits
+	(*GroupEntry)(nil),                  // 57: qq.plugin.v1.GroupEntry
+	(*GroupInfo)(nil),                   // 58: qq.plugin.v1.GroupInfo
+	(*GroupMember)(nil),                 // 59: qq.plugin.v1.GroupMember
+	(*UserGroup)(nil),                   // 60: qq.plugin.v1.UserGroup
+	(*JoinRequest)(nil),                 // 61: qq.plugin.v1.JoinRequest
+	(*NewGroupMessage)(nil),             // 62: qq.plugin.v1.NewGroupMessage
+	(*GroupAck)(nil),                    // 63: qq.plugin.v1.GroupAck
+	(*CreateGroupRequest)(nil),          // 64: qq.plugin.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),         // 65: qq.plugin.v1.CreateGroupResponse
+	(*GroupRequest)(nil),                // 66: qq.plugin.v1.GroupRequest
+	(*GroupResponse)(nil),               // 67: qq.plugin.v1.GroupResponse
+	(*UserGroupsRequest)(nil),           // 68: qq.plugin.v1.UserGroupsRequest
+	(*UserGroupsResponse)(nil),          // 69: qq.plugin.v1.UserGroupsResponse
+	(*GroupMembersRequest)(nil),         // 70: qq.plugin.v1.GroupMembersRequest
+	(*GroupMembersResponse)(nil),        // 71: qq.plugin.v1.GroupMembersResponse
+	(*GroupOpRequest)(nil),              // 72: qq.plugin.v1.GroupOpRequest
+	(*GroupOpResponse)(nil),             // 73: qq.plugin.v1.GroupOpResponse
+	(*JoinRequestsRequest)(nil),         // 74: qq.plugin.v1.JoinRequestsRequest
+	(*JoinRequestsResponse)(nil),        // 75: qq.plugin.v1.JoinRequestsResponse
+	(*GroupLogRequest)(nil),             // 76: qq.plugin.v1.GroupLogRequest
+	(*GroupLogResponse)(nil),            // 77: qq.plugin.v1.GroupLogResponse
+	(*FilterMessage)(nil),               // 78: qq.plugin.v1.FilterMessage
+	(*FilterRequest)(nil),               // 79: qq.plugin.v1.FilterRequest
+	(*Verdict)(nil),                     // 80: qq.plugin.v1.Verdict
+	(*FilterResponse)(nil),              // 81: qq.plugin.v1.FilterResponse
 }
 var file_qqplugin_proto_depIdxs = []int32{
 	0,  // 0: qq.plugin.v1.ErrorDetail.kind:type_name -> qq.plugin.v1.ErrorKind
 	19, // 1: qq.plugin.v1.WriteBatch.messages:type_name -> qq.plugin.v1.NewMessage
 	20, // 2: qq.plugin.v1.WriteBatch.acks:type_name -> qq.plugin.v1.Ack
-	6,  // 3: qq.plugin.v1.AppendResult.message:type_name -> qq.plugin.v1.Message
-	1,  // 4: qq.plugin.v1.AppendResult.error:type_name -> qq.plugin.v1.ResultError
-	0,  // 5: qq.plugin.v1.WriteError.kind:type_name -> qq.plugin.v1.ErrorKind
-	22, // 6: qq.plugin.v1.WriteResponse.results:type_name -> qq.plugin.v1.AppendResult
-	23, // 7: qq.plugin.v1.WriteResponse.error:type_name -> qq.plugin.v1.WriteError
-	25, // 8: qq.plugin.v1.LookupCIDsRequest.keys:type_name -> qq.plugin.v1.CIDKey
-	22, // 9: qq.plugin.v1.LookupCIDsResponse.results:type_name -> qq.plugin.v1.AppendResult
-	6,  // 10: qq.plugin.v1.PendingResponse.messages:type_name -> qq.plugin.v1.Message
-	6,  // 11: qq.plugin.v1.HistoryResponse.messages:type_name -> qq.plugin.v1.Message
-	37, // 12: qq.plugin.v1.FriendsResponse.friends:type_name -> qq.plugin.v1.Friend
-	36, // 13: qq.plugin.v1.FriendsResponse.incoming:type_name -> qq.plugin.v1.FriendRequest
-	36, // 14: qq.plugin.v1.FriendsResponse.outgoing:type_name -> qq.plugin.v1.FriendRequest
-	56, // 15: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
-	2,  // 16: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
-	58, // 17: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
-	3,  // 18: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	7,  // 19: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
-	9,  // 20: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
-	21, // 21: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
-	26, // 22: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
-	28, // 23: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
-	30, // 24: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
-	32, // 25: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
-	11, // 26: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
-	13, // 27: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
-	15, // 28: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
-	17, // 29: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
-	34, // 30: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
-	38, // 31: qq.plugin.v1.Storage.RequestFriend:input_type -> qq.plugin.v1.RequestFriendRequest
-	40, // 32: qq.plugin.v1.Storage.AnswerFriendRequest:input_type -> qq.plugin.v1.AnswerFriendRequestRequest
-	42, // 33: qq.plugin.v1.Storage.CancelFriendRequest:input_type -> qq.plugin.v1.CancelFriendRequestRequest
-	44, // 34: qq.plugin.v1.Storage.RemoveFriend:input_type -> qq.plugin.v1.RemoveFriendRequest
-	46, // 35: qq.plugin.v1.Storage.Friends:input_type -> qq.plugin.v1.FriendsRequest
-	48, // 36: qq.plugin.v1.Storage.Block:input_type -> qq.plugin.v1.BlockRequest
-	50, // 37: qq.plugin.v1.Storage.Unblock:input_type -> qq.plugin.v1.UnblockRequest
-	52, // 38: qq.plugin.v1.Storage.Blocks:input_type -> qq.plugin.v1.BlocksRequest
-	54, // 39: qq.plugin.v1.Storage.Relation:input_type -> qq.plugin.v1.RelationRequest
-	3,  // 40: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	57, // 41: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
-	4,  // 42: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	8,  // 43: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
-	10, // 44: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
-	24, // 45: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
-	27, // 46: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
-	29, // 47: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
-	31, // 48: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
-	33, // 49: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
-	12, // 50: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
-	14, // 51: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
-	16, // 52: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
-	18, // 53: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
-	35, // 54: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
-	39, // 55: qq.plugin.v1.Storage.RequestFriend:output_type -> qq.plugin.v1.RequestFriendResponse
-	41, // 56: qq.plugin.v1.Storage.AnswerFriendRequest:output_type -> qq.plugin.v1.AnswerFriendRequestResponse
-	43, // 57: qq.plugin.v1.Storage.CancelFriendRequest:output_type -> qq.plugin.v1.CancelFriendRequestResponse
-	45, // 58: qq.plugin.v1.Storage.RemoveFriend:output_type -> qq.plugin.v1.RemoveFriendResponse
-	47, // 59: qq.plugin.v1.Storage.Friends:output_type -> qq.plugin.v1.FriendsResponse
-	49, // 60: qq.plugin.v1.Storage.Block:output_type -> qq.plugin.v1.BlockResponse
-	51, // 61: qq.plugin.v1.Storage.Unblock:output_type -> qq.plugin.v1.UnblockResponse
-	53, // 62: qq.plugin.v1.Storage.Blocks:output_type -> qq.plugin.v1.BlocksResponse
-	55, // 63: qq.plugin.v1.Storage.Relation:output_type -> qq.plugin.v1.RelationResponse
-	4,  // 64: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	59, // 65: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
-	42, // [42:66] is the sub-list for method output_type
-	18, // [18:42] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	62, // 3: qq.plugin.v1.WriteBatch.group_messages:type_name -> qq.plugin.v1.NewGroupMessage
+	63, // 4: qq.plugin.v1.WriteBatch.group_acks:type_name -> qq.plugin.v1.GroupAck
+	56, // 5: qq.plugin.v1.WriteBatch.group_limits:type_name -> qq.plugin.v1.GroupLimits
+	6,  // 6: qq.plugin.v1.AppendResult.message:type_name -> qq.plugin.v1.Message
+	1,  // 7: qq.plugin.v1.AppendResult.error:type_name -> qq.plugin.v1.ResultError
+	57, // 8: qq.plugin.v1.AppendResult.group:type_name -> qq.plugin.v1.GroupEntry
+	0,  // 9: qq.plugin.v1.WriteError.kind:type_name -> qq.plugin.v1.ErrorKind
+	22, // 10: qq.plugin.v1.WriteResponse.results:type_name -> qq.plugin.v1.AppendResult
+	23, // 11: qq.plugin.v1.WriteResponse.error:type_name -> qq.plugin.v1.WriteError
+	25, // 12: qq.plugin.v1.LookupCIDsRequest.keys:type_name -> qq.plugin.v1.CIDKey
+	22, // 13: qq.plugin.v1.LookupCIDsResponse.results:type_name -> qq.plugin.v1.AppendResult
+	6,  // 14: qq.plugin.v1.PendingResponse.messages:type_name -> qq.plugin.v1.Message
+	6,  // 15: qq.plugin.v1.HistoryResponse.messages:type_name -> qq.plugin.v1.Message
+	37, // 16: qq.plugin.v1.FriendsResponse.friends:type_name -> qq.plugin.v1.Friend
+	36, // 17: qq.plugin.v1.FriendsResponse.incoming:type_name -> qq.plugin.v1.FriendRequest
+	36, // 18: qq.plugin.v1.FriendsResponse.outgoing:type_name -> qq.plugin.v1.FriendRequest
+	58, // 19: qq.plugin.v1.UserGroup.group:type_name -> qq.plugin.v1.GroupInfo
+	56, // 20: qq.plugin.v1.CreateGroupRequest.limits:type_name -> qq.plugin.v1.GroupLimits
+	58, // 21: qq.plugin.v1.CreateGroupResponse.group:type_name -> qq.plugin.v1.GroupInfo
+	58, // 22: qq.plugin.v1.GroupResponse.group:type_name -> qq.plugin.v1.GroupInfo
+	60, // 23: qq.plugin.v1.UserGroupsResponse.groups:type_name -> qq.plugin.v1.UserGroup
+	59, // 24: qq.plugin.v1.GroupMembersResponse.members:type_name -> qq.plugin.v1.GroupMember
+	56, // 25: qq.plugin.v1.GroupOpRequest.limits:type_name -> qq.plugin.v1.GroupLimits
+	57, // 26: qq.plugin.v1.GroupOpResponse.entry:type_name -> qq.plugin.v1.GroupEntry
+	61, // 27: qq.plugin.v1.JoinRequestsResponse.requests:type_name -> qq.plugin.v1.JoinRequest
+	57, // 28: qq.plugin.v1.GroupLogResponse.entries:type_name -> qq.plugin.v1.GroupEntry
+	78, // 29: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
+	2,  // 30: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
+	80, // 31: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
+	3,  // 32: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	7,  // 33: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
+	9,  // 34: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
+	21, // 35: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
+	26, // 36: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
+	28, // 37: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
+	30, // 38: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
+	32, // 39: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
+	11, // 40: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
+	13, // 41: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
+	15, // 42: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
+	17, // 43: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
+	34, // 44: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
+	38, // 45: qq.plugin.v1.Storage.RequestFriend:input_type -> qq.plugin.v1.RequestFriendRequest
+	40, // 46: qq.plugin.v1.Storage.AnswerFriendRequest:input_type -> qq.plugin.v1.AnswerFriendRequestRequest
+	42, // 47: qq.plugin.v1.Storage.CancelFriendRequest:input_type -> qq.plugin.v1.CancelFriendRequestRequest
+	44, // 48: qq.plugin.v1.Storage.RemoveFriend:input_type -> qq.plugin.v1.RemoveFriendRequest
+	46, // 49: qq.plugin.v1.Storage.Friends:input_type -> qq.plugin.v1.FriendsRequest
+	48, // 50: qq.plugin.v1.Storage.Block:input_type -> qq.plugin.v1.BlockRequest
+	50, // 51: qq.plugin.v1.Storage.Unblock:input_type -> qq.plugin.v1.UnblockRequest
+	52, // 52: qq.plugin.v1.Storage.Blocks:input_type -> qq.plugin.v1.BlocksRequest
+	54, // 53: qq.plugin.v1.Storage.Relation:input_type -> qq.plugin.v1.RelationRequest
+	64, // 54: qq.plugin.v1.Storage.CreateGroup:input_type -> qq.plugin.v1.CreateGroupRequest
+	66, // 55: qq.plugin.v1.Storage.Group:input_type -> qq.plugin.v1.GroupRequest
+	68, // 56: qq.plugin.v1.Storage.UserGroups:input_type -> qq.plugin.v1.UserGroupsRequest
+	70, // 57: qq.plugin.v1.Storage.GroupMembers:input_type -> qq.plugin.v1.GroupMembersRequest
+	72, // 58: qq.plugin.v1.Storage.GroupOp:input_type -> qq.plugin.v1.GroupOpRequest
+	74, // 59: qq.plugin.v1.Storage.JoinRequests:input_type -> qq.plugin.v1.JoinRequestsRequest
+	76, // 60: qq.plugin.v1.Storage.GroupLog:input_type -> qq.plugin.v1.GroupLogRequest
+	3,  // 61: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	79, // 62: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
+	4,  // 63: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	8,  // 64: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
+	10, // 65: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
+	24, // 66: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
+	27, // 67: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
+	29, // 68: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
+	31, // 69: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
+	33, // 70: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
+	12, // 71: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
+	14, // 72: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
+	16, // 73: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
+	18, // 74: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
+	35, // 75: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
+	39, // 76: qq.plugin.v1.Storage.RequestFriend:output_type -> qq.plugin.v1.RequestFriendResponse
+	41, // 77: qq.plugin.v1.Storage.AnswerFriendRequest:output_type -> qq.plugin.v1.AnswerFriendRequestResponse
+	43, // 78: qq.plugin.v1.Storage.CancelFriendRequest:output_type -> qq.plugin.v1.CancelFriendRequestResponse
+	45, // 79: qq.plugin.v1.Storage.RemoveFriend:output_type -> qq.plugin.v1.RemoveFriendResponse
+	47, // 80: qq.plugin.v1.Storage.Friends:output_type -> qq.plugin.v1.FriendsResponse
+	49, // 81: qq.plugin.v1.Storage.Block:output_type -> qq.plugin.v1.BlockResponse
+	51, // 82: qq.plugin.v1.Storage.Unblock:output_type -> qq.plugin.v1.UnblockResponse
+	53, // 83: qq.plugin.v1.Storage.Blocks:output_type -> qq.plugin.v1.BlocksResponse
+	55, // 84: qq.plugin.v1.Storage.Relation:output_type -> qq.plugin.v1.RelationResponse
+	65, // 85: qq.plugin.v1.Storage.CreateGroup:output_type -> qq.plugin.v1.CreateGroupResponse
+	67, // 86: qq.plugin.v1.Storage.Group:output_type -> qq.plugin.v1.GroupResponse
+	69, // 87: qq.plugin.v1.Storage.UserGroups:output_type -> qq.plugin.v1.UserGroupsResponse
+	71, // 88: qq.plugin.v1.Storage.GroupMembers:output_type -> qq.plugin.v1.GroupMembersResponse
+	73, // 89: qq.plugin.v1.Storage.GroupOp:output_type -> qq.plugin.v1.GroupOpResponse
+	75, // 90: qq.plugin.v1.Storage.JoinRequests:output_type -> qq.plugin.v1.JoinRequestsResponse
+	77, // 91: qq.plugin.v1.Storage.GroupLog:output_type -> qq.plugin.v1.GroupLogResponse
+	4,  // 92: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	81, // 93: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
+	63, // [63:94] is the sub-list for method output_type
+	32, // [32:63] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_qqplugin_proto_init() }
@@ -3534,7 +5342,7 @@ func file_qqplugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qqplugin_proto_rawDesc), len(file_qqplugin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   57,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

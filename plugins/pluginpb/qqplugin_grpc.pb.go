@@ -15,6 +15,13 @@
 // ConfigureResponse.social that its storage keeps friendships. A plugin
 // that picks version 1 is served exactly as before.
 //
+// The group methods (plugins.Groups), WriteBatch.group_messages,
+// group_acks and group_limits, AppendResult.group, the result errors and
+// error kinds of groups and ConfigureResponse.groups were added within
+// version 2, compatibly: the host uses them only with a plugin whose
+// ConfigureResponse.groups is set, which a plugin built before them never
+// sets.
+//
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
 // status may carry an ErrorDetail naming one of the contract's errors.
@@ -62,6 +69,13 @@ const (
 	Storage_Unblock_FullMethodName             = "/qq.plugin.v1.Storage/Unblock"
 	Storage_Blocks_FullMethodName              = "/qq.plugin.v1.Storage/Blocks"
 	Storage_Relation_FullMethodName            = "/qq.plugin.v1.Storage/Relation"
+	Storage_CreateGroup_FullMethodName         = "/qq.plugin.v1.Storage/CreateGroup"
+	Storage_Group_FullMethodName               = "/qq.plugin.v1.Storage/Group"
+	Storage_UserGroups_FullMethodName          = "/qq.plugin.v1.Storage/UserGroups"
+	Storage_GroupMembers_FullMethodName        = "/qq.plugin.v1.Storage/GroupMembers"
+	Storage_GroupOp_FullMethodName             = "/qq.plugin.v1.Storage/GroupOp"
+	Storage_JoinRequests_FullMethodName        = "/qq.plugin.v1.Storage/JoinRequests"
+	Storage_GroupLog_FullMethodName            = "/qq.plugin.v1.Storage/GroupLog"
 )
 
 // StorageClient is the client API for Storage service.
@@ -117,6 +131,19 @@ type StorageClient interface {
 	Unblock(ctx context.Context, in *UnblockRequest, opts ...grpc.CallOption) (*UnblockResponse, error)
 	Blocks(ctx context.Context, in *BlocksRequest, opts ...grpc.CallOption) (*BlocksResponse, error)
 	Relation(ctx context.Context, in *RelationRequest, opts ...grpc.CallOption) (*RelationResponse, error)
+	// Version 2: groups (plugins.Groups). A plugin serves them when its
+	// ConfigureResponse.groups is set; otherwise they answer UNIMPLEMENTED.
+	// Errors: NOT_FOUND (NO_GROUP, UNKNOWN_USER, NO_REQUEST),
+	// FAILED_PRECONDITION (NOT_MEMBER), PERMISSION_DENIED (NOT_ALLOWED),
+	// ALREADY_EXISTS (ALREADY_MEMBER), RESOURCE_EXHAUSTED (GROUP_FULL,
+	// GROUP_LIMIT).
+	CreateGroup(ctx context.Context, in *CreateGroupRequest, opts ...grpc.CallOption) (*CreateGroupResponse, error)
+	Group(ctx context.Context, in *GroupRequest, opts ...grpc.CallOption) (*GroupResponse, error)
+	UserGroups(ctx context.Context, in *UserGroupsRequest, opts ...grpc.CallOption) (*UserGroupsResponse, error)
+	GroupMembers(ctx context.Context, in *GroupMembersRequest, opts ...grpc.CallOption) (*GroupMembersResponse, error)
+	GroupOp(ctx context.Context, in *GroupOpRequest, opts ...grpc.CallOption) (*GroupOpResponse, error)
+	JoinRequests(ctx context.Context, in *JoinRequestsRequest, opts ...grpc.CallOption) (*JoinRequestsResponse, error)
+	GroupLog(ctx context.Context, in *GroupLogRequest, opts ...grpc.CallOption) (*GroupLogResponse, error)
 }
 
 type storageClient struct {
@@ -347,6 +374,76 @@ func (c *storageClient) Relation(ctx context.Context, in *RelationRequest, opts 
 	return out, nil
 }
 
+func (c *storageClient) CreateGroup(ctx context.Context, in *CreateGroupRequest, opts ...grpc.CallOption) (*CreateGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateGroupResponse)
+	err := c.cc.Invoke(ctx, Storage_CreateGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) Group(ctx context.Context, in *GroupRequest, opts ...grpc.CallOption) (*GroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupResponse)
+	err := c.cc.Invoke(ctx, Storage_Group_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) UserGroups(ctx context.Context, in *UserGroupsRequest, opts ...grpc.CallOption) (*UserGroupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserGroupsResponse)
+	err := c.cc.Invoke(ctx, Storage_UserGroups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) GroupMembers(ctx context.Context, in *GroupMembersRequest, opts ...grpc.CallOption) (*GroupMembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupMembersResponse)
+	err := c.cc.Invoke(ctx, Storage_GroupMembers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) GroupOp(ctx context.Context, in *GroupOpRequest, opts ...grpc.CallOption) (*GroupOpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupOpResponse)
+	err := c.cc.Invoke(ctx, Storage_GroupOp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) JoinRequests(ctx context.Context, in *JoinRequestsRequest, opts ...grpc.CallOption) (*JoinRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JoinRequestsResponse)
+	err := c.cc.Invoke(ctx, Storage_JoinRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) GroupLog(ctx context.Context, in *GroupLogRequest, opts ...grpc.CallOption) (*GroupLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupLogResponse)
+	err := c.cc.Invoke(ctx, Storage_GroupLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StorageServer is the server API for Storage service.
 // All implementations must embed UnimplementedStorageServer
 // for forward compatibility.
@@ -400,6 +497,19 @@ type StorageServer interface {
 	Unblock(context.Context, *UnblockRequest) (*UnblockResponse, error)
 	Blocks(context.Context, *BlocksRequest) (*BlocksResponse, error)
 	Relation(context.Context, *RelationRequest) (*RelationResponse, error)
+	// Version 2: groups (plugins.Groups). A plugin serves them when its
+	// ConfigureResponse.groups is set; otherwise they answer UNIMPLEMENTED.
+	// Errors: NOT_FOUND (NO_GROUP, UNKNOWN_USER, NO_REQUEST),
+	// FAILED_PRECONDITION (NOT_MEMBER), PERMISSION_DENIED (NOT_ALLOWED),
+	// ALREADY_EXISTS (ALREADY_MEMBER), RESOURCE_EXHAUSTED (GROUP_FULL,
+	// GROUP_LIMIT).
+	CreateGroup(context.Context, *CreateGroupRequest) (*CreateGroupResponse, error)
+	Group(context.Context, *GroupRequest) (*GroupResponse, error)
+	UserGroups(context.Context, *UserGroupsRequest) (*UserGroupsResponse, error)
+	GroupMembers(context.Context, *GroupMembersRequest) (*GroupMembersResponse, error)
+	GroupOp(context.Context, *GroupOpRequest) (*GroupOpResponse, error)
+	JoinRequests(context.Context, *JoinRequestsRequest) (*JoinRequestsResponse, error)
+	GroupLog(context.Context, *GroupLogRequest) (*GroupLogResponse, error)
 	mustEmbedUnimplementedStorageServer()
 }
 
@@ -475,6 +585,27 @@ func (UnimplementedStorageServer) Blocks(context.Context, *BlocksRequest) (*Bloc
 }
 func (UnimplementedStorageServer) Relation(context.Context, *RelationRequest) (*RelationResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Relation not implemented")
+}
+func (UnimplementedStorageServer) CreateGroup(context.Context, *CreateGroupRequest) (*CreateGroupResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateGroup not implemented")
+}
+func (UnimplementedStorageServer) Group(context.Context, *GroupRequest) (*GroupResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Group not implemented")
+}
+func (UnimplementedStorageServer) UserGroups(context.Context, *UserGroupsRequest) (*UserGroupsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UserGroups not implemented")
+}
+func (UnimplementedStorageServer) GroupMembers(context.Context, *GroupMembersRequest) (*GroupMembersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GroupMembers not implemented")
+}
+func (UnimplementedStorageServer) GroupOp(context.Context, *GroupOpRequest) (*GroupOpResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GroupOp not implemented")
+}
+func (UnimplementedStorageServer) JoinRequests(context.Context, *JoinRequestsRequest) (*JoinRequestsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method JoinRequests not implemented")
+}
+func (UnimplementedStorageServer) GroupLog(context.Context, *GroupLogRequest) (*GroupLogResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GroupLog not implemented")
 }
 func (UnimplementedStorageServer) mustEmbedUnimplementedStorageServer() {}
 func (UnimplementedStorageServer) testEmbeddedByValue()                 {}
@@ -893,6 +1024,132 @@ func _Storage_Relation_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Storage_CreateGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).CreateGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_CreateGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).CreateGroup(ctx, req.(*CreateGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_Group_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).Group(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_Group_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).Group(ctx, req.(*GroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_UserGroups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UserGroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).UserGroups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_UserGroups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).UserGroups(ctx, req.(*UserGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_GroupMembers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GroupMembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).GroupMembers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_GroupMembers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).GroupMembers(ctx, req.(*GroupMembersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_GroupOp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GroupOpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).GroupOp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_GroupOp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).GroupOp(ctx, req.(*GroupOpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_JoinRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).JoinRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_JoinRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).JoinRequests(ctx, req.(*JoinRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_GroupLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GroupLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).GroupLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_GroupLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).GroupLog(ctx, req.(*GroupLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Storage_ServiceDesc is the grpc.ServiceDesc for Storage service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -987,6 +1244,34 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Relation",
 			Handler:    _Storage_Relation_Handler,
+		},
+		{
+			MethodName: "CreateGroup",
+			Handler:    _Storage_CreateGroup_Handler,
+		},
+		{
+			MethodName: "Group",
+			Handler:    _Storage_Group_Handler,
+		},
+		{
+			MethodName: "UserGroups",
+			Handler:    _Storage_UserGroups_Handler,
+		},
+		{
+			MethodName: "GroupMembers",
+			Handler:    _Storage_GroupMembers_Handler,
+		},
+		{
+			MethodName: "GroupOp",
+			Handler:    _Storage_GroupOp_Handler,
+		},
+		{
+			MethodName: "JoinRequests",
+			Handler:    _Storage_JoinRequests_Handler,
+		},
+		{
+			MethodName: "GroupLog",
+			Handler:    _Storage_GroupLog_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -23,7 +23,13 @@
 // pending messages and acks, history paging and order, the atomicity of a
 // batch (what a cancelled Write leaves behind), Close, and, when the
 // storage has a plugins.Social (found with plugins.SocialOf), friendships,
-// friend requests, blocks and the checks Write makes with them. It does not
+// friend requests, blocks and the checks Write makes with them, and, when
+// it has plugins.Groups (plugins.GroupsOf), groups: every operation and
+// the rights it needs, the limits, the log's seq and order, what each
+// member may see of it, paging both ways, read cursors with unread and
+// mention counts, de-duplication of group messages (in the direct
+// messages' key space), the atomicity of a batch with group messages, and
+// what deleting an account does to its groups. It does not
 // cover what only an implementation can arrange: a crash of the process or
 // the machine, a full disk, the clock, the length of the de-duplication
 // window, durability across a reopen.
@@ -63,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) plugins.Storage) {
 	t.Run("close", func(t *testing.T) { runClose(t, open) })
 	t.Run("social", func(t *testing.T) { runSocial(t, open) })
 	t.Run("write checks", func(t *testing.T) { runWriteChecks(t, open) })
+	t.Run("groups", func(t *testing.T) { runGroups(t, open) })
 }
 
 // tester wraps a storage under test with helpers that fail the test on
@@ -118,8 +125,8 @@ func (h *tester) write(b *plugins.WriteBatch) []plugins.AppendResult {
 	if err != nil {
 		h.t.Fatalf("Write: %v", err)
 	}
-	if len(res) != len(b.Messages) {
-		h.t.Fatalf("Write: %d results for %d messages", len(res), len(b.Messages))
+	if n := len(b.Messages) + len(b.GroupMessages); len(res) != n {
+		h.t.Fatalf("Write: %d results for %d messages", len(res), n)
 	}
 	return res
 }

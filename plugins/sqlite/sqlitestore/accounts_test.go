@@ -240,8 +240,8 @@ func TestMigrateV1(t *testing.T) {
 	}
 
 	s := openAt(t, path, newClock())
-	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != fmt.Sprint(sqlitestore.SchemaVersion) || v != "3" {
-		t.Fatalf("user_version = %q, %v; want 3", v, err)
+	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != fmt.Sprint(sqlitestore.SchemaVersion) || v != "4" {
+		t.Fatalf("user_version = %q, %v; want 4", v, err)
 	}
 	// The data is intact.
 	if h, err := s.PasswordHash(ctx, "bob"); err != nil || h != "hash-bob" {

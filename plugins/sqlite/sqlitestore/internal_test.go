@@ -26,26 +26,42 @@ func TestCommitMaybeWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g, err := s.CreateGroup(ctx, "alice", "g", plugins.PolicyOpen, plugins.HistoryJoined, 1, plugins.GroupLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gres, err := s.Write(ctx, &plugins.WriteBatch{GroupMessages: []plugins.NewGroupMessage{{Group: g.ID, From: "alice", Body: "x"}}})
+	if err != nil || gres[0].Group == nil {
+		t.Fatal(gres, err)
+	}
+	stored := firstGroupEntry{g.ID, gres[0].Group.Seq, gres[0].Group.MsgID}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	for _, tt := range []struct {
-		firstID string
-		want    bool
+		firstID    string
+		firstGroup firstGroupEntry
+		want       bool
 	}{
-		{res[0].Message.ID, true}, // the commit took effect
-		{newMsgID(1), false},      // it did not
-		{"", true},                // nothing to look for
+		{res[0].Message.ID, firstGroupEntry{}, true},       // the commit took effect
+		{newMsgID(1), firstGroupEntry{}, false},            // it did not
+		{"", firstGroupEntry{}, true},                      // nothing to look for
+		{"", stored, true},                                 // a group message: the commit took effect
+		{"", firstGroupEntry{g.ID, 3, newMsgID(1)}, false}, // it did not
+		{"", firstGroupEntry{g.ID, 2, newMsgID(1)}, false}, // another entry has that seq
 	} {
-		if got := s.commitMaybeWritten(tt.firstID); got != tt.want {
-			t.Errorf("commitMaybeWritten(%q) = %v, want %v", tt.firstID, got, tt.want)
+		if got := s.commitMaybeWritten(tt.firstID, tt.firstGroup); got != tt.want {
+			t.Errorf("commitMaybeWritten(%q, %+v) = %v, want %v", tt.firstID, tt.firstGroup, got, tt.want)
 		}
 	}
 	// When the lookup itself fails, the outcome is unknown.
 	if err := s.writer.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if !s.commitMaybeWritten(newMsgID(1)) {
+	if !s.commitMaybeWritten(newMsgID(1), firstGroupEntry{}) {
 		t.Error("commitMaybeWritten with a failing lookup = false, want true")
+	}
+	if !s.commitMaybeWritten("", firstGroupEntry{g.ID, 3, newMsgID(1)}) {
+		t.Error("commitMaybeWritten of a group message with a failing lookup = false, want true")
 	}
 }
 

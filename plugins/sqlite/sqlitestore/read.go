@@ -61,8 +61,8 @@ func (s *Store) CountPending(ctx context.Context) (int64, error) {
 }
 
 // LookupCIDs returns, for each key, the message stored under its
-// (From, CID) as a Duplicate result, or a zero result when there is none
-// (or the key's CID is empty).
+// (From, CID) as a Duplicate result (with Group set for a group message),
+// or a zero result when there is none (or the key's CID is empty).
 func (s *Store) LookupCIDs(ctx context.Context, keys []plugins.CIDKey) ([]plugins.AppendResult, error) {
 	if s.closed.Load() {
 		return nil, fmt.Errorf("sqlitestore: lookup cids: %w", ErrClosed)
@@ -80,31 +80,40 @@ func (s *Store) LookupCIDs(ctx context.Context, keys []plugins.CIDKey) ([]plugin
 	if len(arg) == 0 {
 		return results, nil
 	}
+	if err := s.lookupDirectCIDs(ctx, keys, arg, results); err != nil {
+		return nil, fmt.Errorf("sqlitestore: lookup cids: %w", err)
+	}
+	if err := s.lookupGroupCIDs(ctx, keys, results); err != nil {
+		return nil, fmt.Errorf("sqlitestore: lookup cids: %w", err)
+	}
+	return results, nil
+}
+
+// lookupDirectCIDs fills the results of the keys arg lists ([index,
+// sender, cid]) that name a direct message.
+func (s *Store) lookupDirectCIDs(ctx context.Context, keys []plugins.CIDKey, arg []any, results []plugins.AppendResult) error {
 	keyJSON, err := json.Marshal(arg)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: lookup cids: %w", err)
+		return err
 	}
 	rows, err := s.stLookupCIDs.QueryContext(ctx, string(keyJSON))
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: lookup cids: %w", err)
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var i int
 		r := plugins.AppendResult{Duplicate: true}
 		if err := rows.Scan(&i, &r.Message.ID, &r.Message.To, &r.Message.Body, &r.Message.TS, &r.Status); err != nil {
-			return nil, fmt.Errorf("sqlitestore: lookup cids: %w", err)
+			return err
 		}
 		if i < 0 || i >= len(keys) {
-			return nil, fmt.Errorf("sqlitestore: lookup cids: key index %d out of range", i)
+			return fmt.Errorf("key index %d out of range", i)
 		}
 		r.Message.From = keys[i].From
 		results[i] = r
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlitestore: lookup cids: %w", err)
-	}
-	return results, nil
+	return rows.Err()
 }
 
 // PendingCount returns how many messages are pending for user.

@@ -13,10 +13,10 @@ import (
 // (qqd refuses those before they reach the storage).
 var errSelf = errors.New("a user cannot befriend or block themselves")
 
-// socialTx runs fn in a write transaction (BEGIN IMMEDIATE, on the writer,
+// writeTx runs fn in a write transaction (BEGIN IMMEDIATE, on the writer,
 // under s.wmu) and commits it unless fn fails. what names the operation
-// in errors.
-func (s *Store) socialTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+// in errors. The social and group operations use it.
+func (s *Store) writeTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
@@ -76,7 +76,7 @@ func scanRelation(row *sql.Row) (plugins.Relation, error) {
 // unknown or deleted to (or from) and ErrBlocked, a request to oneself is
 // an error.
 func (s *Store) RequestFriend(ctx context.Context, from, to, note string, ts int64) (became bool, err error) {
-	err = s.socialTx(ctx, "request friend", func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, "request friend", func(tx *sql.Tx) error {
 		if err := s.live(ctx, tx, to, from); err != nil {
 			return err
 		}
@@ -111,7 +111,7 @@ func (s *Store) RequestFriend(ctx context.Context, from, to, note string, ts int
 
 // AnswerFriendRequest implements plugins.Social.
 func (s *Store) AnswerFriendRequest(ctx context.Context, user, from string, accept bool, ts int64) error {
-	return s.socialTx(ctx, "answer friend request", func(tx *sql.Tx) error {
+	return s.writeTx(ctx, "answer friend request", func(tx *sql.Tx) error {
 		n, err := exec(ctx, tx, s.stDelRequest, from, user)
 		if err != nil {
 			return err
@@ -131,7 +131,7 @@ func (s *Store) AnswerFriendRequest(ctx context.Context, user, from string, acce
 
 // CancelFriendRequest implements plugins.Social.
 func (s *Store) CancelFriendRequest(ctx context.Context, from, to string) error {
-	return s.socialTx(ctx, "cancel friend request", func(tx *sql.Tx) error {
+	return s.writeTx(ctx, "cancel friend request", func(tx *sql.Tx) error {
 		n, err := exec(ctx, tx, s.stDelRequest, from, to)
 		if err != nil {
 			return err
@@ -145,7 +145,7 @@ func (s *Store) CancelFriendRequest(ctx context.Context, from, to string) error 
 
 // RemoveFriend implements plugins.Social.
 func (s *Store) RemoveFriend(ctx context.Context, user, friend string) error {
-	return s.socialTx(ctx, "remove friend", func(tx *sql.Tx) error {
+	return s.writeTx(ctx, "remove friend", func(tx *sql.Tx) error {
 		n, err := exec(ctx, tx, s.stDelFriends, user, friend)
 		if err != nil {
 			return err
@@ -160,7 +160,7 @@ func (s *Store) RemoveFriend(ctx context.Context, user, friend string) error {
 // Block implements plugins.Social. Besides ErrUnknownUser for an unknown
 // or deleted target (or user), blocking oneself is an error.
 func (s *Store) Block(ctx context.Context, user, target string, ts int64) error {
-	return s.socialTx(ctx, "block", func(tx *sql.Tx) error {
+	return s.writeTx(ctx, "block", func(tx *sql.Tx) error {
 		if err := s.live(ctx, tx, target, user); err != nil {
 			return err
 		}
@@ -182,7 +182,7 @@ func (s *Store) Block(ctx context.Context, user, target string, ts int64) error 
 
 // Unblock implements plugins.Social.
 func (s *Store) Unblock(ctx context.Context, user, target string) error {
-	return s.socialTx(ctx, "unblock", func(tx *sql.Tx) error {
+	return s.writeTx(ctx, "unblock", func(tx *sql.Tx) error {
 		_, err := exec(ctx, tx, s.stUnblock, user, target)
 		return err
 	})

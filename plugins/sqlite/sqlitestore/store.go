@@ -111,6 +111,42 @@ type Store struct {
 	stDropFriends  *sql.Stmt
 	stDropRequests *sql.Stmt
 	stDropBlocks   *sql.Stmt
+	// Groups, on the writer.
+	stGroupW            *sql.Stmt
+	stCreateGroup       *sql.Stmt
+	stPutGroup          *sql.Stmt
+	stGroupSeq          *sql.Stmt
+	stOwnedGroups       *sql.Stmt
+	stJoinedGroups      *sql.Stmt
+	stMemberW           *sql.Stmt
+	stSender            *sql.Stmt
+	stAddMember         *sql.Stmt
+	stRemoveMember      *sql.Stmt
+	stSetRole           *sql.Stmt
+	stSetMuted          *sql.Stmt
+	stMembersW          *sql.Stmt
+	stSuccessor         *sql.Stmt
+	stDissolveMembers   *sql.Stmt
+	stUserMemberships   *sql.Stmt
+	stAppendEntry       *sql.Stmt
+	stGroupInsert       *sql.Stmt
+	stGroupLookupCID    *sql.Stmt
+	stGroupPrune        *sql.Stmt
+	stAddCursor         *sql.Stmt
+	stSenderCursor      *sql.Stmt
+	stAckGroup          *sql.Stmt
+	stPassMentions      *sql.Stmt
+	stRecountMentions   *sql.Stmt
+	stMention           *sql.Stmt
+	stCountMention      *sql.Stmt
+	stDropCursor        *sql.Stmt
+	stDropMentions      *sql.Stmt
+	stDropUserCursors   *sql.Stmt
+	stDropUserMentions  *sql.Stmt
+	stPutJoinRequest    *sql.Stmt
+	stDelJoinRequest    *sql.Stmt
+	stDropGroupRequests *sql.Stmt
+	stDropUserRequests  *sql.Stmt
 	// Statements prepared on the reader pool.
 	stPasswordHash *sql.Stmt
 	stKnownUser    *sql.Stmt
@@ -124,6 +160,15 @@ type Store struct {
 	stRelation     *sql.Stmt
 	stBlocks       *sql.Stmt
 	stFriends      *sql.Stmt
+	// Groups, on the reader pool.
+	stGroupR          *sql.Stmt
+	stMemberR         *sql.Stmt
+	stMembersR        *sql.Stmt
+	stUserGroups      *sql.Stmt
+	stGroupRequests   *sql.Stmt
+	stLogAfter        *sql.Stmt
+	stLogBefore       *sql.Stmt
+	stGroupLookupCIDs *sql.Stmt
 	// stmts is every statement above that was prepared, for closeDB.
 	stmts []*sql.Stmt
 
@@ -158,6 +203,7 @@ type Store struct {
 var (
 	_ plugins.Storage = (*Store)(nil)
 	_ plugins.Social  = (*Store)(nil)
+	_ plugins.Groups  = (*Store)(nil)
 )
 
 // Open opens (creating if needed) the database at opts.Path, applies
@@ -348,6 +394,41 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.writer, &s.stDropFriends, qDropFriends},
 		{s.writer, &s.stDropRequests, qDropRequests},
 		{s.writer, &s.stDropBlocks, qDropBlocks},
+		{s.writer, &s.stGroupW, qGroup},
+		{s.writer, &s.stCreateGroup, qCreateGroup},
+		{s.writer, &s.stPutGroup, qPutGroup},
+		{s.writer, &s.stGroupSeq, qGroupSeq},
+		{s.writer, &s.stOwnedGroups, qOwnedGroups},
+		{s.writer, &s.stJoinedGroups, qJoinedGroups},
+		{s.writer, &s.stMemberW, qMember},
+		{s.writer, &s.stSender, qSender},
+		{s.writer, &s.stAddMember, qAddMember},
+		{s.writer, &s.stRemoveMember, qRemoveMember},
+		{s.writer, &s.stSetRole, qSetRole},
+		{s.writer, &s.stSetMuted, qSetMuted},
+		{s.writer, &s.stMembersW, qMembers},
+		{s.writer, &s.stSuccessor, qSuccessor},
+		{s.writer, &s.stDissolveMembers, qDissolveMembers},
+		{s.writer, &s.stUserMemberships, qUserMemberships},
+		{s.writer, &s.stAppendEntry, qAppendEntry},
+		{s.writer, &s.stGroupInsert, qGroupInsert},
+		{s.writer, &s.stGroupLookupCID, qGroupLookupCID},
+		{s.writer, &s.stGroupPrune, qGroupPrune},
+		{s.writer, &s.stAddCursor, qAddCursor},
+		{s.writer, &s.stSenderCursor, qSenderCursor},
+		{s.writer, &s.stAckGroup, qAckGroup},
+		{s.writer, &s.stPassMentions, qPassMentions},
+		{s.writer, &s.stRecountMentions, qRecountMentions},
+		{s.writer, &s.stMention, qMention},
+		{s.writer, &s.stCountMention, qCountMention},
+		{s.writer, &s.stDropCursor, qDropCursor},
+		{s.writer, &s.stDropMentions, qDropMentions},
+		{s.writer, &s.stDropUserCursors, qDropUserCursors},
+		{s.writer, &s.stDropUserMentions, qDropUserMentions},
+		{s.writer, &s.stPutJoinRequest, qPutJoinRequest},
+		{s.writer, &s.stDelJoinRequest, qDeleteJoinRequest},
+		{s.writer, &s.stDropGroupRequests, qDropGroupRequests},
+		{s.writer, &s.stDropUserRequests, qDropUserRequests},
 		{s.reader, &s.stPasswordHash, qPasswordHash},
 		{s.reader, &s.stKnownUser, qUserKnown},
 		{s.reader, &s.stCountUsers, qCountUsers},
@@ -360,6 +441,14 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.reader, &s.stRelation, qRelation},
 		{s.reader, &s.stBlocks, qBlocks},
 		{s.reader, &s.stFriends, qFriends},
+		{s.reader, &s.stGroupR, qGroup},
+		{s.reader, &s.stMemberR, qMember},
+		{s.reader, &s.stMembersR, qMembers},
+		{s.reader, &s.stUserGroups, qUserGroups},
+		{s.reader, &s.stGroupRequests, qGroupRequests},
+		{s.reader, &s.stLogAfter, qLogAfter},
+		{s.reader, &s.stLogBefore, qLogBefore},
+		{s.reader, &s.stGroupLookupCIDs, qGroupLookupCIDs},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {

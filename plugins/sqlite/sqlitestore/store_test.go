@@ -197,7 +197,7 @@ func TestOpenOptions(t *testing.T) {
 				"journal_mode": "wal",
 				"foreign_keys": "1",
 				"busy_timeout": "5000",
-				"user_version": "3",
+				"user_version": "4",
 			} {
 				got, err := sqlitestore.WriterPragma(s, pragma)
 				if err != nil || got != want {
@@ -471,8 +471,8 @@ func TestMigrations(t *testing.T) {
 			}
 		}
 		v, err := sqlitestore.WriterPragma(s, "user_version")
-		if err != nil || v != "3" {
-			t.Errorf("open %d: user_version = %q, %v; want 3", i, v, err)
+		if err != nil || v != "4" {
+			t.Errorf("open %d: user_version = %q, %v; want 4", i, v, err)
 		}
 		if h, err := s.PasswordHash(ctx, "alice"); err != nil || h != "h" {
 			t.Errorf("open %d: PasswordHash = %q, %v", i, h, err)

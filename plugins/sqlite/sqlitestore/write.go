@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/qqchat/qq/daemon/protocol"
@@ -65,7 +64,8 @@ func (s *Store) SetPasswordHash(ctx context.Context, user, passwordHash string) 
 // DeleteUser deletes the account of user in one transaction: the user is
 // marked deleted (its password hash erased), the messages pending for it
 // are dropped (it returns how many), and so are its friendships, friend
-// requests and blocks, in both directions. The user's history rows stay, and
+// requests and blocks, in both directions; it leaves its groups (see
+// plugins.Groups, "Deleted accounts"). The user's history rows stay, and
 // so does the name: see the package documentation. It returns an error
 // wrapping plugins.ErrUnknownUser when the user does not exist or was
 // already deleted.
@@ -106,6 +106,9 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
 			return 0, fmt.Errorf("sqlitestore: delete user %q: drop friendships, requests and blocks: %w", user, err)
 		}
 	}
+	if err := s.leaveGroups(newTxStmts(ctx, tx), user, s.now().UnixMilli()); err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete user %q: leave groups: %w", user, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("sqlitestore: delete user %q: commit: %w", user, err)
 	}
@@ -123,14 +126,14 @@ func (s *Store) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.App
 	if err := ctx.Err(); err != nil {
 		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: write: %w", err)}
 	}
-	if b == nil || len(b.Messages) == 0 && len(b.Acks) == 0 {
+	if b == nil || len(b.Messages)+len(b.Acks)+len(b.GroupMessages)+len(b.GroupAcks) == 0 {
 		return []plugins.AppendResult{}, nil
 	}
 
 	if err := s.restoreSync(ctx); err != nil {
 		return nil, &plugins.WriteError{Err: err}
 	}
-	if len(b.Messages) == 0 && s.syncLevel == "FULL" {
+	if len(b.Messages)+len(b.GroupMessages) == 0 && s.syncLevel == "FULL" {
 		// An ack-only batch commits without fsync: see the package
 		// documentation (Durability).
 		s.syncLowered = true
@@ -154,11 +157,19 @@ func (s *Store) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.App
 	if err != nil {
 		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: append: %w", err)}
 	}
+	groupResults, firstGroup, err := s.appendGroup(ctx, tx, b.GroupMessages, b.GroupLimits)
+	if err != nil {
+		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: append group messages: %w", err)}
+	}
 	if err := s.ack(ctx, tx, b.Acks); err != nil {
 		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: ack: %w", err)}
 	}
+	if err := s.ackGroups(ctx, tx, b.GroupAcks); err != nil {
+		return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: group ack: %w", err)}
+	}
+	results = append(results, groupResults...)
 	if err := tx.Commit(); err != nil {
-		maybe := s.commitMaybeWritten(firstID)
+		maybe := s.commitMaybeWritten(firstID, firstGroup)
 		s.log.Warn("sqlitestore: commit failed", "err", err, "maybe_written", maybe)
 		return nil, &plugins.WriteError{MaybeWritten: maybe, Err: fmt.Errorf("sqlitestore: commit: %w", err)}
 	}
@@ -177,24 +188,15 @@ func (s *Store) append(ctx context.Context, tx *sql.Tx, msgs []plugins.NewMessag
 		return results, "", nil
 	}
 	sctx := statementContext(ctx)
-	lookup := tx.StmtContext(sctx, s.stLookupCID)
-	userExists := tx.StmtContext(sctx, s.stUserExists)
-	insert := tx.StmtContext(sctx, s.stInsert)
+	t := newTxStmts(sctx, tx)
+	userExists := t.get(s.stUserExists)
+	insert := t.get(s.stInsert)
 	var insertChecked *sql.Stmt // prepared on the tx at first use
 
-	// stored looks up the message stored under m's (sender, cid).
+	// stored looks up the message stored under m's (sender, cid), of
+	// either kind.
 	stored := func(m plugins.NewMessage) (plugins.AppendResult, bool, error) {
-		r := plugins.AppendResult{Duplicate: true}
-		r.Message.From = m.From
-		err := lookup.QueryRowContext(sctx, m.From, m.CID).Scan(
-			&r.Message.ID, &r.Message.To, &r.Message.Body, &r.Message.TS, &r.Status)
-		if errors.Is(err, sql.ErrNoRows) {
-			return r, false, nil
-		}
-		if err != nil {
-			return r, false, fmt.Errorf("look up cid: %w", err)
-		}
-		return r, true, nil
+		return s.storedCID(t, m.From, m.CID)
 	}
 	// Names found missing in this batch. CreateUser and DeleteUser wait
 	// for s.wmu, so what a batch learns about a name holds for the whole
@@ -402,16 +404,21 @@ func (s *Store) nextTS() int64 {
 }
 
 // commitMaybeWritten settles, after COMMIT failed, whether the batch may be
-// stored: it looks for the batch's first new message on the writer
-// connection (which sees its own last commit). The caller holds s.wmu.
-func (s *Store) commitMaybeWritten(firstID string) bool {
-	if firstID == "" {
+// stored: it looks for the batch's first new message (or, with none,
+// its first new group message) on the writer connection (which sees its
+// own last commit). The caller holds s.wmu.
+func (s *Store) commitMaybeWritten(firstID string, firstGroup firstGroupEntry) bool {
+	if firstID == "" && firstGroup.msgID == "" {
 		return true // nothing to look for; acks alone are idempotent
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
+	query, args := qProbe, []any{firstID}
+	if firstID == "" {
+		query, args = qGroupProbe, []any{firstGroup.group, firstGroup.seq, firstGroup.msgID}
+	}
 	var found bool
-	if err := s.writer.QueryRowContext(ctx, qProbe, firstID).Scan(&found); err != nil {
+	if err := s.writer.QueryRowContext(ctx, query, args...).Scan(&found); err != nil {
 		s.log.Warn("sqlitestore: cannot settle the outcome of a failed commit", "err", err)
 		return true
 	}
@@ -424,19 +431,22 @@ func (s *Store) commitMaybeWritten(firstID string) bool {
 // With a zero window it does nothing.
 func (s *Store) PruneCIDs(ctx context.Context) (int64, error) {
 	var total int64
-	for {
-		n, err := s.pruneBatch(ctx)
-		total += n
-		if err != nil {
-			return total, fmt.Errorf("sqlitestore: prune cids: %w", err)
-		}
-		if n < pruneBatch {
-			return total, nil
+	for _, st := range []*sql.Stmt{s.stPrune, s.stGroupPrune} { // direct messages', group messages'
+		for {
+			n, err := s.pruneBatch(ctx, st)
+			total += n
+			if err != nil {
+				return total, fmt.Errorf("sqlitestore: prune cids: %w", err)
+			}
+			if n < pruneBatch {
+				break
+			}
 		}
 	}
+	return total, nil
 }
 
-func (s *Store) pruneBatch(ctx context.Context) (int64, error) {
+func (s *Store) pruneBatch(ctx context.Context, st *sql.Stmt) (int64, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
@@ -446,7 +456,7 @@ func (s *Store) pruneBatch(ctx context.Context) (int64, error) {
 		return 0, nil
 	}
 	cutoff := s.now().Add(-s.window).UnixMilli()
-	res, err := s.stPrune.ExecContext(ctx, cutoff, pruneBatch)
+	res, err := st.ExecContext(ctx, cutoff, pruneBatch)
 	if err != nil {
 		return 0, err
 	}
