@@ -18,8 +18,12 @@
 //     and no push is dropped. When the connection ends, messages already
 //     queued are still delivered, then Messages is closed. Close discards
 //     undelivered messages and closes Messages at once.
+//   - Other pushes (friend requests and answers, presence, typing, an
+//     operator's notice, and push types added later) are delivered on
+//     Events, in arrival order and through a queue of their own, when
+//     Options.Events is set; without it they are dropped and Events is a
+//     closed channel. Has tells which extensions the server's hello lists.
 //   - A kicked push ends the connection; Err then returns a *KickedError.
-//     Push types the client does not know are ignored.
 //   - Done is closed when the connection ends, for whatever reason. Err
 //     reports why: *KickedError, ErrClosed after Close, io.EOF when the
 //     server closed the connection (for example after Logout), or the read

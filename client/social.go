@@ -79,13 +79,21 @@ func (c *Client) userCall(ctx context.Context, t protocol.Type, key, user string
 	return err
 }
 
-// Friends returns the friends and pending friend requests.
+// Friends returns the friends and pending friend requests. Its lists are
+// never nil.
 func (c *Client) Friends(ctx context.Context) (*FriendList, error) {
 	f, err := c.call(ctx, protocol.TypeFriends, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &FriendList{Friends: f.Friends, Incoming: f.Incoming, Outgoing: f.Outgoing}, nil
+	return &FriendList{Friends: orEmpty(f.Friends), Incoming: orEmpty(f.Incoming), Outgoing: orEmpty(f.Outgoing)}, nil
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // Blocks returns the users this account blocks, sorted.
@@ -94,10 +102,7 @@ func (c *Client) Blocks(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.Users == nil {
-		return []string{}, nil
-	}
-	return f.Users, nil
+	return orEmpty(f.Users), nil
 }
 
 // SetPresence sets the presence state (online, away, busy or invisible)

@@ -440,7 +440,7 @@ func (st supervisedStorage) Social() (Social, bool) {
 	if !ok {
 		return nil, false
 	}
-	return supervisedSocial{st.s}, true
+	return supervisedSocial(st), true
 }
 
 // supervisedSocial is the Social of the current process.

@@ -17,14 +17,23 @@ import (
 )
 
 const chatHelp = `commands:
-  /msg <user> <text>    send text to user (later plain lines go to them too)
-  <text>                send text to the last user you wrote to
-  //text                send a line that starts with "/"
-  /users                who is online
-  /offline              show messages still waiting
-  /history <user> [n]   the last n messages with user
-  /quit                 log out and leave (also Ctrl-D)
-  /help                 this help
+  /msg <user> <text>      send text to user (later plain lines go to them too)
+  <text>                  send text to the last user you wrote to
+  //text                  send a line that starts with "/"
+  /users                  who is online
+  /offline                show messages still waiting
+  /history <user> [n]     the last n messages with user
+  /friends                your friends and their presence, friend requests
+  /add <user> [note]      ask user to be your friend
+  /accept <user>          accept user's friend request (/decline refuses it)
+  /cancel <user>          withdraw your friend request to user
+  /remove <user>          end a friendship
+  /block <user>           stop user's messages, requests and typing
+  /unblock <user>         lift a block; /blocks lists them
+  /status <state> [text]  online, away, busy or invisible (friends see you
+                          offline), with an optional status text
+  /quit                   log out and leave (also Ctrl-D)
+  /help                   this help
 `
 
 // Chat limits.
@@ -44,7 +53,7 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 	if len(pos) != 0 {
 		return usageErrorf("usage: qq [chat]")
 	}
-	c, pending, err := a.login(ctx, g)
+	c, pending, err := a.login(ctx, g, client.Options{Events: true})
 	if err != nil {
 		return err
 	}
@@ -64,6 +73,16 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 		cfg.FuncMakeRaw = func() error { return nil }
 		cfg.FuncExitRaw = func() error { return nil }
 	}
+	// Typing notifications go out only for a person at a terminal, not for
+	// lines piped in.
+	var tp *typer
+	if a.terminal && c.Has(protocol.FeatureTyping) {
+		tp = newTyper(c, a.now)
+		cfg.Listener = readline.FuncListener(func(line []rune, _ int, _ rune) ([]rune, int, bool) {
+			tp.edited(line)
+			return nil, 0, false
+		})
+	}
 	rl, err := readline.NewEx(cfg)
 	if err != nil {
 		return &cli.Error{Code: exitOther, Msg: "cannot start the line editor: " + err.Error(), Err: err}
@@ -77,19 +96,39 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 	}()
 
 	s := newChat(c, g.user, rl.Stdout(), a.loc, a.now)
-	s.setPrompt = rl.SetPrompt
+	// A prompt set while the editor reads (by a push) is drawn at once;
+	// one set between reads, at the next read. The input line is erased
+	// before the prompt changes: the editor counts the rows to erase from
+	// the prompt's width, and a longer or shorter prompt can wrap the line
+	// onto more or fewer rows than are on the screen.
+	s.setPrompt = func(p string) {
+		if !rl.Terminal.IsReading() {
+			rl.SetPrompt(p)
+			return
+		}
+		rl.Clean()
+		rl.SetPrompt(p)
+		rl.Refresh()
+	}
+	s.typer = tp
 	if pending == 0 {
 		s.println("no messages waiting")
 	} else {
 		s.println(plural(pending, "message") + " waiting")
 		s.showOffline(ctx, false)
 	}
+	s.socialSummary(ctx)
 	s.println("type /help for help")
 
 	pushDone := make(chan struct{})
 	go func() {
 		defer close(pushDone)
 		s.pushes(ctx)
+	}()
+	eventsDone := make(chan struct{})
+	go func() {
+		defer close(eventsDone)
+		s.events()
 	}()
 	// When the connection ends, interrupt the prompt.
 	stopWatch := make(chan struct{})
@@ -104,11 +143,18 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 		case <-stopWatch:
 		}
 	}()
+	if tp != nil {
+		go tp.run(ctx)
+	}
 	defer func() {
 		close(stopWatch)
 		<-watchDone
+		if tp != nil {
+			tp.close()
+		}
 		c.Close()
 		<-pushDone
+		<-eventsDone
 	}()
 
 	for {
@@ -158,17 +204,21 @@ type chat struct {
 	loc       *time.Location
 	now       func() time.Time
 	setPrompt func(string)
+	typer     *typer // nil when the chat sends no typing notifications
 
 	outMu sync.Mutex
 	out   io.Writer
 
-	mu   sync.Mutex
-	peer string // last user written to, or first user who wrote
-	seen idSet  // msg_ids already displayed
+	promptMu sync.Mutex // serializes updatePrompt
+
+	mu     sync.Mutex
+	peer   string          // last user written to, or first user who wrote
+	seen   idSet           // msg_ids already displayed
+	typing map[string]bool // users typing to this one
 }
 
 func newChat(c *client.Client, me string, out io.Writer, loc *time.Location, now func() time.Time) *chat {
-	return &chat{c: c, me: me, out: out, loc: loc, now: now, setPrompt: func(string) {}, seen: newIDSet(seenMax)}
+	return &chat{c: c, me: me, out: out, loc: loc, now: now, setPrompt: func(string) {}, seen: newIDSet(seenMax), typing: make(map[string]bool)}
 }
 
 func (s *chat) print(text string) {
@@ -190,6 +240,7 @@ func (s *chat) display(msgs []protocol.Message) []string {
 	var b strings.Builder
 	s.mu.Lock()
 	from := ""
+	stoppedTyping := false
 	for _, m := range msgs {
 		if s.seen.add(m.ID) {
 			b.WriteString(formatMessageFor(m, s.me, now, s.loc))
@@ -197,12 +248,20 @@ func (s *chat) display(msgs []protocol.Message) []string {
 		if from == "" && m.From != s.me {
 			from = m.From
 		}
+		// A message ends its sender's typing indicator.
+		if s.typing[m.From] {
+			delete(s.typing, m.From)
+			stoppedTyping = true
+		}
 	}
 	noPeer := s.peer == ""
 	s.mu.Unlock()
 	s.print(b.String())
-	if noPeer && from != "" {
+	switch {
+	case noPeer && from != "":
 		s.setPeer(from)
+	case stoppedTyping:
+		s.updatePrompt()
 	}
 	return msgIDs(msgs)
 }
@@ -262,8 +321,11 @@ func (s *chat) pushes(ctx context.Context) {
 	}
 }
 
-// quit logs out.
+// quit logs out, after the typing stop that may be due.
 func (s *chat) quit(ctx context.Context) error {
+	if s.typer != nil {
+		s.typer.close()
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logoutTimeout)
 	defer cancel()
 	s.c.Logout(rctx)
@@ -301,6 +363,16 @@ func (s *chat) handle(ctx context.Context, line string) (quit bool) {
 		s.showOffline(ctx, true)
 	case "/history":
 		s.history(ctx, strings.Fields(rest))
+	case "/friends":
+		s.friends(ctx)
+	case "/add":
+		s.add(ctx, rest)
+	case "/accept", "/decline", "/cancel", "/remove", "/block", "/unblock":
+		s.friendCmd(ctx, cmd[1:], rest)
+	case "/blocks":
+		s.blocks(ctx)
+	case "/status":
+		s.status(ctx, rest)
 	case "/quit", "/exit", "/q":
 		return true
 	case "/help", "/?":
@@ -352,9 +424,13 @@ func (s *chat) setPeer(to string) {
 	changed := s.peer != to
 	s.peer = to
 	s.mu.Unlock()
-	if changed {
-		s.setPrompt("to " + sanitize(to) + "> ")
+	if !changed {
+		return
 	}
+	if s.typer != nil {
+		s.typer.setPeer(to)
+	}
+	s.updatePrompt()
 }
 
 func (s *chat) users(ctx context.Context) {

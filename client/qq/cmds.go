@@ -25,11 +25,11 @@ const (
 	logoutTimeout  = 5 * time.Second
 )
 
-// dial connects to the server named by g.
-func (a *app) dial(ctx context.Context, g *globals) (*client.Client, error) {
+// dial connects to the server named by g, with opts and the TLS settings
+// of g.
+func (a *app) dial(ctx context.Context, g *globals, opts client.Options) (*client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	opts := client.Options{}
 	if g.tls || g.ca != "" {
 		tc, err := tlsConfig(g)
 		if err != nil {
@@ -66,8 +66,9 @@ func tlsConfig(g *globals) (*tls.Config, error) {
 	return tc, nil
 }
 
-// login connects and logs in as g.user. It returns the pending count.
-func (a *app) login(ctx context.Context, g *globals) (*client.Client, int64, error) {
+// login connects with opts and logs in as g.user. It returns the pending
+// count.
+func (a *app) login(ctx context.Context, g *globals, opts client.Options) (*client.Client, int64, error) {
 	if g.user == "" {
 		return nil, 0, usageErrorf("no user name: use --user or set QQ_USER")
 	}
@@ -75,7 +76,7 @@ func (a *app) login(ctx context.Context, g *globals) (*client.Client, int64, err
 	if err != nil {
 		return nil, 0, err
 	}
-	c, err := a.dial(ctx, g)
+	c, err := a.dial(ctx, g, opts)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -151,7 +152,7 @@ func (a *app) registerCmd(ctx context.Context, g *globals, args []string) error 
 	if err != nil {
 		return err
 	}
-	c, err := a.dial(ctx, g)
+	c, err := a.dial(ctx, g, client.Options{})
 	if err != nil {
 		return err
 	}
@@ -182,7 +183,7 @@ func (a *app) sendCmd(ctx context.Context, g *globals, args []string) error {
 	if body == "" {
 		return usageErrorf("empty message")
 	}
-	c, _, err := a.login(ctx, g)
+	c, _, err := a.login(ctx, g, client.Options{})
 	if err != nil {
 		return err
 	}
@@ -222,7 +223,7 @@ func (a *app) usersCmd(ctx context.Context, g *globals, args []string) error {
 	if len(pos) != 0 {
 		return usageErrorf("usage: qq users")
 	}
-	c, _, err := a.login(ctx, g)
+	c, _, err := a.login(ctx, g, client.Options{})
 	if err != nil {
 		return err
 	}
@@ -253,7 +254,7 @@ func (a *app) offlineCmd(ctx context.Context, g *globals, args []string) error {
 	if len(pos) != 0 || *limit < 0 {
 		return usageErrorf("usage: qq offline [--limit N] [--ack]")
 	}
-	c, _, err := a.login(ctx, g)
+	c, _, err := a.login(ctx, g, client.Options{})
 	if err != nil {
 		return err
 	}
@@ -305,7 +306,7 @@ func (a *app) historyCmd(ctx context.Context, g *globals, args []string) error {
 		return usageErrorf("usage: qq history <user> [--limit N] [--before MSG_ID]")
 	}
 	with := pos[0]
-	c, _, err := a.login(ctx, g)
+	c, _, err := a.login(ctx, g, client.Options{})
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
 // Command qq is the chat client for people, built on package client: an
 // interactive chat (the default, "qq" or "qq chat") and one-shot commands
-// for scripts (register, send, users, offline, history). "qq -h" prints the
-// commands, flags and exit codes.
+// for scripts (register, send, users, offline, history, and for qqd's
+// friends extension friends, add, accept, decline, cancel, remove, block,
+// unblock, blocks). "qq -h" prints the commands, flags and exit codes.
 //
 // Contracts:
 //
@@ -21,6 +22,19 @@
 //     "[15:04] alice: text" above the input line; every message shown is
 //     acked. Bodies are printed with control characters escaped so that a
 //     message cannot drive the terminal. A kick ends the chat with exit 5.
+//   - The chat's other pushes (friend requests and answers, presence,
+//     notices) are one line each, printed the same way; a typing push
+//     shows in the prompt ("(bob is typing…) to bob> ") until a stop, a
+//     message from that user or their going offline. Every line and prompt
+//     change goes through the line editor, which redraws the input line
+//     below it, so a push never breaks what the user is typing.
+//   - At a terminal the chat sends typing notifications for plain lines to
+//     the current peer (start at the first character, repeated while the
+//     line is edited, stop when it is sent or cleared), from a goroutine of
+//     their own so that the line editor never waits for them.
+//   - Commands of the friends, presence and typing extensions check the
+//     server's hello first; without the feature they fail as the server
+//     would (unknown_type, exit 4).
 //   - All logic lives behind app.run, which takes its arguments,
 //     environment, standard streams and password reader from its app, so
 //     that tests run it in-process.

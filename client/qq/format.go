@@ -138,6 +138,12 @@ func describeServerError(pe *protocol.Error, name string) string {
 	switch pe.Code {
 	case protocol.CodeUnknownUser:
 		return about(text("not a registered user"))
+	case protocol.CodeBlocked:
+		return about(text("blocked"))
+	case protocol.CodeNotFriends:
+		return about(text("you are not friends"))
+	case protocol.CodeNoRequest:
+		return about(text("no such friend request"))
 	case protocol.CodeUserExists:
 		return about(text("that user name is taken"))
 	case protocol.CodeTooLarge:
@@ -165,4 +171,102 @@ func describeServerError(pe *protocol.Error, name string) string {
 		return "invalid request: " + text("")
 	}
 	return text("server error " + sanitize(string(pe.Code)))
+}
+
+// presenceMark is the mark that shows a friend's presence state.
+func presenceMark(state string) string {
+	switch state {
+	case "online":
+		return "●"
+	case "away":
+		return "◐"
+	case "busy":
+		return "⊘"
+	case "offline":
+		return "○"
+	}
+	return "?"
+}
+
+// presenceText renders a presence as "away" or "away: at lunch".
+func presenceText(state, text string) string {
+	s := sanitize(state)
+	if text != "" {
+		s += ": " + sanitize(text)
+	}
+	return s
+}
+
+// requestLine is the line for a friend request from from. cmd is how the
+// user runs a command: "/" in the chat, "qq " in a shell.
+func requestLine(from, note, cmd string) string {
+	from = sanitize(from)
+	s := from + " wants to be your friend"
+	if note != "" {
+		s += ": " + sanitize(note)
+	}
+	return s + " (" + cmd + "accept " + from + " or " + cmd + "decline " + from + ")"
+}
+
+// formatFriendList renders a friends listing: the friends with a presence
+// mark, then the requests to the user and the user's own. cmd is as in
+// requestLine.
+func formatFriendList(fl *client.FriendList, cmd string) string {
+	var b strings.Builder
+	if len(fl.Friends) == 0 {
+		b.WriteString("no friends yet: ask someone with " + cmd + "add <user> [note]\n")
+	} else {
+		width := 0
+		for _, f := range fl.Friends {
+			width = max(width, utf8.RuneCountInString(sanitize(f.User)))
+		}
+		b.WriteString("friends:\n")
+		for _, f := range fl.Friends {
+			name := sanitize(f.User)
+			pad := strings.Repeat(" ", width-utf8.RuneCountInString(name))
+			b.WriteString("  " + presenceMark(f.Presence) + " " + name + pad + "  " + presenceText(f.Presence, f.Text) + "\n")
+		}
+	}
+	if len(fl.Incoming) > 0 {
+		b.WriteString("asking to be your friend:\n")
+		for _, r := range fl.Incoming {
+			b.WriteString("  " + requestLine(r.From, r.Note, cmd) + "\n")
+		}
+	}
+	if len(fl.Outgoing) > 0 {
+		b.WriteString("your requests waiting for an answer:\n")
+		for _, r := range fl.Outgoing {
+			to := sanitize(r.To)
+			line := "  " + to
+			if r.Note != "" {
+				line += ": " + sanitize(r.Note)
+			}
+			b.WriteString(line + " (" + cmd + "cancel " + to + " to withdraw it)\n")
+		}
+	}
+	return b.String()
+}
+
+// eventLine is the chat's line for a push other than a message, without
+// the newline; "" for those it shows otherwise (typing) or not at all
+// (types it does not know).
+func eventLine(e client.Event) string {
+	user := sanitize(e.User)
+	switch e.Type {
+	case protocol.TypeFriendRequest:
+		return requestLine(e.User, e.Note, "/")
+	case protocol.TypeFriendAdded:
+		return "you and " + user + " are now friends"
+	case protocol.TypeFriendRemoved:
+		return user + " is no longer your friend"
+	case protocol.TypeFriendDeclined:
+		return user + " declined your friend request"
+	case protocol.TypeFriendCancelled:
+		return user + " withdrew their friend request"
+	case protocol.TypePresence:
+		return user + " is " + presenceText(e.State, e.Text)
+	case protocol.TypeNotice:
+		return "notice from the server: " + sanitize(e.Text)
+	}
+	return ""
 }

@@ -39,6 +39,17 @@ Usage:
                                              --ack marks them read
   qq [flags] history <user> [--limit N] [--before MSG_ID]
                                              show a conversation, oldest first
+  qq [flags] friends                         your friends with their presence
+                                             (● online ◐ away ⊘ busy ○ offline),
+                                             and friend requests both ways
+  qq [flags] add <user> [note...]            ask user to be your friend (flags
+                                             before <user>)
+  qq [flags] accept|decline <user>           answer user's friend request
+  qq [flags] cancel <user>                   withdraw your friend request to user
+  qq [flags] remove <user>                   end a friendship
+  qq [flags] block|unblock <user>            block user (messages, friend
+                                             requests, typing), or lift it
+  qq [flags] blocks                          list whom you block
 
 Flags (also accepted after the command name):
   --addr HOST:PORT   server address (default 127.0.0.1:5190, env QQ_ADDR)
@@ -48,12 +59,17 @@ Flags (also accepted after the command name):
   --server-name NAME the name the server's certificate must carry
                      (default: the host of --addr)
   --json             one-shot commands print one JSON object
-                     (messages as an array of {msg_id, from, to, body, ts});
+                     (messages as an array of {msg_id, from, to, body, ts};
+                     friends as {friends: [{user, since, presence, text}],
+                     incoming: [{from, note, ts}], outgoing: [{to, note, ts}]});
                      on failure: {"error": {"code", "message", "exit"}}
 
 The password is read from QQ_PASSWORD, otherwise asked for without echo.
 
-In the chat, type /help for its commands.
+In the chat, type /help for its commands. Besides messages, the chat shows
+friend requests and answers, friends' presence changes and server notices
+as lines above the input line, and who is typing to you in the prompt; at a
+terminal it tells the person you write to when you are typing.
 
 Exit codes:
   0  ok
@@ -61,7 +77,8 @@ Exit codes:
   2  cannot connect to the server
   3  login failed (wrong user or password), or not logged in
   4  the server refused the request (unknown user, message too large,
-     rejected by a filter, rate limited, user name taken, ...)
+     rejected by a filter, rate limited, user name taken, blocked, no such
+     friend request, the server has no friends support, ...)
   5  anything else (connection lost, kicked, unexpected errors)
 `
 
@@ -186,6 +203,14 @@ func (a *app) run(ctx context.Context, args []string) error {
 		err = a.offlineCmd(ctx, g, rest)
 	case "history":
 		err = a.historyCmd(ctx, g, rest)
+	case "friends":
+		err = a.friendsCmd(ctx, g, rest)
+	case "add":
+		err = a.addCmd(ctx, g, rest)
+	case "accept", "decline", "cancel", "remove", "block", "unblock":
+		err = a.friendActionCmd(ctx, g, cmd, rest)
+	case "blocks":
+		err = a.blocksCmd(ctx, g, rest)
 	case "help":
 		fmt.Fprint(a.stdout, usageText)
 		return nil

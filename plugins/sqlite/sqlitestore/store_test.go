@@ -139,22 +139,6 @@ func pendingCount(t testing.TB, s *sqlitestore.Store, user string) int64 {
 	return n
 }
 
-func ids(msgs []protocol.Message) []string {
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.ID
-	}
-	return out
-}
-
-func resultIDs(res []plugins.AppendResult) []string {
-	out := make([]string, len(res))
-	for i, r := range res {
-		out[i] = r.Message.ID
-	}
-	return out
-}
-
 var msgIDRE = regexp.MustCompile(`^[0-9a-hjkmnp-tv-z]{26}$`)
 
 func TestOpenOptions(t *testing.T) {
