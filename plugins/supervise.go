@@ -513,7 +513,7 @@ func (st supervisedStorage) Groups() (Groups, bool) {
 	if !ok {
 		return nil, false
 	}
-	return supervisedGroups{st.s}, true
+	return supervisedGroups(st), true
 }
 
 // supervisedGroups is the Groups of the current process.
