@@ -33,6 +33,8 @@ var knownCodes = map[string]bool{
 	"unknown_user": true, "too_large": true, "unavailable": true, "internal": true,
 	"rejected": true, "rate_limited": true,
 	"blocked": true, "not_friends": true, "no_request": true,
+	"no_group": true, "not_member": true, "not_allowed": true, "muted": true, "group_full": true,
+	"already_member": true, "group_limit": true,
 }
 
 var (
@@ -250,6 +252,11 @@ func checkFrame(t *testing.T, line []byte) map[string]json.RawMessage {
 	case "friend_request", "typing":
 		from, ok1 := strField(fields, "from")
 		if !ok1 || !protocol.ValidUser(from) {
+			t.Fatalf("%s push %s: bad shape", typ, line)
+		}
+	case "group_entry", "group_join_request":
+		g, ok1 := strField(fields, "group")
+		if !ok1 || g == "" {
 			t.Fatalf("%s push %s: bad shape", typ, line)
 		}
 	case "friend_added", "friend_removed", "friend_declined", "friend_cancelled", "presence":

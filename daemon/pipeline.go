@@ -416,6 +416,9 @@ func (p *pipeline) startWrite(b *batch) {
 				Body: r.msg.Body, CID: r.msg.CID, Mentions: r.mentions, TS: time.Now().UnixMilli()})
 		}
 	}
+	if len(wb.GroupMessages) > 0 {
+		wb.GroupLimits = srv.groupLimits()
+	}
 	b.nWrites = len(wb.Messages) + len(wb.Acks) + len(wb.GroupMessages) + len(wb.GroupAcks)
 	if b.nWrites == 0 {
 		b.wait = func() ([]plugins.AppendResult, error) { return nil, nil }

@@ -358,6 +358,8 @@ func TestFilterRoundTrip(t *testing.T) {
 		{From: "alice", To: "bob", Body: "hello", TS: 1},
 		{From: "alice", To: "bob", Body: "a bad word", TS: 2},
 		{From: "alice", To: "bob", Body: "LOUD", TS: 3},
+		{From: "alice", Group: 42, Body: "where", TS: 4},
+		{From: "alice", To: "bob", Body: "where", TS: 5},
 	}
 	got, err := f.Filter(ctx, in)
 	if err != nil {
@@ -367,6 +369,8 @@ func TestFilterRoundTrip(t *testing.T) {
 		{Action: plugins.Rewrite, Body: "HELLO"},
 		{Action: plugins.Reject, Reason: "bad word from alice"},
 		{Action: plugins.Allow},
+		{Action: plugins.Rewrite, Body: `to "" in group 42`},
+		{Action: plugins.Rewrite, Body: `to "bob" in group 0`},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("verdicts %+v, want %+v", got, want)

@@ -1,7 +1,9 @@
 // Package plugins is the contract between qqd and its plugins: the Storage
 // interface that keeps users, history and pending messages, its optional
 // Social part that keeps friendships, friend requests and blocks (found
-// with SocialOf), the Filter interface that inspects messages before they
+// with SocialOf) and its optional Groups part that keeps groups, their
+// logs and their members' read cursors (found with GroupsOf), the Filter
+// interface that inspects messages before they
 // are stored, and the go-plugin wiring that runs them out of process
 // (Start, Supervisor, ServeStorage, ServeFilter). docs/plugins.md is the
 // author's guide; the package examples, a filter plugin and a storage
@@ -29,9 +31,11 @@
 // reaches qqd's error message. Calls before a successful Configure fail.
 //
 // Across the boundary the contract holds: ErrUserExists, ErrUnknownUser,
-// ErrBadCursor, ErrBlocked, ErrNotFriends and ErrNoRequest (and
-// context.Canceled and context.DeadlineExceeded) still satisfy errors.Is on
-// the host, AppendResult.Err too; a Write fails with a *WriteError whose
+// ErrBadCursor, ErrBlocked, ErrNotFriends, ErrNoRequest and the group
+// errors (ErrNoGroup, ErrNotMember, ErrNotAllowed, ErrMuted, ErrGroupFull,
+// ErrAlreadyMember, ErrGroupLimit), and context.Canceled and
+// context.DeadlineExceeded, still satisfy errors.Is on the host,
+// AppendResult.Err too; a Write fails with a *WriteError whose
 // MaybeWritten is the plugin's, or true when the call failed in transport
 // (the process died or the deadline expired mid-call), or false when it was
 // never sent.
@@ -57,7 +61,11 @@
 // has Social only when version 2 was negotiated and the plugin's storage
 // implements it (it says so when configured): SocialOf answers that, per
 // process (Process.ProtocolVersion), and through a Supervisor for the
-// process currently in service, which can change at a restart.
+// process currently in service, which can change at a restart. Groups
+// came later within version 2, as compatible additions to the same
+// service; GroupsOf answers the same way, from what the plugin said when
+// configured (a version 2 plugin built before groups says nothing, and
+// has none).
 //
 // # Supervision
 //

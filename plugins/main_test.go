@@ -197,6 +197,8 @@ func (testFilter) Filter(ctx context.Context, msgs []plugins.FilterMessage) ([]p
 			vs[i] = plugins.Verdict{Action: plugins.Reject, Reason: "bad word from " + m.From}
 		case m.Body == "panic":
 			panic("test filter panics")
+		case m.Body == "where":
+			vs[i] = plugins.Verdict{Action: plugins.Rewrite, Body: fmt.Sprintf("to %q in group %d", m.To, m.Group)}
 		case m.Body == "slow":
 			<-ctx.Done()
 			return nil, ctx.Err()

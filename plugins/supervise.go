@@ -440,7 +440,7 @@ func (st supervisedStorage) Social() (Social, bool) {
 	if !ok {
 		return nil, false
 	}
-	return supervisedSocial{st.s}, true
+	return supervisedSocial(st), true
 }
 
 // supervisedSocial is the Social of the current process.
@@ -513,7 +513,7 @@ func (st supervisedStorage) Groups() (Groups, bool) {
 	if !ok {
 		return nil, false
 	}
-	return supervisedGroups{st.s}, true
+	return supervisedGroups(st), true
 }
 
 // supervisedGroups is the Groups of the current process.

@@ -486,7 +486,7 @@ func filterMessagesToPB(ms []FilterMessage) []*pluginpb.FilterMessage {
 	out := make([]*pluginpb.FilterMessage, len(ms))
 	for i := range ms {
 		m, p := &ms[i], &buf[i]
-		p.From, p.To, p.Body, p.Ts = m.From, m.To, m.Body, m.TS
+		p.From, p.To, p.Group, p.Body, p.Ts = m.From, m.To, m.Group, m.Body, m.TS
 		out[i] = p
 	}
 	return out
@@ -495,7 +495,7 @@ func filterMessagesToPB(ms []FilterMessage) []*pluginpb.FilterMessage {
 func filterMessagesFromPB(ms []*pluginpb.FilterMessage) []FilterMessage {
 	out := make([]FilterMessage, len(ms))
 	for i, m := range ms {
-		out[i] = FilterMessage{From: m.GetFrom(), To: m.GetTo(), Body: m.GetBody(), TS: m.GetTs()}
+		out[i] = FilterMessage{From: m.GetFrom(), To: m.GetTo(), Group: m.GetGroup(), Body: m.GetBody(), TS: m.GetTs()}
 	}
 	return out
 }

@@ -176,6 +176,15 @@ killing:
 				t.Fatal("no sqlite plugin process")
 			}
 			syscall.Kill(pid, syscall.SIGKILL)
+			// Back as another process before the next kill.
+			for by := time.Now().Add(crashRestartWait); ; time.Sleep(10 * time.Millisecond) {
+				if now := pluginPIDs(t, p.cmd.Process.Pid)["sqlite"]; now != 0 && now != pid {
+					break
+				}
+				if time.Now().After(by) {
+					t.Fatalf("the storage plugin did not come back within %v after kill %d", crashRestartWait, k+1)
+				}
+			}
 		}
 		killed++
 	}

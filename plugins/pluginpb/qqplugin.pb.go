@@ -4543,11 +4543,14 @@ func (x *GroupLogResponse) GetMore() bool {
 
 // FilterMessage is plugins.FilterMessage.
 type FilterMessage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
-	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
-	Body          string                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
-	Ts            int64                  `protobuf:"varint,4,opt,name=ts,proto3" json:"ts,omitempty"` // unix milliseconds
+	state protoimpl.MessageState `protogen:"open.v1"`
+	From  string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To    string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Body  string                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	Ts    int64                  `protobuf:"varint,4,opt,name=ts,proto3" json:"ts,omitempty"` // unix milliseconds
+	// group is the group id of a group message (to is then ""); 0 for a
+	// direct message.
+	Group         int64 `protobuf:"varint,5,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4606,6 +4609,13 @@ func (x *FilterMessage) GetBody() string {
 func (x *FilterMessage) GetTs() int64 {
 	if x != nil {
 		return x.Ts
+	}
+	return 0
+}
+
+func (x *FilterMessage) GetGroup() int64 {
+	if x != nil {
+		return x.Group
 	}
 	return 0
 }
@@ -5043,12 +5053,13 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x05limit\x18\x05 \x01(\x03R\x05limit\"Z\n" +
 	"\x10GroupLogResponse\x122\n" +
 	"\aentries\x18\x01 \x03(\v2\x18.qq.plugin.v1.GroupEntryR\aentries\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"W\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"m\n" +
 	"\rFilterMessage\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
 	"\x04body\x18\x03 \x01(\tR\x04body\x12\x0e\n" +
-	"\x02ts\x18\x04 \x01(\x03R\x02ts\"H\n" +
+	"\x02ts\x18\x04 \x01(\x03R\x02ts\x12\x14\n" +
+	"\x05group\x18\x05 \x01(\x03R\x05group\"H\n" +
 	"\rFilterRequest\x127\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1b.qq.plugin.v1.FilterMessageR\bmessages\"c\n" +
 	"\aVerdict\x12,\n" +

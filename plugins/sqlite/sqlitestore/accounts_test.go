@@ -283,6 +283,7 @@ func TestMigrateV1(t *testing.T) {
 	if n := countUsers(t, s); n != 2 {
 		t.Errorf("CountUsers after delete = %d, want 2", n)
 	}
+	checkGroupsWork(t, s, "alice", "carol", msgA, "k1")
 	for _, pragma := range []string{"integrity_check", "foreign_key_check"} {
 		got, err := sqlitestore.WriterPragma(s, pragma)
 		if pragma == "foreign_key_check" && errors.Is(err, sql.ErrNoRows) {
@@ -435,7 +436,128 @@ func TestMigrateV01Database(t *testing.T) {
 	if r, err := s.Relation(ctx, "bob", "alice"); err != nil || r != (plugins.Relation{}) {
 		t.Errorf("Relation(bob, alice) after DeleteUser(alice) = %+v, %v", r, err)
 	}
+	for _, r := range rows {
+		if r.cid.Valid && r.msg.From == "bob" {
+			checkGroupsWork(t, s, "bob", "zoë", r.msg, r.cid.String)
+			break
+		}
+	}
 	checkIntegrity(t, s)
+}
+
+// TestMigrateV3 opens a database of the previous schema version (3:
+// friends, before groups) with the current code: it migrates to the
+// newest schema, the same as a new database's, and keeps every account,
+// message, friendship, request and block; groups then work on it.
+func TestMigrateV3(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "qq.db")
+	if err := sqlitestore.MigrateTo(path, 3); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := t0.UnixMilli()
+	const (
+		idA = "01kb00hsg0aaaaaaaaaaaaaaaa"
+		idB = "01kb00hsg0bbbbbbbbbbbbbbbb"
+	)
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO users (name, pw_hash, created_ms, deleted_ms) VALUES (?, ?, ?, NULL), (?, ?, ?, NULL), (?, ?, ?, NULL), (?, '', ?, ?)`,
+			[]any{"alice", "hash-alice", ts, "bob", "hash-bob", ts, "carol", "hash-carol", ts, "dave", ts, ts + 5}},
+		{`INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, pending) VALUES
+			(?, 'alice', 'bob', ?, 'pending for bob', ?, 'k1', 'queued', 1),
+			(?, 'bob', 'alice', ?, 'acked by alice', ?, 'k2', 'sent', 0)`,
+			[]any{idA, sqlitestore.ConvKey("alice", "bob"), ts, idB, sqlitestore.ConvKey("alice", "bob"), ts + 1}},
+		{`INSERT INTO friends (owner, friend, since_ms) VALUES ('alice', 'bob', ?), ('bob', 'alice', ?)`, []any{ts, ts}},
+		{`INSERT INTO friend_requests (sender, recipient, note, ts) VALUES ('carol', 'alice', 'hi', ?)`, []any{ts + 2}},
+		{`INSERT INTO blocks (blocker, blocked, ts) VALUES ('carol', 'bob', ?)`, []any{ts + 3}},
+	} {
+		if _, err := db.Exec(q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openAt(t, path, newClock())
+	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != "4" {
+		t.Fatalf("user_version = %q, %v; want 4", v, err)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh.db")
+	openAt(t, fresh, nil)
+	if got, want := schemaText(t, path), schemaText(t, fresh); got != want {
+		t.Errorf("schema migrated from version 3:\n%s\nschema of a new database:\n%s", got, want)
+	}
+	msgA := protocol.Message{ID: idA, From: "alice", To: "bob", Body: "pending for bob", TS: ts}
+	msgB := protocol.Message{ID: idB, From: "bob", To: "alice", Body: "acked by alice", TS: ts + 1}
+	if p, _, err := s.Pending(ctx, "bob", 10); err != nil || !slices.Equal(p, []protocol.Message{msgA}) {
+		t.Errorf("Pending(bob) = %+v, %v", p, err)
+	}
+	if h, _, err := s.History(ctx, "alice", "bob", "", 10); err != nil || !slices.Equal(h, []protocol.Message{msgA, msgB}) {
+		t.Errorf("History(alice, bob) = %+v, %v", h, err)
+	}
+	if n := countUsers(t, s); n != 3 {
+		t.Errorf("CountUsers = %d, want 3", n)
+	}
+	l, err := s.Friends(ctx, "alice")
+	if err != nil || len(l.Friends) != 1 || l.Friends[0] != (plugins.Friend{User: "bob", Since: ts}) || len(l.Incoming) != 1 {
+		t.Errorf("Friends(alice) = %+v, %v", l, err)
+	}
+	if r := send(t, s, nm("bob", "carol", "blocked", ""))[0]; !errors.Is(r.Err, plugins.ErrBlocked) {
+		t.Errorf("message to a blocker = %+v, want ErrBlocked", r)
+	}
+	if r := send(t, s, nm("alice", "carol", "retry", "k1"))[0]; !r.Duplicate || r.Message != msgA {
+		t.Errorf("cid retry = %+v, want a duplicate of %+v", r, msgA)
+	}
+	checkGroupsWork(t, s, "alice", "carol", msgA, "k1")
+	if _, err := s.DeleteUser(ctx, "carol"); err != nil {
+		t.Errorf("DeleteUser(carol) = %v", err)
+	}
+	checkIntegrity(t, s)
+}
+
+// checkGroupsWork: on a migrated database, owner can create a group that
+// member joins, both send and read, and a group message with oldCID, the
+// cid of the old direct message old, is a duplicate of it.
+func checkGroupsWork(t *testing.T, s *sqlitestore.Store, owner, member string, old protocol.Message, oldCID string) {
+	t.Helper()
+	ctx := context.Background()
+	g, err := s.CreateGroup(ctx, owner, "after the migration", plugins.PolicyOpen, plugins.HistoryShared, t0.UnixMilli(), plugins.GroupLimits{})
+	if err != nil {
+		t.Fatalf("CreateGroup: %v", err)
+	}
+	for _, u := range []string{member, old.From} {
+		if u == owner {
+			continue
+		}
+		if _, err := s.GroupOp(ctx, plugins.GroupOp{Kind: plugins.OpJoin, Group: g.ID, Actor: u, TS: t0.UnixMilli()}); err != nil {
+			t.Fatalf("join of %s: %v", u, err)
+		}
+	}
+	res := write(t, s, &plugins.WriteBatch{GroupMessages: []plugins.NewGroupMessage{
+		{Group: g.ID, From: owner, Body: "hello", Mentions: []string{member}},
+		{Group: g.ID, From: member, Body: "hi"},
+	}})
+	for i, r := range res {
+		if r.Err != nil || r.Group == nil {
+			t.Errorf("group message %d = %+v", i, r)
+		}
+	}
+	if es, _, err := s.Log(ctx, g.ID, member, 0, 0, 100); err != nil || len(es) < 3 || es[len(es)-1].Body != "hi" {
+		t.Errorf("Log = %+v, %v", es, err)
+	}
+	dup := write(t, s, &plugins.WriteBatch{GroupMessages: []plugins.NewGroupMessage{{Group: g.ID, From: old.From, Body: "retry", CID: oldCID}}})[0]
+	if !dup.Duplicate || dup.Message != old || dup.Group != nil {
+		t.Errorf("group message with the cid %q of an old message = %+v, want a duplicate of %+v", oldCID, dup, old)
+	}
 }
 
 // schemaText is the schema of the database at path: every table and index

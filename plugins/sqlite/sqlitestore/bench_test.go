@@ -205,3 +205,87 @@ func BenchmarkLookupCIDs(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*len(keys)), "cpu-ns/key")
 }
+
+// BenchmarkWriteGroupMessage measures storing group messages, in batches
+// of 128 as under load, in a group of 10, 500 or 3,000 members, with
+// fsync on commit. Every message has a cid (qqd gives each send one),
+// every fourth mentions a member by name, and each batch carries one
+// GroupAck per message (a member reading up to the last entry), as
+// BenchmarkWriteMixed carries one Ack per message.
+//
+// With active=10, the senders, the mentioned and the readers are the
+// same 10 members whatever the group's size: only the size changes, and
+// cpu-ns/msg must not grow with it (a message costs one log row, the
+// sender's cursor and the mentioned members' counters, never a row per
+// member). With active=all they are drawn from every member, so a batch
+// touches the cursors of up to 128 different senders and 128 readers
+// (each on its own page of a large group) where a small group's batch
+// touches the same few again: that costs more per message, up to a bound
+// that a batch's size sets, not the group's.
+func BenchmarkWriteGroupMessage(b *testing.B) {
+	for _, members := range []int{10, 500, 3000} {
+		b.Run(fmt.Sprintf("members=%d/active=10", members), func(b *testing.B) { benchWriteGroup(b, members, 10, 128) })
+	}
+	for _, members := range []int{500, 3000} {
+		b.Run(fmt.Sprintf("members=%d/active=all", members), func(b *testing.B) { benchWriteGroup(b, members, members, 128) })
+	}
+}
+
+// benchWriteGroup writes batches of n messages to a group of members,
+// from (and read by) its first active members.
+func benchWriteGroup(b *testing.B, members, active, n int) {
+	path := filepath.Join(b.TempDir(), "qq.db")
+	ctx := context.Background()
+	name := func(u int) string { return fmt.Sprintf("u%d", u) }
+	// Set up through the API, without fsync: one transaction per member.
+	setup := openAt(b, path, nil, func(o *sqlitestore.Options) { o.Synchronous = "off" })
+	var users strings.Builder
+	for u := range members {
+		fmt.Fprintf(&users, "('%s','hash',1),", name(u))
+	}
+	if err := sqlitestore.WriterExec(setup, "INSERT INTO users (name, pw_hash, created_ms) VALUES "+strings.TrimSuffix(users.String(), ",")); err != nil {
+		b.Fatal(err)
+	}
+	g, err := setup.CreateGroup(ctx, name(0), "bench", plugins.PolicyInvite, plugins.HistoryJoined, 1, plugins.GroupLimits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for u := 1; u < members; u++ {
+		if _, err := setup.GroupOp(ctx, plugins.GroupOp{Kind: plugins.OpInvite, Group: g.ID, Actor: name(0), Target: name(u), TS: 2}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := setup.Close(); err != nil {
+		b.Fatal(err)
+	}
+
+	s := openAt(b, path, nil)
+	rng := rand.New(rand.NewPCG(1, 2))
+	run := time.Now().UnixNano()
+	msgs := make([]plugins.NewGroupMessage, n)
+	acks := make([]plugins.GroupAck, n)
+	body := strings.Repeat("x", 100)
+	lastSeq := int64(members)
+	cpu0 := cpuTime(b)
+	for i := 0; b.Loop(); i++ {
+		for j := range msgs {
+			msgs[j] = plugins.NewGroupMessage{Group: g.ID, From: name(rng.IntN(active)), Body: body, CID: fmt.Sprintf("c%d-%d-%d", run, i, j)}
+			if j%4 == 0 {
+				msgs[j].Mentions = []string{name(rng.IntN(active))}
+			}
+			acks[j] = plugins.GroupAck{User: name(rng.IntN(active)), Group: g.ID, Seq: lastSeq}
+		}
+		res, err := s.Write(ctx, &plugins.WriteBatch{GroupMessages: msgs, GroupAcks: acks})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j, r := range res {
+			if r.Err != nil || r.Duplicate || r.Group == nil {
+				b.Fatalf("message %d: %+v", j, r)
+			}
+		}
+		lastSeq = res[len(res)-1].Group.Seq
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*n), "cpu-ns/msg")
+}

@@ -92,14 +92,49 @@
 // relation now; otherwise a second lookup tells ErrBlocked from
 // ErrNotFriends. A refused message takes no cid.
 //
+// # Groups
+//
+// A Store implements [plugins.Groups] (the contract is in its
+// documentation). A group is a row of its own, with its settings, its
+// member count and the seq and timestamp of its log's last entry; a
+// member's row keeps their role, join seq, mute, and, once they are
+// removed, the seq of their removal, which bounds what Log shows them;
+// the log is one table for every group, keyed by (group, seq). Every
+// operation (CreateGroup, GroupOp) is one transaction on the writer that
+// reads the group's row and the actor's, checks the rights, appends the
+// entry at the next seq (its timestamp raised to the last entry's when the
+// host's is earlier) and applies the change. A refused operation changes
+// nothing.
+//
+// Write stores a batch's group messages after its direct messages, in
+// the same transaction. Per message it reads the group's row and the
+// sender's membership (once per batch each), inserts the log row, moves
+// the sender's cursor to it and, for each member named in its mentions, adds
+// a mention row and counts it in their cursor: the cost of a message does
+// not depend on the group's size. A mention of "all" is a flag on the log
+// row, counted for each member when UserGroups reads their cursor. A
+// cursor that moves (GroupAck, or the member's own message) drops the
+// mention rows it passed and recounts the rest, so the count stays exact
+// when it moves only part of the way. A group message's (From, CID)
+// shares the direct messages' key space: each kind's insert checks the
+// other's table in the same statement (one index probe, only when the
+// message has a cid), and PruneCIDs forgets both kinds' keys.
+//
+// DeleteUser removes the user from their groups in its transaction: an
+// owned group passes to the longest-standing admin, else member (an owner
+// entry), or is dissolved when the user was alone in it; then a left entry
+// in each group. Dissolving a group removes its members at the dissolved
+// entry without entries of their own.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. Writes (Write, CreateUser,
-// SetPasswordHash, DeleteUser, PruneCIDs and the social writes) go
-// through one connection, serialised by a mutex, so a batch is one group
-// commit. Reads (PasswordHash, CountUsers, CountPending, PendingCount,
-// Pending, History, Friends, Blocks, Relation) use a separate pool of
-// read-only connections and run in parallel with writes.
+// SetPasswordHash, DeleteUser, PruneCIDs, the social writes, CreateGroup
+// and GroupOp) go through one connection, serialised by a mutex, so a
+// batch is one group commit. Reads (PasswordHash, CountUsers,
+// CountPending, PendingCount, Pending, History, Friends, Blocks,
+// Relation, Group, UserGroups, Members, JoinRequests, Log) use a separate
+// pool of read-only connections and run in parallel with writes.
 // Several Stores (or processes) may open the same file, writers then
 // waiting for each other up to a busy timeout, but the ordering and
 // timestamp guarantees above hold for one writing Store at a time: run one

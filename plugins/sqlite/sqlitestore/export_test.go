@@ -53,6 +53,17 @@ func WriterExec(s *Store, query string, args ...any) error {
 	return err
 }
 
+// WriterChanges returns SQLite's total_changes() of the writer
+// connection: how many rows its INSERTs, UPDATEs and DELETEs have changed
+// since it opened.
+func WriterChanges(s *Store) (int64, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var n int64
+	err := s.writer.QueryRowContext(context.Background(), "SELECT total_changes()").Scan(&n)
+	return n, err
+}
+
 // Query is a statement of the store, with arguments for EXPLAIN, and the
 // index it must use.
 type Query struct {
@@ -92,6 +103,45 @@ func Queries() []Query {
 		{"drop friends", qDropFriends, "friends_friend", []any{"a"}},
 		{"drop requests", qDropRequests, "friend_requests_recipient", []any{"a"}},
 		{"drop blocks", qDropBlocks, "blocks_blocked", []any{"a"}},
+		{"insert group cid check", qInsert, "group_log_sender_cid", []any{"id", "a", "b", "1:a b", "x", int64(1), "c", "queued"}},
+		{"insert checked group cid check", qInsertChecked, "group_log_sender_cid", []any{"id", "a", "b", "1:a b", "x", int64(1), "c", "queued", true}},
+		{"group", qGroup, "USING INTEGER PRIMARY KEY", []any{int64(1)}},
+		{"put group", qPutGroup, "USING INTEGER PRIMARY KEY", []any{int64(1), "n", "o", "open", "joined", false, int64(1), int64(1), int64(1), false}},
+		{"group seq", qGroupSeq, "USING INTEGER PRIMARY KEY", []any{int64(1), int64(1), int64(1)}},
+		{"owned groups", qOwnedGroups, "groups_owner", []any{"a"}},
+		{"joined groups", qJoinedGroups, "group_members_member", []any{"a"}},
+		{"member", qMember, "USING PRIMARY KEY", []any{int64(1), "a"}},
+		{"sender", qSender, "SEARCH c USING PRIMARY KEY", []any{int64(1), "a"}},
+		{"remove member", qRemoveMember, "USING PRIMARY KEY", []any{int64(1), "a", int64(2)}},
+		{"set role", qSetRole, "USING PRIMARY KEY", []any{int64(1), "a", "admin"}},
+		{"set muted", qSetMuted, "USING PRIMARY KEY", []any{int64(1), "a", int64(2)}},
+		{"members", qMembers, "USING PRIMARY KEY (group_id=? AND member>?)", []any{int64(1), "a", int64(10)}},
+		{"successor", qSuccessor, "USING PRIMARY KEY (group_id=?)", []any{int64(1), "a"}},
+		{"dissolve members", qDissolveMembers, "USING PRIMARY KEY (group_id=?)", []any{int64(1), int64(2)}},
+		{"user memberships", qUserMemberships, "group_members_member", []any{"a"}},
+		{"group insert", qGroupInsert, "messages_sender_cid", []any{int64(1), int64(2), int64(3), "a", "b", nil, false, "id", "c"}},
+		{"group lookup cid", qGroupLookupCID, "group_log_sender_cid", []any{"a", "c"}},
+		{"group lookup cids", qGroupLookupCIDs, "group_log_sender_cid", []any{`[[0,"a","c"]]`}},
+		{"log after", qLogAfter, "sqlite_autoindex_group_log_1 (group_id=? AND seq>? AND seq<?)", []any{int64(1), int64(1), int64(9), int64(10)}},
+		{"log before", qLogBefore, "sqlite_autoindex_group_log_1 (group_id=? AND seq>? AND seq<?)", []any{int64(1), int64(1), int64(9), int64(10)}},
+		{"group probe", qGroupProbe, "sqlite_autoindex_group_log_1", []any{int64(1), int64(1), "id"}},
+		{"group prune", qGroupPrune, "group_log_cid_ts", []any{int64(1), int64(10)}},
+		{"sender cursor", qSenderCursor, "USING PRIMARY KEY", []any{"a", int64(1), int64(2)}},
+		{"ack group", qAckGroup, "SEARCH group_cursors USING PRIMARY KEY", []any{"a", int64(1), int64(2)}},
+		{"pass mentions", qPassMentions, "USING PRIMARY KEY (member=? AND group_id=? AND seq<?)", []any{"a", int64(1), int64(2)}},
+		{"recount mentions", qRecountMentions, "SEARCH group_mentions USING PRIMARY KEY (member=? AND group_id=?)", []any{"a", int64(1)}},
+		{"mention", qMention, "SEARCH group_cursors EXISTS USING PRIMARY KEY", []any{"a", int64(1), int64(2)}},
+		{"count mention", qCountMention, "USING PRIMARY KEY", []any{"a", int64(1)}},
+		{"drop cursor", qDropCursor, "USING PRIMARY KEY", []any{"a", int64(1)}},
+		{"drop mentions", qDropMentions, "USING PRIMARY KEY (member=? AND group_id=?)", []any{"a", int64(1)}},
+		{"drop user cursors", qDropUserCursors, "USING PRIMARY KEY (member=?)", []any{"a"}},
+		{"drop user mentions", qDropUserMentions, "USING PRIMARY KEY (member=?)", []any{"a"}},
+		{"user groups", qUserGroups, "group_log_mention_all", []any{"a"}},
+		{"user groups members", qUserGroups, "group_members_member", []any{"a"}},
+		{"delete join request", qDeleteJoinRequest, "sqlite_autoindex_group_requests_1", []any{int64(1), "a"}},
+		{"group requests", qGroupRequests, "sqlite_autoindex_group_requests_1", []any{int64(1)}},
+		{"drop group requests", qDropGroupRequests, "sqlite_autoindex_group_requests_1", []any{int64(1)}},
+		{"drop user requests", qDropUserRequests, "group_requests_member", []any{"a"}},
 	}
 }
 

@@ -114,8 +114,8 @@ func write(t testing.TB, s *sqlitestore.Store, b *plugins.WriteBatch) []plugins.
 	if err != nil {
 		t.Fatalf("Write: %v", err)
 	}
-	if len(res) != len(b.Messages) {
-		t.Fatalf("Write: %d results for %d messages", len(res), len(b.Messages))
+	if n := len(b.Messages) + len(b.GroupMessages); len(res) != n {
+		t.Fatalf("Write: %d results for %d messages", len(res), n)
 	}
 	return res
 }
@@ -137,22 +137,6 @@ func pendingCount(t testing.TB, s *sqlitestore.Store, user string) int64 {
 		t.Fatalf("PendingCount(%s): %v", user, err)
 	}
 	return n
-}
-
-func ids(msgs []protocol.Message) []string {
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.ID
-	}
-	return out
-}
-
-func resultIDs(res []plugins.AppendResult) []string {
-	out := make([]string, len(res))
-	for i, r := range res {
-		out[i] = r.Message.ID
-	}
-	return out
 }
 
 var msgIDRE = regexp.MustCompile(`^[0-9a-hjkmnp-tv-z]{26}$`)
@@ -555,6 +539,41 @@ func TestPruneCIDs(t *testing.T) {
 		}
 	})
 
+	t.Run("group messages", func(t *testing.T) {
+		t.Parallel()
+		s, clk, _ := newStore(t)
+		g, err := s.CreateGroup(ctx, "alice", "g", plugins.PolicyOpen, plugins.HistoryJoined, t0.UnixMilli(), plugins.GroupLimits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gsend := func(body, cid string) plugins.AppendResult {
+			t.Helper()
+			return write(t, s, &plugins.WriteBatch{GroupMessages: []plugins.NewGroupMessage{{Group: g.ID, From: "alice", Body: body, CID: cid}}})[0]
+		}
+		old := gsend("old", "old").Group
+		direct := send(t, s, nm("alice", "bob", "direct", "direct"))[0].Message
+		clk.Add(23 * time.Hour)
+		recent := gsend("recent", "recent").Group
+		clk.Add(2 * time.Hour)
+		if n, err := s.PruneCIDs(ctx); err != nil || n != 2 {
+			t.Fatalf("PruneCIDs = %d, %v; want 2 (a group message's and a direct message's)", n, err)
+		}
+		if r := gsend("old again", "old"); r.Duplicate || r.Group.Seq == old.Seq {
+			t.Errorf("forgotten group cid: %+v, want a new entry", r)
+		}
+		if r := gsend("direct again", "direct"); r.Duplicate || r.Group == nil || r.Message.ID == direct.ID {
+			t.Errorf("forgotten direct cid: %+v, want a new group entry", r)
+		}
+		if r := gsend("recent again", "recent"); !r.Duplicate || r.Group == nil || r.Group.MsgID != recent.MsgID {
+			t.Errorf("remembered cid: %+v, want a duplicate of %+v", r, recent)
+		}
+		// The pruned entry itself stays, without its cid.
+		es, _, err := s.Log(ctx, g.ID, "alice", 0, 0, 10)
+		if err != nil || len(es) != 5 || es[1].MsgID != old.MsgID || es[1].CID != "" || es[1].Body != "old" {
+			t.Errorf("Log = %+v, %v; want the old entry without its cid", es, err)
+		}
+	})
+
 	t.Run("zero window keeps cids forever", func(t *testing.T) {
 		t.Parallel()
 		s, clk, _ := newStore(t, func(o *sqlitestore.Options) { o.DedupWindow = 0 })
@@ -805,7 +824,8 @@ func TestQueryPlans(t *testing.T) {
 		if !strings.Contains(plan, q.Index) {
 			t.Errorf("%s: plan does not use %s:\n%s", q.Name, q.Index, plan)
 		}
-		for _, table := range []string{"messages", "users", "friends", "friend_requests", "blocks"} {
+		for _, table := range []string{"messages", "users", "friends", "friend_requests", "blocks",
+			"groups", "group_members", "group_log", "group_cursors", "group_mentions", "group_requests"} {
 			if strings.Contains(plan, "SCAN "+table+"\n") { // a full table scan
 				t.Errorf("%s: plan scans %s:\n%s", q.Name, table, plan)
 			}

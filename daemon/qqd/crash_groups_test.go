@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qqchat/qq/client"
+	"github.com/qqchat/qq/daemon/protocol"
+)
+
+// TestCrashGroupTraffic kills qqd, or its storage plugin, with SIGKILL
+// while the members of a group send to it (every send retried with its
+// cid until it gets an answer) and ack what they read. Then it checks:
+// every send that got an ok is in the log with the seq and msg_id of that
+// ok, once; each member's view of the log is contiguous, in seq order,
+// and keeps each sender's order; no read cursor ever moved backwards.
+func TestCrashGroupTraffic(t *testing.T) {
+	for _, mode := range []string{"qqd", "storage"} {
+		t.Run("kill="+mode, func(t *testing.T) { crashGroup(t, mode) })
+	}
+}
+
+type groupSent struct {
+	from, cid, body string
+	seq             int64
+	msgID           string
+}
+
+func crashGroup(t *testing.T, mode string) {
+	const members, perMember, kills = 5, 60, 3
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	dir := t.TempDir()
+	conf := writeConfig(t, dir, crashConfigYAML)
+	p := startQQD(t, dir, "-config", conf)
+	var addr atomic.Pointer[string]
+	addr.Store(&p.addr)
+
+	names := make([]string, members)
+	for i := range names {
+		names[i] = fmt.Sprintf("g%d", i)
+	}
+	owner := dialClient(t, p.addr, names[0])
+	ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
+	gid, _, err := createGroupRaw(ctx, owner)
+	cancel()
+	if err != nil {
+		t.Fatalf("create group: %v", err)
+	}
+	for _, n := range names[1:] {
+		c := dialClient(t, p.addr, n)
+		ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
+		_, err := c.Call(ctx, protocol.TypeGroupJoin, func(f protocol.Frame) protocol.Frame { return f.Str("group", gid) })
+		cancel()
+		c.Close()
+		if err != nil {
+			t.Fatalf("%s joins: %v", n, err)
+		}
+	}
+	owner.Close()
+
+	var mu sync.Mutex
+	var acked []groupSent
+	readSeq := map[string]int64{} // the highest cursor each member saw in its listing
+	var oks atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	// call runs one request on a logged-in client until it gets an answer
+	// that is not unavailable or a broken connection, or stop.
+	call := func(c **client.Client, user string, t2 protocol.Type, build func(protocol.Frame) protocol.Frame) (*protocol.ServerFrame, error) {
+		for {
+			select {
+			case <-stop:
+				return nil, errors.New("stopped")
+			default:
+			}
+			if *c == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				cl, err := client.Dial(ctx, *addr.Load(), client.Options{})
+				if err == nil {
+					if _, err = cl.Login(ctx, user, user+"-password"); err != nil {
+						cl.Close()
+					}
+				}
+				cancel()
+				if err != nil {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				*c = cl
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
+			f, err := (*c).Call(ctx, t2, build)
+			cancel()
+			var pe *protocol.Error
+			if err == nil || errors.As(err, &pe) && pe.Code != protocol.CodeUnavailable {
+				return f, err
+			}
+			(*c).Close()
+			*c = nil
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for i, me := range names {
+		wg.Go(func() {
+			var c *client.Client
+			defer func() {
+				if c != nil {
+					c.Close()
+				}
+			}()
+			r := rand.New(rand.NewPCG(seed, uint64(i+2)))
+			for k := range perMember {
+				cid, body := fmt.Sprintf("%s-%d", me, k), fmt.Sprintf("%s says %d", me, k)
+				f, err := call(&c, me, protocol.TypeGroupSend, func(fb protocol.Frame) protocol.Frame {
+					return fb.Str("group", gid).Str("body", body).Str("cid", cid)
+				})
+				if err != nil {
+					if err.Error() != "stopped" {
+						t.Errorf("%s sends %d: %v", me, k, err)
+					}
+					return
+				}
+				mu.Lock()
+				acked = append(acked, groupSent{from: me, cid: cid, body: body, seq: f.Seq, msgID: f.MsgID})
+				mu.Unlock()
+				oks.Add(1)
+				if r.IntN(5) == 0 { // ack what was stored so far, and watch the cursor
+					if _, err := call(&c, me, protocol.TypeGroupAck, func(fb protocol.Frame) protocol.Frame {
+						return fb.Str("group", gid).Int("seq", f.Seq)
+					}); err != nil {
+						return
+					}
+					lf, err := call(&c, me, protocol.TypeGroups, nil)
+					if err != nil {
+						return
+					}
+					for _, g := range lf.Groups {
+						if g.Group != gid {
+							continue
+						}
+						mu.Lock()
+						if g.ReadSeq < readSeq[me] {
+							t.Errorf("%s's cursor moved back: %d after %d", me, g.ReadSeq, readSeq[me])
+						}
+						readSeq[me] = g.ReadSeq
+						mu.Unlock()
+					}
+				}
+			}
+		})
+	}
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	killed := 0
+killing:
+	for k := range kills {
+		want := oks.Load() + 5 + int64(rng.IntN(20))
+		for by := time.Now().Add(crashProgress); oks.Load() < want; {
+			select {
+			case <-done:
+				break killing
+			default:
+			}
+			if time.Now().After(by) {
+				t.Fatalf("no progress within %v after kill %d", crashProgress, k)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
+		switch mode {
+		case "qqd":
+			p.signal(t, syscall.SIGKILL)
+			p = startQQD(t, dir, "-config", conf)
+			addr.Store(&p.addr)
+		case "storage":
+			pid := pluginPIDs(t, p.cmd.Process.Pid)["sqlite"]
+			if pid == 0 {
+				t.Fatal("no sqlite plugin process")
+			}
+			syscall.Kill(pid, syscall.SIGKILL)
+			for by := time.Now().Add(crashRestartWait); ; time.Sleep(10 * time.Millisecond) {
+				if now := pluginPIDs(t, p.cmd.Process.Pid)["sqlite"]; now != 0 && now != pid {
+					break
+				}
+				if time.Now().After(by) {
+					t.Fatalf("the storage plugin did not come back within %v", crashRestartWait)
+				}
+			}
+		}
+		killed++
+	}
+	select {
+	case <-done:
+	case <-time.After(crashFinishWait):
+		close(stop)
+		<-done
+		t.Fatalf("members did not finish within %v", crashFinishWait)
+	}
+
+	// Every member's view of the whole log, on a fresh connection.
+	mu.Lock()
+	defer mu.Unlock()
+	for _, m := range names {
+		c := dialClient(t, p.addr, m)
+		var view []protocol.GroupEntry
+		after := int64(0)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
+			f, err := c.Call(ctx, protocol.TypeGroupSync, func(fb protocol.Frame) protocol.Frame {
+				return fb.Str("group", gid).Int("after", after).Int("limit", 500)
+			})
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: sync: %v", m, err)
+			}
+			view = append(view, f.Entries...)
+			if len(f.Entries) > 0 {
+				after = f.Entries[len(f.Entries)-1].Seq
+			}
+			if !f.More {
+				break
+			}
+		}
+		c.Close()
+		bySeq := map[int64]protocol.GroupEntry{}
+		lastBySender := map[string]int{}
+		for i, e := range view {
+			if i > 0 && e.Seq != view[i-1].Seq+1 {
+				t.Fatalf("%s's view: seq %d after %d (a gap or a reorder)", m, e.Seq, view[i-1].Seq)
+			}
+			bySeq[e.Seq] = e
+			if e.Kind == "msg" {
+				var k int
+				fmt.Sscanf(e.Body[strings.LastIndexByte(e.Body, ' ')+1:], "%d", &k)
+				if prev, ok := lastBySender[e.From]; ok && k <= prev {
+					t.Errorf("%s's view: %s's message %d after %d", m, e.From, k, prev)
+				}
+				lastBySender[e.From] = k
+			}
+		}
+		for _, a := range acked {
+			e, ok := bySeq[a.seq]
+			if m != names[0] && !ok {
+				continue // before this member joined: not visible (history joined)
+			}
+			if !ok || e.MsgID != a.msgID || e.Body != a.body || e.From != a.from {
+				t.Errorf("LOST: %s's send %s got ok seq %d msg_id %s; %s sees %+v", a.from, a.cid, a.seq, a.msgID, m, e)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, a := range acked {
+		if seen[a.cid] {
+			t.Errorf("cid %s acknowledged twice", a.cid)
+		}
+		seen[a.cid] = true
+	}
+	t.Logf("kill=%s: %d kills; %d group sends acknowledged, none lost; views contiguous", mode, killed, len(acked))
+	if killed < 2 {
+		t.Errorf("only %d kills: the load ended too soon to test anything", killed)
+	}
+}
+
+// createGroupRaw creates a group through the client's raw call.
+func createGroupRaw(ctx context.Context, c *client.Client) (string, int64, error) {
+	f, err := c.Call(ctx, protocol.TypeGroupCreate, func(fb protocol.Frame) protocol.Frame { return fb.Str("name", "crash crew") })
+	if err != nil {
+		return "", 0, err
+	}
+	return f.Group, f.Seq, nil
+}
