@@ -51,7 +51,7 @@ func crashGroup(t *testing.T, mode string) {
 	}
 	owner := dialClient(t, p.addr, names[0])
 	ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
-	gid, _, err := createGroupRaw(ctx, owner)
+	gid, err := owner.CreateGroup(ctx, "crash crew", "", "")
 	cancel()
 	if err != nil {
 		t.Fatalf("create group: %v", err)
@@ -59,7 +59,7 @@ func crashGroup(t *testing.T, mode string) {
 	for _, n := range names[1:] {
 		c := dialClient(t, p.addr, n)
 		ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
-		_, err := c.Call(ctx, protocol.TypeGroupJoin, func(f protocol.Frame) protocol.Frame { return f.Str("group", gid) })
+		_, _, err := c.GroupJoin(ctx, gid)
 		cancel()
 		c.Close()
 		if err != nil {
@@ -74,13 +74,13 @@ func crashGroup(t *testing.T, mode string) {
 	var oks atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	// call runs one request on a logged-in client until it gets an answer
-	// that is not unavailable or a broken connection, or stop.
-	call := func(c **client.Client, user string, t2 protocol.Type, build func(protocol.Frame) protocol.Frame) (*protocol.ServerFrame, error) {
+	// call runs one request (do) on a logged-in client until it gets an
+	// answer that is not unavailable or a broken connection, or stop.
+	call := func(c **client.Client, user string, do func(context.Context, *client.Client) error) error {
 		for {
 			select {
 			case <-stop:
-				return nil, errors.New("stopped")
+				return errors.New("stopped")
 			default:
 			}
 			if *c == nil {
@@ -99,11 +99,11 @@ func crashGroup(t *testing.T, mode string) {
 				*c = cl
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
-			f, err := (*c).Call(ctx, t2, build)
+			err := do(ctx, *c)
 			cancel()
 			var pe *protocol.Error
 			if err == nil || errors.As(err, &pe) && pe.Code != protocol.CodeUnavailable {
-				return f, err
+				return err
 			}
 			(*c).Close()
 			*c = nil
@@ -121,8 +121,10 @@ func crashGroup(t *testing.T, mode string) {
 			r := rand.New(rand.NewPCG(seed, uint64(i+2)))
 			for k := range perMember {
 				cid, body := fmt.Sprintf("%s-%d", me, k), fmt.Sprintf("%s says %d", me, k)
-				f, err := call(&c, me, protocol.TypeGroupSend, func(fb protocol.Frame) protocol.Frame {
-					return fb.Str("group", gid).Str("body", body).Str("cid", cid)
+				var f client.GroupSendResult
+				err := call(&c, me, func(ctx context.Context, c *client.Client) (err error) {
+					f, err = c.GroupSendCID(ctx, gid, body, cid)
+					return err
 				})
 				if err != nil {
 					if err.Error() != "stopped" {
@@ -135,16 +137,19 @@ func crashGroup(t *testing.T, mode string) {
 				mu.Unlock()
 				oks.Add(1)
 				if r.IntN(5) == 0 { // ack what was stored so far, and watch the cursor
-					if _, err := call(&c, me, protocol.TypeGroupAck, func(fb protocol.Frame) protocol.Frame {
-						return fb.Str("group", gid).Int("seq", f.Seq)
+					if err := call(&c, me, func(ctx context.Context, c *client.Client) error {
+						return c.GroupAck(ctx, gid, f.Seq)
 					}); err != nil {
 						return
 					}
-					lf, err := call(&c, me, protocol.TypeGroups, nil)
-					if err != nil {
+					var groups []protocol.GroupListing
+					if err := call(&c, me, func(ctx context.Context, c *client.Client) (err error) {
+						groups, err = c.Groups(ctx)
+						return err
+					}); err != nil {
 						return
 					}
-					for _, g := range lf.Groups {
+					for _, g := range groups {
 						if g.Group != gid {
 							continue
 						}
@@ -217,18 +222,16 @@ killing:
 		after := int64(0)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
-			f, err := c.Call(ctx, protocol.TypeGroupSync, func(fb protocol.Frame) protocol.Frame {
-				return fb.Str("group", gid).Int("after", after).Int("limit", 500)
-			})
+			es, more, err := c.GroupSync(ctx, gid, after, 500)
 			cancel()
 			if err != nil {
 				t.Fatalf("%s: sync: %v", m, err)
 			}
-			view = append(view, f.Entries...)
-			if len(f.Entries) > 0 {
-				after = f.Entries[len(f.Entries)-1].Seq
+			view = append(view, es...)
+			if len(es) > 0 {
+				after = es[len(es)-1].Seq
 			}
-			if !f.More {
+			if !more {
 				break
 			}
 		}
@@ -270,13 +273,4 @@ killing:
 	if killed < 2 {
 		t.Errorf("only %d kills: the load ended too soon to test anything", killed)
 	}
-}
-
-// createGroupRaw creates a group through the client's raw call.
-func createGroupRaw(ctx context.Context, c *client.Client) (string, int64, error) {
-	f, err := c.Call(ctx, protocol.TypeGroupCreate, func(fb protocol.Frame) protocol.Frame { return fb.Str("name", "crash crew") })
-	if err != nil {
-		return "", 0, err
-	}
-	return f.Group, f.Seq, nil
 }
