@@ -71,7 +71,8 @@ func docBlocks(t *testing.T, path string) []docBlock {
 // serverTypes are the frame types only the server writes; a transcript
 // line of another type, or one that is not JSON, is what the client typed.
 var serverTypes = map[string]bool{"hello": true, "ok": true, "error": true, "msg": true, "kicked": true, "notice": true,
-	"friend_added": true, "friend_removed": true, "friend_declined": true, "friend_cancelled": true}
+	"friend_added": true, "friend_removed": true, "friend_declined": true, "friend_cancelled": true,
+	"group_entry": true, "group_join_request": true}
 
 // pushAndRequest are types both a request and a push: the page's request
 // lines carry an id, its pushes do not.

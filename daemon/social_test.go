@@ -32,7 +32,7 @@ func befriend(t *testing.T, a, b *daemontest.Conn, an, bn string) {
 func TestHelloFeatures(t *testing.T) {
 	s := daemontest.Start(t)
 	c := daemontest.DialRaw(t, s.Addr)
-	c.Expect(`{"type":"hello","proto":1,"features":["friends","presence","typing"]}`)
+	c.Expect(`{"type":"hello","proto":1,"features":["friends","presence","typing","groups"]}`)
 }
 
 // TestFriendsFlow walks a friendship from request to removal, as two

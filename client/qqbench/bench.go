@@ -41,6 +41,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	switch cfg.Scenario {
 	case "dm", "fanin":
 		err = runTraffic(ctx, cfg, res)
+	case "group":
+		err = runGroup(ctx, cfg, res)
 	case "idle":
 		err = runIdle(ctx, cfg, res)
 	case "offline":

@@ -61,6 +61,7 @@ type Config struct {
 	Rate      float64
 	Window    int
 	Messages  int
+	Members   int // group: the group's size (--users of them online)
 	Sweep     SweepConfig
 	Label     string // copied into the JSON line, for report
 
@@ -88,6 +89,7 @@ func DefaultConfig() Config {
 		Password:  "bench-password",
 		Window:    8,
 		Messages:  10000,
+		Members:   500,
 		Sweep:     DefaultSweepConfig(),
 
 		PendingFraction: 0.01,
@@ -114,6 +116,7 @@ func registerFlags(fs *flag.FlagSet, c *Config) {
 	fs.Float64Var(&c.Rate, "rate", c.Rate, "dm/fanin/history: open loop at this total rate in msg/s or calls/s (0: closed loop)")
 	registerSweepFlags(fs, &c.Sweep)
 	fs.IntVar(&c.Window, "window", c.Window, "dm/fanin/history closed loop and offline fill: sends or calls in flight per user")
+	fs.IntVar(&c.Members, "members", c.Members, "group: members of the group (u0..uM-1; the first --users are online and send)")
 	fs.IntVar(&c.Messages, "messages", c.Messages, "offline: messages queued for the offline user; fill: messages to add")
 	fs.StringVar(&c.DB, "db", c.DB, "fill: SQLite database file of a stopped qqd (<data_dir>/qq.db)")
 	fs.Float64Var(&c.PendingFraction, "pending-fraction", c.PendingFraction, "fill: fraction of the messages left pending (not acked)")
@@ -122,9 +125,11 @@ func registerFlags(fs *flag.FlagSet, c *Config) {
 
 func usage(fs *flag.FlagSet) func() {
 	return func() {
-		fmt.Fprintf(fs.Output(), "usage: qqbench [flags] <dm|idle|fanin|offline|history|fill|sweep> [flags]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: qqbench [flags] <dm|idle|fanin|group|offline|history|fill|sweep> [flags]\n\n"+
 			"  dm       every user sends to random others (--rate R open loop, else --window W closed loop)\n"+
 			"  fanin    every user sends to u0, which acks everything\n"+
+			"  group    a group of --members (u0 adds them); --users of them online, each sending to the group\n"+
+			"           (--rate R open loop, else --window W closed loop); every other online member gets each pushed\n"+
 			"  idle     hold --users logged-in connections for --duration; RSS per connection\n"+
 			"  offline  queue --messages for an offline user, then drain with offline pages + ack\n"+
 			"  sweep    open-loop dm at --from, then +--step (or ×--factor) per step, until saturation or --to;\n"+
@@ -173,6 +178,10 @@ func (c *Config) validate() error {
 		if c.Users < 2 {
 			return fmt.Errorf("%s needs --users >= 2", c.Scenario)
 		}
+	case "group":
+		if c.Users < 2 || c.Members < c.Users {
+			return errors.New("group needs --users >= 2 and --members >= --users")
+		}
 	case "idle":
 		if c.Users < 1 {
 			return errors.New("idle needs --users >= 1")
@@ -200,7 +209,7 @@ func (c *Config) validate() error {
 			return err
 		}
 	default:
-		return fmt.Errorf("unknown scenario %q (want dm, idle, fanin, offline, history, fill or sweep)", c.Scenario)
+		return fmt.Errorf("unknown scenario %q (want dm, idle, fanin, group, offline, history, fill or sweep)", c.Scenario)
 	}
 	if c.Window < 1 {
 		return errors.New("--window must be >= 1")

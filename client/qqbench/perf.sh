@@ -12,7 +12,7 @@
 #
 # Knobs (environment):
 #   PERF_CASES       cases to run, space separated (default: all of
-#                    dm-closed dm-open plugins idle sweep; also 10m, not
+#                    dm-closed dm-open plugins idle sweep group; also 10m, not
 #                    in the default: dm closed loop and history/offline
 #                    reads on a copy of a database of PERF_10M_MESSAGES)
 #   PERF_10M_DB      10m's database, filled once if missing (default
@@ -34,6 +34,12 @@
 #                    all); register: register them through qqd in an
 #                    unmeasured warm-up run (one hash each, about 20 ms
 #                    on one core)
+#   PERF_GROUP_MEMBERS, PERF_GROUP_ONLINE, PERF_GROUP_WINDOW  group's
+#                    group size (default 500), members online and
+#                    sending (default 100) and sends in flight per member
+#                    (default 1); each run of group is paired with a dm run
+#                    of the same online users and window, run just before
+#                    it on a fresh qqd, for the CPU per push side by side
 #   PERF_QQD_CPUS, PERF_BENCH_CPUS  taskset CPU lists (default 1 and 0)
 #   PERF_QQD_BIN     a qqd binary to measure instead of building this
 #                    tree's (for example an older version, to compare)
@@ -49,7 +55,10 @@ cd "$(dirname "$0")/../.."
 
 GO=${GO:-go}
 quick=${PERF_QUICK:-0}
-cases=${PERF_CASES:-dm-closed dm-open plugins idle sweep}
+cases=${PERF_CASES:-dm-closed dm-open plugins idle sweep group}
+group_members=${PERF_GROUP_MEMBERS:-500}
+group_online=${PERF_GROUP_ONLINE:-100}
+group_window=${PERF_GROUP_WINDOW:-1}
 setup=${PERF_SETUP:-fill}
 qqd_cpus=${PERF_QQD_CPUS:-1}
 bench_cpus=${PERF_BENCH_CPUS:-0}
@@ -76,8 +85,8 @@ password=bench-password
 
 for c in $cases; do
 	case $c in
-	dm-closed | dm-open | plugins | idle | sweep | 10m) ;;
-	*) die "unknown case $c in PERF_CASES (want dm-closed, dm-open, plugins, idle, sweep, 10m)" ;;
+	dm-closed | dm-open | plugins | idle | sweep | group | 10m) ;;
+	*) die "unknown case $c in PERF_CASES (want dm-closed, dm-open, plugins, idle, sweep, group, 10m)" ;;
 	esac
 done
 case $setup in fill | register) ;; *) die "PERF_SETUP=$setup: want fill or register" ;; esac
@@ -318,6 +327,15 @@ for c in $cases; do
 		for i in $(seq "$runs"); do
 			one_run "$out/bench.yaml" "$users" "dm-closed-w8-c$users" "$i" \
 				--users "$users" dm --window 8 --duration "$duration" --warmup "$warmup"
+		done
+		;;
+	group)
+		for i in $(seq "$runs"); do
+			one_run "$out/bench.yaml" "$group_online" "dm-closed-w$group_window-c$group_online" "$i" \
+				--users "$group_online" dm --window "$group_window" --duration "$duration" --warmup "$warmup"
+			one_run "$out/bench.yaml" "$group_members" "group-m$group_members-closed-w$group_window-c$group_online" "$i" \
+				--users "$group_online" group --members "$group_members" --window "$group_window" \
+				--duration "$duration" --warmup "$warmup"
 		done
 		;;
 	dm-open)

@@ -196,6 +196,8 @@ func (r *Result) checkFigures() error {
 	switch {
 	case r.Scenario == "idle" && r.Idle == nil:
 		missing = "idle"
+	case r.Scenario == "group" && r.Group == nil:
+		missing = "group"
 	case r.Scenario == "offline" && r.Offline == nil:
 		missing = "offline"
 	case r.Scenario == "history" && r.History == nil:
@@ -227,6 +229,8 @@ func defaultLabel(r reportRun) string {
 		return fmt.Sprintf("offline-m%d", rr.Offline.Queued)
 	case rr.History != nil:
 		return loop(rr.History.Mode, rr.History.Rate, rr.History.Window)
+	case rr.Group != nil:
+		return fmt.Sprintf("group-m%d-", rr.Group.Members) + loop(rr.Mode, rr.Rate, rr.Window)[len("group-"):]
 	case rr.Mode != "":
 		return loop(rr.Mode, rr.Rate, rr.Window)
 	}
@@ -444,6 +448,32 @@ var sections = []section{
 		note: "Latency is one-way, from the scheduled send time (open loop) or the send call (closed loop). " +
 			"CPU is qqd's and its plugin processes' per delivered message; the share columns split it by process. " +
 			"qqbench core % is the load generator's own CPU: near 100, the generator was the limit.",
+	},
+	{
+		title:     "Group traffic (group)",
+		scenarios: []string{"group"},
+		load: func(r reportRun) string {
+			return fmt.Sprintf("%d members, %s", r.Result.Group.Members,
+				loopLoad(r.Result.Mode, r.Result.Rate, r.Result.Window, r.Result.Users, "sends/s"))
+		},
+		metrics: []metric{
+			{"sends_per_s", "sends/s", fmtCount, fromResult(func(r *Result) (float64, bool) { return r.Group.SendsPerSec, true })},
+			{"delivered_per_s", "pushes/s", fmtCount, fromResult(func(r *Result) (float64, bool) { return r.DeliveredPerSec, true })},
+			latencyMetric("p50_ms", "p50 ms", func(l *Latency) float64 { return l.P50 }),
+			latencyMetric("p99_ms", "p99 ms", func(l *Latency) float64 { return l.P99 }),
+			lostMetric,
+			errorsMetric,
+			{"cpu_us_per_send", "CPU µs/send", fmtUs, fromResult(func(r *Result) (float64, bool) {
+				return r.Group.CPUPerSendUs, r.Group.CPUPerSendUs > 0
+			})},
+			{"cpu_us_per_msg", "CPU µs/push", fmtUs, fromResult(cpuUsPerMsg)},
+			{"bench_core_pct", "qqbench core %", fmtS, fromResult(func(r *Result) (float64, bool) {
+				return 100 * r.BenchCPUSeconds / r.DurationS, r.BenchCPUSeconds > 0 && r.DurationS > 0
+			})},
+		},
+		extra: cpuShares,
+		note: "Each send is pushed to every online member but its sender: pushes/s and CPU µs/push are per push, " +
+			"the figures to set beside dm's delivered msg/s and CPU µs/msg (one push each). Latency is per push, from the send.",
 	},
 	{
 		title:     "Offline drain (offline)",

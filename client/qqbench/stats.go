@@ -64,10 +64,15 @@ type entry struct {
 	sched   time.Time // scheduled send time (open loop) or issue time (closed loop)
 	ok      bool      // the send was answered ok
 	counted bool      // scheduled inside the measured window
+	left    int       // pushes still expected
 }
 
 // tracker matches pushes to sends by the cid at the start of the body.
+// Each send is expected to be pushed fanout times (1 for a direct
+// message, the other online members for a group message); deliveries and
+// latencies count pushes.
 type tracker struct {
+	fanout  int
 	mu      sync.Mutex
 	m       map[string]*entry
 	lat     []time.Duration // of counted deliveries
@@ -80,12 +85,16 @@ type tracker struct {
 }
 
 func newTracker() *tracker {
-	return &tracker{m: make(map[string]*entry), errs: make(map[string]int64)}
+	return newFanoutTracker(1)
+}
+
+func newFanoutTracker(fanout int) *tracker {
+	return &tracker{fanout: fanout, m: make(map[string]*entry), errs: make(map[string]int64)}
 }
 
 func (t *tracker) add(cid string, sched time.Time, counted bool) {
 	t.mu.Lock()
-	t.m[cid] = &entry{sched: sched, counted: counted}
+	t.m[cid] = &entry{sched: sched, counted: counted, left: t.fanout}
 	t.mu.Unlock()
 }
 
@@ -125,7 +134,9 @@ func (t *tracker) received(body string, now time.Time) {
 		}
 		return
 	}
-	delete(t.m, cid)
+	if e.left--; e.left <= 0 {
+		delete(t.m, cid)
+	}
 	t.delivAl++
 	if e.counted {
 		t.deliv++
@@ -133,14 +144,14 @@ func (t *tracker) received(body string, now time.Time) {
 	}
 }
 
-// outstanding returns how many sends answered ok were not yet pushed, and
-// how many sends are still unanswered.
+// outstanding returns how many pushes of sends answered ok have not
+// arrived, and how many sends are still unanswered.
 func (t *tracker) outstanding() (okd, unanswered int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, e := range t.m {
 		if e.ok {
-			okd++
+			okd += e.left
 		} else {
 			unanswered++
 		}
@@ -320,6 +331,19 @@ type Result struct {
 	Idle    *IdleResult    `json:"idle,omitempty"`
 	Offline *OfflineResult `json:"offline,omitempty"`
 	History *HistoryResult `json:"history,omitempty"`
+	Group   *GroupResult   `json:"group,omitempty"`
+}
+
+// GroupResult is the group scenario's figures: Sent counts group sends,
+// Delivered their pushes (each send is pushed to every online member but
+// its sender), and CPUPer1000 is per 1000 pushes, the figure to set beside
+// dm's CPU per message.
+type GroupResult struct {
+	Members int `json:"members"`
+	Online  int `json:"online"`
+	// CPUPerSendUs is qqd's (and its plugins') CPU per group send, in µs.
+	CPUPerSendUs float64 `json:"cpu_us_per_send,omitempty"`
+	SendsPerSec  float64 `json:"sends_per_s"`
 }
 
 // IdleResult is the idle scenario's memory figures (zero without --qqd-pid).
@@ -399,6 +423,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 	case "dm", "fanin":
 		fmt.Fprintf(w, "qqbench %s against %s: %d users, %s measured after %s warm-up\n",
 			r.Scenario, r.Addr, r.Users, time.Duration(r.DurationS*float64(time.Second)), time.Duration(r.WarmupS*float64(time.Second)))
+	case "group":
+		fmt.Fprintf(w, "qqbench group against %s: a group of %d members, %d of them online and sending, %s measured after %s warm-up\n",
+			r.Addr, r.Group.Members, r.Users, time.Duration(r.DurationS*float64(time.Second)), time.Duration(r.WarmupS*float64(time.Second)))
 	default:
 		fmt.Fprintf(w, "qqbench %s against %s: %d users\n", r.Scenario, r.Addr, r.Users)
 	}
@@ -418,6 +445,12 @@ func (r *Result) WriteSummary(w io.Writer) {
 	if l := r.Latency; l != nil && l.Count > 0 {
 		fmt.Fprintf(w, "  one-way latency (from %s, %d samples): p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms, mean %.2f ms\n",
 			l.Source, l.Count, l.P50, l.P99, l.P999, l.Max, l.Mean)
+	}
+	if g := r.Group; g != nil {
+		fmt.Fprintf(w, "  group: %.0f sends/s, each pushed to the %d other online members (delivered counts pushes)\n", g.SendsPerSec, g.Online-1)
+		if g.CPUPerSendUs > 0 {
+			fmt.Fprintf(w, "  qqd + plugins CPU: %.1f µs per send, %.2f µs per push (compare dm's CPU per message)\n", g.CPUPerSendUs, r.CPUPer1000*1000)
+		}
 	}
 	if o := r.Offline; o != nil {
 		fmt.Fprintf(w, "  offline: queued %d in %.2f s, pending at login %d, drained %d in %d pages in %.3f s (%.0f msg/s)\n",
