@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -158,3 +159,54 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(daemontest.RunWithPrivateTmp(m)) }
+
+// TestGroup runs the group scenario against a real qqd: every send is
+// pushed to every other online member, none lost, and the summary and
+// the report carry the per-send and per-push figures.
+func TestGroup(t *testing.T) {
+	t.Parallel()
+	s := daemontest.Start(t)
+	c := testConfig(s, "group")
+	c.Users, c.Members, c.Window, c.Duration = 4, 12, 2, 2*time.Second
+	c.QQDPID = os.Getpid()
+	r, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Group == nil || r.Group.Members != 12 || r.Group.Online != 4 || r.Sent == 0 {
+		t.Fatalf("result %+v, group %+v", r, r.Group)
+	}
+	if r.Lost != 0 || r.Unanswered != 0 || len(r.Errors) != 0 || r.Duplicates != 0 {
+		t.Fatalf("lost %d unanswered %d errors %v duplicates %d", r.Lost, r.Unanswered, r.Errors, r.Duplicates)
+	}
+	// Each measured send reaches the 3 others (sends of the warm-up may be
+	// pushed inside the window, and the window's last ones after it).
+	if r.Delivered < 2*r.Sent || r.Delivered > 3*r.Sent+3*int64(c.Users*c.Window) {
+		t.Errorf("delivered %d pushes for %d sends to 3 others each", r.Delivered, r.Sent)
+	}
+	if r.Group.CPUPerSendUs <= 0 || r.CPUPer1000 <= 0 {
+		t.Errorf("CPU per send %v µs, per 1000 pushes %v s", r.Group.CPUPerSendUs, r.CPUPer1000)
+	}
+	var buf bytes.Buffer
+	r.WriteSummary(&buf)
+	if !strings.Contains(buf.String(), "each pushed to the 3 other online members") {
+		t.Errorf("summary:\n%s", buf.String())
+	}
+	buf.Reset()
+	if err := r.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "results.jsonl")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var rep bytes.Buffer
+	if err := runReport([]string{path}, &rep, &rep); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	for _, want := range []string{"Group traffic (group)", "group-m12-closed-w2-c4", "12 members, ", "CPU µs/push", "CPU µs/send"} {
+		if !strings.Contains(rep.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, rep.String())
+		}
+	}
+}
