@@ -73,6 +73,12 @@ func groupErr(err error) *protocol.Error {
 }
 
 func (s *session) groupFailed(id []byte, op string, err error) {
+	switch {
+	case errors.Is(err, plugins.ErrGroupFull):
+		s.srv.m.limited[limitGroupMembers].Inc()
+	case errors.Is(err, plugins.ErrGroupLimit):
+		s.srv.m.limited[limitGroupsPerUser].Inc()
+	}
 	if e := groupErr(err); e != nil {
 		s.replyErr(id, e)
 		return
@@ -378,6 +384,7 @@ func (s *session) groupSend(req *protocol.Request) {
 	switch {
 	case err != nil:
 	case len(mentions) > s.srv.cfg.Groups.MaxMentions:
+		s.srv.m.limited[limitGroupMentions].Inc()
 		err = protocol.Errorf(protocol.CodeBadRequest, "more than "+strconv.Itoa(s.srv.cfg.Groups.MaxMentions)+" mentions")
 	default:
 		for _, m := range mentions {

@@ -357,7 +357,7 @@ func TestGroupMembersPaged(t *testing.T) {
 // TestGroupLimitsAndBadInput: bounds and malformed requests get their
 // documented errors, nothing changes, and the connection stays usable.
 func TestGroupLimitsAndBadInput(t *testing.T) {
-	s := daemontest.Start(t, func(c *config.Config) {
+	s, reg := startLimited(t, func(c *config.Config) {
 		c.Groups.MaxMembers = 2
 		c.Groups.CreatedPerDay = 2
 		c.Groups.MaxMentions = 1
@@ -398,4 +398,8 @@ func TestGroupLimitsAndBadInput(t *testing.T) {
 	anon := s.Dial(t)
 	anon.Send(`{"type":"groups","id":"x"}`)
 	anon.Expect(`{"type":"error","id":"x","code":"not_logged_in"}`)
+	// Each limit's refusal is counted under its configuration key.
+	for reason, want := range map[string]float64{"groups_max_members": 1, "groups_created_per_day": 1, "groups_max_mentions": 1, "groups_max_owned_or_joined": 0} {
+		wantMetric(t, reg, want, "qqd_limit_refusals_total", "reason", reason)
+	}
 }
