@@ -74,7 +74,7 @@ type Event struct {
 	Since int64
 	State string
 	Text  string
-	Group string // the group's id
+	Group string // the group's id (group pushes, and typing in a group)
 	// Entry is the entry a group_entry push carries; nil for other
 	// pushes.
 	Entry *protocol.GroupEntry
@@ -84,8 +84,10 @@ type Event struct {
 func eventOf(f *frame) Event {
 	e := Event{Type: f.Type, User: f.User, Note: f.Note, TS: f.TS, Since: f.Since, State: f.State, Text: f.Text}
 	switch f.Type {
-	case protocol.TypeFriendRequest, protocol.TypeTyping:
+	case protocol.TypeFriendRequest:
 		e.User = f.From
+	case protocol.TypeTyping:
+		e.User, e.Group = f.From, f.GroupEntry.Group
 	case protocol.TypeNotice:
 		e.Text = f.Message
 	case protocol.TypeGroupEntry:

@@ -137,6 +137,20 @@ func TestGroupChat(t *testing.T) {
 	wantCode(t, err, protocol.CodeAlreadyMember)
 	_, err = bob.GroupInfo(ctx, "999999")
 	wantCode(t, err, protocol.CodeNoGroup)
+
+	// Typing in the group reaches the other member as an event with Group.
+	if err := bob.GroupTyping(ctx, g, true); err != nil {
+		t.Fatalf("GroupTyping start: %v", err)
+	}
+	if err := bob.GroupTyping(ctx, g, false); err != nil {
+		t.Fatalf("GroupTyping stop: %v", err)
+	}
+	for _, state := range []string{"start", "stop"} {
+		if e := nextEvent(t, alice); e != (client.Event{Type: protocol.TypeTyping, User: "bob", Group: g, State: state}) {
+			t.Fatalf("event %+v, want bob's typing %s in %s", e, state, g)
+		}
+	}
+	wantCode(t, bob.GroupTyping(ctx, "999999", true), protocol.CodeNoGroup)
 }
 
 // TestGroupAdministration: approval and invitations, roles, mutes,

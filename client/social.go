@@ -126,3 +126,18 @@ func (c *Client) Typing(ctx context.Context, to string, typing bool) error {
 	})
 	return err
 }
+
+// GroupTyping tells the other members of group online that this user
+// starts (typing true) or stops typing in it. Like Typing, a start the
+// server hears no stop for ends by itself after a few seconds. Pushes of
+// others' typing in a group come as Events of type typing with Group set.
+func (c *Client) GroupTyping(ctx context.Context, group string, typing bool) error {
+	state := "stop"
+	if typing {
+		state = "start"
+	}
+	_, err := c.call(ctx, protocol.TypeTyping, func(fb protocol.Frame) protocol.Frame {
+		return fb.Str("group", group).Str("state", state)
+	})
+	return err
+}

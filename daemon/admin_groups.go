@@ -158,8 +158,7 @@ func (s *Server) applyGroupOp(ctx context.Context, gs plugins.Groups, op plugins
 			return err
 		}
 		if e := res.Entry; e != nil {
-			s.pushEntry(g, e, route.AllEpochs, nil)
-			apply(g, e)
+			s.deliver(gs, g, e, route.AllEpochs, nil)
 		}
 		return nil
 	})

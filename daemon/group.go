@@ -176,6 +176,7 @@ func (srv *Server) loadGroup(gs plugins.Groups) func(g *groups.Group) error {
 		}
 		g.Gone = info.Dissolved
 		g.Shared = info.History == plugins.HistoryShared
+		g.Pushed = info.LastSeq
 		if g.Gone {
 			return nil
 		}
@@ -224,6 +225,78 @@ func (srv *Server) pushEntry(g *groups.Group, e *plugins.GroupEntry, epoch uint6
 		}
 	}
 	srv.m.groupFanout.Observe(float64(d.n))
+}
+
+// deliver pushes the committed entry e to the members of g who see it
+// and applies it to g, in seq order (see package groups): an entry at or
+// below g.Pushed was delivered already; a gap below e is filled from the
+// log first. g's lock is held.
+func (srv *Server) deliver(gs plugins.Groups, g *groups.Group, e *plugins.GroupEntry, epoch uint64, skip *session) {
+	if e.Seq <= g.Pushed {
+		return
+	}
+	if e.Seq > g.Pushed+1 {
+		srv.fillGap(gs, g, e.Seq)
+	}
+	if e.Kind == plugins.EntryJoined {
+		apply(g, e) // the member who joins sees their join
+	}
+	srv.pushEntry(g, e, epoch, skip)
+	if e.Kind != plugins.EntryJoined {
+		apply(g, e)
+	}
+	g.Pushed = e.Seq
+}
+
+// fillGap delivers the entries between g.Pushed and upTo (exclusive),
+// read from the log: messages committed but not pushed yet (their own
+// push finds them delivered and skips), and entries made outside qqd's
+// group lock (a deleted account's "left"). They go to every connection,
+// the sender's too (a client de-duplicates by group and seq). The log is
+// read as the member who joined first, who sees every entry a current
+// member may see. If it cannot be read, the gap stays: members catch up
+// with group_sync.
+func (srv *Server) fillGap(gs plugins.Groups, g *groups.Group, upTo int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), srv.cfg.Storage.Timeout)
+	defer cancel()
+	defer func() { g.Pushed = max(g.Pushed, upTo-1) }()
+	for g.Pushed < upTo-1 {
+		viewer, first := "", int64(0)
+		for u, m := range g.Members {
+			if viewer == "" || m.JoinSeq < first || m.JoinSeq == first && u < viewer {
+				viewer, first = u, m.JoinSeq
+			}
+		}
+		if viewer == "" {
+			return
+		}
+		es, _, err := gs.Log(ctx, g.ID, viewer, g.Pushed, 0, min(int(upTo-1-g.Pushed), groupPageMax))
+		if err != nil {
+			srv.log.Warn("group log could not be read; entries not pushed", "group", g.ID, "after", g.Pushed, "err", err)
+			return
+		}
+		progress := false
+		for i := range es {
+			fe := &es[i]
+			if fe.Seq >= upTo {
+				return
+			}
+			if fe.Seq <= g.Pushed {
+				continue
+			}
+			if fe.Kind == plugins.EntryJoined {
+				apply(g, fe)
+			}
+			srv.pushEntry(g, fe, route.AllEpochs, nil)
+			if fe.Kind != plugins.EntryJoined {
+				apply(g, fe)
+			}
+			g.Pushed, progress = fe.Seq, true
+		}
+		if !progress { // the viewer sees no further (their removal)
+			return
+		}
+	}
 }
 
 // apply brings g up to date with the membership or settings change e,
@@ -304,8 +377,16 @@ func (p *pipeline) answerGroupSend(r *writeReq, res *plugins.AppendResult, epoch
 	}
 	// The push waits for the group's lock: a membership change being
 	// committed for this group is applied first (see package groups).
-	err := srv.groupCache.Do(e.Group, srv.loadGroup(gs), func(g *groups.Group) error {
-		srv.pushEntry(g, e, epoch, r.sess)
+	load := srv.loadGroup(gs)
+	err := srv.groupCache.Do(e.Group, func(g *groups.Group) error {
+		if err := load(g); err != nil {
+			return err
+		}
+		// Loaded after e was committed: e is still to be pushed.
+		g.Pushed = min(g.Pushed, e.Seq-1)
+		return nil
+	}, func(g *groups.Group) error {
+		srv.deliver(gs, g, e, epoch, r.sess)
 		return nil
 	})
 	if err != nil {
@@ -746,14 +827,8 @@ func (s *session) groupOp(req *protocol.Request) {
 			return err
 		}
 		if e := res.Entry; e != nil {
-			if e.Kind == plugins.EntryJoined {
-				apply(g, e) // the member who joins sees their join
-			}
 			// Not to the asking connection: its ok carries the seq.
-			s.srv.pushEntry(g, e, route.AllEpochs, s)
-			if e.Kind != plugins.EntryJoined {
-				apply(g, e)
-			}
+			s.srv.deliver(gs, g, e, route.AllEpochs, s)
 		}
 		return nil
 	})

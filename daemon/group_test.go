@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -402,4 +403,86 @@ func TestGroupLimitsAndBadInput(t *testing.T) {
 	for reason, want := range map[string]float64{"groups_max_members": 1, "groups_created_per_day": 1, "groups_max_mentions": 1, "groups_max_owned_or_joined": 0} {
 		wantMetric(t, reg, want, "qqd_limit_refusals_total", "reason", reason)
 	}
+}
+
+// TestGroupTyping: typing in a group reaches the other members online,
+// not those who block the sender, not non-members; it expires like
+// typing to a user, and bad requests get their errors.
+func TestGroupTyping(t *testing.T) {
+	s := daemontest.Start(t)
+	alice, bob, carol, dave := s.User(t, "alice"), s.User(t, "bob"), s.User(t, "carol"), s.User(t, "dave")
+	g := createGroup(t, alice, "")
+	join(t, bob, g)
+	join(t, carol, g)
+	expectEntry(t, alice, g, 2, "joined")
+	expectEntry(t, alice, g, 3, "joined")
+	expectEntry(t, bob, g, 3, "joined")
+	carol.Send(`{"type":"block","id":1,"user":"alice"}`)
+	carol.Expect(`{"type":"ok","id":1}`)
+
+	alice.Send(`{"type":"typing","id":1,"group":"` + g + `","state":"start"}`)
+	alice.Expect(`{"type":"ok","id":1}`)
+	bob.Expect(`{"type":"typing","from":"alice","group":"` + g + `","state":"start"}`)
+	alice.Send(`{"type":"typing","id":2,"group":"` + g + `","state":"stop"}`)
+	alice.Expect(`{"type":"ok","id":2}`)
+	bob.Expect(`{"type":"typing","from":"alice","group":"` + g + `","state":"stop"}`)
+	bob.Send(`{"type":"typing","id":3,"group":"` + g + `","state":"start"}`)
+	bob.Expect(`{"type":"ok","id":3}`)
+	alice.Expect(`{"type":"typing","from":"bob","group":"` + g + `","state":"start"}`)
+	carol.Expect(`{"type":"typing","from":"bob","group":"` + g + `","state":"start"}`) // and nothing from alice before it
+	start := time.Now()
+	alice.Expect(`{"type":"typing","from":"bob","group":"` + g + `","state":"stop"}`) // expired
+	carol.Expect(`{"type":"typing","from":"bob","group":"` + g + `","state":"stop"}`)
+	if d := time.Since(start); d < 4*time.Second {
+		t.Errorf("group typing expired after %v, want about 6s", d)
+	}
+
+	for _, tc := range []struct{ send, want string }{
+		{`{"type":"typing","id":4,"group":"` + g + `","state":"start"}`, `{"type":"error","id":4,"code":"not_member"}`},
+		{`{"type":"typing","id":5,"group":"999999","state":"start"}`, `{"type":"error","id":5,"code":"no_group"}`},
+		{`{"type":"typing","id":6,"group":"x","state":"start"}`, `{"type":"error","id":6,"code":"bad_request"}`},
+		{`{"type":"typing","id":7,"group":"` + g + `","to":"alice","state":"start"}`, `{"type":"error","id":7,"code":"bad_request"}`},
+		{`{"type":"typing","id":8,"group":"` + g + `","state":"maybe"}`, `{"type":"error","id":8,"code":"bad_request"}`},
+	} {
+		dave.Send(tc.send)
+		dave.Expect(tc.want)
+	}
+	// Typing is never stored: the log holds only the creation and joins.
+	bob.Send(`{"type":"group_sync","id":9,"group":"` + g + `","after":0}`)
+	if f := bob.Expect(`{"type":"ok","id":9,"more":false}`); len(f.Entries) != 2 {
+		t.Errorf("bob's view of the log after typing: %+v, want his join and carol's", f.Entries)
+	}
+	for _, c := range []*daemontest.Conn{alice, bob, carol} {
+		c.Send(`{"type":"ping","id":"p"}`)
+		c.Expect(`{"type":"ok","id":"p"}`)
+	}
+}
+
+// TestGroupGapFilled: an entry made outside qqd's group lock (the "left"
+// of an account an operator removes) is pushed, in seq order, before the
+// next entry, and the departed member no longer counts for fan-out.
+func TestGroupGapFilled(t *testing.T) {
+	s := daemontest.Start(t)
+	alice, bob, carol := s.User(t, "alice"), s.User(t, "bob"), s.User(t, "carol")
+	g := createGroup(t, alice, "")
+	join(t, bob, g)
+	join(t, carol, g)
+	expectEntry(t, alice, g, 2, "joined")
+	expectEntry(t, alice, g, 3, "joined")
+	expectEntry(t, bob, g, 3, "joined")
+	if _, err := s.Daemon.RemoveAccount(context.Background(), "carol"); err != nil {
+		t.Fatal(err)
+	}
+	carol.Expect(`{"type":"kicked"}`)
+	alice.Send(`{"type":"group_send","id":1,"group":"` + g + `","body":"where is carol?"}`)
+	alice.Expect(`{"type":"ok","id":1,"seq":5}`)
+	if f := expectEntry(t, bob, g, 4, "left"); f.Target != "carol" {
+		t.Fatalf("entry 4 %+v, want carol's leaving", f)
+	}
+	expectEntry(t, bob, g, 5, "msg")
+	// alice's own connection gets the filled entry too, not her message.
+	expectEntry(t, alice, g, 4, "left")
+	alice.Send(`{"type":"group_info","id":2,"group":"` + g + `"}`)
+	alice.Expect(`{"type":"ok","id":2,"members":2}`)
+	alice.ExpectSilence(200 * time.Millisecond)
 }

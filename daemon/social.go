@@ -138,7 +138,14 @@ func (srv *Server) pushPresences(ups []presence.Update) {
 }
 
 // typingExpired pushes the stop of a typing start that nothing ended.
-func (srv *Server) typingExpired(from, to string) { srv.pushTyping(from, to, false) }
+// to is a user name, or a group's typingKey.
+func (srv *Server) typingExpired(from, to string) {
+	if id, ok := typingGroup(to); ok {
+		srv.pushGroupTyping(from, id, false)
+		return
+	}
+	srv.pushTyping(from, to, false)
+}
 
 func (srv *Server) pushTyping(from, to string, start bool) {
 	state := "stop"
@@ -470,24 +477,21 @@ func (s *session) typingReq(req *protocol.Request) {
 		s.replyErr(req.ID, errNoSocial)
 		return
 	}
+	if _, has, _ := req.String("group"); has {
+		s.groupTyping(req)
+		return
+	}
 	to, err := s.otherUser(req, "to")
 	if err != nil {
 		s.replyErr(req.ID, err)
 		return
 	}
-	st, err := req.RequiredString("state")
+	st, err := typingState(req)
 	if err != nil {
 		s.replyErr(req.ID, err)
 		return
 	}
-	if st != "start" && st != "stop" {
-		s.replyErr(req.ID, protocol.Errorf(protocol.CodeBadRequest, "state must be start or stop"))
-		return
-	}
-	if ok, wait := s.srv.typingLimit.Take(s.user); !ok {
-		s.replyErr(req.ID, &protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: limit.RetryAfterMS(wait),
-			Message: "typing notifications too fast"})
-		s.srv.m.limited[limitTyping].Inc()
+	if !s.takeTyping(req) {
 		return
 	}
 	s.replyOK(req.ID)
@@ -503,4 +507,28 @@ func (s *session) typingReq(req *protocol.Request) {
 	} else if s.srv.typing.Stop(s.user, to) {
 		s.srv.pushTyping(s.user, to, false)
 	}
+}
+
+// typingState reads a typing request's state: start or stop.
+func typingState(req *protocol.Request) (string, *protocol.Error) {
+	st, err := req.RequiredString("state")
+	if err != nil {
+		return "", err
+	}
+	if st != "start" && st != "stop" {
+		return "", protocol.Errorf(protocol.CodeBadRequest, "state must be start or stop")
+	}
+	return st, nil
+}
+
+// takeTyping takes one typing notification of the user's rate; past it,
+// it answers rate_limited and reports false.
+func (s *session) takeTyping(req *protocol.Request) bool {
+	ok, wait := s.srv.typingLimit.Take(s.user)
+	if !ok {
+		s.replyErr(req.ID, &protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: limit.RetryAfterMS(wait),
+			Message: "typing notifications too fast"})
+		s.srv.m.limited[limitTyping].Inc()
+	}
+	return ok
 }

@@ -365,7 +365,7 @@ func (s *chat) enterGroup(ctx context.Context, arg string) {
 	after := st.read
 	s.mu.Unlock()
 	if s.typer != nil {
-		s.typer.setPeer("")
+		s.typer.setPeer("#" + id) // typing in the group: "#" is in no user name
 	}
 	s.updatePrompt()
 

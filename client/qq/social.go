@@ -167,7 +167,13 @@ func (s *chat) events(ctx context.Context) {
 func (s *chat) event(ctx context.Context, e client.Event, acks map[string]int64) {
 	switch e.Type {
 	case protocol.TypeTyping:
-		s.setTyping(e.User, e.State == "start")
+		who := e.User
+		if e.Group != "" {
+			s.mu.Lock()
+			who += " in " + s.label(e.Group)
+			s.mu.Unlock()
+		}
+		s.setTyping(who, e.State == "start")
 		return
 	case protocol.TypePresence:
 		if e.State == "offline" {
@@ -346,7 +352,7 @@ type typer struct {
 	stopOnce sync.Once
 
 	mu   sync.Mutex
-	peer string // where a plain line goes
+	peer string // where a plain line goes: a user, or "#" and a group id
 	want string // whom the line being edited goes to; "" when none
 
 	sent string    // run's own: whom the last start went to, "" after a stop
@@ -405,7 +411,11 @@ func (t *typer) sync(ctx context.Context, want string) {
 	send := func(to string, typing bool) {
 		rctx, cancel := context.WithTimeout(ctx, typingTimeout)
 		defer cancel()
-		t.c.Typing(rctx, to, typing)
+		if group, ok := strings.CutPrefix(to, "#"); ok {
+			t.c.GroupTyping(rctx, group, typing)
+		} else {
+			t.c.Typing(rctx, to, typing)
+		}
 	}
 	if t.sent != "" && t.sent != want {
 		send(t.sent, false)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"slices"
@@ -454,6 +455,16 @@ func TestTypingPrompt(t *testing.T) {
 	s.setTyping("carol", false)
 	if last() != "to bob> " {
 		t.Fatalf("prompt after the stop %q", last())
+	}
+	// Typing in a group names the group.
+	ctx := context.Background()
+	s.event(ctx, client.Event{Type: protocol.TypeTyping, User: "dora", Group: "7", State: "start"}, nil)
+	if last() != "(dora in #7 is typing…) to bob> " {
+		t.Fatalf("prompt with typing in a group %q", last())
+	}
+	s.event(ctx, client.Event{Type: protocol.TypeTyping, User: "dora", Group: "7", State: "stop"}, nil)
+	if last() != "to bob> " {
+		t.Fatalf("prompt after the group typing stopped %q", last())
 	}
 }
 

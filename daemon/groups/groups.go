@@ -9,8 +9,17 @@
 // reads the members then: so an entry committed after a member's removal
 // (a higher seq) is pushed after the removal was applied here, and never
 // reaches them; an entry before a member's join is not pushed to them
-// either (their join seq says so). Standard library only: the caller
-// does the storage calls and the pushes.
+// either (their join seq says so).
+//
+// Pushes also go out in seq order. A group message is committed in a
+// storage batch outside the lock and pushed after, so a membership change
+// committed under the lock meanwhile may carry a higher seq than messages
+// still waiting to be pushed. Pushed records the highest seq pushed (and
+// applied): the caller pushes the entries of a gap below an entry from
+// the log first, and skips an entry at or below Pushed, so a member
+// removed at seq N still gets every entry before N, in order, and nothing
+// after. Standard library only: the caller does the storage calls and
+// the pushes.
 package groups
 
 import (
@@ -34,6 +43,11 @@ type Group struct {
 	Shared bool
 	// Gone: dissolved, or not found; Members is empty.
 	Gone bool
+	// Pushed is the highest seq pushed to the members and applied to
+	// Members; an entry at or below it is not pushed again. A load sets
+	// it to the log's last seq (Members then reflects every entry up to
+	// it).
+	Pushed int64
 }
 
 // Sees reports whether user, a member, sees the entry with seq.
