@@ -4,8 +4,11 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/qqchat/qq/client"
 	"github.com/qqchat/qq/daemon/daemontest"
+	"github.com/qqchat/qq/daemon/protocol"
 )
 
 // TestChatTerminalGroup: in a group conversation on a real terminal, the
@@ -46,8 +49,30 @@ func TestChatTerminalGroup(t *testing.T) {
 	p.waitFor("to #" + g + " crew> hel")
 	p.keys("lo @bob\r")
 	p.waitFor("[#" + g + " crew] alice: hello @bob")
-	if e := nextGroupEntry(t, bob); e.From != "alice" || e.Body != "hello @bob" || !slices.Equal(e.Mentions, []string{"bob"}) {
-		t.Fatalf("bob got %+v", e)
+	// bob was told alice types in the group (her typing while she wrote
+	// "hel"), then gets her message; typing stops may come in between.
+	typing := false
+	for {
+		var e client.Event
+		select {
+		case e = <-bob.Events():
+		case <-time.After(daemontest.Timeout):
+			t.Fatal("no group entry within 10s")
+		}
+		if e.Type == protocol.TypeTyping {
+			if e.User != "alice" || e.Group != g {
+				t.Fatalf("typing event %+v, want alice's in %s", e, g)
+			}
+			typing = typing || e.State == "start"
+			continue
+		}
+		if e.Type != protocol.TypeGroupEntry || e.Entry.From != "alice" || e.Entry.Body != "hello @bob" || !slices.Equal(e.Entry.Mentions, []string{"bob"}) {
+			t.Fatalf("bob got %+v (entry %+v)", e, e.Entry)
+		}
+		break
+	}
+	if !typing {
+		t.Error("bob was not told that alice typed in the group")
 	}
 	p.keys("/quit\r")
 	p.waitFor("bye")
