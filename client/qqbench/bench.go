@@ -319,17 +319,21 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 		go progress(cfg.Progress, t, start, end, progressDone)
 	}
 
-	if cfg.Rate > 0 {
-		res.Mode, res.Rate = "open", cfg.Rate
-	} else {
-		res.Mode, res.Window = "closed", cfg.Window
-	}
 	drive(sendCtx, cfg, senders, start, end, func(i int) bool { return cs[i].Err() != nil },
 		func(i int, seq int64, rng *rand.Rand) func(time.Time) {
 			to := pick(i, rng)
 			return func(sched time.Time) { send(i, seq, sched, to) }
 		})
-	// Grace period: wait for the pushes of sends answered ok.
+	settle(cfg, t, res, win, end, progressDone, stop, &recvWG, &ackWG)
+	return nil
+}
+
+// settle ends a traffic run (dm, fanin, group) once its sends are done:
+// it waits, until the end of the drain, for the pushes of the sends
+// answered ok, ends the CPU window and the progress lines, stops the
+// receivers (stop) and waits for them and their acks (wait), and records
+// the run's mode and the tracker's figures in res.
+func settle(cfg Config, t *tracker, res *Result, win *cpuWindow, end time.Time, progressDone, stop chan struct{}, wait ...*sync.WaitGroup) {
 	for time.Now().Before(end.Add(cfg.Drain)) {
 		if okd, unanswered := t.outstanding(); okd == 0 && unanswered == 0 {
 			break
@@ -339,9 +343,14 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 	close(progressDone)
 	win.end(res)
 	close(stop)
-	recvWG.Wait()
-	ackWG.Wait()
-
+	for _, wg := range wait {
+		wg.Wait()
+	}
+	if cfg.Rate > 0 {
+		res.Mode, res.Rate = "open", cfg.Rate
+	} else {
+		res.Mode, res.Window = "closed", cfg.Window
+	}
 	okd, unanswered := t.outstanding()
 	t.mu.Lock()
 	res.Sent, res.Delivered = t.sent, t.deliv
@@ -354,7 +363,6 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 	if res.Procs != nil && res.Delivered > 0 {
 		res.CPUPer1000 = res.CPUSeconds / float64(res.Delivered) * 1000
 	}
-	return nil
 }
 
 // drive runs the calls of a traffic scenario for users ids until end, then

@@ -93,11 +93,6 @@ func runGroup(ctx context.Context, cfg Config, res *Result) error {
 	if cfg.Progress != nil {
 		go progress(cfg.Progress, t, start, end, progressDone)
 	}
-	if cfg.Rate > 0 {
-		res.Mode, res.Rate = "open", cfg.Rate
-	} else {
-		res.Mode, res.Window = "closed", cfg.Window
-	}
 	senders := make([]int, cfg.Users)
 	for i := range senders {
 		senders[i] = i
@@ -106,31 +101,8 @@ func runGroup(ctx context.Context, cfg Config, res *Result) error {
 		func(i int, seq int64, _ *rand.Rand) func(time.Time) {
 			return func(sched time.Time) { send(i, seq, sched) }
 		})
-	for time.Now().Before(end.Add(cfg.Drain)) {
-		if okd, unanswered := t.outstanding(); okd == 0 && unanswered == 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(progressDone)
-	win.end(res)
-	close(stop)
-	recvWG.Wait()
-	ackWG.Wait()
-
-	okd, unanswered := t.outstanding()
-	t.mu.Lock()
-	res.Sent, res.Delivered = t.sent, t.deliv
-	lat := summarize(t.lat, map[bool]string{true: "scheduled send time", false: "send call"}[cfg.Rate > 0])
-	t.mu.Unlock()
-	res.Lost, res.Unanswered = int64(okd), int64(unanswered)
-	res.Latency = &lat
-	res.DeliveredPerSec = float64(res.Delivered) / cfg.Duration.Seconds()
-	res.finish(t)
+	settle(cfg, t, res, win, end, progressDone, stop, &recvWG, &ackWG)
 	g := &GroupResult{Members: cfg.Members, Online: cfg.Users, SendsPerSec: float64(res.Sent) / cfg.Duration.Seconds()}
-	if res.Procs != nil && res.Delivered > 0 {
-		res.CPUPer1000 = res.CPUSeconds / float64(res.Delivered) * 1000
-	}
 	if res.Procs != nil && res.Sent > 0 {
 		g.CPUPerSendUs = res.CPUSeconds / float64(res.Sent) * 1e6
 	}
