@@ -251,7 +251,8 @@ func (s *Server) DialFault(t testing.TB, seed uint64) (*Conn, *FaultConn) {
 }
 
 // Unlimited lifts the per-IP, per-account and per-user rate and count
-// limits, so that tests that open many connections or send many
+// limits (the groups one user may create, own and join too), so that
+// tests that open many connections or send many
 // messages from 127.0.0.1 are not throttled. Use it as an option of Start.
 func Unlimited(c *config.Config) {
 	l := &c.Limits
@@ -265,6 +266,10 @@ func Unlimited(c *config.Config) {
 	l.FriendRequestsPerDay = 1 << 30
 	l.TypingRate = 1e9
 	l.TypingBurst = 1 << 30
+	g := &c.Groups
+	g.CreatedPerDay = 1 << 30
+	g.MaxOwned = 1 << 30
+	g.MaxJoined = 1 << 30
 }
 
 // BrokenFilter fails every call, like a filter whose plugin process died.

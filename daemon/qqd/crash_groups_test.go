@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -74,41 +73,8 @@ func crashGroup(t *testing.T, mode string) {
 	var oks atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	// call runs one request (do) on a logged-in client until it gets an
-	// answer that is not unavailable or a broken connection, or stop.
 	call := func(c **client.Client, user string, do func(context.Context, *client.Client) error) error {
-		for {
-			select {
-			case <-stop:
-				return errors.New("stopped")
-			default:
-			}
-			if *c == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				cl, err := client.Dial(ctx, *addr.Load(), client.Options{})
-				if err == nil {
-					if _, err = cl.Login(ctx, user, user+"-password"); err != nil {
-						cl.Close()
-					}
-				}
-				cancel()
-				if err != nil {
-					time.Sleep(50 * time.Millisecond)
-					continue
-				}
-				*c = cl
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
-			err := do(ctx, *c)
-			cancel()
-			var pe *protocol.Error
-			if err == nil || errors.As(err, &pe) && pe.Code != protocol.CodeUnavailable {
-				return err
-			}
-			(*c).Close()
-			*c = nil
-			time.Sleep(20 * time.Millisecond)
-		}
+		return crashRetry(stop, &addr, c, user, do)
 	}
 	for i, me := range names {
 		wg.Go(func() {

@@ -55,41 +55,8 @@ func crashFriends(t *testing.T, mode string) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 
-	// retry runs op on a logged-in client until it gets an answer that is
-	// not unavailable or a broken connection, or stop.
 	retry := func(c **client.Client, user string, op func(context.Context, *client.Client) error) error {
-		for {
-			select {
-			case <-stop:
-				return errors.New("stopped")
-			default:
-			}
-			if *c == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				cl, err := client.Dial(ctx, *addr.Load(), client.Options{})
-				if err == nil {
-					if _, err = cl.Login(ctx, user, user+"-password"); err != nil {
-						cl.Close()
-					}
-				}
-				cancel()
-				if err != nil {
-					time.Sleep(50 * time.Millisecond)
-					continue
-				}
-				*c = cl
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
-			err := op(ctx, *c)
-			cancel()
-			var pe *protocol.Error
-			if err == nil || errors.As(err, &pe) && pe.Code != protocol.CodeUnavailable {
-				return err
-			}
-			(*c).Close()
-			*c = nil
-			time.Sleep(20 * time.Millisecond)
-		}
+		return crashRetry(stop, &addr, c, user, op)
 	}
 
 	for i, me := range names {
@@ -242,5 +209,44 @@ killing:
 	t.Logf("kill=%s: %d kills; %d requests and %d accepts acknowledged, %d friendships", mode, killed, len(requested), len(accepted), len(friends)/2)
 	if killed < 2 {
 		t.Errorf("only %d kills: the load ended too soon to test anything", killed)
+	}
+}
+
+// crashRetry runs op on user's client *c, dialling the address addr
+// holds (it changes when qqd restarts) and logging in when *c is nil,
+// until op gets an answer that is not unavailable or a broken connection,
+// or stop is closed.
+func crashRetry(stop <-chan struct{}, addr *atomic.Pointer[string], c **client.Client, user string, op func(context.Context, *client.Client) error) error {
+	for {
+		select {
+		case <-stop:
+			return errors.New("stopped")
+		default:
+		}
+		if *c == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			cl, err := client.Dial(ctx, *addr.Load(), client.Options{})
+			if err == nil {
+				if _, err = cl.Login(ctx, user, user+"-password"); err != nil {
+					cl.Close()
+				}
+			}
+			cancel()
+			if err != nil {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			*c = cl
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
+		err := op(ctx, *c)
+		cancel()
+		var pe *protocol.Error
+		if err == nil || errors.As(err, &pe) && pe.Code != protocol.CodeUnavailable {
+			return err
+		}
+		(*c).Close()
+		*c = nil
+		time.Sleep(20 * time.Millisecond)
 	}
 }
