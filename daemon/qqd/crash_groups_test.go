@@ -15,14 +15,15 @@ import (
 	"github.com/qqchat/qq/daemon/protocol"
 )
 
-// TestCrashGroupTraffic kills qqd, or its storage plugin, with SIGKILL
+// TestCrashGroupTraffic kills qqd, its storage plugin, or one of its
+// filter plugins (antispam or wordfilter, drawn at random) with SIGKILL
 // while the members of a group send to it (every send retried with its
 // cid until it gets an answer) and ack what they read. Then it checks:
 // every send that got an ok is in the log with the seq and msg_id of that
 // ok, once; each member's view of the log is contiguous, in seq order,
 // and keeps each sender's order; no read cursor ever moved backwards.
 func TestCrashGroupTraffic(t *testing.T) {
-	for _, mode := range []string{"qqd", "storage"} {
+	for _, mode := range []string{"qqd", "storage", "filter"} {
 		t.Run("kill="+mode, func(t *testing.T) { crashGroup(t, mode) })
 	}
 }
@@ -154,18 +155,22 @@ killing:
 			p.signal(t, syscall.SIGKILL)
 			p = startQQD(t, dir, "-config", conf)
 			addr.Store(&p.addr)
-		case "storage":
-			pid := pluginPIDs(t, p.cmd.Process.Pid)["sqlite"]
+		case "storage", "filter":
+			name := "sqlite"
+			if mode == "filter" {
+				name = []string{"antispam", "wordfilter"}[rng.IntN(2)]
+			}
+			pid := pluginPIDs(t, p.cmd.Process.Pid)[name]
 			if pid == 0 {
-				t.Fatal("no sqlite plugin process")
+				t.Fatalf("no %s plugin process", name)
 			}
 			syscall.Kill(pid, syscall.SIGKILL)
 			for by := time.Now().Add(crashRestartWait); ; time.Sleep(10 * time.Millisecond) {
-				if now := pluginPIDs(t, p.cmd.Process.Pid)["sqlite"]; now != 0 && now != pid {
+				if now := pluginPIDs(t, p.cmd.Process.Pid)[name]; now != 0 && now != pid {
 					break
 				}
 				if time.Now().After(by) {
-					t.Fatalf("the storage plugin did not come back within %v", crashRestartWait)
+					t.Fatalf("plugin %s did not come back within %v", name, crashRestartWait)
 				}
 			}
 		}
