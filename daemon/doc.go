@@ -47,6 +47,17 @@
 //     route.Local the single-node implementation) to the recipient's
 //     sessions that joined before the epoch.
 //
+// A group send (group.go) takes the same path as a writeReq of kind
+// reqGroupSend: the same rate, filters (which see the group id) and
+// Write, where the storage checks membership and mutes and appends the
+// entry to the group's log; the answer stage then pushes the entry under
+// the group's lock (package groups: the members as the daemon knows
+// them), in seq order (Server.deliver fills a gap from the log first), to
+// every member's sessions but the sender's. Membership and settings
+// operations commit and push under the same lock, so a removed member
+// never gets an entry after their removal. Friends, presence and typing
+// are social.go, group_typing.go and package presence.
+//
 // A session leaves the router from one place, when it starts to close
 // (session.setClosingLocked); the router never holds a lock while it
 // delivers, so that is safe under the session's own lock.
