@@ -63,14 +63,16 @@ func (s *Server) hash(pw string) (string, error) {
 // of the hashes is given back to the operating system.
 const memoryReleaseDelay = 2 * time.Second
 
-// hashSlot waits for one of the hash_concurrency slots and returns the
-// function that frees it. Each Argon2id computation allocates 19 MiB that
+// hashSlot waits for one of the hash_concurrency slots, for one Argon2id
+// computation (a hash or a verification; qqd_password_hashes_total counts
+// them), and returns the function that frees it. Each Argon2id computation allocates 19 MiB that
 // the Go runtime keeps mapped long after (it only returns memory it has
 // not needed for minutes), so a burst of logins would leave qqd's RSS tens
 // of MiB higher: once hashing has been quiet for memoryReleaseDelay, the
 // memory is handed back (one debounced server-wide timer).
 func (s *Server) hashSlot() func() {
 	s.hashSem <- struct{}{}
+	s.m.passwordHashes.Inc()
 	return func() {
 		<-s.hashSem
 		s.memMu.Lock()

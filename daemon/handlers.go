@@ -153,6 +153,19 @@ func (s *session) register(req *protocol.Request) {
 		regs[regRateLimited].Inc()
 		return
 	}
+	// A taken name is answered before the password is hashed: a register
+	// flood of existing names costs a lookup each, not an Argon2id hash.
+	// (The answer tells that the name is taken anyway.) CreateUser below
+	// still decides: for a name freed by nothing (a deleted account's
+	// stays taken) or taken meanwhile.
+	st, ctx, done := s.storage()
+	_, perr := st.PasswordHash(ctx, user)
+	done()
+	if perr == nil {
+		s.replyErr(req.ID, protocol.Errorf(protocol.CodeUserExists, "user name is taken"))
+		regs[regExists].Inc()
+		return
+	}
 	hash, herr := s.srv.hash(pw)
 	if herr != nil {
 		s.logger().Error("password hash failed", "err", herr)
@@ -160,7 +173,7 @@ func (s *session) register(req *protocol.Request) {
 		regs[regError].Inc()
 		return
 	}
-	st, ctx, done := s.storage()
+	st, ctx, done = s.storage()
 	defer done()
 	switch cerr := st.CreateUser(ctx, user, hash); {
 	case errors.Is(cerr, plugins.ErrUserExists):

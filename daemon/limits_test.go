@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -260,6 +261,34 @@ func TestAuthLimits(t *testing.T) {
 		wantMetric(t, reg, limit+1, "qqd_registrations_total", "result", "ok")
 		wantMetric(t, reg, 2, "qqd_limit_refusals_total", "reason", "auth_per_ip_per_minute")
 	})
+}
+
+// TestRegisterTakenNameNoHash: registering a taken name is answered
+// user_exists before the password is hashed, so a flood of them costs no
+// Argon2id work; a new name costs one hash and a login one verification
+// (an unknown user's login too).
+func TestRegisterTakenNameNoHash(t *testing.T) {
+	s, reg := startLimited(t)
+	c := s.Dial(t)
+	c.Register("alice", "password1")
+	wantMetric(t, reg, 1, "qqd_password_hashes_total")
+	for i := range 5 {
+		c.Send(fmt.Sprintf(`{"type":"register","id":%d,"user":"alice","password":"other-password"}`, i))
+		c.Expect(fmt.Sprintf(`{"type":"error","id":%d,"code":"user_exists"}`, i))
+	}
+	wantMetric(t, reg, 1, "qqd_password_hashes_total")
+	wantMetric(t, reg, 5, "qqd_registrations_total", "result", "exists")
+	// A deleted account's name stays taken; the lookup does not see it,
+	// so it costs a hash, and CreateUser refuses it.
+	if _, err := s.Daemon.RemoveAccount(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	c.Send(`{"type":"register","id":"d","user":"alice","password":"password2"}`)
+	c.Expect(`{"type":"error","id":"d","code":"user_exists"}`)
+	wantMetric(t, reg, 2, "qqd_password_hashes_total")
+	c.Send(`{"type":"login","id":"l","user":"ghost","password":"password1"}`)
+	c.Expect(`{"type":"error","id":"l","code":"auth_failed"}`)
+	wantMetric(t, reg, 3, "qqd_password_hashes_total")
 }
 
 // TestPendingCap: sends to a user with max_pending_per_user undelivered

@@ -227,10 +227,12 @@ type metrics struct {
 	groupOps      prometheus.Counter
 	sendDuration  prometheus.Histogram
 	receivedBytes prometheus.Counter
-	sentBytes     prometheus.Counter
-	storageBatch  prometheus.Histogram
-	pluginCalls   *prometheus.HistogramVec
-	pluginErrors  *prometheus.CounterVec
+	// passwordHashes counts Argon2id computations.
+	passwordHashes prometheus.Counter
+	sentBytes      prometheus.Counter
+	storageBatch   prometheus.Histogram
+	pluginCalls    *prometheus.HistogramVec
+	pluginErrors   *prometheus.CounterVec
 }
 
 // latencyBuckets span 100µs to 5s.
@@ -336,6 +338,11 @@ func newMetrics(s *Server) *metrics {
 		Buckets: latencyBuckets,
 	})
 	add(m.sendDuration)
+	m.passwordHashes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "qqd_password_hashes_total",
+		Help: "Argon2id computations: a registration's or an operator's new password hashed, a login's password verified (an unknown user's too, against a dummy hash).",
+	})
+	add(m.passwordHashes)
 	m.receivedBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "qqd_received_bytes_total",
 		Help: "Bytes read from client sockets.",

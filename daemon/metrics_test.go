@@ -278,11 +278,18 @@ func TestMetricsTraffic(t *testing.T) {
 	if got := val("qqd_storage_batch_messages"); got != writes {
 		t.Errorf("qqd_storage_batch_messages count = %v, want %v (one per Write)", got, writes)
 	}
-	if got := val("qqd_plugin_call_duration_seconds", "plugin", "storage", "method", "PasswordHash"); got != 3 {
-		t.Errorf("PasswordHash calls = %v, want 3 (already_logged_in asks no storage)", got)
+	// 3 logins (already_logged_in asks no storage) and the 4 registrations
+	// with a valid name, each first looking the name up.
+	if got := val("qqd_plugin_call_duration_seconds", "plugin", "storage", "method", "PasswordHash"); got != 7 {
+		t.Errorf("PasswordHash calls = %v, want 7", got)
 	}
-	if got := val("qqd_plugin_call_duration_seconds", "plugin", "storage", "method", "CreateUser"); got != 4 {
-		t.Errorf("CreateUser calls = %v, want 4", got)
+	// carol's second try was answered user_exists after the lookup.
+	if got := val("qqd_plugin_call_duration_seconds", "plugin", "storage", "method", "CreateUser"); got != 3 {
+		t.Errorf("CreateUser calls = %v, want 3", got)
+	}
+	// 3 registrations hashed, 3 logins verified.
+	if got := val("qqd_password_hashes_total"); got != 6 {
+		t.Errorf("qqd_password_hashes_total = %v, want 6", got)
 	}
 	if got := val("qqd_plugin_call_duration_seconds", "plugin", "storage", "method", "LookupCIDs"); got != 2 {
 		t.Errorf("LookupCIDs calls = %v, want 2", got)
