@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"time"
@@ -151,11 +152,21 @@ type Limits struct {
 	// it (a token bucket). Past it: rate_limited with retry_after_ms.
 	SendRate  float64 `koanf:"send_rate"`
 	SendBurst int     `koanf:"send_burst"`
-	// AuthPerIPPerMinute and AuthPerAccountPerMinute bound login and
-	// register attempts (failed logins count per account too). Past them:
-	// rate_limited with retry_after_ms, whatever the credentials.
+	// AuthPerIPPerMinute bounds the failed logins from one remote IP
+	// address (IPv6: one /64), AuthPerAccountPerMinute those on one
+	// account: each attempt takes a token before the password is checked,
+	// and a login that succeeds gives it back, so users behind one NAT
+	// address reconnect freely while a guesser is throttled.
+	// RegisterPerIPPerMinute bounds registrations from one address (every
+	// attempt with a valid name). Past them: rate_limited with
+	// retry_after_ms, whatever the credentials.
 	AuthPerIPPerMinute      int `koanf:"auth_per_ip_per_minute"`
 	AuthPerAccountPerMinute int `koanf:"auth_per_account_per_minute"`
+	RegisterPerIPPerMinute  int `koanf:"register_per_ip_per_minute"`
+	// ExemptNetworks are networks (CIDR, or single addresses) whose
+	// clients the per-IP login and registration limits do not count;
+	// the per-account limit still applies. Loopback by default.
+	ExemptNetworks []string `koanf:"exempt_networks"`
 	// MaxPendingPerUser bounds the messages waiting for one recipient; a
 	// send past it is refused (the sender gets an error), nothing is
 	// dropped.
@@ -302,6 +313,8 @@ func Default() *Config {
 			SendBurst:               100,
 			AuthPerIPPerMinute:      30,
 			AuthPerAccountPerMinute: 10,
+			RegisterPerIPPerMinute:  5,
+			ExemptNetworks:          []string{"127.0.0.0/8", "::1/128"},
 			MaxPendingPerUser:       10000,
 			FriendRequestsPerDay:    50,
 			TypingRate:              2,
@@ -464,4 +477,28 @@ func RestartKeys(old, new *Config) []string {
 		}
 	}
 	return keys
+}
+
+// Exempt returns ExemptNetworks parsed; an entry that is not a CIDR
+// prefix or an address (Validate refuses those) is left out.
+func (l *Limits) Exempt() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, n := range l.ExemptNetworks {
+		if p, err := parseNetwork(n); err == nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// parseNetwork parses a CIDR prefix ("10.0.0.0/8") or a single address.
+func parseNetwork(n string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(n); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(n)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }

@@ -437,6 +437,14 @@ func TestValidate(t *testing.T) {
 			want: []string{"config: limits.outbound_queue_bytes: must be at least 2 * limits.max_frame_bytes = 131072 (got 100000)"}},
 		{name: "frame bounds", modify: func(c *config.Config) { c.Limits.MaxFrameBytes = 1 << 25; c.Limits.OutboundQueueBytes = 1 << 27 },
 			want: []string{"config: limits.max_frame_bytes: must be between 1024 and 16777216 (got 33554432)"}},
+		{name: "exempt networks", modify: func(c *config.Config) {
+			c.Limits.ExemptNetworks = []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "10.0.0.0/33", "office"}
+			c.Limits.RegisterPerIPPerMinute = 0
+		}, want: []string{
+			"config: limits.register_per_ip_per_minute: must be at least 1 (got 0)",
+			`config: limits.exempt_networks: "10.0.0.0/33" is neither a network in CIDR notation nor an address`,
+			`config: limits.exempt_networks: "office" is neither a network in CIDR notation nor an address`,
+		}},
 		{name: "contract minimums", modify: func(c *config.Config) {
 			c.Limits.OfflinePageMax = 99
 			c.Limits.HistoryPageMax = 49

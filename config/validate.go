@@ -78,6 +78,12 @@ func (c *Config) problems() []problem {
 	v.atLeast("limits.send_burst", l.SendBurst, 1)
 	v.atLeast("limits.auth_per_ip_per_minute", l.AuthPerIPPerMinute, 1)
 	v.atLeast("limits.auth_per_account_per_minute", l.AuthPerAccountPerMinute, 1)
+	v.atLeast("limits.register_per_ip_per_minute", l.RegisterPerIPPerMinute, 1)
+	for _, n := range l.ExemptNetworks {
+		if _, err := parseNetwork(n); err != nil {
+			v.add("limits.exempt_networks", fmt.Sprintf("%q is neither a network in CIDR notation nor an address", n))
+		}
+	}
 	v.atLeast("limits.max_pending_per_user", l.MaxPendingPerUser, 1)
 	v.atLeast("limits.friend_requests_per_day", l.FriendRequestsPerDay, 1)
 	v.atLeast("limits.typing_burst", l.TypingBurst, 1)

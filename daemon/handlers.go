@@ -148,7 +148,7 @@ func (s *session) register(req *protocol.Request) {
 		regs[regClosed].Inc()
 		return
 	}
-	if e := s.authAttempt(""); e != nil {
+	if e := s.registerAttempt(); e != nil {
 		s.replyErr(req.ID, e)
 		regs[regRateLimited].Inc()
 		return
@@ -214,7 +214,7 @@ func (s *session) login(req *protocol.Request) {
 	done()
 	known := lerr == nil
 	if lerr != nil && !errors.Is(lerr, plugins.ErrUnknownUser) {
-		s.srv.authAccount.Refund(user) // not a failed login
+		s.authRefund(user) // not a failed login
 		s.storageFailed(req.ID, "password_hash", lerr)
 		logins[loginError].Inc()
 		return
@@ -237,8 +237,8 @@ func (s *session) login(req *protocol.Request) {
 		}
 		return
 	}
-	// Only failed logins count against the account.
-	s.srv.authAccount.Refund(user)
+	// Only failed logins count, per account and per address.
+	s.authRefund(user)
 	s.user = user
 	s.loggedIn.Store(true)
 	// Join the online set before counting: see package route for why
@@ -269,31 +269,67 @@ func (s *session) login(req *protocol.Request) {
 	logins[loginOK].Inc()
 }
 
-// authAttempt counts a login (naming user) or register (user "") attempt
-// against limits.auth_per_ip_per_minute and, for a login naming a valid
-// user name, limits.auth_per_account_per_minute. Past a limit it returns
-// the rate_limited error to answer, the same whichever limit it is and
-// whether the account exists or not. A login that succeeds gives its
-// account token back (refund): per account, only failures count. Names
-// that break the user name rules are not tracked per account (no such
-// account can exist); the per-IP limit still applies to them.
+// authAttempt takes a token of limits.auth_per_ip_per_minute and, for a
+// valid user name, of limits.auth_per_account_per_minute, before a
+// login's password is checked. A login that succeeds, or that storage
+// could not check, gives them back (authRefund): only failed logins
+// count, so many users behind one address log in freely while a guesser
+// is throttled. Past a limit it returns the rate_limited error to
+// answer, the same whichever limit it is and whether the account exists
+// or not. Names that break the user name rules are not tracked per
+// account (no such account can exist); the per-IP limit still applies to
+// them. An address in limits.exempt_networks is not counted per IP.
 func (s *session) authAttempt(user string) *protocol.Error {
 	srv := s.srv
 	var wait time.Duration
 	ok := true
-	if s.hasIP {
+	if s.hasIP && !s.authExempt {
 		if ok, wait = srv.authIP.Take(s.ip); !ok {
 			srv.m.limited[limitAuthIP].Inc()
 		}
 	}
-	if ok && user != "" && protocol.ValidUser(user) {
+	if ok && protocol.ValidUser(user) {
 		if ok, wait = srv.authAccount.Take(user); !ok {
 			srv.m.limited[limitAuthAccount].Inc()
+			if s.hasIP && !s.authExempt {
+				srv.authIP.Refund(s.ip) // refused before any check
+			}
 		}
 	}
 	if ok {
 		return nil
 	}
+	return authLimited(wait)
+}
+
+// authRefund gives back what authAttempt took for user: the login was
+// not a failure.
+func (s *session) authRefund(user string) {
+	if s.hasIP && !s.authExempt {
+		s.srv.authIP.Refund(s.ip)
+	}
+	if protocol.ValidUser(user) {
+		s.srv.authAccount.Refund(user)
+	}
+}
+
+// registerAttempt takes a token of limits.register_per_ip_per_minute
+// (none for an address in limits.exempt_networks), or returns the
+// rate_limited error to answer.
+func (s *session) registerAttempt() *protocol.Error {
+	if !s.hasIP || s.authExempt {
+		return nil
+	}
+	ok, wait := s.srv.registerIP.Take(s.ip)
+	if ok {
+		return nil
+	}
+	s.srv.m.limited[limitRegisterIP].Inc()
+	return authLimited(wait)
+}
+
+// authLimited is the answer past an authentication limit.
+func authLimited(wait time.Duration) *protocol.Error {
 	return &protocol.Error{Code: protocol.CodeRateLimited, RetryAfterMS: limit.RetryAfterMS(wait),
 		Message: "too many login or registration attempts; try again later"}
 }

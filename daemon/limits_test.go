@@ -235,31 +235,72 @@ func TestAuthLimits(t *testing.T) {
 		wantMetric(t, reg, 2*limit, "qqd_logins_total", "result", "auth_failed")
 	})
 	t.Run("per_ip", func(t *testing.T) {
-		const limit = 5
-		s, reg := startLimited(t, func(c *config.Config) { c.Limits.AuthPerIPPerMinute = limit })
+		const limit, regLimit = 5, 3
+		s, reg := startLimited(t, func(c *config.Config) {
+			c.Limits.AuthPerIPPerMinute = limit
+			c.Limits.RegisterPerIPPerMinute = regLimit
+			c.Limits.ExemptNetworks = nil // the test's clients are on loopback
+		})
 		c := s.Dial(t)
-		for i := range limit {
+		for i := range regLimit {
 			c.Register(fmt.Sprintf("u%d", i), "password1")
 		}
-		// A registration flood is refused; logins from the address too;
-		// requests that never reach a password (bad names) do not count.
+		// A registration flood is refused; requests that never reach a
+		// password (bad names) do not count.
 		c.Send(`{"type":"register","id":"bad","user":"Bad Name","password":"password1"}`)
 		c.Expect(`{"type":"error","id":"bad","code":"bad_request"}`)
 		c.Send(`{"type":"register","id":"r","user":"flood","password":"password1"}`)
 		f := c.Expect(`{"type":"error","id":"r","code":"rate_limited"}`)
-		if f.RetryAfterMS < 1 || f.RetryAfterMS > 60_000/limit {
-			t.Errorf("retry_after_ms = %d, want 1..%d", f.RetryAfterMS, 60_000/limit)
+		if f.RetryAfterMS < 1 || f.RetryAfterMS > 60_000/regLimit {
+			t.Errorf("retry_after_ms = %d, want 1..%d", f.RetryAfterMS, 60_000/regLimit)
+		}
+		// Many users behind one address (a NAT) log in freely: successful
+		// logins do not count.
+		for i := range 4 * limit {
+			s.Dial(t).Login(fmt.Sprintf("u%d", i%regLimit), "password1")
+		}
+		// A guesser is throttled: limit failures over any accounts, known
+		// or not, and then even the right password is refused.
+		for i := range limit {
+			user := []string{"u0", "ghost", "u1"}[i%3]
+			c.Send(fmt.Sprintf(`{"type":"login","id":%d,"user":%q,"password":"guess%d"}`, i, user, i))
+			c.Expect(fmt.Sprintf(`{"type":"error","id":%d,"code":"auth_failed"}`, i))
 		}
 		c2 := s.Dial(t)
-		c2.Send(`{"type":"login","id":"l","user":"u0","password":"password1"}`)
+		c2.Send(`{"type":"login","id":"l","user":"u2","password":"password1"}`)
 		c2.Expect(`{"type":"error","id":"l","code":"rate_limited"}`)
 		// Another address is not.
 		other := s.DialFrom(t, "127.0.0.2")
 		other.Register("flood", "password1")
-		other.Login("u0", "password1")
+		other.Login("u2", "password1")
 		wantMetric(t, reg, 1, "qqd_registrations_total", "result", "rate_limited")
-		wantMetric(t, reg, limit+1, "qqd_registrations_total", "result", "ok")
-		wantMetric(t, reg, 2, "qqd_limit_refusals_total", "reason", "auth_per_ip_per_minute")
+		wantMetric(t, reg, regLimit+1, "qqd_registrations_total", "result", "ok")
+		wantMetric(t, reg, 1, "qqd_limit_refusals_total", "reason", "register_per_ip_per_minute")
+		wantMetric(t, reg, 1, "qqd_limit_refusals_total", "reason", "auth_per_ip_per_minute")
+		wantMetric(t, reg, limit, "qqd_logins_total", "result", "auth_failed")
+	})
+	t.Run("exempt_networks", func(t *testing.T) {
+		s, reg := startLimited(t, func(c *config.Config) {
+			c.Limits.AuthPerIPPerMinute = 1
+			c.Limits.RegisterPerIPPerMinute = 1
+			c.Limits.ExemptNetworks = []string{"127.0.0.2", "127.0.3.0/24"}
+		})
+		for _, addr := range []string{"127.0.0.2", "127.0.3.9"} {
+			c := s.DialFrom(t, addr)
+			for i := range 3 {
+				user := fmt.Sprintf("x%s-%d", strings.ReplaceAll(addr, ".", ""), i)
+				c.Register(user, "password1")
+				c.Send(fmt.Sprintf(`{"type":"login","id":%d,"user":%q,"password":"wrong-password"}`, i, user))
+				c.Expect(fmt.Sprintf(`{"type":"error","id":%d,"code":"auth_failed"}`, i))
+			}
+		}
+		// 127.0.0.1 is not exempt here (the list replaces the default).
+		c := s.Dial(t)
+		c.Register("y0", "password1")
+		c.Send(`{"type":"register","id":"r","user":"y1","password":"password1"}`)
+		c.Expect(`{"type":"error","id":"r","code":"rate_limited"}`)
+		wantMetric(t, reg, 6+1, "qqd_registrations_total", "result", "ok")
+		wantMetric(t, reg, 0, "qqd_limit_refusals_total", "reason", "auth_per_ip_per_minute")
 	})
 }
 

@@ -117,11 +117,12 @@ const (
 	limitGroupMembers
 	limitGroupsPerUser
 	limitGroupMentions
+	limitRegisterIP
 )
 
 var limitReasonNames = []string{"max_connections", "max_connections_per_ip", "send_rate", "auth_per_ip_per_minute",
 	"auth_per_account_per_minute", "max_pending_per_user", "friend_requests_per_day", "typing", "groups_created_per_day",
-	"groups_max_members", "groups_max_owned_or_joined", "groups_max_mentions"}
+	"groups_max_members", "groups_max_owned_or_joined", "groups_max_mentions", "register_per_ip_per_minute"}
 
 func (r limitReason) String() string { return limitReasonNames[r] }
 
@@ -291,7 +292,7 @@ func newMetrics(s *Server) *metrics {
 	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "qqd_limit_refusals_total",
 		Help: "Connections and requests refused by a limit, by the limit (reason): max_connections, max_connections_per_ip, " +
-			"send_rate, auth_per_ip_per_minute, auth_per_account_per_minute, max_pending_per_user, friend_requests_per_day, typing, groups_created_per_day, groups_max_members, groups_max_owned_or_joined, groups_max_mentions.",
+			"send_rate, auth_per_ip_per_minute, auth_per_account_per_minute, max_pending_per_user, friend_requests_per_day, typing, groups_created_per_day, groups_max_members, groups_max_owned_or_joined, groups_max_mentions, register_per_ip_per_minute.",
 	}, []string{"reason"})
 	m.limited = newCounters[limitReason](limited, limitReasonNames)
 	add(limited)

@@ -80,8 +80,10 @@ type Server struct {
 	// The abuse limits: see limits.go and pending.go.
 	conns       limit.Conns
 	sendLimits  *limit.Sends
-	authIP      *limit.Keyed[netip.Addr]
-	authAccount *limit.Keyed[string]
+	authIP      *limit.Keyed[netip.Addr] // failed logins per IP
+	authAccount *limit.Keyed[string]     // failed logins per account
+	registerIP  *limit.Keyed[netip.Addr] // registrations per IP
+	authExempt  []netip.Prefix           // limits.exempt_networks
 	pendingCap  *limit.Pending
 	// lastLimitWarn is when the log last said that a connection limit
 	// refused connections (unix ns): it says so at most every 10 s.
@@ -144,6 +146,8 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		sendLimits:       limit.NewSends(cfg.Limits.SendRate, cfg.Limits.SendBurst),
 		authIP:           limit.NewKeyed[netip.Addr](cfg.Limits.AuthPerIPPerMinute, limit.MaxTrackedKeys),
 		authAccount:      limit.NewKeyed[string](cfg.Limits.AuthPerAccountPerMinute, limit.MaxTrackedKeys),
+		registerIP:       limit.NewKeyed[netip.Addr](cfg.Limits.RegisterPerIPPerMinute, limit.MaxTrackedKeys),
+		authExempt:       cfg.Limits.Exempt(),
 		pendingCap:       limit.NewPending(cfg.Limits.MaxPendingPerUser),
 		friendLimit:      limit.NewKeyedPer[string](cfg.Limits.FriendRequestsPerDay, 24*time.Hour, limit.MaxTrackedKeys),
 		groupCache:       groups.NewCache(),
@@ -237,6 +241,7 @@ func (s *Server) startSession(conn net.Conn) {
 	}
 	sess := newSession(s, conn)
 	sess.ip, sess.hasIP = ip, hasIP
+	sess.authExempt = s.exempt(conn.RemoteAddr())
 	s.m.connOpen.Inc()
 	s.sessions[sess] = struct{}{}
 	s.readers.Add(1)
@@ -281,6 +286,22 @@ const refuseDrain = 250 * time.Millisecond
 
 // connClosed gives back a connection's count (see limit.Conns). The session
 // calls it once, when its connection is closed.
+// exempt reports whether the remote address a is in
+// limits.exempt_networks.
+func (s *Server) exempt(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	if !ok || len(s.authExempt) == 0 {
+		return false
+	}
+	ip := t.AddrPort().Addr().Unmap()
+	for _, p := range s.authExempt {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Server) connClosed(sess *session) { s.conns.Close(sess.ip, sess.hasIP) }
 
 func (s *Server) removeSession(sess *session) {

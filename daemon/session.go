@@ -42,6 +42,9 @@ type session struct {
 	// false: not an IP address); set before serve starts.
 	ip    netip.Addr
 	hasIP bool
+	// authExempt: the remote address is in limits.exempt_networks, so
+	// the per-IP login and registration limits do not count it.
+	authExempt bool
 
 	// user is set once by a successful login in the reader goroutine,
 	// before the session enters the router; loggedIn publishes it to

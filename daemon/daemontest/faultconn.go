@@ -262,6 +262,7 @@ func Unlimited(c *config.Config) {
 	l.SendBurst = 1 << 30
 	l.AuthPerIPPerMinute = 1 << 30
 	l.AuthPerAccountPerMinute = 1 << 30
+	l.RegisterPerIPPerMinute = 1 << 30
 	l.MaxPendingPerUser = 1 << 30
 	l.FriendRequestsPerDay = 1 << 30
 	l.TypingRate = 1e9
