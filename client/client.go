@@ -119,6 +119,10 @@ type KickedError struct {
 	Reason protocol.KickReason
 	// Message is the server's human text.
 	Message string
+	// RetryAfter is when the server asks to reconnect (qqd sets it with
+	// KickShutdown, spread over its reconnect_spread); 0 when it gave no
+	// hint.
+	RetryAfter time.Duration
 }
 
 func (e *KickedError) Error() string {
@@ -597,7 +601,8 @@ func (c *Client) readFrames() error {
 		case protocol.TypeMsg:
 			c.queue.push(f.Msg())
 		case protocol.TypeKicked:
-			return &KickedError{Reason: protocol.KickReason(f.Reason), Message: f.Message}
+			return &KickedError{Reason: protocol.KickReason(f.Reason), Message: f.Message,
+				RetryAfter: time.Duration(f.RetryAfterMS) * time.Millisecond}
 		case protocol.TypeHello:
 			c.log.Debug("qq client: ignoring a second hello")
 		default:

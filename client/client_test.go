@@ -471,6 +471,10 @@ func TestShutdownKicks(t *testing.T) {
 	if !errors.As(c.Err(), &ke) || ke.Reason != protocol.KickShutdown {
 		t.Fatalf("Err = %v, want kicked shutdown", c.Err())
 	}
+	// qqd's default reconnect_spread is 10 s.
+	if ke.RetryAfter < time.Millisecond || ke.RetryAfter > 10*time.Second {
+		t.Fatalf("RetryAfter = %v, want 1ms..10s", ke.RetryAfter)
+	}
 	if err := c.Ping(testCtx(t)); !errors.As(err, &ke) {
 		t.Fatalf("Ping after kick = %v, want the kick", err)
 	}

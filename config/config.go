@@ -25,6 +25,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long shutdown waits for in-flight work and
 	// flushes.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// ReconnectSpread spreads the reconnections after a shutdown: each
+	// client's kicked shutdown push carries a retry_after_ms drawn
+	// uniformly from 1 ms to it (0: no hint), so that 10,000 clients do
+	// not log in in the same second when qqd comes back.
+	ReconnectSpread time.Duration `koanf:"reconnect_spread"`
 
 	Log      Log      `koanf:"log"`
 	Limits   Limits   `koanf:"limits"`
@@ -291,6 +296,7 @@ func Default() *Config {
 		Presence:        Presence{OfflineDebounce: 3 * time.Second},
 		Groups:          Groups{MaxMembers: 500, MaxOwned: 20, MaxJoined: 200, CreatedPerDay: 10, MaxMentions: 20},
 		ShutdownTimeout: 10 * time.Second,
+		ReconnectSpread: 10 * time.Second,
 		Log: Log{
 			Level:  "info",
 			Format: LogText,

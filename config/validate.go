@@ -79,6 +79,9 @@ func (c *Config) problems() []problem {
 	v.atLeast("limits.auth_per_ip_per_minute", l.AuthPerIPPerMinute, 1)
 	v.atLeast("limits.auth_per_account_per_minute", l.AuthPerAccountPerMinute, 1)
 	v.atLeast("limits.register_per_ip_per_minute", l.RegisterPerIPPerMinute, 1)
+	if c.ReconnectSpread < 0 {
+		v.add("reconnect_spread", fmt.Sprintf("must not be negative (got %v)", c.ReconnectSpread))
+	}
 	for _, n := range l.ExemptNetworks {
 		if _, err := parseNetwork(n); err != nil {
 			v.add("limits.exempt_networks", fmt.Sprintf("%q is neither a network in CIDR notation nor an address", n))

@@ -77,12 +77,15 @@ func (r CloseReason) KickReason() protocol.KickReason {
 
 // kicked is the kicked push for a connection closed for r. Only reasons
 // with a KickReason have one; asking for another is a programming error.
-func (r CloseReason) kicked(message string) []byte {
+func (r CloseReason) kicked(message string) []byte { return r.kickedRetry(message, 0) }
+
+// kickedRetry is kicked with a retry_after_ms hint (none when 0).
+func (r CloseReason) kickedRetry(message string, retryAfterMS int64) []byte {
 	kr := r.KickReason()
 	if kr == "" {
 		panic("daemon: no kicked push for close reason " + r.String())
 	}
-	return protocol.AppendKicked(nil, kr, message)
+	return protocol.AppendKicked(nil, kr, message, retryAfterMS)
 }
 
 func (r CloseReason) String() string {

@@ -541,3 +541,31 @@ func TestShutdownKicksAndStoresInflight(t *testing.T) {
 		t.Fatalf("bob has %d pending (%v); alice got %d oks", n, err, oks)
 	}
 }
+
+// TestShutdownSpreadsReconnects: the kicked shutdown push tells each
+// client when to come back, a retry_after_ms spread over
+// reconnect_spread; with 0 there is no hint.
+func TestShutdownSpreadsReconnects(t *testing.T) {
+	for _, spread := range []time.Duration{2 * time.Second, 0} {
+		t.Run(spread.String(), func(t *testing.T) {
+			s := daemontest.Start(t, func(c *config.Config) { c.ReconnectSpread = spread })
+			conns := make([]*daemontest.Conn, 20)
+			for i := range conns {
+				conns[i] = s.User(t, fmt.Sprintf("u%d", i))
+			}
+			s.Shutdown()
+			seen := map[int64]bool{}
+			for _, c := range conns {
+				f := c.Expect(`{"type":"kicked","reason":"shutdown"}`)
+				if spread == 0 && f.RetryAfterMS != 0 || spread > 0 && (f.RetryAfterMS < 1 || f.RetryAfterMS > spread.Milliseconds()) {
+					t.Fatalf("retry_after_ms %d, want 1..%d", f.RetryAfterMS, spread.Milliseconds())
+				}
+				seen[f.RetryAfterMS] = true
+				c.ExpectClosed()
+			}
+			if spread > 0 && len(seen) < 10 {
+				t.Errorf("20 clients told %d distinct times: %v", len(seen), seen)
+			}
+		})
+	}
+}

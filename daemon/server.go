@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime"
@@ -349,8 +350,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// No more requests can enter the pipeline: drain it, so every send
 	// read so far is stored and answered.
 	s.pipe.stop()
+	// Each client is told when to come back, spread over
+	// reconnect_spread, so that they do not all arrive at once.
+	spread := s.cfg.ReconnectSpread.Milliseconds()
 	for _, sess := range sessions {
-		sess.kick(CloseShutdown, "server shutting down")
+		var retry int64
+		if spread > 0 {
+			retry = 1 + mrand.Int64N(spread)
+		}
+		sess.finish(CloseShutdown, CloseShutdown.kickedRetry("server shutting down", retry), false)
 	}
 	err := waitCtx(ctx, &s.writers)
 	if err != nil {

@@ -110,9 +110,14 @@ func (f Frame) Close() []byte { return append(f.b, '}') }
 // Raw appends a member whose value is raw, already-encoded JSON.
 func (f Frame) Raw(k string, raw []byte) Frame { return Frame{append(f.key(k), raw...)} }
 
-// AppendKicked appends a kicked push.
-func AppendKicked(dst []byte, reason KickReason, message string) []byte {
-	return StartFrame(dst, TypeKicked).Str("reason", string(reason)).Str("message", message).End()
+// AppendKicked appends a kicked push; retryAfterMS > 0 adds
+// retry_after_ms, when to reconnect (qqd sets it with reason shutdown).
+func AppendKicked(dst []byte, reason KickReason, message string, retryAfterMS int64) []byte {
+	f := StartFrame(dst, TypeKicked).Str("reason", string(reason)).Str("message", message)
+	if retryAfterMS > 0 {
+		f = f.Int("retry_after_ms", retryAfterMS)
+	}
+	return f.End()
 }
 
 const hex = "0123456789abcdef"
