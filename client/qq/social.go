@@ -169,9 +169,7 @@ func (s *chat) event(ctx context.Context, e client.Event, acks map[string]int64)
 	case protocol.TypeTyping:
 		who := e.User
 		if e.Group != "" {
-			s.mu.Lock()
-			who += " in " + s.label(e.Group)
-			s.mu.Unlock()
+			who += "#" + e.Group // no user name has a "#"
 		}
 		s.setTyping(who, e.State == "start")
 		return
@@ -188,8 +186,8 @@ func (s *chat) event(ctx context.Context, e client.Event, acks map[string]int64)
 	}
 }
 
-// setTyping records whether user is typing to this user and updates the
-// prompt if that changed.
+// setTyping records whether user (or "user#group": user in that group)
+// is typing to this user and updates the prompt if that changed.
 func (s *chat) setTyping(user string, typing bool) {
 	s.mu.Lock()
 	changed := s.typing[user] != typing
@@ -221,8 +219,14 @@ func (s *chat) updatePrompt() {
 	}
 	if len(s.typing) > 0 {
 		names := make([]string, 0, len(s.typing))
-		for u := range s.typing {
-			names = append(names, sanitize(u))
+		for k := range s.typing {
+			// A group's typist is "user#group", named with the group's
+			// label as it is now (a rename keeps the key).
+			if u, g, ok := strings.Cut(k, "#"); ok {
+				names = append(names, sanitize(u)+" in "+s.label(g))
+			} else {
+				names = append(names, sanitize(k))
+			}
 		}
 		slices.Sort(names)
 		verb := " is"

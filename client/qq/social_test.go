@@ -462,6 +462,15 @@ func TestTypingPrompt(t *testing.T) {
 	if last() != "(dora in #7 is typing…) to bob> " {
 		t.Fatalf("prompt with typing in a group %q", last())
 	}
+	// A rename meanwhile shows the new name, and the stop still ends it.
+	s.mu.Lock()
+	s.groupOf("7").name = "crew"
+	s.mu.Unlock()
+	s.setTyping("carol", true)
+	if last() != "(carol, dora in #7 crew are typing…) to bob> " {
+		t.Fatalf("prompt after the rename %q", last())
+	}
+	s.setTyping("carol", false)
 	s.event(ctx, client.Event{Type: protocol.TypeTyping, User: "dora", Group: "7", State: "stop"}, nil)
 	if last() != "to bob> " {
 		t.Fatalf("prompt after the group typing stopped %q", last())
