@@ -117,14 +117,7 @@ func (c *Client) SetPresence(ctx context.Context, state, text string) error {
 // Typing tells to that this user started (true) or stopped typing to
 // them. The server ends a start by itself after a few seconds.
 func (c *Client) Typing(ctx context.Context, to string, typing bool) error {
-	state := "stop"
-	if typing {
-		state = "start"
-	}
-	_, err := c.call(ctx, protocol.TypeTyping, func(fb protocol.Frame) protocol.Frame {
-		return fb.Str("to", to).Str("state", state)
-	})
-	return err
+	return c.typing(ctx, "to", to, typing)
 }
 
 // GroupTyping tells the other members of group online that this user
@@ -132,12 +125,17 @@ func (c *Client) Typing(ctx context.Context, to string, typing bool) error {
 // server hears no stop for ends by itself after a few seconds. Pushes of
 // others' typing in a group come as Events of type typing with Group set.
 func (c *Client) GroupTyping(ctx context.Context, group string, typing bool) error {
+	return c.typing(ctx, "group", group, typing)
+}
+
+// typing sends a typing request to a user (field "to") or a group.
+func (c *Client) typing(ctx context.Context, field, value string, typing bool) error {
 	state := "stop"
 	if typing {
 		state = "start"
 	}
 	_, err := c.call(ctx, protocol.TypeTyping, func(fb protocol.Frame) protocol.Frame {
-		return fb.Str("group", group).Str("state", state)
+		return fb.Str(field, value).Str("state", state)
 	})
 	return err
 }

@@ -411,12 +411,7 @@ func TestGroupLimitsAndBadInput(t *testing.T) {
 func TestGroupTyping(t *testing.T) {
 	s := daemontest.Start(t)
 	alice, bob, carol, dave := s.User(t, "alice"), s.User(t, "bob"), s.User(t, "carol"), s.User(t, "dave")
-	g := createGroup(t, alice, "")
-	join(t, bob, g)
-	join(t, carol, g)
-	expectEntry(t, alice, g, 2, "joined")
-	expectEntry(t, alice, g, 3, "joined")
-	expectEntry(t, bob, g, 3, "joined")
+	g := groupOfThree(t, alice, bob, carol)
 	carol.Send(`{"type":"block","id":1,"user":"alice"}`)
 	carol.Expect(`{"type":"ok","id":1}`)
 
@@ -464,12 +459,7 @@ func TestGroupTyping(t *testing.T) {
 func TestGroupGapFilled(t *testing.T) {
 	s := daemontest.Start(t)
 	alice, bob, carol := s.User(t, "alice"), s.User(t, "bob"), s.User(t, "carol")
-	g := createGroup(t, alice, "")
-	join(t, bob, g)
-	join(t, carol, g)
-	expectEntry(t, alice, g, 2, "joined")
-	expectEntry(t, alice, g, 3, "joined")
-	expectEntry(t, bob, g, 3, "joined")
+	g := groupOfThree(t, alice, bob, carol)
 	if _, err := s.Daemon.RemoveAccount(context.Background(), "carol"); err != nil {
 		t.Fatal(err)
 	}
@@ -485,4 +475,17 @@ func TestGroupGapFilled(t *testing.T) {
 	alice.Send(`{"type":"group_info","id":2,"group":"` + g + `"}`)
 	alice.Expect(`{"type":"ok","id":2,"members":2}`)
 	alice.ExpectSilence(200 * time.Millisecond)
+}
+
+// groupOfThree makes owner create an open group that b and c join, and
+// reads the joined entries pushed meanwhile; it returns the group's id.
+func groupOfThree(t *testing.T, owner, b, c *daemontest.Conn) string {
+	t.Helper()
+	g := createGroup(t, owner, "")
+	join(t, b, g)
+	join(t, c, g)
+	expectEntry(t, owner, g, 2, "joined")
+	expectEntry(t, owner, g, 3, "joined")
+	expectEntry(t, b, g, 3, "joined")
+	return g
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/qqchat/qq/daemon/groups"
 	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
 )
 
 // Typing in a group: {"type":"typing","group":"12","state":"start"} from
@@ -16,7 +17,7 @@ import (
 // group by typingKey, which no user name can equal.
 
 // typingKey is the key of group id in presence.Typing.
-func typingKey(id int64) string { return "#" + strconv.FormatInt(id, 10) }
+func typingKey(id int64) string { return "#" + groupIDString(id) }
 
 // typingGroup returns the group of a typingKey.
 func typingGroup(key string) (int64, bool) {
@@ -47,41 +48,37 @@ func (s *session) groupTyping(req *protocol.Request) {
 		s.replyErr(req.ID, err)
 		return
 	}
-	gs, _, done, ok := s.groupsStore()
-	if !ok {
+	// The plug set is released before the push, which takes it again
+	// (holding it twice could deadlock against a reload's swap).
+	ps := s.srv.acquirePlugs()
+	if ps.groups == nil {
+		ps.release()
 		s.replyErr(req.ID, errNoGroups)
 		return
 	}
 	var member, gone bool
-	lerr := s.srv.groupCache.Do(id, s.srv.loadGroup(gs), func(g *groups.Group) error {
+	lerr := s.srv.groupCache.Do(id, s.srv.loadGroup(ps.groups), func(g *groups.Group) error {
 		_, member = g.Members[s.user]
 		gone = g.Gone
 		return nil
 	})
-	done()
+	ps.release()
 	switch {
 	case lerr != nil:
 		s.storageFailed(req.ID, "group_typing", lerr)
 		return
 	case gone:
-		s.replyErr(req.ID, protocol.Errorf(protocol.CodeNoGroup, "no such group"))
+		s.replyErr(req.ID, groupErr(plugins.ErrNoGroup))
 		return
 	case !member:
-		s.replyErr(req.ID, protocol.Errorf(protocol.CodeNotMember, "not a member of this group"))
+		s.replyErr(req.ID, groupErr(plugins.ErrNotMember))
 		return
 	}
 	if !s.takeTyping(req) {
 		return
 	}
 	s.replyOK(req.ID)
-	key := typingKey(id)
-	if st == "start" {
-		if s.srv.typing.Start(s.user, key) {
-			s.srv.pushGroupTyping(s.user, id, true)
-		}
-	} else if s.srv.typing.Stop(s.user, key) {
-		s.srv.pushGroupTyping(s.user, id, false)
-	}
+	s.typingTo(typingKey(id), st == "start")
 }
 
 // pushGroupTyping pushes from's typing state to the other members of
@@ -93,11 +90,7 @@ func (srv *Server) pushGroupTyping(from string, id int64, start bool) {
 	if ps.groups == nil {
 		return
 	}
-	state := "stop"
-	if start {
-		state = "start"
-	}
-	frame := protocol.StartFrame(nil, protocol.TypeTyping).Str("from", from).Str("group", strconv.FormatInt(id, 10)).Str("state", state).End()
+	frame := protocol.StartFrame(nil, protocol.TypeTyping).Str("from", from).Str("group", groupIDString(id)).Str("state", typingStateName(start)).End()
 	srv.groupCache.Do(id, srv.loadGroup(ps.groups), func(g *groups.Group) error {
 		if _, ok := g.Members[from]; !ok && start {
 			return nil

@@ -172,7 +172,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		return nil, errors.New("daemon: new: direct_messages: friends needs a storage that keeps friendships (storage plugin protocol 2)")
 	}
 	s.presence = presence.New(cfg.Presence.OfflineDebounce, s.pushPresence)
-	s.typing = presence.NewTyping(typingExpire, s.typingExpired)
+	s.typing = presence.NewTyping(typingExpire, func(from, to string) { s.pushTyping(from, to, false) })
 	s.pipe = newPipeline(s)
 	return s, nil
 }

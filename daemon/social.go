@@ -137,23 +137,37 @@ func (srv *Server) pushPresences(ups []presence.Update) {
 	}
 }
 
-// typingExpired pushes the stop of a typing start that nothing ended.
-// to is a user name, or a group's typingKey.
-func (srv *Server) typingExpired(from, to string) {
+// pushTyping pushes from's typing state to to: a user's connections, or
+// for a group's typingKey the other members' (pushGroupTyping). It is
+// also the presence.Typing expiry, which pushes the stop of a start that
+// nothing ended.
+func (srv *Server) pushTyping(from, to string, start bool) {
 	if id, ok := typingGroup(to); ok {
-		srv.pushGroupTyping(from, id, false)
+		srv.pushGroupTyping(from, id, start)
 		return
 	}
-	srv.pushTyping(from, to, false)
+	frame := protocol.StartFrame(nil, protocol.TypeTyping).Str("from", from).Str("state", typingStateName(start)).End()
+	srv.m.typingPushes.Add(float64(srv.pushTo(to, frame)))
 }
 
-func (srv *Server) pushTyping(from, to string, start bool) {
-	state := "stop"
+func typingStateName(start bool) string {
 	if start {
-		state = "start"
+		return "start"
 	}
-	frame := protocol.StartFrame(nil, protocol.TypeTyping).Str("from", from).Str("state", state).End()
-	srv.m.typingPushes.Add(float64(srv.pushTo(to, frame)))
+	return "stop"
+}
+
+// typingTo records that the user starts or stops typing to to (a user,
+// or a group's typingKey) and pushes it if that changed anything: a
+// repeated start only extends the first.
+func (s *session) typingTo(to string, start bool) {
+	if start {
+		if s.srv.typing.Start(s.user, to) {
+			s.srv.pushTyping(s.user, to, true)
+		}
+	} else if s.srv.typing.Stop(s.user, to) {
+		s.srv.pushTyping(s.user, to, false)
+	}
 }
 
 // joinPresence counts the session in the presence registry after a
@@ -500,13 +514,7 @@ func (s *session) typingReq(req *protocol.Request) {
 	if !s.srv.router.Online(to) || s.srv.presence.Blocks(to, s.user) {
 		return
 	}
-	if st == "start" {
-		if s.srv.typing.Start(s.user, to) {
-			s.srv.pushTyping(s.user, to, true)
-		}
-	} else if s.srv.typing.Stop(s.user, to) {
-		s.srv.pushTyping(s.user, to, false)
-	}
+	s.typingTo(to, st == "start")
 }
 
 // typingState reads a typing request's state: start or stop.

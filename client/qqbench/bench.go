@@ -305,11 +305,10 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 		return userName(j)
 	}
 	send := func(i int, seq int64, sched time.Time, to string) {
-		cid := fmt.Sprintf("bench-%s-%s-%d", run, userName(i), seq)
-		counted := !sched.Before(measureStart)
-		t.add(cid, sched, counted)
-		_, err := cs[i].SendCID(sendCtx, to, body(cid, cfg.BodyBytes), cid)
-		t.done(cid, counted, err)
+		t.track(run, i, seq, sched, measureStart, cfg.BodyBytes, func(cid, body string) error {
+			_, err := cs[i].SendCID(sendCtx, to, body, cid)
+			return err
+		})
 	}
 
 	win := startCPUWindow(cfg)

@@ -82,11 +82,10 @@ func runGroup(ctx context.Context, cfg Config, res *Result) error {
 	defer cancelSends()
 
 	send := func(i int, seq int64, sched time.Time) {
-		cid := fmt.Sprintf("bench-%s-%s-%d", run, userName(i), seq)
-		counted := !sched.Before(measureStart)
-		t.add(cid, sched, counted)
-		_, err := cs[i].GroupSendCID(sendCtx, gid, body(cid, cfg.BodyBytes), cid)
-		t.done(cid, counted, err)
+		t.track(run, i, seq, sched, measureStart, cfg.BodyBytes, func(cid, body string) error {
+			_, err := cs[i].GroupSendCID(sendCtx, gid, body, cid)
+			return err
+		})
 	}
 	win := startCPUWindow(cfg)
 	progressDone := make(chan struct{})

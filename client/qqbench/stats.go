@@ -92,6 +92,17 @@ func newFanoutTracker(fanout int) *tracker {
 	return &tracker{fanout: fanout, m: make(map[string]*entry), errs: make(map[string]int64)}
 }
 
+// track makes user i's seq-th send of run, scheduled at sched: its cid,
+// repeated at the start of a body of bodyBytes, go to call, and the send
+// and its answer are recorded (counted when scheduled from measureStart
+// on).
+func (t *tracker) track(run string, i int, seq int64, sched, measureStart time.Time, bodyBytes int, call func(cid, body string) error) {
+	cid := fmt.Sprintf("bench-%s-%s-%d", run, userName(i), seq)
+	counted := !sched.Before(measureStart)
+	t.add(cid, sched, counted)
+	t.done(cid, counted, call(cid, body(cid, bodyBytes)))
+}
+
 func (t *tracker) add(cid string, sched time.Time, counted bool) {
 	t.mu.Lock()
 	t.m[cid] = &entry{sched: sched, counted: counted, left: t.fanout}

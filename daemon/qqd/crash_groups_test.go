@@ -160,19 +160,7 @@ killing:
 			if mode == "filter" {
 				name = []string{"antispam", "wordfilter"}[rng.IntN(2)]
 			}
-			pid := pluginPIDs(t, p.cmd.Process.Pid)[name]
-			if pid == 0 {
-				t.Fatalf("no %s plugin process", name)
-			}
-			syscall.Kill(pid, syscall.SIGKILL)
-			for by := time.Now().Add(crashRestartWait); ; time.Sleep(10 * time.Millisecond) {
-				if now := pluginPIDs(t, p.cmd.Process.Pid)[name]; now != 0 && now != pid {
-					break
-				}
-				if time.Now().After(by) {
-					t.Fatalf("plugin %s did not come back within %v", name, crashRestartWait)
-				}
-			}
+			p.killPlugin(t, name)
 		}
 		killed++
 	}

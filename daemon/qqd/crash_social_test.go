@@ -138,20 +138,7 @@ killing:
 			p = startQQD(t, dir, "-config", conf)
 			addr.Store(&p.addr)
 		case "storage":
-			pid := pluginPIDs(t, p.cmd.Process.Pid)["sqlite"]
-			if pid == 0 {
-				t.Fatal("no sqlite plugin process")
-			}
-			syscall.Kill(pid, syscall.SIGKILL)
-			// Back as another process before the next kill.
-			for by := time.Now().Add(crashRestartWait); ; time.Sleep(10 * time.Millisecond) {
-				if now := pluginPIDs(t, p.cmd.Process.Pid)["sqlite"]; now != 0 && now != pid {
-					break
-				}
-				if time.Now().After(by) {
-					t.Fatalf("the storage plugin did not come back within %v after kill %d", crashRestartWait, k+1)
-				}
-			}
+			p.killPlugin(t, "sqlite")
 		}
 		killed++
 	}
@@ -248,5 +235,26 @@ func crashRetry(stop <-chan struct{}, addr *atomic.Pointer[string], c **client.C
 		(*c).Close()
 		*c = nil
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// killPlugin kills p's plugin process name with SIGKILL and waits until
+// the supervisor runs it again as another process.
+func (p *qqdProc) killPlugin(t *testing.T, name string) {
+	t.Helper()
+	pid := pluginPIDs(t, p.cmd.Process.Pid)[name]
+	if pid == 0 {
+		t.Fatalf("no %s plugin process", name)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill %s (pid %d): %v", name, pid, err)
+	}
+	for by := time.Now().Add(crashRestartWait); ; time.Sleep(10 * time.Millisecond) {
+		if now := pluginPIDs(t, p.cmd.Process.Pid)[name]; now != 0 && now != pid {
+			return
+		}
+		if time.Now().After(by) {
+			t.Fatalf("plugin %s did not come back within %v", name, crashRestartWait)
+		}
 	}
 }

@@ -201,24 +201,13 @@ func TestDeleteUser(t *testing.T) {
 func TestMigrateV1(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "qq.db")
-	if err := sqlitestore.MigrateTo(path, 1); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := t0.UnixMilli()
 	const (
 		idA = "01kb00hsg0aaaaaaaaaaaaaaaa"
 		idB = "01kb00hsg0bbbbbbbbbbbbbbbb"
 		idC = "01kb00hsg0cccccccccccccccc"
 	)
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
+	path := oldDatabase(t, 1, []sqlStmt{
 		{`INSERT INTO users (name, pw_hash, created_ms) VALUES (?, ?, ?), (?, ?, ?), (?, ?, ?)`,
 			[]any{"alice", "hash-alice", ts, "bob", "hash-bob", ts, "carol", "hash-carol", ts}},
 		{`INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, pending) VALUES
@@ -226,18 +215,7 @@ func TestMigrateV1(t *testing.T) {
 			(?, 'bob', 'alice', ?, 'acked by alice', ?, NULL, 'sent', 0),
 			(?, 'carol', 'bob', ?, 'also for bob', ?, NULL, 'queued', 1)`,
 			[]any{idA, sqlitestore.ConvKey("alice", "bob"), ts, idB, sqlitestore.ConvKey("alice", "bob"), ts + 1, idC, sqlitestore.ConvKey("bob", "carol"), ts + 2}},
-	} {
-		if _, err := db.Exec(q.sql, q.args...); err != nil {
-			t.Fatalf("%s: %v", q.sql, err)
-		}
-	}
-	var v int
-	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != 1 {
-		t.Fatalf("user_version before = %d, %v; want 1", v, err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	s := openAt(t, path, newClock())
 	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != fmt.Sprint(sqlitestore.SchemaVersion) || v != "4" {
@@ -452,23 +430,12 @@ func TestMigrateV01Database(t *testing.T) {
 func TestMigrateV3(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "qq.db")
-	if err := sqlitestore.MigrateTo(path, 3); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := t0.UnixMilli()
 	const (
 		idA = "01kb00hsg0aaaaaaaaaaaaaaaa"
 		idB = "01kb00hsg0bbbbbbbbbbbbbbbb"
 	)
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
+	path := oldDatabase(t, 3, []sqlStmt{
 		{`INSERT INTO users (name, pw_hash, created_ms, deleted_ms) VALUES (?, ?, ?, NULL), (?, ?, ?, NULL), (?, ?, ?, NULL), (?, '', ?, ?)`,
 			[]any{"alice", "hash-alice", ts, "bob", "hash-bob", ts, "carol", "hash-carol", ts, "dave", ts, ts + 5}},
 		{`INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, pending) VALUES
@@ -478,14 +445,7 @@ func TestMigrateV3(t *testing.T) {
 		{`INSERT INTO friends (owner, friend, since_ms) VALUES ('alice', 'bob', ?), ('bob', 'alice', ?)`, []any{ts, ts}},
 		{`INSERT INTO friend_requests (sender, recipient, note, ts) VALUES ('carol', 'alice', 'hi', ?)`, []any{ts + 2}},
 		{`INSERT INTO blocks (blocker, blocked, ts) VALUES ('carol', 'bob', ?)`, []any{ts + 3}},
-	} {
-		if _, err := db.Exec(q.sql, q.args...); err != nil {
-			t.Fatalf("%s: %v", q.sql, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	s := openAt(t, path, newClock())
 	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != "4" {
@@ -598,4 +558,39 @@ func checkIntegrity(t *testing.T, s *sqlitestore.Store) {
 	if got, err := sqlitestore.WriterPragma(s, "foreign_key_check"); !errors.Is(err, sql.ErrNoRows) {
 		t.Errorf("PRAGMA foreign_key_check = %q, %v; want no rows", got, err)
 	}
+}
+
+// sqlStmt is one statement with its arguments.
+type sqlStmt struct {
+	sql  string
+	args []any
+}
+
+// oldDatabase makes a database of schema version at a new path, with
+// stmts run on it, as a qqd of that version would have left it, and
+// returns the path.
+func oldDatabase(t *testing.T, version int, stmts []sqlStmt) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "qq.db")
+	if err := sqlitestore.MigrateTo(path, version); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range stmts {
+		if _, err := db.Exec(q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	var v int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != version {
+		t.Fatalf("user_version before = %d, %v; want %d", v, err, version)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
