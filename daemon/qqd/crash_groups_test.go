@@ -132,24 +132,7 @@ func crashGroup(t *testing.T, mode string) {
 		})
 	}
 
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	killed := 0
-killing:
-	for k := range kills {
-		want := oks.Load() + 5 + int64(rng.IntN(20))
-		for by := time.Now().Add(crashProgress); oks.Load() < want; {
-			select {
-			case <-done:
-				break killing
-			default:
-			}
-			if time.Now().After(by) {
-				t.Fatalf("no progress within %v after kill %d", crashProgress, k)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
+	killed := crashKills(t, kills, rng, &oks, 5, 20, 200*time.Millisecond, &wg, stop, "members", func() {
 		switch mode {
 		case "qqd":
 			p.signal(t, syscall.SIGKILL)
@@ -162,15 +145,7 @@ killing:
 			}
 			p.killPlugin(t, name)
 		}
-		killed++
-	}
-	select {
-	case <-done:
-	case <-time.After(crashFinishWait):
-		close(stop)
-		<-done
-		t.Fatalf("members did not finish within %v", crashFinishWait)
-	}
+	})
 
 	// Every member's view of the whole log, on a fresh connection.
 	mu.Lock()

@@ -114,24 +114,7 @@ func crashFriends(t *testing.T, mode string) {
 		})
 	}
 
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	killed := 0
-killing:
-	for k := range kills {
-		want := oks.Load() + 2 + int64(rng.IntN(4))
-		for by := time.Now().Add(crashProgress); oks.Load() < want; {
-			select {
-			case <-done:
-				break killing // every user is through
-			default:
-			}
-			if time.Now().After(by) {
-				t.Fatalf("no progress within %v after kill %d", crashProgress, k)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+	killed := crashKills(t, kills, rng, &oks, 2, 4, 300*time.Millisecond, &wg, stop, "users", func() {
 		switch mode {
 		case "qqd":
 			p.signal(t, syscall.SIGKILL)
@@ -140,15 +123,7 @@ killing:
 		case "storage":
 			p.killPlugin(t, "sqlite")
 		}
-		killed++
-	}
-	select {
-	case <-done:
-	case <-time.After(crashFinishWait):
-		close(stop)
-		<-done
-		t.Fatalf("users did not finish within %v", crashFinishWait)
-	}
+	})
 
 	// Every user's view, on a fresh connection.
 	friends := map[[2]string]bool{}
@@ -257,4 +232,45 @@ func (p *qqdProc) killPlugin(t *testing.T, name string) {
 			t.Fatalf("plugin %s did not come back within %v", name, crashRestartWait)
 		}
 	}
+}
+
+// crashKills runs the kills of a crash test while wg's load runs: kills
+// times, once the load's oks counter has passed a mark step to
+// step+jitter-1 higher than before and after a random pause of up to
+// pause, it calls kill. It stops early when the load is through, and
+// fails the test when the load makes no progress within crashProgress or
+// does not finish within crashFinishWait (then it closes stop, which
+// ends the load, named who in the message). It returns how many kills it
+// made.
+func crashKills(t *testing.T, kills int, rng *rand.Rand, oks *atomic.Int64, step, jitter int, pause time.Duration, wg *sync.WaitGroup, stop chan struct{}, who string, kill func()) int {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	killed := 0
+killing:
+	for k := range kills {
+		want := oks.Load() + int64(step+rng.IntN(jitter))
+		for by := time.Now().Add(crashProgress); oks.Load() < want; {
+			select {
+			case <-done:
+				break killing // the load is through
+			default:
+			}
+			if time.Now().After(by) {
+				t.Fatalf("no progress within %v after kill %d", crashProgress, k)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(pause))))
+		kill()
+		killed++
+	}
+	select {
+	case <-done:
+	case <-time.After(crashFinishWait):
+		close(stop)
+		<-done
+		t.Fatalf("%s did not finish within %v", who, crashFinishWait)
+	}
+	return killed
 }
