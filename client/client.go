@@ -78,6 +78,30 @@ type Event struct {
 	// Entry is the entry a group_entry push carries; nil for other
 	// pushes.
 	Entry *protocol.GroupEntry
+
+	// The fields below are set only on a Session's own events
+	// (EventDown, EventReconnecting, EventUp, EventSendDone); see
+	// Session.Events.
+
+	// Err is why the connection ended (EventDown), why the previous
+	// attempt failed (EventReconnecting; nil before the first), or why a
+	// send was refused (EventSendDone; nil when it was stored).
+	Err error
+	// Attempt counts the reconnection attempts since the connection was
+	// lost: 1 for the first (EventReconnecting), and on EventUp the
+	// attempt that succeeded (0: the first login, made by Connect).
+	Attempt int
+	// Delay is the wait before this attempt (EventReconnecting).
+	Delay time.Duration
+	// Resumed is true when the login of EventUp was a resume by token,
+	// false when it was by password.
+	Resumed bool
+	// Pending is the number of messages pending for the user at the
+	// login of EventUp (they are fetched and delivered on Messages).
+	Pending int64
+	// Send is the outcome of a send from the outbox whose result no Send
+	// call received (EventSendDone).
+	Send *SendDone
 }
 
 // eventOf returns the Event of a push frame.
@@ -100,16 +124,21 @@ func eventOf(f *frame) Event {
 }
 
 // frame is a frame from the server as the client decodes it: a
-// protocol.ServerFrame, plus the fields of the group_info reply that
-// ServerFrame lacks. That reply's members is a count, which does not
-// decode into ServerFrame.Members (the group_members reply's list):
-// Members keeps the raw value for the method that knows which it is.
+// protocol.ServerFrame, plus the fields that ServerFrame lacks: those of
+// the group_info reply, whose members is a count, which does not decode
+// into ServerFrame.Members (the group_members reply's list), so Members
+// keeps the raw value for the method that knows which it is; and those of
+// the resume extension.
 type frame struct {
 	protocol.ServerFrame
 	Members json.RawMessage `json:"members,omitempty"`
 	Owner   string          `json:"owner,omitempty"`
 	MuteAll bool            `json:"mute_all,omitempty"`
 	LastSeq int64           `json:"last_seq,omitempty"`
+	// The ok to a login with remember, and to a resume (feature
+	// "resume").
+	Token        string `json:"token,omitempty"`
+	TokenExpires int64  `json:"token_expires,omitempty"`
 }
 
 // KickedError is the reason a connection ended after a kicked push.
