@@ -46,6 +46,26 @@ type Config struct {
 	Presence Presence `koanf:"presence"`
 	// Groups bounds the groups extension.
 	Groups Groups `koanf:"groups"`
+	// Tokens configures resume tokens (the resume extension).
+	Tokens Tokens `koanf:"tokens"`
+}
+
+// Tokens configures resume tokens: a login with remember gets a token with
+// which the client logs in again (resume) without its password. They work
+// only with a storage that keeps tokens (sqlite does).
+type Tokens struct {
+	// Enabled offers the resume extension (with a storage that keeps
+	// tokens). Turning it off refuses resume and issues no tokens; the
+	// stored ones stay, and work again when it is turned back on.
+	Enabled bool `koanf:"enabled"`
+	// Idle ends a token not used for this long.
+	Idle time.Duration `koanf:"idle"`
+	// Lifetime ends a token this long after it was issued, however much
+	// it is used.
+	Lifetime time.Duration `koanf:"lifetime"`
+	// PerUser bounds the tokens one user holds: a new one beyond it
+	// replaces the least recently used.
+	PerUser int `koanf:"per_user"`
 }
 
 // Groups bounds groups. Past a bound the request is refused with a
@@ -297,6 +317,7 @@ func Default() *Config {
 		Groups:          Groups{MaxMembers: 500, MaxOwned: 20, MaxJoined: 200, CreatedPerDay: 10, MaxMentions: 20},
 		ShutdownTimeout: 10 * time.Second,
 		ReconnectSpread: 10 * time.Second,
+		Tokens:          Tokens{Enabled: true, Idle: 7 * 24 * time.Hour, Lifetime: 30 * 24 * time.Hour, PerUser: 20},
 		Log: Log{
 			Level:  "info",
 			Format: LogText,

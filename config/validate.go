@@ -100,6 +100,10 @@ func (c *Config) problems() []problem {
 		}
 	}
 
+	v.atLeastDuration("tokens.idle", c.Tokens.Idle, time.Minute)
+	v.atLeastDuration("tokens.lifetime", c.Tokens.Lifetime, time.Minute)
+	v.between("tokens.per_user", c.Tokens.PerUser, 1, 1000)
+
 	v.between("accounts.min_password_bytes", c.Accounts.MinPasswordBytes, 1, 1024)
 	v.atLeast("accounts.hash_concurrency", c.Accounts.HashConcurrency, 0)
 
@@ -171,6 +175,12 @@ func (v *validator) between(key string, got, lo, hi int) {
 func (v *validator) positive(key string, got time.Duration) {
 	if got <= 0 {
 		v.add(key, fmt.Sprintf("must be greater than 0 (got %s)", got))
+	}
+}
+
+func (v *validator) atLeastDuration(key string, got, lo time.Duration) {
+	if got < lo {
+		v.add(key, fmt.Sprintf("must be at least %v (got %v)", lo, got))
 	}
 }
 

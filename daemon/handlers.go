@@ -24,6 +24,7 @@ type handler struct {
 var handlers = map[protocol.Type]handler{
 	protocol.TypeRegister: {fn: (*session).register},
 	protocol.TypeLogin:    {fn: (*session).login},
+	protocol.TypeResume:   {fn: (*session).resume},
 	protocol.TypePing:     {fn: (*session).ping},
 	protocol.TypeSend:     {fn: (*session).sendMsg, needsLogin: true},
 	protocol.TypeAck:      {fn: (*session).ack, needsLogin: true},
@@ -197,6 +198,12 @@ func (s *session) login(req *protocol.Request) {
 		logins[loginInvalid].Inc()
 		return
 	}
+	remember, err := req.Flag("remember")
+	if err != nil {
+		s.replyErr(req.ID, err)
+		logins[loginInvalid].Inc()
+		return
+	}
 	if s.loggedIn.Load() {
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeAlreadyLoggedIn, "this connection is logged in as "+s.user))
 		logins[loginAlreadyLoggedIn].Inc()
@@ -239,6 +246,24 @@ func (s *session) login(req *protocol.Request) {
 	}
 	// Only failed logins count, per account and per address.
 	s.authRefund(user)
+	s.enter(req.ID, user, remember, 0, logins)
+}
+
+// enter completes a login (by password or by resume token) of user: with
+// issue, it first issues a resume token (the reply carries it); then it
+// joins the online set, reads what the login reply needs and answers.
+// expires, for a resume, is the token's end of life for the reply. A
+// failure answers unavailable and leaves the session logged out.
+func (s *session) enter(id []byte, user string, issue bool, expires int64, count labeled[loginResult]) {
+	var tok string
+	if issue {
+		var err error
+		if tok, expires, err = s.issueToken(user); err != nil {
+			s.storageFailed(id, "add_token", err)
+			count[loginError].Inc()
+			return
+		}
+	}
 	s.user = user
 	s.loggedIn.Store(true)
 	// Join the online set before counting: see package route for why
@@ -248,7 +273,7 @@ func (s *session) login(req *protocol.Request) {
 	if s.isClosing() {
 		s.srv.router.Leave(s)
 	}
-	st, ctx, done = s.storage()
+	st, ctx, done := s.storage()
 	n, cerr := st.PendingCount(ctx, user)
 	done()
 	var friends, blocks []string
@@ -258,15 +283,26 @@ func (s *session) login(req *protocol.Request) {
 	if cerr != nil {
 		s.srv.router.Leave(s)
 		s.loggedIn.Store(false)
-		s.storageFailed(req.ID, "login", cerr)
-		logins[loginError].Inc()
+		if issue {
+			s.revokeOwnToken(revokeUnused) // never handed out
+		}
+		s.tokenID = ""
+		s.storageFailed(id, "login", cerr)
+		count[loginError].Inc()
 		return
 	}
 	s.joinPresence(friends, blocks)
 	s.holdSendBucket()
-	s.logger().Debug("logged in", "user", user, "pending", n)
-	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Str("user", user).Int("pending", n).End())
-	logins[loginOK].Inc()
+	s.logger().Debug("logged in", "user", user, "pending", n, "token", s.tokenID)
+	f := protocol.StartFrame(nil, protocol.TypeOK).ID(id).Str("user", user).Int("pending", n)
+	if tok != "" {
+		f = f.Str("token", tok)
+	}
+	if expires != 0 {
+		f = f.Int("token_expires", expires)
+	}
+	s.reply(f.End())
+	count[loginOK].Inc()
 }
 
 // authAttempt takes a token of limits.auth_per_ip_per_minute and, for a
@@ -508,6 +544,12 @@ func (s *session) history(req *protocol.Request) {
 
 func (s *session) logout(req *protocol.Request) {
 	s.waitInflight()
+	// Its own resume token ends with the session; if that cannot be
+	// done, the session stays so that the client can try again.
+	if s.tokenID != "" && !s.revokeOwnToken(revokeLogout) {
+		s.replyErr(req.ID, errUnavailable)
+		return
+	}
 	// finish leaves the online set before the ok is queued.
 	s.finish(CloseLogout, protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).End(), false)
 }

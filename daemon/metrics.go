@@ -168,6 +168,12 @@ const (
 	mGroupOp
 	mJoinRequests
 	mLog
+	mAddToken
+	mToken
+	mTouchTokens
+	mUserTokens
+	mRevokeTokens
+	mPurgeTokens
 	numStorageMethods
 )
 
@@ -201,6 +207,13 @@ var storageMethodNames = [numStorageMethods]string{
 	mGroupOp:      "GroupOp",
 	mJoinRequests: "JoinRequests",
 	mLog:          "Log",
+
+	mAddToken:     "AddToken",
+	mToken:        "Token",
+	mTouchTokens:  "TouchTokens",
+	mUserTokens:   "UserTokens",
+	mRevokeTokens: "RevokeTokens",
+	mPurgeTokens:  "PurgeTokens",
 }
 
 // storagePluginLabel is the plugin label of storage calls.
@@ -230,10 +243,14 @@ type metrics struct {
 	receivedBytes prometheus.Counter
 	// passwordHashes counts Argon2id computations.
 	passwordHashes prometheus.Counter
-	sentBytes      prometheus.Counter
-	storageBatch   prometheus.Histogram
-	pluginCalls    *prometheus.HistogramVec
-	pluginErrors   *prometheus.CounterVec
+	// The resume extension.
+	resumes       labeled[loginResult]
+	tokensIssued  prometheus.Counter
+	tokensRevoked labeled[revokeCause]
+	sentBytes     prometheus.Counter
+	storageBatch  prometheus.Histogram
+	pluginCalls   *prometheus.HistogramVec
+	pluginErrors  *prometheus.CounterVec
 }
 
 // latencyBuckets span 100µs to 5s.
@@ -344,6 +361,21 @@ func newMetrics(s *Server) *metrics {
 		Help: "Argon2id computations: a registration's or an operator's new password hashed, a login's password verified (an unknown user's too, against a dummy hash).",
 	})
 	add(m.passwordHashes)
+	vec = resultVec("qqd_resumes_total", "Resume requests (logins with a resume token), by result.")
+	m.resumes = newCounters[loginResult](vec, loginResultNames)
+	add(vec)
+	m.tokensIssued = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "qqd_tokens_issued_total",
+		Help: "Resume tokens issued (logins with remember).",
+	})
+	add(m.tokensIssued)
+	revoked := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qqd_tokens_revoked_total",
+		Help: "Resume tokens revoked by qqd, by cause: logout, admin (qqadmin), expired (found expired, or purged), unused (issued to a login that then failed). " +
+			"Tokens dropped by the storage itself (password change, account deletion, tokens.per_user) are not counted.",
+	}, []string{"cause"})
+	m.tokensRevoked = newCounters[revokeCause](revoked, revokeCauseNames)
+	add(revoked)
 	m.receivedBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "qqd_received_bytes_total",
 		Help: "Bytes read from client sockets.",
@@ -479,7 +511,8 @@ func (c pluginCall) done(start time.Time, err error) {
 	c.dur.Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, plugins.ErrUnknownUser) && !errors.Is(err, plugins.ErrUserExists) &&
 		!errors.Is(err, plugins.ErrBadCursor) && !errors.Is(err, plugins.ErrBlocked) &&
-		!errors.Is(err, plugins.ErrNoRequest) && !errors.Is(err, plugins.ErrNotFriends) && !contractGroupErr(err) {
+		!errors.Is(err, plugins.ErrNoRequest) && !errors.Is(err, plugins.ErrNotFriends) && !contractGroupErr(err) &&
+		!errors.Is(err, plugins.ErrNoToken) && !errors.Is(err, plugins.ErrTokenExists) {
 		c.errs.Inc()
 	}
 }
@@ -927,4 +960,64 @@ func (s *instrumentedGroups) Log(ctx context.Context, id int64, user string, aft
 	es, more, err := s.g.Log(ctx, id, user, after, before, limit)
 	s.calls[mLog].done(start, err)
 	return es, more, err
+}
+
+// Tokens returns the storage's Tokens side, instrumented, if it has one.
+func (s *instrumentedStorage) Tokens() (plugins.Tokens, bool) {
+	t, ok := plugins.TokensOf(s.st)
+	if !ok {
+		return nil, false
+	}
+	return &instrumentedTokens{t: t, calls: &s.calls}, true
+}
+
+// instrumentedTokens times every call to a Tokens, like
+// instrumentedStorage.
+type instrumentedTokens struct {
+	t     plugins.Tokens
+	calls *[numStorageMethods]pluginCall
+}
+
+var _ plugins.Tokens = (*instrumentedTokens)(nil)
+
+func (s *instrumentedTokens) AddToken(ctx context.Context, t plugins.Token, keep int) error {
+	start := time.Now()
+	err := s.t.AddToken(ctx, t, keep)
+	s.calls[mAddToken].done(start, err)
+	return err
+}
+
+func (s *instrumentedTokens) Token(ctx context.Context, id string) (plugins.Token, error) {
+	start := time.Now()
+	t, err := s.t.Token(ctx, id)
+	s.calls[mToken].done(start, err)
+	return t, err
+}
+
+func (s *instrumentedTokens) TouchTokens(ctx context.Context, uses []plugins.TokenUse) error {
+	start := time.Now()
+	err := s.t.TouchTokens(ctx, uses)
+	s.calls[mTouchTokens].done(start, err)
+	return err
+}
+
+func (s *instrumentedTokens) UserTokens(ctx context.Context, user string) ([]plugins.Token, error) {
+	start := time.Now()
+	ts, err := s.t.UserTokens(ctx, user)
+	s.calls[mUserTokens].done(start, err)
+	return ts, err
+}
+
+func (s *instrumentedTokens) RevokeTokens(ctx context.Context, user string, ids []string) (int64, error) {
+	start := time.Now()
+	n, err := s.t.RevokeTokens(ctx, user, ids)
+	s.calls[mRevokeTokens].done(start, err)
+	return n, err
+}
+
+func (s *instrumentedTokens) PurgeTokens(ctx context.Context, now, idleBefore int64) (int64, error) {
+	start := time.Now()
+	n, err := s.t.PurgeTokens(ctx, now, idleBefore)
+	s.calls[mPurgeTokens].done(start, err)
+	return n, err
 }

@@ -23,6 +23,9 @@ type plugSet struct {
 	// groups is the storage's Groups side (instrumented), nil when it has
 	// none: the groups feature is then off.
 	groups plugins.Groups
+	// tokens is the storage's Tokens side (instrumented), nil when it has
+	// none or tokens.enabled is false: the resume feature is then off.
+	tokens plugins.Tokens
 	// hello is the hello frame for connections accepted while this set is
 	// in service: it lists the features the storage supports.
 	hello []byte
@@ -55,6 +58,10 @@ func (s *Server) newPlugSet(storage plugins.Storage, filters []plugins.FilterLin
 	if g, ok := plugins.GroupsOf(ps.storage); ok {
 		ps.groups = g
 		features = append(features, protocol.FeatureGroups)
+	}
+	if t, ok := plugins.TokensOf(ps.storage); ok && s.cfg.Tokens.Enabled {
+		ps.tokens = t
+		features = append(features, protocol.FeatureResume)
 	}
 	ps.hello = protocol.AppendHello(nil, "qqd", s.version, features...)
 	return ps

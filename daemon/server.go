@@ -77,6 +77,8 @@ type Server struct {
 	// The groups extension: see group.go.
 	groupCache       *groups.Cache
 	groupCreateLimit *limit.Keyed[string]
+	// Resume tokens: see tokens.go.
+	tokenUses tokenKeeper
 
 	// The abuse limits: see limits.go and pending.go.
 	conns       limit.Conns
@@ -174,6 +176,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	s.presence = presence.New(cfg.Presence.OfflineDebounce, s.pushPresence)
 	s.typing = presence.NewTyping(typingExpire, func(from, to string) { s.pushTyping(from, to, false) })
 	s.pipe = newPipeline(s)
+	s.startTokenKeeper()
 	return s, nil
 }
 
@@ -350,6 +353,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// No more requests can enter the pipeline: drain it, so every send
 	// read so far is stored and answered.
 	s.pipe.stop()
+	s.stopTokenKeeper()
 	// Each client is told when to come back, spread over
 	// reconnect_spread, so that they do not all arrive at once.
 	spread := s.cfg.ReconnectSpread.Milliseconds()

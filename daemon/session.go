@@ -49,8 +49,12 @@ type session struct {
 	// user is set once by a successful login in the reader goroutine,
 	// before the session enters the router; loggedIn publishes it to
 	// other goroutines.
-	user            string
-	loggedIn        atomic.Bool
+	user     string
+	loggedIn atomic.Bool
+	// tokenID is the resume token this session logged in with, or was
+	// issued at its login (remember): logout revokes it. Reader goroutine
+	// only.
+	tokenID         string
 	msgsIn, msgsOut atomic.Uint64
 
 	// inflight counts pipelined requests awaiting storage.

@@ -246,6 +246,19 @@ func (r *Request) Bool(name string) (v, ok bool) {
 	return false, false
 }
 
+// Flag returns the optional boolean field name: false when absent or null,
+// bad_request when it has another JSON type.
+func (r *Request) Flag(name string) (bool, *Error) {
+	raw, present := r.field(name)
+	if !present || kind(raw) == kindNull {
+		return false, nil
+	}
+	if v, ok := r.Bool(name); ok {
+		return v, nil
+	}
+	return false, Errorf(CodeBadRequest, name+" must be true or false")
+}
+
 // Strings returns the field name as an array of strings. ok is false when
 // the field is absent or null; err is set when it is not an array of
 // strings.

@@ -18,6 +18,9 @@ const (
 	TypeLogout   Type = "logout"
 	TypePing     Type = "ping"
 
+	// TypeResume logs in with a resume token (feature "resume").
+	TypeResume Type = "resume"
+
 	// qqd's extensions (features "friends", "presence", "typing"; see
 	// docs/protocol.md).
 	TypeFriendRequest Type = "friend_request"
@@ -84,6 +87,9 @@ const (
 	FeaturePresence = "presence"
 	FeatureTyping   = "typing"
 	FeatureGroups   = "groups"
+	// FeatureResume: login takes remember and answers with a token, and
+	// resume logs in with it.
+	FeatureResume = "resume"
 )
 
 // Status is the delivery status reported in the ok to a send.
