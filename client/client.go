@@ -124,21 +124,16 @@ func eventOf(f *frame) Event {
 }
 
 // frame is a frame from the server as the client decodes it: a
-// protocol.ServerFrame, plus the fields that ServerFrame lacks: those of
-// the group_info reply, whose members is a count, which does not decode
-// into ServerFrame.Members (the group_members reply's list), so Members
-// keeps the raw value for the method that knows which it is; and those of
-// the resume extension.
+// protocol.ServerFrame, plus the fields of the group_info reply that
+// ServerFrame lacks. That reply's members is a count, which does not
+// decode into ServerFrame.Members (the group_members reply's list):
+// Members keeps the raw value for the method that knows which it is.
 type frame struct {
 	protocol.ServerFrame
 	Members json.RawMessage `json:"members,omitempty"`
 	Owner   string          `json:"owner,omitempty"`
 	MuteAll bool            `json:"mute_all,omitempty"`
 	LastSeq int64           `json:"last_seq,omitempty"`
-	// The ok to a login with remember, and to a resume (feature
-	// "resume").
-	Token        string `json:"token,omitempty"`
-	TokenExpires int64  `json:"token_expires,omitempty"`
 }
 
 // KickedError is the reason a connection ended after a kicked push.

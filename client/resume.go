@@ -11,12 +11,6 @@ import (
 // for a resume token, and a later connection logs in with the token
 // instead of the password (feature "resume" in hello's features).
 
-// The resume extension's feature and request.
-const (
-	featureResume = "resume"
-	typeResume    = protocol.Type("resume")
-)
-
 // LoginResult is the ok to a login or a resume.
 type LoginResult struct {
 	// User is the name the connection is logged in as.
@@ -54,7 +48,7 @@ func (c *Client) LoginRemember(ctx context.Context, user, password string) (Logi
 // extension answers unknown_type. A logout of this connection revokes the
 // token.
 func (c *Client) Resume(ctx context.Context, token, user string) (LoginResult, error) {
-	f, err := c.call(ctx, typeResume, func(f protocol.Frame) protocol.Frame {
+	f, err := c.call(ctx, protocol.TypeResume, func(f protocol.Frame) protocol.Frame {
 		f = f.Str("token", token)
 		if user != "" {
 			f = f.Str("user", user)

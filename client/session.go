@@ -371,7 +371,7 @@ func (s *Session) authenticate(ctx context.Context, c *Client) (Event, *attemptE
 	s.mu.Lock()
 	token, user, password := s.token, s.user, s.password
 	s.mu.Unlock()
-	if token != "" && c.Has(featureResume) {
+	if token != "" && c.Has(protocol.FeatureResume) {
 		r, err := c.Resume(ctx, token, user)
 		if err == nil {
 			s.loggedIn(r, true)
@@ -395,7 +395,7 @@ func (s *Session) authenticate(ctx context.Context, c *Client) (Event, *attemptE
 	}
 	var r LoginResult
 	var err error
-	if s.opts.Remember && c.Has(featureResume) {
+	if s.opts.Remember && c.Has(protocol.FeatureResume) {
 		r, err = c.LoginRemember(ctx, user, password)
 	} else {
 		r.User = user
