@@ -53,8 +53,14 @@ const chatHelp = `commands:
   /group mute <id> <user> [minutes]
                           mute user (10 minutes; /group unmute lifts it)
   /group rename <id> <name>
-  /quit                   log out and leave (also Ctrl-D)
+  /quit                   log out and leave (also Ctrl-D); with a
+                          remembered login, leave and stay remembered
+  /logout                 log out, forget a remembered login, and leave
   /help                   this help
+
+When the connection to the server is lost, the chat says "reconnecting…"
+and tries again with growing pauses; what you send meanwhile waits in the
+outbox and goes out, once, when it says "reconnected".
 `
 
 // Chat limits.
@@ -74,10 +80,11 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 	if len(pos) != 0 {
 		return usageErrorf("usage: qq [chat]")
 	}
-	c, pending, err := a.login(ctx, g, client.Options{Events: true})
+	login, err := a.chatSession(ctx, g)
 	if err != nil {
 		return err
 	}
+	c := login.s
 	defer c.Close()
 
 	stdin := readline.NewCancelableStdin(a.stdin)
@@ -117,6 +124,7 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 	}()
 
 	s := newChat(c, g.user, rl.Stdout(), a.loc, a.now)
+	s.login = login
 	// A prompt set while the editor reads (by a push) is drawn at once;
 	// one set between reads, at the next read. The input line is erased
 	// before the prompt changes: the editor counts the rows to erase from
@@ -132,11 +140,17 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 		rl.Refresh()
 	}
 	s.typer = tp
-	if pending == 0 {
+	for _, n := range login.notes {
+		if n != "" {
+			s.println(n)
+		}
+	}
+	// The session fetches the pending messages and delivers them on
+	// Messages, with the pushes.
+	if pending := c.Pending(); pending == 0 {
 		s.println("no messages waiting")
 	} else {
 		s.println(plural(pending, "message") + " waiting")
-		s.showOffline(ctx, false)
 	}
 	s.socialSummary(ctx)
 	s.groupSummary(ctx)
@@ -189,7 +203,7 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 		}
 		select {
 		case <-c.Done():
-			return connectionEnded(c)
+			return s.ended()
 		default:
 		}
 		if ctx.Err() != nil || errors.Is(err, io.EOF) {
@@ -204,24 +218,12 @@ func (a *app) chatCmd(ctx context.Context, g *globals, args []string) error {
 	}
 }
 
-// connectionEnded is the error of a chat whose connection the server ended.
-func connectionEnded(c *client.Client) error {
-	err := c.Err()
-	var ke *client.KickedError
-	if errors.As(err, &ke) {
-		return &cli.Error{Code: exitOther, Msg: describeKick(ke), Err: err}
-	}
-	if err == nil {
-		err = io.EOF
-	}
-	return &cli.Error{Code: exitOther, Msg: "connection to the server lost: " + describe(err, ""), Err: err}
-}
-
 // chat is the state of an interactive session. Its methods print complete
 // lines with one Write each, so that a line editor can redraw its input line
 // below them.
 type chat struct {
-	c         *client.Client
+	c         *client.Session
+	login     *chatLogin
 	me        string
 	loc       *time.Location
 	now       func() time.Time
@@ -243,11 +245,13 @@ type chat struct {
 	typing map[string]bool // users typing to this one
 	group  string          // the group plain lines go to; "" when they go to peer
 	groups map[string]*groupState
+	down   bool // the connection is lost: the session reconnects
+	logout bool // /logout: log out and forget a remembered login
 }
 
-func newChat(c *client.Client, me string, out io.Writer, loc *time.Location, now func() time.Time) *chat {
-	return &chat{c: c, me: me, out: out, loc: loc, now: now, setPrompt: func(string) {}, seen: newIDSet(seenMax), typing: make(map[string]bool),
-		groups: make(map[string]*groupState)}
+func newChat(c *client.Session, me string, out io.Writer, loc *time.Location, now func() time.Time) *chat {
+	return &chat{c: c, login: &chatLogin{s: c}, me: me, out: out, loc: loc, now: now, setPrompt: func(string) {}, seen: newIDSet(seenMax),
+		typing: make(map[string]bool), groups: make(map[string]*groupState)}
 }
 
 func (s *chat) print(text string) {
@@ -350,14 +354,32 @@ func (s *chat) pushes(ctx context.Context) {
 	}
 }
 
-// quit logs out, after the typing stop that may be due.
+// quit leaves the chat, after the typing stop that may be due and the
+// sends still in the outbox, for a moment if connected: it logs out,
+// unless the login is remembered (a logout would revoke its token) and
+// the user did not ask for /logout.
 func (s *chat) quit(ctx context.Context) error {
 	if s.typer != nil {
 		s.typer.close()
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logoutTimeout)
 	defer cancel()
+	if s.c.Connected() {
+		s.c.Flush(rctx)
+	}
+	s.showUnsent()
+	if s.login.remember && !s.logout {
+		s.c.Close()
+		s.println("bye (still remembered: /logout forgets the login)")
+		return nil
+	}
 	s.c.Logout(rctx)
+	if s.logout {
+		s.println("logged out")
+		if note := s.login.forget(); note != "" {
+			s.println(note)
+		}
+	}
 	s.println("bye")
 	return nil
 }
@@ -412,6 +434,9 @@ func (s *chat) handle(ctx context.Context, line string) (quit bool) {
 		s.status(ctx, rest)
 	case "/quit", "/exit", "/q":
 		return true
+	case "/logout":
+		s.logout = true
+		return true
 	case "/help", "/?":
 		s.print(chatHelp)
 	default:
@@ -435,17 +460,44 @@ func (s *chat) sendToPeer(ctx context.Context, text string) {
 	s.send(ctx, to, text)
 }
 
+// send sends text to the user to and shows it as stored. Without a
+// connection the message waits in the outbox, and is shown when an
+// EventSendDone reports it stored.
 func (s *chat) send(ctx context.Context, to, text string) {
+	if !s.c.Connected() {
+		if _, err := s.c.Enqueue(to, text, ""); err != nil {
+			s.println(describe(err, to))
+			return
+		}
+		s.setPeer(to)
+		s.println(outboxLine)
+		return
+	}
 	rctx, cancel := context.WithTimeout(ctx, chatRequestTimeout)
 	defer cancel()
 	r, err := s.c.Send(rctx, to, text)
 	if err == nil || !errors.Is(err, &protocol.Error{Code: protocol.CodeUnknownUser}) {
 		s.setPeer(to)
 	}
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		s.println(noAnswerLine)
+		return
+	}
 	if err != nil {
 		s.println(describe(err, to))
 		return
 	}
+	s.showSent(to, text, r)
+}
+
+// Lines about the outbox.
+const (
+	outboxLine   = "(not connected: the message waits in the outbox and goes out once reconnected)"
+	noAnswerLine = "(no answer from the server yet: the message stays in the outbox, goes out once, and shows when it is stored)"
+)
+
+// showSent shows the message this user sent to to, as stored.
+func (s *chat) showSent(to, text string, r client.SendResult) {
 	body := text
 	if r.Body != "" {
 		body = r.Body

@@ -18,11 +18,34 @@
 //   - With --json a one-shot command prints exactly one JSON object on
 //     stdout: its result (messages as an array of protocol.Message), or
 //     {"error": {"code", "message", "exit"}} when it fails.
-//   - The chat shows pending messages at login (fetched with offline, page
-//     by page), then pushes as they arrive, each once per msg_id, as
-//     "[15:04] alice: text" above the input line; every message shown is
-//     acked. Bodies are printed with control characters escaped so that a
-//     message cannot drive the terminal. A kick ends the chat with exit 5.
+//   - The chat runs on a client.Session: it shows pending messages at
+//     login (the session fetches them page by page), then pushes as they
+//     arrive, each once per msg_id, as "[15:04] alice: text" above the
+//     input line; every message shown is acked. Bodies are printed with
+//     control characters escaped so that a message cannot drive the
+//     terminal.
+//   - When the connection is lost (qqd restarts, the network fails) the
+//     chat shows why and "reconnecting…", and the prompt starts with
+//     "(reconnecting…)" until it shows "reconnected"; the session then
+//     catches up what arrived meanwhile (messages, and entries of the
+//     user's groups), each shown once. A line typed while disconnected
+//     (or whose send got no answer in 30 s) waits in the session's
+//     outbox and is shown when it is stored: it is stored once. An
+//     operator's kick ends the chat with exit 5; a login refused when
+//     reconnecting (the password changed, the remembered login was
+//     revoked) with exit 3. Messages still unsent when the chat ends are
+//     listed.
+//   - The session asks the server for a resume token (when its hello
+//     lists "resume") and reconnects with it, so the password stays in
+//     memory only as the fallback. With --remember (or QQ_REMEMBER=1) the
+//     token is also written to a file of mode 0600 under the user's
+//     configuration directory, qq/token-<server>-<user>; every chat
+//     starts from that file when it exists, without the password (a
+//     refused token is forgotten and the password asked for; a file that
+//     others may read or write is refused). /quit then leaves without
+//     logging out (a logout would revoke the token); /logout logs out and
+//     deletes the file. Without a remembered login, /quit logs out.
+//     One-shot commands always log in with the password.
 //   - The chat's other pushes (friend requests and answers, presence,
 //     notices) are one line each, printed the same way; a typing push
 //     shows in the prompt ("(bob is typing…) to bob> ") until a stop, a

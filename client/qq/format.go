@@ -93,6 +93,10 @@ func describe(err error, name string) string {
 		return describeKick(ke)
 	case errors.As(err, &pe):
 		return describeServerError(pe, name)
+	case errors.Is(err, client.ErrDisconnected):
+		return "not connected to the server (reconnecting…); try again when it says reconnected"
+	case errors.Is(err, client.ErrOutboxFull):
+		return "too many messages wait to be sent; try again when it says reconnected"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out waiting for the server"
 	case errors.Is(err, context.Canceled):

@@ -269,7 +269,10 @@ func (s *chat) showEntry(ctx context.Context, e *protocol.GroupEntry, acks map[s
 	}
 	s.mu.Lock()
 	st := s.groupOf(e.Group)
-	if e.Seq <= st.shown {
+	// A message may have been shown already out of seq order: this
+	// user's own, sent from the outbox while a reconnect caught up.
+	if e.Seq <= st.shown || e.Kind == "msg" && e.MsgID != "" && !s.seen.add(e.MsgID) {
+		st.shown = max(st.shown, e.Seq)
 		s.mu.Unlock()
 		return
 	}
@@ -312,7 +315,7 @@ func (s *chat) ackGroups(ctx context.Context, acks map[string]int64) {
 		rctx, cancel := context.WithTimeout(ctx, chatRequestTimeout)
 		err := s.c.GroupAck(rctx, g, seq)
 		cancel()
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, client.ErrDisconnected) {
 			select {
 			case <-s.c.Done(): // the end is reported by the chat loop
 			default:
@@ -425,13 +428,31 @@ func (s *chat) enterGroup(ctx context.Context, arg string) {
 // groupSend sends a plain line to the group id; @name words mention
 // name.
 func (s *chat) groupSend(ctx context.Context, id, text string) {
+	if !s.c.Connected() {
+		if _, err := s.c.EnqueueGroup(id, text, "", mentionsIn(text)...); err != nil {
+			s.println(describeGroup(err, id, ""))
+			return
+		}
+		s.println(outboxLine)
+		return
+	}
 	rctx, cancel := context.WithTimeout(ctx, chatRequestTimeout)
 	defer cancel()
 	r, err := s.c.GroupSend(rctx, id, text, mentionsIn(text)...)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		s.println(noAnswerLine)
+		return
+	}
 	if err != nil {
 		s.println(describeGroup(err, id, ""))
 		return
 	}
+	s.showGroupSent(id, text, r)
+}
+
+// showGroupSent shows the message this user sent to the group id, as
+// stored.
+func (s *chat) showGroupSent(id, text string, r client.GroupSendResult) {
 	body := text
 	if r.Body != "" {
 		body = r.Body
@@ -443,12 +464,15 @@ func (s *chat) groupSend(ctx context.Context, id, text string) {
 	// Sending moved the cursor to the message (the server does that).
 	st.read = max(st.read, r.Seq)
 	st.shown = max(st.shown, r.Seq)
-	line := formatEntry(&e, s.label(id), s.now(), s.loc)
+	line := ""
+	if s.seen.add(r.MsgID) { // else shown already by a catch-up
+		line = formatEntry(&e, s.label(id), s.now(), s.loc)
+		if r.Body != "" {
+			line += "(a filter changed your message)\n"
+		}
+	}
 	s.mu.Unlock()
 	s.groupMu.Unlock()
-	if r.Body != "" {
-		line += "(a filter changed your message)\n"
-	}
 	s.print(line)
 }
 

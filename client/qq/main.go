@@ -63,6 +63,11 @@ Flags (also accepted after the command name):
   --ca FILE          PEM CA certificates to trust instead of the system's (env QQ_CA)
   --server-name NAME the name the server's certificate must carry
                      (default: the host of --addr)
+  --remember         chat: remember this login (a resume token, in a file
+                     only you can read under your configuration directory,
+                     qq/token-<server>-<user>), so that the next chat starts
+                     without the password; /logout forgets it (env
+                     QQ_REMEMBER=1)
   --json             one-shot commands print one JSON object
                      (messages as an array of {msg_id, from, to, body, ts};
                      friends as {friends: [{user, since, presence, text}],
@@ -72,12 +77,17 @@ Flags (also accepted after the command name):
                      on failure: {"error": {"code", "message", "exit"}}
 
 The password is read from QQ_PASSWORD, otherwise asked for without echo.
+A chat started with --remember, and every later chat while the remembered
+login is valid, does not ask for it.
 
 In the chat, type /help for its commands. Besides messages, the chat shows
 friend requests and answers, friends' presence changes, the entries of your
 groups ("[#12 crew] alice: hi") and server notices as lines above the input
 line, and who is typing to you in the prompt; at a terminal it tells the
-person you write to when you are typing.
+person you write to when you are typing. When the connection is lost (qqd
+restarts, the network fails), the chat says "reconnecting…", keeps what
+you type in its outbox, and once "reconnected" sends it and shows what
+arrived meanwhile, each message once.
 
 Exit codes:
   0  ok
@@ -102,6 +112,7 @@ func main() {
 		terminal:     term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())),
 		loc:          time.Local,
 		now:          time.Now,
+		configDir:    os.UserConfigDir,
 	}
 	err := a.run(ctx, os.Args[1:])
 	stop()
@@ -126,6 +137,9 @@ type app struct {
 	terminal bool
 	loc      *time.Location
 	now      func() time.Time
+	// configDir returns the user's configuration directory, where the
+	// chat remembers logins; nil: it remembers none.
+	configDir func() (string, error)
 }
 
 func usageErrorf(format string, args ...any) error { return cli.Usagef("qq", format, args...) }
@@ -164,6 +178,7 @@ type globals struct {
 	tls        bool
 	ca         string
 	serverName string
+	remember   bool
 }
 
 // flagSet returns a flag set for cmd with the global flags registered on
@@ -177,12 +192,14 @@ func (g *globals) flagSet(cmd string) *flag.FlagSet {
 	fs.BoolVar(&g.tls, "tls", g.tls, "use TLS")
 	fs.StringVar(&g.ca, "ca", g.ca, "CA certificates (PEM)")
 	fs.StringVar(&g.serverName, "server-name", g.serverName, "expected server name")
+	fs.BoolVar(&g.remember, "remember", g.remember, "remember the chat's login")
 	return fs
 }
 
 // run runs qq with the arguments after the program name.
 func (a *app) run(ctx context.Context, args []string) error {
-	g := &globals{addr: a.getenv("QQ_ADDR"), user: a.getenv("QQ_USER"), tls: a.getenv("QQ_TLS") == "1", ca: a.getenv("QQ_CA")}
+	g := &globals{addr: a.getenv("QQ_ADDR"), user: a.getenv("QQ_USER"), tls: a.getenv("QQ_TLS") == "1", ca: a.getenv("QQ_CA"),
+		remember: a.getenv("QQ_REMEMBER") == "1"}
 	if g.addr == "" {
 		g.addr = defaultAddr
 	}

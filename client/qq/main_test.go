@@ -413,10 +413,14 @@ func TestChatKicked(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	s.Shutdown()
+	// A restart is ridden through (TestChatReconnect); an operator's kick
+	// ends the chat.
+	if n := s.Daemon.Kick("alice", "please stop"); n != 1 {
+		t.Fatalf("Kick = %d", n)
+	}
 	select {
 	case err := <-done:
-		if exitCode(err) != exitOther || !strings.Contains(err.Error(), "shutting down") {
+		if exitCode(err) != exitOther || !strings.Contains(err.Error(), "an operator kicked you (please stop)") {
 			t.Fatalf("chat ended with %v (exit %d), want the kick", err, exitCode(err))
 		}
 	case <-time.After(10 * time.Second):

@@ -42,10 +42,28 @@ func unsupported(feature string) string {
 	return "this server does not support " + feature + " (its hello does not list the feature)"
 }
 
+// friender makes the friends requests: a *client.Client in one-shot
+// commands, the chat's *client.Session.
+type friender interface {
+	RequestFriend(ctx context.Context, to, note string) (bool, error)
+	AcceptFriend(ctx context.Context, user string) error
+	DeclineFriend(ctx context.Context, user string) error
+	CancelFriendRequest(ctx context.Context, to string) error
+	RemoveFriend(ctx context.Context, user string) error
+	Block(ctx context.Context, user string) error
+	Unblock(ctx context.Context, user string) error
+	Blocks(ctx context.Context) ([]string, error)
+}
+
+var (
+	_ friender = (*client.Client)(nil)
+	_ friender = (*client.Session)(nil)
+)
+
 // friendAction is one of the requests about a single other user that
 // answer only ok: accept, decline, cancel, remove, block, unblock.
 type friendAction struct {
-	call func(*client.Client, context.Context, string) error
+	call func(friender, context.Context, string) error
 	done string // the line after the ok; %s is the user
 	key  string // the --json result's key: {"<key>": true, "user": ...}
 }
@@ -55,17 +73,17 @@ type friendAction struct {
 func friendActionFor(name string) friendAction {
 	switch name {
 	case "accept":
-		return friendAction{(*client.Client).AcceptFriend, "accepted %s's friend request", "accepted"}
+		return friendAction{friender.AcceptFriend, "accepted %s's friend request", "accepted"}
 	case "decline":
-		return friendAction{(*client.Client).DeclineFriend, "declined %s's friend request", "declined"}
+		return friendAction{friender.DeclineFriend, "declined %s's friend request", "declined"}
 	case "cancel":
-		return friendAction{(*client.Client).CancelFriendRequest, "withdrew your friend request to %s", "cancelled"}
+		return friendAction{friender.CancelFriendRequest, "withdrew your friend request to %s", "cancelled"}
 	case "remove":
-		return friendAction{(*client.Client).RemoveFriend, "%s is no longer your friend", "removed"}
+		return friendAction{friender.RemoveFriend, "%s is no longer your friend", "removed"}
 	case "block":
-		return friendAction{(*client.Client).Block, "blocked %s: their messages, friend requests and typing no longer reach you", "blocked"}
+		return friendAction{friender.Block, "blocked %s: their messages, friend requests and typing no longer reach you", "blocked"}
 	case "unblock":
-		return friendAction{(*client.Client).Unblock, "unblocked %s", "unblocked"}
+		return friendAction{friender.Unblock, "unblocked %s", "unblocked"}
 	}
 	panic("qq: no friend action " + name)
 }
@@ -74,7 +92,7 @@ func friendActionFor(name string) friendAction {
 // it checks whether the user is the one who blocks, which the server's
 // message does not say, and then returns the text to show instead; cmd is
 // as in requestLine.
-func requestFriend(ctx context.Context, c *client.Client, to, note, cmd string) (friends bool, youBlock string, err error) {
+func requestFriend(ctx context.Context, c friender, to, note, cmd string) (friends bool, youBlock string, err error) {
 	friends, err = c.RequestFriend(ctx, to, note)
 	if errors.Is(err, &protocol.Error{Code: protocol.CodeBlocked}) {
 		if users, berr := c.Blocks(ctx); berr == nil && slices.Contains(users, to) {
@@ -163,8 +181,12 @@ func (s *chat) events(ctx context.Context) {
 	}
 }
 
-// event shows one push; group entries it may ack go into acks.
+// event shows one push or event of the session; group entries it may
+// ack go into acks.
 func (s *chat) event(ctx context.Context, e client.Event, acks map[string]int64) {
+	if s.sessionEvent(e) {
+		return
+	}
 	switch e.Type {
 	case protocol.TypeTyping:
 		who := e.User
@@ -210,6 +232,13 @@ func (s *chat) updatePrompt() {
 	s.promptMu.Lock()
 	defer s.promptMu.Unlock()
 	s.mu.Lock()
+	p := s.promptLocked()
+	s.mu.Unlock()
+	s.setPrompt(p)
+}
+
+// promptLocked returns the prompt. s.mu is held.
+func (s *chat) promptLocked() string {
 	p := "> "
 	switch {
 	case s.group != "":
@@ -235,8 +264,10 @@ func (s *chat) updatePrompt() {
 		}
 		p = "(" + strings.Join(names, ", ") + verb + " typing…) " + p
 	}
-	s.mu.Unlock()
-	s.setPrompt(p)
+	if s.down {
+		p = "(reconnecting…) " + p
+	}
+	return p
 }
 
 // friendCmd runs /accept, /decline, /cancel, /remove, /block or /unblock.
@@ -348,7 +379,7 @@ func (s *chat) status(ctx context.Context, rest string) {
 // order, and the latest wish wins, so a burst of keys costs at most one
 // request and the editor never waits for the network.
 type typer struct {
-	c        *client.Client
+	c        *client.Session
 	now      func() time.Time
 	kick     chan struct{}
 	stop     chan struct{}
@@ -363,7 +394,7 @@ type typer struct {
 	at   time.Time // run's own: when
 }
 
-func newTyper(c *client.Client, now func() time.Time) *typer {
+func newTyper(c *client.Session, now func() time.Time) *typer {
 	return &typer{c: c, now: now, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
