@@ -103,7 +103,7 @@ func TestResume(t *testing.T) {
 	a3.Send(`{"type":"logout","id":"bye"}`)
 	a3.Expect(`{"type":"ok","id":"bye"}`)
 	a3.ExpectClosed()
-	wantMetric(t, reg, 1, "qqd_tokens_revoked_total", "cause", "logout")
+	wantMetric(t, reg, 1, "qqd_tokens_revoked_total", "reason", "logout")
 	resumeFails(t, s, tok)
 	resume(t, s, other, "alice")
 	// alice's other connections stay logged in.
@@ -117,9 +117,9 @@ func TestResume(t *testing.T) {
 // unknown token.
 func TestResumeForeignToken(t *testing.T) {
 	s := daemontest.Start(t)
-	alice := s.User(t, "alice")
+	s.User(t, "alice")
 	s.User(t, "bob")
-	tok := remember(t, alice, "alice")
+	tok := remember(t, s.Dial(t), "alice")
 	c := s.Dial(t)
 	c.Send(fmt.Sprintf(`{"type":"resume","id":1,"token":%q,"user":"bob"}`, tok))
 	c.Expect(`{"type":"error","id":1,"code":"auth_failed"}`)
@@ -143,8 +143,8 @@ func TestResumeForeignToken(t *testing.T) {
 // wrong field get their documented errors and change nothing.
 func TestResumeBadInput(t *testing.T) {
 	s, reg := startLimited(t)
-	alice := s.User(t, "alice")
-	tok := remember(t, alice, "alice")
+	s.User(t, "alice")
+	tok := remember(t, s.Dial(t), "alice")
 	c := s.Dial(t)
 	for i, tc := range []struct{ req, code string }{
 		{`{"type":"resume"}`, "bad_request"},
@@ -177,7 +177,7 @@ func TestResumeBadInput(t *testing.T) {
 		t.Fatalf("alice's tokens: %+v, %v", ts, err)
 	}
 	wantMetric(t, reg, 1, "qqd_tokens_issued_total")
-	wantMetric(t, reg, 0, "qqd_tokens_revoked_total", "cause", "logout")
+	wantMetric(t, reg, 0, "qqd_tokens_revoked_total", "reason", "logout")
 }
 
 // TestTokenRevocation: every revocation path ends the token for good, and
@@ -218,8 +218,8 @@ func TestTokenRevocation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := daemontest.Start(t)
 			s.User(t, "bob")
-			alice := s.User(t, "alice")
-			tok := remember(t, alice, "alice")
+			s.User(t, "alice")
+			tok := remember(t, s.Dial(t), "alice")
 			tok2 := remember(t, s.Dial(t), "alice")
 			bobTok := remember(t, s.Dial(t), "bob")
 			tc.revoke(t, s, tok)
@@ -277,7 +277,7 @@ func TestTokenExpiry(t *testing.T) {
 	for _, tok := range []string{idleGone, absGone, shortened} {
 		resumeFails(t, s, tok)
 	}
-	wantMetric(t, reg, 3, "qqd_tokens_revoked_total", "cause", "expired")
+	wantMetric(t, reg, 3, "qqd_tokens_revoked_total", "reason", "expired")
 	resume(t, s, fresh, "alice")
 	resume(t, s, almostIdle, "alice") // and its idle timer restarts
 	ts, err := s.Daemon.UserTokens("alice")
@@ -322,8 +322,8 @@ func TestTokensPerUser(t *testing.T) {
 // the same data resumes them; the last uses are written at shutdown.
 func TestTokensSurviveRestart(t *testing.T) {
 	s := daemontest.Start(t)
-	alice := s.User(t, "alice")
-	tok := remember(t, alice, "alice")
+	s.User(t, "alice")
+	tok := remember(t, s.Dial(t), "alice")
 	resume(t, s, tok, "alice")
 	used := time.Now().UnixMilli()
 	s.Shutdown()
