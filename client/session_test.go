@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -368,13 +367,21 @@ func TestSessionRestart(t *testing.T) {
 	if len(recon) < 2 || recon[0].Attempt != 1 || recon[0].Delay != ke.RetryAfter || recon[1].Err == nil {
 		t.Fatalf("reconnecting events %+v: want attempt 1 after the server's hint %v, then failures", recon, ke.RetryAfter)
 	}
+	// alice asked for a resume token and came back with it; bob, who did
+	// not, with his password.
 	ups := ofType(aes, client.EventUp)
-	if len(ups) != 2 || ups[0].Attempt != 0 || ups[1].Attempt < 2 || ups[1].Resumed {
-		t.Fatalf("up events %+v: want the first login and a password login after some attempts", ups)
+	if len(ups) != 2 || ups[0].Attempt != 0 || ups[0].Resumed || ups[1].Attempt < 2 || !ups[1].Resumed {
+		t.Fatalf("alice's up events %+v: want the first login, then a resume after some attempts", ups)
 	}
-	// This server has no resume tokens: Remember asked for nothing.
-	if tok, _ := alice.Token(); tok != "" {
-		t.Fatalf("Token = %q from a server without resume", tok)
+	if tok, exp := alice.Token(); !strings.HasPrefix(tok, "qqt1.") || exp.Before(time.Now()) {
+		t.Fatalf("alice's Token = %q, %v", tok, exp)
+	}
+	_, bes := bw.snapshot()
+	if ups := ofType(bes, client.EventUp); len(ups) != 2 || ups[1].Resumed {
+		t.Fatalf("bob's up events %+v: want a password login again", ups)
+	}
+	if tok, _ := bob.Token(); tok != "" {
+		t.Fatalf("bob's Token = %q without Remember", tok)
 	}
 	var done []string
 	for _, e := range ofType(aes, client.EventSendDone) {
@@ -655,59 +662,113 @@ func TestSessionGroups(t *testing.T) {
 	}
 }
 
-// TestSessionToken: a token the server does not take, without a
-// password, is an error the application sees.
-func TestSessionToken(t *testing.T) {
-	s := daemontest.Start(t)
-	register(t, s, "alice")
-	_, err := client.Connect(testCtx(t), s.Addr, client.SessionOptions{User: "alice", Token: "qqt1.0123456789abcdef." + strings.Repeat("A", 43)})
-	if !errors.Is(err, client.ErrNoCredentials) {
-		t.Fatalf("Connect with a token to a server without resume = %v, want ErrNoCredentials", err)
-	}
-	// With the password too, the session logs in by password.
-	alice := connect(t, s.Addr, "alice", nil, func(o *client.SessionOptions) { o.Token = "qqt1.0123456789abcdef." + strings.Repeat("A", 43) })
-	if alice.User() != "alice" {
-		t.Fatalf("User = %q", alice.User())
-	}
-	if _, err := client.Connect(testCtx(t), s.Addr, client.SessionOptions{User: "alice", Password: "wrong-password"}); !errors.Is(err, &protocol.Error{Code: protocol.CodeAuthFailed}) {
-		t.Fatalf("Connect with a wrong password = %v", err)
-	}
-}
-
-// TestSessionResumeRefused: on a server that offers resume tokens, a
-// refused token without a password fails the login (scripted server:
-// the real one's side is not merged yet).
-func TestSessionResumeRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	served := make(chan string, 1)
-	go func() {
-		defer close(served)
-		conn, err := ln.Accept()
-		if err != nil {
-			return
+// TestSessionResume: resume tokens for real: asked for with Remember,
+// used to reconnect (and to connect, with no password at all), refused
+// after the password changed (the session then ends with auth_failed, or
+// falls back to its password), revoked by Logout; on a server without
+// them the session logs in by password.
+func TestSessionResume(t *testing.T) {
+	bogus := "qqt1.0123456789abcdef." + strings.Repeat("A", 43)
+	t.Run("no resume on the server", func(t *testing.T) {
+		r := startRestartable(t, func(c *config.Config) { c.Tokens.Enabled = false })
+		register(t, r.Server, "alice")
+		_, err := client.Connect(testCtx(t), r.Addr, client.SessionOptions{User: "alice", Token: bogus})
+		if !errors.Is(err, client.ErrNoCredentials) {
+			t.Fatalf("Connect with a token alone = %v, want ErrNoCredentials", err)
 		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		io.WriteString(conn, `{"type":"hello","server":"qqd","version":"1.0.0","proto":1,"features":["resume"]}`+"\n")
-		line, err := bufio.NewReader(conn).ReadString('\n')
-		if err != nil {
-			return
+		alice := connect(t, r.Addr, "alice", nil, func(o *client.SessionOptions) { o.Token, o.Remember = bogus, true })
+		w := watch(t, alice)
+		r.Shutdown()
+		r.start()
+		w.waitEvent(t, client.EventUp, 2)
+		_, es := w.snapshot()
+		for _, up := range ofType(es, client.EventUp) {
+			if up.Resumed {
+				t.Fatalf("up %+v: resumed on a server without resume", up)
+			}
 		}
-		io.WriteString(conn, `{"type":"error","id":"1","code":"auth_failed","message":"invalid or expired token"}`+"\n")
-		served <- line
-	}()
-	token := "qqt1.0123456789abcdef." + strings.Repeat("A", 43)
-	_, err = client.Connect(testCtx(t), ln.Addr().String(), client.SessionOptions{Token: token})
-	if !errors.Is(err, &protocol.Error{Code: protocol.CodeAuthFailed}) {
-		t.Fatalf("Connect = %v, want auth_failed", err)
-	}
-	if line := <-served; !strings.Contains(line, `"type":"resume"`) || !strings.Contains(line, `"token":"`+token+`"`) || strings.Contains(line, `"user"`) {
-		t.Fatalf("request %q: want a resume with the token and no user", line)
-	}
+		if tok, _ := alice.Token(); tok != bogus {
+			t.Fatalf("Token = %q: a token the server never saw is kept", tok)
+		}
+	})
+	t.Run("token alone", func(t *testing.T) {
+		r := startRestartable(t)
+		register(t, r.Server, "alice")
+		first := connect(t, r.Addr, "alice", nil, func(o *client.SessionOptions) { o.Remember = true })
+		token, _ := first.Token()
+		first.Close() // not a logout: the token stays valid
+		if !strings.HasPrefix(token, "qqt1.") {
+			t.Fatalf("Token = %q", token)
+		}
+		var g gate
+		alice, err := client.Connect(testCtx(t), r.Addr, client.SessionOptions{Token: token,
+			Options: client.Options{Dialer: g.dialer()}, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("Connect with the token: %v", err)
+		}
+		w := watch(t, alice)
+		if alice.User() != "alice" {
+			t.Fatalf("User = %q", alice.User())
+		}
+		r.Shutdown()
+		r.start()
+		w.waitEvent(t, client.EventUp, 2)
+		// The password changes while alice is away: her token is revoked,
+		// and she has no password to fall back on.
+		g.closed.Store(true)
+		r.Shutdown()
+		w.waitEvent(t, client.EventDown, 2)
+		r.start()
+		if err := r.Daemon.SetPassword(testCtx(t), "alice", "another-password"); err != nil {
+			t.Fatal(err)
+		}
+		g.closed.Store(false)
+		<-alice.Done()
+		if !errors.Is(alice.Err(), &protocol.Error{Code: protocol.CodeAuthFailed}) {
+			t.Fatalf("Err = %v, want auth_failed", alice.Err())
+		}
+		if tok, _ := alice.Token(); tok != "" {
+			t.Fatalf("Token = %q after it was refused", tok)
+		}
+		_, es := w.snapshot()
+		ups := ofType(es, client.EventUp)
+		if len(ups) != 2 || !ups[0].Resumed || !ups[1].Resumed {
+			t.Fatalf("up events %+v: want two resumes", ups)
+		}
+	})
+	t.Run("refused token, password", func(t *testing.T) {
+		s := daemontest.Start(t)
+		register(t, s, "alice")
+		alice := connect(t, s.Addr, "alice", nil, func(o *client.SessionOptions) { o.Token, o.Remember = bogus, true })
+		w := watch(t, alice)
+		w.waitEvent(t, client.EventUp, 1)
+		if _, es := w.snapshot(); ofType(es, client.EventUp)[0].Resumed {
+			t.Fatal("resumed with a token the server never issued")
+		}
+		token, _ := alice.Token()
+		if token == bogus || !strings.HasPrefix(token, "qqt1.") {
+			t.Fatalf("Token = %q: want the new one of the password login", token)
+		}
+		// Logout revokes it.
+		if err := alice.Logout(testCtx(t)); err != nil {
+			t.Fatalf("Logout: %v", err)
+		}
+		if !errors.Is(alice.Err(), client.ErrClosed) {
+			t.Fatalf("Err after Logout = %v", alice.Err())
+		}
+		_, err := client.Connect(testCtx(t), s.Addr, client.SessionOptions{Token: token})
+		if !errors.Is(err, &protocol.Error{Code: protocol.CodeAuthFailed}) {
+			t.Fatalf("Connect with the token after Logout = %v, want auth_failed", err)
+		}
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		s := daemontest.Start(t)
+		register(t, s, "alice")
+		_, err := client.Connect(testCtx(t), s.Addr, client.SessionOptions{User: "alice", Password: "wrong-password"})
+		if !errors.Is(err, &protocol.Error{Code: protocol.CodeAuthFailed}) {
+			t.Fatalf("Connect with a wrong password = %v", err)
+		}
+	})
 }
 
 // proxy relays TCP connections to a server; it can drop what the server

@@ -496,8 +496,15 @@ const (
 	noAnswerLine = "(no answer from the server yet: the message stays in the outbox, goes out once, and shows when it is stored)"
 )
 
-// showSent shows the message this user sent to to, as stored.
+// showSent shows the message this user sent to to, as stored, unless it
+// was shown already (a message to oneself is pushed too).
 func (s *chat) showSent(to, text string, r client.SendResult) {
+	s.mu.Lock()
+	first := s.seen.add(r.MsgID)
+	s.mu.Unlock()
+	if !first {
+		return
+	}
 	body := text
 	if r.Body != "" {
 		body = r.Body

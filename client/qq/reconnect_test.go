@@ -180,9 +180,10 @@ func dial(t *testing.T, addr string) *client.Client {
 }
 
 // TestRememberFile: a remembered login in a file others may read is
-// refused; one the server does not take falls back to the password.
+// refused; on a server without resume tokens --remember stores nothing,
+// and a remembered login falls back to the password.
 func TestRememberFile(t *testing.T) {
-	s := daemontest.Start(t)
+	s := daemontest.Start(t, func(c *config.Config) { c.Tokens.Enabled = false })
 	expect(t, qq(t, s.Addr, nil, "register", "alice"), exitOK)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "qq", "token-"+strings.ReplaceAll(s.Addr, ":", "_")+"-alice")
@@ -213,4 +214,85 @@ func TestRememberFile(t *testing.T) {
 	c = startChatIn(t, s.Addr, "alice", dir, nil)
 	c.waitFor("this server does not take remembered logins now: log in with your password\n", "type /help")
 	c.quit()
+}
+
+// tokenPath is the token file of user on the server at addr under dir.
+func tokenPath(dir, addr, user string) string {
+	return filepath.Join(dir, "qq", "token-"+strings.ReplaceAll(addr, ":", "_")+"-"+user)
+}
+
+// TestChatRemember: --remember writes the token to a 0600 file; the next
+// chat resumes with it without asking for the password, and so does the
+// chat after a restart of qqd; /quit keeps it, /logout revokes and
+// deletes it; a refused remembered login is forgotten and the password
+// asked for.
+func TestChatRemember(t *testing.T) {
+	r := startRestartable(t)
+	expect(t, qq(t, r.Addr, nil, "register", "alice"), exitOK)
+	dir := t.TempDir()
+	path := tokenPath(dir, r.Addr, "alice")
+
+	c := startChatIn(t, r.Addr, "alice", dir, nil, "--remember")
+	c.waitFor("login remembered in "+path+" (/logout forgets it)\n", "type /help")
+	c.quit()
+	c.waitFor("bye (still remembered: /logout forgets the login)\n")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if di, err := os.Stat(filepath.Dir(path)); err != nil || di.Mode().Perm() != 0o700 {
+		t.Fatalf("token directory: %v, %v; want mode 0700", di.Mode(), err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(token, "qqt1.") {
+		t.Fatalf("token file holds %q", token)
+	}
+
+	// No password: the remembered login resumes, across a restart too.
+	noPassword := map[string]string{"QQ_PASSWORD": ""}
+	c = startChatIn(t, r.Addr, "alice", dir, noPassword)
+	c.waitFor("type /help")
+	r.Shutdown()
+	c.waitFor("reconnecting…\n")
+	r.start()
+	c.waitFor("reconnected\n")
+	c.typeLine("/msg alice note to self")
+	c.waitFor("] alice: note to self\n")
+	c.typeLine("/logout")
+	c.waitFor("logged out\n", "the remembered login is forgotten\n", "bye\n")
+	if err := c.end(); err != nil {
+		t.Fatalf("chat: %v", err)
+	}
+	if n := strings.Count(c.out.String(), "] alice: note to self\n"); n != 1 {
+		t.Fatalf("a message to oneself shown %d times:\n%s", n, c.out.String())
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("token file after /logout: %v", err)
+	}
+	if _, err := client.Connect(t.Context(), r.Addr, client.SessionOptions{Token: token}); !isCode(err, protocol.CodeAuthFailed) {
+		t.Fatalf("the token after /logout: %v, want auth_failed", err)
+	}
+
+	// A refused remembered login is forgotten; without a password to ask
+	// for, the chat then stops there.
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c = startChatIn(t, r.Addr, "alice", dir, noPassword)
+	if err := c.end(); exitCode(err) != exitUsage || !strings.Contains(err.Error(), "QQ_PASSWORD") {
+		t.Fatalf("chat with a revoked remembered login and no password: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("refused token file kept: %v", err)
+	}
+	if !strings.Contains(c.out.String(), "the remembered login was refused (expired or revoked)") {
+		t.Fatalf("output %q does not say the remembered login was refused", c.out.String())
+	}
 }

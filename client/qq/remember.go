@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/qqchat/qq/client"
 	"github.com/qqchat/qq/client/cli"
@@ -127,9 +128,12 @@ type chatLogin struct {
 	// tf is the token file; nil when qq has none.
 	tf *tokenFile
 	// remember: the token is kept in tf (--remember, or the chat resumed
-	// by a remembered token); saved is the token tf holds.
+	// by a remembered token).
 	remember bool
-	saved    string
+	// mu serializes save and forget (the chat's events and its input);
+	// saved is the token tf holds.
+	mu    sync.Mutex
+	saved string
 	// notes are lines for the chat to show first.
 	notes []string
 }
@@ -231,12 +235,14 @@ func chatConnectError(err error, g *globals) error {
 // save brings the token file in line with the session's token and
 // returns a line saying what it did ("" when nothing changed).
 func (l *chatLogin) save() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	token, _ := l.s.Token()
 	switch {
 	case token == l.saved:
 		return ""
 	case token == "":
-		return l.forget()
+		return l.forgetLocked()
 	}
 	if err := l.tf.write(token); err != nil {
 		return "could not " + err.Error()
@@ -247,6 +253,12 @@ func (l *chatLogin) save() string {
 
 // forget removes the remembered login after a logout or a refusal.
 func (l *chatLogin) forget() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.forgetLocked()
+}
+
+func (l *chatLogin) forgetLocked() string {
 	if l.tf == nil || !l.remember {
 		return ""
 	}
