@@ -41,12 +41,6 @@ func expectEntry(t *testing.T, c *daemontest.Conn, g string, seq int64, kind str
 	return c.Expect(fmt.Sprintf(`{"type":"group_entry","group":%q,"seq":%d,"kind":%q}`, g, seq, kind))
 }
 
-func TestGroupHelloFeature(t *testing.T) {
-	s := daemontest.Start(t)
-	c := daemontest.DialRaw(t, s.Addr)
-	c.Expect(`{"type":"hello","features":["friends","presence","typing","groups"]}`)
-}
-
 // TestGroupChat: a group of three chats; entries reach every member but
 // the sending connection, in order, with contiguous seqs; the listing
 // counts unread entries and mentions; sending advances the sender's

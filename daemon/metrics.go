@@ -371,9 +371,9 @@ func newMetrics(s *Server) *metrics {
 	add(m.tokensIssued)
 	revoked := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "qqd_tokens_revoked_total",
-		Help: "Resume tokens revoked by qqd, by cause: logout, admin (qqadmin), expired (found expired, or purged), unused (issued to a login that then failed). " +
+		Help: "Resume tokens revoked by qqd, by reason: logout, admin (qqadmin), expired (found expired, or purged), unused (issued to a login that then failed). " +
 			"Tokens dropped by the storage itself (password change, account deletion, tokens.per_user) are not counted.",
-	}, []string{"cause"})
+	}, []string{"reason"})
 	m.tokensRevoked = newCounters[revokeCause](revoked, revokeCauseNames)
 	add(revoked)
 	m.receivedBytes = prometheus.NewCounter(prometheus.CounterOpts{

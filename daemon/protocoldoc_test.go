@@ -255,8 +255,8 @@ func (r *docReplay) readFor(dc *docConn, want string) (string, error) {
 	}
 }
 
-// substitute puts the server's msg_ids in place of the page's in a
-// client line.
+// substitute puts the server's msg_ids and tokens in place of the page's
+// in a client line.
 func (r *docReplay) substitute(line string) string {
 	for doc, real := range r.ids {
 		line = strings.ReplaceAll(line, doc, real)
@@ -365,6 +365,16 @@ func docMatch(got, want string, r *docReplay) error {
 				err = bind(r.ids, r.idsBack, "msg_id", ws, gs)
 				top.msgID = ws
 			}
+		case "token":
+			// A resume token: a stand-in, substituted in later client
+			// lines like a msg_id.
+			if !strings.HasPrefix(ws, "qqt1.") || !strings.HasPrefix(gs, "qqt1.") {
+				err = fmt.Errorf("token %s (page) or %s (server) is not a resume token", ws, gs)
+			} else {
+				err = bind(r.ids, r.idsBack, "token", ws, gs)
+			}
+		case "token_expires":
+			err = bind(r.ts, nil, "token_expires", ws, gs)
 		case "since":
 			// A friendship's start: a stand-in for the server's time, like ts.
 			err = bind(r.ts, nil, "since", ws, gs)

@@ -29,10 +29,12 @@ func befriend(t *testing.T, a, b *daemontest.Conn, an, bn string) {
 	a.Expect(`{"type":"presence","user":"` + bn + `","state":"online"}`)
 }
 
+// TestHelloFeatures: with the default sqlite storage, hello lists every
+// extension.
 func TestHelloFeatures(t *testing.T) {
 	s := daemontest.Start(t)
 	c := daemontest.DialRaw(t, s.Addr)
-	c.Expect(`{"type":"hello","proto":1,"features":["friends","presence","typing","groups"]}`)
+	c.Expect(`{"type":"hello","proto":1,"features":["friends","presence","typing","groups","resume"]}`)
 }
 
 // TestFriendsFlow walks a friendship from request to removal, as two

@@ -73,11 +73,13 @@ func configureRequest(config []byte, env Env) *pluginpb.ConfigureRequest {
 type storageClient struct {
 	rpcBase
 	rpc pluginpb.StorageClient
-	// version is the negotiated protocol version; social and groups are
-	// what Configure answered (the plugin's storage has Social, Groups).
+	// version is the negotiated protocol version; social, groups and
+	// tokens are what Configure answered (the plugin's storage has Social,
+	// Groups, Tokens).
 	version int
 	social  bool
 	groups  bool
+	tokens  bool
 	// seq numbers Writes so that the plugin applies overlapping ones in
 	// call order (see writeGate).
 	seqMu sync.Mutex
@@ -105,6 +107,7 @@ func (c *storageClient) configure(ctx context.Context, config []byte, env Env) e
 	}
 	c.social = resp.GetSocial()
 	c.groups = resp.GetGroups()
+	c.tokens = resp.GetTokens()
 	return nil
 }
 
@@ -126,6 +129,16 @@ func (c *storageClient) Groups() (Groups, bool) {
 		return nil, false
 	}
 	return groupsClient{c}, true
+}
+
+// Tokens implements the interface TokensOf asks: the plugin's Tokens,
+// when the process negotiated protocol version 2 or later and its
+// storage has them.
+func (c *storageClient) Tokens() (Tokens, bool) {
+	if c.version < 2 || !c.tokens {
+		return nil, false
+	}
+	return tokensClient{c}, true
 }
 
 func (c *storageClient) CreateUser(ctx context.Context, user, passwordHash string) error {
@@ -486,6 +499,71 @@ func (g groupsClient) Log(ctx context.Context, id int64, user string, after, bef
 		return nil, false, g.c.decode("group log", err)
 	}
 	return groupEntriesFromPB(resp.GetEntries()), resp.GetMore(), nil
+}
+
+// tokensClient is the Tokens of a storage in a plugin process.
+type tokensClient struct{ c *storageClient }
+
+var _ Tokens = tokensClient{}
+
+func (tc tokensClient) AddToken(ctx context.Context, t Token, keep int) error {
+	if err := tc.c.check("add token"); err != nil {
+		return err
+	}
+	_, err := tc.c.rpc.AddToken(ctx, &pluginpb.AddTokenRequest{Token: tokenToPB(&t), Keep: int64(keep)})
+	return tc.c.decode("add token", err)
+}
+
+func (tc tokensClient) Token(ctx context.Context, id string) (Token, error) {
+	if err := tc.c.check("token"); err != nil {
+		return Token{}, err
+	}
+	resp, err := tc.c.rpc.Token(ctx, &pluginpb.TokenRequest{Id: id})
+	if err != nil {
+		return Token{}, tc.c.decode("token", err)
+	}
+	return tokenFromPB(resp.GetToken()), nil
+}
+
+func (tc tokensClient) TouchTokens(ctx context.Context, uses []TokenUse) error {
+	if err := tc.c.check("touch tokens"); err != nil {
+		return err
+	}
+	_, err := tc.c.rpc.TouchTokens(ctx, &pluginpb.TouchTokensRequest{Uses: tokenUsesToPB(uses)})
+	return tc.c.decode("touch tokens", err)
+}
+
+func (tc tokensClient) UserTokens(ctx context.Context, user string) ([]Token, error) {
+	if err := tc.c.check("user tokens"); err != nil {
+		return nil, err
+	}
+	resp, err := tc.c.rpc.UserTokens(ctx, &pluginpb.UserTokensRequest{User: user})
+	if err != nil {
+		return nil, tc.c.decode("user tokens", err)
+	}
+	return tokensFromPB(resp.GetTokens()), nil
+}
+
+func (tc tokensClient) RevokeTokens(ctx context.Context, user string, ids []string) (int64, error) {
+	if err := tc.c.check("revoke tokens"); err != nil {
+		return 0, err
+	}
+	resp, err := tc.c.rpc.RevokeTokens(ctx, &pluginpb.RevokeTokensRequest{User: user, Ids: ids})
+	if err != nil {
+		return 0, tc.c.decode("revoke tokens", err)
+	}
+	return resp.GetRevoked(), nil
+}
+
+func (tc tokensClient) PurgeTokens(ctx context.Context, now, idleBefore int64) (int64, error) {
+	if err := tc.c.check("purge tokens"); err != nil {
+		return 0, err
+	}
+	resp, err := tc.c.rpc.PurgeTokens(ctx, &pluginpb.PurgeTokensRequest{Now: now, IdleBefore: idleBefore})
+	if err != nil {
+		return 0, tc.c.decode("purge tokens", err)
+	}
+	return resp.GetPurged(), nil
 }
 
 // filterClient is a Filter in a plugin process.

@@ -1,10 +1,10 @@
 // Package plugins is the contract between qqd and its plugins: the Storage
 // interface that keeps users, history and pending messages, its optional
 // Social part that keeps friendships, friend requests and blocks (found
-// with SocialOf) and its optional Groups part that keeps groups, their
-// logs and their members' read cursors (found with GroupsOf), the Filter
-// interface that inspects messages before they
-// are stored, and the go-plugin wiring that runs them out of process
+// with SocialOf), its optional Groups part that keeps groups, their
+// logs and their members' read cursors (found with GroupsOf) and its
+// optional Tokens part that keeps resume tokens (found with TokensOf),
+// the Filter interface that inspects messages before they are stored, and the go-plugin wiring that runs them out of process
 // (Start, Supervisor, ServeStorage, ServeFilter). docs/plugins.md is the
 // author's guide; the package examples, a filter plugin and a storage
 // plugin, are the place to start, and package storagetest checks a
@@ -33,7 +33,8 @@
 // Across the boundary the contract holds: ErrUserExists, ErrUnknownUser,
 // ErrBadCursor, ErrBlocked, ErrNotFriends, ErrNoRequest and the group
 // errors (ErrNoGroup, ErrNotMember, ErrNotAllowed, ErrMuted, ErrGroupFull,
-// ErrAlreadyMember, ErrGroupLimit), and context.Canceled and
+// ErrAlreadyMember, ErrGroupLimit), the token errors (ErrNoToken,
+// ErrTokenExists), and context.Canceled and
 // context.DeadlineExceeded, still satisfy errors.Is on the host,
 // AppendResult.Err too; a Write fails with a *WriteError whose
 // MaybeWritten is the plugin's, or true when the call failed in transport
@@ -65,7 +66,8 @@
 // came later within version 2, as compatible additions to the same
 // service; GroupsOf answers the same way, from what the plugin said when
 // configured (a version 2 plugin built before groups says nothing, and
-// has none).
+// has none), and so does TokensOf for resume tokens, added the same way
+// after groups.
 //
 // # Supervision
 //

@@ -19,9 +19,10 @@ import (
 // thing: names that start with a reserved prefix cannot be registered.
 //
 // Embedding plugins.Storage gives it every method of the interface, and it
-// overrides one. Embedding hides the friends methods (plugins.Social) and
-// the group methods (plugins.Groups) of the store it wraps; its Social and
-// Groups methods hand them on, so that the plugin keeps those features.
+// overrides one. Embedding hides the friends methods (plugins.Social), the
+// group methods (plugins.Groups) and the resume token methods
+// (plugins.Tokens) of the store it wraps; its Social, Groups and Tokens
+// methods hand them on, so that the plugin keeps those features.
 // A storage written from scratch implements every method, with the
 // guarantees that docs/plugins.md lists ("Writing a storage plugin") and
 // that the conformance suite (package storagetest) checks.
@@ -60,6 +61,9 @@ func (s *reservedNames) Social() (plugins.Social, bool) { return plugins.SocialO
 
 // Groups hands on the Groups of the wrapped store (see plugins.GroupsOf).
 func (s *reservedNames) Groups() (plugins.Groups, bool) { return plugins.GroupsOf(s.Storage) }
+
+// Tokens hands on the Tokens of the wrapped store (see plugins.TokensOf).
+func (s *reservedNames) Tokens() (plugins.Tokens, bool) { return plugins.TokensOf(s.Storage) }
 
 // CreateUser answers a reserved name as taken: the client that tries to
 // register it gets user_exists.

@@ -147,6 +147,7 @@ func TestContractErrorsCross(t *testing.T) {
 	for _, sentinel := range []error{
 		ErrUserExists, ErrUnknownUser, ErrBadCursor, ErrBlocked, ErrNotFriends, ErrNoRequest,
 		ErrNoGroup, ErrNotMember, ErrNotAllowed, ErrMuted, ErrGroupFull, ErrAlreadyMember, ErrGroupLimit,
+		ErrNoToken, ErrTokenExists,
 		context.Canceled, context.DeadlineExceeded,
 	} {
 		err := fmt.Errorf("mystore: group 7: %w", sentinel)

@@ -227,12 +227,14 @@ func newTestStorage(env plugins.Env, config []byte) (plugins.Storage, error) {
 // faultStorage fails a Write whose first message's body is "fail maybe"
 // (MaybeWritten true) or "fail nothing" (false), returns a non-WriteError
 // on "fail plain", and blocks on "hang" until well after ctx is done. It
-// keeps the Social and the Groups of the storage it wraps.
+// keeps the Social, the Groups and the Tokens of the storage it wraps.
 type faultStorage struct{ plugins.Storage }
 
 func (s faultStorage) Social() (plugins.Social, bool) { return plugins.SocialOf(s.Storage) }
 
 func (s faultStorage) Groups() (plugins.Groups, bool) { return plugins.GroupsOf(s.Storage) }
+
+func (s faultStorage) Tokens() (plugins.Tokens, bool) { return plugins.TokensOf(s.Storage) }
 
 func (s faultStorage) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.AppendResult, error) {
 	if len(b.Messages) > 0 {

@@ -22,7 +22,12 @@ import (
 // plugins of version 1 and 2; a plugin built with it serves both, so it
 // also starts under a host that knows only version 1. A storage in a
 // plugin process has Social only when version 2 was negotiated (see
-// SocialOf). For filters, versions 1 and 2 are the same service.
+// SocialOf). Groups and Tokens came later within version 2, as compatible
+// additions to the same service: a storage in a plugin process has them
+// when version 2 was negotiated and the plugin said so when configured
+// (ConfigureResponse.groups, .tokens; see GroupsOf, TokensOf), which a
+// plugin built before them never does. For filters, versions 1 and 2 are
+// the same service.
 const ProtocolVersion = 2
 
 // minProtocolVersion is the oldest protocol version still served and

@@ -210,7 +210,8 @@ func (p *Process) ProtocolVersion() int { return p.version }
 // Storage is the process's Storage, nil unless its kind is KindStorage.
 // Its Close closes the storage inside the plugin; the process runs on
 // until Kill. SocialOf finds its Social part when the process negotiated
-// protocol version 2 and its storage has one. Once the process has exited, calls fail at once (Write with
+// protocol version 2 and its storage has one (GroupsOf and TokensOf
+// likewise). Once the process has exited, calls fail at once (Write with
 // a *WriteError whose MaybeWritten is false); a call in flight when it
 // dies fails with a transport error (Write: MaybeWritten true).
 func (p *Process) Storage() Storage {

@@ -48,8 +48,9 @@ import (
 // itself, after its last write.
 //
 // The process serves every protocol version from 1 to ProtocolVersion, so
-// that it starts under an older qqd too; its Storage's Social part (if it
-// has one, see SocialOf) is used only by a host that negotiated version 2.
+// that it starts under an older qqd too; its Storage's Social, Groups and
+// Tokens parts (if it has them, see SocialOf, GroupsOf, TokensOf) are used
+// only by a host that negotiated version 2.
 func ServeStorage(f StorageFactory) { serveStorage(f, servedVersions()) }
 
 func serveStorage(f StorageFactory, versions []int) {
@@ -236,8 +237,8 @@ func (s *storageServer) close() error {
 	return s.closeErr
 }
 
-// Configure builds the Storage and tells the host whether it has Social
-// and Groups.
+// Configure builds the Storage and tells the host whether it has Social,
+// Groups and Tokens.
 func (s *storageServer) Configure(_ context.Context, req *pluginpb.ConfigureRequest) (*pluginpb.ConfigureResponse, error) {
 	if err := s.impl.configure(req, s.factory); err != nil {
 		return nil, err
@@ -248,7 +249,8 @@ func (s *storageServer) Configure(_ context.Context, req *pluginpb.ConfigureRequ
 	}
 	_, social := SocialOf(st)
 	_, groups := GroupsOf(st)
-	return &pluginpb.ConfigureResponse{Social: social, Groups: groups}, nil
+	_, tokens := TokensOf(st)
+	return &pluginpb.ConfigureResponse{Social: social, Groups: groups, Tokens: tokens}, nil
 }
 
 func (s *storageServer) CreateUser(ctx context.Context, req *pluginpb.CreateUserRequest) (_ *pluginpb.CreateUserResponse, err error) {
@@ -650,6 +652,96 @@ func (s *storageServer) GroupLog(ctx context.Context, req *pluginpb.GroupLogRequ
 		return nil, toStatus(err)
 	}
 	return &pluginpb.GroupLogResponse{Entries: groupEntriesToPB(es), More: more}, nil
+}
+
+// tokens returns the Tokens part of the configured Storage, or an
+// UNIMPLEMENTED status when it has none.
+func (s *storageServer) tokens() (Tokens, error) {
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	tk, ok := TokensOf(st)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the storage does not keep resume tokens")
+	}
+	return tk, nil
+}
+
+func (s *storageServer) AddToken(ctx context.Context, req *pluginpb.AddTokenRequest) (_ *pluginpb.AddTokenResponse, err error) {
+	defer recoverRPC("add token", &err)
+	tk, err := s.tokens()
+	if err != nil {
+		return nil, err
+	}
+	if err := tk.AddToken(ctx, tokenFromPB(req.GetToken()), clampInt(req.GetKeep())); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.AddTokenResponse{}, nil
+}
+
+func (s *storageServer) Token(ctx context.Context, req *pluginpb.TokenRequest) (_ *pluginpb.TokenResponse, err error) {
+	defer recoverRPC("token", &err)
+	tk, err := s.tokens()
+	if err != nil {
+		return nil, err
+	}
+	t, err := tk.Token(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.TokenResponse{Token: tokenToPB(&t)}, nil
+}
+
+func (s *storageServer) TouchTokens(ctx context.Context, req *pluginpb.TouchTokensRequest) (_ *pluginpb.TouchTokensResponse, err error) {
+	defer recoverRPC("touch tokens", &err)
+	tk, err := s.tokens()
+	if err != nil {
+		return nil, err
+	}
+	if err := tk.TouchTokens(ctx, tokenUsesFromPB(req.GetUses())); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.TouchTokensResponse{}, nil
+}
+
+func (s *storageServer) UserTokens(ctx context.Context, req *pluginpb.UserTokensRequest) (_ *pluginpb.UserTokensResponse, err error) {
+	defer recoverRPC("user tokens", &err)
+	tk, err := s.tokens()
+	if err != nil {
+		return nil, err
+	}
+	ts, err := tk.UserTokens(ctx, req.GetUser())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.UserTokensResponse{Tokens: tokensToPB(ts)}, nil
+}
+
+func (s *storageServer) RevokeTokens(ctx context.Context, req *pluginpb.RevokeTokensRequest) (_ *pluginpb.RevokeTokensResponse, err error) {
+	defer recoverRPC("revoke tokens", &err)
+	tk, err := s.tokens()
+	if err != nil {
+		return nil, err
+	}
+	n, err := tk.RevokeTokens(ctx, req.GetUser(), req.GetIds())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.RevokeTokensResponse{Revoked: n}, nil
+}
+
+func (s *storageServer) PurgeTokens(ctx context.Context, req *pluginpb.PurgeTokensRequest) (_ *pluginpb.PurgeTokensResponse, err error) {
+	defer recoverRPC("purge tokens", &err)
+	tk, err := s.tokens()
+	if err != nil {
+		return nil, err
+	}
+	n, err := tk.PurgeTokens(ctx, req.GetNow(), req.GetIdleBefore())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.PurgeTokensResponse{Purged: n}, nil
 }
 
 // clampInt converts a wire int64 to int without wrapping on 32-bit.

@@ -30,9 +30,9 @@ func newPlainStorage(env plugins.Env, config []byte) (plugins.Storage, error) {
 	return plainStorage{st}, nil
 }
 
-// TestSocialOf: a wrapper's Social (and Groups) method wins over what it
-// embeds; an in-process storage has Social (Groups) when it implements
-// it.
+// TestSocialOf: a wrapper's Social (and Groups, Tokens) method wins over
+// what it embeds; an in-process storage has Social (Groups, Tokens) when
+// it implements it.
 func TestSocialOf(t *testing.T) {
 	env, cfg := sqliteConfig(t, "normal")
 	st, err := newTestStorage(env, cfg) // faultStorage: hands on sqlitestore's Social
@@ -59,6 +59,9 @@ func TestSocialOf(t *testing.T) {
 		}
 		if g, ok := plugins.GroupsOf(tt.st); ok != tt.want || (g != nil) != tt.want {
 			t.Errorf("GroupsOf(%s) = %v, %v; want %v", tt.name, g, ok, tt.want)
+		}
+		if tk, ok := plugins.TokensOf(tt.st); ok != tt.want || (tk != nil) != tt.want {
+			t.Errorf("TokensOf(%s) = %v, %v; want %v", tt.name, tk, ok, tt.want)
 		}
 	}
 }
@@ -154,7 +157,7 @@ func TestSocialRoundTrip(t *testing.T) {
 }
 
 // TestSocialHiddenOverGRPC: a plugin whose storage has no Social (nor
-// Groups) says so at Configure; the host then reports none, even at
+// Groups, nor Tokens) says so at Configure; the host then reports none, even at
 // version 2. A Write with group messages to it fails with nothing
 // written, not with missing results.
 func TestSocialHiddenOverGRPC(t *testing.T) {
@@ -166,6 +169,9 @@ func TestSocialHiddenOverGRPC(t *testing.T) {
 	}
 	if _, ok := plugins.GroupsOf(st); ok {
 		t.Error("GroupsOf = true for a plugin whose storage has no Groups")
+	}
+	if _, ok := plugins.TokensOf(st); ok {
+		t.Error("TokensOf = true for a plugin whose storage has no Tokens")
 	}
 	if err := st.CreateUser(ctx, "alice", "h"); err != nil {
 		t.Errorf("CreateUser = %v", err)
@@ -191,7 +197,7 @@ func TestProcessProtocolVersions(t *testing.T) {
 	for _, tt := range []struct {
 		serve       string
 		wantVersion int
-		wantSocial  bool // and Groups
+		wantSocial  bool // and Groups, Tokens
 	}{
 		{"storage", 2, true},
 		{"storage-v1", 1, false},
@@ -214,6 +220,9 @@ func TestProcessProtocolVersions(t *testing.T) {
 			}
 			if _, ok := plugins.GroupsOf(st); ok != tt.wantSocial {
 				t.Errorf("GroupsOf = %v, want %v", ok, tt.wantSocial)
+			}
+			if _, ok := plugins.TokensOf(st); ok != tt.wantSocial {
+				t.Errorf("TokensOf = %v, want %v", ok, tt.wantSocial)
 			}
 			for _, u := range []string{"alice", "bob"} {
 				if err := st.CreateUser(ctx, u, "h"); err != nil {
@@ -271,6 +280,9 @@ func TestProcessProtocolVersions(t *testing.T) {
 		if _, ok := plugins.GroupsOf(st); ok {
 			t.Error("GroupsOf = true at version 1")
 		}
+		if _, ok := plugins.TokensOf(st); ok {
+			t.Error("TokensOf = true at version 1")
+		}
 		for _, u := range []string{"alice", "bob"} {
 			if err := st.CreateUser(ctx, u, "h"); err != nil {
 				t.Fatal(err)
@@ -282,8 +294,9 @@ func TestProcessProtocolVersions(t *testing.T) {
 	})
 }
 
-// TestSuperviseSocialAcrossRestarts: SocialOf and GroupsOf on a supervised
-// storage follow the protocol version each new process negotiates.
+// TestSuperviseSocialAcrossRestarts: SocialOf, GroupsOf and TokensOf on a
+// supervised storage follow the protocol version each new process
+// negotiates.
 func TestSuperviseSocialAcrossRestarts(t *testing.T) {
 	ctx := context.Background()
 	env, cfg := sqliteConfig(t, "normal")
@@ -321,6 +334,23 @@ func TestSuperviseSocialAcrossRestarts(t *testing.T) {
 			t.Fatalf("RemoveFriend = %v, want ErrNotFriends", err)
 		}
 	}
+	tks, ok := plugins.TokensOf(st)
+	if !ok {
+		t.Fatal("TokensOf = false for a version 2 plugin")
+	}
+	token := plugins.Token{ID: "00000000000000a1", User: "alice", Hash: []byte{0, 1, 0xff}, Created: 1, LastUsed: 2, Expires: 3}
+	if err := tks.AddToken(ctx, token, 20); err != nil {
+		t.Fatal(err)
+	}
+	// Nor do the token answers.
+	for range 3 {
+		if _, err := tks.Token(ctx, "00000000000000ff"); !errors.Is(err, plugins.ErrNoToken) {
+			t.Fatalf("Token = %v, want ErrNoToken", err)
+		}
+		if err := tks.AddToken(ctx, token, 20); !errors.Is(err, plugins.ErrTokenExists) {
+			t.Fatalf("AddToken again = %v, want ErrTokenExists", err)
+		}
+	}
 
 	// restart kills the process and waits for the next one, which serves
 	// what serve says.
@@ -348,6 +378,12 @@ func TestSuperviseSocialAcrossRestarts(t *testing.T) {
 	if _, err := grp.Group(ctx, g.ID); !errors.Is(err, plugins.ErrPluginDown) || !strings.Contains(err.Error(), "protocol version 1") {
 		t.Errorf("Group on a version 1 process = %v, want ErrPluginDown naming version 1", err)
 	}
+	if _, ok := plugins.TokensOf(st); ok {
+		t.Error("TokensOf = true after a restart with a version 1 plugin")
+	}
+	if _, err := tks.Token(ctx, token.ID); !errors.Is(err, plugins.ErrPluginDown) || !strings.Contains(err.Error(), "protocol version 1") {
+		t.Errorf("Token on a version 1 process = %v, want ErrPluginDown naming version 1", err)
+	}
 	if _, err := st.PasswordHash(ctx, "alice"); err != nil {
 		t.Errorf("PasswordHash on the version 1 process = %v", err)
 	}
@@ -372,6 +408,15 @@ func TestSuperviseSocialAcrossRestarts(t *testing.T) {
 			t.Errorf("Group after the restarts = %+v, %v", info, err)
 		}
 	}
+	tks2, ok := plugins.TokensOf(st)
+	if !ok {
+		t.Fatal("TokensOf = false after a restart with a version 2 plugin")
+	}
+	for _, tk := range []plugins.Tokens{tks, tks2} {
+		if got, err := tk.Token(ctx, token.ID); err != nil || got.User != "alice" || !slices.Equal(got.Hash, token.Hash) {
+			t.Errorf("Token after the restarts = %+v, %v; want %+v", got, err, token)
+		}
+	}
 	if st := s.Status(); st.Restarts != 2 {
 		t.Errorf("restarts = %d, want 2 (the sentinel answers restarted nothing)", st.Restarts)
 	}
@@ -386,5 +431,8 @@ func TestSuperviseSocialAcrossRestarts(t *testing.T) {
 	}
 	if _, err := grp.Group(ctx, g.ID); !errors.Is(err, plugins.ErrPluginDown) {
 		t.Errorf("Group after Close = %v, want ErrPluginDown", err)
+	}
+	if _, err := tks.Token(ctx, token.ID); !errors.Is(err, plugins.ErrPluginDown) {
+		t.Errorf("Token after Close = %v, want ErrPluginDown", err)
 	}
 }

@@ -47,6 +47,7 @@ type Supervisor struct {
 	proc    *Process // nil while down
 	social  bool     // proc, or the last process while down, has Social
 	groups  bool     // and Groups
+	tokens  bool     // and Tokens
 	since   time.Time
 	lastErr error
 	closed  bool
@@ -83,7 +84,7 @@ func Supervise(ctx context.Context, spec Spec, opts SuperviseOptions) (*Supervis
 	loopCtx, stop := context.WithCancel(context.Background())
 	s := &Supervisor{
 		spec: spec, opts: opts, log: log.With("plugin", spec.Name),
-		proc: p, social: hasSocial(p), groups: hasGroups(p), since: time.Now(),
+		proc: p, social: hasSocial(p), groups: hasGroups(p), tokens: hasTokens(p), since: time.Now(),
 		wake: make(chan struct{}, 1), loopDone: make(chan struct{}), stop: stop,
 	}
 	go s.loop(loopCtx)
@@ -260,7 +261,7 @@ func (s *Supervisor) loop(ctx context.Context) {
 				return
 			}
 			s.proc, s.since = p, time.Now()
-			s.social, s.groups = hasSocial(p), hasGroups(p)
+			s.social, s.groups, s.tokens = hasSocial(p), hasGroups(p), hasTokens(p)
 			s.mu.Unlock()
 			s.log.Info("plugin restarted", "pid", p.Pid(), "restarts", s.restarts.Load())
 			backoff = min(2*backoff, s.opts.BackoffMax)
@@ -282,7 +283,7 @@ func (s *Supervisor) Filter() Filter { return supervisedFilter{s} }
 // Social it returns calls whatever process is current: while none runs
 // its calls fail with ErrPluginDown, and if the current process has no
 // Social (a restart brought up an older plugin binary) with an error that
-// wraps ErrPluginDown too. GroupsOf on it works the same way.
+// wraps ErrPluginDown too. GroupsOf and TokensOf on it work the same way.
 func (s *Supervisor) Storage() Storage { return supervisedStorage{s} }
 
 // hasSocial reports whether p's storage has Social.
@@ -302,6 +303,16 @@ func hasGroups(p *Process) bool {
 		return false
 	}
 	_, ok := GroupsOf(st)
+	return ok
+}
+
+// hasTokens reports whether p's storage has Tokens.
+func hasTokens(p *Process) bool {
+	st := p.Storage()
+	if st == nil {
+		return false
+	}
+	_, ok := TokensOf(st)
 	return ok
 }
 
@@ -337,6 +348,7 @@ func failure(err error) error {
 	for _, answer := range []error{
 		ErrUserExists, ErrUnknownUser, ErrBadCursor, ErrBlocked, ErrNotFriends, ErrNoRequest,
 		ErrNoGroup, ErrNotMember, ErrNotAllowed, ErrMuted, ErrGroupFull, ErrAlreadyMember, ErrGroupLimit,
+		ErrNoToken, ErrTokenExists,
 	} {
 		if errors.Is(err, answer) {
 			return nil
@@ -574,4 +586,65 @@ func (sg supervisedGroups) JoinRequests(ctx context.Context, id int64) (rs []Joi
 func (sg supervisedGroups) Log(ctx context.Context, id int64, user string, after, before int64, limit int) (es []GroupEntry, more bool, err error) {
 	err = sg.do(ctx, func(g Groups) error { es, more, err = g.Log(ctx, id, user, after, before, limit); return err })
 	return es, more, err
+}
+
+// Tokens implements the interface TokensOf asks; see Supervisor.Storage.
+func (st supervisedStorage) Tokens() (Tokens, bool) {
+	st.s.mu.Lock()
+	ok := st.s.tokens
+	st.s.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return supervisedTokens(st), true
+}
+
+// supervisedTokens is the Tokens of the current process.
+type supervisedTokens struct{ s *Supervisor }
+
+var _ Tokens = supervisedTokens{}
+
+// do runs fn on the current process's Tokens, or fails with (an error
+// wrapping) ErrPluginDown when there is none.
+func (sk supervisedTokens) do(ctx context.Context, fn func(Tokens) error) error {
+	p := sk.s.current()
+	if p == nil {
+		return fmt.Errorf("storage %s: %w", sk.s.spec.Name, ErrPluginDown)
+	}
+	tk, ok := TokensOf(p.Storage())
+	if !ok {
+		return fmt.Errorf("storage %s: the running plugin process (protocol version %d) does not keep resume tokens: %w",
+			sk.s.spec.Name, p.ProtocolVersion(), ErrPluginDown)
+	}
+	err := fn(tk)
+	sk.s.failed(ctx, p, failure(err))
+	return err
+}
+
+func (sk supervisedTokens) AddToken(ctx context.Context, t Token, keep int) error {
+	return sk.do(ctx, func(tk Tokens) error { return tk.AddToken(ctx, t, keep) })
+}
+
+func (sk supervisedTokens) Token(ctx context.Context, id string) (t Token, err error) {
+	err = sk.do(ctx, func(tk Tokens) error { t, err = tk.Token(ctx, id); return err })
+	return t, err
+}
+
+func (sk supervisedTokens) TouchTokens(ctx context.Context, uses []TokenUse) error {
+	return sk.do(ctx, func(tk Tokens) error { return tk.TouchTokens(ctx, uses) })
+}
+
+func (sk supervisedTokens) UserTokens(ctx context.Context, user string) (ts []Token, err error) {
+	err = sk.do(ctx, func(tk Tokens) error { ts, err = tk.UserTokens(ctx, user); return err })
+	return ts, err
+}
+
+func (sk supervisedTokens) RevokeTokens(ctx context.Context, user string, ids []string) (n int64, err error) {
+	err = sk.do(ctx, func(tk Tokens) error { n, err = tk.RevokeTokens(ctx, user, ids); return err })
+	return n, err
+}
+
+func (sk supervisedTokens) PurgeTokens(ctx context.Context, now, idleBefore int64) (n int64, err error) {
+	err = sk.do(ctx, func(tk Tokens) error { n, err = tk.PurgeTokens(ctx, now, idleBefore); return err })
+	return n, err
 }

@@ -479,6 +479,61 @@ func groupOpFromPB(r *pluginpb.GroupOpRequest) GroupOp {
 	}
 }
 
+// ---- tokens -----------------------------------------------------------
+
+func tokenToPB(t *Token) *pluginpb.Token {
+	return &pluginpb.Token{Id: t.ID, User: t.User, Hash: t.Hash, Created: t.Created, LastUsed: t.LastUsed, Expires: t.Expires}
+}
+
+func tokenFromPB(t *pluginpb.Token) Token {
+	return Token{ID: t.GetId(), User: t.GetUser(), Hash: t.GetHash(), Created: t.GetCreated(), LastUsed: t.GetLastUsed(), Expires: t.GetExpires()}
+}
+
+func tokensToPB(ts []Token) []*pluginpb.Token {
+	if len(ts) == 0 {
+		return nil
+	}
+	out := make([]*pluginpb.Token, len(ts))
+	for i := range ts {
+		out[i] = tokenToPB(&ts[i])
+	}
+	return out
+}
+
+// tokensFromPB decodes a list of tokens; none is an empty slice, not nil
+// (UserTokens answers an empty slice).
+func tokensFromPB(ts []*pluginpb.Token) []Token {
+	out := make([]Token, len(ts))
+	for i, t := range ts {
+		out[i] = tokenFromPB(t)
+	}
+	return out
+}
+
+func tokenUsesToPB(us []TokenUse) []*pluginpb.TokenUse {
+	if len(us) == 0 {
+		return nil
+	}
+	buf := make([]pluginpb.TokenUse, len(us))
+	out := make([]*pluginpb.TokenUse, len(us))
+	for i, u := range us {
+		buf[i].Id, buf[i].Ts = u.ID, u.TS
+		out[i] = &buf[i]
+	}
+	return out
+}
+
+func tokenUsesFromPB(us []*pluginpb.TokenUse) []TokenUse {
+	if len(us) == 0 {
+		return nil
+	}
+	out := make([]TokenUse, len(us))
+	for i, u := range us {
+		out[i] = TokenUse{ID: u.GetId(), TS: u.GetTs()}
+	}
+	return out
+}
+
 // ---- filter -----------------------------------------------------------
 
 func filterMessagesToPB(ms []FilterMessage) []*pluginpb.FilterMessage {
@@ -580,6 +635,10 @@ func errorKind(err error) pluginpb.ErrorKind {
 		return pluginpb.ErrorKind_ERROR_KIND_ALREADY_MEMBER
 	case errors.Is(err, ErrGroupLimit):
 		return pluginpb.ErrorKind_ERROR_KIND_GROUP_LIMIT
+	case errors.Is(err, ErrNoToken):
+		return pluginpb.ErrorKind_ERROR_KIND_NO_TOKEN
+	case errors.Is(err, ErrTokenExists):
+		return pluginpb.ErrorKind_ERROR_KIND_TOKEN_EXISTS
 	case errors.Is(err, context.Canceled):
 		return pluginpb.ErrorKind_ERROR_KIND_CANCELED
 	case errors.Is(err, context.DeadlineExceeded):
@@ -617,6 +676,10 @@ func kindError(k pluginpb.ErrorKind) error {
 		return ErrAlreadyMember
 	case pluginpb.ErrorKind_ERROR_KIND_GROUP_LIMIT:
 		return ErrGroupLimit
+	case pluginpb.ErrorKind_ERROR_KIND_NO_TOKEN:
+		return ErrNoToken
+	case pluginpb.ErrorKind_ERROR_KIND_TOKEN_EXISTS:
+		return ErrTokenExists
 	case pluginpb.ErrorKind_ERROR_KIND_NOT_CONFIGURED:
 		return errNotConfigured
 	case pluginpb.ErrorKind_ERROR_KIND_CONFIG:
@@ -635,7 +698,7 @@ func kindCode(k pluginpb.ErrorKind) codes.Code {
 	case pluginpb.ErrorKind_ERROR_KIND_USER_EXISTS:
 		return codes.AlreadyExists
 	case pluginpb.ErrorKind_ERROR_KIND_UNKNOWN_USER, pluginpb.ErrorKind_ERROR_KIND_NO_REQUEST,
-		pluginpb.ErrorKind_ERROR_KIND_NO_GROUP:
+		pluginpb.ErrorKind_ERROR_KIND_NO_GROUP, pluginpb.ErrorKind_ERROR_KIND_NO_TOKEN:
 		return codes.NotFound
 	case pluginpb.ErrorKind_ERROR_KIND_BAD_CURSOR, pluginpb.ErrorKind_ERROR_KIND_NOT_CONFIGURED,
 		pluginpb.ErrorKind_ERROR_KIND_BLOCKED, pluginpb.ErrorKind_ERROR_KIND_NOT_FRIENDS,
@@ -643,7 +706,7 @@ func kindCode(k pluginpb.ErrorKind) codes.Code {
 		return codes.FailedPrecondition
 	case pluginpb.ErrorKind_ERROR_KIND_NOT_ALLOWED, pluginpb.ErrorKind_ERROR_KIND_MUTED:
 		return codes.PermissionDenied
-	case pluginpb.ErrorKind_ERROR_KIND_ALREADY_MEMBER:
+	case pluginpb.ErrorKind_ERROR_KIND_ALREADY_MEMBER, pluginpb.ErrorKind_ERROR_KIND_TOKEN_EXISTS:
 		return codes.AlreadyExists
 	case pluginpb.ErrorKind_ERROR_KIND_GROUP_FULL, pluginpb.ErrorKind_ERROR_KIND_GROUP_LIMIT:
 		return codes.ResourceExhausted

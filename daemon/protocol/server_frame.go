@@ -36,6 +36,11 @@ type ServerFrame struct {
 	// kicked
 	Reason string `json:"reason,omitempty"`
 
+	// The resume extension: the ok to a login with remember (Token,
+	// TokenExpires) and to a resume (TokenExpires).
+	Token        string `json:"token,omitempty"`
+	TokenExpires int64  `json:"token_expires,omitempty"`
+
 	// hello: the extensions the server supports (Feature*).
 	Features []string `json:"features,omitempty"`
 

@@ -82,7 +82,7 @@ var listenRE = regexp.MustCompile(`msg="qqd starting" .* listen=(\S+)`)
 
 // startQQD starts qqd on dataDir with a free loopback port and waits until
 // it listens.
-func startQQD(t *testing.T, dataDir string, args ...string) *qqdProc {
+func startQQD(t testing.TB, dataDir string, args ...string) *qqdProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-listen", "127.0.0.1:0", "-data-dir", dataDir}, args...)...)
 	cmd.Env = append(os.Environ(), "QQ_TEST_RUN_AS_QQD=1", "QQD_METRICS__LISTEN=127.0.0.1:0")
@@ -129,7 +129,7 @@ func startQQD(t *testing.T, dataDir string, args ...string) *qqdProc {
 	return p
 }
 
-func (p *qqdProc) signal(t *testing.T, sig syscall.Signal) error {
+func (p *qqdProc) signal(t testing.TB, sig syscall.Signal) error {
 	t.Helper()
 	p.cmd.Process.Signal(sig)
 	select {

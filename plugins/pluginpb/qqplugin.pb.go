@@ -22,6 +22,11 @@
 // ConfigureResponse.groups is set, which a plugin built before them never
 // sets.
 //
+// The resume token methods (plugins.Tokens), the error kinds NO_TOKEN and
+// TOKEN_EXISTS and ConfigureResponse.tokens were added within version 2
+// the same way: the host uses them only with a plugin whose
+// ConfigureResponse.tokens is set.
+//
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
 // status may carry an ErrorDetail naming one of the contract's errors.
@@ -74,6 +79,9 @@ const (
 	ErrorKind_ERROR_KIND_GROUP_FULL     ErrorKind = 15 // plugins.ErrGroupFull (RESOURCE_EXHAUSTED)
 	ErrorKind_ERROR_KIND_ALREADY_MEMBER ErrorKind = 16 // plugins.ErrAlreadyMember (ALREADY_EXISTS)
 	ErrorKind_ERROR_KIND_GROUP_LIMIT    ErrorKind = 17 // plugins.ErrGroupLimit (RESOURCE_EXHAUSTED)
+	// Version 2, resume tokens.
+	ErrorKind_ERROR_KIND_NO_TOKEN     ErrorKind = 18 // plugins.ErrNoToken (NOT_FOUND)
+	ErrorKind_ERROR_KIND_TOKEN_EXISTS ErrorKind = 19 // plugins.ErrTokenExists (ALREADY_EXISTS)
 )
 
 // Enum value maps for ErrorKind.
@@ -97,6 +105,8 @@ var (
 		15: "ERROR_KIND_GROUP_FULL",
 		16: "ERROR_KIND_ALREADY_MEMBER",
 		17: "ERROR_KIND_GROUP_LIMIT",
+		18: "ERROR_KIND_NO_TOKEN",
+		19: "ERROR_KIND_TOKEN_EXISTS",
 	}
 	ErrorKind_value = map[string]int32{
 		"ERROR_KIND_UNSPECIFIED":       0,
@@ -117,6 +127,8 @@ var (
 		"ERROR_KIND_GROUP_FULL":        15,
 		"ERROR_KIND_ALREADY_MEMBER":    16,
 		"ERROR_KIND_GROUP_LIMIT":       17,
+		"ERROR_KIND_NO_TOKEN":          18,
+		"ERROR_KIND_TOKEN_EXISTS":      19,
 	}
 )
 
@@ -340,7 +352,11 @@ type ConfigureResponse struct {
 	// groups is set by a storage plugin of version 2 whose storage keeps
 	// groups (plugins.Groups): it serves the group methods and stores
 	// WriteBatch.group_messages and group_acks.
-	Groups        bool `protobuf:"varint,2,opt,name=groups,proto3" json:"groups,omitempty"`
+	Groups bool `protobuf:"varint,2,opt,name=groups,proto3" json:"groups,omitempty"`
+	// tokens is set by a storage plugin of version 2 whose storage keeps
+	// resume tokens (plugins.Tokens): it serves the token methods, and its
+	// SetPasswordHash and DeleteUser remove the user's tokens.
+	Tokens        bool `protobuf:"varint,3,opt,name=tokens,proto3" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -385,6 +401,13 @@ func (x *ConfigureResponse) GetSocial() bool {
 func (x *ConfigureResponse) GetGroups() bool {
 	if x != nil {
 		return x.Groups
+	}
+	return false
+}
+
+func (x *ConfigureResponse) GetTokens() bool {
+	if x != nil {
+		return x.Tokens
 	}
 	return false
 }
@@ -4541,6 +4564,686 @@ func (x *GroupLogResponse) GetMore() bool {
 	return false
 }
 
+// Token is plugins.Token: a stored resume token. hash is the host's hash
+// of the token's secret, opaque to the storage, kept byte for byte.
+type Token struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	Created       int64                  `protobuf:"varint,4,opt,name=created,proto3" json:"created,omitempty"`                   // unix milliseconds
+	LastUsed      int64                  `protobuf:"varint,5,opt,name=last_used,json=lastUsed,proto3" json:"last_used,omitempty"` // unix milliseconds
+	Expires       int64                  `protobuf:"varint,6,opt,name=expires,proto3" json:"expires,omitempty"`                   // unix milliseconds: the absolute end of its life
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Token) Reset() {
+	*x = Token{}
+	mi := &file_qqplugin_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Token) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Token) ProtoMessage() {}
+
+func (x *Token) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Token.ProtoReflect.Descriptor instead.
+func (*Token) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *Token) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Token) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Token) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *Token) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *Token) GetLastUsed() int64 {
+	if x != nil {
+		return x.LastUsed
+	}
+	return 0
+}
+
+func (x *Token) GetExpires() int64 {
+	if x != nil {
+		return x.Expires
+	}
+	return 0
+}
+
+// TokenUse is plugins.TokenUse.
+type TokenUse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Ts            int64                  `protobuf:"varint,2,opt,name=ts,proto3" json:"ts,omitempty"` // unix milliseconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenUse) Reset() {
+	*x = TokenUse{}
+	mi := &file_qqplugin_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenUse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenUse) ProtoMessage() {}
+
+func (x *TokenUse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenUse.ProtoReflect.Descriptor instead.
+func (*TokenUse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *TokenUse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TokenUse) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+type AddTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token *Token                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// keep is how many of the user's tokens are left after the new one is
+	// stored: the least recently used go first (the new one stays when
+	// keep >= 1).
+	Keep          int64 `protobuf:"varint,2,opt,name=keep,proto3" json:"keep,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddTokenRequest) Reset() {
+	*x = AddTokenRequest{}
+	mi := &file_qqplugin_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddTokenRequest) ProtoMessage() {}
+
+func (x *AddTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddTokenRequest.ProtoReflect.Descriptor instead.
+func (*AddTokenRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *AddTokenRequest) GetToken() *Token {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *AddTokenRequest) GetKeep() int64 {
+	if x != nil {
+		return x.Keep
+	}
+	return 0
+}
+
+type AddTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddTokenResponse) Reset() {
+	*x = AddTokenResponse{}
+	mi := &file_qqplugin_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddTokenResponse) ProtoMessage() {}
+
+func (x *AddTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddTokenResponse.ProtoReflect.Descriptor instead.
+func (*AddTokenResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{78}
+}
+
+type TokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenRequest) Reset() {
+	*x = TokenRequest{}
+	mi := &file_qqplugin_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenRequest) ProtoMessage() {}
+
+func (x *TokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenRequest.ProtoReflect.Descriptor instead.
+func (*TokenRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *TokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type TokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *Token                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenResponse) Reset() {
+	*x = TokenResponse{}
+	mi := &file_qqplugin_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenResponse) ProtoMessage() {}
+
+func (x *TokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenResponse.ProtoReflect.Descriptor instead.
+func (*TokenResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *TokenResponse) GetToken() *Token {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+type TouchTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uses          []*TokenUse            `protobuf:"bytes,1,rep,name=uses,proto3" json:"uses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TouchTokensRequest) Reset() {
+	*x = TouchTokensRequest{}
+	mi := &file_qqplugin_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TouchTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TouchTokensRequest) ProtoMessage() {}
+
+func (x *TouchTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TouchTokensRequest.ProtoReflect.Descriptor instead.
+func (*TouchTokensRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *TouchTokensRequest) GetUses() []*TokenUse {
+	if x != nil {
+		return x.Uses
+	}
+	return nil
+}
+
+type TouchTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TouchTokensResponse) Reset() {
+	*x = TouchTokensResponse{}
+	mi := &file_qqplugin_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TouchTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TouchTokensResponse) ProtoMessage() {}
+
+func (x *TouchTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TouchTokensResponse.ProtoReflect.Descriptor instead.
+func (*TouchTokensResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{82}
+}
+
+type UserTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserTokensRequest) Reset() {
+	*x = UserTokensRequest{}
+	mi := &file_qqplugin_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserTokensRequest) ProtoMessage() {}
+
+func (x *UserTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserTokensRequest.ProtoReflect.Descriptor instead.
+func (*UserTokensRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *UserTokensRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// UserTokensResponse lists the user's tokens, most recently used first.
+type UserTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*Token               `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserTokensResponse) Reset() {
+	*x = UserTokensResponse{}
+	mi := &file_qqplugin_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserTokensResponse) ProtoMessage() {}
+
+func (x *UserTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserTokensResponse.ProtoReflect.Descriptor instead.
+func (*UserTokensResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *UserTokensResponse) GetTokens() []*Token {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type RevokeTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// ids are the tokens of user to remove; empty: all of user's tokens.
+	Ids           []string `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokensRequest) Reset() {
+	*x = RevokeTokensRequest{}
+	mi := &file_qqplugin_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokensRequest) ProtoMessage() {}
+
+func (x *RevokeTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokensRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokensRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *RevokeTokensRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *RevokeTokensRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+type RevokeTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revoked       int64                  `protobuf:"varint,1,opt,name=revoked,proto3" json:"revoked,omitempty"` // how many were removed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokensResponse) Reset() {
+	*x = RevokeTokensResponse{}
+	mi := &file_qqplugin_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokensResponse) ProtoMessage() {}
+
+func (x *RevokeTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokensResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokensResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *RevokeTokensResponse) GetRevoked() int64 {
+	if x != nil {
+		return x.Revoked
+	}
+	return 0
+}
+
+type PurgeTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Now           int64                  `protobuf:"varint,1,opt,name=now,proto3" json:"now,omitempty"`                                 // remove tokens with expires <= now
+	IdleBefore    int64                  `protobuf:"varint,2,opt,name=idle_before,json=idleBefore,proto3" json:"idle_before,omitempty"` // and those with last_used <= idle_before
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeTokensRequest) Reset() {
+	*x = PurgeTokensRequest{}
+	mi := &file_qqplugin_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeTokensRequest) ProtoMessage() {}
+
+func (x *PurgeTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeTokensRequest.ProtoReflect.Descriptor instead.
+func (*PurgeTokensRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *PurgeTokensRequest) GetNow() int64 {
+	if x != nil {
+		return x.Now
+	}
+	return 0
+}
+
+func (x *PurgeTokensRequest) GetIdleBefore() int64 {
+	if x != nil {
+		return x.IdleBefore
+	}
+	return 0
+}
+
+type PurgeTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Purged        int64                  `protobuf:"varint,1,opt,name=purged,proto3" json:"purged,omitempty"` // how many were removed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeTokensResponse) Reset() {
+	*x = PurgeTokensResponse{}
+	mi := &file_qqplugin_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeTokensResponse) ProtoMessage() {}
+
+func (x *PurgeTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeTokensResponse.ProtoReflect.Descriptor instead.
+func (*PurgeTokensResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *PurgeTokensResponse) GetPurged() int64 {
+	if x != nil {
+		return x.Purged
+	}
+	return 0
+}
+
 // FilterMessage is plugins.FilterMessage.
 type FilterMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4557,7 +5260,7 @@ type FilterMessage struct {
 
 func (x *FilterMessage) Reset() {
 	*x = FilterMessage{}
-	mi := &file_qqplugin_proto_msgTypes[75]
+	mi := &file_qqplugin_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4569,7 +5272,7 @@ func (x *FilterMessage) String() string {
 func (*FilterMessage) ProtoMessage() {}
 
 func (x *FilterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[75]
+	mi := &file_qqplugin_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4582,7 +5285,7 @@ func (x *FilterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterMessage.ProtoReflect.Descriptor instead.
 func (*FilterMessage) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{75}
+	return file_qqplugin_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *FilterMessage) GetFrom() string {
@@ -4629,7 +5332,7 @@ type FilterRequest struct {
 
 func (x *FilterRequest) Reset() {
 	*x = FilterRequest{}
-	mi := &file_qqplugin_proto_msgTypes[76]
+	mi := &file_qqplugin_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4641,7 +5344,7 @@ func (x *FilterRequest) String() string {
 func (*FilterRequest) ProtoMessage() {}
 
 func (x *FilterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[76]
+	mi := &file_qqplugin_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4654,7 +5357,7 @@ func (x *FilterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterRequest.ProtoReflect.Descriptor instead.
 func (*FilterRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{76}
+	return file_qqplugin_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *FilterRequest) GetMessages() []*FilterMessage {
@@ -4676,7 +5379,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_qqplugin_proto_msgTypes[77]
+	mi := &file_qqplugin_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4688,7 +5391,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[77]
+	mi := &file_qqplugin_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4701,7 +5404,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{77}
+	return file_qqplugin_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *Verdict) GetAction() Action {
@@ -4735,7 +5438,7 @@ type FilterResponse struct {
 
 func (x *FilterResponse) Reset() {
 	*x = FilterResponse{}
-	mi := &file_qqplugin_proto_msgTypes[78]
+	mi := &file_qqplugin_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4747,7 +5450,7 @@ func (x *FilterResponse) String() string {
 func (*FilterResponse) ProtoMessage() {}
 
 func (x *FilterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[78]
+	mi := &file_qqplugin_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4760,7 +5463,7 @@ func (x *FilterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterResponse.ProtoReflect.Descriptor instead.
 func (*FilterResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{78}
+	return file_qqplugin_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *FilterResponse) GetVerdicts() []*Verdict {
@@ -4778,10 +5481,11 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\x12\x19\n" +
-	"\bdata_dir\x18\x02 \x01(\tR\adataDir\"C\n" +
+	"\bdata_dir\x18\x02 \x01(\tR\adataDir\"[\n" +
 	"\x11ConfigureResponse\x12\x16\n" +
 	"\x06social\x18\x01 \x01(\bR\x06social\x12\x16\n" +
-	"\x06groups\x18\x02 \x01(\bR\x06groups\":\n" +
+	"\x06groups\x18\x02 \x01(\bR\x06groups\x12\x16\n" +
+	"\x06tokens\x18\x03 \x01(\bR\x06tokens\":\n" +
 	"\vErrorDetail\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.qq.plugin.v1.ErrorKindR\x04kind\"a\n" +
 	"\aMessage\x12\x0e\n" +
@@ -5053,7 +5757,43 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x05limit\x18\x05 \x01(\x03R\x05limit\"Z\n" +
 	"\x10GroupLogResponse\x122\n" +
 	"\aentries\x18\x01 \x03(\v2\x18.qq.plugin.v1.GroupEntryR\aentries\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"m\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\x90\x01\n" +
+	"\x05Token\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash\x12\x18\n" +
+	"\acreated\x18\x04 \x01(\x03R\acreated\x12\x1b\n" +
+	"\tlast_used\x18\x05 \x01(\x03R\blastUsed\x12\x18\n" +
+	"\aexpires\x18\x06 \x01(\x03R\aexpires\"*\n" +
+	"\bTokenUse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
+	"\x02ts\x18\x02 \x01(\x03R\x02ts\"P\n" +
+	"\x0fAddTokenRequest\x12)\n" +
+	"\x05token\x18\x01 \x01(\v2\x13.qq.plugin.v1.TokenR\x05token\x12\x12\n" +
+	"\x04keep\x18\x02 \x01(\x03R\x04keep\"\x12\n" +
+	"\x10AddTokenResponse\"\x1e\n" +
+	"\fTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\":\n" +
+	"\rTokenResponse\x12)\n" +
+	"\x05token\x18\x01 \x01(\v2\x13.qq.plugin.v1.TokenR\x05token\"@\n" +
+	"\x12TouchTokensRequest\x12*\n" +
+	"\x04uses\x18\x01 \x03(\v2\x16.qq.plugin.v1.TokenUseR\x04uses\"\x15\n" +
+	"\x13TouchTokensResponse\"'\n" +
+	"\x11UserTokensRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"A\n" +
+	"\x12UserTokensResponse\x12+\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x13.qq.plugin.v1.TokenR\x06tokens\";\n" +
+	"\x13RevokeTokensRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x10\n" +
+	"\x03ids\x18\x02 \x03(\tR\x03ids\"0\n" +
+	"\x14RevokeTokensResponse\x12\x18\n" +
+	"\arevoked\x18\x01 \x01(\x03R\arevoked\"G\n" +
+	"\x12PurgeTokensRequest\x12\x10\n" +
+	"\x03now\x18\x01 \x01(\x03R\x03now\x12\x1f\n" +
+	"\vidle_before\x18\x02 \x01(\x03R\n" +
+	"idleBefore\"-\n" +
+	"\x13PurgeTokensResponse\x12\x16\n" +
+	"\x06purged\x18\x01 \x01(\x03R\x06purged\"m\n" +
 	"\rFilterMessage\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
@@ -5067,7 +5807,7 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x04body\x18\x02 \x01(\tR\x04body\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"C\n" +
 	"\x0eFilterResponse\x121\n" +
-	"\bverdicts\x18\x01 \x03(\v2\x15.qq.plugin.v1.VerdictR\bverdicts*\xf7\x03\n" +
+	"\bverdicts\x18\x01 \x03(\v2\x15.qq.plugin.v1.VerdictR\bverdicts*\xad\x04\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ERROR_KIND_USER_EXISTS\x10\x01\x12\x1b\n" +
@@ -5087,7 +5827,9 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x10ERROR_KIND_MUTED\x10\x0e\x12\x19\n" +
 	"\x15ERROR_KIND_GROUP_FULL\x10\x0f\x12\x1d\n" +
 	"\x19ERROR_KIND_ALREADY_MEMBER\x10\x10\x12\x1a\n" +
-	"\x16ERROR_KIND_GROUP_LIMIT\x10\x11*\x81\x02\n" +
+	"\x16ERROR_KIND_GROUP_LIMIT\x10\x11\x12\x17\n" +
+	"\x13ERROR_KIND_NO_TOKEN\x10\x12\x12\x1b\n" +
+	"\x17ERROR_KIND_TOKEN_EXISTS\x10\x13*\x81\x02\n" +
 	"\vResultError\x12\x15\n" +
 	"\x11RESULT_ERROR_NONE\x10\x00\x12\x1d\n" +
 	"\x19RESULT_ERROR_UNKNOWN_USER\x10\x01\x12\x16\n" +
@@ -5102,7 +5844,7 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ALLOW\x10\x01\x12\x12\n" +
 	"\x0eACTION_REWRITE\x10\x02\x12\x11\n" +
-	"\rACTION_REJECT\x10\x032\xa5\x12\n" +
+	"\rACTION_REJECT\x10\x032\x82\x16\n" +
 	"\aStorage\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12O\n" +
 	"\n" +
@@ -5137,7 +5879,14 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\fGroupMembers\x12!.qq.plugin.v1.GroupMembersRequest\x1a\".qq.plugin.v1.GroupMembersResponse\x12F\n" +
 	"\aGroupOp\x12\x1c.qq.plugin.v1.GroupOpRequest\x1a\x1d.qq.plugin.v1.GroupOpResponse\x12U\n" +
 	"\fJoinRequests\x12!.qq.plugin.v1.JoinRequestsRequest\x1a\".qq.plugin.v1.JoinRequestsResponse\x12I\n" +
-	"\bGroupLog\x12\x1d.qq.plugin.v1.GroupLogRequest\x1a\x1e.qq.plugin.v1.GroupLogResponse2\x9b\x01\n" +
+	"\bGroupLog\x12\x1d.qq.plugin.v1.GroupLogRequest\x1a\x1e.qq.plugin.v1.GroupLogResponse\x12I\n" +
+	"\bAddToken\x12\x1d.qq.plugin.v1.AddTokenRequest\x1a\x1e.qq.plugin.v1.AddTokenResponse\x12@\n" +
+	"\x05Token\x12\x1a.qq.plugin.v1.TokenRequest\x1a\x1b.qq.plugin.v1.TokenResponse\x12R\n" +
+	"\vTouchTokens\x12 .qq.plugin.v1.TouchTokensRequest\x1a!.qq.plugin.v1.TouchTokensResponse\x12O\n" +
+	"\n" +
+	"UserTokens\x12\x1f.qq.plugin.v1.UserTokensRequest\x1a .qq.plugin.v1.UserTokensResponse\x12U\n" +
+	"\fRevokeTokens\x12!.qq.plugin.v1.RevokeTokensRequest\x1a\".qq.plugin.v1.RevokeTokensResponse\x12R\n" +
+	"\vPurgeTokens\x12 .qq.plugin.v1.PurgeTokensRequest\x1a!.qq.plugin.v1.PurgeTokensResponse2\x9b\x01\n" +
 	"\x06Filter\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12C\n" +
 	"\x06Filter\x12\x1b.qq.plugin.v1.FilterRequest\x1a\x1c.qq.plugin.v1.FilterResponseB'Z%github.com/qqchat/qq/plugins/pluginpbb\x06proto3"
@@ -5155,7 +5904,7 @@ func file_qqplugin_proto_rawDescGZIP() []byte {
 }
 
 var file_qqplugin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
+var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_qqplugin_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: qq.plugin.v1.ErrorKind
 	(ResultError)(0),                    // 1: qq.plugin.v1.ResultError
@@ -5235,10 +5984,24 @@ var file_qqplugin_proto_goTypes = []any{
 	(*JoinRequestsResponse)(nil),        // 75: qq.plugin.v1.JoinRequestsResponse
 	(*GroupLogRequest)(nil),             // 76: qq.plugin.v1.GroupLogRequest
 	(*GroupLogResponse)(nil),            // 77: qq.plugin.v1.GroupLogResponse
-	(*FilterMessage)(nil),               // 78: qq.plugin.v1.FilterMessage
-	(*FilterRequest)(nil),               // 79: qq.plugin.v1.FilterRequest
-	(*Verdict)(nil),                     // 80: qq.plugin.v1.Verdict
-	(*FilterResponse)(nil),              // 81: qq.plugin.v1.FilterResponse
+	(*Token)(nil),                       // 78: qq.plugin.v1.Token
+	(*TokenUse)(nil),                    // 79: qq.plugin.v1.TokenUse
+	(*AddTokenRequest)(nil),             // 80: qq.plugin.v1.AddTokenRequest
+	(*AddTokenResponse)(nil),            // 81: qq.plugin.v1.AddTokenResponse
+	(*TokenRequest)(nil),                // 82: qq.plugin.v1.TokenRequest
+	(*TokenResponse)(nil),               // 83: qq.plugin.v1.TokenResponse
+	(*TouchTokensRequest)(nil),          // 84: qq.plugin.v1.TouchTokensRequest
+	(*TouchTokensResponse)(nil),         // 85: qq.plugin.v1.TouchTokensResponse
+	(*UserTokensRequest)(nil),           // 86: qq.plugin.v1.UserTokensRequest
+	(*UserTokensResponse)(nil),          // 87: qq.plugin.v1.UserTokensResponse
+	(*RevokeTokensRequest)(nil),         // 88: qq.plugin.v1.RevokeTokensRequest
+	(*RevokeTokensResponse)(nil),        // 89: qq.plugin.v1.RevokeTokensResponse
+	(*PurgeTokensRequest)(nil),          // 90: qq.plugin.v1.PurgeTokensRequest
+	(*PurgeTokensResponse)(nil),         // 91: qq.plugin.v1.PurgeTokensResponse
+	(*FilterMessage)(nil),               // 92: qq.plugin.v1.FilterMessage
+	(*FilterRequest)(nil),               // 93: qq.plugin.v1.FilterRequest
+	(*Verdict)(nil),                     // 94: qq.plugin.v1.Verdict
+	(*FilterResponse)(nil),              // 95: qq.plugin.v1.FilterResponse
 }
 var file_qqplugin_proto_depIdxs = []int32{
 	0,  // 0: qq.plugin.v1.ErrorDetail.kind:type_name -> qq.plugin.v1.ErrorKind
@@ -5270,76 +6033,92 @@ var file_qqplugin_proto_depIdxs = []int32{
 	57, // 26: qq.plugin.v1.GroupOpResponse.entry:type_name -> qq.plugin.v1.GroupEntry
 	61, // 27: qq.plugin.v1.JoinRequestsResponse.requests:type_name -> qq.plugin.v1.JoinRequest
 	57, // 28: qq.plugin.v1.GroupLogResponse.entries:type_name -> qq.plugin.v1.GroupEntry
-	78, // 29: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
-	2,  // 30: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
-	80, // 31: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
-	3,  // 32: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	7,  // 33: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
-	9,  // 34: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
-	21, // 35: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
-	26, // 36: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
-	28, // 37: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
-	30, // 38: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
-	32, // 39: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
-	11, // 40: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
-	13, // 41: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
-	15, // 42: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
-	17, // 43: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
-	34, // 44: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
-	38, // 45: qq.plugin.v1.Storage.RequestFriend:input_type -> qq.plugin.v1.RequestFriendRequest
-	40, // 46: qq.plugin.v1.Storage.AnswerFriendRequest:input_type -> qq.plugin.v1.AnswerFriendRequestRequest
-	42, // 47: qq.plugin.v1.Storage.CancelFriendRequest:input_type -> qq.plugin.v1.CancelFriendRequestRequest
-	44, // 48: qq.plugin.v1.Storage.RemoveFriend:input_type -> qq.plugin.v1.RemoveFriendRequest
-	46, // 49: qq.plugin.v1.Storage.Friends:input_type -> qq.plugin.v1.FriendsRequest
-	48, // 50: qq.plugin.v1.Storage.Block:input_type -> qq.plugin.v1.BlockRequest
-	50, // 51: qq.plugin.v1.Storage.Unblock:input_type -> qq.plugin.v1.UnblockRequest
-	52, // 52: qq.plugin.v1.Storage.Blocks:input_type -> qq.plugin.v1.BlocksRequest
-	54, // 53: qq.plugin.v1.Storage.Relation:input_type -> qq.plugin.v1.RelationRequest
-	64, // 54: qq.plugin.v1.Storage.CreateGroup:input_type -> qq.plugin.v1.CreateGroupRequest
-	66, // 55: qq.plugin.v1.Storage.Group:input_type -> qq.plugin.v1.GroupRequest
-	68, // 56: qq.plugin.v1.Storage.UserGroups:input_type -> qq.plugin.v1.UserGroupsRequest
-	70, // 57: qq.plugin.v1.Storage.GroupMembers:input_type -> qq.plugin.v1.GroupMembersRequest
-	72, // 58: qq.plugin.v1.Storage.GroupOp:input_type -> qq.plugin.v1.GroupOpRequest
-	74, // 59: qq.plugin.v1.Storage.JoinRequests:input_type -> qq.plugin.v1.JoinRequestsRequest
-	76, // 60: qq.plugin.v1.Storage.GroupLog:input_type -> qq.plugin.v1.GroupLogRequest
-	3,  // 61: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	79, // 62: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
-	4,  // 63: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	8,  // 64: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
-	10, // 65: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
-	24, // 66: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
-	27, // 67: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
-	29, // 68: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
-	31, // 69: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
-	33, // 70: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
-	12, // 71: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
-	14, // 72: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
-	16, // 73: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
-	18, // 74: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
-	35, // 75: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
-	39, // 76: qq.plugin.v1.Storage.RequestFriend:output_type -> qq.plugin.v1.RequestFriendResponse
-	41, // 77: qq.plugin.v1.Storage.AnswerFriendRequest:output_type -> qq.plugin.v1.AnswerFriendRequestResponse
-	43, // 78: qq.plugin.v1.Storage.CancelFriendRequest:output_type -> qq.plugin.v1.CancelFriendRequestResponse
-	45, // 79: qq.plugin.v1.Storage.RemoveFriend:output_type -> qq.plugin.v1.RemoveFriendResponse
-	47, // 80: qq.plugin.v1.Storage.Friends:output_type -> qq.plugin.v1.FriendsResponse
-	49, // 81: qq.plugin.v1.Storage.Block:output_type -> qq.plugin.v1.BlockResponse
-	51, // 82: qq.plugin.v1.Storage.Unblock:output_type -> qq.plugin.v1.UnblockResponse
-	53, // 83: qq.plugin.v1.Storage.Blocks:output_type -> qq.plugin.v1.BlocksResponse
-	55, // 84: qq.plugin.v1.Storage.Relation:output_type -> qq.plugin.v1.RelationResponse
-	65, // 85: qq.plugin.v1.Storage.CreateGroup:output_type -> qq.plugin.v1.CreateGroupResponse
-	67, // 86: qq.plugin.v1.Storage.Group:output_type -> qq.plugin.v1.GroupResponse
-	69, // 87: qq.plugin.v1.Storage.UserGroups:output_type -> qq.plugin.v1.UserGroupsResponse
-	71, // 88: qq.plugin.v1.Storage.GroupMembers:output_type -> qq.plugin.v1.GroupMembersResponse
-	73, // 89: qq.plugin.v1.Storage.GroupOp:output_type -> qq.plugin.v1.GroupOpResponse
-	75, // 90: qq.plugin.v1.Storage.JoinRequests:output_type -> qq.plugin.v1.JoinRequestsResponse
-	77, // 91: qq.plugin.v1.Storage.GroupLog:output_type -> qq.plugin.v1.GroupLogResponse
-	4,  // 92: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	81, // 93: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
-	63, // [63:94] is the sub-list for method output_type
-	32, // [32:63] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	78, // 29: qq.plugin.v1.AddTokenRequest.token:type_name -> qq.plugin.v1.Token
+	78, // 30: qq.plugin.v1.TokenResponse.token:type_name -> qq.plugin.v1.Token
+	79, // 31: qq.plugin.v1.TouchTokensRequest.uses:type_name -> qq.plugin.v1.TokenUse
+	78, // 32: qq.plugin.v1.UserTokensResponse.tokens:type_name -> qq.plugin.v1.Token
+	92, // 33: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
+	2,  // 34: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
+	94, // 35: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
+	3,  // 36: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	7,  // 37: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
+	9,  // 38: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
+	21, // 39: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
+	26, // 40: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
+	28, // 41: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
+	30, // 42: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
+	32, // 43: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
+	11, // 44: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
+	13, // 45: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
+	15, // 46: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
+	17, // 47: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
+	34, // 48: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
+	38, // 49: qq.plugin.v1.Storage.RequestFriend:input_type -> qq.plugin.v1.RequestFriendRequest
+	40, // 50: qq.plugin.v1.Storage.AnswerFriendRequest:input_type -> qq.plugin.v1.AnswerFriendRequestRequest
+	42, // 51: qq.plugin.v1.Storage.CancelFriendRequest:input_type -> qq.plugin.v1.CancelFriendRequestRequest
+	44, // 52: qq.plugin.v1.Storage.RemoveFriend:input_type -> qq.plugin.v1.RemoveFriendRequest
+	46, // 53: qq.plugin.v1.Storage.Friends:input_type -> qq.plugin.v1.FriendsRequest
+	48, // 54: qq.plugin.v1.Storage.Block:input_type -> qq.plugin.v1.BlockRequest
+	50, // 55: qq.plugin.v1.Storage.Unblock:input_type -> qq.plugin.v1.UnblockRequest
+	52, // 56: qq.plugin.v1.Storage.Blocks:input_type -> qq.plugin.v1.BlocksRequest
+	54, // 57: qq.plugin.v1.Storage.Relation:input_type -> qq.plugin.v1.RelationRequest
+	64, // 58: qq.plugin.v1.Storage.CreateGroup:input_type -> qq.plugin.v1.CreateGroupRequest
+	66, // 59: qq.plugin.v1.Storage.Group:input_type -> qq.plugin.v1.GroupRequest
+	68, // 60: qq.plugin.v1.Storage.UserGroups:input_type -> qq.plugin.v1.UserGroupsRequest
+	70, // 61: qq.plugin.v1.Storage.GroupMembers:input_type -> qq.plugin.v1.GroupMembersRequest
+	72, // 62: qq.plugin.v1.Storage.GroupOp:input_type -> qq.plugin.v1.GroupOpRequest
+	74, // 63: qq.plugin.v1.Storage.JoinRequests:input_type -> qq.plugin.v1.JoinRequestsRequest
+	76, // 64: qq.plugin.v1.Storage.GroupLog:input_type -> qq.plugin.v1.GroupLogRequest
+	80, // 65: qq.plugin.v1.Storage.AddToken:input_type -> qq.plugin.v1.AddTokenRequest
+	82, // 66: qq.plugin.v1.Storage.Token:input_type -> qq.plugin.v1.TokenRequest
+	84, // 67: qq.plugin.v1.Storage.TouchTokens:input_type -> qq.plugin.v1.TouchTokensRequest
+	86, // 68: qq.plugin.v1.Storage.UserTokens:input_type -> qq.plugin.v1.UserTokensRequest
+	88, // 69: qq.plugin.v1.Storage.RevokeTokens:input_type -> qq.plugin.v1.RevokeTokensRequest
+	90, // 70: qq.plugin.v1.Storage.PurgeTokens:input_type -> qq.plugin.v1.PurgeTokensRequest
+	3,  // 71: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	93, // 72: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
+	4,  // 73: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	8,  // 74: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
+	10, // 75: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
+	24, // 76: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
+	27, // 77: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
+	29, // 78: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
+	31, // 79: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
+	33, // 80: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
+	12, // 81: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
+	14, // 82: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
+	16, // 83: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
+	18, // 84: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
+	35, // 85: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
+	39, // 86: qq.plugin.v1.Storage.RequestFriend:output_type -> qq.plugin.v1.RequestFriendResponse
+	41, // 87: qq.plugin.v1.Storage.AnswerFriendRequest:output_type -> qq.plugin.v1.AnswerFriendRequestResponse
+	43, // 88: qq.plugin.v1.Storage.CancelFriendRequest:output_type -> qq.plugin.v1.CancelFriendRequestResponse
+	45, // 89: qq.plugin.v1.Storage.RemoveFriend:output_type -> qq.plugin.v1.RemoveFriendResponse
+	47, // 90: qq.plugin.v1.Storage.Friends:output_type -> qq.plugin.v1.FriendsResponse
+	49, // 91: qq.plugin.v1.Storage.Block:output_type -> qq.plugin.v1.BlockResponse
+	51, // 92: qq.plugin.v1.Storage.Unblock:output_type -> qq.plugin.v1.UnblockResponse
+	53, // 93: qq.plugin.v1.Storage.Blocks:output_type -> qq.plugin.v1.BlocksResponse
+	55, // 94: qq.plugin.v1.Storage.Relation:output_type -> qq.plugin.v1.RelationResponse
+	65, // 95: qq.plugin.v1.Storage.CreateGroup:output_type -> qq.plugin.v1.CreateGroupResponse
+	67, // 96: qq.plugin.v1.Storage.Group:output_type -> qq.plugin.v1.GroupResponse
+	69, // 97: qq.plugin.v1.Storage.UserGroups:output_type -> qq.plugin.v1.UserGroupsResponse
+	71, // 98: qq.plugin.v1.Storage.GroupMembers:output_type -> qq.plugin.v1.GroupMembersResponse
+	73, // 99: qq.plugin.v1.Storage.GroupOp:output_type -> qq.plugin.v1.GroupOpResponse
+	75, // 100: qq.plugin.v1.Storage.JoinRequests:output_type -> qq.plugin.v1.JoinRequestsResponse
+	77, // 101: qq.plugin.v1.Storage.GroupLog:output_type -> qq.plugin.v1.GroupLogResponse
+	81, // 102: qq.plugin.v1.Storage.AddToken:output_type -> qq.plugin.v1.AddTokenResponse
+	83, // 103: qq.plugin.v1.Storage.Token:output_type -> qq.plugin.v1.TokenResponse
+	85, // 104: qq.plugin.v1.Storage.TouchTokens:output_type -> qq.plugin.v1.TouchTokensResponse
+	87, // 105: qq.plugin.v1.Storage.UserTokens:output_type -> qq.plugin.v1.UserTokensResponse
+	89, // 106: qq.plugin.v1.Storage.RevokeTokens:output_type -> qq.plugin.v1.RevokeTokensResponse
+	91, // 107: qq.plugin.v1.Storage.PurgeTokens:output_type -> qq.plugin.v1.PurgeTokensResponse
+	4,  // 108: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	95, // 109: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
+	73, // [73:110] is the sub-list for method output_type
+	36, // [36:73] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_qqplugin_proto_init() }
@@ -5353,7 +6132,7 @@ func file_qqplugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qqplugin_proto_rawDesc), len(file_qqplugin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   79,
+			NumMessages:   93,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -22,6 +22,11 @@
 // ConfigureResponse.groups is set, which a plugin built before them never
 // sets.
 //
+// The resume token methods (plugins.Tokens), the error kinds NO_TOKEN and
+// TOKEN_EXISTS and ConfigureResponse.tokens were added within version 2
+// the same way: the host uses them only with a plugin whose
+// ConfigureResponse.tokens is set.
+//
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
 // status may carry an ErrorDetail naming one of the contract's errors.
@@ -76,6 +81,12 @@ const (
 	Storage_GroupOp_FullMethodName             = "/qq.plugin.v1.Storage/GroupOp"
 	Storage_JoinRequests_FullMethodName        = "/qq.plugin.v1.Storage/JoinRequests"
 	Storage_GroupLog_FullMethodName            = "/qq.plugin.v1.Storage/GroupLog"
+	Storage_AddToken_FullMethodName            = "/qq.plugin.v1.Storage/AddToken"
+	Storage_Token_FullMethodName               = "/qq.plugin.v1.Storage/Token"
+	Storage_TouchTokens_FullMethodName         = "/qq.plugin.v1.Storage/TouchTokens"
+	Storage_UserTokens_FullMethodName          = "/qq.plugin.v1.Storage/UserTokens"
+	Storage_RevokeTokens_FullMethodName        = "/qq.plugin.v1.Storage/RevokeTokens"
+	Storage_PurgeTokens_FullMethodName         = "/qq.plugin.v1.Storage/PurgeTokens"
 )
 
 // StorageClient is the client API for Storage service.
@@ -144,6 +155,17 @@ type StorageClient interface {
 	GroupOp(ctx context.Context, in *GroupOpRequest, opts ...grpc.CallOption) (*GroupOpResponse, error)
 	JoinRequests(ctx context.Context, in *JoinRequestsRequest, opts ...grpc.CallOption) (*JoinRequestsResponse, error)
 	GroupLog(ctx context.Context, in *GroupLogRequest, opts ...grpc.CallOption) (*GroupLogResponse, error)
+	// Version 2: resume tokens (plugins.Tokens). A plugin serves them when
+	// its ConfigureResponse.tokens is set; otherwise they answer
+	// UNIMPLEMENTED. Errors: NOT_FOUND (UNKNOWN_USER) from AddToken for a
+	// user who is not live, ALREADY_EXISTS (TOKEN_EXISTS) from AddToken for
+	// a taken id, NOT_FOUND (NO_TOKEN) from Token for an unknown id.
+	AddToken(ctx context.Context, in *AddTokenRequest, opts ...grpc.CallOption) (*AddTokenResponse, error)
+	Token(ctx context.Context, in *TokenRequest, opts ...grpc.CallOption) (*TokenResponse, error)
+	TouchTokens(ctx context.Context, in *TouchTokensRequest, opts ...grpc.CallOption) (*TouchTokensResponse, error)
+	UserTokens(ctx context.Context, in *UserTokensRequest, opts ...grpc.CallOption) (*UserTokensResponse, error)
+	RevokeTokens(ctx context.Context, in *RevokeTokensRequest, opts ...grpc.CallOption) (*RevokeTokensResponse, error)
+	PurgeTokens(ctx context.Context, in *PurgeTokensRequest, opts ...grpc.CallOption) (*PurgeTokensResponse, error)
 }
 
 type storageClient struct {
@@ -444,6 +466,66 @@ func (c *storageClient) GroupLog(ctx context.Context, in *GroupLogRequest, opts 
 	return out, nil
 }
 
+func (c *storageClient) AddToken(ctx context.Context, in *AddTokenRequest, opts ...grpc.CallOption) (*AddTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddTokenResponse)
+	err := c.cc.Invoke(ctx, Storage_AddToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) Token(ctx context.Context, in *TokenRequest, opts ...grpc.CallOption) (*TokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TokenResponse)
+	err := c.cc.Invoke(ctx, Storage_Token_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) TouchTokens(ctx context.Context, in *TouchTokensRequest, opts ...grpc.CallOption) (*TouchTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TouchTokensResponse)
+	err := c.cc.Invoke(ctx, Storage_TouchTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) UserTokens(ctx context.Context, in *UserTokensRequest, opts ...grpc.CallOption) (*UserTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserTokensResponse)
+	err := c.cc.Invoke(ctx, Storage_UserTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) RevokeTokens(ctx context.Context, in *RevokeTokensRequest, opts ...grpc.CallOption) (*RevokeTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeTokensResponse)
+	err := c.cc.Invoke(ctx, Storage_RevokeTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageClient) PurgeTokens(ctx context.Context, in *PurgeTokensRequest, opts ...grpc.CallOption) (*PurgeTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeTokensResponse)
+	err := c.cc.Invoke(ctx, Storage_PurgeTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StorageServer is the server API for Storage service.
 // All implementations must embed UnimplementedStorageServer
 // for forward compatibility.
@@ -510,6 +592,17 @@ type StorageServer interface {
 	GroupOp(context.Context, *GroupOpRequest) (*GroupOpResponse, error)
 	JoinRequests(context.Context, *JoinRequestsRequest) (*JoinRequestsResponse, error)
 	GroupLog(context.Context, *GroupLogRequest) (*GroupLogResponse, error)
+	// Version 2: resume tokens (plugins.Tokens). A plugin serves them when
+	// its ConfigureResponse.tokens is set; otherwise they answer
+	// UNIMPLEMENTED. Errors: NOT_FOUND (UNKNOWN_USER) from AddToken for a
+	// user who is not live, ALREADY_EXISTS (TOKEN_EXISTS) from AddToken for
+	// a taken id, NOT_FOUND (NO_TOKEN) from Token for an unknown id.
+	AddToken(context.Context, *AddTokenRequest) (*AddTokenResponse, error)
+	Token(context.Context, *TokenRequest) (*TokenResponse, error)
+	TouchTokens(context.Context, *TouchTokensRequest) (*TouchTokensResponse, error)
+	UserTokens(context.Context, *UserTokensRequest) (*UserTokensResponse, error)
+	RevokeTokens(context.Context, *RevokeTokensRequest) (*RevokeTokensResponse, error)
+	PurgeTokens(context.Context, *PurgeTokensRequest) (*PurgeTokensResponse, error)
 	mustEmbedUnimplementedStorageServer()
 }
 
@@ -606,6 +699,24 @@ func (UnimplementedStorageServer) JoinRequests(context.Context, *JoinRequestsReq
 }
 func (UnimplementedStorageServer) GroupLog(context.Context, *GroupLogRequest) (*GroupLogResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GroupLog not implemented")
+}
+func (UnimplementedStorageServer) AddToken(context.Context, *AddTokenRequest) (*AddTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AddToken not implemented")
+}
+func (UnimplementedStorageServer) Token(context.Context, *TokenRequest) (*TokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Token not implemented")
+}
+func (UnimplementedStorageServer) TouchTokens(context.Context, *TouchTokensRequest) (*TouchTokensResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method TouchTokens not implemented")
+}
+func (UnimplementedStorageServer) UserTokens(context.Context, *UserTokensRequest) (*UserTokensResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UserTokens not implemented")
+}
+func (UnimplementedStorageServer) RevokeTokens(context.Context, *RevokeTokensRequest) (*RevokeTokensResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RevokeTokens not implemented")
+}
+func (UnimplementedStorageServer) PurgeTokens(context.Context, *PurgeTokensRequest) (*PurgeTokensResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PurgeTokens not implemented")
 }
 func (UnimplementedStorageServer) mustEmbedUnimplementedStorageServer() {}
 func (UnimplementedStorageServer) testEmbeddedByValue()                 {}
@@ -1150,6 +1261,114 @@ func _Storage_GroupLog_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Storage_AddToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).AddToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_AddToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).AddToken(ctx, req.(*AddTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_Token_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).Token(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_Token_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).Token(ctx, req.(*TokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_TouchTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TouchTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).TouchTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_TouchTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).TouchTokens(ctx, req.(*TouchTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_UserTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UserTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).UserTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_UserTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).UserTokens(ctx, req.(*UserTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_RevokeTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).RevokeTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_RevokeTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).RevokeTokens(ctx, req.(*RevokeTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Storage_PurgeTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).PurgeTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_PurgeTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).PurgeTokens(ctx, req.(*PurgeTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Storage_ServiceDesc is the grpc.ServiceDesc for Storage service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1272,6 +1491,30 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GroupLog",
 			Handler:    _Storage_GroupLog_Handler,
+		},
+		{
+			MethodName: "AddToken",
+			Handler:    _Storage_AddToken_Handler,
+		},
+		{
+			MethodName: "Token",
+			Handler:    _Storage_Token_Handler,
+		},
+		{
+			MethodName: "TouchTokens",
+			Handler:    _Storage_TouchTokens_Handler,
+		},
+		{
+			MethodName: "UserTokens",
+			Handler:    _Storage_UserTokens_Handler,
+		},
+		{
+			MethodName: "RevokeTokens",
+			Handler:    _Storage_RevokeTokens_Handler,
+		},
+		{
+			MethodName: "PurgeTokens",
+			Handler:    _Storage_PurgeTokens_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -29,10 +29,15 @@
 // member may see of it, paging both ways, read cursors with unread and
 // mention counts, de-duplication of group messages (in the direct
 // messages' key space), the atomicity of a batch with group messages, and
-// what deleting an account does to its groups. It does not
-// cover what only an implementation can arrange: a crash of the process or
-// the machine, a full disk, the clock, the length of the de-duplication
-// window, durability across a reopen.
+// what deleting an account does to its groups, and, when it has
+// plugins.Tokens (plugins.TokensOf), resume tokens: storing and looking
+// them up (the hash byte for byte), taken ids, unknown and deleted users,
+// the trim to the most recently used, touches that only move forward,
+// listing, revoking by id and all, purging by absolute and idle expiry,
+// and the revocation of every token of a user by SetPasswordHash and
+// DeleteUser. It does not cover what only an implementation can arrange:
+// a crash of the process or the machine, a full disk, the clock, the
+// length of the de-duplication window, durability across a reopen.
 package storagetest
 
 import (
@@ -70,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) plugins.Storage) {
 	t.Run("social", func(t *testing.T) { runSocial(t, open) })
 	t.Run("write checks", func(t *testing.T) { runWriteChecks(t, open) })
 	t.Run("groups", func(t *testing.T) { runGroups(t, open) })
+	t.Run("tokens", func(t *testing.T) { runTokens(t, open) })
 }
 
 // tester wraps a storage under test with helpers that fail the test on

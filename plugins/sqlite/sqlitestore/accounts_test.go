@@ -218,8 +218,8 @@ func TestMigrateV1(t *testing.T) {
 	})
 
 	s := openAt(t, path, newClock())
-	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != fmt.Sprint(sqlitestore.SchemaVersion) || v != "4" {
-		t.Fatalf("user_version = %q, %v; want 4", v, err)
+	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != fmt.Sprint(sqlitestore.SchemaVersion) || v != "5" {
+		t.Fatalf("user_version = %q, %v; want 5", v, err)
 	}
 	// The data is intact.
 	if h, err := s.PasswordHash(ctx, "bob"); err != nil || h != "hash-bob" {
@@ -448,8 +448,8 @@ func TestMigrateV3(t *testing.T) {
 	})
 
 	s := openAt(t, path, newClock())
-	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != "4" {
-		t.Fatalf("user_version = %q, %v; want 4", v, err)
+	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != "5" {
+		t.Fatalf("user_version = %q, %v; want 5", v, err)
 	}
 	fresh := filepath.Join(t.TempDir(), "fresh.db")
 	openAt(t, fresh, nil)

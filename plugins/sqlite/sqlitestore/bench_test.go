@@ -2,6 +2,7 @@ package sqlitestore_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -288,4 +289,76 @@ func benchWriteGroup(b *testing.B, members, active, n int) {
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*n), "cpu-ns/msg")
+}
+
+// benchTokens opens a store (synchronous full, as by default) holding
+// 10,000 tokens: 20 each for 500 users, the per-user limit qq.yaml ships
+// with. It returns the store and the tokens' ids, shuffled.
+func benchTokens(b *testing.B) (*sqlitestore.Store, []string) {
+	const users, perUser = 500, 20
+	path := filepath.Join(b.TempDir(), "qq.db")
+	ctx := context.Background()
+	// Set up through the API, without fsync.
+	setup := openAt(b, path, nil, func(o *sqlitestore.Options) { o.Synchronous = "off" })
+	ids := make([]string, 0, users*perUser)
+	ms := t0.UnixMilli()
+	for u := range users {
+		name := fmt.Sprintf("u%d", u)
+		if err := setup.CreateUser(ctx, name, "hash"); err != nil {
+			b.Fatal(err)
+		}
+		for k := range perUser {
+			id := fmt.Sprintf("%016x", u*perUser+k)
+			hash := sha256.Sum256([]byte(id))
+			t := plugins.Token{ID: id, User: name, Hash: hash[:], Created: ms, LastUsed: ms + int64(k), Expires: ms + 30*24*3600*1000}
+			if err := setup.AddToken(ctx, t, perUser); err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+	}
+	if err := setup.Close(); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	return openAt(b, path, nil), ids
+}
+
+// BenchmarkTokenLookup measures Token (what a resume costs the storage)
+// by id among 10,000 stored tokens.
+func BenchmarkTokenLookup(b *testing.B) {
+	s, ids := benchTokens(b)
+	// gRPC hands the plugin a cancelable context.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Token(ctx, ids[i%len(ids)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTouchTokens measures TouchTokens of a batch of 1,000 uses of
+// random tokens among 10,000 (one op is one batch), with the writer at
+// synchronous full (a touch commits without fsync).
+func BenchmarkTouchTokens(b *testing.B) {
+	const batch = 1000
+	s, ids := benchTokens(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	uses := make([]plugins.TokenUse, batch)
+	ts := t0.UnixMilli() + 1000
+	cpu0 := cpuTime(b)
+	for i := 0; b.Loop(); i++ {
+		for j := range uses {
+			ts++
+			uses[j] = plugins.TokenUse{ID: ids[(i*batch+j)%len(ids)], TS: ts}
+		}
+		if err := s.TouchTokens(ctx, uses); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/use")
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*batch), "cpu-ns/use")
 }

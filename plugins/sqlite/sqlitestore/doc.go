@@ -13,13 +13,17 @@
 // "normal"), because an ack that is lost is harmless under at-least-once
 // delivery. It survives a crash of the process; a power loss right after
 // it may undo it, and the message is then pending again and redelivered
-// (clients de-duplicate by msg_id). A commit that carries messages fsyncs
-// the whole WAL, and with it every earlier ack. At low load, where every
-// ack is a Write of its own, this halves the fsyncs. With
+// (clients de-duplicate by msg_id). TouchTokens commits the same way: a
+// lost touch only makes a token look idle since an earlier use. A commit
+// that carries messages fsyncs the whole WAL, and with it every earlier
+// ack. At low load, where every ack is a Write of its own, this halves
+// the fsyncs. With
 // "normal", a commit survives a crash of the process but the last commits
 // may be lost when the machine loses power; "off" leaves syncing to the
 // operating system. Every Write is exactly one transaction (BEGIN IMMEDIATE
 // ... COMMIT): all of its messages and acks are stored, or none.
+// AddToken, RevokeTokens and PurgeTokens are durable like a Write with
+// messages.
 //
 // A failed Write returns a [*plugins.WriteError]. MaybeWritten is false when
 // the transaction was rolled back or never began, including on SQLITE_FULL
@@ -64,10 +68,11 @@
 // of the deleted user's conversations stays: History with the deleted
 // name still returns it to the other side. A deleted user is unknown to
 // PasswordHash (no login), to Write as sender or recipient, to
-// SetPasswordHash and DeleteUser, and CountUsers does not count it. Its
-// name stays taken for good: CreateUser returns ErrUserExists, so that a
-// new account can never read the old one's conversations or collide with
-// its de-duplication keys.
+// SetPasswordHash, DeleteUser and AddToken, CountUsers does not count it,
+// and it has no resume tokens left (DeleteUser drops them; SetPasswordHash
+// drops a live user's). Its name stays taken for good: CreateUser returns
+// ErrUserExists, so that a new account can never read the old one's
+// conversations or collide with its de-duplication keys.
 //
 // # Friends and blocks
 //
@@ -126,14 +131,28 @@
 // in each group. Dissolving a group removes its members at the dissolved
 // entry without entries of their own.
 //
+// # Resume tokens
+//
+// A Store implements [plugins.Tokens]: a row per token keyed by its id,
+// with its user, the host's hash of its secret (a BLOB, kept byte for
+// byte; never the secret), and its creation, last use and expiry in unix
+// ms, and an index on (user, last use). AddToken checks that the user is
+// live, inserts the row (a taken id inserts nothing: ErrTokenExists), and
+// drops the user's least recently used other tokens beyond keep, in one
+// transaction. TouchTokens updates each listed token's last use, forward
+// only, one single-row statement per use in one transaction, without
+// fsync. PurgeTokens reads the whole table. SetPasswordHash and
+// DeleteUser drop the user's tokens in their transactions.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. Writes (Write, CreateUser,
-// SetPasswordHash, DeleteUser, PruneCIDs, the social writes, CreateGroup
-// and GroupOp) go through one connection, serialised by a mutex, so a
-// batch is one group commit. Reads (PasswordHash, CountUsers,
-// CountPending, PendingCount, Pending, History, Friends, Blocks,
-// Relation, Group, UserGroups, Members, JoinRequests, Log) use a separate
+// SetPasswordHash, DeleteUser, PruneCIDs, the social writes, CreateGroup,
+// GroupOp and the token writes) go through one connection, serialised by
+// a mutex, so a batch is one group commit. Reads (PasswordHash,
+// CountUsers, CountPending, PendingCount, Pending, History, Friends,
+// Blocks, Relation, Group, UserGroups, Members, JoinRequests, Log, Token,
+// UserTokens) use a separate
 // pool of read-only connections and run in parallel with writes.
 // Several Stores (or processes) may open the same file, writers then
 // waiting for each other up to a busy timeout, but the ordering and

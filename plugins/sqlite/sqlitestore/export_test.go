@@ -142,6 +142,12 @@ func Queries() []Query {
 		{"group requests", qGroupRequests, "sqlite_autoindex_group_requests_1", []any{int64(1)}},
 		{"drop group requests", qDropGroupRequests, "sqlite_autoindex_group_requests_1", []any{int64(1)}},
 		{"drop user requests", qDropUserRequests, "group_requests_member", []any{"a"}},
+		{"trim tokens", qTrimTokens, "tokens_user (user=?)", []any{"a", "id", int64(19)}},
+		{"token", qToken, "SEARCH tokens USING PRIMARY KEY (id=?)", []any{"id"}},
+		{"touch token", qTouchToken, "SEARCH tokens USING PRIMARY KEY (id=?)", []any{"id", int64(2)}},
+		{"user tokens", qUserTokens, "tokens_user (user=?)", []any{"a"}},
+		{"drop user tokens", qDropUserTokens, "tokens_user (user=?)", []any{"a"}},
+		{"revoke tokens", qRevokeTokens, "tokens_user (user=?)", []any{"a", `["id"]`}},
 	}
 }
 

@@ -208,10 +208,29 @@ CREATE TABLE group_requests (
 CREATE INDEX group_requests_member ON group_requests (member);
 `
 
+// schemaV5 adds resume tokens (plugins.Tokens): one row per token, keyed
+// by its public id, with its user (by name, as everywhere), the host's
+// hash of its secret (never the secret), and its times in unix ms. The
+// index lists a user's tokens by recency: UserTokens, the trim after
+// AddToken, and the removal of all of a user's tokens (RevokeTokens,
+// SetPasswordHash, DeleteUser).
+const schemaV5 = `
+CREATE TABLE tokens (
+	id        TEXT NOT NULL PRIMARY KEY,
+	user      TEXT NOT NULL REFERENCES users (name),
+	hash      BLOB NOT NULL,
+	created   INTEGER NOT NULL,
+	last_used INTEGER NOT NULL,
+	expires   INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+-- A user's tokens, by last use.
+CREATE INDEX tokens_user ON tokens (user, last_used);
+`
+
 // migrations returns the schema migrations in order: migration i brings
 // the database from user_version i to i+1. Append, never edit.
 func migrations() []string {
-	return []string{schemaV1, schemaV2, schemaV3, schemaV4}
+	return []string{schemaV1, schemaV2, schemaV3, schemaV4, schemaV5}
 }
 
 // migrate applies the migrations the database lacks, each in its own
@@ -515,4 +534,32 @@ const (
 	qDropGroupRequests = `DELETE FROM group_requests WHERE group_id = ?`
 	// group_requests_member
 	qDropUserRequests = `DELETE FROM group_requests WHERE member = ?`
+
+	// Resume tokens.
+
+	// tokens primary key: a taken id inserts nothing (the caller sees
+	// zero rows changed: ErrTokenExists).
+	qAddToken = `INSERT INTO tokens (id, user, hash, created, last_used, expires) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+	// tokens_user: the tokens of user ?1 other than ?2, beyond the ?3
+	// most recently used (by last_used, then created; id breaks ties).
+	qTrimTokens = `DELETE FROM tokens WHERE id IN (
+		SELECT id FROM tokens WHERE user = ?1 AND id != ?2
+		ORDER BY last_used DESC, created DESC, id DESC LIMIT -1 OFFSET ?3)`
+	// tokens primary key
+	qToken = `SELECT user, hash, created, last_used, expires FROM tokens WHERE id = ?`
+	// tokens primary key: one use; last_used only moves forward.
+	qTouchToken = `UPDATE tokens SET last_used = ?2 WHERE id = ?1 AND last_used < ?2`
+	// tokens_user, most recently used first
+	qUserTokens = `SELECT id, hash, created, last_used, expires FROM tokens
+		WHERE user = ? ORDER BY last_used DESC, created DESC, id`
+	// tokens_user: every token of a user
+	qDropUserTokens = `DELETE FROM tokens WHERE user = ?`
+	// tokens_user: those of the user's tokens (a few) whose id is in the
+	// JSON array; an id of another user's token is left alone.
+	qRevokeTokens = `DELETE FROM tokens WHERE id IN (SELECT value FROM json_each(?2)) AND user = ?1`
+	// scans tokens: PurgeTokens runs now and then (the host's timer), and
+	// an index on last_used would cost every TouchTokens a second index
+	// update.
+	qPurgeTokens = `DELETE FROM tokens WHERE expires <= ?1 OR last_used <= ?2`
 )

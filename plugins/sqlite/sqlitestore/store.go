@@ -147,6 +147,13 @@ type Store struct {
 	stDelJoinRequest    *sql.Stmt
 	stDropGroupRequests *sql.Stmt
 	stDropUserRequests  *sql.Stmt
+	// Resume tokens, on the writer.
+	stAddToken       *sql.Stmt
+	stTrimTokens     *sql.Stmt
+	stTouchToken     *sql.Stmt
+	stDropUserTokens *sql.Stmt
+	stRevokeTokens   *sql.Stmt
+	stPurgeTokens    *sql.Stmt
 	// Statements prepared on the reader pool.
 	stPasswordHash *sql.Stmt
 	stKnownUser    *sql.Stmt
@@ -169,6 +176,9 @@ type Store struct {
 	stLogAfter        *sql.Stmt
 	stLogBefore       *sql.Stmt
 	stGroupLookupCIDs *sql.Stmt
+	// Resume tokens, on the reader pool.
+	stToken      *sql.Stmt
+	stUserTokens *sql.Stmt
 	// stmts is every statement above that was prepared, for closeDB.
 	stmts []*sql.Stmt
 
@@ -204,6 +214,7 @@ var (
 	_ plugins.Storage = (*Store)(nil)
 	_ plugins.Social  = (*Store)(nil)
 	_ plugins.Groups  = (*Store)(nil)
+	_ plugins.Tokens  = (*Store)(nil)
 )
 
 // Open opens (creating if needed) the database at opts.Path, applies
@@ -429,6 +440,12 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.writer, &s.stDelJoinRequest, qDeleteJoinRequest},
 		{s.writer, &s.stDropGroupRequests, qDropGroupRequests},
 		{s.writer, &s.stDropUserRequests, qDropUserRequests},
+		{s.writer, &s.stAddToken, qAddToken},
+		{s.writer, &s.stTrimTokens, qTrimTokens},
+		{s.writer, &s.stTouchToken, qTouchToken},
+		{s.writer, &s.stDropUserTokens, qDropUserTokens},
+		{s.writer, &s.stRevokeTokens, qRevokeTokens},
+		{s.writer, &s.stPurgeTokens, qPurgeTokens},
 		{s.reader, &s.stPasswordHash, qPasswordHash},
 		{s.reader, &s.stKnownUser, qUserKnown},
 		{s.reader, &s.stCountUsers, qCountUsers},
@@ -449,6 +466,8 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.reader, &s.stLogAfter, qLogAfter},
 		{s.reader, &s.stLogBefore, qLogBefore},
 		{s.reader, &s.stGroupLookupCIDs, qGroupLookupCIDs},
+		{s.reader, &s.stToken, qToken},
+		{s.reader, &s.stUserTokens, qUserTokens},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {

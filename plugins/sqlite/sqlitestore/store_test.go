@@ -181,7 +181,7 @@ func TestOpenOptions(t *testing.T) {
 				"journal_mode": "wal",
 				"foreign_keys": "1",
 				"busy_timeout": "5000",
-				"user_version": "4",
+				"user_version": "5",
 			} {
 				got, err := sqlitestore.WriterPragma(s, pragma)
 				if err != nil || got != want {
@@ -455,8 +455,8 @@ func TestMigrations(t *testing.T) {
 			}
 		}
 		v, err := sqlitestore.WriterPragma(s, "user_version")
-		if err != nil || v != "4" {
-			t.Errorf("open %d: user_version = %q, %v; want 4", i, v, err)
+		if err != nil || v != "5" {
+			t.Errorf("open %d: user_version = %q, %v; want 5", i, v, err)
 		}
 		if h, err := s.PasswordHash(ctx, "alice"); err != nil || h != "h" {
 			t.Errorf("open %d: PasswordHash = %q, %v", i, h, err)
@@ -825,7 +825,7 @@ func TestQueryPlans(t *testing.T) {
 			t.Errorf("%s: plan does not use %s:\n%s", q.Name, q.Index, plan)
 		}
 		for _, table := range []string{"messages", "users", "friends", "friend_requests", "blocks",
-			"groups", "group_members", "group_log", "group_cursors", "group_mentions", "group_requests"} {
+			"groups", "group_members", "group_log", "group_cursors", "group_mentions", "group_requests", "tokens"} {
 			if strings.Contains(plan, "SCAN "+table+"\n") { // a full table scan
 				t.Errorf("%s: plan scans %s:\n%s", q.Name, table, plan)
 			}

@@ -35,37 +35,32 @@ func (s *Store) CreateUser(ctx context.Context, user, passwordHash string) error
 	return nil
 }
 
-// SetPasswordHash replaces the password hash of user. It returns an error
-// wrapping plugins.ErrUnknownUser when the user does not exist or was
-// deleted.
+// SetPasswordHash replaces the password hash of user and, in the same
+// transaction, removes every resume token of user (a password change
+// logs every remembered session out). It returns an error wrapping
+// plugins.ErrUnknownUser when the user does not exist or was deleted.
 func (s *Store) SetPasswordHash(ctx context.Context, user, passwordHash string) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.closed.Load() {
-		return fmt.Errorf("sqlitestore: set password hash: %w", ErrClosed)
-	}
-	if err := s.restoreSync(ctx); err != nil {
-		return err
-	}
-	res, err := s.stSetHash.ExecContext(ctx, passwordHash, user)
-	if err != nil {
-		return fmt.Errorf("sqlitestore: set password hash of %q: %w", user, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("sqlitestore: set password hash of %q: %w", user, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlitestore: set password hash: user %q: %w", user, plugins.ErrUnknownUser)
-	}
-	return nil
+	return s.writeTx(ctx, "set password hash", func(tx *sql.Tx) error {
+		n, err := exec(ctx, tx, s.stSetHash, passwordHash, user)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", user, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("user %q: %w", user, plugins.ErrUnknownUser)
+		}
+		if _, err := exec(ctx, tx, s.stDropUserTokens, user); err != nil {
+			return fmt.Errorf("user %q: drop tokens: %w", user, err)
+		}
+		return nil
+	})
 }
 
 // DeleteUser deletes the account of user in one transaction: the user is
 // marked deleted (its password hash erased), the messages pending for it
 // are dropped (it returns how many), and so are its friendships, friend
-// requests and blocks, in both directions; it leaves its groups (see
-// plugins.Groups, "Deleted accounts"). The user's history rows stay, and
+// requests and blocks, in both directions, and its resume tokens; it
+// leaves its groups (see plugins.Groups, "Deleted accounts"). The user's
+// history rows stay, and
 // so does the name: see the package documentation. It returns an error
 // wrapping plugins.ErrUnknownUser when the user does not exist or was
 // already deleted.
@@ -105,6 +100,9 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
 		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, user); err != nil {
 			return 0, fmt.Errorf("sqlitestore: delete user %q: drop friendships, requests and blocks: %w", user, err)
 		}
+	}
+	if _, err := tx.StmtContext(ctx, s.stDropUserTokens).ExecContext(ctx, user); err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete user %q: drop tokens: %w", user, err)
 	}
 	if err := s.leaveGroups(newTxStmts(ctx, tx), user, s.now().UnixMilli()); err != nil {
 		return 0, fmt.Errorf("sqlitestore: delete user %q: leave groups: %w", user, err)
