@@ -64,15 +64,57 @@ type PluginsReply struct {
 	Plugins []Plugin `json:"plugins"`
 }
 
-// KickRequest is the body of POST /v1/kick. Reason is optional.
+// KickRequest is the body of POST /v1/kick. Reason is optional. With
+// Revoke, every resume token of the user is revoked first, so that no
+// session comes back without the password; the kick then answers even
+// when the user is not online (see KickReply).
 type KickRequest struct {
 	User   string `json:"user"`
 	Reason string `json:"reason,omitempty"`
+	Revoke bool   `json:"revoke,omitempty"`
 }
 
-// KickReply is the reply of POST /v1/kick.
+// KickReply is the reply of POST /v1/kick: the sessions kicked and, with
+// Revoke, the resume tokens revoked (omitted when none were, so that a
+// plain kick's reply is as it was). Without Revoke a user who is not
+// online is a 404 not_online error; with it, a success with Kicked 0.
 type KickReply struct {
-	Kicked int `json:"kicked"`
+	Kicked  int   `json:"kicked"`
+	Revoked int64 `json:"revoked,omitempty"`
+}
+
+// Token is a resume token of a user, as GET /v1/tokens lists it: its
+// public id (16 lowercase hex digits; the secret is never shown, nor kept
+// by qqd), when it was issued and last used, and when it expires: the
+// earlier of its absolute end and its idle end (last use plus the idle
+// limit), as qqd reckons it now.
+type Token struct {
+	ID       string    `json:"id"`
+	Created  time.Time `json:"created"`
+	LastUsed time.Time `json:"last_used"`
+	Expires  time.Time `json:"expires"`
+}
+
+// TokensReply is the reply of GET /v1/tokens?user=NAME: the user's resume
+// tokens, most recently used first.
+type TokensReply struct {
+	User   string  `json:"user"`
+	Tokens []Token `json:"tokens"`
+}
+
+// RevokeRequest is the body of POST /v1/tokens/revoke: the ids of the
+// user's tokens to revoke, or none to revoke them all. Ids that are not
+// the user's tokens are ignored.
+type RevokeRequest struct {
+	User string   `json:"user"`
+	IDs  []string `json:"ids,omitempty"`
+}
+
+// RevokeReply is the reply of POST /v1/tokens/revoke: how many tokens were
+// revoked. Sessions that logged in with them stay (kick ends them).
+type RevokeReply struct {
+	User    string `json:"user"`
+	Revoked int64  `json:"revoked"`
 }
 
 // BroadcastRequest is the body of POST /v1/broadcast.
@@ -191,4 +233,7 @@ const (
 	// largest limit of GET /v1/groups/{id}/members.
 	DefaultMembersPage = 100
 	MaxMembersPage     = 1000
+	// MaxRevokeIDs bounds the ids of POST /v1/tokens/revoke (qqd keeps
+	// at most 1000 tokens per user).
+	MaxRevokeIDs = 1000
 )

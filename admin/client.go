@@ -88,6 +88,35 @@ func (c *Client) Kick(ctx context.Context, user, reason string) (int, error) {
 	return reply.Kicked, err
 }
 
+// KickRevoke revokes every resume token of user, then disconnects every
+// session of user, and returns how many sessions and tokens there were. A
+// user who is not online is no error (kicked is 0). If the revocation
+// fails no one is kicked; errors match ErrTokensOff and ErrInvalid.
+func (c *Client) KickRevoke(ctx context.Context, user, reason string) (kicked int, revoked int64, err error) {
+	var reply KickReply
+	err = c.do(ctx, http.MethodPost, "/v1/kick", KickRequest{User: user, Reason: reason, Revoke: true}, &reply)
+	return reply.Kicked, reply.Revoked, err
+}
+
+// Tokens returns user's resume tokens, most recently used first (an
+// unknown user has none). Errors match ErrTokensOff and ErrInvalid.
+func (c *Client) Tokens(ctx context.Context, user string) ([]Token, error) {
+	var reply TokensReply
+	err := c.do(ctx, http.MethodGet, "/v1/tokens?"+url.Values{"user": {user}}.Encode(), nil, &reply)
+	return reply.Tokens, err
+}
+
+// RevokeTokens revokes user's resume tokens with the ids given, or every
+// one of them when none is given, and returns how many it revoked; ids
+// that are not user's tokens are ignored. Sessions that logged in with
+// them stay logged in (KickRevoke ends them too). Errors match
+// ErrTokensOff and ErrInvalid (an id that is not 16 lowercase hex digits).
+func (c *Client) RevokeTokens(ctx context.Context, user string, ids ...string) (int64, error) {
+	var reply RevokeReply
+	err := c.do(ctx, http.MethodPost, "/v1/tokens/revoke", RevokeRequest{User: user, IDs: ids}, &reply)
+	return reply.Revoked, err
+}
+
 // Broadcast sends a notice to every logged-in session and returns how
 // many it reached.
 func (c *Client) Broadcast(ctx context.Context, text string) (int, error) {

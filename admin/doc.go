@@ -14,7 +14,7 @@
 //	GET    /v1/users                    online users and their sessions          read
 //	GET    /v1/stats                    the server's counters                    read
 //	GET    /v1/plugins                  plugin processes                         read
-//	POST   /v1/kick                     {"user","reason"} → {"kicked":n}         write
+//	POST   /v1/kick                     {"user","reason","revoke"} → {"kicked":n,"revoked":n} write
 //	POST   /v1/broadcast                {"text"} → {"sessions":n}                write
 //	POST   /v1/reload                   → {"needs_restart":[...]}                write
 //	POST   /v1/reload/check             → what a reload would do (dry run)       write
@@ -26,6 +26,15 @@
 //	GET    /v1/groups/{id}/members      members by name, ?after=NAME&limit=N     read
 //	DELETE /v1/groups/{id}              dissolve → {"group","seq","actor"}       write
 //	DELETE /v1/groups/{id}/members/{user} remove a member → {"group","seq","actor"} write
+//	GET    /v1/tokens?user=NAME         the user's resume tokens                 read
+//	POST   /v1/tokens/revoke            {"user","ids"} → {"user","revoked":n}    write
+//
+// A kick with revoke revokes every resume token of the user before it
+// kicks, so that no session comes back without the password; then a user
+// who is not online is no error. POST /v1/tokens/revoke without ids
+// revokes all of the user's tokens; sessions that logged in with them stay.
+// A server that keeps no tokens answers 501 tokens_off, a kick with
+// revoke too (and kicks no one).
 //
 // There is no listing of every group: the storage contract lists a
 // user's groups, not all of them. The group changes are made in the name

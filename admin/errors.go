@@ -38,6 +38,11 @@ var (
 	ErrGroupsOff = errors.New("this server keeps no groups")
 )
 
+// ErrTokensOff means the server keeps no resume tokens: they are turned
+// off (tokens.enabled), or its storage has none. The Backend returns it
+// from its token methods, and the Client's errors match it.
+var ErrTokensOff = errors.New("this server keeps no resume tokens")
+
 // Invalid returns an error that matches ErrInvalid and whose text is msg,
 // for example Invalid("password must be at least 8 bytes").
 func Invalid(msg string) error { return &invalidError{msg: msg} }
@@ -62,6 +67,7 @@ const (
 	CodeNotMember        = "not_member"         // 404: ErrNotMember
 	CodeNotAllowed       = "not_allowed"        // 409: ErrNotAllowed
 	CodeGroupsOff        = "groups_off"         // 501: ErrGroupsOff
+	CodeTokensOff        = "tokens_off"         // 501: ErrTokensOff
 	CodeTooLarge         = "too_large"          // 413: request body over MaxBodyBytes
 	CodeInternal         = "internal"           // 500: see qqd's log
 )
@@ -79,7 +85,7 @@ func (e *APIError) Error() string { return e.Message }
 
 // Is lets callers of the Client test account and group errors with
 // errors.Is: ErrUserExists, ErrUnknownUser, ErrInvalid, ErrNoGroup,
-// ErrNotMember, ErrNotAllowed and ErrGroupsOff.
+// ErrNotMember, ErrNotAllowed, ErrGroupsOff and ErrTokensOff.
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrUserExists:
@@ -96,6 +102,8 @@ func (e *APIError) Is(target error) bool {
 		return e.Code == CodeNotAllowed
 	case ErrGroupsOff:
 		return e.Code == CodeGroupsOff
+	case ErrTokensOff:
+		return e.Code == CodeTokensOff
 	}
 	return false
 }

@@ -12,7 +12,7 @@ import (
 // a Backend builds, match the account errors they stand for and no other.
 func TestAccountErrors(t *testing.T) {
 	sentinels := []error{admin.ErrUserExists, admin.ErrUnknownUser, admin.ErrInvalid,
-		admin.ErrNoGroup, admin.ErrNotMember, admin.ErrNotAllowed, admin.ErrGroupsOff}
+		admin.ErrNoGroup, admin.ErrNotMember, admin.ErrNotAllowed, admin.ErrGroupsOff, admin.ErrTokensOff}
 	tests := []struct {
 		err  error
 		is   error // the one sentinel it matches, or nil
@@ -32,6 +32,8 @@ func TestAccountErrors(t *testing.T) {
 		{&admin.APIError{Status: 409, Code: admin.CodeNotAllowed, Message: "alice owns group 12"}, admin.ErrNotAllowed, "alice owns group 12"},
 		{&admin.APIError{Status: 501, Code: admin.CodeGroupsOff, Message: "this server keeps no groups"}, admin.ErrGroupsOff, "this server keeps no groups"},
 		{fmt.Errorf("%w: alice owns group 12", admin.ErrNotAllowed), admin.ErrNotAllowed, "not allowed: alice owns group 12"},
+		{&admin.APIError{Status: 501, Code: admin.CodeTokensOff, Message: "this server keeps no resume tokens"}, admin.ErrTokensOff, "this server keeps no resume tokens"},
+		{fmt.Errorf("listing tokens: %w", admin.ErrTokensOff), admin.ErrTokensOff, "listing tokens: this server keeps no resume tokens"},
 	}
 	for i, tt := range tests {
 		for _, s := range sentinels {

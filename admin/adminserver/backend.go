@@ -64,4 +64,17 @@ type Backend interface {
 	// ErrNotMember, ErrUnknownUser, ErrNotAllowed (user owns the group;
 	// its text says so).
 	RemoveGroupMember(ctx context.Context, id int64, user string) (admin.GroupChangeReply, error)
+
+	// The resume tokens of qqd's resume extension. Errors:
+	// admin.ErrTokensOff (tokens are turned off, or the storage keeps
+	// none); anything else is internal.
+	//
+	// UserTokens lists user's tokens, most recently used first, with the
+	// expiry qqd applies now; an unknown user has none.
+	UserTokens(ctx context.Context, user string) ([]admin.Token, error)
+	// RevokeTokens revokes user's tokens with the listed ids (ids of
+	// other users' tokens, or of none, are ignored), or all of user's
+	// tokens when ids is empty, and returns how many it revoked. Sessions
+	// that logged in with them stay: Kick ends them.
+	RevokeTokens(ctx context.Context, user string, ids []string) (int64, error)
 }

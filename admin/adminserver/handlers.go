@@ -45,6 +45,8 @@ func (s *Server) register() {
 	s.handle("GET /v1/groups/{id}/members", permRead, (*Server).groupMembers)
 	s.handle("DELETE /v1/groups/{id}", permWrite, (*Server).dissolveGroup)
 	s.handle("DELETE /v1/groups/{id}/members/{user}", permWrite, (*Server).removeGroupMember)
+	s.handle("GET /v1/tokens", permRead, (*Server).userTokens)
+	s.handle("POST /v1/tokens/revoke", permWrite, (*Server).revokeTokens)
 }
 
 // handle adds a route. A pattern registered twice is a programming error
@@ -147,6 +149,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		ae = apiErrorf(http.StatusConflict, admin.CodeNotAllowed, "%s", sentinelMessage(err, admin.ErrNotAllowed))
 	case errors.Is(err, admin.ErrGroupsOff):
 		ae = apiErrorf(http.StatusNotImplemented, admin.CodeGroupsOff, "this server keeps no groups: its storage has none")
+	case errors.Is(err, admin.ErrTokensOff):
+		ae = apiErrorf(http.StatusNotImplemented, admin.CodeTokensOff, "this server keeps no resume tokens: they are turned off (tokens.enabled), or its storage has none")
 	default:
 		s.log.Error("admin call failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = apiErrorf(http.StatusInternalServerError, admin.CodeInternal, "internal error; see qqd's log")
@@ -229,12 +233,24 @@ func (s *Server) kick(r *http.Request) (any, error) {
 		return nil, err
 	}
 	note(r, "user", req.User)
-	n := s.b.Kick(req.User, req.Reason)
-	note(r, "sessions", n)
-	if n == 0 {
+	var reply admin.KickReply
+	if req.Revoke {
+		// Revoke first: a session kicked before its token is gone could
+		// resume at once. If the revocation fails, no one is kicked.
+		note(r, "revoke", true)
+		n, err := s.b.RevokeTokens(r.Context(), req.User, nil)
+		if err != nil {
+			return nil, err
+		}
+		note(r, "revoked", n)
+		reply.Revoked = n
+	}
+	reply.Kicked = s.b.Kick(req.User, req.Reason)
+	note(r, "sessions", reply.Kicked)
+	if reply.Kicked == 0 && !req.Revoke {
 		return nil, apiErrorf(http.StatusNotFound, admin.CodeNotOnline, "%s is not online", req.User)
 	}
-	return admin.KickReply{Kicked: n}, nil
+	return reply, nil
 }
 
 func (s *Server) broadcast(r *http.Request) (any, error) {
@@ -421,6 +437,67 @@ func (s *Server) removeGroupMember(r *http.Request) (any, error) {
 	note(r, "seq", reply.Seq)
 	note(r, "actor", reply.Actor)
 	return reply, nil
+}
+
+func (s *Server) userTokens(r *http.Request) (any, error) {
+	user := r.URL.Query().Get("user")
+	if err := checkUser(user); err != nil {
+		return nil, err
+	}
+	ts, err := s.b.UserTokens(r.Context(), user)
+	if err != nil {
+		return nil, err
+	}
+	if ts == nil {
+		ts = []admin.Token{}
+	}
+	return admin.TokensReply{User: user, Tokens: ts}, nil
+}
+
+func (s *Server) revokeTokens(r *http.Request) (any, error) {
+	var req admin.RevokeRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := checkUser(req.User); err != nil {
+		return nil, err
+	}
+	if len(req.IDs) > admin.MaxRevokeIDs {
+		return nil, invalidf("over %d ids", admin.MaxRevokeIDs)
+	}
+	for _, id := range req.IDs {
+		if !validTokenID(id) {
+			return nil, invalidf("invalid token id %q: want 16 lowercase hex digits", id)
+		}
+	}
+	note(r, "user", req.User)
+	if len(req.IDs) == 0 {
+		note(r, "ids", "all")
+	} else {
+		note(r, "ids", req.IDs)
+	}
+	n, err := s.b.RevokeTokens(r.Context(), req.User, req.IDs)
+	if err != nil {
+		return nil, err
+	}
+	note(r, "revoked", n)
+	return admin.RevokeReply{User: req.User, Revoked: n}, nil
+}
+
+// validTokenID reports whether id has the form of a resume token's id: 16
+// lowercase hex digits. It is daemon/token.ValidID again: the admin
+// packages may not import the daemon's (style_test.go), and five lines
+// are cheaper than a shared package for them.
+func validTokenID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	for i := range len(id) {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // groupID reads the path's group id: decimal digits, as the chat protocol

@@ -43,6 +43,13 @@ func richBackend() *admintest.Backend {
 		12:  {{User: "alice", Role: "owner"}, {User: "bob", Role: "admin"}, {User: "carol", Role: "member", MutedUntil: t0}},
 		100: {{User: "alice", Role: "member"}, {User: "bob", Role: "owner"}},
 	}
+	b.TokenList = map[string][]admin.Token{
+		"alice": {
+			{ID: "0123456789abcdef", Created: t0, LastUsed: t0.Add(time.Hour), Expires: t0.Add(169 * time.Hour)},
+			{ID: "fedcba9876543210", Created: t0, LastUsed: t0, Expires: t0.Add(168 * time.Hour)},
+		},
+		"dave": {{ID: "00000000000000aa", Created: t0, LastUsed: t0, Expires: t0.Add(time.Hour)}},
+	}
 	b.Online = map[string]int{"alice": 2}
 	b.BroadcastN = 3
 	b.Pending = 5
@@ -80,6 +87,19 @@ func TestEndpoints(t *testing.T) {
 			want: `{"error":{"code":"invalid","message":"user is required"}}`},
 		{name: "kick reason too long", method: "POST", path: "/v1/kick", body: `{"user":"a","reason":"` + strings.Repeat("x", 1025) + `"}`, status: 400,
 			want: `{"error":{"code":"invalid","message":"reason is over 1024 bytes"}}`},
+		{name: "kick revoke", method: "POST", path: "/v1/kick", body: `{"user":"alice","reason":"spam","revoke":true}`, status: 200,
+			want: `{"kicked":2,"revoked":2}`, calls: []string{"RevokeTokens alice", "Kick alice spam"}},
+		{name: "kick revoke not online", method: "POST", path: "/v1/kick", body: `{"user":"dave","revoke":true}`, status: 200,
+			want: `{"kicked":0,"revoked":1}`, calls: []string{"RevokeTokens dave", "Kick dave "}},
+		{name: "kick revoke nothing", method: "POST", path: "/v1/kick", body: `{"user":"zed","revoke":true}`, status: 200,
+			want: `{"kicked":0}`, calls: []string{"RevokeTokens zed", "Kick zed "}},
+		{name: "kick revoke tokens off", method: "POST", path: "/v1/kick", body: `{"user":"alice","revoke":true}`, status: 501,
+			setup: func(b *admintest.Backend) { b.TokenErr = admin.ErrTokensOff },
+			want:  `{"error":{"code":"tokens_off","message":"this server keeps no resume tokens: they are turned off (tokens.enabled), or its storage has none"}}`,
+			calls: []string{"RevokeTokens alice"}},
+		{name: "kick revoke fails", method: "POST", path: "/v1/kick", body: `{"user":"alice","revoke":true}`, status: 500,
+			setup: func(b *admintest.Backend) { b.TokenErr = errors.New("storage timed out") },
+			want:  `{"error":{"code":"internal","message":"internal error; see qqd's log"}}`, calls: []string{"RevokeTokens alice"}},
 		{name: "broadcast", method: "POST", path: "/v1/broadcast", body: `{"text":"maintenance at 5"}`, status: 200,
 			want: `{"sessions":3}`, calls: []string{"Broadcast maintenance at 5"}},
 		{name: "broadcast empty", method: "POST", path: "/v1/broadcast", body: `{"text":""}`, status: 400,
@@ -181,6 +201,45 @@ func TestEndpoints(t *testing.T) {
 			want:  `{"error":{"code":"internal","message":"internal error; see qqd's log"}}`, calls: []string{"DissolveGroup 12"}},
 		{name: "members wrong method", method: "POST", path: "/v1/groups/12/members", status: 405,
 			want: `{"error":{"code":"method_not_allowed","message":"method POST not allowed on /v1/groups/12/members"}}`},
+
+		// Resume tokens.
+		{name: "tokens", method: "GET", path: "/v1/tokens?user=alice", status: 200,
+			want: `{"user":"alice","tokens":[
+				{"id":"0123456789abcdef","created":"2026-03-01T12:00:00Z","last_used":"2026-03-01T13:00:00Z","expires":"2026-03-08T13:00:00Z"},
+				{"id":"fedcba9876543210","created":"2026-03-01T12:00:00Z","last_used":"2026-03-01T12:00:00Z","expires":"2026-03-08T12:00:00Z"}]}`,
+			calls: []string{"UserTokens alice"}},
+		{name: "tokens none", method: "GET", path: "/v1/tokens?user=zed", status: 200,
+			want: `{"user":"zed","tokens":[]}`, calls: []string{"UserTokens zed"}},
+		{name: "tokens no user", method: "GET", path: "/v1/tokens", status: 400,
+			want: `{"error":{"code":"invalid","message":"user is required"}}`},
+		{name: "tokens off", method: "GET", path: "/v1/tokens?user=alice", status: 501,
+			setup: func(b *admintest.Backend) { b.TokenErr = admin.ErrTokensOff },
+			want:  `{"error":{"code":"tokens_off","message":"this server keeps no resume tokens: they are turned off (tokens.enabled), or its storage has none"}}`,
+			calls: []string{"UserTokens alice"}},
+		{name: "revoke", method: "POST", path: "/v1/tokens/revoke", body: `{"user":"alice","ids":["fedcba9876543210","00000000000000aa"]}`, status: 200,
+			want: `{"user":"alice","revoked":1}`, calls: []string{"RevokeTokens alice fedcba9876543210 00000000000000aa"}},
+		{name: "revoke all", method: "POST", path: "/v1/tokens/revoke", body: `{"user":"alice"}`, status: 200,
+			want: `{"user":"alice","revoked":2}`, calls: []string{"RevokeTokens alice"}},
+		{name: "revoke all empty ids", method: "POST", path: "/v1/tokens/revoke", body: `{"user":"alice","ids":[]}`, status: 200,
+			want: `{"user":"alice","revoked":2}`, calls: []string{"RevokeTokens alice"}},
+		{name: "revoke upper case id", method: "POST", path: "/v1/tokens/revoke", body: `{"user":"alice","ids":["0123456789ABCDEF"]}`, status: 400,
+			want: `{"error":{"code":"invalid","message":"invalid token id \"0123456789ABCDEF\": want 16 lowercase hex digits"}}`},
+		{name: "revoke whole token", method: "POST", path: "/v1/tokens/revoke",
+			body: `{"user":"alice","ids":["qqt1.0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]}`, status: 400,
+			want: `{"error":{"code":"invalid","message":"invalid token id \"qqt1.0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\": want 16 lowercase hex digits"}}`},
+		{name: "revoke short id", method: "POST", path: "/v1/tokens/revoke", body: `{"user":"alice","ids":["0123456789abcde"]}`, status: 400,
+			want: `{"error":{"code":"invalid","message":"invalid token id \"0123456789abcde\": want 16 lowercase hex digits"}}`},
+		{name: "revoke too many ids", method: "POST", path: "/v1/tokens/revoke",
+			body: `{"user":"alice","ids":["` + strings.Repeat(`0123456789abcdef","`, 1000) + `0123456789abcdef"]}`, status: 400,
+			want: `{"error":{"code":"invalid","message":"over 1000 ids"}}`},
+		{name: "revoke no user", method: "POST", path: "/v1/tokens/revoke", body: `{"ids":["0123456789abcdef"]}`, status: 400,
+			want: `{"error":{"code":"invalid","message":"user is required"}}`},
+		{name: "revoke tokens off", method: "POST", path: "/v1/tokens/revoke", body: `{"user":"alice"}`, status: 501,
+			setup: func(b *admintest.Backend) { b.TokenErr = admin.ErrTokensOff },
+			want:  `{"error":{"code":"tokens_off","message":"this server keeps no resume tokens: they are turned off (tokens.enabled), or its storage has none"}}`,
+			calls: []string{"RevokeTokens alice"}},
+		{name: "revoke wrong method", method: "GET", path: "/v1/tokens/revoke", status: 405,
+			want: `{"error":{"code":"method_not_allowed","message":"method GET not allowed on /v1/tokens/revoke"}}`},
 
 		// Errors of the transport.
 		{name: "unknown endpoint", method: "GET", path: "/v1/nope", status: 404,
@@ -344,6 +403,45 @@ func TestClient(t *testing.T) {
 	b.GroupErr = admin.ErrGroupsOff
 	if _, err := c.UserGroups(ctx, "bob"); !errors.Is(err, admin.ErrGroupsOff) {
 		t.Errorf("UserGroups without groups = %v, want ErrGroupsOff", err)
+	}
+
+	ts, err := c.Tokens(ctx, "alice")
+	if err != nil || len(ts) != 2 || ts[0].ID != "0123456789abcdef" || !ts[0].LastUsed.Equal(t0.Add(time.Hour)) || !ts[1].Expires.Equal(t0.Add(168*time.Hour)) {
+		t.Errorf("Tokens(alice) = %+v, %v", ts, err)
+	}
+	if ts, err := c.Tokens(ctx, "zed"); err != nil || ts == nil || len(ts) != 0 {
+		t.Errorf("Tokens(zed) = %#v, %v; want [], nil", ts, err)
+	}
+	if _, err := c.Tokens(ctx, ""); !errors.Is(err, admin.ErrInvalid) {
+		t.Errorf("Tokens(\"\") = %v, want ErrInvalid", err)
+	}
+	if n, err := c.RevokeTokens(ctx, "alice", "fedcba9876543210"); n != 1 || err != nil {
+		t.Errorf("RevokeTokens(alice, fedcba9876543210) = %d, %v; want 1", n, err)
+	}
+	if _, err := c.RevokeTokens(ctx, "alice", "FEDCBA9876543210"); !errors.Is(err, admin.ErrInvalid) {
+		t.Errorf("RevokeTokens(upper case) = %v, want ErrInvalid", err)
+	}
+	if n, err := c.RevokeTokens(ctx, "dave"); n != 1 || err != nil {
+		t.Errorf("RevokeTokens(dave) = %d, %v; want 1 (all)", n, err)
+	}
+	if k, r, err := c.KickRevoke(ctx, "alice", "bye"); k != 2 || r != 1 || err != nil {
+		t.Errorf("KickRevoke(alice) = %d, %d, %v; want 2, 1", k, r, err)
+	}
+	if k, r, err := c.KickRevoke(ctx, "dave", ""); k != 0 || r != 0 || err != nil {
+		t.Errorf("KickRevoke(dave) = %d, %d, %v; want 0, 0, nil: with revoke, not online is no error", k, r, err)
+	}
+	if calls := b.Calls(); !slices.Equal(calls[len(calls)-4:], []string{"RevokeTokens alice", "Kick alice bye", "RevokeTokens dave", "Kick dave "}) {
+		t.Errorf("last calls = %q; want each revocation before its kick", calls[len(calls)-4:])
+	}
+	b.TokenErr = admin.ErrTokensOff
+	if _, err := c.Tokens(ctx, "alice"); !errors.Is(err, admin.ErrTokensOff) || !errors.As(err, &ae) || ae.Status != 501 {
+		t.Errorf("Tokens without tokens = %v, want ErrTokensOff (501)", err)
+	}
+	if _, err := c.RevokeTokens(ctx, "alice"); !errors.Is(err, admin.ErrTokensOff) {
+		t.Errorf("RevokeTokens without tokens = %v, want ErrTokensOff", err)
+	}
+	if _, _, err := c.KickRevoke(ctx, "alice", ""); !errors.Is(err, admin.ErrTokensOff) {
+		t.Errorf("KickRevoke without tokens = %v, want ErrTokensOff", err)
 	}
 
 	b.ReloadErr = errors.New("plugin wordfilter: bad config")

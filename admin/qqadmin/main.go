@@ -1,6 +1,6 @@
 // Command qqadmin administers a running qqd through its admin socket: who
-// is online, kicking and broadcasting, reloading, plugin status, accounts
-// and groups. See qqadmin -h.
+// is online, kicking and broadcasting, reloading, plugin status, accounts,
+// groups and resume tokens. See qqadmin -h.
 package main
 
 import (
@@ -52,7 +52,11 @@ Usage:
 
 Commands:
   users                          online users and their sessions
-  kick <user> [--reason TEXT]    disconnect every session of user
+  kick <user> [--reason TEXT] [--revoke]
+                                 disconnect every session of user; --revoke
+                                 first revokes all of user's resume tokens,
+                                 so that no session comes back without the
+                                 password (then a user not online is no error)
   stats                          the server's counters
   reload [--dry-run]             reload qqd's configuration (as SIGHUP does);
                                  --dry-run says what it would do, changing nothing
@@ -70,6 +74,10 @@ Commands:
   group remove <id> <user>       remove user from a group; the group's log
                                  shows its owner as who removed them
   group dissolve <id>            dissolve a group, in its owner's name
+  tokens <user>                  user's resume tokens (of logins with
+                                 remember): id, created, last used, expires
+  revoke <user> [<id>...]        revoke user's resume tokens with these ids,
+                                 or all of them; sessions stay (kick --revoke)
 
 Flags (also accepted after the command name):
   --socket PATH  the admin socket; default $QQADMIN_SOCKET, else
@@ -85,10 +93,12 @@ Exit codes:
   1  usage error
   2  no admin socket, or nothing listening on it (is qqd running?)
   3  permission denied: only root, qqd's user and the admin group may
-     call (a read-only group may list users, stats, plugins and groups)
+     call (a read-only group may list users, stats, plugins, groups and
+     tokens)
   4  the server refused the request: user not online, unknown user,
-     user exists, invalid name or password, reload refused, no such
-     group, not a member, the group's owner, no groups on this server
+     user exists, invalid name, password or token id, reload refused,
+     no such group, not a member, the group's owner, no groups or no
+     resume tokens on this server
   5  anything else
 `
 
@@ -152,6 +162,10 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		err = c.groups(ctx, rest)
 	case "group":
 		err = c.group(ctx, rest)
+	case "tokens":
+		err = c.tokens(ctx, rest)
+	case "revoke":
+		err = c.revoke(ctx, rest)
 	case "help":
 		fmt.Fprint(stdout, usageText)
 		return nil
@@ -262,7 +276,7 @@ func (c *cmd) call(fn func(*admin.Client) error) error {
 		return nil
 	case errors.As(err, &ae) && ae.Status == 403:
 		return &cli.Error{Code: exitPermission, Err: err}
-	case errors.Is(err, admin.ErrGroupsOff): // 501: this server has no groups
+	case errors.Is(err, admin.ErrGroupsOff), errors.Is(err, admin.ErrTokensOff): // 501: this server has none
 		return &cli.Error{Code: exitRefused, Err: err}
 	case errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500:
 		return &cli.Error{Code: exitRefused, Err: err}
@@ -334,21 +348,35 @@ func age(t time.Time) string {
 
 func (c *cmd) kick(ctx context.Context, args []string) error {
 	var reason string
+	var revoke bool
 	pos, err := c.args("kick", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&reason, "reason", "", "reason shown to the user")
-	}, 1, "kick <user> [--reason TEXT]")
+		fs.BoolVar(&revoke, "revoke", false, "revoke all of the user's resume tokens first")
+	}, 1, "kick <user> [--reason TEXT] [--revoke]")
 	if err != nil {
 		return err
 	}
-	var n int
-	if err := c.call(func(cl *admin.Client) (err error) { n, err = cl.Kick(ctx, pos[0], reason); return err }); err != nil {
+	var r admin.KickReply
+	err = c.call(func(cl *admin.Client) (err error) {
+		if revoke {
+			r.Kicked, r.Revoked, err = cl.KickRevoke(ctx, pos[0], reason)
+		} else {
+			r.Kicked, err = cl.Kick(ctx, pos[0], reason)
+		}
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	if c.json {
-		c.printJSON(admin.KickReply{Kicked: n})
+		c.printJSON(r)
 		return nil
 	}
-	fmt.Fprintf(c.stdout, "kicked %s: %s\n", pos[0], plural(n, "session"))
+	if revoke {
+		fmt.Fprintf(c.stdout, "kicked %s: %s, %s revoked\n", pos[0], plural(r.Kicked, "session"), plural(int(r.Revoked), "resume token"))
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "kicked %s: %s\n", pos[0], plural(r.Kicked, "session"))
 	return nil
 }
 
@@ -571,6 +599,56 @@ func (c *cmd) groups(ctx context.Context, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", g.Group, printable(g.Name), g.Role, g.Owner, g.Members, g.LastSeq)
 	}
 	return tw.Flush()
+}
+
+func (c *cmd) tokens(ctx context.Context, args []string) error {
+	pos, err := c.args("tokens", args, nil, 1, "tokens <user>")
+	if err != nil {
+		return err
+	}
+	var ts []admin.Token
+	if err := c.call(func(cl *admin.Client) (err error) { ts, err = cl.Tokens(ctx, pos[0]); return err }); err != nil {
+		return err
+	}
+	if c.json {
+		if ts == nil {
+			ts = []admin.Token{}
+		}
+		c.printJSON(admin.TokensReply{User: pos[0], Tokens: ts})
+		return nil
+	}
+	if len(ts) == 0 {
+		fmt.Fprintf(c.stdout, "%s has no resume tokens\n", pos[0])
+		return nil
+	}
+	tw := c.table()
+	fmt.Fprintln(tw, "ID\tCREATED\tLAST USED\tEXPIRES")
+	for _, t := range ts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, t.Created.Local().Format(time.DateTime),
+			t.LastUsed.Local().Format(time.DateTime), t.Expires.Local().Format(time.DateTime))
+	}
+	return tw.Flush()
+}
+
+func (c *cmd) revoke(ctx context.Context, args []string) error {
+	pos, err := c.parse("revoke", args, nil, 0)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageErrorf("usage: qqadmin revoke <user> [<id>...]")
+	}
+	user, ids := pos[0], pos[1:]
+	var n int64
+	if err := c.call(func(cl *admin.Client) (err error) { n, err = cl.RevokeTokens(ctx, user, ids...); return err }); err != nil {
+		return err
+	}
+	if c.json {
+		c.printJSON(admin.RevokeReply{User: user, Revoked: n})
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "revoked %s of %s\n", plural(int(n), "resume token"), user)
+	return nil
 }
 
 // printable makes a name that users chose safe for a terminal and a

@@ -188,3 +188,32 @@ func adminGroupError(err error) error {
 	}
 	return err
 }
+
+// UserTokens and RevokeTokens ignore ctx: the daemon bounds its storage
+// calls with storage.timeout itself.
+func (b adminBackend) UserTokens(ctx context.Context, user string) ([]admin.Token, error) {
+	ts, err := b.d.UserTokens(user)
+	if err != nil {
+		return nil, adminTokenError(err)
+	}
+	out := make([]admin.Token, len(ts))
+	for i, t := range ts {
+		out[i] = admin.Token{ID: t.ID, Created: time.UnixMilli(t.Created).UTC(),
+			LastUsed: time.UnixMilli(t.LastUsed).UTC(), Expires: time.UnixMilli(t.Expires).UTC()}
+	}
+	return out, nil
+}
+
+func (b adminBackend) RevokeTokens(ctx context.Context, user string, ids []string) (int64, error) {
+	n, err := b.d.RevokeTokens(user, ids)
+	return n, adminTokenError(err)
+}
+
+// adminTokenError maps the daemon's "no tokens" to the admin API's; any
+// other error (nil too) is returned as it is.
+func adminTokenError(err error) error {
+	if errors.Is(err, daemon.ErrNoTokens) {
+		return admin.ErrTokensOff
+	}
+	return err
+}

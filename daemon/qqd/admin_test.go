@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/qqchat/qq/admin"
 	"github.com/qqchat/qq/admin/adminserver"
+	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/plugins"
@@ -229,5 +232,173 @@ func TestAdminGroupsOff(t *testing.T) {
 	}
 	if _, err := c.DissolveGroup(ctx, "1"); !errors.Is(err, admin.ErrGroupsOff) {
 		t.Errorf("DissolveGroup = %v, want ErrGroupsOff", err)
+	}
+}
+
+// rememberLogin logs user in on a new connection with remember and
+// returns the connection and the resume token the ok carries.
+func rememberLogin(t *testing.T, srv *daemontest.Server, user string) (*daemontest.Conn, string) {
+	t.Helper()
+	c := srv.Dial(t)
+	c.Send(`{"type":"login","id":"login","user":"` + user + `","password":"password1","remember":true}`)
+	f := c.Expect(`{"type":"ok","id":"login","user":"` + user + `"}`)
+	if !strings.HasPrefix(f.Token, "qqt1.") || f.TokenExpires <= time.Now().UnixMilli() {
+		t.Fatalf("login with remember: %+v; want a token and its expiry", f)
+	}
+	return c, f.Token
+}
+
+// tokenID is the public id in a resume token: "qqt1.<id>.<secret>".
+func tokenID(tok string) string { return strings.Split(tok, ".")[1] }
+
+// resume sends a resume with tok on a new connection and returns the
+// connection and the reply.
+func resume(t *testing.T, srv *daemontest.Server, tok string) (*daemontest.Conn, string) {
+	t.Helper()
+	c := srv.Dial(t)
+	c.Send(`{"type":"resume","id":"r","token":"` + tok + `"}`)
+	return c, c.ReadLine()
+}
+
+// TestAdminTokens drives the token endpoints through qqd's adapter
+// against a real daemon on real SQLite: the tokens of logins with
+// remember are listed without their secrets, one revoked by id no longer
+// resumes while the other does, and a kick with revoke ends every session
+// and every token, so that no resume brings the user back; for a user
+// who is not online it is no error.
+func TestAdminTokens(t *testing.T) {
+	srv := daemontest.Start(t)
+	if _, ok := plugins.TokensOf(srv.Store); !ok {
+		t.Fatal("sqlitestore does not implement plugins.Tokens: resume tokens are off, nothing to list or revoke")
+	}
+	c := dialAdmin(t, srv.Daemon, func() []plugins.Status { return nil })
+	ctx := adminCtx(t)
+	alice := srv.User(t, "alice") // a password login: no token
+	if !slices.Contains(alice.Hello.Features, "resume") {
+		t.Fatalf("hello %+v does not offer resume, though the storage keeps tokens", alice.Hello)
+	}
+	srv.User(t, "bob")
+	before := time.Now().Truncate(time.Millisecond)
+	a1, tok1 := rememberLogin(t, srv, "alice")
+	a2, tok2 := rememberLogin(t, srv, "alice")
+	id1, id2 := tokenID(tok1), tokenID(tok2)
+
+	ts, err := c.Tokens(ctx, "alice")
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("Tokens(alice) = %+v, %v; want 2", ts, err)
+	}
+	ids, want := []string{ts[0].ID, ts[1].ID}, []string{id1, id2}
+	slices.Sort(ids)
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Errorf("token ids = %q, want %q", ids, want)
+	}
+	for _, tk := range ts {
+		if tk.Created.Before(before) || tk.Created.After(time.Now()) || tk.LastUsed.Before(tk.Created) ||
+			!tk.Expires.After(time.Now()) || tk.Expires.After(tk.Created.Add(srv.Config.Tokens.Idle)) {
+			t.Errorf("token %+v: want created now and expiring within tokens.idle", tk)
+		}
+	}
+	if ts, err := c.Tokens(ctx, "bob"); err != nil || len(ts) != 0 {
+		t.Errorf("Tokens(bob) = %+v, %v; want none", ts, err)
+	}
+
+	// Another user's token is left alone; a revoked one no longer resumes.
+	if n, err := c.RevokeTokens(ctx, "bob", id1); n != 0 || err != nil {
+		t.Errorf("RevokeTokens(bob, alice's id) = %d, %v; want 0", n, err)
+	}
+	if n, err := c.RevokeTokens(ctx, "alice", id1); n != 1 || err != nil {
+		t.Fatalf("RevokeTokens(alice, %s) = %d, %v; want 1", id1, n, err)
+	}
+	if n, err := c.RevokeTokens(ctx, "alice", id1); n != 0 || err != nil {
+		t.Errorf("RevokeTokens(alice, %s) again = %d, %v; want 0", id1, n, err)
+	}
+	if ts, err := c.Tokens(ctx, "alice"); err != nil || len(ts) != 1 || ts[0].ID != id2 {
+		t.Errorf("Tokens(alice) after the revocation = %+v, %v; want %s only", ts, err, id2)
+	}
+	if _, r := resume(t, srv, tok1); daemontest.Match(r, `{"type":"error","id":"r","code":"auth_failed"}`) != nil {
+		t.Errorf("resume with the revoked token: %s; want auth_failed", r)
+	}
+	a3, r := resume(t, srv, tok2)
+	if err := daemontest.Match(r, `{"type":"ok","id":"r","user":"alice"}`); err != nil {
+		t.Fatalf("resume with the other token: %v", err)
+	}
+
+	// kick --revoke: every session goes, and so does every token.
+	kicked, revoked, err := c.KickRevoke(ctx, "alice", "account compromised")
+	if kicked != 4 || revoked != 1 || err != nil {
+		t.Fatalf("KickRevoke(alice) = %d, %d, %v; want 4 sessions, 1 token", kicked, revoked, err)
+	}
+	for _, s := range []*daemontest.Conn{alice, a1, a2, a3} {
+		s.Expect(`{"type":"kicked","reason":"admin","message":"account compromised"}`)
+		s.ExpectClosed()
+	}
+	if _, r := resume(t, srv, tok2); daemontest.Match(r, `{"type":"error","id":"r","code":"auth_failed"}`) != nil {
+		t.Errorf("resume after kick --revoke: %s; want auth_failed", r)
+	}
+	if ts, err := c.Tokens(ctx, "alice"); err != nil || len(ts) != 0 {
+		t.Errorf("Tokens(alice) after kick --revoke = %+v, %v; want none", ts, err)
+	}
+	if kicked, revoked, err := c.KickRevoke(ctx, "alice", ""); kicked != 0 || revoked != 0 || err != nil {
+		t.Errorf("KickRevoke(alice) again = %d, %d, %v; want 0, 0, no error", kicked, revoked, err)
+	}
+
+	// A user who is not online but holds a token: the revocation is the
+	// point, so not online is no error.
+	b1, btok := rememberLogin(t, srv, "bob")
+	if n, err := c.Kick(ctx, "bob", ""); n != 2 || err != nil {
+		t.Fatalf("Kick(bob) = %d, %v; want 2", n, err)
+	}
+	b1.Expect(`{"type":"kicked","reason":"admin"}`)
+	b1.ExpectClosed()
+	if kicked, revoked, err := c.KickRevoke(ctx, "bob", ""); kicked != 0 || revoked != 1 || err != nil {
+		t.Errorf("KickRevoke(bob) offline = %d, %d, %v; want 0 sessions, 1 token, no error", kicked, revoked, err)
+	}
+	if _, r := resume(t, srv, btok); daemontest.Match(r, `{"type":"error","id":"r","code":"auth_failed"}`) != nil {
+		t.Errorf("bob's resume after kick --revoke: %s; want auth_failed", r)
+	}
+}
+
+// TestAdminTokensOff: with resume tokens turned off, or a storage that
+// keeps none, the token endpoints answer tokens_off, and a kick with
+// revoke kicks no one (a plain kick still does).
+func TestAdminTokensOff(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		start func(t *testing.T) *daemontest.Server
+	}{
+		{"disabled", func(t *testing.T) *daemontest.Server {
+			return daemontest.Start(t, func(c *config.Config) { c.Tokens.Enabled = false })
+		}},
+		{"storage without tokens", func(t *testing.T) *daemontest.Server {
+			cfg := daemontest.Config(t)
+			return daemontest.StartWith(t, cfg, struct{ plugins.Storage }{daemontest.OpenStore(t, cfg)})
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := tt.start(t)
+			c := dialAdmin(t, srv.Daemon, func() []plugins.Status { return nil })
+			ctx := adminCtx(t)
+			alice := srv.User(t, "alice")
+			if slices.Contains(alice.Hello.Features, "resume") {
+				t.Fatalf("hello %+v offers resume", alice.Hello)
+			}
+			if _, err := c.Tokens(ctx, "alice"); !errors.Is(err, admin.ErrTokensOff) {
+				t.Errorf("Tokens = %v, want ErrTokensOff", err)
+			}
+			if _, err := c.RevokeTokens(ctx, "alice"); !errors.Is(err, admin.ErrTokensOff) {
+				t.Errorf("RevokeTokens = %v, want ErrTokensOff", err)
+			}
+			if _, _, err := c.KickRevoke(ctx, "alice", ""); !errors.Is(err, admin.ErrTokensOff) {
+				t.Errorf("KickRevoke = %v, want ErrTokensOff", err)
+			}
+			if users, err := c.Users(ctx); err != nil || len(users) != 1 {
+				t.Errorf("Users after the refused kick = %+v, %v; want alice still online", users, err)
+			}
+			if n, err := c.Kick(ctx, "alice", ""); n != 1 || err != nil {
+				t.Errorf("Kick = %d, %v; want 1", n, err)
+			}
+			alice.Expect(`{"type":"kicked","reason":"admin"}`)
+		})
 	}
 }

@@ -52,6 +52,10 @@ type Backend struct {
 	GroupList       map[int64]admin.Group
 	GroupMemberList map[int64][]admin.GroupMember
 	GroupErr        error
+	// TokenList holds each user's resume tokens, most recently used
+	// first; TokenErr, if set, is returned by every token method instead.
+	TokenList map[string][]admin.Token
+	TokenErr  error
 
 	mu    sync.Mutex
 	calls []string
@@ -248,6 +252,35 @@ func (b *Backend) RemoveGroupMember(ctx context.Context, id int64, user string) 
 	g.LastSeq++
 	b.GroupList[id] = g
 	return admin.GroupChangeReply{Group: g.Group, Seq: g.LastSeq, Actor: g.Owner}, nil
+}
+
+func (b *Backend) UserTokens(ctx context.Context, user string) ([]admin.Token, error) {
+	b.record("UserTokens", user)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.TokenErr != nil {
+		return nil, b.TokenErr
+	}
+	return slices.Clone(b.TokenList[user]), nil
+}
+
+// RevokeTokens records its call as "RevokeTokens user id...", with no
+// ids for all.
+func (b *Backend) RevokeTokens(ctx context.Context, user string, ids []string) (int64, error) {
+	b.record("RevokeTokens", append([]string{user}, ids...)...)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.TokenErr != nil {
+		return 0, b.TokenErr
+	}
+	ts := b.TokenList[user]
+	kept := slices.DeleteFunc(slices.Clone(ts), func(t admin.Token) bool {
+		return len(ids) == 0 || slices.Contains(ids, t.ID)
+	})
+	if b.TokenList != nil {
+		b.TokenList[user] = kept
+	}
+	return int64(len(ts) - len(kept)), nil
 }
 
 // Serve runs an admin server with b behind it, on a socket in a fresh
