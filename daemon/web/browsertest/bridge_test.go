@@ -20,12 +20,14 @@ import (
 )
 
 type gateway struct {
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	paused bool
+	cut    *sendCutter
 }
 
-func startGateway(t *testing.T, srv *daemontest.Server) (base string, drop func() int) {
-	g := &gateway{conns: make(map[net.Conn]struct{})}
+func startGateway(t *testing.T, srv *daemontest.Server, cut *sendCutter) (base string, drop func() int, pause func(bool)) {
+	g := &gateway{conns: make(map[net.Conn]struct{}), cut: cut}
 	files := http.FileServerFS(web.App())
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
@@ -34,6 +36,12 @@ func startGateway(t *testing.T, srv *daemontest.Server) (base string, drop func(
 			return
 		}
 		defer c.CloseNow()
+		g.mu.Lock()
+		paused := g.paused
+		g.mu.Unlock()
+		if paused {
+			return
+		}
 		tc, err := net.Dial("tcp", srv.Addr)
 		if err != nil {
 			return
@@ -68,6 +76,10 @@ func startGateway(t *testing.T, srv *daemontest.Server) (base string, drop func(
 			if _, err := tc.Write(append(b, '\n')); err != nil {
 				return
 			}
+			if g.cut.passed(b) {
+				tc.Close()
+				return
+			}
 		}
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -89,5 +101,10 @@ func startGateway(t *testing.T, srv *daemontest.Server) (base string, drop func(
 		}
 		return n
 	}
-	return hs.URL, drop
+	pause = func(on bool) {
+		g.mu.Lock()
+		g.paused = on
+		g.mu.Unlock()
+	}
+	return hs.URL, drop, pause
 }

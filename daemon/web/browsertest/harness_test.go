@@ -13,6 +13,7 @@
 package browsertest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -25,6 +26,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"github.com/qqchat/qq/client"
+	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/daemontest"
 )
 
@@ -137,19 +140,86 @@ type env struct {
 	// drop closes every WebSocket session from the server's side, and
 	// says how many there were.
 	drop func() int
-	bctx context.Context
+	// pause(true) makes every new WebSocket close at once (the server is
+	// unreachable), pause(false) lets them through again.
+	pause func(bool)
+	cut   *sendCutter
+	bctx  context.Context
 }
 
-func newEnv(t *testing.T) *env {
+// sendCutter closes a connection right after the client's nth send
+// frame reached the daemon: the message may be stored while its ok is
+// lost, the hardest case for a client's retry.
+type sendCutter struct {
+	mu    sync.Mutex
+	left  []int
+	fired chan struct{}
+}
+
+// arm makes the cutter close a connection after each of counts more
+// send frames (counted across connections); fired is closed after the
+// last cut.
+func (c *sendCutter) arm(counts ...int) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.left = counts
+	c.fired = make(chan struct{})
+	return c.fired
+}
+
+// passed counts frame if it is a send and reports whether its connection
+// must be closed now.
+func (c *sendCutter) passed(frame []byte) bool {
+	if !bytes.Contains(frame, []byte(`"type":"send"`)) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.left) == 0 {
+		return false
+	}
+	if c.left[0]--; c.left[0] > 0 {
+		return false
+	}
+	if c.left = c.left[1:]; len(c.left) == 0 {
+		close(c.fired)
+	}
+	return true
+}
+
+func newEnv(t *testing.T, opts ...func(*config.Config)) *env {
 	t.Helper()
 	bctx := needBrowser(t)
-	srv := daemontest.Start(t)
-	base, drop := startGateway(t, srv)
-	return &env{t: t, srv: srv, base: base, drop: drop, bctx: bctx}
+	srv := daemontest.Start(t, opts...)
+	cut := &sendCutter{}
+	base, drop, pause := startGateway(t, srv, cut)
+	return &env{t: t, srv: srv, base: base, drop: drop, pause: pause, cut: cut, bctx: bctx}
 }
 
-// page is one browser tab showing the app.
-type page struct {
+// tcpUser registers user (if register) and logs in over TCP with the Go
+// client, with its events on.
+func (e *env) tcpUser(user string, register bool) *client.Client {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	c, err := client.Dial(ctx, e.srv.Addr, client.Options{Events: true})
+	if err != nil {
+		e.t.Fatalf("dial: %v", err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	if register {
+		if err := c.Register(ctx, user, password); err != nil {
+			e.t.Fatalf("register %s: %v", user, err)
+		}
+	}
+	if _, err := c.Login(ctx, user, password); err != nil {
+		e.t.Fatalf("login %s: %v", user, err)
+	}
+	return c
+}
+
+// appPage is one browser tab showing the app.
+type appPage struct {
 	t      *testing.T
 	name   string
 	ctx    context.Context
@@ -161,7 +231,7 @@ type page struct {
 
 // open opens the app in a new browser context (fresh storage: another
 // person's browser) and waits until it is loaded.
-func (e *env) open(name string) *page {
+func (e *env) open(name string) *appPage {
 	e.t.Helper()
 	ctx, cancel := chromedp.NewContext(e.bctx, chromedp.WithNewBrowserContext())
 	return e.start(name, ctx, cancel, ctx)
@@ -169,16 +239,16 @@ func (e *env) open(name string) *page {
 
 // tab opens the app in another tab of p's browser context (the same
 // person's browser: storage and BroadcastChannel shared).
-func (e *env) tab(p *page, name string) *page {
+func (e *env) tab(p *appPage, name string) *appPage {
 	e.t.Helper()
 	ctx, cancel := chromedp.NewContext(p.bctx)
 	return e.start(name, ctx, cancel, p.bctx)
 }
 
-func (e *env) start(name string, ctx context.Context, cancel context.CancelFunc, bctx context.Context) *page {
+func (e *env) start(name string, ctx context.Context, cancel context.CancelFunc, bctx context.Context) *appPage {
 	t := e.t
 	t.Helper()
-	p := &page{t: t, name: name, bctx: bctx}
+	p := &appPage{t: t, name: name, bctx: bctx}
 	// The tab is created by the first action; a timeout context around
 	// later actions only, never the first (it would close the tab).
 	if err := chromedp.Do(ctx); err != nil {
@@ -222,7 +292,7 @@ func (e *env) start(name string, ctx context.Context, cancel context.CancelFunc,
 	return p
 }
 
-func (p *page) do(steps ...chromedp.Action[chromedp.Void]) {
+func (p *appPage) do(steps ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
 	if err := chromedp.Do(p.ctx, steps...); err != nil {
 		p.t.Fatalf("%s: %v", p.name, err)
@@ -230,7 +300,7 @@ func (p *page) do(steps ...chromedp.Action[chromedp.Void]) {
 }
 
 // eval evaluates a JavaScript expression in the page into out's type.
-func eval[T any](p *page, js string) T {
+func eval[T any](p *appPage, js string) T {
 	p.t.Helper()
 	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
 	if err != nil {
@@ -241,7 +311,7 @@ func eval[T any](p *page, js string) T {
 
 // waitJS waits until the expression is truthy, failing after waitTimeout
 // with what.
-func (p *page) waitJS(js, what string) {
+func (p *appPage) waitJS(js, what string) {
 	p.t.Helper()
 	_, err := chromedp.Run(p.ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(25*time.Millisecond), chromedp.WithPollingTimeout(waitTimeout)))
 	if err != nil {
@@ -251,7 +321,7 @@ func (p *page) waitJS(js, what string) {
 }
 
 // call sends one DevTools protocol command to the tab.
-func call[P, R any](p *page, cmd cdp.Command[P, R], params P) R {
+func call[P, R any](p *appPage, cmd cdp.Command[P, R], params P) R {
 	p.t.Helper()
 	r, err := chromedp.Call(p.ctx, cmd, params)
 	if err != nil {
@@ -260,28 +330,32 @@ func call[P, R any](p *page, cmd cdp.Command[P, R], params P) R {
 	return r
 }
 
-// key presses and releases one key (Enter: no char event, as an
-// editor's keydown handler sees it).
-func (p *page) key(key string, code int64, modifiers int64) {
+// key presses and releases one key, as a keyboard does: keyDown (with
+// the key's text, for Enter "\r") and keyUp.
+func (p *appPage) key(key string, code int64, modifiers int64) {
 	p.t.Helper()
-	call(p, input.DispatchKeyEvent, input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeRawKeyDown, Key: key, Code: key, WindowsVirtualKeyCode: code, NativeVirtualKeyCode: code, Modifiers: modifiers})
+	text := ""
+	if key == "Enter" {
+		text = "\r"
+	}
+	call(p, input.DispatchKeyEvent, input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyDown, Key: key, Code: key, Text: text, UnmodifiedText: text, WindowsVirtualKeyCode: code, NativeVirtualKeyCode: code, Modifiers: modifiers})
 	call(p, input.DispatchKeyEvent, input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyUp, Key: key, Code: key, WindowsVirtualKeyCode: code, NativeVirtualKeyCode: code, Modifiers: modifiers})
 }
 
 // fill types text into the element with that id (focus, insertText).
-func (p *page) fill(id, text string) {
+func (p *appPage) fill(id, text string) {
 	p.t.Helper()
 	eval[chromedp.Void](p, fmt.Sprintf(`(e => { e.focus(); e.value = ''; })(document.getElementById(%q))`, id))
 	call(p, input.InsertText, input.InsertTextParams{Text: text})
 }
 
-func (p *page) click(sel string) {
+func (p *appPage) click(sel string) {
 	p.t.Helper()
 	p.do(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 }
 
 // register registers user in the login form and waits for the app.
-func (p *page) register(user string) {
+func (p *appPage) register(user string) {
 	p.t.Helper()
 	p.waitJS(`!document.getElementById('login').hidden`, "the login form")
 	p.fill("login-user", user)
@@ -290,7 +364,7 @@ func (p *page) register(user string) {
 	p.waitLoggedIn()
 }
 
-func (p *page) login(user, pw string) {
+func (p *appPage) login(user, pw string) {
 	p.t.Helper()
 	p.waitJS(`!document.getElementById('login').hidden`, "the login form")
 	p.fill("login-user", user)
@@ -298,13 +372,13 @@ func (p *page) login(user, pw string) {
 	p.click("#login-button")
 }
 
-func (p *page) waitLoggedIn() {
+func (p *appPage) waitLoggedIn() {
 	p.t.Helper()
 	p.waitJS(`!document.getElementById('app').hidden && document.getElementById('conn-state').dataset.state === 'up'`, "the app, connected")
 }
 
 // openConv opens a conversation from the lists ('u:name', 'g:id').
-func (p *page) openConv(key string) {
+func (p *appPage) openConv(key string) {
 	p.t.Helper()
 	tab := "tab-friends"
 	if strings.HasPrefix(key, "g:") {
@@ -317,7 +391,7 @@ func (p *page) openConv(key string) {
 }
 
 // chatWith opens a direct conversation by name (the "Chat with" form).
-func (p *page) chatWith(user string) {
+func (p *appPage) chatWith(user string) {
 	p.t.Helper()
 	p.click("#tab-friends")
 	p.fill("chat-user", user)
@@ -326,7 +400,7 @@ func (p *page) chatWith(user string) {
 }
 
 // send types text into the message box and presses Enter.
-func (p *page) send(text string) {
+func (p *appPage) send(text string) {
 	p.t.Helper()
 	p.do(chromedp.Focus(chromedp.ID("composer-text")))
 	call(p, input.InsertText, input.InsertTextParams{Text: text})
@@ -352,19 +426,27 @@ const shownJS = `[...document.querySelectorAll('#messages ol:not([hidden]) li.ms
 	html: li.querySelector('.body').querySelectorAll(':not(a)').length,
 }))`
 
-func (p *page) shown() []shownMsg {
+func (p *appPage) shown() []shownMsg {
 	p.t.Helper()
 	return eval[[]shownMsg](p, shownJS)
 }
 
 // waitShown waits until the open conversation shows a message with body
 // (and, for the user's own, the state sent).
-func (p *page) waitShown(body string) {
+func (p *appPage) waitShown(body string) {
 	p.t.Helper()
 	p.waitJS(fmt.Sprintf(`(%s).some(m => m.body === %q && (!m.mine || m.state === 'sent'))`, shownJS, body), fmt.Sprintf("message %q", body))
 }
 
-func (p *page) title() string {
+func (p *appPage) title() string {
 	p.t.Helper()
 	return eval[string](p, `document.title`)
 }
+
+// Shorthands for the input commands the tests use.
+var inputInsertText = input.InsertText
+
+func inputText(s string) input.InsertTextParams { return input.InsertTextParams{Text: s} }
+
+// shiftModifier is the Shift bit of input.DispatchKeyEventParams.Modifiers.
+const shiftModifier = 8
