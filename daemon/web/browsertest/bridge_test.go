@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -21,13 +22,13 @@ import (
 
 type gateway struct {
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]*atomic.Bool // stalled
 	paused bool
 	cut    *sendCutter
 }
 
-func startGateway(t *testing.T, srv *daemontest.Server, cut *sendCutter) (base string, drop func() int, pause func(bool)) {
-	g := &gateway{conns: make(map[net.Conn]struct{}), cut: cut}
+func startGateway(t *testing.T, srv *daemontest.Server, cut *sendCutter) (base string, drop func() int, pause func(bool), stall func() int) {
+	g := &gateway{conns: make(map[net.Conn]*atomic.Bool), cut: cut}
 	files := http.FileServerFS(web.App())
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
@@ -46,8 +47,9 @@ func startGateway(t *testing.T, srv *daemontest.Server, cut *sendCutter) (base s
 		if err != nil {
 			return
 		}
+		stalled := new(atomic.Bool)
 		g.mu.Lock()
-		g.conns[tc] = struct{}{}
+		g.conns[tc] = stalled
 		g.mu.Unlock()
 		defer func() {
 			g.mu.Lock()
@@ -62,6 +64,9 @@ func startGateway(t *testing.T, srv *daemontest.Server, cut *sendCutter) (base s
 			sc := bufio.NewScanner(tc)
 			sc.Buffer(make([]byte, 1<<20), 1<<20)
 			for sc.Scan() {
+				if stalled.Load() {
+					continue
+				}
 				if err := c.Write(ctx, websocket.MessageText, sc.Bytes()); err != nil {
 					return
 				}
@@ -72,6 +77,9 @@ func startGateway(t *testing.T, srv *daemontest.Server, cut *sendCutter) (base s
 			_, b, err := c.Read(ctx)
 			if err != nil {
 				return
+			}
+			if stalled.Load() {
+				continue
 			}
 			if _, err := tc.Write(append(b, '\n')); err != nil {
 				return
@@ -106,5 +114,13 @@ func startGateway(t *testing.T, srv *daemontest.Server, cut *sendCutter) (base s
 		g.paused = on
 		g.mu.Unlock()
 	}
-	return hs.URL, drop, pause
+	stall = func() int {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, s := range g.conns {
+			s.Store(true)
+		}
+		return len(g.conns)
+	}
+	return hs.URL, drop, pause, stall
 }

@@ -143,6 +143,9 @@ type env struct {
 	// pause(true) makes every new WebSocket close at once (the server is
 	// unreachable), pause(false) lets them through again.
 	pause func(bool)
+	// stall makes every WebSocket session silent without closing it, in
+	// both directions, as a network that went away does; says how many.
+	stall func() int
 	cut   *sendCutter
 	bctx  context.Context
 }
@@ -192,8 +195,8 @@ func newEnv(t *testing.T, opts ...func(*config.Config)) *env {
 	bctx := needBrowser(t)
 	srv := daemontest.Start(t, opts...)
 	cut := &sendCutter{}
-	base, drop, pause := startGateway(t, srv, cut)
-	return &env{t: t, srv: srv, base: base, drop: drop, pause: pause, cut: cut, bctx: bctx}
+	base, drop, pause, stall := startGateway(t, srv, cut)
+	return &env{t: t, srv: srv, base: base, drop: drop, pause: pause, stall: stall, cut: cut, bctx: bctx}
 }
 
 // tcpUser registers user (if register) and logs in over TCP with the Go

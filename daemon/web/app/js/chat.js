@@ -103,6 +103,18 @@ export class Chat {
       }
     });
     this._notifications();
+    // Unread direct messages live in localStorage, shared by the tabs: the
+    // storage event tells this tab when another one changed them (it
+    // fires once the change is visible here, unlike a message).
+    this._on(window, 'storage', (e) => {
+      if (e.key === null || e.key.startsWith(`qq:${this.me}:`)) {
+        for (const p of this._load('peers') || []) {
+          this.peers.add(p);
+        }
+        this.renderLists();
+        this.refreshCounts();
+      }
+    });
 
     dom.me.textContent = me;
     dom.presence.value = 'online';
@@ -136,7 +148,7 @@ export class Chat {
   // ---- storage of small per-user state (no secrets) ---------------------
 
   _key(name) {
-    return `qq:${name}:${this.me}`;
+    return `qq:${this.me}:${name}`;
   }
 
   _load(name) {
@@ -169,14 +181,12 @@ export class Chat {
     if (!ids.includes(id)) {
       ids.push(id);
       this._save('unread:' + peer, ids.slice(-999));
-      this.tabs.post({ type: 'unread', user: this.me, peer });
     }
   }
 
   _clearUnread(peer) {
     if (this.dmUnread(peer).length > 0) {
       this._save('unread:' + peer, null);
-      this.tabs.post({ type: 'unread', user: this.me, peer });
     }
   }
 
@@ -975,8 +985,6 @@ export class Chat {
       return;
     }
     switch (m.type) {
-      case 'unread':
-        break;
       case 'gread': {
         const g = this.groups.get(m.group);
         if (g && m.seq >= g.read_seq) {

@@ -276,7 +276,7 @@ tabs.on('logout', (m) => {
     showLogin('You logged out in another tab.');
   }
 });
-for (const t of ['unread', 'gread', 'dm-sent', 'presence-self']) {
+for (const t of ['gread', 'dm-sent', 'presence-self']) {
   tabs.on(t, (m) => {
     if (chat) {
       chat.onTab(m);
@@ -293,7 +293,11 @@ function wake() {
   }
 }
 window.addEventListener('online', wake);
-window.addEventListener('offline', wake);
+window.addEventListener('offline', () => {
+  if (session) {
+    session.offline();
+  }
+});
 window.addEventListener('pageshow', (e) => {
   if (e.persisted) {
     wake();

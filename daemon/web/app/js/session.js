@@ -267,6 +267,17 @@ export class Session extends EventTarget {
       .catch(() => {});
   }
 
+  /**
+   * The browser says the network is gone: the connection cannot carry
+   * anything now (it may not even notice for minutes), so it is dropped
+   * and made again once the network is back (wake) or after the backoff.
+   */
+  offline() {
+    if (this.conn) {
+      this.conn.abort('the browser is offline');
+    }
+  }
+
   _startHeartbeat(conn) {
     this._stopHeartbeat();
     this._heartbeat = setInterval(() => {

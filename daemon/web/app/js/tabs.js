@@ -1,9 +1,11 @@
 // Several tabs of one browser profile talk over a BroadcastChannel: a
 // new tab finds the others (and may take over a logged-in tab's resume
 // token instead of asking for the password), and the tabs tell each
-// other about reads (unread counts and the title), messages sent (a
+// other about group reads (unread counts and the title), messages sent (a
 // sender's other connections get no copy from the server), the user's
-// presence and logout. Without BroadcastChannel each tab is on its own.
+// presence and logout. Unread direct messages are in localStorage, whose
+// storage event keeps the tabs' counts in step (chat.js). Without
+// BroadcastChannel each tab is on its own.
 
 const CHANNEL = 'qq';
 const TAB_KEY = 'qq:tab';
