@@ -352,9 +352,14 @@ func (p *appPage) fill(id, text string) {
 	call(p, input.InsertText, input.InsertTextParams{Text: text})
 }
 
+// click clicks the element sel once it is visible (within waitTimeout).
 func (p *appPage) click(sel string) {
 	p.t.Helper()
-	p.do(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	ctx, cancel := context.WithTimeout(p.ctx, waitTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)); err != nil {
+		p.t.Fatalf("%s: click %s: %v", p.name, sel, err)
+	}
 }
 
 // register registers user in the login form and waits for the app.

@@ -489,7 +489,9 @@ export class Chat {
     if (item.state === 'sending') {
       st.append(el('span', null, 'Sending…'));
     } else if (item.state === 'sent') {
-      st.append(el('span', null, 'Sent'));
+      const ok = el('span', 'sent', '✓');
+      ok.setAttribute('aria-hidden', 'true');
+      st.append(ok, el('span', 'visually-hidden', 'Sent'));
     } else if (item.state === 'failed') {
       st.append(el('span', 'error', `Not sent: ${item.error || 'refused'}`));
       const retry = button('Retry', 'link', 'Retry sending this message');
