@@ -39,7 +39,7 @@ STATICCHECK_VERSION := v0.8.2
 VULNDB              := golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018
 TOOLBIN             ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build run test race vet fmt fmt-check vuln staticcheck fuzz bench perf10m ci clean install uninstall perf
+.PHONY: all build run test race vet fmt fmt-check vuln staticcheck fuzz bench perf10m ci clean install uninstall perf screenshots
 
 all: build
 
@@ -90,6 +90,11 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# The web client's screenshots in the README (docs/img/web-*.png), taken
+# in headless Chromium by a test of the current build.
+screenshots:
+	QQ_WEB_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run '^TestScreenshots$$' ./daemon/web/browsertest
 
 ci: fmt-check vet staticcheck vuln test fuzz
 

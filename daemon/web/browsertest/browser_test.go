@@ -220,3 +220,64 @@ func TestGroupChat(t *testing.T) {
 }
 
 var _ = client.Options{}
+
+// TestHistoryPaging: a long conversation opens on its newest page and
+// pages back as the user scrolls up, each message once and in order.
+func TestHistoryPaging(t *testing.T) {
+	e := newEnv(t)
+	a := e.open("alice")
+	a.register("alice")
+	bob := e.tcpUser("bob", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
+	defer cancel()
+	const n = 120
+	var want []string
+	for i := 0; i < n; i++ {
+		body := fmt.Sprintf("history %03d", i)
+		want = append(want, body)
+		if _, err := bob.Send(ctx, "alice", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Read elsewhere already: nothing pending, only history.
+	other := e.tcpUser("alice", false)
+	for {
+		msgs, more, err := other.Offline(ctx, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]string, len(msgs))
+		for i, m := range msgs {
+			ids[i] = m.ID
+		}
+		if err := other.Ack(ctx, ids...); err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			break
+		}
+	}
+	a.do(chromedp.Reload())
+	a.waitLoggedIn()
+	a.chatWith("bob")
+	a.waitShown("history 119")
+	if got := len(a.shown()); got != 50 {
+		t.Errorf("the newest page shows %d messages, want 50", got)
+	}
+	for pages := 0; len(a.shown()) < n; pages++ {
+		if pages == 5 {
+			t.Fatalf("after 5 scrolls %d messages shown, want %d", len(a.shown()), n)
+		}
+		before := len(a.shown())
+		a.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('messages').scrollTop = 0`))
+		a.waitJS(fmt.Sprintf(`document.querySelectorAll('#messages ol:not([hidden]) li.msg').length > %d`, before), "an older page")
+	}
+	var got []string
+	for _, m := range a.shown() {
+		got = append(got, m.Body)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("shown %d messages %q, want %d in order", len(got), got, n)
+	}
+	a.waitJS(`document.getElementById('older-button').hidden`, "no more to load")
+}

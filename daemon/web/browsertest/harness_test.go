@@ -25,6 +25,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/qqchat/qq/client"
 	"github.com/qqchat/qq/config"
@@ -236,7 +237,24 @@ type appPage struct {
 // person's browser) and waits until it is loaded.
 func (e *env) open(name string) *appPage {
 	e.t.Helper()
+	return e.openWith(name, "")
+}
+
+// openWith is open with a script that runs in the page before the app's
+// (a test's stand-in for a browser API).
+func (e *env) openWith(name, script string) *appPage {
+	e.t.Helper()
 	ctx, cancel := chromedp.NewContext(e.bctx, chromedp.WithNewBrowserContext())
+	if script != "" {
+		if err := chromedp.Do(ctx); err != nil {
+			cancel()
+			e.t.Fatalf("%s: open a tab: %v", name, err)
+		}
+		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script}); err != nil {
+			cancel()
+			e.t.Fatalf("%s: add a script: %v", name, err)
+		}
+	}
 	return e.start(name, ctx, cancel, ctx)
 }
 
@@ -357,8 +375,16 @@ func (p *appPage) click(sel string) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, waitTimeout)
 	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)); err != nil {
-		p.t.Fatalf("%s: click %s: %v", p.name, sel, err)
+	for {
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		if err == nil {
+			return
+		}
+		// The app rebuilt the element between finding and clicking it:
+		// find it again.
+		if !strings.Contains(err.Error(), "Could not find node") && !strings.Contains(err.Error(), "No node with given id") && !strings.Contains(err.Error(), "detached") || ctx.Err() != nil {
+			p.t.Fatalf("%s: click %s: %v", p.name, sel, err)
+		}
 	}
 }
 
@@ -458,3 +484,26 @@ func inputText(s string) input.InsertTextParams { return input.InsertTextParams{
 
 // shiftModifier is the Shift bit of input.DispatchKeyEventParams.Modifiers.
 const shiftModifier = 8
+
+func evalVoid(js string) chromedp.Action[chromedp.Void] { return chromedp.Evaluate[chromedp.Void](js) }
+
+// typeText types text into the focused element.
+func (p *appPage) typeText(text string) {
+	p.t.Helper()
+	call(p, input.InsertText, input.InsertTextParams{Text: text})
+}
+
+// tabTo presses Tab until the element with id has the focus, at most max
+// times.
+func (p *appPage) tabTo(id string, max int) {
+	p.t.Helper()
+	for i := 0; i < max; i++ {
+		if eval[string](p, `document.activeElement ? document.activeElement.id : ''`) == id {
+			return
+		}
+		p.key("Tab", 9, 0)
+	}
+	if got := eval[string](p, `document.activeElement ? document.activeElement.outerHTML.slice(0, 80) : ''`); got == "" || eval[string](p, `document.activeElement.id`) != id {
+		p.t.Fatalf("%s: %d Tabs did not reach #%s (focus on %s)", p.name, max, id, got)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -178,5 +180,31 @@ func shot(t *testing.T, p *appPage, dir, name string) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// screenshotNames are the pictures TestScreenshots takes.
+var screenshotNames = []string{"web-login.png", "web-chat.png", "web-group-dark.png", "web-phone.png", "web-phone-lists.png"}
+
+// TestReadmeScreenshots: the web client's pictures the README shows exist
+// under docs/img and are ones TestScreenshots takes (make screenshots
+// renews them).
+func TestReadmeScreenshots(t *testing.T) {
+	root := filepath.Join("..", "..", "..")
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := regexp.MustCompile(`docs/img/(web-[a-z0-9-]+\.png)`).FindAllStringSubmatch(string(readme), -1)
+	if len(refs) == 0 {
+		t.Fatal("the README shows no screenshot of the web client")
+	}
+	for _, m := range refs {
+		if !slices.Contains(screenshotNames, m[1]) {
+			t.Errorf("the README shows %s, which TestScreenshots does not take", m[0])
+		}
+		if _, err := os.Stat(filepath.Join(root, m[0])); err != nil {
+			t.Errorf("the README shows %s: %v (make screenshots)", m[0], err)
+		}
 	}
 }

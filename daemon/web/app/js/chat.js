@@ -1053,10 +1053,27 @@ export class Chat {
   // ---- lists ----------------------------------------------------------------------
 
   renderLists() {
+    // The lists are rebuilt; a keyboard user's focus stays on the same row
+    // or button.
+    const a = document.activeElement;
+    let again = null;
+    if (a && a !== document.body && this.d.sidebar.contains(a) && a.matches('.list button')) {
+      if (a.dataset.conv) {
+        again = `button.row[data-conv="${CSS.escape(a.dataset.conv)}"]`;
+      } else if (a.getAttribute('aria-label')) {
+        again = `.list button[aria-label="${CSS.escape(a.getAttribute('aria-label'))}"]`;
+      }
+    }
     this._friendList();
     this._otherList();
     this._groupList();
     this._requests();
+    if (again) {
+      const b = this.d.sidebar.querySelector(again);
+      if (b) {
+        b.focus();
+      }
+    }
   }
 
   _row(key, name, extra) {
