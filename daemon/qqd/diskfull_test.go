@@ -509,4 +509,27 @@ func diskFull(t *testing.T, size, leave int64, acksPass bool) {
 	if !alive(p.cmd.Process.Pid) {
 		t.Fatal("qqd died")
 	}
+	peaks := []string{fmt.Sprintf("qqd %d KiB", vmHWM(t, p.cmd.Process.Pid))}
+	for name, pid := range pluginPIDs(t, p.cmd.Process.Pid) {
+		peaks = append(peaks, fmt.Sprintf("%s %d KiB", name, vmHWM(t, pid)))
+	}
+	t.Logf("peak memory (VmHWM): %s", strings.Join(peaks, ", "))
+}
+
+// vmHWM returns the peak resident memory of process pid in KiB.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kib int64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kib)
+			return kib
+		}
+	}
+	t.Fatalf("/proc/%d/status has no VmHWM", pid)
+	return 0
 }

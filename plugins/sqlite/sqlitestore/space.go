@@ -141,6 +141,9 @@ func (s *Store) rollbackAfterFailedCommit() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
 	// Fails with "no transaction is active" when the transaction ended.
-	_, err := s.writer.ExecContext(ctx, "ROLLBACK")
-	return err == nil
+	if _, err := s.writer.ExecContext(ctx, "ROLLBACK"); err != nil {
+		return false
+	}
+	s.log.Warn("sqlitestore: a failed commit left its transaction open; rolled it back")
+	return true
 }
