@@ -16,6 +16,8 @@
 #   regflood   2,000 registrations, 10 from each of 200 addresses, 64 at a
 #              time, with limits.exempt_networks: [] so that
 #              register_per_ip_per_minute (5) applies to loopback
+#   regflood1  the same with accounts.hash_concurrency: 1 (the default is
+#              the number of CPUs)
 #   diskfull   TestDiskFull (daemon/qqd): a 64 MiB tmpfs filled under
 #              load (needs root to mount)
 #   size       bytes per message: qqbench fill of 100,000 messages of
@@ -35,7 +37,7 @@ out=${EXH_OUT:-exhaustion-results/$(date +%Y-%m-%d-%H%M%S)}
 case $out in /*) ;; *) out=$PWD/$out ;; esac
 cd "$(dirname "$0")/../.."
 GO=${GO:-go}
-cases=${EXH_CASES:-baseline conns slowloris regflood diskfull size}
+cases=${EXH_CASES:-baseline conns slowloris regflood regflood1 diskfull size}
 mkdir -p "$out"
 work=$(mktemp -d /tmp/qqexh.XXXXXX)
 qqd_pid=
@@ -120,10 +122,13 @@ for c in $cases; do
 			--duration 40s --warmup 2s | tee "$out/slowloris.txt"
 		stop_qqd
 		;;
-	regflood)
-		start_qqd regflood 'limits: {exempt_networks: []}'
+	regflood | regflood1)
+		extra='limits: {exempt_networks: []}'
+		[ "$c" = regflood ] || extra="$extra
+accounts: {hash_concurrency: 1}"
+		start_qqd "$c" "$extra"
 		"$work/qqbench" --addr "$addr" --register --qqd-pid "$qqd_pid" regflood --conns 2000 --per-addr 10 \
-			--window 64 --duration 5m --warmup 2s | tee "$out/regflood.txt"
+			--window 64 --duration 5m --warmup 2s | tee "$out/$c.txt"
 		stop_qqd
 		;;
 	diskfull)

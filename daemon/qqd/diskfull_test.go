@@ -409,6 +409,11 @@ func diskFull(t *testing.T, size, leave int64, acksPass bool) {
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
+	freed := time.Now()
+	if !waitFor(diskFullRecover, func() bool { return r.oks.Load() > fullOKs }) {
+		t.Fatalf("no recovery within %v of freeing the space: %d unavailable in all", diskFullRecover, r.unavailable.Load())
+	}
+	t.Logf("first ok %v after the ballast was deleted", time.Since(freed).Round(time.Millisecond))
 	if !waitFor(diskFullRecover, func() bool { return r.oks.Load() >= fullOKs+100 }) {
 		t.Fatalf("no recovery within %v of freeing the space: %d oks since full, %d unavailable in all",
 			diskFullRecover, r.oks.Load()-fullOKs, r.unavailable.Load())
