@@ -28,7 +28,7 @@ const (
 	// reserveMargin is added to the reserve for one large batch.
 	reserveMargin = 1 << 20
 	// reclaimEvery bounds how often a write that found the filesystem
-	// full or low runs a truncating checkpoint.
+	// full runs a truncating checkpoint.
 	reclaimEvery = time.Second
 	// reclaimBusyMS bounds how long that checkpoint waits for readers.
 	reclaimBusyMS = 100
@@ -69,11 +69,13 @@ func budgetFor(fsSize int64) spaceBudget {
 }
 
 // roomForData returns an error wrapping ErrLowSpace when the filesystem
-// has less free space than the reserve, after a truncating checkpoint
-// (at most one per reclaimEvery) could not free enough. A filesystem
-// whose free space cannot be read counts as roomy. The caller holds
-// s.wmu.
-func (s *Store) roomForData(ctx context.Context) error {
+// has less free space than the reserve. A filesystem whose free space
+// cannot be read counts as roomy. The caller holds s.wmu.
+//
+// It does not checkpoint: the reserve already counts the WAL's space,
+// and giving it back only to take it again at the next messages would
+// copy the WAL once a second for as long as space is low.
+func (s *Store) roomForData() error {
 	if s.budget.reserve == 0 {
 		return nil
 	}
@@ -85,11 +87,6 @@ func (s *Store) roomForData(ctx context.Context) error {
 		}
 		return nil
 	}
-	if s.reclaimWAL(ctx) {
-		if _, avail, err = diskSpace(s.dir); err != nil || avail >= s.budget.reserve {
-			return nil
-		}
-	}
 	if !s.lowSpace {
 		s.lowSpace = true
 		s.log.Warn("sqlitestore: free space below the reserve; refusing new messages and accounts until it returns",
@@ -100,15 +97,15 @@ func (s *Store) roomForData(ctx context.Context) error {
 
 // reclaimWAL runs a truncating checkpoint, at most once per reclaimEvery,
 // waiting at most reclaimBusyMS for readers: it copies the WAL into the
-// database and gives the WAL's space back to the filesystem. It reports
-// whether it ran and succeeded. The caller holds s.wmu, outside a
-// transaction.
+// database and gives the WAL's space back to the filesystem. A write that
+// met a full disk calls it. It reports whether it ran and succeeded. The
+// caller holds s.wmu, outside a transaction.
 func (s *Store) reclaimWAL(ctx context.Context) bool {
-	if now := time.Now(); now.Sub(s.lastReclaim) < reclaimEvery {
+	now := time.Now()
+	if now.Sub(s.lastReclaim) < reclaimEvery {
 		return false
-	} else {
-		s.lastReclaim = now
 	}
+	s.lastReclaim = now
 	if _, err := s.writer.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", reclaimBusyMS)); err != nil {
 		s.log.Warn("sqlitestore: reclaim WAL space", "err", err)
 		return false

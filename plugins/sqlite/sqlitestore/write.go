@@ -21,7 +21,7 @@ func (s *Store) CreateUser(ctx context.Context, user, passwordHash string) error
 	if err := s.restoreSync(ctx); err != nil {
 		return err
 	}
-	if err := s.roomForData(ctx); err != nil {
+	if err := s.roomForData(); err != nil {
 		return fmt.Errorf("sqlitestore: create user %q: %w", user, err)
 	}
 	res, err := s.stCreateUser.ExecContext(ctx, user, passwordHash, s.now().UnixMilli())
@@ -139,7 +139,7 @@ func (s *Store) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.App
 		return nil, &plugins.WriteError{Err: err}
 	}
 	if len(b.Messages)+len(b.GroupMessages) > 0 {
-		if err := s.roomForData(ctx); err != nil {
+		if err := s.roomForData(); err != nil {
 			return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: write: %w", err)}
 		}
 	}
