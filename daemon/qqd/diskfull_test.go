@@ -19,6 +19,7 @@ import (
 
 	"github.com/qqchat/qq/client"
 	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins/storagetest"
 )
 
 // diskFullYAML lifts the per-IP and rate limits (every client comes from
@@ -37,30 +38,6 @@ const (
 	diskFullHold     = 2 * time.Second // how long the disk stays full
 	diskFullRecover  = 20 * time.Second
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
-// it when the test ends (after everything registered later, such as the
-// qqd using it). It skips the test where mounting is not allowed.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "fs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size))
-	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
-		t.Skipf("cannot mount a tmpfs (%v): this test needs root or CAP_SYS_ADMIN", err)
-	}
-	if err != nil {
-		t.Fatalf("mount tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
 
 // freeBytes returns the space left to unprivileged users on dir's
 // filesystem.
@@ -307,7 +284,7 @@ func TestDiskFull(t *testing.T) {
 }
 
 func diskFull(t *testing.T, size, leave int64, acksPass bool) {
-	fs := mountTmpfs(t, size)
+	fs := storagetest.MountTmpfs(t, size)
 	data := filepath.Join(fs, "data")
 	conf := writeConfig(t, t.TempDir(), diskFullYAML)
 	p := startQQD(t, data, "-config", conf)

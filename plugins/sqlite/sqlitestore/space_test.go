@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/qqchat/qq/plugins"
+
+	"github.com/qqchat/qq/plugins/storagetest"
 )
 
 func TestBudgetFor(t *testing.T) {
@@ -42,28 +44,6 @@ func testLogger(t *testing.T) *slog.Logger {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(t.Output(), nil))
-}
-
-// mountTmpfs mounts a tmpfs of size bytes for the test, or skips it.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "fs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size))
-	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
-		t.Skipf("cannot mount a tmpfs (%v): this test needs root or CAP_SYS_ADMIN", err)
-	}
-	if err != nil {
-		t.Fatalf("mount tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
 }
 
 // ballast writes path until at most free bytes are left on its
@@ -102,7 +82,7 @@ func ballast(t *testing.T, path string, free int64) {
 // work again on the same Store.
 func TestDiskSpace(t *testing.T) {
 	ctx := context.Background()
-	fs := mountTmpfs(t, 8<<20)
+	fs := storagetest.MountTmpfs(t, 8<<20)
 	s, err := Open(ctx, Options{Path: filepath.Join(fs, "qq.db"), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
