@@ -39,7 +39,7 @@ STATICCHECK_VERSION := v0.8.2
 VULNDB              := golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018
 TOOLBIN             ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build run test race vet fmt fmt-check vuln staticcheck fuzz bench perf10m ci clean install uninstall perf screenshots
+.PHONY: all build run test race vet fmt fmt-check vuln staticcheck fuzz bench perf10m ci clean install uninstall perf exhaustion screenshots
 
 all: build
 
@@ -110,6 +110,13 @@ perf:
 # history/offline reads. Knobs: PERF_RUNS, PERF_10M_DB, PERF_10M_MESSAGES.
 perf10m:
 	GO=$(GO) PERF_CASES=10m ./client/qqbench/perf.sh
+
+# What qqd does under exhaustion attacks (20,000 connections that never
+# log in, slow-loris, a register flood) and when its disk fills
+# (docs/operations.md, "Exhaustion"). About 4 minutes; needs root for the
+# disk case's tmpfs. Knobs: EXH_CASES, EXH_OUT (see the script).
+exhaustion:
+	GO=$(GO) ./client/qqbench/exhaustion.sh
 
 clean:
 	rm -rf $(BIN)

@@ -18,36 +18,7 @@ import (
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
-	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
 )
-
-// restartable is a qqd that can be stopped and started again on the same
-// address, with the same data.
-type restartable struct {
-	*daemontest.Server
-	t   *testing.T
-	cfg *config.Config
-	st  *sqlitestore.Store
-}
-
-// startRestartable starts a qqd whose kicked shutdown asks clients to
-// come back within 20 ms.
-func startRestartable(t *testing.T, opts ...func(*config.Config)) *restartable {
-	t.Helper()
-	opts = append([]func(*config.Config){func(c *config.Config) { c.ReconnectSpread = 20 * time.Millisecond }}, opts...)
-	cfg := daemontest.Config(t, opts...)
-	st := daemontest.OpenStore(t, cfg)
-	s := daemontest.StartWith(t, cfg, st)
-	again := *cfg
-	again.Listen = s.Addr
-	return &restartable{Server: s, t: t, cfg: &again, st: st}
-}
-
-// start starts the stopped server again.
-func (r *restartable) start() {
-	r.t.Helper()
-	r.Server = daemontest.StartWith(r.t, r.cfg, r.st)
-}
 
 // gate makes a dialer fail while it is closed.
 type gate struct{ closed atomic.Bool }
@@ -275,7 +246,7 @@ func seq(prefix string, from, to int) []string {
 // whose Send gave up) are stored once each, in order; what others sent
 // meanwhile arrives with the catch-up; the events tell the story.
 func TestSessionRestart(t *testing.T) {
-	r := startRestartable(t)
+	r := daemontest.StartRestartable(t)
 	register(t, r.Server, "alice", "bob", "carol")
 	var ag, bg gate
 	alice := connect(t, r.Addr, "alice", &ag, func(o *client.SessionOptions) { o.Remember = true })
@@ -316,7 +287,7 @@ func TestSessionRestart(t *testing.T) {
 		t.Fatalf("alice has %d unsent, want 4", got)
 	}
 
-	r.start()
+	r.Restart()
 	carol := user1(t, r.Server, "carol")
 	for _, b := range []string{"c1", "c2"} {
 		if _, err := carol.Send(ctx, "bob", b); err != nil {
@@ -419,7 +390,7 @@ func TestSessionRestart(t *testing.T) {
 // [MinBackoff, MaxBackoff], growing with the attempts, the first being
 // the server's retry_after_ms hint.
 func TestSessionBackoff(t *testing.T) {
-	r := startRestartable(t)
+	r := daemontest.StartRestartable(t)
 	register(t, r.Server, "alice")
 	const lo, hi = 2 * time.Millisecond, 16 * time.Millisecond
 	alice := connect(t, r.Addr, "alice", nil, func(o *client.SessionOptions) { o.MinBackoff, o.MaxBackoff = lo, hi })
@@ -427,7 +398,7 @@ func TestSessionBackoff(t *testing.T) {
 	r.Shutdown()
 	const n = 12
 	w.waitEvent(t, client.EventReconnecting, n)
-	r.start()
+	r.Restart()
 	w.waitEvent(t, client.EventUp, 2)
 
 	_, es := w.snapshot()
@@ -490,7 +461,7 @@ func TestSessionEnds(t *testing.T) {
 		}
 	})
 	t.Run("password changed", func(t *testing.T) {
-		r := startRestartable(t)
+		r := daemontest.StartRestartable(t)
 		register(t, r.Server, "alice")
 		var g gate
 		alice := connect(t, r.Addr, "alice", &g)
@@ -501,7 +472,7 @@ func TestSessionEnds(t *testing.T) {
 		if _, err := alice.Enqueue("alice", "unsent", "cid-1"); err != nil {
 			t.Fatal(err)
 		}
-		r.start()
+		r.Restart()
 		if err := r.Daemon.SetPassword(testCtx(t), "alice", "another-password"); err != nil {
 			t.Fatal(err)
 		}
@@ -599,7 +570,7 @@ func TestSessionSends(t *testing.T) {
 // caught up after the reconnect, once each and in order, with the pushes
 // that follow.
 func TestSessionGroups(t *testing.T) {
-	r := startRestartable(t)
+	r := daemontest.StartRestartable(t)
 	register(t, r.Server, "alice", "bob")
 	ctx := testCtx(t)
 	var bg gate
@@ -639,7 +610,7 @@ func TestSessionGroups(t *testing.T) {
 	bg.closed.Store(true)
 	r.Shutdown()
 	bw.waitEvent(t, client.EventDown, 1)
-	r.start()
+	r.Restart()
 	aw.waitEvent(t, client.EventUp, 2)
 	for _, b := range seq("g", 2, 4) {
 		if _, err := alice.GroupSend(ctx, g, b); err != nil {
@@ -670,7 +641,7 @@ func TestSessionGroups(t *testing.T) {
 func TestSessionResume(t *testing.T) {
 	bogus := "qqt1.0123456789abcdef." + strings.Repeat("A", 43)
 	t.Run("no resume on the server", func(t *testing.T) {
-		r := startRestartable(t, func(c *config.Config) { c.Tokens.Enabled = false })
+		r := daemontest.StartRestartable(t, func(c *config.Config) { c.Tokens.Enabled = false })
 		register(t, r.Server, "alice")
 		_, err := client.Connect(testCtx(t), r.Addr, client.SessionOptions{User: "alice", Token: bogus})
 		if !errors.Is(err, client.ErrNoCredentials) {
@@ -679,7 +650,7 @@ func TestSessionResume(t *testing.T) {
 		alice := connect(t, r.Addr, "alice", nil, func(o *client.SessionOptions) { o.Token, o.Remember = bogus, true })
 		w := watch(t, alice)
 		r.Shutdown()
-		r.start()
+		r.Restart()
 		w.waitEvent(t, client.EventUp, 2)
 		_, es := w.snapshot()
 		for _, up := range ofType(es, client.EventUp) {
@@ -692,7 +663,7 @@ func TestSessionResume(t *testing.T) {
 		}
 	})
 	t.Run("token alone", func(t *testing.T) {
-		r := startRestartable(t)
+		r := daemontest.StartRestartable(t)
 		register(t, r.Server, "alice")
 		first := connect(t, r.Addr, "alice", nil, func(o *client.SessionOptions) { o.Remember = true })
 		token, _ := first.Token()
@@ -711,14 +682,14 @@ func TestSessionResume(t *testing.T) {
 			t.Fatalf("User = %q", alice.User())
 		}
 		r.Shutdown()
-		r.start()
+		r.Restart()
 		w.waitEvent(t, client.EventUp, 2)
 		// The password changes while alice is away: her token is revoked,
 		// and she has no password to fall back on.
 		g.closed.Store(true)
 		r.Shutdown()
 		w.waitEvent(t, client.EventDown, 2)
-		r.start()
+		r.Restart()
 		if err := r.Daemon.SetPassword(testCtx(t), "alice", "another-password"); err != nil {
 			t.Fatal(err)
 		}
@@ -884,7 +855,7 @@ func TestSessionLostOK(t *testing.T) {
 // does not deliver it again. The catch-up pages through what is pending
 // as the application acks it, in order.
 func TestSessionDedup(t *testing.T) {
-	r := startRestartable(t)
+	r := daemontest.StartRestartable(t)
 	register(t, r.Server, "bob", "carol")
 	ctx := testCtx(t)
 	var g gate
@@ -914,7 +885,7 @@ func TestSessionDedup(t *testing.T) {
 
 	g.closed.Store(true)
 	r.Shutdown()
-	r.start()
+	r.Restart()
 	carol = user1(t, r.Server, "carol")
 	for _, b := range seq("c", 1, 5) {
 		if _, err := carol.Send(ctx, "bob", b); err != nil {

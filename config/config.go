@@ -211,7 +211,8 @@ type Accounts struct {
 	// MinPasswordBytes is the shortest password accepted at registration.
 	MinPasswordBytes int `koanf:"min_password_bytes"`
 	// HashConcurrency bounds concurrent Argon2id computations (each takes
-	// 19 MiB); 0 means the number of CPUs.
+	// 19 MiB); 0 means the number of CPUs. Registrations use at most half
+	// of them (at least one), so that logins always find one.
 	HashConcurrency int `koanf:"hash_concurrency"`
 }
 

@@ -23,13 +23,20 @@ type SessionInfo struct {
 	MsgsOut uint64    // messages pushed to it
 }
 
-// Sessions returns every logged-in connection, ordered by user, then by
-// connection id.
+// Sessions returns every logged-in connection that is not closing,
+// ordered by user, then by connection id.
 func (s *Server) Sessions() []SessionInfo {
 	s.mu.Lock()
-	out := make([]SessionInfo, 0, len(s.sessions))
+	all := make([]*session, 0, len(s.sessions))
 	for sess := range s.sessions {
-		if !sess.loggedIn.Load() {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	out := make([]SessionInfo, 0, len(all))
+	for _, sess := range all {
+		// A closing session (kicked, logging out) has left the online
+		// set already: list what Kick and users see.
+		if !sess.loggedIn.Load() || sess.isClosing() {
 			continue
 		}
 		out = append(out, SessionInfo{
@@ -37,7 +44,6 @@ func (s *Server) Sessions() []SessionInfo {
 			MsgsIn: sess.msgsIn.Load(), MsgsOut: sess.msgsOut.Load(),
 		})
 	}
-	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b SessionInfo) int {
 		if c := strings.Compare(a.User, b.User); c != 0 {
 			return c

@@ -167,7 +167,7 @@ func (s *session) register(req *protocol.Request) {
 		regs[regExists].Inc()
 		return
 	}
-	hash, herr := s.srv.hash(pw)
+	hash, herr := s.srv.registerHash(pw)
 	if herr != nil {
 		s.logger().Error("password hash failed", "err", herr)
 		s.replyErr(req.ID, protocol.Errorf(protocol.CodeInternal, "could not register; try again"))

@@ -118,6 +118,13 @@ type batch struct {
 	ps   *plugSet
 	// acksUnknown: the Write's outcome was resolved for its messages only.
 	acksUnknown bool
+	// ackOnly is the batch's acks as a Write of their own, set when the
+	// batch also has messages; deadline is the end of the Write's
+	// storage.timeout. acksStored: the Write stored nothing, and ackOnly
+	// then succeeded (retryAcks).
+	ackOnly    *plugins.WriteBatch
+	deadline   time.Time
+	acksStored bool
 	// Set by the store stage: wait returns the Write's outcome.
 	wait    func() ([]plugins.AppendResult, error)
 	nWrites int // messages and acks in the Write
@@ -425,7 +432,11 @@ func (p *pipeline) startWrite(b *batch) {
 		return
 	}
 	srv.m.storageBatch.Observe(float64(b.nWrites))
-	ctx, cancel := context.WithTimeout(context.Background(), srv.cfg.Storage.Timeout)
+	if len(wb.Messages)+len(wb.GroupMessages) > 0 && len(wb.Acks)+len(wb.GroupAcks) > 0 {
+		b.ackOnly = &plugins.WriteBatch{Acks: wb.Acks, GroupAcks: wb.GroupAcks}
+	}
+	b.deadline = time.Now().Add(srv.cfg.Storage.Timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), b.deadline)
 	var wait func() ([]plugins.AppendResult, error)
 	if o, ok := b.ps.storage.(plugins.WriteOverlapper); ok {
 		wait = o.StartWrite(ctx, &wb)
@@ -455,6 +466,9 @@ func (p *pipeline) finishWrite(b *batch) {
 	var we *plugins.WriteError
 	if errors.As(b.err, &we) && we.MaybeWritten {
 		p.resolve(b)
+	}
+	if errors.As(b.err, &we) && !we.MaybeWritten {
+		p.retryAcks(b)
 	}
 	if b.err == nil {
 		i := 0
@@ -539,6 +553,25 @@ func (p *pipeline) resolve(b *batch) {
 	}
 }
 
+// retryAcks writes the acks of b on their own, within what is left of
+// the Write's storage.timeout, when b's Write stored nothing and b also
+// has messages. A storage may refuse messages and still take acks (the
+// SQLite plugin keeps a reserve of disk space for them when the disk
+// fills up), and an ack that fails makes the next offline page repeat
+// what its user already has.
+func (p *pipeline) retryAcks(b *batch) {
+	if b.ackOnly == nil || time.Until(b.deadline) <= 0 {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), b.deadline)
+	defer cancel()
+	if _, err := b.ps.storage.Write(ctx, b.ackOnly); err != nil {
+		p.srv.log.Warn("storage write of acks alone failed", "acks", len(b.ackOnly.Acks)+len(b.ackOnly.GroupAcks), "err", err)
+		return
+	}
+	b.acksStored = true
+}
+
 // answer answers every request of b in order and pushes its new messages.
 func (p *pipeline) answer(b *batch) {
 	var pushBuf []byte
@@ -551,6 +584,8 @@ func (p *pipeline) answer(b *batch) {
 			p.answerGroupSend(r, r.dup, b.epoch, b.ps.groups)
 		case r.dup != nil:
 			p.answerSend(r, r.dup, b.epoch, &pushBuf)
+		case (r.kind == reqAck || r.kind == reqGroupAck) && b.acksStored:
+			p.reply(r.sess, protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).End())
 		case b.err != nil:
 			p.srv.m.sendAnswered(r, msgFailed)
 			p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))

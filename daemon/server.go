@@ -66,6 +66,9 @@ type Server struct {
 	// so that it costs as much as a wrong password.
 	dummyHash string
 	hashSem   chan struct{}
+	// registerSem bounds the registrations hashing at once to half of
+	// hashSem (see registerHash).
+	registerSem chan struct{}
 
 	router route.Router[*session]
 	pipe   *pipeline
@@ -136,15 +139,16 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		conc = runtime.GOMAXPROCS(0)
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       log,
-		version:   deps.Version,
-		pwp:       pwp,
-		dummyHash: dummy,
-		hashSem:   make(chan struct{}, conc),
-		router:    route.NewLocal[*session](),
-		listeners: make(map[net.Listener]struct{}),
-		sessions:  make(map[*session]struct{}),
+		cfg:         cfg,
+		log:         log,
+		version:     deps.Version,
+		pwp:         pwp,
+		dummyHash:   dummy,
+		hashSem:     make(chan struct{}, conc),
+		registerSem: make(chan struct{}, max(1, conc/2)),
+		router:      route.NewLocal[*session](),
+		listeners:   make(map[net.Listener]struct{}),
+		sessions:    make(map[*session]struct{}),
 
 		sendLimits:       limit.NewSends(cfg.Limits.SendRate, cfg.Limits.SendBurst),
 		authIP:           limit.NewKeyed[netip.Addr](cfg.Limits.AuthPerIPPerMinute, limit.MaxTrackedKeys),

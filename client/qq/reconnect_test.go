@@ -13,34 +13,7 @@ import (
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
-	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
 )
-
-// restartable is a qqd that can be stopped and started again on the same
-// address, with the same data.
-type restartable struct {
-	*daemontest.Server
-	t   *testing.T
-	cfg *config.Config
-	st  *sqlitestore.Store
-}
-
-// startRestartable starts a qqd whose kicked shutdown asks clients to
-// come back within 20 ms.
-func startRestartable(t *testing.T) *restartable {
-	t.Helper()
-	cfg := daemontest.Config(t, func(c *config.Config) { c.ReconnectSpread = 20 * time.Millisecond })
-	st := daemontest.OpenStore(t, cfg)
-	s := daemontest.StartWith(t, cfg, st)
-	again := *cfg
-	again.Listen = s.Addr
-	return &restartable{Server: s, t: t, cfg: &again, st: st}
-}
-
-func (r *restartable) start() {
-	r.t.Helper()
-	r.Server = daemontest.StartWith(r.t, r.cfg, r.st)
-}
 
 // startChatIn is startChat with env added to qq's environment and the
 // configuration directory dir ("": none).
@@ -109,7 +82,7 @@ func nextMsg(t *testing.T, s *client.Session) protocol.Message {
 // "reconnecting…" and "reconnected"; a line typed meanwhile goes out
 // once, after the reconnect; what bob sent meanwhile shows once.
 func TestChatReconnect(t *testing.T) {
-	r := startRestartable(t)
+	r := daemontest.StartRestartable(t)
 	expect(t, qq(t, r.Addr, nil, "register", "alice"), exitOK)
 	expect(t, qq(t, r.Addr, nil, "register", "bob"), exitOK)
 	bob := sessionUser(t, r.Addr, "bob")
@@ -133,7 +106,7 @@ func TestChatReconnect(t *testing.T) {
 	}
 	c.typeLine("sent while down")
 	c.waitFor(outboxLine + "\n")
-	r.start()
+	r.Restart()
 	c.waitFor("reconnected")
 	c.waitFor("] alice → bob: sent while down\n", "] bob: while you were away\n")
 	if m := nextMsg(t, bob); m.Body != "sent while down" {
@@ -227,7 +200,7 @@ func tokenPath(dir, addr, user string) string {
 // deletes it; a refused remembered login is forgotten and the password
 // asked for.
 func TestChatRemember(t *testing.T) {
-	r := startRestartable(t)
+	r := daemontest.StartRestartable(t)
 	expect(t, qq(t, r.Addr, nil, "register", "alice"), exitOK)
 	dir := t.TempDir()
 	path := tokenPath(dir, r.Addr, "alice")
@@ -261,7 +234,7 @@ func TestChatRemember(t *testing.T) {
 	c.waitFor("type /help")
 	r.Shutdown()
 	c.waitFor("reconnecting…\n")
-	r.start()
+	r.Restart()
 	c.waitFor("reconnected\n")
 	c.typeLine("/msg alice note to self")
 	c.waitFor("] alice: note to self\n")

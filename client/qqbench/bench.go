@@ -49,6 +49,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		err = runOffline(ctx, cfg, res)
 	case "history":
 		err = runHistory(ctx, cfg, res)
+	case "conns", "slowloris", "regflood":
+		err = runAttack(ctx, cfg, res)
 	case "fill":
 		return nil, errors.New("fill is not a load scenario: use Fill")
 	case "sweep":
@@ -88,13 +90,18 @@ func body(cid string, n int) string {
 // forEach runs f(i) for i in [0, n) on setupWorkers goroutines and returns
 // the first error.
 func forEach(ctx context.Context, n int, f func(ctx context.Context, i int) error) error {
+	return forEachOn(ctx, n, setupWorkers, f)
+}
+
+// forEachOn is forEach on the given number of goroutines.
+func forEachOn(ctx context.Context, n, workers int, f func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var next atomic.Int64
 	var once sync.Once
 	var first error
 	var wg sync.WaitGroup
-	for range min(setupWorkers, n) {
+	for range min(workers, n) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	qqbench [global flags] <dm|idle|fanin|offline|history|sweep> [flags]
+//	qqbench [global flags] <dm|idle|fanin|offline|history|sweep|conns|slowloris|regflood> [flags]
 //	qqbench fill --db DATA_DIR/qq.db --messages N --users U [flags]
 //	qqbench report [--format md|csv] FILE...
 //
@@ -16,6 +16,11 @@
 // sweep steps the open-loop dm rate up from --from until qqd saturates,
 // writes one CSV row per step and draws p50/p99 latency against the
 // delivered rate as an SVG chart (sweep.go, svg.go).
+//
+// conns, slowloris and regflood attack qqd from many loopback source
+// addresses while a probe measures what other clients get (attack.go;
+// client/qqbench/exhaustion.sh runs them, docs/operations.md has the
+// figures).
 //
 // report reads the JSON lines of many runs and prints the median and
 // min–max of each figure per --label (report.go); make perf
@@ -62,8 +67,13 @@ type Config struct {
 	Window    int
 	Messages  int
 	Members   int // group: the group's size (--users of them online)
-	Sweep     SweepConfig
-	Label     string // copied into the JSON line, for report
+	// conns, slowloris, regflood (attack.go)
+	Conns      int
+	PerAddr    int
+	FirstAddr  int
+	ProbeEvery time.Duration
+	Sweep      SweepConfig
+	Label      string // copied into the JSON line, for report
 
 	// fill
 	DB              string
@@ -79,18 +89,21 @@ type Config struct {
 // DefaultConfig returns the flag defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:      "127.0.0.1:5190",
-		Users:     10,
-		Duration:  10 * time.Second,
-		Warmup:    time.Second,
-		Drain:     5 * time.Second,
-		BodyBytes: 100,
-		Seed:      1,
-		Password:  "bench-password",
-		Window:    8,
-		Messages:  10000,
-		Members:   500,
-		Sweep:     DefaultSweepConfig(),
+		Addr:       "127.0.0.1:5190",
+		Users:      10,
+		Duration:   10 * time.Second,
+		Warmup:     time.Second,
+		Drain:      5 * time.Second,
+		BodyBytes:  100,
+		Seed:       1,
+		Password:   "bench-password",
+		Window:     8,
+		Messages:   10000,
+		Members:    500,
+		Conns:      20000,
+		PerAddr:    16,
+		ProbeEvery: 100 * time.Millisecond,
+		Sweep:      DefaultSweepConfig(),
 
 		PendingFraction: 0.01,
 		Batch:           10000,
@@ -116,6 +129,10 @@ func registerFlags(fs *flag.FlagSet, c *Config) {
 	fs.Float64Var(&c.Rate, "rate", c.Rate, "dm/fanin/history: open loop at this total rate in msg/s or calls/s (0: closed loop)")
 	registerSweepFlags(fs, &c.Sweep)
 	fs.IntVar(&c.Window, "window", c.Window, "dm/fanin/history closed loop and offline fill: sends or calls in flight per user")
+	fs.IntVar(&c.Conns, "conns", c.Conns, "conns, slowloris: attack connections; regflood: registrations")
+	fs.IntVar(&c.PerAddr, "per-addr", c.PerAddr, "conns, slowloris, regflood: attack connections or registrations per source address (127.1.x.y)")
+	fs.IntVar(&c.FirstAddr, "first-addr", c.FirstAddr, "conns, slowloris, regflood: index of the first source address (for several qqbench processes)")
+	fs.DurationVar(&c.ProbeEvery, "probe-every", c.ProbeEvery, "conns, slowloris, regflood: the probe's ping and send interval")
 	fs.IntVar(&c.Members, "members", c.Members, "group: members of the group (u0..uM-1; the first --users are online and send)")
 	fs.IntVar(&c.Messages, "messages", c.Messages, "offline: messages queued for the offline user; fill: messages to add")
 	fs.StringVar(&c.DB, "db", c.DB, "fill: SQLite database file of a stopped qqd (<data_dir>/qq.db)")
@@ -125,7 +142,7 @@ func registerFlags(fs *flag.FlagSet, c *Config) {
 
 func usage(fs *flag.FlagSet) func() {
 	return func() {
-		fmt.Fprintf(fs.Output(), "usage: qqbench [flags] <dm|idle|fanin|group|offline|history|fill|sweep> [flags]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: qqbench [flags] <dm|idle|fanin|group|offline|history|fill|sweep|conns|slowloris|regflood> [flags]\n\n"+
 			"  dm       every user sends to random others (--rate R open loop, else --window W closed loop)\n"+
 			"  fanin    every user sends to u0, which acks everything\n"+
 			"  group    a group of --members (u0 adds them); --users of them online, each sending to the group\n"+
@@ -136,7 +153,12 @@ func usage(fs *flag.FlagSet) func() {
 			"           --duration per step; --csv FILE, --svg FILE (p50/p99 latency against delivered rate)\n"+
 			"  history  every user calls history (random peer, limit 50, some pages back) and offline (limit 100)\n"+
 			"           (--rate R calls/s open loop, else --window W closed loop)\n"+
-			"  fill     append --messages between random pairs of --users to --db, a stopped qqd's qq.db\n\n")
+			"  fill     append --messages between random pairs of --users to --db, a stopped qqd's qq.db\n"+
+			"  conns    hold --conns connections that never log in (--per-addr per source address 127.1.x.y) for --duration\n"+
+			"  slowloris  the same, each sending a login frame one byte per second\n"+
+			"  regflood register --conns new accounts, --per-addr per source address, --window at a time\n"+
+			"           (these three: a probe, u0 and u1 from 127.0.0.1, pings and sends every --probe-every and logs in\n"+
+			"           anew every second; peak memory of qqd and its plugins with --qqd-pid)\n\n")
 		fs.PrintDefaults()
 	}
 }
@@ -194,6 +216,13 @@ func (c *Config) validate() error {
 		if c.Users < 2 {
 			return errors.New("history needs --users >= 2")
 		}
+	case "conns", "slowloris", "regflood":
+		if c.Conns < 1 || c.PerAddr < 1 || c.ProbeEvery <= 0 {
+			return fmt.Errorf("%s needs --conns >= 1, --per-addr >= 1 and --probe-every > 0", c.Scenario)
+		}
+		if c.FirstAddr < 0 || c.FirstAddr+c.Conns/c.PerAddr >= 1<<23 {
+			return fmt.Errorf("%s: --conns / --per-addr plus --first-addr must stay below 2^23 (source addresses in 127.1.0.0-127.128.255.255)", c.Scenario)
+		}
 	case "fill":
 		if err := c.validateFill(); err != nil {
 			return err
@@ -209,7 +238,7 @@ func (c *Config) validate() error {
 			return err
 		}
 	default:
-		return fmt.Errorf("unknown scenario %q (want dm, idle, fanin, group, offline, history, fill or sweep)", c.Scenario)
+		return fmt.Errorf("unknown scenario %q (want dm, idle, fanin, group, offline, history, fill, sweep, conns, slowloris or regflood)", c.Scenario)
 	}
 	if c.Window < 1 {
 		return errors.New("--window must be >= 1")

@@ -343,6 +343,7 @@ type Result struct {
 	Offline *OfflineResult `json:"offline,omitempty"`
 	History *HistoryResult `json:"history,omitempty"`
 	Group   *GroupResult   `json:"group,omitempty"`
+	Attack  *AttackResult  `json:"attack,omitempty"`
 }
 
 // GroupResult is the group scenario's figures: Sent counts group sends,
@@ -469,6 +470,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 	}
 	if h := r.History; h != nil {
 		h.writeSummary(w, r)
+	}
+	if a := r.Attack; a != nil {
+		a.writeSummary(w, r.Scenario)
 	}
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(w, "  idle: %d connections logged in in %.2f s, all alive at the end: %v\n", i.Connections, i.LoginSeconds, i.AllConnectionsAlive)

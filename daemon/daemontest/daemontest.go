@@ -393,3 +393,34 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Restartable is a Server that can be shut down and started again on the
+// same address and data, as a restart of qqd looks to its clients.
+type Restartable struct {
+	*Server
+	t   testing.TB
+	cfg *config.Config
+	st  *sqlitestore.Store
+}
+
+// StartRestartable is Start with a store that outlives each Server, so
+// that Restart can start a new one on it after Shutdown. Its kicked
+// shutdown asks clients to come back within 20 ms (reconnect_spread),
+// unless opts say otherwise.
+func StartRestartable(t testing.TB, opts ...func(*config.Config)) *Restartable {
+	t.Helper()
+	opts = append([]func(*config.Config){func(c *config.Config) { c.ReconnectSpread = 20 * time.Millisecond }}, opts...)
+	cfg := Config(t, opts...)
+	st := OpenStore(t, cfg)
+	s := StartWith(t, cfg, st)
+	again := *cfg
+	again.Listen = s.Addr
+	return &Restartable{Server: s, t: t, cfg: &again, st: st}
+}
+
+// Restart starts a new server on the address and data of the one that
+// was shut down.
+func (r *Restartable) Restart() {
+	r.t.Helper()
+	r.Server = StartWith(r.t, r.cfg, r.st)
+}

@@ -447,15 +447,7 @@ func TestMigrateV3(t *testing.T) {
 		{`INSERT INTO blocks (blocker, blocked, ts) VALUES ('carol', 'bob', ?)`, []any{ts + 3}},
 	})
 
-	s := openAt(t, path, newClock())
-	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != "5" {
-		t.Fatalf("user_version = %q, %v; want 5", v, err)
-	}
-	fresh := filepath.Join(t.TempDir(), "fresh.db")
-	openAt(t, fresh, nil)
-	if got, want := schemaText(t, path), schemaText(t, fresh); got != want {
-		t.Errorf("schema migrated from version 3:\n%s\nschema of a new database:\n%s", got, want)
-	}
+	s := openMigrated(t, path, 3)
 	msgA := protocol.Message{ID: idA, From: "alice", To: "bob", Body: "pending for bob", TS: ts}
 	msgB := protocol.Message{ID: idB, From: "bob", To: "alice", Body: "acked by alice", TS: ts + 1}
 	if p, _, err := s.Pending(ctx, "bob", 10); err != nil || !slices.Equal(p, []protocol.Message{msgA}) {
@@ -593,4 +585,21 @@ func oldDatabase(t *testing.T, version int, stmts []sqlStmt) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// openMigrated opens the database at path, made at schema version from,
+// and checks that it migrated to the current version with the schema of a
+// new database.
+func openMigrated(t *testing.T, path string, from int) *sqlitestore.Store {
+	t.Helper()
+	s := openAt(t, path, newClock())
+	if v, err := sqlitestore.WriterPragma(s, "user_version"); err != nil || v != fmt.Sprint(sqlitestore.SchemaVersion) {
+		t.Fatalf("user_version = %q, %v; want %d", v, err, sqlitestore.SchemaVersion)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh.db")
+	openAt(t, fresh, nil)
+	if got, want := schemaText(t, path), schemaText(t, fresh); got != want {
+		t.Errorf("schema migrated from version %d:\n%s\nschema of a new database:\n%s", from, got, want)
+	}
+	return s
 }

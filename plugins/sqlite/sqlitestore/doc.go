@@ -27,11 +27,34 @@
 //
 // A failed Write returns a [*plugins.WriteError]. MaybeWritten is false when
 // the transaction was rolled back or never began, including on SQLITE_FULL
-// and I/O errors before the commit. When COMMIT itself fails, the store
+// and I/O errors before the commit. When COMMIT itself fails and left the
+// transaction open (SQLite may, after SQLITE_FULL), the store rolls it
+// back: MaybeWritten is false. Otherwise it
 // looks for the batch's first new message on the writer connection: if it
 // is absent, MaybeWritten is false; if it is present, the lookup fails, or
 // the batch stored no new message, MaybeWritten is true. The store stays
 // usable after a failed Write (for example once disk space returns).
+//
+// # Disk space
+//
+// Open reads the size of the filesystem that holds the database and sizes
+// two things by it (budgetFor). The WAL is checkpointed once it holds
+// 1/32 of the filesystem (at least 1 MiB, at most 32,000 pages, about
+// 125 MiB, reached at 4 GiB), and truncated to that size after a
+// checkpoint (journal_size_limit): a WAL that could outgrow the free space
+// would never reach its checkpoint, and once it had taken the last byte no
+// write would fit, not even an ack. And a reserve of free space, twice the
+// checkpoint size plus 1 MiB, is kept: while less is free, a Write that
+// carries messages, and CreateUser, fail with [ErrLowSpace] (inside a
+// [*plugins.WriteError] with MaybeWritten false: nothing stored), while
+// Writes of acks alone, every other write and every read go on. The
+// reserve is what a checkpoint needs to copy the WAL into the database
+// and what acks need to commit meanwhile. When space returns the next
+// Write stores again. A write that meets a full disk all the same
+// (something else took the space) fails as any failed write does, and
+// then runs a truncating checkpoint (at most once a second) to give the
+// WAL's space back. Where the filesystem's size cannot be read (not
+// Linux), the checkpoint is 32,000 pages and there is no reserve.
 //
 // # Ordering and timestamps
 //

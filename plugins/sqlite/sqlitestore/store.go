@@ -28,7 +28,8 @@ const (
 	busyTimeoutMS = 5000
 	// readConns is the size of the read pool.
 	readConns = 4
-	// journalSizeLimit caps the WAL file kept after a checkpoint.
+	// journalSizeLimit caps the WAL file kept after a checkpoint where
+	// the filesystem's size is unknown; see budgetFor.
 	journalSizeLimit = 128 << 20
 	// pruneInterval is how often the background pruner runs.
 	pruneInterval = time.Hour
@@ -46,10 +47,12 @@ const (
 	// CPU of a write (BenchmarkWriteMixed).
 	writerCacheKiB = 64 << 10
 	// walAutocheckpointPages is how many WAL pages trigger a checkpoint
-	// (SQLite's default is 1,000, 4 MiB). A checkpoint copies each page
-	// once however often it changed since the last one, so a larger WAL
-	// copies the hot index pages less often; journalSizeLimit still caps
-	// the file.
+	// (SQLite's default is 1,000, 4 MiB) on a filesystem of 4 GiB or more,
+	// or of unknown size. A checkpoint copies each page once however often
+	// it changed since the last one, so a larger WAL copies the hot index
+	// pages less often. On a smaller filesystem the WAL is checkpointed at
+	// 1/32 of its size (budgetFor): a WAL that can outgrow the free space
+	// is never checkpointed, and then no write, not even an ack, fits.
 	walAutocheckpointPages = 32000
 	// readerCacheKiB is the page cache of each read connection.
 	readerCacheKiB = 16 << 10
@@ -86,6 +89,15 @@ type Store struct {
 	// syncLowered: an ack-only Write set the writer to NORMAL and has not
 	// restored syncLevel yet (restoreSync). Guarded by wmu.
 	syncLowered bool
+
+	// dir is the database's directory; budget sizes the WAL and the
+	// free-space reserve for its filesystem (see roomForData).
+	dir    string
+	budget spaceBudget
+	// lowSpace: the last roomForData found less free space than the
+	// reserve. lastReclaim is when reclaimWAL last ran. Guarded by wmu.
+	lowSpace    bool
+	lastReclaim time.Time
 
 	// Statements prepared on the writer, used inside transactions.
 	stLookupCID  *sql.Stmt
@@ -256,7 +268,13 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 		return nil, err
 	}
 
+	fsSize, _, err := diskSpace(filepath.Dir(path))
+	if err != nil {
+		fsSize = 0 // unknown: SQLite's sizes, no reserve
+	}
 	s := &Store{
+		dir:       filepath.Dir(path),
+		budget:    budgetFor(fsSize),
 		now:       opts.Now,
 		log:       opts.Logger,
 		window:    opts.DedupWindow,
@@ -279,10 +297,10 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
 		"foreign_keys(1)",
 		"journal_mode(WAL)",
-		fmt.Sprintf("journal_size_limit(%d)", journalSizeLimit),
+		fmt.Sprintf("journal_size_limit(%d)", s.budget.walLimit),
 		"synchronous("+syncLevel+")",
 		fmt.Sprintf("cache_size(%d)", -writerCacheKiB),
-		fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpointPages),
+		fmt.Sprintf("wal_autocheckpoint(%d)", s.budget.checkpointPages),
 	))
 	if err != nil {
 		return nil, err
@@ -328,6 +346,8 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 	if err := s.loadCaches(ctx, s.writer); err != nil {
 		return nil, err
 	}
+	s.log.Info("sqlitestore: disk space budget", "dir", s.dir, "filesystem_bytes", fsSize,
+		"wal_checkpoint_bytes", s.budget.checkpointPages*pageSize, "reserve_bytes", s.budget.reserve)
 
 	if s.window > 0 {
 		if n, err := s.PruneCIDs(ctx); err != nil {

@@ -21,8 +21,14 @@ func (s *Store) CreateUser(ctx context.Context, user, passwordHash string) error
 	if err := s.restoreSync(ctx); err != nil {
 		return err
 	}
+	if err := s.roomForData(); err != nil {
+		return fmt.Errorf("sqlitestore: create user %q: %w", user, err)
+	}
 	res, err := s.stCreateUser.ExecContext(ctx, user, passwordHash, s.now().UnixMilli())
 	if err != nil {
+		if isFull(err) {
+			s.reclaimWAL(ctx)
+		}
 		return fmt.Errorf("sqlitestore: create user %q: %w", user, err)
 	}
 	n, err := res.RowsAffected()
@@ -127,10 +133,25 @@ func (s *Store) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.App
 	if b == nil || len(b.Messages)+len(b.Acks)+len(b.GroupMessages)+len(b.GroupAcks) == 0 {
 		return []plugins.AppendResult{}, nil
 	}
-
 	if err := s.restoreSync(ctx); err != nil {
 		return nil, &plugins.WriteError{Err: err}
 	}
+	if len(b.Messages)+len(b.GroupMessages) > 0 {
+		if err := s.roomForData(); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("sqlitestore: write: %w", err)}
+		}
+	}
+	res, err := s.write(ctx, b)
+	if err != nil && isFull(err) {
+		// The transaction is over: give the WAL's space back, so that
+		// the acks and checkpoints that follow find room.
+		s.reclaimWAL(ctx)
+	}
+	return res, err
+}
+
+// write is Write after its checks. The caller holds s.wmu.
+func (s *Store) write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.AppendResult, error) {
 	if len(b.Messages)+len(b.GroupMessages) == 0 && s.syncLevel == "FULL" {
 		// An ack-only batch commits without fsync: see the package
 		// documentation (Durability).
@@ -167,7 +188,9 @@ func (s *Store) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.App
 	}
 	results = append(results, groupResults...)
 	if err := tx.Commit(); err != nil {
-		maybe := s.commitMaybeWritten(firstID, firstGroup)
+		// A COMMIT that failed may leave the transaction open: then
+		// nothing is stored, and it must end before the next write.
+		maybe := !s.rollbackAfterFailedCommit() && s.commitMaybeWritten(firstID, firstGroup)
 		s.log.Warn("sqlitestore: commit failed", "err", err, "maybe_written", maybe)
 		return nil, &plugins.WriteError{MaybeWritten: maybe, Err: fmt.Errorf("sqlitestore: commit: %w", err)}
 	}
