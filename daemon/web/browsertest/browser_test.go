@@ -202,6 +202,28 @@ func TestGroupChat(t *testing.T) {
 	a.waitJS(`document.querySelector('#messages ol:not([hidden]) li.msg.mention')`, "the mention highlighted")
 	a.waitJS(fmt.Sprintf(`!document.querySelector('%s .badge') && document.title === 'qq'`, row), "the badges cleared")
 
+	// alice's connection drops while she looks elsewhere; what came
+	// meanwhile is caught up and counted once.
+	a.chatWith("nobody-in-particular")
+	e.pause(true)
+	e.drop()
+	a.waitJS(`document.getElementById('conn-state').dataset.state !== 'up'`, "alice disconnected")
+	for _, body := range []string{"while you were away", "still away?"} {
+		if _, err := bob.GroupSend(ctx, gid, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.pause(false)
+	a.waitLoggedIn()
+	a.click("#tab-groups")
+	a.waitJS(fmt.Sprintf(`[...document.querySelectorAll('%s .badge')].pop()?.textContent === '2' && !document.querySelector('%s .badge.mention')`, row, row), "2 unread after the reconnect")
+	a.waitJS(`document.title === '(2) qq'`, "two unread in the title after the reconnect")
+	a.openConv("g:" + gid)
+	a.waitShown("still away?")
+	if got := len(a.shown()); got != 4 {
+		t.Errorf("the group shows %d messages, want 4: %+v", got, a.shown())
+	}
+
 	a.send("hello crew @carol")
 	c.waitShown("hello crew @carol")
 	for {

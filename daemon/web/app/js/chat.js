@@ -715,11 +715,17 @@ export class Chat {
     }
     let g = this.groups.get(e.group);
     if (g) {
+      // The listing's counts include everything up to its last_seq (a
+      // catch-up after a reconnect brings those entries again): only
+      // entries past it are new.
+      const fresh = e.seq > g.last_seq;
       g.last_seq = Math.max(g.last_seq, e.seq);
       const mine = e.kind === 'msg' && e.from === this.me;
       if (mine) {
         g.read_seq = Math.max(g.read_seq, e.seq);
-      } else if (e.seq > g.read_seq) {
+        g.unread = 0;
+        g.mentions = 0;
+      } else if (fresh && e.seq > g.read_seq) {
         g.unread++;
         if (item.mentionsMe) {
           g.mentions++;

@@ -101,7 +101,7 @@ function saveLogin(user, token) {
   }
 }
 
-tabs.whoami = () => (session && !session.ended && session.token ? { user: session.user, token: session.token } : null);
+tabs.whoami = () => (session && !session.ended && session.token ? { user: session.user, token: session.token, presence: dom.presence.value } : null);
 
 function showBanner(text, action) {
   dom.bannerText.textContent = text;
@@ -190,6 +190,11 @@ async function begin(user, creds) {
     }
   });
   chat = c;
+  if (creds.presence && creds.presence !== 'online') {
+    // The user's presence, set in another tab: this session keeps it.
+    s.presence = { state: creds.presence };
+    dom.presence.value = creds.presence;
+  }
   if (creds.token) {
     showApp();
     await s.start({ user, token: creds.token });
@@ -259,9 +264,12 @@ dom.logoutButton.addEventListener('click', async () => {
   }
   dom.logoutButton.disabled = true;
   try {
-    await s.logout();
+    const revoked = await s.logout();
     saveLogin(null, null);
     tabs.post({ type: 'logout', user: s.user });
+    if (!revoked) {
+      dom.loginError.textContent = 'Logged out in this browser. The server could not be reached to revoke the login; it ends by itself after 7 days unused.';
+    }
   } catch (e) {
     showBanner(`Could not log out: ${e.message}. Try again.`);
   } finally {
@@ -318,14 +326,14 @@ async function boot() {
   if (!login) {
     const t = others.find((o) => typeof o.user === 'string' && typeof o.token === 'string');
     if (t) {
-      login = { user: t.user, token: t.token };
+      login = { user: t.user, token: t.token, presence: t.presence };
       saveLogin(t.user, t.token);
     }
   }
   document.body.classList.remove('booting');
   if (login) {
     dom.loginUser.value = login.user;
-    begin(login.user, { token: login.token }).catch(() => {});
+    begin(login.user, { token: login.token, presence: login.presence }).catch(() => {});
   } else {
     showLogin('');
   }

@@ -656,12 +656,16 @@ export class Session extends EventTarget {
 
   /**
    * Logs out: the server revokes the resume token and closes the
-   * connection. Without a connection, one is made for it (by token). A
-   * logout the server could not complete throws; the session stays.
+   * connection. Without a connection, one is made for it (by token).
+   * Resolves with whether the server revoked the token (false: it could
+   * not be reached; the browser forgets the token all the same, and the
+   * server lets it expire). A logout the server refused (unavailable:
+   * it could not revoke) throws, and the session stays.
    */
   async logout() {
     let conn = this.conn;
     let own = false;
+    let revoked = true;
     try {
       if (!conn && this.token) {
         conn = await Conn.open(this.url, HELLO_TIMEOUT);
@@ -678,14 +682,16 @@ export class Session extends EventTarget {
         }
         throw e;
       }
-      // auth_failed: the token is revoked already; disconnected: the
-      // connection is gone, and its token too if logout was written.
+      // auth_failed: the token was revoked already. Disconnected: the
+      // logout may or may not have reached the server.
+      revoked = e instanceof ProtocolError;
     }
     if (own && conn) {
       conn.abort('logged out');
     }
     this._setToken(null);
     this._end('logged out', 'logout');
+    return revoked;
   }
 
   /** Ends the session without logging out (the token stays valid). */
