@@ -56,6 +56,7 @@ export class Chat {
     this.convs = new Map();
     this.active = null;
     this.typing = new Map();
+    this._socialLogs = new Set();
     this.counter = 0;
     this.peers = new Set(this._load('peers') || []);
     this.baseTitle = document.title.replace(/^\(\d+\) /, '');
@@ -790,6 +791,12 @@ export class Chat {
   }
 
   async refreshFriends() {
+    // The listing is a snapshot taken at some moment before its reply
+    // comes; pushes that arrive meanwhile may be newer: they are applied
+    // again on top of it (an older one changes nothing the snapshot does
+    // not already say).
+    const log = [];
+    this._socialLogs.add(log);
     try {
       const r = await this.session.request('friends', {});
       this.friends = new Map((r.friends || []).map((f) => [f.user, f]));
@@ -797,6 +804,11 @@ export class Chat {
       this.outgoing = r.outgoing || [];
     } catch {
       return;
+    } finally {
+      this._socialLogs.delete(log);
+    }
+    for (const f of log) {
+      this._social(f);
     }
     this._head();
     this.renderLists();
@@ -834,6 +846,30 @@ export class Chat {
 
   /** Other pushes: friends, presence, typing, notices, join requests. */
   onPush(f) {
+    if (f.type === 'typing') {
+      this._typingPush(f);
+      return;
+    }
+    if (f.type === 'group_join_request') {
+      this._joinRequest(f);
+      return;
+    }
+    if (!this._social(f)) {
+      return;
+    }
+    for (const log of this._socialLogs) {
+      log.push(f);
+    }
+    if (f.type === 'friend_request') {
+      this.notify(`${f.from} wants to be your friend`, f.note || '', `fr:${f.from}`, null);
+    }
+    this._head();
+    this.renderLists();
+    this.refreshCounts();
+  }
+
+  /** Applies a friends or presence push; false for other pushes. */
+  _social(f) {
     switch (f.type) {
       case 'presence': {
         const fr = this.friends.get(f.user);
@@ -843,16 +879,15 @@ export class Chat {
         }
         break;
       }
-      case 'typing':
-        this._typingPush(f);
-        return;
       case 'friend_request':
         this.incoming = this.incoming.filter((r) => r.from !== f.from);
         this.incoming.push({ from: f.from, note: f.note, ts: f.ts });
-        this.notify(`${f.from} wants to be your friend`, f.note || '', `fr:${f.from}`, null);
         break;
       case 'friend_added':
-        this.friends.set(f.user, { user: f.user, since: f.since, presence: 'offline' });
+        if (!this.friends.has(f.user)) {
+          // Offline until a presence push says otherwise.
+          this.friends.set(f.user, { user: f.user, since: f.since, presence: 'offline' });
+        }
         this.incoming = this.incoming.filter((r) => r.from !== f.user);
         this.outgoing = this.outgoing.filter((r) => r.to !== f.user);
         break;
@@ -865,15 +900,10 @@ export class Chat {
       case 'friend_cancelled':
         this.incoming = this.incoming.filter((r) => r.from !== f.user);
         break;
-      case 'group_join_request':
-        this._joinRequest(f);
-        return;
       default:
-        return;
+        return false;
     }
-    this._head();
-    this.renderLists();
-    this.refreshCounts();
+    return true;
   }
 
   _joinRequest(f) {
@@ -1147,7 +1177,7 @@ export class Chat {
     const list = [...this.groups.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const rows = list.map((g) =>
       this._row('g:' + g.group, g.name, (b) => {
-        const icon = el('span', 'gicon', g.name.slice(0, 1).toUpperCase());
+        const icon = el('span', 'gicon', ([...g.name][0] || '#').toUpperCase());
         icon.setAttribute('aria-hidden', 'true');
         b.append(icon, el('span', 'name', g.name));
         let label = `${g.name}, group ${g.group}`;

@@ -137,7 +137,7 @@ export class Conn {
       return Promise.reject(new DisconnectedError());
     }
     const id = String(this._next++);
-    const frame = Object.assign({}, fields, { type, id });
+    const frame = Object.assign({ type, id }, fields);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.abort(`no answer to ${type} within ${Math.round(timeoutMs / 1000)} s`), timeoutMs);
       this._pending.set(id, { resolve, reject, timer });
