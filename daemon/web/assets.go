@@ -1,3 +1,5 @@
+// Package web is qqd's web front: the browser client embedded in the
+// binary (app/) and, from the gateway, its WebSocket listener.
 package web
 
 import (
