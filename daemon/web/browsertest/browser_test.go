@@ -303,3 +303,46 @@ func TestHistoryPaging(t *testing.T) {
 	}
 	a.waitJS(`document.getElementById('older-button').hidden`, "no more to load")
 }
+
+// TestFailedSendRetry: a refused message shows why, with Retry (the same
+// cid: stored once) and Discard (gone for good, reload included).
+func TestFailedSendRetry(t *testing.T) {
+	e := newEnv(t)
+	a := e.open("alice")
+	a.register("alice")
+	a.chatWith("zoe")
+	a.send("hello zoe")
+	a.send("never mind")
+	a.waitJS(`document.querySelectorAll('#messages ol:not([hidden]) li.msg[data-state="failed"]').length === 2`, "both refused")
+	if got := eval[string](a, `document.querySelector('#messages li.msg[data-state="failed"] .state').textContent`); !strings.Contains(got, "Not sent: no such user") {
+		t.Errorf("the failed message says %q", got)
+	}
+	cid := eval[string](a, `document.querySelector('#messages li.msg[data-state="failed"]').dataset.cid`)
+
+	// Discard the second; it stays gone after a reload.
+	a.click(`#messages li.msg[data-state="failed"]:last-child button[aria-label="Discard this message"]`)
+	a.waitJS(`document.querySelectorAll('#messages li.msg').length === 1`, "one message left")
+	a.do(chromedp.Reload())
+	a.waitJS(`document.getElementById('conv-title').textContent === 'zoe' && document.querySelectorAll('#messages ol:not([hidden]) li.msg[data-state="failed"]').length === 1`, "the refused message back after the reload, the discarded one not")
+
+	zoe := e.tcpUser("zoe", true)
+	a.click(`#messages li.msg[data-state="failed"] button[aria-label="Retry sending this message"]`)
+	a.waitShown("hello zoe")
+	if got := eval[string](a, `document.querySelector('#messages ol:not([hidden]) li.msg').dataset.cid`); got != cid {
+		t.Errorf("the retry's cid is %q, want the first one's %q", got, cid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	checkOnce(t, "the store", waitHistory(t, ctx, zoe, "alice", 1), []string{"hello zoe"})
+	// It was stored under that cid: the same send again is the same message.
+	again, err := e.tcpUser("alice", false).SendCID(ctx, "zoe", "hello zoe", cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := eval[string](a, `document.querySelector('#messages ol:not([hidden]) li.msg').dataset.id`); again.MsgID != id {
+		t.Errorf("a send with the cid %s is message %s, the page shows %s", cid, again.MsgID, id)
+	}
+	if got := a.shown(); len(got) != 1 {
+		t.Errorf("shown %+v, want the one message", got)
+	}
+}
