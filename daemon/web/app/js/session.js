@@ -168,7 +168,7 @@ export class Session extends EventTarget {
         first = null;
       }
       this._startHeartbeat(conn);
-      this._catchUp(conn).catch(() => {});
+      this._catchUpRetrying(conn);
       const why = await conn.ended;
       this._stopHeartbeat();
       this.conn = null;
@@ -263,7 +263,7 @@ export class Session extends EventTarget {
     }
     conn
       .request('ping', {}, WAKE_PING_TIMEOUT)
-      .then(() => this._catchUp(conn))
+      .then(() => this._catchUpRetrying(conn))
       .catch(() => {});
   }
 
@@ -507,6 +507,25 @@ export class Session extends EventTarget {
         }
         this._pump();
       }
+    }
+  }
+
+  /**
+   * Catches up, and again after a growing wait while the server answers
+   * with an error (unavailable: its storage is down); a lost connection
+   * ends it (the next one catches up).
+   */
+  async _catchUpRetrying(conn) {
+    for (let n = 0; conn === this.conn && !this.ended; n++) {
+      try {
+        await this._catchUp(conn);
+        return;
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) {
+          return;
+        }
+      }
+      await sleep(Math.min(MAX_BACKOFF, MIN_BACKOFF * 2 ** Math.min(n + 1, 16)));
     }
   }
 
