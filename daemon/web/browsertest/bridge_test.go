@@ -1,3 +1,5 @@
+//go:build !webgateway
+
 package browsertest
 
 // A stand-in for the gateway of package web while it is being written:
