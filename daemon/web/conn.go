@@ -1,0 +1,389 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// closeTimeout bounds sending the close frame of a connection being
+// closed.
+const closeTimeout = time.Second
+
+// ErrBinaryMessage is the error Read returns after the peer sent a binary
+// message; the connection is then closed with status 1003.
+var ErrBinaryMessage = errors.New("web: binary message: QQP/1 frames are text messages")
+
+// conn is one WebSocket as a net.Conn carrying the QQP/1 line stream.
+// The package documentation states its contract.
+type conn struct {
+	ws *websocket.Conn
+	// nc is the connection under the WebSocket (TCP, or TLS over TCP):
+	// its addresses and deadlines are the conn's.
+	nc        net.Conn
+	transport string             // "ws" or "wss"
+	binary    prometheus.Counter // counts binary messages; nil on the client side
+	// closers tracks the goroutines that send close frames; nil: Close
+	// sends its close frame itself (the client side).
+	closers *tracker
+
+	// The reader's state: only the goroutine that calls Read uses it.
+	msg  io.Reader // the message being read; nil between messages
+	nl   bool      // the last message ended and its "\n" is still owed
+	rerr error     // the error every Read returns once reading failed
+
+	wmu     sync.Mutex
+	partial []byte // bytes written after the last "\n"
+	wfailed bool   // a write failed: no close frame can follow
+
+	closing atomic.Bool
+	status  atomic.Int32 // the close status when not 1000 (1003)
+}
+
+var _ net.Conn = (*conn)(nil)
+
+func newConn(ws *websocket.Conn, nc net.Conn, binary prometheus.Counter, closers *tracker) *conn {
+	// The session bounds each frame as it streams by (see the package
+	// documentation); a message limit would cut a long stream of small
+	// frames, or cut a long frame without the frame_too_large reply.
+	ws.SetReadLimit(-1)
+	transport := "ws"
+	if _, ok := nc.(*tls.Conn); ok {
+		transport = "wss"
+	}
+	return &conn{ws: ws, nc: nc, transport: transport, binary: binary, closers: closers}
+}
+
+// Transport names the connection's transport for operators: "ws", or
+// "wss" over TLS.
+func (c *conn) Transport() string { return c.transport }
+
+// Read reads the byte stream of the text messages, each followed by "\n".
+func (c *conn) Read(p []byte) (int, error) {
+	if c.rerr != nil {
+		return 0, c.rerr
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.nl {
+		c.nl = false
+		p[0] = '\n'
+		return 1, nil
+	}
+	for {
+		if c.msg == nil {
+			typ, r, err := c.ws.Reader(context.Background())
+			if err != nil {
+				return 0, c.readFailed(err)
+			}
+			if typ != websocket.MessageText {
+				c.status.Store(int32(websocket.StatusUnsupportedData))
+				if c.binary != nil {
+					c.binary.Inc()
+				}
+				c.rerr = ErrBinaryMessage
+				return 0, c.rerr
+			}
+			c.msg = r
+		}
+		n, err := c.msg.Read(p)
+		switch {
+		case err == io.EOF:
+			c.msg = nil
+			if n < len(p) {
+				p[n] = '\n'
+				return n + 1, nil
+			}
+			c.nl = true
+			return n, nil
+		case err != nil:
+			err = c.readFailed(err)
+			if n > 0 {
+				return n, nil // the error comes with the next Read
+			}
+			return 0, err
+		case n > 0:
+			return n, nil
+		}
+	}
+}
+
+// readFailed records why reading ended and returns it: io.EOF when the
+// peer closed (with a close frame, or its TCP connection between
+// messages), net.ErrClosed after Close, else the error. A deadline error
+// (os.ErrDeadlineExceeded for errors.Is) is not kept: a later Read goes
+// on, which is sound when the deadline came between WebSocket frames
+// (nothing of a frame was read), as when nothing arrived at all.
+func (c *conn) readFailed(err error) error {
+	switch {
+	case c.closing.Load():
+		err = net.ErrClosed
+	case websocket.CloseStatus(err) != -1, errors.Is(err, io.EOF):
+		err = io.EOF
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return err
+	}
+	c.rerr = err
+	return err
+}
+
+// Write sends each "\n"-terminated frame of p as one text message (a "\r"
+// before the "\n" is dropped; empty frames are not sent). Bytes after the
+// last "\n" are kept for the next Write.
+func (c *conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closing.Load() {
+		return 0, net.ErrClosed
+	}
+	written := 0
+	for {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			c.partial = append(c.partial, p...)
+			return written + len(p), nil
+		}
+		frame := p[:i]
+		if len(c.partial) > 0 {
+			c.partial = append(c.partial, frame...)
+			frame = c.partial
+		}
+		if n := len(frame); n > 0 && frame[n-1] == '\r' {
+			frame = frame[:n-1]
+		}
+		if len(frame) > 0 {
+			if err := c.ws.Write(context.Background(), websocket.MessageText, frame); err != nil {
+				c.wfailed = true
+				c.partial = nil
+				if c.closing.Load() {
+					err = net.ErrClosed
+				}
+				return written, err
+			}
+		}
+		c.partial = c.partial[:0]
+		written += i + 1
+		p = p[i+1:]
+	}
+}
+
+// Close closes the connection without blocking (see the package
+// documentation): status 1000, or 1003 after a binary message.
+func (c *conn) Close() error {
+	status := websocket.StatusNormalClosure
+	if s := c.status.Load(); s != 0 {
+		status = websocket.StatusCode(s)
+	}
+	return c.closeWith(status)
+}
+
+// closeWith closes the connection with a close frame of status, unless a
+// write is in progress or failed: then the TCP connection is closed at
+// once.
+func (c *conn) closeWith(status websocket.StatusCode) error {
+	if c.closing.Swap(true) {
+		return net.ErrClosed
+	}
+	// Wake a pending Read now. This also ends at once the library's wait
+	// for the peer's close frame: the close does not linger.
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	if !c.wmu.TryLock() {
+		// A Write is blocked: the peer does not read. Cut it.
+		c.closeNow()
+		return nil
+	}
+	failed := c.wfailed
+	c.wmu.Unlock()
+	if failed {
+		c.closeNow()
+		return nil
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(closeTimeout))
+	if c.closers == nil {
+		c.ws.Close(status, "")
+		return nil
+	}
+	c.closers.add()
+	go func() {
+		defer c.closers.done()
+		// Its error is expected: it does not wait for the peer's reply.
+		c.ws.Close(status, "")
+	}()
+	return nil
+}
+
+// closeNow closes the TCP connection without a close frame. Under TLS the
+// TCP connection is closed first, so that no close_notify alert waits on
+// a peer that does not read.
+func (c *conn) closeNow() {
+	c.nc.SetWriteDeadline(time.Unix(1, 0))
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		tc.NetConn().Close()
+	}
+	c.ws.CloseNow()
+}
+
+// LocalAddr is the local TCP address.
+func (c *conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr is the TCP peer's address.
+func (c *conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// SetDeadline sets the underlying connection's deadlines; after Close it
+// does nothing, so that it cannot stretch the close.
+func (c *conn) SetDeadline(t time.Time) error {
+	if c.closing.Load() {
+		return nil
+	}
+	return c.nc.SetDeadline(t)
+}
+
+// SetReadDeadline: see SetDeadline.
+func (c *conn) SetReadDeadline(t time.Time) error {
+	if c.closing.Load() {
+		return nil
+	}
+	return c.nc.SetReadDeadline(t)
+}
+
+// SetWriteDeadline: see SetDeadline.
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	if c.closing.Load() {
+		return nil
+	}
+	return c.nc.SetWriteDeadline(t)
+}
+
+// DialOptions configure Dial. The zero value is ready to use.
+type DialOptions struct {
+	// Dialer connects the TCP connection; nil means a net.Dialer with a
+	// 10 s timeout.
+	Dialer *net.Dialer
+	// TLS configures wss:// URLs; nil means the system's roots and the
+	// URL's host name. TLS 1.2 is the minimum.
+	TLS *tls.Config
+	// Origin, if set, is sent as the Origin header, as a browser sends
+	// its page's origin. Go clients need not send one.
+	Origin string
+}
+
+// Dial opens a WebSocket to url (ws://host:port/ws, or wss://) and
+// returns it as a net.Conn with the same contract as the server side's
+// connections: writes of "\n"-terminated frames leave as one text
+// message each, and Read returns each message followed by "\n". It lets
+// Go programs (tests, qqbench, the client library through its Dial
+// option) speak QQP/1 over qqd's WebSocket gateway where a browser would
+// use the page. Close waits for the close frame to be sent (at most
+// about a second).
+func Dial(ctx context.Context, url string, opts DialOptions) (net.Conn, error) {
+	d := opts.Dialer
+	if d == nil {
+		d = &net.Dialer{Timeout: 10 * time.Second}
+	}
+	var nc net.Conn // the connection the WebSocket runs over, once dialled
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			nc = c
+			return c, err
+		},
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			cfg := opts.TLS.Clone()
+			if cfg == nil {
+				cfg = &tls.Config{}
+			}
+			cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+			cfg.NextProtos = []string{"http/1.1"}
+			if cfg.ServerName == "" {
+				host, _, err := net.SplitHostPort(addr)
+				if err != nil {
+					return nil, err
+				}
+				cfg.ServerName = host
+			}
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(c, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, err
+			}
+			nc = tc
+			return tc, nil
+		},
+		TLSNextProto:       map[string]func(string, *tls.Conn) http.RoundTripper{},
+		DisableCompression: true,
+	}
+	header := http.Header{}
+	if opts.Origin != "" {
+		header.Set("Origin", opts.Origin)
+	}
+	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTPHeader: header})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			return nil, fmt.Errorf("web: dial %s: %s: %w", url, resp.Status, err)
+		}
+		return nil, fmt.Errorf("web: dial %s: %w", url, err)
+	}
+	return newConn(ws, nc, nil, nil), nil
+}
+
+// tracker counts goroutines that [Listener.Wait] waits for. Unlike a
+// sync.WaitGroup, it may count up again while a Wait is in progress.
+type tracker struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed while n == 0
+}
+
+func newTracker() *tracker {
+	t := &tracker{idle: make(chan struct{})}
+	close(t.idle)
+	return t
+}
+
+func (t *tracker) add() {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.idle = make(chan struct{})
+	}
+	t.n++
+	t.mu.Unlock()
+}
+
+func (t *tracker) done() {
+	t.mu.Lock()
+	t.n--
+	if t.n == 0 {
+		close(t.idle)
+	}
+	t.mu.Unlock()
+}
+
+// wait returns when the count is zero, or ctx's error when it ends first.
+func (t *tracker) wait(ctx context.Context) error {
+	t.mu.Lock()
+	idle := t.idle
+	t.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
