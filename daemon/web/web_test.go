@@ -185,8 +185,8 @@ func TestWebOrigin(t *testing.T) {
 
 	for _, origin := range []string{
 		"http://evil.example",
-		"http://chat.example.com", // the pattern names https
-		"https://example.org",     // *.example.org needs a subdomain
+		"http://chat.example.com",                         // the pattern names https
+		"https://example.org",                             // *.example.org needs a subdomain
 		"http://localhost:" + strings.Split(addr, ":")[1], // same machine, not the same host
 		"null",
 	} {
@@ -215,9 +215,9 @@ func TestWebOrigin(t *testing.T) {
 	}
 
 	for _, origin := range []string{
-		"",                  // not a browser
-		"http://" + addr,    // the page's own origin
-		"https://" + addr,   // (the host is what counts)
+		"",                // not a browser
+		"http://" + addr,  // the page's own origin
+		"https://" + addr, // (the host is what counts)
 		"https://chat.example.com",
 		"https://CHAT.example.com",
 		"https://a.example.org",
