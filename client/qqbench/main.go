@@ -47,6 +47,7 @@ func main() {
 // Config holds every flag of qqbench.
 type Config struct {
 	Addr      string
+	Transport string // tcp, or ws: qqd's WebSocket gateway at Addr
 	Users     int
 	Duration  time.Duration
 	Warmup    time.Duration
@@ -80,6 +81,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr:      "127.0.0.1:5190",
+		Transport: "tcp",
 		Users:     10,
 		Duration:  10 * time.Second,
 		Warmup:    time.Second,
@@ -101,6 +103,7 @@ func DefaultConfig() Config {
 // so that flags given after the scenario name keep those given before it.
 func registerFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "qqd address (loopback only)")
+	fs.StringVar(&c.Transport, "transport", c.Transport, "tcp, or ws: connect over qqd's WebSocket gateway (--addr is then web.listen's)")
 	fs.IntVar(&c.Users, "users", c.Users, "number of users u0..uN-1")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured duration")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "unmeasured warm-up before the measured duration")
@@ -172,6 +175,9 @@ func parseArgs(args []string, stderr io.Writer) (Config, error) {
 func (c *Config) validate() error {
 	if err := CheckLoopback(c.Addr); err != nil {
 		return err
+	}
+	if c.Transport != "tcp" && c.Transport != "ws" {
+		return fmt.Errorf("--transport %q: want tcp or ws", c.Transport)
 	}
 	switch c.Scenario {
 	case "dm", "fanin":

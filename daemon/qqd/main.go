@@ -1,7 +1,8 @@
 // Command qqd is the qq chat daemon. With no flags it runs on embedded
-// defaults: it listens on 127.0.0.1:5190, keeps its data in ./qqd-data,
-// and runs its built-in plugins (sqlite storage, antispam and wordfilter
-// filters) as subprocesses of itself.
+// defaults: it listens on 127.0.0.1:5190, serves the web client on
+// http://127.0.0.1:5280/, keeps its data in ./qqd-data, and runs its
+// built-in plugins (sqlite storage, antispam and wordfilter filters) as
+// subprocesses of itself.
 //
 //	qqd [-config qq.yaml] [-listen addr] [-data-dir dir] [-t] [-version]
 //	qqd plugin <name>     (serve a built-in plugin; qqd runs this itself)
@@ -34,6 +35,7 @@ import (
 	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/monitor"
 	"github.com/qqchat/qq/daemon/sdnotify"
+	"github.com/qqchat/qq/daemon/web"
 	"github.com/qqchat/qq/plugins/pluginset"
 )
 
@@ -129,7 +131,7 @@ func checkConfig(ctx context.Context, cfg *config.Config, stdout io.Writer) erro
 	if err := pluginset.Check(ctx, cfg, pluginset.Options{Builtins: builtins(), Self: self}); err != nil {
 		errs = append(errs, fmt.Errorf("plugins: %w", err))
 	}
-	if cfg.TLS.Listen != "" {
+	if needsCert(cfg) {
 		if _, err := daemon.NewCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
 			errs = append(errs, err)
 		}
@@ -150,7 +152,8 @@ type qqd struct {
 	d      *daemon.Server
 	live   *pluginset.Live
 	ln     net.Listener
-	tln    net.Listener // nil without tls.listen
+	tln    net.Listener  // nil without tls.listen
+	web    *web.Listener // nil without web.listen
 	certs  *daemon.CertReloader
 	notify *sdnotify.Notifier
 	// cleanup undoes start, last step first.
@@ -202,6 +205,10 @@ func start(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 		if err := q.d.Shutdown(sctx); err != nil {
 			log.Warn("shutdown incomplete", "err", err)
 		}
+		if q.web != nil {
+			// The close frames of the WebSocket sessions just kicked.
+			q.web.Wait(sctx)
+		}
 	})
 	q.live = pluginset.NewLive(q.d, set, cfg, load, log)
 	q.cleanup.push(q.live.Close) // closes the set in service then
@@ -226,16 +233,30 @@ func start(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 		q.cleanup.push(func() { hs.Close() })
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
-	if cfg.TLS.Listen != "" {
+	if needsCert(cfg) {
 		if q.certs, err = daemon.NewCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.TLS.Listen != "" {
 		raw, err := net.Listen("tcp", cfg.TLS.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("tls listen: %w", err)
 		}
 		q.tln = tls.NewListener(raw, q.certs.TLSConfig())
 		q.cleanup.push(func() { q.tln.Close() })
+	}
+	if cfg.Web.Listen != "" {
+		deps := web.Deps{Logger: log, Registry: reg}
+		if cfg.Web.TLS {
+			deps.TLS = q.certs.TLSConfig()
+		}
+		if q.web, err = web.Listen(cfg.Web, deps); err != nil {
+			return nil, err
+		}
+		// Stops new upgrades before the daemon's shutdown kicks the
+		// WebSocket sessions.
+		q.cleanup.push(func() { q.web.Close() })
 	}
 	adm, err := adminserver.Listen(adminserver.Options{
 		Path: cfg.AdminSocket(), Group: cfg.Admin.Group, ReadOnlyGroup: cfg.Admin.ReadOnlyGroup,
@@ -250,8 +271,20 @@ func start(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	if q.tln != nil {
 		startAttrs = append(startAttrs, "tls_listen", q.tln.Addr().String())
 	}
+	if q.web != nil {
+		startAttrs = append(startAttrs, "web_listen", q.web.Addr().String())
+	}
 	log.Info("qqd starting", startAttrs...)
+	if q.web != nil {
+		log.Info("web client at " + q.web.URL())
+	}
 	return q, nil
+}
+
+// needsCert reports whether a listener of cfg serves TLS: tls.listen, or
+// web.listen with web.tls.
+func needsCert(cfg *config.Config) bool {
+	return cfg.TLS.Listen != "" || cfg.Web.Listen != "" && cfg.Web.TLS
 }
 
 // reload is SIGHUP and the admin socket's reload: the TLS certificate,
@@ -274,10 +307,13 @@ func (q *qqd) serve(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	go func() { serveErr <- q.d.Serve(q.ln) }()
 	if q.tln != nil {
 		go func() { serveErr <- q.d.Serve(q.tln) }()
+	}
+	if q.web != nil {
+		go func() { serveErr <- q.d.Serve(q.web) }()
 	}
 	q.notify.Ready()
 	wdCtx, stopWatchdog := context.WithCancel(ctx)
