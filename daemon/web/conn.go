@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -35,14 +37,24 @@ type conn struct {
 	nc        net.Conn
 	transport string             // "ws" or "wss"
 	binary    prometheus.Counter // counts binary messages; nil on the client side
+	// cork is what the library's writer writes to, on the server side:
+	// Write corks it so that a burst leaves in one write; nil on the
+	// client side (one frame per Write there).
+	cork *corker
 	// closers tracks the goroutines that send close frames; nil: Close
 	// sends its close frame itself (the client side).
 	closers *tracker
 
-	// The reader's state: only the goroutine that calls Read uses it.
+	// The reader's state. rmu is held by Read, and by the close
+	// goroutine before the library reads the connection's last bytes.
+	rmu  sync.Mutex
 	msg  io.Reader // the message being read; nil between messages
 	nl   bool      // the last message ended and its "\n" is still owed
 	rerr error     // the error every Read returns once reading failed
+	// br and rc let an idle Read wait for the socket outside the
+	// library (see waitReadable); nil on TLS and the client side.
+	br *bufio.Reader
+	rc syscall.RawConn
 
 	wmu     sync.Mutex
 	partial []byte // bytes written after the last "\n"
@@ -54,7 +66,7 @@ type conn struct {
 
 var _ net.Conn = (*conn)(nil)
 
-func newConn(ws *websocket.Conn, nc net.Conn, binary prometheus.Counter, closers *tracker) *conn {
+func newConn(ws *websocket.Conn, nc net.Conn, br *bufio.Reader, cork *corker, binary prometheus.Counter, closers *tracker) *conn {
 	// The session bounds each frame as it streams by (see the package
 	// documentation); a message limit would cut a long stream of small
 	// frames, or cut a long frame without the frame_too_large reply.
@@ -63,7 +75,13 @@ func newConn(ws *websocket.Conn, nc net.Conn, binary prometheus.Counter, closers
 	if _, ok := nc.(*tls.Conn); ok {
 		transport = "wss"
 	}
-	return &conn{ws: ws, nc: nc, transport: transport, binary: binary, closers: closers}
+	c := &conn{ws: ws, nc: nc, transport: transport, cork: cork, binary: binary, closers: closers}
+	if sc, ok := nc.(syscall.Conn); ok && br != nil && canWaitReadable {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.br, c.rc = br, rc
+		}
+	}
+	return c
 }
 
 // Transport names the connection's transport for operators: "ws", or
@@ -72,8 +90,13 @@ func (c *conn) Transport() string { return c.transport }
 
 // Read reads the byte stream of the text messages, each followed by "\n".
 func (c *conn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	if c.rerr != nil {
 		return 0, c.rerr
+	}
+	if c.closing.Load() {
+		return 0, c.readFailed(net.ErrClosed)
 	}
 	if len(p) == 0 {
 		return 0, nil
@@ -85,6 +108,9 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	for {
 		if c.msg == nil {
+			if err := c.waitReadable(); err != nil {
+				return 0, c.readFailed(err)
+			}
 			typ, r, err := c.ws.Reader(context.Background())
 			if err != nil {
 				return 0, c.readFailed(err)
@@ -121,6 +147,20 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 }
 
+// waitReadable waits, when nothing is buffered, until the socket has
+// something to read, before the library is asked for the next message.
+// The library's read path is deep: a reader parked in it needs an 8 KiB
+// stack, where one parked here needs less than 2 KiB, so that the
+// runtime shrinks the stack of an idle session to what a TCP one uses
+// (see docs/performance.md, "WebSocket gateway"). It costs a peek at the
+// socket per message read from an empty buffer.
+func (c *conn) waitReadable() error {
+	if c.rc == nil || c.br.Buffered() > 0 {
+		return nil
+	}
+	return c.rc.Read(peekReady)
+}
+
 // readFailed records why reading ended and returns it: io.EOF when the
 // peer closed (with a close frame, or its TCP connection between
 // messages), net.ErrClosed after Close, else the error. A deadline error
@@ -141,14 +181,37 @@ func (c *conn) readFailed(err error) error {
 }
 
 // Write sends each "\n"-terminated frame of p as one text message (a "\r"
-// before the "\n" is dropped; empty frames are not sent). Bytes after the
-// last "\n" are kept for the next Write.
+// before the "\n" is dropped; empty frames are not sent), on the server
+// side all of them in one write to the connection. Bytes after the last
+// "\n" are kept for the next Write.
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closing.Load() {
 		return 0, net.ErrClosed
 	}
+	if c.cork != nil && bytes.IndexByte(p, '\n') >= 0 {
+		c.cork.cork()
+	}
+	written, err := c.writeFrames(p)
+	if c.cork != nil && c.cork.isCorked() {
+		if uerr := c.cork.uncork(); uerr != nil && err == nil {
+			written, err = 0, uerr
+		}
+	}
+	if err != nil {
+		c.wfailed = true
+		c.partial = nil
+		if c.closing.Load() {
+			err = net.ErrClosed
+		}
+	}
+	return written, err
+}
+
+// writeFrames hands each frame of p to the library, and keeps what
+// follows the last "\n".
+func (c *conn) writeFrames(p []byte) (int, error) {
 	written := 0
 	for {
 		i := bytes.IndexByte(p, '\n')
@@ -166,11 +229,6 @@ func (c *conn) Write(p []byte) (int, error) {
 		}
 		if len(frame) > 0 {
 			if err := c.ws.Write(context.Background(), websocket.MessageText, frame); err != nil {
-				c.wfailed = true
-				c.partial = nil
-				if c.closing.Load() {
-					err = net.ErrClosed
-				}
 				return written, err
 			}
 		}
@@ -178,6 +236,71 @@ func (c *conn) Write(p []byte) (int, error) {
 		written += i + 1
 		p = p[i+1:]
 	}
+}
+
+// corker is what an accepted WebSocket's library writer writes to. While
+// corked (during one conn.Write) what it writes is kept, and uncork
+// writes it all to the connection at once: a burst of frames costs one
+// write, as on TCP, instead of one per frame. Outside a cork the
+// library's writes go straight through; those are control frames (pongs,
+// the close frame), which fit its buffer and so arrive here in one Write
+// each: they cannot land inside a burst, which is one Write too.
+type corker struct {
+	nc   net.Conn
+	bufs *sync.Pool // of *[]byte, shared by a listener's connections
+
+	mu     sync.Mutex
+	corked bool
+	buf    *[]byte
+}
+
+// maxPooledCork is the largest cork buffer put back in the pool.
+const maxPooledCork = 64 << 10
+
+func (k *corker) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	if k.corked {
+		*k.buf = append(*k.buf, p...)
+		k.mu.Unlock()
+		return len(p), nil
+	}
+	k.mu.Unlock()
+	return k.nc.Write(p)
+}
+
+func (k *corker) cork() {
+	k.mu.Lock()
+	k.corked = true
+	if b, ok := k.bufs.Get().(*[]byte); ok {
+		k.buf = b
+	} else {
+		k.buf = new([]byte)
+	}
+	k.mu.Unlock()
+}
+
+func (k *corker) isCorked() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.corked
+}
+
+// uncork writes what was kept, in one write, and hands the buffer back.
+func (k *corker) uncork() error {
+	k.mu.Lock()
+	k.corked = false
+	b := k.buf
+	k.buf = nil
+	k.mu.Unlock()
+	var err error
+	if len(*b) > 0 {
+		_, err = k.nc.Write(*b)
+	}
+	if cap(*b) <= maxPooledCork {
+		*b = (*b)[:0]
+		k.bufs.Put(b)
+	}
+	return err
 }
 
 // Close closes the connection without blocking (see the package
@@ -190,46 +313,53 @@ func (c *conn) Close() error {
 	return c.closeWith(status)
 }
 
-// closeWith closes the connection with a close frame of status, unless a
-// write is in progress or failed: then the TCP connection is closed at
-// once.
+// closeWith closes the connection with a close frame of status: it
+// wakes a pending Read at once and does the rest from a goroutine (on the
+// client side, before it returns).
 func (c *conn) closeWith(status websocket.StatusCode) error {
 	if c.closing.Swap(true) {
 		return net.ErrClosed
 	}
-	// Wake a pending Read now. This also ends at once the library's wait
-	// for the peer's close frame: the close does not linger.
+	// This also ends at once the library's wait for the peer's close
+	// frame: the close does not linger.
 	c.nc.SetReadDeadline(time.Unix(1, 0))
-	if !c.wmu.TryLock() {
-		// A Write is blocked: the peer does not read. Cut it.
-		c.closeNow()
-		return nil
-	}
-	failed := c.wfailed
-	c.wmu.Unlock()
-	if failed {
-		c.closeNow()
-		return nil
-	}
-	c.nc.SetWriteDeadline(time.Now().Add(closeTimeout))
 	if c.closers == nil {
-		c.ws.Close(status, "")
+		c.finishClose(status)
 		return nil
 	}
 	c.closers.add()
 	go func() {
 		defer c.closers.done()
-		// Its error is expected: it does not wait for the peer's reply.
-		c.ws.Close(status, "")
+		c.finishClose(status)
 	}()
 	return nil
+}
+
+// finishClose waits for a Write in progress (at most closeTimeout: the
+// deadline cuts one stuck on a peer that does not read), then sends the
+// close frame and closes the TCP connection; after a failed write it
+// closes the TCP connection without a close frame.
+func (c *conn) finishClose(status websocket.StatusCode) {
+	c.nc.SetWriteDeadline(time.Now().Add(closeTimeout))
+	c.wmu.Lock()
+	failed := c.wfailed
+	c.wmu.Unlock()
+	// The Read the past read deadline woke has returned, and no other
+	// will touch the connection: the library may read its last bytes.
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if failed {
+		c.closeNow()
+		return
+	}
+	// Its error is expected: it does not wait for the peer's reply.
+	c.ws.Close(status, "")
 }
 
 // closeNow closes the TCP connection without a close frame. Under TLS the
 // TCP connection is closed first, so that no close_notify alert waits on
 // a peer that does not read.
 func (c *conn) closeNow() {
-	c.nc.SetWriteDeadline(time.Unix(1, 0))
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		tc.NetConn().Close()
 	}
@@ -340,7 +470,7 @@ func Dial(ctx context.Context, url string, opts DialOptions) (net.Conn, error) {
 		}
 		return nil, fmt.Errorf("web: dial %s: %w", url, err)
 	}
-	return newConn(ws, nc, nil, nil), nil
+	return newConn(ws, nc, nil, nil, nil, nil), nil
 }
 
 // tracker counts goroutines that [Listener.Wait] waits for. Unlike a

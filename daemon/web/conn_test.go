@@ -3,9 +3,11 @@ package web_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,7 +154,7 @@ func TestConnPeerClose(t *testing.T) {
 }
 
 // TestConnCloseDoesNotBlock: Close returns at once while a Write is stuck
-// on a peer that does not read, and the Write fails.
+// on a peer that does not read, and the Write is cut (within a second).
 func TestConnCloseDoesNotBlock(t *testing.T) {
 	l := listen(t, config.Default().Web, web.Deps{})
 	raw(t, wsURL(l), "") // never reads
@@ -171,13 +173,11 @@ func TestConnCloseDoesNotBlock(t *testing.T) {
 			}
 		}
 	}()
-	// Let the buffers fill, so that the Write is stuck (if it is not
-	// yet, Close takes the other path and the Write fails all the same).
+	// Let the buffers fill, so that the Write is stuck.
 	time.Sleep(200 * time.Millisecond)
 	start := time.Now()
 	c.Close()
-	// Sending a close frame would wait up to a second for the full
-	// socket; cutting the Write does not wait at all.
+	// Waiting for the stuck Write would take up to a second.
 	if d := time.Since(start); d >= time.Second {
 		t.Errorf("Close took %v with a Write stuck", d)
 	}
@@ -194,5 +194,59 @@ func TestConnCloseDoesNotBlock(t *testing.T) {
 	l.Close()
 	if err := l.Wait(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConnPingDuringBursts: the pongs the library writes while the
+// session writes bursts of frames never land inside one: the client gets
+// every frame whole and in order, and every pong.
+func TestConnPingDuringBursts(t *testing.T) {
+	l := listen(t, config.Default().Web, web.Deps{})
+	ws := raw(t, wsURL(l), "")
+	c := accept(t, l)
+	go io.Copy(io.Discard, c) // reads, so that the library answers pings
+
+	const bursts, per = 300, 10
+	go func() {
+		var b []byte
+		for i := range bursts {
+			b = b[:0]
+			for j := range per {
+				b = fmt.Appendf(b, "{\"n\":%d,\"pad\":%q}\n", i*per+j, strings.Repeat("p", (i*7+j*13)%300))
+			}
+			if _, err := c.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	pings := make(chan error, 1)
+	go func() {
+		for range 50 {
+			ctx, cancel := context.WithTimeout(context.Background(), daemontest.Timeout)
+			err := ws.Ping(ctx)
+			cancel()
+			if err != nil {
+				pings <- err
+				return
+			}
+		}
+		pings <- nil
+	}()
+	for n := range bursts * per {
+		m := readMsg(t, ws)
+		if !strings.HasPrefix(m, fmt.Sprintf(`{"n":%d,"pad":"`, n)) || !strings.HasSuffix(m, `"}`) {
+			t.Fatalf("message %d = %.60q", n, m)
+		}
+	}
+	// The pings still need a reader for their pongs.
+	go func() {
+		for {
+			if _, _, err := ws.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	if err := <-pings; err != nil {
+		t.Fatalf("ping: %v", err)
 	}
 }

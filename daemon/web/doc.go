@@ -36,12 +36,13 @@
 //   - RemoteAddr is the TCP peer (a *net.TCPAddr), so the per-IP limits
 //     and limits.exempt_networks apply as on TCP; behind a reverse proxy
 //     that is the proxy (docs/web.md). LocalAddr is the local TCP address.
-//   - Close does not block: it wakes a pending Read, then sends a close
-//     frame (status 1000, or 1003 after a binary message) from a goroutine
-//     of its own, bounded by closeTimeout, and closes the TCP connection.
-//     A Write still blocked when Close comes (a peer that does not read)
-//     is cut and the TCP connection closed without a close frame.
-//     [Listener.Wait] waits for those goroutines.
+//   - Close does not block: it wakes a pending Read, and a goroutine of
+//     its own waits for a Write in progress, sends a close frame (status
+//     1000, or 1003 after a binary message) and closes the TCP
+//     connection. A write deadline of closeTimeout (1 s) bounds both: a
+//     Write stuck on a peer that does not read is cut, and then the TCP
+//     connection is closed without a close frame. [Listener.Wait] waits
+//     for those goroutines.
 //   - Pings: the library answers the client's pings while the session
 //     reads (it always does, but while it handles a request). The server
 //     sends none: browsers do not show pings to the page, so the client

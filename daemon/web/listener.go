@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -70,6 +71,9 @@ type Listener struct {
 	// tasks are the HTTP server, the WebSocket handlers, and the close
 	// frames being sent: what Wait waits for.
 	tasks *tracker
+	// corkBufs are the connections' write buffers between bursts (see
+	// corker), so that an idle connection holds none.
+	corkBufs sync.Pool
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -243,7 +247,7 @@ func (l *Listener) serveWS(w http.ResponseWriter, r *http.Request) {
 			http.StatusForbidden)
 		return
 	}
-	hw := &hijackWriter{ResponseWriter: w}
+	hw := &hijackWriter{ResponseWriter: w, bufs: &l.corkBufs}
 	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		OriginPatterns:  l.origins,
 		CompressionMode: websocket.CompressionDisabled,
@@ -253,7 +257,7 @@ func (l *Listener) serveWS(w http.ResponseWriter, r *http.Request) {
 		l.log.Debug("websocket refused: bad handshake", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := newConn(ws, hw.conn, l.m.binary, l.tasks)
+	c := newConn(ws, hw.conn, hw.br, hw.cork, l.m.binary, l.tasks)
 	t := time.NewTimer(l.cfg.HandshakeTimeout)
 	defer t.Stop()
 	select {
@@ -307,19 +311,26 @@ func (l *Listener) originAllowed(r *http.Request) bool {
 // hijackWriter is the ResponseWriter websocket.Accept gets: its Hijack
 // keeps the hijacked connection (for its addresses and deadlines) and
 // swaps net/http's 4 KiB read and write buffers for small ones, which the
-// WebSocket keeps for its whole life: an idle session holds 1 KiB of
-// them instead of 8. Reads of a frame's payload bypass the read buffer
-// when the caller's buffer is larger; a message of up to about 500 bytes
-// still leaves in one write.
+// WebSocket keeps for its whole life: an idle session holds 640 bytes of
+// them instead of 8 KiB. Reads of a frame's payload bypass the read buffer
+// when the caller's buffer is larger; writes go to a corker, which sends
+// a burst in one write.
 type hijackWriter struct {
 	http.ResponseWriter
+	bufs *sync.Pool // the listener's cork buffers
 	conn net.Conn
+	br   *bufio.Reader
+	cork *corker
 }
 
-// Buffer sizes of an upgraded connection (see hijackWriter).
+// Buffer sizes of an upgraded connection (see hijackWriter). The write
+// buffer only ever holds a control frame on its way to the corker (data
+// frames pass through it into the cork buffer): one of up to 125 bytes
+// with its 2-byte header must fit whole, so that it reaches the corker
+// in one Write (see corker).
 const (
 	wsReadBuf  = 512
-	wsWriteBuf = 512
+	wsWriteBuf = 128
 )
 
 func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -329,14 +340,20 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	h.conn = c
 	br := bufio.NewReaderSize(c, wsReadBuf)
+	h.br = br
 	if n := brw.Reader.Buffered(); n > 0 {
 		// Keep what the client sent after its request (nothing,
 		// normally), buffered, where websocket.Accept looks for it.
 		early, _ := brw.Reader.Peek(n)
 		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), c), max(wsReadBuf, n))
 		br.Peek(n)
+		// The library moves these bytes out of br's sight (into a
+		// reader in front of the connection): conn.waitReadable, which
+		// trusts br.Buffered, must not run.
+		h.br = nil
 	}
-	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(c, wsWriteBuf)), nil
+	h.cork = &corker{nc: c, bufs: h.bufs}
+	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(h.cork, wsWriteBuf)), nil
 }
 
 // Unwrap lets http.ResponseController reach the server's writer.
@@ -396,6 +413,15 @@ func (c *countedConn) release() {
 func (c *countedConn) Close() error {
 	c.release()
 	return c.Conn.Close()
+}
+
+// SyscallConn gives the TCP connection's file descriptor (see
+// conn.waitReadable).
+func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("web: not a socket")
 }
 
 // CloseWrite lets net/http half-close a TCP connection as it would

@@ -489,3 +489,35 @@ func TestWebIdle(t *testing.T) {
 	expectMsg(t, ws, `{"type":"kicked","reason":"idle"}`)
 	expectClose(t, ws, websocket.StatusNormalClosure)
 }
+
+// TestWebEarlyFrame: a client that sends its first frame right behind the
+// handshake request, before the 101 (browsers wait; others may not), is
+// served: the frame is not lost in the switch from HTTP.
+func TestWebEarlyFrame(t *testing.T) {
+	g := startGateway(t)
+	c := dialTCP(t, g.l.Addr().String(), "")
+	payload := []byte(`{"type":"ping","id":"early"}`)
+	mask := [4]byte{1, 2, 3, 4}
+	frame := append([]byte{0x81, 0x80 | byte(len(payload))}, mask[:]...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	req := "GET /ws HTTP/1.1\r\nHost: " + g.l.Addr().String() + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := c.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(daemontest.Timeout))
+	var got []byte
+	buf := make([]byte, 4096)
+	for !strings.Contains(string(got), `"id":"early"`) {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("read: %v; got %q", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !strings.HasPrefix(string(got), "HTTP/1.1 101 ") || !strings.Contains(string(got), `{"type":"hello"`) {
+		t.Fatalf("got %q", got)
+	}
+}
