@@ -4,7 +4,7 @@
 // built-in plugins (sqlite storage, antispam and wordfilter filters) as
 // subprocesses of itself.
 //
-//	qqd [-config qq.yaml] [-listen addr] [-data-dir dir] [-t] [-version]
+//	qqd [-config qq.yaml] [-listen addr] [-web-listen addr] [-data-dir dir] [-t] [-version]
 //	qqd plugin <name>     (serve a built-in plugin; qqd runs this itself)
 //
 // SIGHUP reloads qq.yaml: changed plugins are started, swapped in and the
@@ -97,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&fl.check, "t", false, "short for -check-config")
 	fs.BoolVar(&fl.version, "version", false, "print the version and exit")
 	fs.String("listen", "", "TCP `address` to listen on (overrides listen)")
+	fs.String("web-listen", "", "`address` of the web client, \"\" for none (overrides web.listen)")
 	fs.String("data-dir", "", "data `directory` (overrides data_dir)")
 	fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
 	if err := fs.Parse(args); err != nil {
@@ -105,7 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	flagKeys := map[string]string{"listen": "listen", "data-dir": "data_dir", "log-level": "log.level"}
+	flagKeys := map[string]string{"listen": "listen", "web-listen": "web.listen", "data-dir": "data_dir", "log-level": "log.level"}
 	fs.Visit(func(f *flag.Flag) {
 		if key, ok := flagKeys[f.Name]; ok {
 			fl.overrides[key] = f.Value.String()

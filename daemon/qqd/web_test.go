@@ -175,3 +175,13 @@ func TestWebTLS(t *testing.T) {
 		t.Fatal("a plain WebSocket to the TLS listener succeeded")
 	}
 }
+
+// TestWebOff: -web-listen "" (web.listen: "") runs qqd without the web
+// listener.
+func TestWebOff(t *testing.T) {
+	p := startQQD(t, t.TempDir(), "-web-listen", "")
+	p.waitLog(t, `msg="qqd starting"`)
+	if p.logged(`web client at|web_listen=`) {
+		t.Fatalf("a web listener with -web-listen \"\":\n%s", strings.Join(p.logLines(), "\n"))
+	}
+}

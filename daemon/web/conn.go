@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -34,13 +35,13 @@ type conn struct {
 	ws *websocket.Conn
 	// nc is the connection under the WebSocket (TCP, or TLS over TCP):
 	// its addresses and deadlines are the conn's.
-	nc        net.Conn
-	transport string             // "ws" or "wss"
-	binary    prometheus.Counter // counts binary messages; nil on the client side
-	// cork is what the library's writer writes to, on the server side:
-	// Write corks it so that a burst leaves in one write; nil on the
-	// client side (one frame per Write there).
-	cork *corker
+	nc         net.Conn
+	transport  string             // "ws" or "wss"
+	binaryMsgs prometheus.Counter // counts binary messages; nil on the client side
+	// bufs, on the server side, holds the buffers Write encodes a
+	// burst of frames into (see Write); nil on the client side, which
+	// writes through the library.
+	bufs *sync.Pool
 	// closers tracks the goroutines that send close frames; nil: Close
 	// sends its close frame itself (the client side).
 	closers *tracker
@@ -62,11 +63,15 @@ type conn struct {
 
 	closing atomic.Bool
 	status  atomic.Int32 // the close status when not 1000 (1003)
+	// readEnded is set when reading failed for good: the library may
+	// have answered with a close frame, after which no data frame may
+	// follow (see writeBurst).
+	readEnded atomic.Bool
 }
 
 var _ net.Conn = (*conn)(nil)
 
-func newConn(ws *websocket.Conn, nc net.Conn, br *bufio.Reader, cork *corker, binary prometheus.Counter, closers *tracker) *conn {
+func newConn(ws *websocket.Conn, nc net.Conn, br *bufio.Reader, bufs *sync.Pool, binaryMsgs prometheus.Counter, closers *tracker) *conn {
 	// The session bounds each frame as it streams by (see the package
 	// documentation); a message limit would cut a long stream of small
 	// frames, or cut a long frame without the frame_too_large reply.
@@ -75,7 +80,7 @@ func newConn(ws *websocket.Conn, nc net.Conn, br *bufio.Reader, cork *corker, bi
 	if _, ok := nc.(*tls.Conn); ok {
 		transport = "wss"
 	}
-	c := &conn{ws: ws, nc: nc, transport: transport, cork: cork, binary: binary, closers: closers}
+	c := &conn{ws: ws, nc: nc, transport: transport, bufs: bufs, binaryMsgs: binaryMsgs, closers: closers}
 	if sc, ok := nc.(syscall.Conn); ok && br != nil && canWaitReadable {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.br, c.rc = br, rc
@@ -117,8 +122,8 @@ func (c *conn) Read(p []byte) (int, error) {
 			}
 			if typ != websocket.MessageText {
 				c.status.Store(int32(websocket.StatusUnsupportedData))
-				if c.binary != nil {
-					c.binary.Inc()
+				if c.binaryMsgs != nil {
+					c.binaryMsgs.Inc()
 				}
 				c.rerr = ErrBinaryMessage
 				return 0, c.rerr
@@ -126,6 +131,18 @@ func (c *conn) Read(p []byte) (int, error) {
 			c.msg = r
 		}
 		n, err := c.msg.Read(p)
+		// Read on to the end of the message while p has room, so that
+		// a message and its "\n" come in one Read. It may wait for the
+		// rest of a message that is still arriving: the caller could do
+		// nothing with a partial frame anyway.
+		for err == nil && n > 0 && n < len(p) {
+			var more int
+			more, err = c.msg.Read(p[n:])
+			if more == 0 && err == nil {
+				break
+			}
+			n += more
+		}
 		switch {
 		case err == io.EOF:
 			c.msg = nil
@@ -177,27 +194,36 @@ func (c *conn) readFailed(err error) error {
 		return err
 	}
 	c.rerr = err
+	c.readEnded.Store(true)
 	return err
 }
 
 // Write sends each "\n"-terminated frame of p as one text message (a "\r"
-// before the "\n" is dropped; empty frames are not sent), on the server
-// side all of them in one write to the connection. Bytes after the last
-// "\n" are kept for the next Write.
+// before the "\n" is dropped; empty frames are not sent). Bytes after the
+// last "\n" are kept for the next Write.
+//
+// On the server side the frames of one Write are encoded here and leave
+// in one write to the connection, as a burst does on TCP. The library's
+// own writer costs more per frame (three channel locks, each a select)
+// and writes each frame by itself; it still writes the control frames
+// (pongs, the close frame), each whole in one write through its buffer
+// (a control frame is at most 127 bytes, see wsWriteBuf). Writes to a
+// net.Conn do not interleave, so a control frame lands between two
+// bursts, never inside one.
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closing.Load() {
 		return 0, net.ErrClosed
 	}
-	if c.cork != nil && bytes.IndexByte(p, '\n') >= 0 {
-		c.cork.cork()
-	}
-	written, err := c.writeFrames(p)
-	if c.cork != nil && c.cork.isCorked() {
-		if uerr := c.cork.uncork(); uerr != nil && err == nil {
-			written, err = 0, uerr
-		}
+	var (
+		written int
+		err     error
+	)
+	if c.bufs == nil {
+		written, err = c.writeFrames(p)
+	} else {
+		written, err = c.writeBurst(p)
 	}
 	if err != nil {
 		c.wfailed = true
@@ -209,23 +235,34 @@ func (c *conn) Write(p []byte) (int, error) {
 	return written, err
 }
 
-// writeFrames hands each frame of p to the library, and keeps what
-// follows the last "\n".
+// nextFrame cuts the next frame off p: the frame (joined to what an
+// earlier Write left in partial), and how many bytes of p it took. ok is
+// false when p holds no "\n"; its bytes are then kept in partial.
+func (c *conn) nextFrame(p []byte) (frame []byte, took int, ok bool) {
+	i := bytes.IndexByte(p, '\n')
+	if i < 0 {
+		c.partial = append(c.partial, p...)
+		return nil, len(p), false
+	}
+	frame = p[:i]
+	if len(c.partial) > 0 {
+		c.partial = append(c.partial, frame...)
+		frame = c.partial
+	}
+	if n := len(frame); n > 0 && frame[n-1] == '\r' {
+		frame = frame[:n-1]
+	}
+	return frame, i + 1, true
+}
+
+// writeFrames writes each frame of p through the library (the client
+// side: masked, one write per frame).
 func (c *conn) writeFrames(p []byte) (int, error) {
 	written := 0
 	for {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			c.partial = append(c.partial, p...)
-			return written + len(p), nil
-		}
-		frame := p[:i]
-		if len(c.partial) > 0 {
-			c.partial = append(c.partial, frame...)
-			frame = c.partial
-		}
-		if n := len(frame); n > 0 && frame[n-1] == '\r' {
-			frame = frame[:n-1]
+		frame, took, ok := c.nextFrame(p)
+		if !ok {
+			return written + took, nil
 		}
 		if len(frame) > 0 {
 			if err := c.ws.Write(context.Background(), websocket.MessageText, frame); err != nil {
@@ -233,74 +270,68 @@ func (c *conn) writeFrames(p []byte) (int, error) {
 			}
 		}
 		c.partial = c.partial[:0]
-		written += i + 1
-		p = p[i+1:]
+		written += took
+		p = p[took:]
 	}
 }
 
-// corker is what an accepted WebSocket's library writer writes to. While
-// corked (during one conn.Write) what it writes is kept, and uncork
-// writes it all to the connection at once: a burst of frames costs one
-// write, as on TCP, instead of one per frame. Outside a cork the
-// library's writes go straight through; those are control frames (pongs,
-// the close frame), which fit its buffer and so arrive here in one Write
-// each: they cannot land inside a burst, which is one Write too.
-type corker struct {
-	nc   net.Conn
-	bufs *sync.Pool // of *[]byte, shared by a listener's connections
-
-	mu     sync.Mutex
-	corked bool
-	buf    *[]byte
-}
-
-// maxPooledCork is the largest cork buffer put back in the pool.
-const maxPooledCork = 64 << 10
-
-func (k *corker) Write(p []byte) (int, error) {
-	k.mu.Lock()
-	if k.corked {
-		*k.buf = append(*k.buf, p...)
-		k.mu.Unlock()
-		return len(p), nil
+// writeBurst encodes the frames of p as text messages into one buffer
+// and writes it (the server side: unmasked frames, RFC 6455 section 5.2).
+func (c *conn) writeBurst(p []byte) (int, error) {
+	var buf *[]byte
+	written := 0
+	for {
+		frame, took, ok := c.nextFrame(p)
+		if !ok {
+			written += took
+			break
+		}
+		if len(frame) > 0 {
+			if buf == nil {
+				if buf, _ = c.bufs.Get().(*[]byte); buf == nil {
+					buf = new([]byte)
+				}
+			}
+			*buf = appendTextFrame(*buf, frame)
+		}
+		c.partial = c.partial[:0]
+		written += took
+		p = p[took:]
 	}
-	k.mu.Unlock()
-	return k.nc.Write(p)
-}
-
-func (k *corker) cork() {
-	k.mu.Lock()
-	k.corked = true
-	if b, ok := k.bufs.Get().(*[]byte); ok {
-		k.buf = b
-	} else {
-		k.buf = new([]byte)
+	if buf == nil {
+		return written, nil
 	}
-	k.mu.Unlock()
-}
-
-func (k *corker) isCorked() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.corked
-}
-
-// uncork writes what was kept, in one write, and hands the buffer back.
-func (k *corker) uncork() error {
-	k.mu.Lock()
-	k.corked = false
-	b := k.buf
-	k.buf = nil
-	k.mu.Unlock()
 	var err error
-	if len(*b) > 0 {
-		_, err = k.nc.Write(*b)
+	if !c.readEnded.Load() {
+		_, err = c.nc.Write(*buf)
+	} // else the peer closed, or the library closed on a protocol error: drop it
+
+	if cap(*buf) <= maxPooledBuf {
+		*buf = (*buf)[:0]
+		c.bufs.Put(buf)
 	}
-	if cap(*b) <= maxPooledCork {
-		*b = (*b)[:0]
-		k.bufs.Put(b)
+	if err != nil {
+		return 0, err
 	}
-	return err
+	return written, nil
+}
+
+// maxPooledBuf is the largest burst buffer kept for reuse.
+const maxPooledBuf = 64 << 10
+
+// appendTextFrame appends payload to b as one unmasked, final text frame.
+func appendTextFrame(b, payload []byte) []byte {
+	n := len(payload)
+	switch {
+	case n < 126:
+		b = append(b, 0x81, byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x81, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x81, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
 }
 
 // Close closes the connection without blocking (see the package

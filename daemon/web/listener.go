@@ -71,9 +71,9 @@ type Listener struct {
 	// tasks are the HTTP server, the WebSocket handlers, and the close
 	// frames being sent: what Wait waits for.
 	tasks *tracker
-	// corkBufs are the connections' write buffers between bursts (see
-	// corker), so that an idle connection holds none.
-	corkBufs sync.Pool
+	// bufs are the connections' write buffers between bursts (see
+	// conn.Write), so that an idle connection holds none.
+	bufs sync.Pool
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -247,7 +247,7 @@ func (l *Listener) serveWS(w http.ResponseWriter, r *http.Request) {
 			http.StatusForbidden)
 		return
 	}
-	hw := &hijackWriter{ResponseWriter: w, bufs: &l.corkBufs}
+	hw := &hijackWriter{ResponseWriter: w}
 	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		OriginPatterns:  l.origins,
 		CompressionMode: websocket.CompressionDisabled,
@@ -257,7 +257,7 @@ func (l *Listener) serveWS(w http.ResponseWriter, r *http.Request) {
 		l.log.Debug("websocket refused: bad handshake", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := newConn(ws, hw.conn, hw.br, hw.cork, l.m.binary, l.tasks)
+	c := newConn(ws, hw.conn, hw.br, &l.bufs, l.m.binary, l.tasks)
 	t := time.NewTimer(l.cfg.HandshakeTimeout)
 	defer t.Stop()
 	select {
@@ -313,21 +313,18 @@ func (l *Listener) originAllowed(r *http.Request) bool {
 // swaps net/http's 4 KiB read and write buffers for small ones, which the
 // WebSocket keeps for its whole life: an idle session holds 640 bytes of
 // them instead of 8 KiB. Reads of a frame's payload bypass the read buffer
-// when the caller's buffer is larger; writes go to a corker, which sends
-// a burst in one write.
+// when the caller's buffer is larger; the library writes only control
+// frames (conn.Write encodes the data frames itself).
 type hijackWriter struct {
 	http.ResponseWriter
-	bufs *sync.Pool // the listener's cork buffers
 	conn net.Conn
 	br   *bufio.Reader
-	cork *corker
 }
 
 // Buffer sizes of an upgraded connection (see hijackWriter). The write
-// buffer only ever holds a control frame on its way to the corker (data
-// frames pass through it into the cork buffer): one of up to 125 bytes
-// with its 2-byte header must fit whole, so that it reaches the corker
-// in one Write (see corker).
+// buffer only ever holds a control frame: one of up to 125 bytes with its
+// 2-byte header must fit whole, so that it reaches the connection in one
+// write (see conn.Write).
 const (
 	wsReadBuf  = 512
 	wsWriteBuf = 128
@@ -352,8 +349,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// trusts br.Buffered, must not run.
 		h.br = nil
 	}
-	h.cork = &corker{nc: c, bufs: h.bufs}
-	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(h.cork, wsWriteBuf)), nil
+	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(c, wsWriteBuf)), nil
 }
 
 // Unwrap lets http.ResponseController reach the server's writer.
