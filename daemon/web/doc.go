@@ -24,7 +24,12 @@
 //   - Write splits what the session writes at "\n" and sends each frame
 //     as one text message (coalesced output leaves as one message per
 //     frame). Bytes after the last "\n" wait for the next Write (the
-//     daemon always writes whole frames).
+//     daemon always writes whole frames). On the server side this package
+//     encodes the frames of one Write itself and writes them at once, as
+//     a burst leaves on TCP; the library writes only control frames.
+//   - An idle session's Read waits for the socket outside the library
+//     (unix, plain TCP), so that its goroutine's stack shrinks back to
+//     what a TCP session's uses.
 //   - A binary message is refused: the connection is closed with status
 //     1003 (unsupported data) and Read fails; it is counted in
 //     qqd_web_binary_messages_total.

@@ -451,8 +451,9 @@ func TestWebAdmin(t *testing.T) {
 	for _, si := range g.s.Daemon.Sessions() {
 		if si.User == "alice" {
 			found = true
-			if si.Remote != alice.C.LocalAddr().String() {
-				t.Errorf("alice's session remote = %s, want the client's TCP address %s", si.Remote, alice.C.LocalAddr())
+			if si.Remote != alice.C.LocalAddr().String() || si.Transport != "ws" {
+				t.Errorf("alice's session: remote %s, transport %q; want the client's TCP address %s and ws",
+					si.Remote, si.Transport, alice.C.LocalAddr())
 			}
 		}
 	}
