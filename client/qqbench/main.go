@@ -7,11 +7,13 @@
 //	qqbench fill --db DATA_DIR/qq.db --messages N --users U [flags]
 //	qqbench report [--format md|csv] FILE...
 //
-// Flags may be given before or after the scenario name. fill does not
-// talk to qqd: it appends messages to a stopped qqd's SQLite database
-// through the storage plugin's own code, to measure qqd on a large
-// history (history then times history and offline calls). See
-// docs/performance.md for the method and a reproduction.
+// Flags may be given before or after the scenario name. --transport ws
+// runs a scenario over qqd's WebSocket gateway (web.listen) instead of
+// TCP, through daemon/web.Dial. fill does not talk to qqd: it appends
+// messages to a stopped qqd's SQLite database through the storage
+// plugin's own code, to measure qqd on a large history (history then
+// times history and offline calls). See docs/performance.md for the
+// method and a reproduction.
 //
 // sweep steps the open-loop dm rate up from --from until qqd saturates,
 // writes one CSV row per step and draws p50/p99 latency against the

@@ -34,8 +34,13 @@ var contentTypes = map[string]string{
 	".png":         "image/png",
 	".ico":         "image/x-icon",
 	".webp":        "image/webp",
+	".jpg":         "image/jpeg",
+	".jpeg":        "image/jpeg",
+	".gif":         "image/gif",
+	".woff":        "font/woff",
 	".woff2":       "font/woff2",
 	".txt":         "text/plain; charset=utf-8",
+	".map":         "application/json",
 }
 
 // loadFiles reads every file of fsys, keyed by its URL path ("/app.js"),
