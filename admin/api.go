@@ -14,6 +14,10 @@ type Session struct {
 	Since   time.Time `json:"since"`
 	MsgsIn  uint64    `json:"msgs_in"`  // messages it sent that were stored
 	MsgsOut uint64    `json:"msgs_out"` // messages pushed to it
+
+	// Transport is how the client is connected: "tcp", "tls", "ws" (a
+	// WebSocket of the web client) or "wss" (the same over TLS).
+	Transport string `json:"transport,omitempty"`
 }
 
 // UserSession is a logged-in connection and its user, as the server's

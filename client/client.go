@@ -43,6 +43,10 @@ type Options struct {
 	// RootCAs for a private CA and ServerName when addr is not the name
 	// in the certificate. TLS 1.2 is the minimum.
 	TLS *tls.Config
+	// Dial, when set, opens the connection instead of Dialer and TLS,
+	// with Dial's addr: for instance a WebSocket to qqd's web listener
+	// (daemon/web.Dial), which carries the same QQP/1 stream.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Events delivers pushes other than messages (friend requests and
 	// answers, presence, typing, notices, group entries and requests to
 	// join) on Events. Without it they are
@@ -215,11 +219,14 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	}
 	var conn net.Conn
 	var err error
-	if opts.TLS != nil {
+	switch {
+	case opts.Dial != nil:
+		conn, err = opts.Dial(ctx, addr)
+	case opts.TLS != nil:
 		cfg := opts.TLS.Clone()
 		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
 		conn, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", addr)
-	} else {
+	default:
 		conn, err = d.DialContext(ctx, "tcp", addr)
 	}
 	if err != nil {

@@ -41,7 +41,9 @@ type Config struct {
 	Plugins Plugins  `koanf:"plugins"`
 	Metrics Metrics  `koanf:"metrics"`
 	TLS     TLS      `koanf:"tls"`
-	Admin   Admin    `koanf:"admin"`
+	// Web configures the web client and its WebSocket gateway.
+	Web   Web   `koanf:"web"`
+	Admin Admin `koanf:"admin"`
 	// Presence configures the presence extension.
 	Presence Presence `koanf:"presence"`
 	// Groups bounds the groups extension.
@@ -99,6 +101,35 @@ type TLS struct {
 	// CertFile and KeyFile are PEM files, re-read on reload.
 	CertFile string `koanf:"cert_file"`
 	KeyFile  string `koanf:"key_file"`
+}
+
+// Web configures the HTTP listener that serves the web client (the page
+// and its files) and the WebSocket gateway at /ws, over which each
+// WebSocket is a QQP/1 session like a TCP one (see docs/web.md).
+type Web struct {
+	// Listen is its host:port; "" turns it off.
+	Listen string `koanf:"listen"`
+	// TLS serves HTTPS and WSS with tls.cert_file and tls.key_file
+	// (re-read on reload, like the TLS client listener's).
+	TLS bool `koanf:"tls"`
+	// AllowedOrigins are the origins, besides the page's own, whose pages
+	// may open a WebSocket: "https://chat.example.com", or a host pattern
+	// without a scheme ("*.example.com", path.Match syntax). The page's
+	// own origin (its host equal to the request's Host) is always
+	// allowed; another Origin is refused with 403.
+	AllowedOrigins []string `koanf:"allowed_origins"`
+	// MaxHTTPConnections bounds the HTTP connections not (yet) carrying a
+	// WebSocket session (page loads, upgrades in progress), in total and
+	// MaxHTTPConnectionsPerIP from one address (IPv6: one /64); past
+	// them a connection is closed at accept. Sessions count against
+	// limits.max_connections and limits.max_connections_per_ip like TCP
+	// ones.
+	MaxHTTPConnections      int `koanf:"max_http_connections"`
+	MaxHTTPConnectionsPerIP int `koanf:"max_http_connections_per_ip"`
+	// HandshakeTimeout bounds reading a request's headers (and the TLS
+	// handshake before them), and how long an upgraded connection waits
+	// for the daemon to take it.
+	HandshakeTimeout time.Duration `koanf:"handshake_timeout"`
 }
 
 // Metrics configures the Prometheus listener.
@@ -398,7 +429,15 @@ func Default() *Config {
 		},
 		Metrics: Metrics{Listen: "127.0.0.1:9190"},
 		TLS:     TLS{Listen: "", CertFile: "", KeyFile: ""},
-		Admin:   Admin{Socket: "", Group: "", ReadOnlyGroup: ""},
+		Web: Web{
+			Listen:                  "127.0.0.1:5280",
+			TLS:                     false,
+			AllowedOrigins:          []string{},
+			MaxHTTPConnections:      1024,
+			MaxHTTPConnectionsPerIP: 64,
+			HandshakeTimeout:        10 * time.Second,
+		},
+		Admin: Admin{Socket: "", Group: "", ReadOnlyGroup: ""},
 	}
 }
 

@@ -484,6 +484,30 @@ func TestValidate(t *testing.T) {
 			`config: log.format: must be one of text, json (got LogFormat(7))`,
 			`config: filters[0].on_failure: must be one of reject, allow (got FailurePolicy(9))`,
 		}},
+		{name: "web off", modify: func(c *config.Config) { c.Web.Listen = "" }},
+		{name: "web origins", modify: func(c *config.Config) {
+			c.Web.AllowedOrigins = []string{"https://chat.example.com", "http://127.0.0.1:8080", "*.example.com", "https://*.example.org"}
+		}},
+		{name: "web", modify: func(c *config.Config) {
+			c.Web.Listen = "localhost"
+			c.Web.TLS = true
+			c.Web.AllowedOrigins = []string{"*", "https://*", "ftp://x.example.com", "https://chat.example.com/", "https://", "[x"}
+			c.Web.MaxHTTPConnections = 0
+			c.Web.MaxHTTPConnectionsPerIP = 0
+			c.Web.HandshakeTimeout = 0
+		}, want: []string{
+			`config: web.listen: must be host:port (got "localhost")`,
+			`config: web.tls: needs tls.cert_file and tls.key_file`,
+			`config: web.allowed_origins: "*" would allow every origin`,
+			`config: web.allowed_origins: "https://*" would allow every origin`,
+			`config: web.allowed_origins: "ftp://x.example.com" must be an origin with scheme http or https`,
+			`config: web.allowed_origins: "https://chat.example.com/" must be an origin (scheme://host[:port]) without path`,
+			`config: web.allowed_origins: "https://" has no host`,
+			`config: web.allowed_origins: "[x" is not a valid pattern: syntax error in pattern`,
+			"config: web.max_http_connections: must be at least 1 (got 0)",
+			"config: web.max_http_connections_per_ip: must be at least 1 (got 0)",
+			"config: web.handshake_timeout: must be greater than 0 (got 0s)",
+		}},
 		{name: "accounts and storage ranges", modify: func(c *config.Config) {
 			c.Accounts.MinPasswordBytes = 0
 			c.Accounts.HashConcurrency = -1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -100,6 +101,21 @@ func (c *Config) problems() []problem {
 		}
 	}
 
+	if c.Web.Listen != "" {
+		v.hostPort("web.listen", c.Web.Listen)
+		if c.Web.TLS && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
+			v.add("web.tls", "needs tls.cert_file and tls.key_file")
+		}
+	}
+	for _, o := range c.Web.AllowedOrigins {
+		if msg := checkOrigin(o); msg != "" {
+			v.add("web.allowed_origins", fmt.Sprintf("%q %s", o, msg))
+		}
+	}
+	v.atLeast("web.max_http_connections", c.Web.MaxHTTPConnections, 1)
+	v.atLeast("web.max_http_connections_per_ip", c.Web.MaxHTTPConnectionsPerIP, 1)
+	v.positive("web.handshake_timeout", c.Web.HandshakeTimeout)
+
 	v.atLeastDuration("tokens.idle", c.Tokens.Idle, time.Minute)
 	v.atLeastDuration("tokens.lifetime", c.Tokens.Lifetime, time.Minute)
 	v.between("tokens.per_user", c.Tokens.PerUser, 1, 1000)
@@ -147,6 +163,32 @@ func (c *Config) problems() []problem {
 	}
 
 	return v.problems
+}
+
+// checkOrigin says what is wrong with an entry of web.allowed_origins, or
+// "" if nothing is: it is an origin ("https://chat.example.com", scheme
+// http or https, no path) or a host pattern ("*.example.com"), either in
+// path.Match syntax, and it does not allow every origin.
+func checkOrigin(o string) string {
+	host := o
+	if scheme, rest, ok := strings.Cut(o, "://"); ok {
+		if scheme != "http" && scheme != "https" {
+			return "must be an origin with scheme http or https, or a host pattern without a scheme"
+		}
+		host = rest
+	}
+	switch {
+	case host == "":
+		return "has no host"
+	case strings.ContainsAny(host, "/?#@ "):
+		return "must be an origin (scheme://host[:port]) without path, query or user, as browsers send it"
+	case strings.Trim(host, "*") == "":
+		return "would allow every origin, which disables the cross-site WebSocket check"
+	}
+	if _, err := path.Match(o, ""); err != nil {
+		return "is not a valid pattern: " + err.Error()
+	}
+	return ""
 }
 
 // filterName is the syntax of filter instance names.

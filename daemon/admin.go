@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"cmp"
+	"crypto/tls"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -21,6 +23,10 @@ type SessionInfo struct {
 	Since   time.Time // when the connection was accepted
 	MsgsIn  uint64    // messages it sent that were stored
 	MsgsOut uint64    // messages pushed to it
+
+	// Transport is how the client is connected: "tcp", "tls", or what
+	// the connection names itself ("ws" or "wss" for the web gateway).
+	Transport string
 }
 
 // Sessions returns every logged-in connection that is not closing,
@@ -40,7 +46,7 @@ func (s *Server) Sessions() []SessionInfo {
 			continue
 		}
 		out = append(out, SessionInfo{
-			ID: sess.id, User: sess.user, Remote: sess.remote, Since: sess.start,
+			ID: sess.id, User: sess.user, Remote: sess.remote, Transport: transportOf(sess.conn), Since: sess.start,
 			MsgsIn: sess.msgsIn.Load(), MsgsOut: sess.msgsOut.Load(),
 		})
 	}
@@ -51,6 +57,19 @@ func (s *Server) Sessions() []SessionInfo {
 		return cmp.Compare(a.ID, b.ID)
 	})
 	return out
+}
+
+// transportOf names how a connection reached the server: a connection
+// that names its transport itself (the web gateway's WebSockets), else
+// "tls" or "tcp".
+func transportOf(c net.Conn) string {
+	switch t := c.(type) {
+	case interface{ Transport() string }:
+		return t.Transport()
+	case *tls.Conn:
+		return "tls"
+	}
+	return "tcp"
 }
 
 // sessionsOf returns user's sessions.

@@ -24,7 +24,7 @@ func TestAdminDataMethods(t *testing.T) {
 	if len(ss) != 3 || ss[0].User != "alice" || ss[1].User != "bob" || ss[2].User != "bob" {
 		t.Fatalf("Sessions = %+v", ss)
 	}
-	if ss[0].MsgsIn != 1 || ss[1].MsgsOut != 1 || ss[0].Remote == "" || ss[0].Since.IsZero() {
+	if ss[0].MsgsIn != 1 || ss[1].MsgsOut != 1 || ss[0].Remote == "" || ss[0].Since.IsZero() || ss[0].Transport != "tcp" {
 		t.Fatalf("session counters = %+v", ss)
 	}
 	st := s.Daemon.Stats()

@@ -329,10 +329,14 @@ func (c *cmd) users(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := c.table()
-	fmt.Fprintln(tw, "USER\tSESSION\tREMOTE\tCONNECTED\tMSGS IN\tMSGS OUT")
+	fmt.Fprintln(tw, "USER\tSESSION\tREMOTE\tVIA\tCONNECTED\tMSGS IN\tMSGS OUT")
 	for _, u := range users {
 		for _, s := range u.Sessions {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\n", u.User, s.ID, s.Remote, age(s.Since), s.MsgsIn, s.MsgsOut)
+			via := s.Transport
+			if via == "" {
+				via = "-" // a qqd from before transports were reported
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\n", u.User, s.ID, s.Remote, via, age(s.Since), s.MsgsIn, s.MsgsOut)
 		}
 	}
 	return tw.Flush()

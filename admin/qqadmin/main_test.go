@@ -41,8 +41,8 @@ var t0 = time.Now().Add(-95 * time.Second).Truncate(time.Second)
 func backend() *admintest.Backend {
 	return &admintest.Backend{
 		SessionList: []admin.UserSession{
-			{User: "alice", Session: admin.Session{ID: 1, Remote: "127.0.0.1:4001", Since: t0, MsgsIn: 2, MsgsOut: 3}},
-			{User: "bob", Session: admin.Session{ID: 7, Remote: "[::1]:4002", Since: t0, MsgsIn: 15, MsgsOut: 0}},
+			{User: "alice", Session: admin.Session{ID: 1, Remote: "127.0.0.1:4001", Transport: "ws", Since: t0, MsgsIn: 2, MsgsOut: 3}},
+			{User: "bob", Session: admin.Session{ID: 7, Remote: "[::1]:4002", Transport: "tcp", Since: t0, MsgsIn: 15, MsgsOut: 0}},
 		},
 		StatsValue: admin.Stats{Version: "1.2.3", Started: t0, Connections: 3, LoggedIn: 2, UsersOnline: 2, Accepted: 10, MessagesAccepted: 7, MessagesPushed: 9},
 		PluginList: []admin.Plugin{
@@ -103,9 +103,9 @@ func TestCommands(t *testing.T) {
 		calls  []string
 	}{
 		{name: "users", args: []string{"users"},
-			stdout: `^USER   SESSION  REMOTE          CONNECTED  MSGS IN  MSGS OUT
-alice  1        127.0.0.1:4001  1m3\ds ago  2        3
-bob    7        \[::1\]:4002      1m3\ds ago  15       0
+			stdout: `^USER   SESSION  REMOTE          VIA  CONNECTED  MSGS IN  MSGS OUT
+alice  1        127.0.0.1:4001  ws   1m3\ds ago  2        3
+bob    7        \[::1\]:4002      tcp  1m3\ds ago  15       0
 $`, calls: []string{"Sessions"}},
 		{name: "users none", setup: func(b *admintest.Backend) { b.SessionList = nil }, args: []string{"users"},
 			stdout: "^no users online\n$", calls: []string{"Sessions"}},

@@ -203,7 +203,7 @@ func (p *probe) pingAndSend(seq int) {
 
 func (p *probe) newLogin(int) {
 	p.timed("login", &p.login, func(ctx context.Context) error {
-		c, err := client.Dial(ctx, p.cfg.Addr, dialOptions)
+		c, err := client.Dial(ctx, p.cfg.Addr, dialOptions(p.cfg))
 		if err != nil {
 			return err
 		}
@@ -356,7 +356,7 @@ func regflood(ctx context.Context, cfg Config, a *AttackResult) error {
 		defer cancel()
 		t0 := time.Now()
 		code := "ok"
-		opts := dialOptions
+		opts := dialOptions(cfg)
 		opts.Dialer = &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: attackAddr(i, cfg.PerAddr, cfg.FirstAddr)}}
 		c, err := client.Dial(cctx, cfg.Addr, opts)
 		if err == nil {

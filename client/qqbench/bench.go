@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/qqchat/qq/client"
 	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/daemon/web"
 )
 
 // setupTimeout bounds registering and logging in all users.
@@ -63,13 +65,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 func newResult(cfg Config) *Result {
-	return &Result{Scenario: cfg.Scenario, Addr: cfg.Addr, Users: cfg.Users, BodyBytes: cfg.BodyBytes,
+	return &Result{Scenario: cfg.Scenario, Addr: cfg.Addr, Transport: transportLabel(cfg), Users: cfg.Users, BodyBytes: cfg.BodyBytes,
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Errors: map[string]int64{}}
 }
 
-// dialOptions allow offline pages of 1,000 messages of up to
-// limits.max_body_bytes each.
-var dialOptions = client.Options{MaxFrameBytes: 64 << 20}
+// dialOptions are the client options of every connection: frames large
+// enough for offline pages of 1,000 messages of up to
+// limits.max_body_bytes each, over TCP or, with --transport ws, over
+// qqd's WebSocket gateway (cfg.Addr is then web.listen's address).
+func dialOptions(cfg Config) client.Options {
+	opts := client.Options{MaxFrameBytes: 64 << 20}
+	if cfg.Transport == "ws" {
+		opts.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			return web.Dial(ctx, "ws://"+addr+web.WSPath, web.DialOptions{})
+		}
+	}
+	return opts
+}
+
+// transportLabel is the transport as results name it: "" for TCP (the
+// results of earlier versions), else "ws".
+func transportLabel(cfg Config) string {
+	if cfg.Transport == "tcp" {
+		return ""
+	}
+	return cfg.Transport
+}
 
 // runID returns a token that makes the cids of this run unique: qqd
 // deduplicates (sender, cid) for storage.config.dedup_window (24 h by
@@ -130,7 +151,7 @@ func registerUsers(ctx context.Context, cfg Config, n int) error {
 		}
 	}()
 	for i := range conns {
-		c, err := client.Dial(ctx, cfg.Addr, dialOptions)
+		c, err := client.Dial(ctx, cfg.Addr, dialOptions(cfg))
 		if err != nil {
 			return err
 		}
@@ -159,7 +180,7 @@ func loginUsers(ctx context.Context, cfg Config, names []string) ([]*client.Clie
 	cs := make([]*client.Client, len(names))
 	pending := make([]int64, len(names))
 	err := forEach(ctx, len(names), func(ctx context.Context, i int) error {
-		c, err := client.Dial(ctx, cfg.Addr, dialOptions)
+		c, err := client.Dial(ctx, cfg.Addr, dialOptions(cfg))
 		if err != nil {
 			return err
 		}

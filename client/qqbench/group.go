@@ -26,7 +26,7 @@ func runGroup(ctx context.Context, cfg Config, res *Result) error {
 			return err
 		}
 	}
-	opts := dialOptions
+	opts := dialOptions(cfg)
 	opts.Events = true
 	owner, err := client.Dial(ctx, cfg.Addr, opts)
 	if err != nil {

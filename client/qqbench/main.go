@@ -7,11 +7,13 @@
 //	qqbench fill --db DATA_DIR/qq.db --messages N --users U [flags]
 //	qqbench report [--format md|csv] FILE...
 //
-// Flags may be given before or after the scenario name. fill does not
-// talk to qqd: it appends messages to a stopped qqd's SQLite database
-// through the storage plugin's own code, to measure qqd on a large
-// history (history then times history and offline calls). See
-// docs/performance.md for the method and a reproduction.
+// Flags may be given before or after the scenario name. --transport ws
+// runs a scenario over qqd's WebSocket gateway (web.listen) instead of
+// TCP, through daemon/web.Dial. fill does not talk to qqd: it appends
+// messages to a stopped qqd's SQLite database through the storage
+// plugin's own code, to measure qqd on a large history (history then
+// times history and offline calls). See docs/performance.md for the
+// method and a reproduction.
 //
 // sweep steps the open-loop dm rate up from --from until qqd saturates,
 // writes one CSV row per step and draws p50/p99 latency against the
@@ -52,6 +54,7 @@ func main() {
 // Config holds every flag of qqbench.
 type Config struct {
 	Addr      string
+	Transport string // tcp, or ws: qqd's WebSocket gateway at Addr
 	Users     int
 	Duration  time.Duration
 	Warmup    time.Duration
@@ -90,6 +93,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr:       "127.0.0.1:5190",
+		Transport:  "tcp",
 		Users:      10,
 		Duration:   10 * time.Second,
 		Warmup:     time.Second,
@@ -114,6 +118,7 @@ func DefaultConfig() Config {
 // so that flags given after the scenario name keep those given before it.
 func registerFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "qqd address (loopback only)")
+	fs.StringVar(&c.Transport, "transport", c.Transport, "tcp, or ws: connect over qqd's WebSocket gateway (--addr is then web.listen's)")
 	fs.IntVar(&c.Users, "users", c.Users, "number of users u0..uN-1")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured duration")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "unmeasured warm-up before the measured duration")
@@ -194,6 +199,9 @@ func parseArgs(args []string, stderr io.Writer) (Config, error) {
 func (c *Config) validate() error {
 	if err := CheckLoopback(c.Addr); err != nil {
 		return err
+	}
+	if c.Transport != "tcp" && c.Transport != "ws" {
+		return fmt.Errorf("--transport %q: want tcp or ws", c.Transport)
 	}
 	switch c.Scenario {
 	case "dm", "fanin":

@@ -14,7 +14,11 @@
 #   PERF_CASES       cases to run, space separated (default: all of
 #                    dm-closed dm-open plugins idle sweep group; also 10m, not
 #                    in the default: dm closed loop and history/offline
-#                    reads on a copy of a database of PERF_10M_MESSAGES)
+#                    reads on a copy of a database of PERF_10M_MESSAGES;
+#                    ws and ws-idle, not in the default either: dm closed
+#                    loop, and idle, over TCP and over the WebSocket
+#                    gateway, alternating, for CPU per message and memory
+#                    per idle session side by side)
 #   PERF_10M_DB      10m's database, filled once if missing (default
 #                    perf-results/10m.db: 10 million messages take about
 #                    6 minutes and 2.4 GB; each run copies it)
@@ -85,8 +89,8 @@ password=bench-password
 
 for c in $cases; do
 	case $c in
-	dm-closed | dm-open | plugins | idle | sweep | group | 10m) ;;
-	*) die "unknown case $c in PERF_CASES (want dm-closed, dm-open, plugins, idle, sweep, group, 10m)" ;;
+	dm-closed | dm-open | plugins | idle | sweep | group | 10m | ws | ws-idle) ;;
+	*) die "unknown case $c in PERF_CASES (want dm-closed, dm-open, plugins, idle, sweep, group, 10m, ws, ws-idle)" ;;
 	esac
 done
 case $setup in fill | register) ;; *) die "PERF_SETUP=$setup: want fill or register" ;; esac
@@ -169,6 +173,8 @@ limits:
   max_connections_per_ip: 100000
 metrics:
   listen: "127.0.0.1:0"
+web:
+  listen: "127.0.0.1:0"
 filters:            # the default chain, with antispam lifted to its maxima
   - plugin: antispam
     config:
@@ -191,7 +197,7 @@ EOF
 
 # Idle needs C client sockets in qqbench and C accepted ones in qqd. The
 # open-file limit is per process, so each needs about C plus a margin.
-if [[ " $cases " == *" idle "* ]]; then
+if [[ " $cases " == *" idle "* || " $cases " == *" ws-idle "* ]]; then
 	need=$((idle_users + 1000))
 	hard=$(ulimit -Hn)
 	if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$need" ]; then
@@ -230,7 +236,8 @@ fi
 } >"$out/env.txt"
 
 # start_qqd CONFIG USERS NAME [DB] starts a fresh qqd with USERS users
-# (u0..) and sets qqd_pid and addr; with DB, on a copy of that database
+# (u0..) and sets qqd_pid, addr and web_addr (its WebSocket gateway's);
+# with DB, on a copy of that database
 # (whose users must exist). (idle ignores --drain except in its
 # deadline: see drain_for.)
 start_qqd() {
@@ -248,14 +255,16 @@ start_qqd() {
 	: >"$qlog"
 	taskset -c "$qqd_cpus" "$qqd" -config "$config" -data-dir "$data" -listen 127.0.0.1:0 >"$qlog" 2>&1 &
 	qqd_pid=$!
-	addr=
+	addr= web_addr=
 	for _ in $(seq 300); do
-		addr=$(sed -n 's/.* msg=listening addr=\([0-9.]*:[0-9]*\).*/\1/p' "$qlog" || true)
+		# "qqd starting" names every listener, bound by then.
+		addr=$(sed -n 's/.*msg="qqd starting" .* listen=\([0-9.]*:[0-9]*\).*/\1/p' "$qlog" || true)
+		web_addr=$(sed -n 's/.*msg="qqd starting" .* web_listen=\([0-9.]*:[0-9]*\).*/\1/p' "$qlog" || true)
 		[ -z "$addr" ] || break
 		kill -0 "$qqd_pid" 2>/dev/null || die "qqd exited before listening: $(tail -n 5 "$qlog")"
 		sleep 0.1
 	done
-	[ -n "$addr" ] || die "qqd did not log \"listening\" within 30 s (see $qlog)"
+	[ -n "$addr" ] || die "qqd did not log \"qqd starting\" within 30 s (see $qlog)"
 	case $addr in 127.*) ;; *) die "qqd listens on $addr, not loopback" ;; esac
 	# Record that the plugins inherited the pinning.
 	for p in $qqd_pid $(pgrep -P "$qqd_pid" || true); do
@@ -285,12 +294,18 @@ drain_for() { echo $((5 + $1 * 60 / 2000)); }
 failed=0
 
 # bench LABEL NAME ARGS... runs qqbench against the running qqd and
-# appends its JSON line to results.jsonl.
+# appends its JSON line to results.jsonl; over its WebSocket gateway
+# when transport is ws.
+transport=tcp
 bench() {
 	local label=$1 name=$2
 	shift 2
-	local line
-	if child taskset -c "$bench_cpus" "$qqbench" --addr "$addr" --password "$password" --qqd-pid "$qqd_pid" \
+	local line to=(--addr "$addr")
+	if [ "$transport" = ws ]; then
+		[ -n "$web_addr" ] || die "qqd has no web listener (web.listen)"
+		to=(--addr "$web_addr" --transport ws)
+	fi
+	if child taskset -c "$bench_cpus" "$qqbench" "${to[@]}" --password "$password" --qqd-pid "$qqd_pid" \
 		--label "$label" --json "$@" >"$work/line" 2>"$out/logs/$name.qqbench.log"; then
 		line=$(cat "$work/line")
 		printf '%s\n' "$line" >>"$results"
@@ -374,6 +389,33 @@ for c in $cases; do
 				--users "$users" sweep $sweep_args \
 				--csv "$out/sweep-c$users-$i.csv" --svg "$out/sweep-c$users-$i.svg"
 		done
+		;;
+	ws)
+		# The dm closed loop over TCP and over the WebSocket gateway of
+		# the same qqd build, in ABBA order, each on a fresh qqd: CPU per
+		# message side by side (issue 13: within 25% of TCP).
+		for i in $(seq "$runs"); do
+			order="tcp ws"
+			[ $((i % 2)) = 1 ] || order="ws tcp"
+			for transport in $order; do
+				one_run "$out/bench.yaml" "$users" "transport-$transport-closed-w8-c$users" "$i" \
+					--users "$users" dm --window 8 --duration "$duration" --warmup "$warmup"
+			done
+		done
+		transport=tcp
+		;;
+	ws-idle)
+		# Memory per idle session over TCP and over WebSocket, ABBA.
+		for i in $(seq "$runs"); do
+			order="tcp ws"
+			[ $((i % 2)) = 1 ] || order="ws tcp"
+			for transport in $order; do
+				one_run "$out/bench.yaml" "$idle_users" "transport-idle-$transport-c$idle_users" "$i" \
+					--users "$idle_users" idle --settle "$idle_settle" --duration "$idle_hold" \
+					--drain "$(drain_for "$idle_users")s"
+			done
+		done
+		transport=tcp
 		;;
 	10m)
 		db=${PERF_10M_DB:-$PWD/perf-results/10m.db}

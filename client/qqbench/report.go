@@ -210,12 +210,19 @@ func (r *Result) checkFigures() error {
 }
 
 // defaultLabel names a run without --label by its scenario, mode and
-// users, e.g. "dm-closed-w8-c1000" or "dm-open-r20000-c1000".
+// users, e.g. "dm-closed-w8-c1000" or "dm-open-r20000-c1000", with "-ws"
+// after it for a run over the WebSocket gateway.
 func defaultLabel(r reportRun) string {
 	if s := r.Sweep; s != nil {
 		return fmt.Sprintf("sweep-from%g-c%d", s.From, s.Users)
 	}
-	rr := r.Result
+	if t := r.Result.Transport; t != "" {
+		return defaultResultLabel(r.Result) + "-" + t
+	}
+	return defaultResultLabel(r.Result)
+}
+
+func defaultResultLabel(rr *Result) string {
 	loop := func(mode string, rate float64, window int) string {
 		if mode == "open" {
 			return fmt.Sprintf("%s-open-r%g-c%d", rr.Scenario, rate, rr.Users)

@@ -311,6 +311,7 @@ func cpuDelta(before, after []ProcStat) (total float64) {
 type Result struct {
 	Scenario  string  `json:"scenario"`
 	Addr      string  `json:"addr"`
+	Transport string  `json:"transport,omitempty"` // "" (TCP) or "ws"
 	Users     int     `json:"users"`
 	Mode      string  `json:"mode,omitempty"` // open or closed loop
 	Rate      float64 `json:"rate,omitempty"`

@@ -213,6 +213,13 @@ func DialRawFrom(t testing.TB, addr, local string) *Conn {
 	if err != nil {
 		t.Fatalf("daemontest: dial: %v", err)
 	}
+	return NewConn(t, nc)
+}
+
+// NewConn wraps nc, a connection to a qqd speaking QQP/1 (a WebSocket
+// from web.Dial, say), without reading anything. It is closed when the
+// test ends.
+func NewConn(t testing.TB, nc net.Conn) *Conn {
 	t.Cleanup(func() { nc.Close() })
 	return &Conn{t: t, C: nc, fr: protocol.NewFrameReader(nc, 1<<22)}
 }

@@ -1,9 +1,10 @@
 // Command qqd is the qq chat daemon. With no flags it runs on embedded
-// defaults: it listens on 127.0.0.1:5190, keeps its data in ./qqd-data,
-// and runs its built-in plugins (sqlite storage, antispam and wordfilter
-// filters) as subprocesses of itself.
+// defaults: it listens on 127.0.0.1:5190, serves the web client on
+// http://127.0.0.1:5280/, keeps its data in ./qqd-data, and runs its
+// built-in plugins (sqlite storage, antispam and wordfilter filters) as
+// subprocesses of itself.
 //
-//	qqd [-config qq.yaml] [-listen addr] [-data-dir dir] [-t] [-version]
+//	qqd [-config qq.yaml] [-listen addr] [-web-listen addr] [-data-dir dir] [-t] [-version]
 //	qqd plugin <name>     (serve a built-in plugin; qqd runs this itself)
 //
 // SIGHUP reloads qq.yaml: changed plugins are started, swapped in and the
@@ -34,6 +35,7 @@ import (
 	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/monitor"
 	"github.com/qqchat/qq/daemon/sdnotify"
+	"github.com/qqchat/qq/daemon/web"
 	"github.com/qqchat/qq/plugins/pluginset"
 )
 
@@ -95,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&fl.check, "t", false, "short for -check-config")
 	fs.BoolVar(&fl.version, "version", false, "print the version and exit")
 	fs.String("listen", "", "TCP `address` to listen on (overrides listen)")
+	fs.String("web-listen", "", "`address` of the web client, \"\" for none (overrides web.listen)")
 	fs.String("data-dir", "", "data `directory` (overrides data_dir)")
 	fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
 	if err := fs.Parse(args); err != nil {
@@ -103,7 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	flagKeys := map[string]string{"listen": "listen", "data-dir": "data_dir", "log-level": "log.level"}
+	flagKeys := map[string]string{"listen": "listen", "web-listen": "web.listen", "data-dir": "data_dir", "log-level": "log.level"}
 	fs.Visit(func(f *flag.Flag) {
 		if key, ok := flagKeys[f.Name]; ok {
 			fl.overrides[key] = f.Value.String()
@@ -129,7 +132,7 @@ func checkConfig(ctx context.Context, cfg *config.Config, stdout io.Writer) erro
 	if err := pluginset.Check(ctx, cfg, pluginset.Options{Builtins: builtins(), Self: self}); err != nil {
 		errs = append(errs, fmt.Errorf("plugins: %w", err))
 	}
-	if cfg.TLS.Listen != "" {
+	if needsCert(cfg) {
 		if _, err := daemon.NewCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
 			errs = append(errs, err)
 		}
@@ -150,7 +153,8 @@ type qqd struct {
 	d      *daemon.Server
 	live   *pluginset.Live
 	ln     net.Listener
-	tln    net.Listener // nil without tls.listen
+	tln    net.Listener  // nil without tls.listen
+	web    *web.Listener // nil without web.listen
 	certs  *daemon.CertReloader
 	notify *sdnotify.Notifier
 	// cleanup undoes start, last step first.
@@ -202,6 +206,10 @@ func start(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 		if err := q.d.Shutdown(sctx); err != nil {
 			log.Warn("shutdown incomplete", "err", err)
 		}
+		if q.web != nil {
+			// The close frames of the WebSocket sessions just kicked.
+			q.web.Wait(sctx)
+		}
 	})
 	q.live = pluginset.NewLive(q.d, set, cfg, load, log)
 	q.cleanup.push(q.live.Close) // closes the set in service then
@@ -226,16 +234,30 @@ func start(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 		q.cleanup.push(func() { hs.Close() })
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
-	if cfg.TLS.Listen != "" {
+	if needsCert(cfg) {
 		if q.certs, err = daemon.NewCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.TLS.Listen != "" {
 		raw, err := net.Listen("tcp", cfg.TLS.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("tls listen: %w", err)
 		}
 		q.tln = tls.NewListener(raw, q.certs.TLSConfig())
 		q.cleanup.push(func() { q.tln.Close() })
+	}
+	if cfg.Web.Listen != "" {
+		deps := web.Deps{Logger: log, Registry: reg}
+		if cfg.Web.TLS {
+			deps.TLS = q.certs.TLSConfig()
+		}
+		if q.web, err = web.Listen(cfg.Web, deps); err != nil {
+			return nil, err
+		}
+		// Stops new upgrades before the daemon's shutdown kicks the
+		// WebSocket sessions.
+		q.cleanup.push(func() { q.web.Close() })
 	}
 	adm, err := adminserver.Listen(adminserver.Options{
 		Path: cfg.AdminSocket(), Group: cfg.Admin.Group, ReadOnlyGroup: cfg.Admin.ReadOnlyGroup,
@@ -250,8 +272,20 @@ func start(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	if q.tln != nil {
 		startAttrs = append(startAttrs, "tls_listen", q.tln.Addr().String())
 	}
+	if q.web != nil {
+		startAttrs = append(startAttrs, "web_listen", q.web.Addr().String())
+	}
 	log.Info("qqd starting", startAttrs...)
+	if q.web != nil {
+		log.Info("web client at " + q.web.URL())
+	}
 	return q, nil
+}
+
+// needsCert reports whether a listener of cfg serves TLS: tls.listen, or
+// web.listen with web.tls.
+func needsCert(cfg *config.Config) bool {
+	return cfg.TLS.Listen != "" || cfg.Web.Listen != "" && cfg.Web.TLS
 }
 
 // reload is SIGHUP and the admin socket's reload: the TLS certificate,
@@ -274,10 +308,13 @@ func (q *qqd) serve(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	go func() { serveErr <- q.d.Serve(q.ln) }()
 	if q.tln != nil {
 		go func() { serveErr <- q.d.Serve(q.tln) }()
+	}
+	if q.web != nil {
+		go func() { serveErr <- q.d.Serve(q.web) }()
 	}
 	q.notify.Ready()
 	wdCtx, stopWatchdog := context.WithCancel(ctx)

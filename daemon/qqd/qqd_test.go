@@ -85,7 +85,7 @@ var listenRE = regexp.MustCompile(`msg="qqd starting" .* listen=(\S+)`)
 func startQQD(t testing.TB, dataDir string, args ...string) *qqdProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-listen", "127.0.0.1:0", "-data-dir", dataDir}, args...)...)
-	cmd.Env = append(os.Environ(), "QQ_TEST_RUN_AS_QQD=1", "QQD_METRICS__LISTEN=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "QQ_TEST_RUN_AS_QQD=1", "QQD_METRICS__LISTEN=127.0.0.1:0", "QQD_WEB__LISTEN=127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -248,6 +248,12 @@ func TestCheckConfig(t *testing.T) {
 			"filters:\n  - command: [qq-no-such-filter-on-path]\n")}, `filter qq-no-such-filter-on-path: .*not found`},
 		{"bad storage config", []string{"-t", "-config", file("storage.yaml",
 			"storage:\n  config: {no_such_key: 1}\n")}, `storage sqlite: .*no_such_key`},
+		{"web tls without a certificate", []string{"-t", "-config", file("webtls.yaml", "web: {tls: true}\n")},
+			`web.tls: needs tls.cert_file and tls.key_file`},
+		{"web tls with missing files", []string{"-t", "-config", file("webtls2.yaml",
+			"web: {tls: true}\ntls: {cert_file: /does/not/exist.pem, key_file: /does/not/exist.key}\n")}, `tls: load /does/not/exist.pem`},
+		{"web origin allowing all", []string{"-t", "-config", file("origins.yaml", "web: {allowed_origins: ['*']}\n")},
+			`web.allowed_origins: "\*" would allow every origin`},
 		{"every problem at once", []string{"-t", "-config", file("two.yaml",
 			"filters:\n  - plugin: wordfilter\n    config: {lists: [{words: [darn], action: ban}]}\n  - command: [/does/not/exist/qq-filter]\n")},
 			`(?s)filter wordfilter: .*filter qq-filter: `},

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqchat/qq/admin"
 	"github.com/qqchat/qq/client"
 	"github.com/qqchat/qq/daemon/daemontest"
 )
@@ -106,6 +107,23 @@ func TestTLSListener(t *testing.T) {
 	}
 	if m := <-bob.Messages(); m.Body != "over TLS" {
 		t.Fatalf("bob got %q", m.Body)
+	}
+	// qqadmin users tells the TLS session from the TCP one.
+	adm, err := admin.Dial(filepath.Join(dir, "admin.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	users, err := adm.Users(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	via := map[string]string{}
+	for _, u := range users {
+		via[u.User] = u.Sessions[0].Transport
+	}
+	if via["alice"] != "tls" || via["bob"] != "tcp" {
+		t.Fatalf("qqadmin users: transports %v, want alice tls, bob tcp", via)
 	}
 	// Old TLS versions are refused.
 	if _, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: first, MaxVersion: tls.VersionTLS11}); err == nil {

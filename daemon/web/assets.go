@@ -1,5 +1,3 @@
-// Package web is qqd's web front: the browser client embedded in the
-// binary (app/) and, from the gateway, its WebSocket listener.
 package web
 
 import (
@@ -7,14 +5,17 @@ import (
 	"io/fs"
 )
 
+// appFiles is the web app: index.html and the files it loads, served
+// from the binary. No build step: the files are what the browser runs.
+//
 //go:embed app
-var appFS embed.FS
+var appFiles embed.FS
 
-// App returns the web app's static files (index.html at its root).
+// App returns the embedded web app, rooted at its directory.
 func App() fs.FS {
-	sub, err := fs.Sub(appFS, "app")
+	sub, err := fs.Sub(appFiles, "app")
 	if err != nil {
-		panic(err) // "app" is a valid path: cannot happen
+		panic("web: embedded app: " + err.Error()) // "app" is a valid path
 	}
 	return sub
 }

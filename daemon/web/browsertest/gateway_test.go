@@ -1,9 +1,3 @@
-//go:build webgateway
-
-// This file serves the tests through package web's Listener (branch
-// web-gateway). Until that branch is merged, bridge_test.go stands in for
-// it; after the merge, delete bridge_test.go and this build line.
-
 package browsertest
 
 import (
