@@ -57,6 +57,7 @@ export class Chat {
     this.active = null;
     this.typing = new Map();
     this._socialLogs = new Set();
+    this._entryLogs = new Set();
     this.counter = 0;
     this.peers = new Set(this._load('peers') || []);
     this.baseTitle = document.title.replace(/^\(\d+\) /, '');
@@ -714,38 +715,10 @@ export class Chat {
     if (had) {
       return;
     }
-    let g = this.groups.get(e.group);
-    if (g) {
-      // The listing's counts include everything up to its last_seq (a
-      // catch-up after a reconnect brings those entries again): only
-      // entries past it are new.
-      const fresh = e.seq > g.last_seq;
-      g.last_seq = Math.max(g.last_seq, e.seq);
-      const mine = e.kind === 'msg' && e.from === this.me;
-      if (mine) {
-        g.read_seq = Math.max(g.read_seq, e.seq);
-        g.unread = 0;
-        g.mentions = 0;
-      } else if (fresh && e.seq > g.read_seq) {
-        g.unread++;
-        if (item.mentionsMe) {
-          g.mentions++;
-        }
-      }
-      if (e.kind === 'joined') {
-        g.members++;
-      } else if (e.kind === 'left' || e.kind === 'kicked') {
-        g.members = Math.max(0, g.members - 1);
-      } else if (e.kind === 'renamed') {
-        g.name = e.name;
-      }
-      if (((e.kind === 'left' || e.kind === 'kicked') && e.target === this.me) || e.kind === 'dissolved') {
-        this.groups.delete(e.group);
-        g = null;
-      }
-    } else if (e.kind === 'joined' && e.target === this.me) {
-      this.refreshGroups();
+    for (const log of this._entryLogs) {
+      log.push(e);
     }
+    this._countEntry(e);
     if (e.kind === 'msg') {
       this._typingDone(c.key, e.from);
       this.bump(c);
@@ -765,13 +738,61 @@ export class Chat {
     this.refreshCounts();
   }
 
-  /** The groups listing after each login. */
-  onGroups(list) {
+  /**
+   * Counts entry e into its group's listing: unread, mentions, members,
+   * name. A listing counts everything up to its last_seq (a catch-up
+   * after a reconnect brings those entries again), so only entries past
+   * it change anything.
+   */
+  _countEntry(e) {
+    const g = this.groups.get(e.group);
+    if (!g) {
+      if (e.kind === 'joined' && e.target === this.me) {
+        this.refreshGroups(); // invited, or approved
+      }
+      return;
+    }
+    if (e.seq <= g.last_seq) {
+      return;
+    }
+    g.last_seq = e.seq;
+    if (e.kind === 'msg' && e.from === this.me) {
+      g.read_seq = e.seq;
+      g.unread = 0;
+      g.mentions = 0;
+    } else if (e.seq > g.read_seq) {
+      g.unread++;
+      const m = e.kind === 'msg' && Array.isArray(e.mentions) ? e.mentions : [];
+      if (m.includes(this.me) || m.includes('all')) {
+        g.mentions++;
+      }
+    }
+    if (e.kind === 'joined') {
+      g.members++;
+    } else if (e.kind === 'left' || e.kind === 'kicked') {
+      g.members = Math.max(0, g.members - 1);
+    } else if (e.kind === 'renamed') {
+      g.name = e.name;
+    }
+    if (((e.kind === 'left' || e.kind === 'kicked') && e.target === this.me) || e.kind === 'dissolved') {
+      this.groups.delete(e.group);
+    }
+  }
+
+  /**
+   * A groups listing: after each login (the session holds pushes back
+   * meanwhile), or asked for by refreshGroups with log, the entries
+   * pushed while it was on its way, counted again on top of it.
+   */
+  onGroups(list, log) {
     const fresh = new Map();
     for (const g of list) {
       fresh.set(g.group, { ...g });
     }
     this.groups = fresh;
+    for (const e of log || []) {
+      this._countEntry(e);
+    }
     const c = this.activeConv();
     if (c && c.kind === 'group') {
       this.markRead(c);
@@ -782,12 +803,17 @@ export class Chat {
   }
 
   async refreshGroups() {
+    const log = [];
+    this._entryLogs.add(log);
+    let r;
     try {
-      const r = await this.session.request('groups', {});
-      this.onGroups(r.groups || []);
+      r = await this.session.request('groups', {});
     } catch {
-      // the next login lists them again
+      return; // the next login lists them again
+    } finally {
+      this._entryLogs.delete(log);
     }
+    this.onGroups(r.groups || [], log);
   }
 
   async refreshFriends() {
