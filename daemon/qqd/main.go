@@ -200,6 +200,11 @@ func start(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	if err != nil {
 		return nil, err
 	}
+	q.live = pluginset.NewLive(q.d, set, cfg, load, log)
+	// The plugins in service stop after the daemon has drained (pushed
+	// first, so run after): every send read before the shutdown is
+	// filtered and stored, not answered unavailable.
+	q.cleanup.push(q.live.Close)
 	q.cleanup.push(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
@@ -211,8 +216,6 @@ func start(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 			q.web.Wait(sctx)
 		}
 	})
-	q.live = pluginset.NewLive(q.d, set, cfg, load, log)
-	q.cleanup.push(q.live.Close) // closes the set in service then
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

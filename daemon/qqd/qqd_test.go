@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/qqchat/qq/daemon/daemontest"
+	"github.com/qqchat/qq/daemon/protocol"
 )
 
 // TestMain lets the test binary act as qqd itself when QQ_TEST_RUN_AS_QQD is
@@ -201,6 +202,54 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	c.Expect(`{"type":"kicked","reason":"shutdown"}`)
 	c.ExpectClosed()
+}
+
+// TestShutdownStoresWhatItRead: SIGTERM in the middle of a burst of
+// pipelined sends. Every send qqd read is stored and answered ok (the
+// plugins stop only after the daemon has drained), none is answered
+// unavailable, and each ok'd message is in the store after a restart.
+func TestShutdownStoresWhatItRead(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeConfig(t, dir, crashConfigYAML) // no flood or rate limits
+	p := startQQD(t, dir, "-config", conf)
+	c := daemontest.DialRaw(t, p.addr)
+	c.Expect(`{"type":"hello"}`)
+	c.Register("alice", "alice-password")
+	c.Login("alice", "alice-password")
+	const n = 400
+	var burst strings.Builder
+	for i := range n {
+		fmt.Fprintf(&burst, `{"type":"send","id":%d,"to":"alice","body":"m%d","cid":"c%d"}`+"\n", i, i, i)
+	}
+	c.SendRaw([]byte(burst.String()))
+	c.Expect(`{"type":"ok","id":0}`) // the burst is being read
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	oks := 1
+	for {
+		f := c.Read()
+		if f.Type == protocol.TypeKicked {
+			break
+		}
+		if f.Type == protocol.TypeMsg {
+			continue
+		}
+		if f.Type != protocol.TypeOK {
+			t.Fatalf("reply during shutdown: %+v", f)
+		}
+		oks++
+	}
+	if err := p.signal(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("qqd exit after SIGTERM: %v", err)
+	}
+	p = startQQD(t, dir, "-config", conf)
+	c = daemontest.DialRaw(t, p.addr)
+	c.Expect(`{"type":"hello"}`)
+	c.Login("alice", "alice-password")
+	c.Send(`{"type":"history","id":"h","with":"alice","limit":500}`)
+	if f := c.Expect(`{"type":"ok","id":"h"}`); len(f.Messages) < oks {
+		t.Fatalf("%d sends answered ok, %d stored", oks, len(f.Messages))
+	}
+	t.Logf("%d of %d sends read and stored before the shutdown", oks, n)
 }
 
 // runQQD runs the test binary as qqd with args (plugins served by the
