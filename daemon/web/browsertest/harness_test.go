@@ -472,7 +472,6 @@ func (p *appPage) waitShown(body string) {
 	p.waitJS(fmt.Sprintf(`(%s).some(m => m.body === %q && (!m.mine || m.state === 'sent'))`, shownJS, body), fmt.Sprintf("message %q", body))
 }
 
-
 // Shorthands for the input commands the tests use.
 var inputInsertText = input.InsertText
 
