@@ -33,7 +33,7 @@ func startLimited(t *testing.T, opts ...func(*config.Config)) (*daemontest.Serve
 
 func wantMetric(t *testing.T, g prometheus.Gatherer, want float64, name string, labels ...string) {
 	t.Helper()
-	if got := metricValue(t, g, name, labels...); got != want {
+	if got := daemontest.MetricValue(t, g, name, labels...); got != want {
 		t.Errorf("%s%v = %v, want %v", name, labels, got, want)
 	}
 }

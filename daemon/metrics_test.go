@@ -52,7 +52,7 @@ func TestMetricsLint(t *testing.T) {
 	}
 	// The storage gauges were collected (and so linted) too.
 	for _, name := range []string{"qqd_pending_messages", "qqd_accounts", "qqd_storage_scrape_errors_total"} {
-		if got := metricValue(t, reg, name); got != 0 {
+		if got := daemontest.MetricValue(t, reg, name); got != 0 {
 			t.Errorf("%s = %v, want 0", name, got)
 		}
 	}
@@ -104,64 +104,6 @@ func (o *overlapStore) StartWrite(ctx context.Context, b *plugins.WriteBatch) fu
 	return func() ([]plugins.AppendResult, error) { <-done; return res, err }
 }
 
-// metricValue returns the value of the series name{labels} in g: a
-// counter's or gauge's value, or a histogram's sample count; -1 when the
-// series does not exist.
-func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				if !hasLabel(m, labels[i], labels[i+1]) {
-					continue series
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return -1
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue() == value
-		}
-	}
-	return false
-}
-
-// waitMetric waits until name{labels} has the value want.
-func waitMetric(t *testing.T, g prometheus.Gatherer, want float64, name string, labels ...string) {
-	t.Helper()
-	deadline := time.Now().Add(daemontest.Timeout)
-	for {
-		got := metricValue(t, g, name, labels...)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s%v = %v, want %v", name, labels, got, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestMetricsTraffic runs real traffic over TCP and checks that the
 // metrics move.
 func TestMetricsTraffic(t *testing.T) {
@@ -177,7 +119,10 @@ func TestMetricsTraffic(t *testing.T) {
 		Filters:  []plugins.FilterLink{{Name: "words", Filter: rejectFilter("spam", "no spam")}},
 		Version:  "1.2.3",
 	})
-	val := func(name string, labels ...string) float64 { t.Helper(); return metricValue(t, reg, name, labels...) }
+	val := func(name string, labels ...string) float64 {
+		t.Helper()
+		return daemontest.MetricValue(t, reg, name, labels...)
+	}
 
 	if got := val("qqd_build_info", "version", "1.2.3"); got != 1 {
 		t.Errorf("qqd_build_info{version=1.2.3} = %v, want 1", got)
@@ -198,7 +143,7 @@ func TestMetricsTraffic(t *testing.T) {
 	carol.Send(`{"type":"login","id":"l1","user":"carol","password":"wrong-password"}`)
 	carol.Expect(`{"type":"error","id":"l1","code":"auth_failed"}`)
 	carol.C.Close()
-	waitMetric(t, reg, 1, "qqd_connections_closed_total", "reason", "client_quit")
+	daemontest.WaitMetric(t, reg, 1, "qqd_connections_closed_total", "reason", "client_quit")
 
 	alice := s.User(t, "alice")
 	bob := s.User(t, "bob")
@@ -311,12 +256,12 @@ func TestMetricsTraffic(t *testing.T) {
 	// Closes by reason.
 	bob.Send(`{"type":"logout","id":"bye"}`)
 	bob.Expect(`{"type":"ok","id":"bye"}`)
-	waitMetric(t, reg, 1, "qqd_connections_closed_total", "reason", "logout")
+	daemontest.WaitMetric(t, reg, 1, "qqd_connections_closed_total", "reason", "logout")
 	alice.SendRaw([]byte(strings.Repeat("y", 9000) + "\n"))
 	alice.Expect(`{"type":"error","code":"frame_too_large"}`)
-	waitMetric(t, reg, 1, "qqd_connections_closed_total", "reason", "frame_too_large")
-	waitMetric(t, reg, 0, "qqd_connections_open")
-	waitMetric(t, reg, 0, "qqd_users_online")
+	daemontest.WaitMetric(t, reg, 1, "qqd_connections_closed_total", "reason", "frame_too_large")
+	daemontest.WaitMetric(t, reg, 0, "qqd_connections_open")
+	daemontest.WaitMetric(t, reg, 0, "qqd_users_online")
 	if got := val("qqd_slow_consumer_disconnects_total"); got != 0 {
 		t.Errorf("qqd_slow_consumer_disconnects_total = %v, want 0", got)
 	}
@@ -390,7 +335,7 @@ func TestMetricsFailures(t *testing.T) {
 		{"qqd_plugin_call_errors_total", []string{"plugin", "storage", "method", "PendingCount"}, 2},
 		{"qqd_send_duration_seconds", nil, 2},
 	} {
-		if got := metricValue(t, reg, tc.name, tc.labels...); got != tc.want {
+		if got := daemontest.MetricValue(t, reg, tc.name, tc.labels...); got != tc.want {
 			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
 		}
 	}
@@ -422,7 +367,7 @@ func TestMetricsStorageGauges(t *testing.T) {
 			{"qqd_accounts", accounts},
 			{"qqd_storage_scrape_errors_total", scrapeErrors},
 		} {
-			if got := metricValue(t, once, m.name); got != m.want {
+			if got := daemontest.MetricValue(t, once, m.name); got != m.want {
 				t.Errorf("%s: %s = %v, want %v", step, m.name, got, m.want)
 			}
 		}
@@ -464,7 +409,7 @@ func TestMetricsStorageGauges(t *testing.T) {
 	fs.fail.Store(false)
 	check("recovered", 0, 2, 2)
 	for _, m := range []string{"CountPending", "CountUsers"} {
-		if got := metricValue(t, reg, "qqd_plugin_call_errors_total", "plugin", "storage", "method", m); got != 1 {
+		if got := daemontest.MetricValue(t, reg, "qqd_plugin_call_errors_total", "plugin", "storage", "method", m); got != 1 {
 			t.Errorf("qqd_plugin_call_errors_total{method=%s} = %v, want 1", m, got)
 		}
 	}
@@ -473,7 +418,7 @@ func TestMetricsStorageGauges(t *testing.T) {
 	// parallel, and the scrape still answers.
 	fs.hang.Store(true)
 	start := time.Now()
-	if got := metricValue(t, reg, "qqd_pending_messages"); got != -1 {
+	if got := daemontest.MetricValue(t, reg, "qqd_pending_messages"); got != -1 {
 		t.Errorf("hanging: qqd_pending_messages = %v, want absent", got)
 	}
 	if d := time.Since(start); d < time.Second || d >= 2*time.Second {

@@ -74,7 +74,7 @@ func TestResume(t *testing.T) {
 	bob.Expect(`{"type":"ok","id":2}`)
 	alice.Expect(`{"type":"msg","from":"bob","body":"while you were away"}`)
 
-	hashes := metricValue(t, reg, "qqd_password_hashes_total")
+	hashes := daemontest.MetricValue(t, reg, "qqd_password_hashes_total")
 	a2 := s.Dial(t)
 	a2.Send(fmt.Sprintf(`{"type":"resume","id":"r","token":%q,"user":"alice"}`, tok))
 	f := a2.Expect(`{"type":"ok","id":"r","user":"alice","pending":1}`)
@@ -90,7 +90,7 @@ func TestResume(t *testing.T) {
 	}
 	bob.Send(`{"type":"users","id":4}`)
 	bob.Expect(`{"type":"ok","id":4,"users":["alice","bob"]}`)
-	if got := metricValue(t, reg, "qqd_password_hashes_total"); got != hashes {
+	if got := daemontest.MetricValue(t, reg, "qqd_password_hashes_total"); got != hashes {
 		t.Errorf("resumes computed %v password hashes", got-hashes)
 	}
 	wantMetric(t, reg, 2, "qqd_resumes_total", "result", "ok")

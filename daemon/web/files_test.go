@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/qqchat/qq/config"
+	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/web"
 )
 
@@ -125,10 +126,10 @@ func TestWebFiles(t *testing.T) {
 	}
 	checkSecurityHeaders(t, "GET /ws", resp.Header, host)
 
-	if got := metric(t, reg, "qqd_web_http_requests_total", "result", "not_modified"); got != 7 {
+	if got := daemontest.MetricValue(t, reg, "qqd_web_http_requests_total", "result", "not_modified"); got != 7 {
 		t.Errorf("not_modified requests = %v, want 7", got)
 	}
-	if got := metric(t, reg, "qqd_web_upgrades_total", "result", "bad_request"); got != 1 {
+	if got := daemontest.MetricValue(t, reg, "qqd_web_upgrades_total", "result", "bad_request"); got != 1 {
 		t.Errorf("bad_request upgrades = %v, want 1", got)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -228,54 +227,6 @@ func do(t *testing.T, req *http.Request) (*http.Response, string) {
 		}
 	}
 	return resp, b.String()
-}
-
-// metric returns the value of the counter or gauge name{label=value} in
-// g (no label: the first series); -1 if there is none.
-func metric(t *testing.T, g prometheus.Gatherer, name string, labelValue ...string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labelValue); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					found = found || l.GetName() == labelValue[i] && l.GetValue() == labelValue[i+1]
-				}
-				if !found {
-					continue series
-				}
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	return -1
-}
-
-// waitMetric waits until name{labels} is want.
-func waitMetric(t *testing.T, g prometheus.Gatherer, want float64, name string, labelValue ...string) {
-	t.Helper()
-	deadline := time.Now().Add(daemontest.Timeout)
-	for {
-		got := metric(t, g, name, labelValue...)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s%v = %v, want %v", name, labelValue, got, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // dialTCP opens a plain TCP connection to addr from local ("" for any

@@ -168,7 +168,7 @@ func TestWebBinaryMessage(t *testing.T) {
 	expectMsg(t, ws, hello)
 	write(t, ws, websocket.MessageBinary, `{"type":"ping","id":1}`)
 	expectClose(t, ws, websocket.StatusUnsupportedData)
-	waitMetric(t, g.reg, 1, "qqd_web_binary_messages_total")
+	daemontest.WaitMetric(t, g.reg, 1, "qqd_web_binary_messages_total")
 	other.Send(`{"type":"ping","id":"fine"}`)
 	other.Expect(`{"type":"ok","id":"fine"}`)
 }
@@ -206,11 +206,11 @@ func TestWebOrigin(t *testing.T) {
 	if _, err := web.Dial(ctx, g.ws, web.DialOptions{Origin: "http://evil.example"}); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("web.Dial from http://evil.example: %v, want a 403", err)
 	}
-	if got := metric(t, g.reg, "qqd_web_upgrades_total", "result", "bad_origin"); got != 6 {
+	if got := daemontest.MetricValue(t, g.reg, "qqd_web_upgrades_total", "result", "bad_origin"); got != 6 {
 		t.Errorf("bad_origin upgrades = %v, want 6", got)
 	}
 	// Nothing reached the daemon.
-	if got := metric(t, g.reg, "qqd_connections_accepted_total"); got != 0 {
+	if got := daemontest.MetricValue(t, g.reg, "qqd_connections_accepted_total"); got != 0 {
 		t.Fatalf("the daemon accepted %v connections, want 0", got)
 	}
 
@@ -231,7 +231,7 @@ func TestWebOrigin(t *testing.T) {
 		expectMsg(t, ws, hello)
 		ws.Close(websocket.StatusNormalClosure, "")
 	}
-	if got := metric(t, g.reg, "qqd_web_upgrades_total", "result", "ok"); got != 7 {
+	if got := daemontest.MetricValue(t, g.reg, "qqd_web_upgrades_total", "result", "ok"); got != 7 {
 		t.Errorf("ok upgrades = %v, want 7", got)
 	}
 }
@@ -253,7 +253,7 @@ func TestWebFloodPerIP(t *testing.T) {
 	if n, err := over.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("the 4th connection from one address read %d bytes, want it closed", n)
 	}
-	waitMetric(t, g.reg, 1, "qqd_web_http_connections_refused_total", "reason", "max_http_connections_per_ip")
+	daemontest.WaitMetric(t, g.reg, 1, "qqd_web_http_connections_refused_total", "reason", "max_http_connections_per_ip")
 
 	// Another address is served, and so is the session.
 	dialWith(t, g.ws, web.DialOptions{Dialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}})
@@ -365,7 +365,7 @@ func TestWebFlood(t *testing.T) {
 	if counts["hello"] < 5 || counts["hello"]+counts["refused"]+counts["closed at accept"] != n {
 		t.Fatalf("outcomes of %d upgrades: %v", n, counts)
 	}
-	if got := metric(t, g.reg, "qqd_web_http_connections_refused_total", "reason", "max_http_connections_per_ip"); got != float64(counts["closed at accept"]) {
+	if got := daemontest.MetricValue(t, g.reg, "qqd_web_http_connections_refused_total", "reason", "max_http_connections_per_ip"); got != float64(counts["closed at accept"]) {
 		t.Errorf("connections refused at accept: metric %v, clients saw %d", got, counts["closed at accept"])
 	}
 	t.Logf("outcomes of %d upgrades: %v", n, counts)
@@ -418,7 +418,7 @@ func TestWebSlowConsumer(t *testing.T) {
 			}
 		}
 	}
-	waitMetric(t, g.reg, 1, "qqd_connections_closed_total", "reason", "slow_consumer")
+	daemontest.WaitMetric(t, g.reg, 1, "qqd_connections_closed_total", "reason", "slow_consumer")
 	fast.Send(`{"type":"users","id":"u"}`)
 	fast.Expect(`{"type":"ok","id":"u","users":["fast","sender"]}`)
 	// It got the frames that fit, maybe the kicked push, then the end.
