@@ -439,23 +439,7 @@ func TestSlowReaderDoesNotDelayOthers(t *testing.T) {
 	sender := s.User(t, "sender")
 	slow := s.User(t, "slow") // never reads from here on
 	fast := s.User(t, "fast")
-	body := strings.Repeat("z", 8000)
-	// Enough to fill the kernel's socket buffers on both ends, then the
-	// server's queue.
-	const n = 1500
-	for i := 0; i < n; i++ {
-		sender.Send(fmt.Sprintf(`{"type":"send","id":%d,"to":"slow","body":%q}`, i, body))
-		sender.Expect(fmt.Sprintf(`{"type":"ok","id":%d}`, i))
-		if i%50 == 0 {
-			start := time.Now()
-			sender.Send(`{"type":"send","id":"f","to":"fast","body":"quick"}`)
-			sender.Expect(`{"type":"ok","id":"f"}`)
-			fast.Expect(`{"type":"msg","body":"quick"}`)
-			if d := time.Since(start); d > 2*time.Second {
-				t.Fatalf("fast delivery took %v while a reader is stuck", d)
-			}
-		}
-	}
+	n := int64(daemontest.FloodStuckReader(t, sender, fast, 1500))
 	// slow's output passed the limit long ago: it is offline now, and
 	// every message is still pending for it.
 	fast.Send(`{"type":"users","id":"u"}`)

@@ -431,3 +431,27 @@ func (r *Restartable) Restart() {
 	r.t.Helper()
 	r.Server = StartWith(r.t, r.cfg, r.st)
 }
+
+// FloodStuckReader sends n messages of 8,000 bytes from sender to the
+// user "slow", whose connection does not read: enough to fill the
+// kernel's socket buffers on both ends, then the server's queue. Every 50
+// messages it checks that a message to fast still arrives within 2 s: a
+// connection that does not read never delays the others. It returns n.
+func FloodStuckReader(t testing.TB, sender, fast *Conn, n int) int {
+	t.Helper()
+	body := strings.Repeat("z", 8000)
+	for i := range n {
+		sender.Send(fmt.Sprintf(`{"type":"send","id":%d,"to":"slow","body":%q}`, i, body))
+		sender.Expect(fmt.Sprintf(`{"type":"ok","id":%d}`, i))
+		if i%50 == 0 {
+			start := time.Now()
+			sender.Send(`{"type":"send","id":"f","to":"fast","body":"quick"}`)
+			sender.Expect(`{"type":"ok","id":"f"}`)
+			fast.Expect(`{"type":"msg","body":"quick"}`)
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("daemontest: fast delivery took %v while a reader is stuck", d)
+			}
+		}
+	}
+	return n
+}

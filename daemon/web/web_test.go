@@ -403,21 +403,7 @@ func TestWebSlowConsumer(t *testing.T) {
 	sender := g.s.User(t, "sender")
 	slow := g.user(t, "slow") // never reads from here on
 	fast := g.user(t, "fast")
-	body := strings.Repeat("z", 8000)
-	const n = 1500
-	for i := range n {
-		sender.Send(fmt.Sprintf(`{"type":"send","id":%d,"to":"slow","body":%q}`, i, body))
-		sender.Expect(fmt.Sprintf(`{"type":"ok","id":%d}`, i))
-		if i%50 == 0 {
-			start := time.Now()
-			sender.Send(`{"type":"send","id":"f","to":"fast","body":"quick"}`)
-			sender.Expect(`{"type":"ok","id":"f"}`)
-			fast.Expect(`{"type":"msg","body":"quick"}`)
-			if d := time.Since(start); d > 2*time.Second {
-				t.Fatalf("fast delivery took %v while a reader is stuck", d)
-			}
-		}
-	}
+	n := int64(daemontest.FloodStuckReader(t, sender, fast, 1500))
 	daemontest.WaitMetric(t, g.reg, 1, "qqd_connections_closed_total", "reason", "slow_consumer")
 	fast.Send(`{"type":"users","id":"u"}`)
 	fast.Expect(`{"type":"ok","id":"u","users":["fast","sender"]}`)
