@@ -118,6 +118,13 @@ type Web struct {
 	// own origin (its host equal to the request's Host) is always
 	// allowed; another Origin is refused with 403.
 	AllowedOrigins []string `koanf:"allowed_origins"`
+	// TrustedProxies are the reverse proxies (CIDR, or single addresses)
+	// whose X-Forwarded-For qqd believes: a WebSocket session that comes
+	// through one of them is counted, limited and shown as the client
+	// address the proxies recorded (the rightmost entry not itself a
+	// trusted proxy). Empty (the default): the header is ignored and a
+	// session's address is its TCP peer's.
+	TrustedProxies []string `koanf:"trusted_proxies"`
 	// MaxHTTPConnections bounds the HTTP connections not (yet) carrying a
 	// WebSocket session (page loads, upgrades in progress), in total and
 	// MaxHTTPConnectionsPerIP from one address (IPv6: one /64); past
@@ -433,6 +440,7 @@ func Default() *Config {
 			Listen:                  "127.0.0.1:5280",
 			TLS:                     false,
 			AllowedOrigins:          []string{},
+			TrustedProxies:          []string{},
 			MaxHTTPConnections:      1024,
 			MaxHTTPConnectionsPerIP: 64,
 			HandshakeTimeout:        10 * time.Second,
@@ -548,9 +556,17 @@ func RestartKeys(old, new *Config) []string {
 
 // Exempt returns ExemptNetworks parsed; an entry that is not a CIDR
 // prefix or an address (Validate refuses those) is left out.
-func (l *Limits) Exempt() []netip.Prefix {
+func (l *Limits) Exempt() []netip.Prefix { return parseNetworks(l.ExemptNetworks) }
+
+// Trusted returns TrustedProxies parsed (entries that do not parse, which
+// Validate refuses, are left out).
+func (w *Web) Trusted() []netip.Prefix { return parseNetworks(w.TrustedProxies) }
+
+// parseNetworks parses a list of networks, leaving out what does not
+// parse.
+func parseNetworks(list []string) []netip.Prefix {
 	var ps []netip.Prefix
-	for _, n := range l.ExemptNetworks {
+	for _, n := range list {
 		if p, err := parseNetwork(n); err == nil {
 			ps = append(ps, p)
 		}

@@ -107,6 +107,11 @@ func (c *Config) problems() []problem {
 			v.add("web.tls", "needs tls.cert_file and tls.key_file")
 		}
 	}
+	for _, n := range c.Web.TrustedProxies {
+		if _, err := parseNetwork(n); err != nil {
+			v.add("web.trusted_proxies", fmt.Sprintf("%q is neither a network in CIDR notation nor an address", n))
+		}
+	}
 	for _, o := range c.Web.AllowedOrigins {
 		if msg := checkOrigin(o); msg != "" {
 			v.add("web.allowed_origins", fmt.Sprintf("%q %s", o, msg))

@@ -35,7 +35,10 @@ type conn struct {
 	ws *websocket.Conn
 	// nc is the connection under the WebSocket (TCP, or TLS over TCP):
 	// its addresses and deadlines are the conn's.
-	nc         net.Conn
+	nc net.Conn
+	// remote is the address the session counts as (see clientAddr);
+	// nil: nc's.
+	remote     net.Addr
 	transport  string             // "ws" or "wss"
 	binaryMsgs prometheus.Counter // counts binary messages; nil on the client side
 	// bufs, on the server side, holds the buffers Write encodes a
@@ -400,8 +403,14 @@ func (c *conn) closeNow() {
 // LocalAddr is the local TCP address.
 func (c *conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 
-// RemoteAddr is the TCP peer's address.
-func (c *conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+// RemoteAddr is the client's address: the TCP peer's, or the one a
+// trusted proxy forwarded (web.trusted_proxies).
+func (c *conn) RemoteAddr() net.Addr {
+	if c.remote != nil {
+		return c.remote
+	}
+	return c.nc.RemoteAddr()
+}
 
 // SetDeadline sets the underlying connection's deadlines; after Close it
 // does nothing, so that it cannot stretch the close.
@@ -439,6 +448,9 @@ type DialOptions struct {
 	// Origin, if set, is sent as the Origin header, as a browser sends
 	// its page's origin. Go clients need not send one.
 	Origin string
+	// Header holds more request headers (as a proxy adds
+	// X-Forwarded-For); nil: none.
+	Header http.Header
 }
 
 // Dial opens a WebSocket to url (ws://host:port/ws, or wss://) and
@@ -490,7 +502,10 @@ func Dial(ctx context.Context, url string, opts DialOptions) (net.Conn, error) {
 		TLSNextProto:       map[string]func(string, *tls.Conn) http.RoundTripper{},
 		DisableCompression: true,
 	}
-	header := http.Header{}
+	header := opts.Header.Clone()
+	if header == nil {
+		header = http.Header{}
+	}
 	if opts.Origin != "" {
 		header.Set("Origin", opts.Origin)
 	}

@@ -53,7 +53,8 @@ type Listener struct {
 	log     *slog.Logger
 	m       *metrics
 	files   map[string]*file
-	origins []string // web.allowed_origins, lower-cased
+	origins []string       // web.allowed_origins, lower-cased
+	trusted []netip.Prefix // web.trusted_proxies
 	tcp     net.Listener
 	srv     *http.Server
 	scheme  string // "http" or "https"
@@ -124,6 +125,7 @@ func NewListener(ln net.Listener, cfg config.Web, deps Deps) (*Listener, error) 
 	for _, o := range cfg.AllowedOrigins {
 		l.origins = append(l.origins, strings.ToLower(o))
 	}
+	l.trusted = cfg.Trusted()
 	if err := l.m.register(deps.Registry); err != nil {
 		return nil, fmt.Errorf("web: register metrics: %w", err)
 	}
@@ -258,6 +260,7 @@ func (l *Listener) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newConn(ws, hw.conn, hw.br, &l.bufs, l.m.binary, l.tasks)
+	c.remote = clientAddr(hw.conn.RemoteAddr(), r.Header.Values("X-Forwarded-For"), l.trusted)
 	t := time.NewTimer(l.cfg.HandshakeTimeout)
 	defer t.Stop()
 	select {
@@ -427,4 +430,41 @@ func (c *countedConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
+}
+
+// clientAddr is the address a session counts as: its TCP peer's, or, when
+// the peer is a trusted proxy (web.trusted_proxies), the rightmost address
+// of X-Forwarded-For that is not itself a trusted proxy (entries to the
+// left of it were written by the client and prove nothing). An entry that
+// does not parse ends the walk at the address before it.
+func clientAddr(peer net.Addr, forwarded []string, trusted []netip.Prefix) net.Addr {
+	pa, err := netip.ParseAddrPort(peer.String())
+	if len(trusted) == 0 || err != nil || !inPrefixes(pa.Addr().Unmap(), trusted) {
+		return peer
+	}
+	var hops []string
+	for _, h := range forwarded {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		client = net.TCPAddrFromAddrPort(netip.AddrPortFrom(a.Unmap(), 0))
+		if !inPrefixes(a.Unmap(), trusted) {
+			break
+		}
+	}
+	return client
+}
+
+func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

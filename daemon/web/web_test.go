@@ -508,3 +508,51 @@ func TestWebEarlyFrame(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestWebTrustedProxies: behind a trusted proxy a session counts as the
+// client address the proxy forwarded (per-IP limits, qqadmin users);
+// without trusted_proxies the header is ignored.
+func TestWebTrustedProxies(t *testing.T) {
+	fwd := func(ip string) web.DialOptions {
+		return web.DialOptions{Header: http.Header{"X-Forwarded-For": {"1.2.3.4, " + ip}}}
+	}
+	t.Run("trusted", func(t *testing.T) {
+		g := startGateway(t, func(c *config.Config) {
+			c.Web.TrustedProxies = []string{"127.0.0.0/8"}
+			c.Limits.MaxConnectionsPerIP = 1
+		})
+		a := dialWith(t, g.ws, fwd("203.0.113.7"))
+		a.Register("alice", "password1")
+		a.Login("alice", "password1")
+		dialWith(t, g.ws, fwd("203.0.113.8")) // another client: its own place
+		// The same client again: over max_connections_per_ip.
+		ctx, cancel := context.WithTimeout(context.Background(), daemontest.Timeout)
+		defer cancel()
+		nc, err := web.Dial(ctx, g.ws, fwd("203.0.113.7"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		daemontest.NewConn(t, nc).Expect(`{"type":"kicked","reason":"too_many_connections"}`)
+		var remote string
+		for _, si := range g.s.Daemon.Sessions() {
+			if si.User == "alice" {
+				remote = si.Remote
+			}
+		}
+		if remote != "203.0.113.7:0" {
+			t.Errorf("alice's remote = %q, want the forwarded 203.0.113.7:0", remote)
+		}
+	})
+	t.Run("not trusted", func(t *testing.T) {
+		g := startGateway(t, func(c *config.Config) { c.Limits.MaxConnectionsPerIP = 1 })
+		dialWith(t, g.ws, fwd("203.0.113.7"))
+		ctx, cancel := context.WithTimeout(context.Background(), daemontest.Timeout)
+		defer cancel()
+		nc, err := web.Dial(ctx, g.ws, fwd("203.0.113.8"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both come from 127.0.0.1, whatever the header says.
+		daemontest.NewConn(t, nc).Expect(`{"type":"kicked","reason":"too_many_connections"}`)
+	})
+}
