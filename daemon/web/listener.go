@@ -189,9 +189,22 @@ func (l *Listener) shut(err error) {
 	l.closeOnce.Do(func() {
 		l.err = err
 		close(l.done)
-		l.srv.Close()
+		// Shutdown before Close: a connection in the middle of its
+		// upgrade (its 101 already written, not yet hijacked, so still
+		// the HTTP server's) finishes it and gets its 1001 close frame
+		// instead of being cut; other requests in progress get
+		// shutdownGrace to finish.
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if l.srv.Shutdown(ctx) != nil {
+			l.srv.Close()
+		}
 	})
 }
+
+// shutdownGrace bounds how long Close lets HTTP requests in progress
+// finish.
+const shutdownGrace = time.Second
 
 // Wait waits, after Close, until the HTTP server and the WebSocket
 // handlers have returned and every close frame started by a connection's
