@@ -375,13 +375,8 @@ func (c *Client) Register(ctx context.Context, user, password string) error {
 // Login logs the connection in and returns how many messages are pending
 // for the user. Pending messages are not pushed: fetch them with Offline.
 func (c *Client) Login(ctx context.Context, user, password string) (pending int64, err error) {
-	f, err := c.call(ctx, protocol.TypeLogin, func(f protocol.Frame) protocol.Frame {
-		return f.Str("user", user).Str("password", password)
-	})
-	if err != nil {
-		return 0, err
-	}
-	return f.Pending, nil
+	r, err := c.login(ctx, user, password, false)
+	return r.Pending, err
 }
 
 // Send sends body to the user to. Every call is a new message; use SendCID

@@ -32,8 +32,17 @@ type LoginResult struct {
 // the request: the result then has no Token. A logout of this connection
 // revokes the token.
 func (c *Client) LoginRemember(ctx context.Context, user, password string) (LoginResult, error) {
+	return c.login(ctx, user, password, true)
+}
+
+// login is Login, with remember when asked.
+func (c *Client) login(ctx context.Context, user, password string, remember bool) (LoginResult, error) {
 	f, err := c.call(ctx, protocol.TypeLogin, func(f protocol.Frame) protocol.Frame {
-		return f.Str("user", user).Str("password", password).Bool("remember", true)
+		f = f.Str("user", user).Str("password", password)
+		if remember {
+			f = f.Bool("remember", true)
+		}
+		return f
 	})
 	if err != nil {
 		return LoginResult{}, err
