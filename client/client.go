@@ -389,10 +389,31 @@ func (c *Client) Send(ctx context.Context, to, body string) (SendResult, error) 
 // retry safe: the server answers a repeated (sender, cid) with the first
 // send's result. An empty cid is omitted.
 func (c *Client) SendCID(ctx context.Context, to, body, cid string) (SendResult, error) {
+	return c.sendCID(ctx, to, body, cid, false)
+}
+
+// SendFirst is SendCID for the first send of cid, which must not be
+// empty: the request says so ("first": true), and the server then skips
+// the look-up of an earlier message under cid that it makes before the
+// filters, which saves a storage round trip. A cid that was sent before
+// must go with SendCID: marked first, a repeat is still answered with the
+// first message and never stored twice, but the server's filters see it
+// again (and may refuse it).
+func (c *Client) SendFirst(ctx context.Context, to, body, cid string) (SendResult, error) {
+	if cid == "" {
+		return SendResult{}, errors.New("send first: empty cid")
+	}
+	return c.sendCID(ctx, to, body, cid, true)
+}
+
+func (c *Client) sendCID(ctx context.Context, to, body, cid string, first bool) (SendResult, error) {
 	f, err := c.call(ctx, protocol.TypeSend, func(f protocol.Frame) protocol.Frame {
 		f = f.Str("to", to).Str("body", body)
 		if cid != "" {
 			f = f.Str("cid", cid)
+		}
+		if first {
+			f = f.Bool("first", true)
 		}
 		return f
 	})

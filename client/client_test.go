@@ -575,6 +575,7 @@ func TestRequestFrames(t *testing.T) {
 		{func() error { _, _, err := c.History(ctx, "bob", "m1", 5); return err }, `{"type":"history","id":"4","with":"bob","before":"m1","limit":5}`, `{"type":"ok","id":"4"}`},
 		{func() error { return c.Ack(ctx) }, `{"type":"ack","id":"5","msg_ids":[]}`, `{"type":"ok","id":"5"}`},
 		{func() error { _, err := c.SendCID(ctx, "bob", "a\"b\n", "c1"); return err }, `{"type":"send","id":"6","to":"bob","body":"a\"b\n","cid":"c1"}`, `{"type":"ok","id":"6","msg_id":"9","ts":1,"status":"sent"}`},
+		{func() error { _, err := c.SendFirst(ctx, "bob", "hi", "c2"); return err }, `{"type":"send","id":"7","to":"bob","body":"hi","cid":"c2","first":true}`, `{"type":"ok","id":"7","msg_id":"10","ts":1,"status":"sent"}`},
 	} {
 		done := make(chan error, 1)
 		go func() { done <- tc.call() }()

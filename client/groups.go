@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -87,10 +88,26 @@ func (c *Client) GroupSend(ctx context.Context, group, body string, mentions ...
 // safe: the server answers a repeated (sender, cid) with the first send's
 // result. An empty cid is omitted.
 func (c *Client) GroupSendCID(ctx context.Context, group, body, cid string, mentions ...string) (GroupSendResult, error) {
+	return c.groupSendCID(ctx, group, body, cid, false, mentions)
+}
+
+// GroupSendFirst is GroupSendCID for the first send of cid, which must
+// not be empty: see SendFirst.
+func (c *Client) GroupSendFirst(ctx context.Context, group, body, cid string, mentions ...string) (GroupSendResult, error) {
+	if cid == "" {
+		return GroupSendResult{}, errors.New("group send first: empty cid")
+	}
+	return c.groupSendCID(ctx, group, body, cid, true, mentions)
+}
+
+func (c *Client) groupSendCID(ctx context.Context, group, body, cid string, first bool, mentions []string) (GroupSendResult, error) {
 	f, err := c.call(ctx, protocol.TypeGroupSend, func(fb protocol.Frame) protocol.Frame {
 		fb = fb.Str("group", group).Str("body", body)
 		if cid != "" {
 			fb = fb.Str("cid", cid)
+		}
+		if first {
+			fb = fb.Bool("first", true)
 		}
 		if len(mentions) > 0 {
 			fb = fb.Strings("mentions", mentions)

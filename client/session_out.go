@@ -45,6 +45,9 @@ type outEntry struct {
 
 	waiters int // Send calls waiting for the result; Session.mu
 	tries   int // busy refusals in a row; the writer's own
+	// fresh: the session made the cid up and has not written the send
+	// yet, so the first write goes with SendFirst. The writer's own.
+	fresh bool
 }
 
 // outbox is a session's sends waiting for their ok, in the order they
@@ -190,7 +193,8 @@ func (s *Session) enqueue(o Outgoing, wait bool) (*outEntry, error) {
 	if s.err != nil {
 		return nil, s.endErrLocked()
 	}
-	if o.CID == "" {
+	fresh := o.CID == ""
+	if fresh {
 		o.CID = rand.Text()
 	}
 	e := s.out.byCID[o.CID]
@@ -198,7 +202,7 @@ func (s *Session) enqueue(o Outgoing, wait bool) (*outEntry, error) {
 		if len(s.out.entries) >= s.opts.OutboxSize {
 			return nil, ErrOutboxFull
 		}
-		e = &outEntry{Outgoing: o, done: make(chan struct{})}
+		e = &outEntry{Outgoing: o, done: make(chan struct{}), fresh: fresh}
 		s.out.entries = append(s.out.entries, e)
 		s.out.byCID[o.CID] = e
 		select {
@@ -274,10 +278,12 @@ func (s *Session) writeOutbox(c *Client) {
 			}
 		}
 		var err error
+		first := e.fresh
+		e.fresh = false // a second write is a retry, whatever became of the first
 		if e.Group != "" {
-			e.gres, err = c.GroupSendCID(s.ctx, e.Group, e.Body, e.CID, e.Mentions...)
+			e.gres, err = c.groupSendCID(s.ctx, e.Group, e.Body, e.CID, first, e.Mentions)
 		} else {
-			e.res, err = c.SendCID(s.ctx, e.To, e.Body, e.CID)
+			e.res, err = c.sendCID(s.ctx, e.To, e.Body, e.CID, first)
 		}
 		var pe *protocol.Error
 		switch {

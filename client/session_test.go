@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/qqchat/qq/client"
 	"github.com/qqchat/qq/config"
+	"github.com/qqchat/qq/daemon"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
 )
@@ -815,7 +818,8 @@ func (p *proxy) cut() {
 // the connection is sent again after the reconnect with its cid, and so
 // stored once.
 func TestSessionLostOK(t *testing.T) {
-	s := daemontest.Start(t)
+	reg := prometheus.NewRegistry()
+	s := daemontest.StartDeps(t, daemontest.Config(t), daemon.Deps{Registry: reg})
 	register(t, s, "alice", "bob")
 	p := startProxy(t, s.Addr)
 	alice := connect(t, p.addr(), "alice", nil)
@@ -847,6 +851,12 @@ func TestSessionLostOK(t *testing.T) {
 	_, es := aw.snapshot()
 	if d := ofType(es, client.EventSendDone)[0]; d.Err != nil || d.Send.CID != cid || d.Send.Result.MsgID == "" {
 		t.Fatalf("send-done %+v, err %v", d.Send, d.Err)
+	}
+	// The session made both cids up: each went out marked first, so the
+	// server looked neither up, but x1's second write, after the
+	// reconnect, was not marked and was looked up (and found).
+	if n := daemontest.MetricValue(t, reg, "qqd_plugin_call_duration_seconds", "method", "LookupCIDs"); n != 1 {
+		t.Errorf("LookupCIDs calls = %v, want 1 (the resend of x1)", n)
 	}
 }
 

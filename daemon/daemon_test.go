@@ -324,6 +324,43 @@ func TestCIDRetry(t *testing.T) {
 	}
 }
 
+// TestCIDFirst: a send marked "first" skips the de-duplication lookup
+// before the filters (qqd_plugin_call_duration_seconds counts no
+// LookupCIDs for it), and a repeated cid marked first anyway is still
+// answered with the first message and not delivered again: the
+// storage's Write de-duplicates.
+func TestCIDFirst(t *testing.T) {
+	s, reg := startLimited(t)
+	alice := s.User(t, "alice")
+	bob := s.User(t, "bob")
+	lookups := func() float64 {
+		return daemontest.MetricValue(t, reg, "qqd_plugin_call_duration_seconds", "method", "LookupCIDs")
+	}
+	before := lookups()
+	alice.Send(`{"type":"send","id":1,"to":"bob","body":"once","cid":"c-1","first":true}`)
+	first := alice.Expect(`{"type":"ok","id":1,"status":"sent"}`)
+	bob.Expect(`{"type":"msg","body":"once"}`)
+	alice.Send(`{"type":"send","id":2,"to":"bob","body":"once","cid":"c-1","first":true}`)
+	again := alice.Expect(`{"type":"ok","id":2,"status":"sent"}`)
+	if again.MsgID != first.MsgID || again.TS != first.TS {
+		t.Fatalf("repeated first send = %+v, first = %+v", again, first)
+	}
+	if n := lookups(); n != before {
+		t.Errorf("sends marked first made %v LookupCIDs calls", n-before)
+	}
+	// Without the mark, the retry is looked up, with the same answer.
+	alice.Send(`{"type":"send","id":3,"to":"bob","body":"once","cid":"c-1","first":false}`)
+	if r := alice.Expect(`{"type":"ok","id":3,"status":"sent"}`); r.MsgID != first.MsgID {
+		t.Fatalf("retry = %+v, first = %+v", r, first)
+	}
+	if n := lookups(); n != before+1 {
+		t.Errorf("a send not marked first made %v LookupCIDs calls, want 1", n-before)
+	}
+	bob.ExpectSilence(100 * time.Millisecond)
+	alice.Send(`{"type":"send","id":4,"to":"bob","body":"x","cid":"c-2","first":"yes"}`)
+	alice.Expect(`{"type":"error","id":4,"code":"bad_request"}`)
+}
+
 func TestOrderThousand(t *testing.T) {
 	s := daemontest.Start(t)
 	alice := s.User(t, "alice")

@@ -345,7 +345,8 @@ func (p *pipeline) answerGroupSend(r *writeReq, res *plugins.AppendResult, epoch
 		p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
 		return
 	}
-	if res.Err == nil && res.Group == nil { // the cid names a direct message
+	if res.Err == nil && (res.Group == nil || // the cid names a direct message
+		res.Duplicate && res.Group.Group != r.group) { // or one in another group
 		srv.m.groupMessages[gmsgInvalid].Inc()
 		p.reply(r.sess, protocol.AppendError(nil, r.id, errCIDReused))
 		return
@@ -455,7 +456,7 @@ func (s *session) groupSend(req *protocol.Request) {
 		invalid.Inc()
 		return
 	}
-	body, cid, serverCID, err := s.sendFields(req)
+	body, cid, cidFlags, err := s.sendFields(req)
 	if err != nil {
 		s.replyErr(req.ID, err)
 		invalid.Inc()
@@ -487,15 +488,15 @@ func (s *session) groupSend(req *protocol.Request) {
 	}
 	s.acquireInflight()
 	s.srv.pipe.submit(&writeReq{
-		kind:      reqGroupSend,
-		sess:      s,
-		id:        req.ID,
-		start:     start,
-		msg:       plugins.NewMessage{From: s.user, Body: body, CID: cid},
-		sentBody:  body,
-		serverCID: serverCID,
-		group:     id,
-		mentions:  mentions,
+		kind:     reqGroupSend,
+		sess:     s,
+		id:       req.ID,
+		start:    start,
+		msg:      plugins.NewMessage{From: s.user, Body: body, CID: cid},
+		sentBody: body,
+		cidFlags: cidFlags,
+		group:    id,
+		mentions: mentions,
 	})
 }
 

@@ -214,24 +214,34 @@ func TestGroupKickMidStream(t *testing.T) {
 }
 
 // TestGroupSendRetry: a group send retried with the same cid gets the
-// same answer, and is stored and pushed once.
+// same answer, and is stored and pushed once; whether the retry is looked
+// up before the filters or, marked "first", de-duplicated by the
+// storage's Write. A cid names one message: reused in another group or
+// for a direct message, it is refused.
 func TestGroupSendRetry(t *testing.T) {
-	s := daemontest.Start(t)
-	alice, bob := s.User(t, "alice"), s.User(t, "bob")
-	g := createGroup(t, alice, "")
-	join(t, bob, g)
-	expectEntry(t, alice, g, 2, "joined")
-	alice.Send(`{"type":"group_send","id":1,"group":"` + g + `","body":"once","cid":"k1"}`)
-	first := alice.Expect(`{"type":"ok","id":1,"seq":3}`)
-	expectEntry(t, bob, g, 3, "msg")
-	alice.Send(`{"type":"group_send","id":2,"group":"` + g + `","body":"once","cid":"k1"}`)
-	again := alice.Expect(`{"type":"ok","id":2,"seq":3}`)
-	if again.MsgID != first.MsgID || again.TS != first.TS {
-		t.Errorf("retry answered %+v, first %+v", again, first)
+	for _, first := range []string{"", `,"first":true`} {
+		t.Run("first="+strconv.FormatBool(first != ""), func(t *testing.T) {
+			s := daemontest.Start(t)
+			alice, bob := s.User(t, "alice"), s.User(t, "bob")
+			g := createGroup(t, alice, "")
+			join(t, bob, g)
+			expectEntry(t, alice, g, 2, "joined")
+			alice.Send(`{"type":"group_send","id":1,"group":"` + g + `","body":"once","cid":"k1"` + first + `}`)
+			orig := alice.Expect(`{"type":"ok","id":1,"seq":3}`)
+			expectEntry(t, bob, g, 3, "msg")
+			alice.Send(`{"type":"group_send","id":2,"group":"` + g + `","body":"once","cid":"k1"` + first + `}`)
+			again := alice.Expect(`{"type":"ok","id":2,"seq":3}`)
+			if again.MsgID != orig.MsgID || again.TS != orig.TS {
+				t.Errorf("retry answered %+v, first %+v", again, orig)
+			}
+			bob.ExpectSilence(200 * time.Millisecond)
+			alice.Send(`{"type":"send","id":3,"to":"bob","body":"cid of a group message","cid":"k1"` + first + `}`)
+			alice.Expect(`{"type":"error","id":3,"code":"bad_request"}`)
+			g2 := createGroup(t, alice, "")
+			alice.Send(`{"type":"group_send","id":4,"group":"` + g2 + `","body":"cid of another group's message","cid":"k1"` + first + `}`)
+			alice.Expect(`{"type":"error","id":4,"code":"bad_request"}`)
+		})
 	}
-	bob.ExpectSilence(200 * time.Millisecond)
-	alice.Send(`{"type":"send","id":3,"to":"bob","body":"cid of a group message","cid":"k1"}`)
-	alice.Expect(`{"type":"error","id":3,"code":"bad_request"}`)
 }
 
 // TestGroupRoles walks roles, policies, mutes and dissolution.

@@ -381,7 +381,7 @@ func (s *session) sendMsg(req *protocol.Request) {
 		invalid.Inc()
 		return
 	}
-	body, cid, serverCID, err := s.sendFields(req)
+	body, cid, cidFlags, err := s.sendFields(req)
 	if err != nil {
 		s.replyErr(req.ID, err)
 		invalid.Inc()
@@ -400,34 +400,60 @@ func (s *session) sendMsg(req *protocol.Request) {
 		kind:  reqSend,
 		msg: plugins.NewMessage{From: s.user, To: to, Body: body, CID: cid,
 			FriendsOnly: s.srv.cfg.DirectMessages == config.DirectMessagesFriends},
-		sentBody:  body,
-		serverCID: serverCID,
+		sentBody: body,
+		cidFlags: cidFlags,
 	})
 }
 
-// sendFields reads and checks what every send carries: body and cid.
-// A send without a cid gets one made up by the server (serverCID), so
-// that a storage write with an unknown outcome can be settled (see
+// cidFlags says where a send's cid came from, and so whether the
+// pipeline asks storage for an earlier message under it before the
+// filters run (see pipeline.lookupRetries).
+type cidFlags uint8
+
+const (
+	// cidServer: the client sent no cid; the server made one up.
+	cidServer cidFlags = 1 << iota
+	// cidFirst: the client says it never sent this cid before (the
+	// request's optional "first": true). The lookup is skipped; the
+	// storage's Write still answers a repeated cid with the first
+	// message.
+	cidFirst
+)
+
+// lookup reports that the cid may name a stored message, so the
+// pipeline looks it up before filtering.
+func (f cidFlags) lookup() bool { return f == 0 }
+
+// sendFields reads and checks what every send carries: body, cid and
+// first. A send without a cid gets one made up by the server (cidServer),
+// so that a storage write with an unknown outcome can be settled (see
 // pipeline.resolve); the client never sees it.
-func (s *session) sendFields(req *protocol.Request) (body, cid string, serverCID bool, err *protocol.Error) {
+func (s *session) sendFields(req *protocol.Request) (body, cid string, flags cidFlags, err *protocol.Error) {
 	if body, err = req.RequiredString("body"); err != nil {
-		return "", "", false, err
+		return "", "", 0, err
 	}
 	cid, hasCID, err := req.String("cid")
+	if err != nil {
+		return "", "", 0, err
+	}
+	first, err := req.Flag("first")
 	switch {
 	case err != nil:
-		return "", "", false, err
+		return "", "", 0, err
 	case body == "":
-		return "", "", false, protocol.Errorf(protocol.CodeBadRequest, "body must not be empty")
+		return "", "", 0, protocol.Errorf(protocol.CodeBadRequest, "body must not be empty")
 	case hasCID && (cid == "" || len(cid) > protocol.MaxCIDBytes):
-		return "", "", false, protocol.Errorf(protocol.CodeBadRequest, "cid must be 1-128 bytes")
+		return "", "", 0, protocol.Errorf(protocol.CodeBadRequest, "cid must be 1-128 bytes")
 	case len(body) > s.srv.cfg.Limits.MaxBodyBytes:
-		return "", "", false, protocol.Errorf(protocol.CodeTooLarge, "body longer than "+strconv.Itoa(s.srv.cfg.Limits.MaxBodyBytes)+" bytes")
+		return "", "", 0, protocol.Errorf(protocol.CodeTooLarge, "body longer than "+strconv.Itoa(s.srv.cfg.Limits.MaxBodyBytes)+" bytes")
 	}
-	if !hasCID {
-		cid = s.srv.newServerCID()
+	switch {
+	case !hasCID:
+		return body, s.srv.newServerCID(), cidServer, nil
+	case first:
+		return body, cid, cidFirst, nil
 	}
-	return body, cid, !hasCID, nil
+	return body, cid, 0, nil
 }
 
 // sendRateLimit takes a token of the user's send rate (direct and group

@@ -43,8 +43,9 @@ type writeReq struct {
 	// sentBody is the body as the client sent it; msg.Body may be
 	// rewritten by filters.
 	sentBody string
-	// serverCID: msg.CID was made up by the server (the client sent none).
-	serverCID bool
+	// cidFlags: msg.CID was made up by the server, or the client says
+	// it is new (see sendFields).
+	cidFlags cidFlags
 	// ack
 	ack []string
 
@@ -273,12 +274,15 @@ var (
 )
 
 // lookupRetries answers sends whose cid names a stored message with that
-// message, before the filters see them.
+// message, before the filters see them. Sends whose cid the server made
+// up, or that the client marked first, are not looked up: a repeated cid
+// among them is still answered with the first message, by the storage's
+// Write (after the filters saw it again).
 func (p *pipeline) lookupRetries(ps *plugSet, batch []*writeReq) {
 	var keys []plugins.CIDKey
 	var reqs []*writeReq
 	for _, r := range batch {
-		if r.sends() && r.msg.CID != "" && !r.serverCID {
+		if r.sends() && r.msg.CID != "" && r.cidFlags.lookup() {
 			keys = append(keys, plugins.CIDKey{From: r.msg.From, CID: r.msg.CID})
 			reqs = append(reqs, r)
 		}

@@ -65,7 +65,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 func newResult(cfg Config) *Result {
-	return &Result{Scenario: cfg.Scenario, Addr: cfg.Addr, Transport: transportLabel(cfg), Users: cfg.Users, BodyBytes: cfg.BodyBytes,
+	return &Result{Scenario: cfg.Scenario, Addr: cfg.Addr, Transport: transportLabel(cfg), Users: cfg.Users, BodyBytes: cfg.BodyBytes, NoFirst: !cfg.First,
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Errors: map[string]int64{}}
 }
 
@@ -334,7 +334,12 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 	}
 	send := func(i int, seq int64, sched time.Time, to string) {
 		t.track(run, i, seq, sched, measureStart, cfg.BodyBytes, func(cid, body string) error {
-			_, err := cs[i].SendCID(sendCtx, to, body, cid)
+			var err error
+			if cfg.First {
+				_, err = cs[i].SendFirst(sendCtx, to, body, cid)
+			} else {
+				_, err = cs[i].SendCID(sendCtx, to, body, cid)
+			}
 			return err
 		})
 	}

@@ -83,7 +83,12 @@ func runGroup(ctx context.Context, cfg Config, res *Result) error {
 
 	send := func(i int, seq int64, sched time.Time) {
 		t.track(run, i, seq, sched, measureStart, cfg.BodyBytes, func(cid, body string) error {
-			_, err := cs[i].GroupSendCID(sendCtx, gid, body, cid)
+			var err error
+			if cfg.First {
+				_, err = cs[i].GroupSendFirst(sendCtx, gid, body, cid)
+			} else {
+				_, err = cs[i].GroupSendCID(sendCtx, gid, body, cid)
+			}
 			return err
 		})
 	}

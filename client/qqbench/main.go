@@ -61,15 +61,19 @@ type Config struct {
 	Settle    time.Duration
 	Drain     time.Duration
 	BodyBytes int
-	QQDPID    int
-	JSON      bool
-	Seed      uint64
-	Register  bool
-	Password  string
-	Rate      float64
-	Window    int
-	Messages  int
-	Members   int // group: the group's size (--users of them online)
+	// First marks every send "first" (client.SendFirst): its cid is new,
+	// so qqd skips the de-duplication lookup. False sends with SendCID,
+	// as a client that does not know the extension.
+	First    bool
+	QQDPID   int
+	JSON     bool
+	Seed     uint64
+	Register bool
+	Password string
+	Rate     float64
+	Window   int
+	Messages int
+	Members  int // group: the group's size (--users of them online)
 	// conns, slowloris, regflood (attack.go)
 	Conns      int
 	PerAddr    int
@@ -99,6 +103,7 @@ func DefaultConfig() Config {
 		Warmup:     time.Second,
 		Drain:      5 * time.Second,
 		BodyBytes:  100,
+		First:      true,
 		Seed:       1,
 		Password:   "bench-password",
 		Window:     8,
@@ -125,6 +130,7 @@ func registerFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.Settle, "settle", c.Settle, "idle: wait this long after logins before the settled RSS reading")
 	fs.DurationVar(&c.Drain, "drain", c.Drain, "grace period for in-flight sends and pushes after the run")
 	fs.IntVar(&c.BodyBytes, "body-bytes", c.BodyBytes, "message body size in bytes")
+	fs.BoolVar(&c.First, "first", c.First, `dm, fanin, group: mark every send "first" (its cid is new: qqd skips the de-duplication lookup); --first=false sends as a client without the extension`)
 	fs.IntVar(&c.QQDPID, "qqd-pid", c.QQDPID, "pid of qqd, to report CPU and RSS of it and its plugin processes")
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print only the JSON result line")
 	fs.StringVar(&c.Label, "label", c.Label, "run label copied into the JSON line (qqbench report groups by it)")

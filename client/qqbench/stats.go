@@ -317,6 +317,8 @@ type Result struct {
 	Rate      float64 `json:"rate,omitempty"`
 	Window    int     `json:"window,omitempty"`
 	BodyBytes int     `json:"body_bytes"`
+	// NoFirst: the sends were not marked first (--first=false).
+	NoFirst   bool    `json:"no_first,omitempty"`
 	DurationS float64 `json:"duration_s"`
 	WarmupS   float64 `json:"warmup_s"`
 
