@@ -362,7 +362,7 @@ func (p *pipeline) answerGroupSend(r *writeReq, res *plugins.AppendResult, epoch
 		return
 	}
 	e := res.Group
-	f := protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).Str("group", groupIDString(e.Group)).Int("seq", e.Seq).
+	f := p.startOK(r.id).Str("group", groupIDString(e.Group)).Int("seq", e.Seq).
 		Int("ts", e.TS).Str("msg_id", e.MsgID)
 	if e.Body != r.sentBody {
 		f = f.Str("body", e.Body)
@@ -372,7 +372,7 @@ func (p *pipeline) answerGroupSend(r *writeReq, res *plugins.AppendResult, epoch
 	} else {
 		srv.m.groupMessages[gmsgStored].Inc()
 	}
-	p.reply(r.sess, f.End())
+	p.replyOK(r.sess, f)
 	if res.Duplicate {
 		return
 	}

@@ -111,6 +111,10 @@ type pipeline struct {
 	// flushQ lists the sessions the batch being answered queued output
 	// for; only the answer stage uses it (see deliver).
 	flushQ []*session
+	// okBuf is where the answer stage encodes its ok replies (startOK):
+	// reply copies a frame into the session's output, so one buffer
+	// serves every reply.
+	okBuf []byte
 }
 
 // batch is a group of requests on their way through the pipeline.
@@ -589,7 +593,7 @@ func (p *pipeline) answer(b *batch) {
 		case r.dup != nil:
 			p.answerSend(r, r.dup, b.epoch, &pushBuf)
 		case (r.kind == reqAck || r.kind == reqGroupAck) && b.acksStored:
-			p.reply(r.sess, protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).End())
+			p.replyOK(r.sess, p.startOK(r.id))
 		case b.err != nil:
 			p.srv.m.sendAnswered(r, msgFailed)
 			p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
@@ -598,13 +602,26 @@ func (p *pipeline) answer(b *batch) {
 		case (r.kind == reqAck || r.kind == reqGroupAck) && b.acksUnknown:
 			p.reply(r.sess, protocol.AppendError(nil, r.id, errStorageDown))
 		case r.kind == reqAck, r.kind == reqGroupAck:
-			p.reply(r.sess, protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).End())
+			p.replyOK(r.sess, p.startOK(r.id))
 		default:
 			p.answerSend(r, r.result, b.epoch, &pushBuf)
 		}
 		r.sess.releaseInflight()
 	}
 	p.flush()
+}
+
+// startOK starts an ok reply to the request id in the answer stage's
+// buffer; replyOK queues it.
+func (p *pipeline) startOK(id json.RawMessage) protocol.Frame {
+	return protocol.StartFrame(p.okBuf[:0], protocol.TypeOK).ID(id)
+}
+
+// replyOK queues f, started with startOK, on s, and keeps its buffer for
+// the next one.
+func (p *pipeline) replyOK(s *session, f protocol.Frame) {
+	p.okBuf = f.End()
+	p.reply(s, p.okBuf)
 }
 
 // reply queues frame on s from the answer stage; see deliver. A session
@@ -686,7 +703,7 @@ func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint
 		return
 	}
 	m := &res.Message
-	f := protocol.StartFrame(nil, protocol.TypeOK).ID(r.id).Str("msg_id", m.ID).Int("ts", m.TS).Str("status", string(res.Status))
+	f := p.startOK(r.id).Str("msg_id", m.ID).Int("ts", m.TS).Str("status", string(res.Status))
 	if m.Body != r.sentBody {
 		f = f.Str("body", m.Body)
 	}
@@ -696,7 +713,7 @@ func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint
 	if !res.Duplicate {
 		p.srv.msgsAccepted.Add(1)
 	}
-	p.reply(r.sess, f.End())
+	p.replyOK(r.sess, f)
 	if !res.Duplicate {
 		*pushBuf = protocol.AppendPush((*pushBuf)[:0], m)
 		p.push(m.To, epoch, *pushBuf)

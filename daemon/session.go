@@ -73,9 +73,13 @@ type session struct {
 	rawN     int
 	rawErr   error
 
-	mu      sync.Mutex
-	out     []byte // queued output not yet handed to the writer
-	writing bool   // a writer goroutine (or flush) is writing
+	mu  sync.Mutex
+	out []byte // queued output not yet handed to the writer
+	// outBox is the pool's box that out came in (see appendOutLocked),
+	// kept so that flush can put the buffer back without allocating a
+	// new one; nil when out did not come from the pool.
+	outBox  *[]byte
+	writing bool // a writer goroutine (or flush) is writing
 	// flushPending: the pipeline queued output with enqueueDeferred and
 	// has not flushed it yet.
 	flushPending bool
@@ -239,17 +243,21 @@ const maxPooledOut = 64 << 10
 func (s *session) appendOutLocked(frame []byte) {
 	if s.out == nil {
 		if b, ok := s.srv.outBufs.Get().(*[]byte); ok {
-			s.out = (*b)[:0]
+			s.out, s.outBox = (*b)[:0], b
 		}
 	}
 	s.out = append(s.out, frame...)
 }
 
-// putOut returns a written buffer to the pool.
-func (s *session) putOut(buf []byte) {
+// putOut returns a written buffer to the pool, in box if it came in one
+// (see outBox).
+func (s *session) putOut(buf []byte, box *[]byte) {
 	if buf != nil && cap(buf) <= maxPooledOut {
-		buf = buf[:0]
-		s.srv.outBufs.Put(&buf)
+		if box == nil {
+			box = new([]byte)
+		}
+		*box = buf[:0]
+		s.srv.outBufs.Put(box)
 	}
 }
 
@@ -291,8 +299,8 @@ func (s *session) flush() {
 		return
 	}
 	s.writing = true
-	buf := s.out
-	s.out = nil
+	buf, box := s.out, s.outBox
+	s.out, s.outBox = nil, nil
 	s.mu.Unlock()
 
 	n, err := s.writeNow(buf)
@@ -315,7 +323,7 @@ func (s *session) flush() {
 		if n < len(buf) { // the socket is full: the rest goes first
 			s.out = append(buf[n:len(buf):len(buf)], s.out...)
 		} else {
-			s.putOut(buf)
+			s.putOut(buf, box)
 		}
 		if len(s.out) > 0 {
 			s.srv.writers.Add(1)
@@ -361,10 +369,10 @@ func (s *session) writeLoop() {
 				s.closeLocked(s.reason)
 			}
 			s.mu.Unlock()
-			s.putOut(buf)
+			s.putOut(buf, nil)
 			return
 		}
-		buf, s.out = s.out, buf[:0]
+		buf, s.out, s.outBox = s.out, buf[:0], nil
 		s.mu.Unlock()
 
 		s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.Limits.WriteTimeout))
