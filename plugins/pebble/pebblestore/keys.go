@@ -73,7 +73,7 @@ func seqKey(prefix byte, name string, seq uint64) []byte {
 	return appendSeq(lpPrefix(prefix, name), seq)
 }
 
-func msgKey(seq uint64) []byte  { return appendSeq([]byte{pMsg}, seq) }
+func msgKey(seq uint64) []byte   { return appendSeq([]byte{pMsg}, seq) }
 func userKey(name string) []byte { return key(pUser, name) }
 
 // convPrefix is h followed by the conversation of a and b (either order):
