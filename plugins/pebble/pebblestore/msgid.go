@@ -4,7 +4,8 @@ package pebblestore
 const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
 
 // msgIDLen is the length of a msg_id made from a seq: 13 characters of 5
-// bits hold 65 bits, so the first character is 0 or 1.
+// bits hold 65 bits, so the first character holds the top 4 bits of the
+// seq (0 to f).
 const msgIDLen = 13
 
 // crockfordValue maps a byte to its value in crockford, or 0xff.
@@ -39,7 +40,7 @@ func parseMsgID(id string) (uint64, bool) {
 	var seq uint64
 	for i := range msgIDLen {
 		v := crockfordValue[id[i]]
-		if v == 0xff || (i == 0 && v > 1) {
+		if v == 0xff || (i == 0 && v > 15) {
 			return 0, false
 		}
 		seq = seq<<5 | uint64(v)

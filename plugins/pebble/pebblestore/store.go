@@ -94,6 +94,9 @@ type Store struct {
 	acked map[string]map[uint64]struct{}
 	// reqSeq orders friend requests made in the same millisecond.
 	reqSeq uint64
+	// beforePublish, when set (by tests), runs after a commit returned
+	// and before it is published.
+	beforePublish func()
 	// broken is set when a commit failed and the in-memory state could
 	// not be rebuilt from the database: every later write fails with it.
 	broken error
@@ -465,6 +468,9 @@ func (s *Store) commit(b *pebble.Batch, opts *pebble.WriteOptions, d *delta) err
 		s.log.Warn("pebblestore: commit failed", "err", err)
 		s.recover()
 		return err
+	}
+	if s.beforePublish != nil {
+		s.beforePublish()
 	}
 	s.publish(d)
 	return nil
