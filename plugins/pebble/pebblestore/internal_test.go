@@ -23,7 +23,7 @@ func TestMsgID(t *testing.T) {
 		"", "0000000000000", // seq 0 is never assigned
 		"000000000001", "00000000000001", // lengths
 		"000000000000I", "000000000000l", "000000000000u", "000000000000A", // not lowercase Crockford
-		"g000000000000", // more than 64 bits
+		"g000000000000",              // more than 64 bits
 		"01jq8e2r3v4w5x6y7z8a9b0c1d", // a ULID (sqlitestore's form)
 	} {
 		if seq, ok := parseMsgID(id); ok {
