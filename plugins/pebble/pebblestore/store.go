@@ -92,8 +92,11 @@ type Store struct {
 	// acked holds the out-of-order acks (the a keys), by user: small, as
 	// acks mostly come in order and move the cursor instead.
 	acked map[string]map[uint64]struct{}
-	// reqSeq orders friend requests made in the same millisecond.
+	// reqSeq orders friend requests and join requests made in the same
+	// millisecond.
 	reqSeq uint64
+	// lastGroup is the largest group id assigned.
+	lastGroup int64
 	// beforePublish, when set (by tests), runs after a commit returned
 	// and before it is published.
 	beforePublish func()
@@ -119,9 +122,7 @@ type Store struct {
 	prunerDone chan struct{}
 }
 
-var (
-	_ plugins.Storage = (*Store)(nil)
-)
+var _ plugins.Storage = (*Store)(nil)
 
 // view is a Pebble snapshot taken after a commit returned: what readers
 // see. refs counts the readers using it plus one while it is the
@@ -340,6 +341,19 @@ func (s *Store) load() error {
 		return nil
 	}); err != nil {
 		return fmt.Errorf("load friend requests: %w", err)
+	}
+	if err := scan(r, []byte{pJoinReq}, func(_, v []byte) error {
+		if len(v) != 16 {
+			return errCorrupt
+		}
+		s.reqSeq = max(s.reqSeq, seqSuffix(v))
+		return nil
+	}); err != nil {
+		return fmt.Errorf("load join requests: %w", err)
+	}
+	s.lastGroup = 0
+	if err := lastKey(r, []byte{pGroup}, func(k []byte) { s.lastGroup = int64(seqSuffix(k)) }); err != nil {
+		return fmt.Errorf("load groups: %w", err)
 	}
 
 	buckets, err := s.dedupBuckets()
@@ -618,6 +632,18 @@ func scan(r pebble.Reader, p []byte, fn func(k, v []byte) error) error {
 			_ = it.Close()
 			return err
 		}
+	}
+	return it.Close()
+}
+
+// lastKey calls fn with the last key with prefix p in r, if any.
+func lastKey(r pebble.Reader, p []byte, fn func(k []byte)) error {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return err
+	}
+	if it.Last() {
+		fn(it.Key())
 	}
 	return it.Close()
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/qqchat/qq/plugins"
 )
 
-// writing runs fn with a new batch under s.wmu and commits the batch (with
+// writing runs fn with a new indexed batch under s.wmu and commits the batch (with
 // the durable write option) unless fn fails or leaves it empty. what
 // names the operation in errors.
 func (s *Store) writing(ctx context.Context, what string, fn func(b *pebble.Batch, d *delta) error) error {
@@ -21,7 +21,7 @@ func (s *Store) writing(ctx context.Context, what string, fn func(b *pebble.Batc
 	if err := s.writable(ctx); err != nil {
 		return fmt.Errorf("pebblestore: %s: %w", what, err)
 	}
-	b := s.db.NewBatch()
+	b := s.db.NewIndexedBatch() // reads through it see its own writes
 	defer b.Close()
 	var d delta
 	if err := fn(b, &d); err != nil {
@@ -141,7 +141,8 @@ func (s *Store) SetPasswordHash(ctx context.Context, user, passwordHash string) 
 // marked deleted (its hash erased), the user's ack cursor moves past
 // every message stored so far (it returns how many were pending), and
 // its friendships, friend requests, blocks (both directions) and resume
-// tokens are dropped. History stays, and so does the name.
+// tokens are dropped; it leaves its groups (see plugins.Groups, "Deleted
+// accounts"). History stays, and so does the name.
 func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
 	var dropped int64
 	err := s.writing(ctx, "delete user", func(b *pebble.Batch, d *delta) error {
@@ -178,7 +179,11 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
 		if _, err := s.dropUserTokens(b, user, nil); err != nil {
 			return fmt.Errorf("drop tokens: %w", err)
 		}
-		return nil
+		t := s.newGtx(b)
+		if err := s.leaveGroups(t, user, s.clock()); err != nil {
+			return fmt.Errorf("leave groups: %w", err)
+		}
+		return t.flush()
 	})
 	if err != nil {
 		return 0, err
@@ -195,18 +200,44 @@ func (s *Store) Write(ctx context.Context, wb *plugins.WriteBatch) ([]plugins.Ap
 	if err := s.writable(ctx); err != nil {
 		return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
 	}
-	if wb == nil || len(wb.Messages)+len(wb.Acks) == 0 {
+	if wb == nil || len(wb.Messages)+len(wb.Acks)+len(wb.GroupMessages)+len(wb.GroupAcks) == 0 {
 		return []plugins.AppendResult{}, nil
 	}
-	b := s.db.NewBatch()
+	groups := len(wb.GroupMessages)+len(wb.GroupAcks) > 0
+	var b *pebble.Batch
+	if groups {
+		b = s.db.NewIndexedBatch() // the group checks read the batch's own writes
+	} else {
+		b = s.db.NewBatch()
+	}
 	defer b.Close()
 	var d delta
+	firstSeq := s.lastSeq
 	results, err := s.appendMessages(ctx, b, &d, wb.Messages)
 	if err != nil {
 		return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: append: %w", err)}
 	}
+	if groups {
+		t := s.newGtx(b)
+		groupResults, err := s.appendGroup(ctx, t, wb.GroupMessages, wb.GroupLimits)
+		if err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: append group messages: %w", err)}
+		}
+		results = append(results, groupResults...)
+		if err := s.ackGroups(ctx, t, wb.GroupAcks); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: group ack: %w", err)}
+		}
+		if err := t.flush(); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: group ack: %w", err)}
+		}
+	}
 	if err := s.ack(ctx, b, &d, wb.Acks); err != nil {
 		return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: ack: %w", err)}
+	}
+	if s.lastSeq != firstSeq {
+		if err := b.Set(metaKey, appendSeqMeta(nil, s.lastSeq, s.lastTS.Load()), nil); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
+		}
 	}
 	if b.Empty() {
 		return results, nil
@@ -237,7 +268,6 @@ func (s *Store) appendMessages(ctx context.Context, b *pebble.Batch, d *delta, m
 	lookupBuckets := s.buckets(ts)
 	inBatch := make(map[cidKey]int) // index of the result stored under a key
 	var val []byte
-	stored := 0
 	for i, m := range msgs {
 		if i%ctxCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
@@ -287,15 +317,9 @@ func (s *Store) appendMessages(ctx context.Context, b *pebble.Batch, d *delta, m
 			inBatch[cidKey{m.From, m.CID}] = i
 		}
 		d.addPending(m.To, 1)
-		stored++
 		results[i] = plugins.AppendResult{
 			Message: protocol.Message{ID: msgID(seq), From: m.From, To: m.To, Body: m.Body, TS: ts},
 			Status:  m.Status,
-		}
-	}
-	if stored > 0 {
-		if err := b.Set(metaKey, appendSeqMeta(nil, s.lastSeq, ts), nil); err != nil {
-			return nil, err
 		}
 	}
 	return results, nil
@@ -497,7 +521,8 @@ func (s *Store) buckets(now int64) []uint32 {
 }
 
 // lookupCID finds the message stored under (from, cid) in r, in the
-// given buckets, as a Duplicate result.
+// given buckets, as a Duplicate result: a direct message, or a group
+// message (Group set).
 func (s *Store) lookupCID(r pebble.Reader, from, cid string, buckets []uint32) (plugins.AppendResult, bool, error) {
 	for _, bucket := range buckets {
 		v, err := get(r, dedupKey(bucket, from, cid))
@@ -506,6 +531,10 @@ func (s *Store) lookupCID(r pebble.Reader, from, cid string, buckets []uint32) (
 		}
 		if v == nil {
 			continue
+		}
+		if len(v) > 0 && v[0] == refGroup {
+			r, err := lookupGroupRef(r, v)
+			return r, err == nil, err
 		}
 		seq, err := decodeDedupRef(v)
 		if err != nil {
