@@ -576,10 +576,7 @@ func (s *Store) groupWriting(ctx context.Context, what string, fn func(t *gtx) e
 	if b.Empty() {
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pebblestore: %s: %w", what, err)
-	}
-	if err := s.commit(b, s.syncOpt, nil); err != nil {
+	if _, err := s.commit(ctx, b, s.syncOpt, nil); err != nil {
 		return fmt.Errorf("pebblestore: %s: commit: %w", what, err)
 	}
 	return nil

@@ -104,6 +104,9 @@ type Store struct {
 	// not be rebuilt from the database: every later write fails with it.
 	broken error
 
+	// inflight is the commit under way, if any.
+	inflight atomic.Pointer[inflight]
+
 	// vmu guards the read view and the counts, which change together
 	// when a commit is published.
 	vmu     sync.RWMutex
@@ -406,9 +409,6 @@ func (s *Store) PruneCIDs(ctx context.Context) error {
 	if s.closed.Load() {
 		return fmt.Errorf("pebblestore: prune cids: %w", ErrClosed)
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pebblestore: prune cids: %w", err)
-	}
 	cut := dayBucket(s.clock() - s.window.Milliseconds())
 	if cut == 0 {
 		return nil
@@ -419,7 +419,7 @@ func (s *Store) PruneCIDs(ctx context.Context) error {
 		return fmt.Errorf("pebblestore: prune cids: %w", err)
 	}
 	// Not durable: a prune lost in a crash is done again.
-	if err := s.commit(b, pebble.NoSync, nil); err != nil {
+	if _, err := s.commit(ctx, b, pebble.NoSync, nil); err != nil {
 		return fmt.Errorf("pebblestore: prune cids: %w", err)
 	}
 	return nil
@@ -474,20 +474,41 @@ func (d *delta) addPending(user string, n int64) {
 }
 
 // commit commits b with opts and publishes it: a new read view and the
-// counts of d, together. The caller holds s.wmu. When the commit fails,
-// the batch may have been applied: the in-memory state is rebuilt from
-// the database, and if that fails too the store refuses further writes.
-func (s *Store) commit(b *pebble.Batch, opts *pebble.WriteOptions, d *delta) error {
+// counts of d, together. The caller holds s.wmu. It gives up, with
+// nothing written (begun false), when ctx has ended: the last check, for
+// a commit once begun cannot be called back. When the commit fails, the
+// batch may have been applied: the in-memory state is rebuilt from the
+// database, and if that fails too the store refuses further writes.
+//
+// While it runs, s.inflight names it: a read that begins after ctx ended
+// (the caller gave up on the outcome) waits for it (see acquire).
+func (s *Store) commit(ctx context.Context, b *pebble.Batch, opts *pebble.WriteOptions, d *delta) (begun bool, err error) {
+	f := &inflight{ctx: ctx, done: make(chan struct{})}
+	s.inflight.Store(f)
+	defer func() {
+		s.inflight.Store(nil)
+		close(f.done)
+	}()
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	if err := b.Commit(opts); err != nil {
 		s.log.Warn("pebblestore: commit failed", "err", err)
 		s.recover()
-		return err
+		return true, err
 	}
 	if s.beforePublish != nil {
 		s.beforePublish()
 	}
 	s.publish(d)
-	return nil
+	return true, nil
+}
+
+// inflight is a commit under way, and the context of the write it
+// commits.
+type inflight struct {
+	ctx  context.Context
+	done chan struct{} // closed once it is published (or failed)
 }
 
 // recover rebuilds the in-memory state after a failed commit and
@@ -550,7 +571,18 @@ func (s *Store) publish(d *delta) {
 
 // acquire returns the current read view, which the caller releases, and
 // a function to call when the read is done; or ErrClosed.
+//
+// If a commit is under way whose write's context has ended, acquire
+// first waits for it. Out of process, qqd gives up on a Write whose
+// deadline passed (its outcome unknown) while the plugin may still be
+// committing it, then reads (LookupCIDs, to settle the outcome; the
+// state for its next calls): those reads then see the commit if it
+// lands, instead of a state it is about to change. Other reads never
+// wait for a write.
 func (s *Store) acquire(what string) (*view, func(), error) {
+	if f := s.inflight.Load(); f != nil && f.ctx.Err() != nil {
+		<-f.done
+	}
 	s.cmu.RLock()
 	if s.closed.Load() {
 		s.cmu.RUnlock()

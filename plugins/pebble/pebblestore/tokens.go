@@ -216,7 +216,7 @@ func (s *Store) TouchTokens(ctx context.Context, uses []plugins.TokenUse) error 
 	if b.Empty() {
 		return nil
 	}
-	if err := s.commit(b, pebble.NoSync, nil); err != nil {
+	if _, err := s.commit(ctx, b, pebble.NoSync, nil); err != nil {
 		return fmt.Errorf("pebblestore: touch tokens: commit: %w", err)
 	}
 	return nil

@@ -30,10 +30,7 @@ func (s *Store) writing(ctx context.Context, what string, fn func(b *pebble.Batc
 	if b.Empty() {
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pebblestore: %s: %w", what, err)
-	}
-	if err := s.commit(b, s.syncOpt, &d); err != nil {
+	if _, err := s.commit(ctx, b, s.syncOpt, &d); err != nil {
 		return fmt.Errorf("pebblestore: %s: commit: %w", what, err)
 	}
 	return nil
@@ -242,13 +239,10 @@ func (s *Store) Write(ctx context.Context, wb *plugins.WriteBatch) ([]plugins.Ap
 	if b.Empty() {
 		return results, nil
 	}
-	// The last moment to give up with nothing written: a commit, once
-	// begun, cannot be called back, so the Write then waits for it.
-	if err := ctx.Err(); err != nil {
-		return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
-	}
-	if err := s.commit(b, s.syncOpt, &d); err != nil {
-		return nil, &plugins.WriteError{MaybeWritten: true, Err: fmt.Errorf("pebblestore: commit: %w", err)}
+	// commit gives up with nothing written if ctx has ended; a commit,
+	// once begun, cannot be called back, so the Write then waits for it.
+	if begun, err := s.commit(ctx, b, s.syncOpt, &d); err != nil {
+		return nil, &plugins.WriteError{MaybeWritten: begun, Err: fmt.Errorf("pebblestore: commit: %w", err)}
 	}
 	return results, nil
 }
