@@ -1,11 +1,11 @@
 // Package pebblestore is an implementation of [plugins.Storage] on a
 // Pebble database (github.com/cockroachdb/pebble/v2, an LSM key-value
-// store), with [plugins.Social] and [plugins.Tokens]. The requirements on
-// every storage plugin are in docs/plugins.md ("Writing a storage
-// plugin"); package sqlitestore is the reference implementation, and this
-// one passes the same conformance suite (plugins/storagetest). This
-// documentation says how it meets them. It does not implement
-// [plugins.Groups] yet: qqd runs without groups on it.
+// store), with [plugins.Social], [plugins.Groups] and [plugins.Tokens].
+// The requirements on every storage plugin are in docs/plugins.md
+// ("Writing a storage plugin"); package sqlitestore is the reference
+// implementation, and this one passes the same conformance suite
+// (plugins/storagetest), whole. This documentation says how it meets
+// them.
 //
 // # Key layout
 //
@@ -22,7 +22,8 @@
 //	i<lp user><seq>          inbox: empty; every message to user
 //	c<user>                  the user's ack cursor (seq): every inbox entry up to it is settled
 //	a<lp user><seq>          empty: an inbox entry above the cursor, acked out of order
-//	d<day><lp from><cid>     de-duplication key: 'm' and the seq; day = ts / 86,400,000 (4 bytes)
+//	d<day><lp from><cid>     de-duplication key: 'm' and the seq, or 'g', the group id and the entry's seq;
+//	                         day = ts / 86,400,000 (4 bytes)
 //	f<lp a><b>               friendship, stored from both sides: since (ms)
 //	r<lp from><to>           friend request: note, ts, order
 //	R<lp to><from>           empty: the incoming index of r
@@ -30,6 +31,15 @@
 //	B<lp blocked><blocker>   empty: the reverse index of b
 //	t<id>                    resume token: user, hash, created, last used, expires
 //	T<lp user><id>           empty: a user's tokens
+//	g<id>                    group: name, owner, policy, history, mute all, dissolved, members, last seq and ts
+//	e<id><seq>               group log entry: kind, ts and the kind's fields (msg_id, cid for a message)
+//	n<id><user>              membership: role, join seq, left seq (0 while a member), muted until
+//	U<lp user><id>           empty: the groups user belongs to now
+//	k<lp user><id>           read cursor of a member: read seq, named mentions after it
+//	K<lp user><id><seq>      empty: a named mention of user after their cursor
+//	A<id><seq>               empty: a message that mentions all
+//	q<id><user>              request to join: ts, order
+//	Q<lp user><id>           empty: the reverse index of q
 //
 // Messages get one global seq each, in the acceptance order, so the
 // message, history and inbox keys of new messages are appended at the
@@ -72,7 +82,9 @@
 //
 // # Durability and visibility
 //
-// Every write holds one mutex (one writer): it reads what is committed,
+// Every write holds one mutex (one writer): it reads what is committed
+// (through an indexed batch where it must read its own writes: group
+// operations, and Writes with group messages or acks),
 // assigns seqs and the timestamp in memory, builds one Pebble batch and
 // commits it with pebble.Sync (fsync of the WAL; pebble.NoSync with
 // Options.NoSync, "sync: false"). A Write is one batch: all of its
@@ -87,7 +99,12 @@
 // LookupCIDs (and pushed, or delivered, by qqd) only once it is durable,
 // and the counts always match the view. A read holds a reference to its
 // view for its duration, so it sees one consistent state; the last
-// reference closes the snapshot.
+// reference closes the snapshot. Reads do not wait for writes, with one
+// exception: a read that begins while a commit runs whose Write's context
+// has already ended waits for that commit. Out of process, qqd gives up
+// on a Write at its deadline (outcome unknown) while the plugin may still
+// be committing it, and reads at once (LookupCIDs, to settle the
+// outcome): those reads then see the commit if it landed.
 //
 // A failed Write returns a [*plugins.WriteError]. MaybeWritten is false
 // when it failed before the commit began (its context ended: the last
@@ -122,12 +139,29 @@
 // A key refers to its message by seq; a duplicate result is read from
 // the message record, so it carries the first message and its status.
 //
+// # Groups
+//
+// A group is one record (settings, member count, last seq and ts); its
+// log is one key per entry, e<id><seq>, appended at the end of the
+// group's range. Group messages take their msg_id from the global
+// sequence (so it has the form of a direct message's) and share the
+// de-duplication keys. A message costs its entry, its de-duplication
+// key, the sender's cursor and one K key and cursor update per named
+// member, or one A key when it mentions all: never a key per member.
+// UserGroups counts a member's mentions as the named ones their cursor
+// holds plus the A keys after it. A cursor that moves (GroupAck, the
+// member's own message) drops the K keys it passed with one range
+// deletion and recounts the rest. Operations, checks, rights, limits,
+// dissolution and the successor of a deleted owner follow sqlitestore
+// exactly (see plugins.Groups); each is one batch.
+//
 // # Accounts, friends, blocks, tokens
 //
 // A deleted account keeps its u record (flagged, hash erased), so the
 // name stays taken and History with it works. DeleteUser, in its batch,
 // also drops the user's friendships, requests and blocks (both ways,
-// through the reverse indexes R and B) and tokens. Write checks a message
+// through the reverse indexes R and B) and tokens, and leaves the user's
+// groups. Write checks a message
 // against blocks only when its recipient is in an in-memory set of users
 // who block someone (rebuilt at Open; Block adds to it), and against
 // friendship only when it is FriendsOnly: one point read each. The social
