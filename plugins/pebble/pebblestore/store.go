@@ -74,7 +74,7 @@ type Store struct {
 	// legacyBuckets are de-duplication buckets found at Open that the
 	// current window setting does not write (the forever bucket with a
 	// window, day buckets without one): lookups consult them too, so that
-	// changing dedup_window forgets no key early.
+	// changing dedup_window forgets no key early. Set by Open only.
 	legacyBuckets []uint32
 
 	// wmu serialises every write: one batch commits at a time, in the
@@ -216,6 +216,15 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 	if err := s.load(); err != nil {
 		return nil, err
 	}
+	buckets, err := s.dedupBuckets()
+	if err != nil {
+		return nil, fmt.Errorf("load de-duplication buckets: %w", err)
+	}
+	for _, b := range buckets {
+		if (b == foreverBucket) != (s.window == 0) {
+			s.legacyBuckets = append(s.legacyBuckets, b)
+		}
+	}
 	s.view = &view{snap: s.db.NewSnapshot()}
 	s.view.refs.Store(1)
 	defer func() {
@@ -242,8 +251,7 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 
 // load reads what the store keeps in memory from the database: the last
 // seq and ts, the account count, the out-of-order acks, the pending
-// counts, the blockers, the request order and the legacy de-duplication
-// buckets. Its cost grows with the number of users and of pending
+// counts, the blockers, the request order and the last group id. Its cost grows with the number of users and of pending
 // messages, not with the history. The caller holds s.wmu or has the
 // Store to itself.
 func (s *Store) load() error {
@@ -359,16 +367,6 @@ func (s *Store) load() error {
 		return fmt.Errorf("load groups: %w", err)
 	}
 
-	buckets, err := s.dedupBuckets()
-	if err != nil {
-		return fmt.Errorf("load de-duplication buckets: %w", err)
-	}
-	s.legacyBuckets = s.legacyBuckets[:0]
-	for _, b := range buckets {
-		if (b == foreverBucket) != (s.window == 0) {
-			s.legacyBuckets = append(s.legacyBuckets, b)
-		}
-	}
 	clear(s.known)
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -321,7 +320,7 @@ func (s *Store) appendMessages(ctx context.Context, b *pebble.Batch, d *delta, m
 
 // refusal returns why m may not be stored (ErrUnknownUser, ErrBlocked,
 // ErrNotFriends), or nil. The caller holds s.wmu.
-func (s *Store) refusal(m plugins.NewMessage) (error, error) {
+func (s *Store) refusal(m plugins.NewMessage) (refused, err error) {
 	for _, name := range []string{m.To, m.From} {
 		ok, err := s.isLive(name)
 		if err != nil {
@@ -390,6 +389,7 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 		}
 		old := s.acked[user]
 		var fresh []uint64 // newly settled seqs
+		isFresh := make(map[uint64]bool)
 		for _, id := range byUser[user] {
 			if n%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
@@ -401,7 +401,7 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 			if err != nil {
 				return err
 			}
-			if !ok || seq <= cursor || slices.Contains(fresh, seq) {
+			if !ok || seq <= cursor || isFresh[seq] {
 				continue
 			}
 			if _, done := old[seq]; done {
@@ -412,6 +412,7 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 				continue // not this user's message
 			}
 			fresh = append(fresh, seq)
+			isFresh[seq] = true
 		}
 		if len(fresh) == 0 {
 			continue
@@ -419,7 +420,7 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 		d.addPending(user, -int64(len(fresh)))
 		settled := func(seq uint64) bool {
 			_, ok := old[seq]
-			return ok || slices.Contains(fresh, seq)
+			return ok || isFresh[seq]
 		}
 		// Move the cursor over the settled run after it.
 		prefix := lpPrefix(pInbox, user)
