@@ -405,3 +405,43 @@ func TestTokensSurviveReopen(t *testing.T) {
 		t.Errorf("Token after reopen = %+v, %v; want %+v", got, err, tok)
 	}
 }
+
+// TestGroupsReopen: group ids and the global sequence (which group
+// messages share with direct ones) continue after a reopen, and a
+// group's log, cursors and mentions are as they were.
+func TestGroupsReopen(t *testing.T) {
+	s, path, c := newStore(t)
+	ctx := context.Background()
+	g, err := s.CreateGroup(ctx, "alice", "g", plugins.PolicyOpen, plugins.HistoryJoined, t0.UnixMilli(), plugins.GroupLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GroupOp(ctx, plugins.GroupOp{Kind: plugins.OpJoin, Group: g.ID, Actor: "bob", TS: t0.UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
+	res := write(t, s, &plugins.WriteBatch{
+		Messages:      []plugins.NewMessage{nm("alice", "bob", "direct", "d1")},
+		GroupMessages: []plugins.NewGroupMessage{{Group: g.ID, From: "alice", Body: "hi @bob", CID: "g1", Mentions: []string{"bob"}}},
+	})
+	if res[0].Message.ID != "0000000000001" || res[1].Group == nil || res[1].Group.MsgID != "0000000000002" {
+		t.Fatalf("results = %+v, %+v; want ids 0000000000001 and 0000000000002", res[0], res[1].Group)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openAt(t, path, c)
+	g2, err := s.CreateGroup(ctx, "bob", "h", plugins.PolicyOpen, plugins.HistoryJoined, t0.UnixMilli(), plugins.GroupLimits{})
+	if err != nil || g2.ID != g.ID+1 {
+		t.Fatalf("CreateGroup after reopen = %+v, %v; want id %d", g2, err, g.ID+1)
+	}
+	if r := send(t, s, nm("bob", "alice", "next", ""))[0]; r.Message.ID != "0000000000003" {
+		t.Errorf("id after reopen = %q, want 0000000000003", r.Message.ID)
+	}
+	if r, err := s.LookupCIDs(ctx, []plugins.CIDKey{{From: "alice", CID: "g1"}}); err != nil || r[0].Group == nil || r[0].Group.Seq != res[1].Group.Seq {
+		t.Errorf("LookupCIDs(g1) after reopen = %+v, %v; want the group message", r, err)
+	}
+	ugs, err := s.UserGroups(ctx, "bob")
+	if err != nil || len(ugs) != 2 || ugs[0].ID != g.ID || ugs[0].Unread != 2 || ugs[0].Mentions != 1 {
+		t.Errorf("UserGroups(bob) after reopen = %+v, %v; want group %d with 2 unread, 1 mention, and group %d", ugs, err, g.ID, g2.ID)
+	}
+}
