@@ -89,6 +89,9 @@ type Store struct {
 	// longer do: Unblock leaves them until the next Open), so that a
 	// message to anyone else is stored without the block lookup.
 	blockers map[string]struct{}
+	// cursors caches ack cursors (the c keys) by user, as committed. At
+	// most maxKnownUsers; cleared when full.
+	cursors map[string]uint64
 	// acked holds the out-of-order acks (the a keys), by user: small, as
 	// acks mostly come in order and move the cursor instead.
 	acked map[string]map[uint64]struct{}
@@ -174,6 +177,7 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 		known:    make(map[string]struct{}),
 		blockers: make(map[string]struct{}),
 		acked:    make(map[string]map[uint64]struct{}),
+		cursors:  make(map[string]uint64),
 		pending:  make(map[string]int64),
 	}
 	if opts.NoSync {
@@ -368,6 +372,7 @@ func (s *Store) load() error {
 	}
 
 	clear(s.known)
+	clear(s.cursors)
 	return nil
 }
 
@@ -460,8 +465,17 @@ type delta struct {
 	pending map[string]int64
 	// acked replaces the out-of-order ack sets of its users (nil: none).
 	acked map[string]map[uint64]struct{}
+	// cursors: new ack cursors.
+	cursors map[string]uint64
 	// known: names to forget (deleted accounts).
 	forget []string
+}
+
+func (d *delta) setCursor(user string, c uint64) {
+	if d.cursors == nil {
+		d.cursors = make(map[string]uint64)
+	}
+	d.cursors[user] = c
 }
 
 func (d *delta) addPending(user string, n int64) {
@@ -559,6 +573,12 @@ func (s *Store) publish(d *delta) {
 			} else {
 				s.acked[u] = set
 			}
+		}
+		for u, c := range d.cursors {
+			if len(s.cursors) >= maxKnownUsers {
+				clear(s.cursors)
+			}
+			s.cursors[u] = c
 		}
 		for _, u := range d.forget {
 			delete(s.known, u)

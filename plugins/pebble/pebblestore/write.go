@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -161,6 +162,7 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
 		if err := b.Set(key(pCursor, user), u64(s.lastSeq), nil); err != nil {
 			return err
 		}
+		d.setCursor(user, s.lastSeq)
 		if set := s.acked[user]; len(set) > 0 {
 			for seq := range set {
 				if err := b.Delete(seqKey(pAcked, user, seq), nil); err != nil {
@@ -383,13 +385,13 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 	defer it.Close()
 	n := 0
 	for _, user := range users {
-		cursor, err := getCursor(s.db, user)
+		cursor, err := s.cursorOf(user)
 		if err != nil {
 			return err
 		}
 		old := s.acked[user]
-		var fresh []uint64 // newly settled seqs
-		isFresh := make(map[uint64]bool)
+		// The candidates: acked seqs above the cursor not acked before.
+		var cands []uint64
 		for _, id := range byUser[user] {
 			if n%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
@@ -401,44 +403,61 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 			if err != nil {
 				return err
 			}
-			if !ok || seq <= cursor || isFresh[seq] {
-				continue
+			if _, done := old[seq]; ok && seq > cursor && !done {
+				cands = append(cands, seq)
 			}
-			if _, done := old[seq]; done {
-				continue
-			}
-			k := seqKey(pInbox, user, seq)
-			if !it.SeekGE(k) || !bytes.Equal(it.Key(), k) {
-				continue // not this user's message
-			}
-			fresh = append(fresh, seq)
-			isFresh[seq] = true
 		}
-		if len(fresh) == 0 {
+		if len(cands) == 0 {
 			continue
 		}
-		d.addPending(user, -int64(len(fresh)))
-		settled := func(seq uint64) bool {
-			_, ok := old[seq]
-			return ok || isFresh[seq]
-		}
-		// Move the cursor over the settled run after it.
+		slices.Sort(cands)
+		cands = slices.Compact(cands)
+		// Walk the inbox from the cursor over the run of settled entries
+		// (acked before, or now): the cursor moves to its end, and every
+		// candidate met on the way is this user's. Acks in order, the
+		// common case, cost this one seek and a step each.
 		prefix := lpPrefix(pInbox, user)
 		newCursor := cursor
+		var fresh []uint64 // newly settled seqs
+		c, exhausted := 0, true
 		for ok := it.SeekGE(seqKey(pInbox, user, cursor+1)); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
 			seq := seqSuffix(it.Key())
-			if !settled(seq) {
-				break
+			for c < len(cands) && cands[c] < seq {
+				c++ // not in the inbox: another user's message
+			}
+			if c < len(cands) && cands[c] == seq {
+				fresh = append(fresh, seq)
+				c++
+			} else if _, done := old[seq]; !done {
+				exhausted = false
+				break // the first pending entry
 			}
 			newCursor = seq
 		}
 		if err := it.Error(); err != nil {
 			return err
 		}
+		// The candidates after that entry, acked out of order: each
+		// looked up on its own (none is in the inbox if the walk ran
+		// through it).
+		for ; c < len(cands) && !exhausted; c++ {
+			k := seqKey(pInbox, user, cands[c])
+			if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
+				fresh = append(fresh, cands[c])
+			}
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		if len(fresh) == 0 {
+			continue
+		}
+		d.addPending(user, -int64(len(fresh)))
 		if newCursor != cursor {
 			if err := b.Set(key(pCursor, user), u64(newCursor), nil); err != nil {
 				return err
 			}
+			d.setCursor(user, newCursor)
 		}
 		// The set above the new cursor.
 		set := make(map[uint64]struct{}, len(old)+len(fresh))
@@ -466,6 +485,23 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 		d.acked[user] = set
 	}
 	return nil
+}
+
+// cursorOf returns user's ack cursor, from the cache or the database.
+// The caller holds s.wmu.
+func (s *Store) cursorOf(user string) (uint64, error) {
+	if c, ok := s.cursors[user]; ok {
+		return c, nil
+	}
+	c, err := getCursor(s.db, user)
+	if err != nil {
+		return 0, err
+	}
+	if len(s.cursors) >= maxKnownUsers {
+		clear(s.cursors)
+	}
+	s.cursors[user] = c
+	return c, nil
 }
 
 // resolveID returns the seq of the message with id in r: parsed from an
