@@ -66,13 +66,15 @@
 // # Acks and pending counts
 //
 // The messages pending for a user are the inbox entries above the user's
-// cursor that have no a entry, not a key per pending message. An ack of
-// a message pending for the user adds its a entry; then the cursor moves
-// over the run of settled entries that follows it (their a entries go),
-// so acks that come in order, the common case, only move the cursor. Acks
-// of ids that are not pending for the user are ignored. The inbox entries
-// stay (they are the user's received messages, in order). DeleteUser
-// moves the cursor past every message stored so far.
+// cursor that have no a entry, not a key per pending message. A batch's
+// acks of a user walk the inbox from the cursor: the cursor moves over
+// the run of entries that are acked now or have an a entry (which then
+// goes); an acked entry beyond the run, acked out of order, gets an a
+// entry. So acks that come in order, the common case, cost one seek and
+// a step each and only rewrite the cursor. Acks of ids that are not
+// pending for the user are ignored. The inbox entries stay (they are the
+// user's received messages, in order). DeleteUser moves the cursor past
+// every message stored so far.
 //
 // The store keeps in memory the number of pending messages per user and
 // in all (CountPending, PendingCount: no scan), the number of live
