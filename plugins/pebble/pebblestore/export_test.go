@@ -1,5 +1,7 @@
 package pebblestore
 
+import "context"
+
 // Test hooks; compiled into the test binary only.
 
 // MsgIDLen is the length of a msg_id.
@@ -31,4 +33,32 @@ func DedupBuckets(s *Store) ([]uint32, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	return s.dedupBuckets()
+}
+
+// PutForeignMessage stores a message from to to that keeps a foreign id
+// (as a migration from another store would), with the next seq, pending
+// for to, through the same commit path as Write.
+func PutForeignMessage(s *Store, id, from, to, body string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	s.lastSeq++
+	seq := s.lastSeq
+	rec := msgRecord{TS: s.nextTS(), ID: id, From: from, To: to, Body: body, Status: "queued"}
+	for _, kv := range []struct{ k, v []byte }{
+		{msgKey(seq), rec.append(nil)},
+		{key(pAlias, id), u64(seq)},
+		{appendSeq(convPrefix(from, to), seq), nil},
+		{seqKey(pInbox, to, seq), nil},
+		{metaKey, appendSeqMeta(nil, s.lastSeq, s.lastTS.Load())},
+	} {
+		if err := b.Set(kv.k, kv.v, nil); err != nil {
+			return err
+		}
+	}
+	var d delta
+	d.addPending(to, 1)
+	_, err := s.commit(context.Background(), b, s.syncOpt, &d)
+	return err
 }

@@ -445,3 +445,41 @@ func TestGroupsReopen(t *testing.T) {
 		t.Errorf("UserGroups(bob) after reopen = %+v, %v; want group %d with 2 unread, 1 mention, and group %d", ugs, err, g.ID, g2.ID)
 	}
 }
+
+// TestForeignIDs: a message that keeps a foreign id (a ULID, as a
+// migration from sqlitestore would leave) reads back with it, pages
+// history with it as the cursor and is settled by an ack of it; the ids
+// of later messages are the store's own.
+func TestForeignIDs(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	const ulid = "01jq8e2r3v4w5x6y7z8a9b0c1d"
+	if err := pebblestore.PutForeignMessage(s, ulid, "alice", "bob", "old"); err != nil {
+		t.Fatal(err)
+	}
+	next := send(t, s, nm("alice", "bob", "new", ""))[0].Message
+	if next.ID != "0000000000002" {
+		t.Errorf("id after a foreign one = %q, want 0000000000002", next.ID)
+	}
+	if got := pendingIDs(t, s, "bob"); !slices.Equal(got, []string{ulid, next.ID}) {
+		t.Errorf("Pending(bob) = %v, want [%s %s]", got, ulid, next.ID)
+	}
+	h, more, err := s.History(ctx, "bob", "alice", next.ID, 10)
+	if err != nil || more || len(h) != 1 || h[0].ID != ulid || h[0].Body != "old" {
+		t.Errorf("History before %s = %+v, %v, %v; want the foreign message", next.ID, h, more, err)
+	}
+	if h, _, err := s.History(ctx, "bob", "alice", ulid, 10); err != nil || len(h) != 0 {
+		t.Errorf("History before %s = %+v, %v; want none", ulid, h, err)
+	}
+	if _, _, err := s.History(ctx, "alice", "carol", ulid, 10); !errors.Is(err, plugins.ErrBadCursor) {
+		t.Errorf("History(alice, carol) before %s = %v, want ErrBadCursor", ulid, err)
+	}
+	write(t, s, &plugins.WriteBatch{Acks: []plugins.Ack{{User: "alice", MsgIDs: []string{ulid}}}}) // not alice's
+	write(t, s, &plugins.WriteBatch{Acks: []plugins.Ack{{User: "bob", MsgIDs: []string{ulid}}}})
+	if got := pendingIDs(t, s, "bob"); !slices.Equal(got, []string{next.ID}) {
+		t.Errorf("Pending(bob) after the ack = %v, want [%s]", got, next.ID)
+	}
+	if n, all := counts(t, s, "bob"); n != 1 || all != 1 {
+		t.Errorf("counts after the ack = %d, %d; want 1, 1", n, all)
+	}
+}
