@@ -21,12 +21,22 @@ import (
 // delivered and acked once), with fsync on commit.
 func BenchmarkWriteMixed(b *testing.B) {
 	for _, n := range []int{16, 128, 512} {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchWriteMixed(b, n) })
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchWriteMixed(b, n, false) })
 	}
 }
 
-func benchWriteMixed(b *testing.B, n int) {
-	const users = 1000
+// BenchmarkWriteMixedFriends is BenchmarkWriteMixed with friendships and
+// blocks in use, as sqlitestore's: every user has 20 friends and blocks 5
+// other users, and every message is FriendsOnly, between friends (so it
+// passes both checks: the block lookup and the friendship lookup).
+func BenchmarkWriteMixedFriends(b *testing.B) {
+	for _, n := range []int{16, 128, 512} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchWriteMixed(b, n, true) })
+	}
+}
+
+func benchWriteMixed(b *testing.B, n int, friends bool) {
+	const users, friendsEach, blocksEach = 1000, 20, 5
 	s, _, _ := newStore(b, func(o *pebblestore.Options) { o.CacheSize, o.MemTableSize = 0, 0 })
 	ctx := context.Background()
 	name := func(u int) string { return fmt.Sprintf("u%d", u) }
@@ -36,6 +46,25 @@ func benchWriteMixed(b *testing.B, n int) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
+	// peers[u] are u's friends: u±1 .. u±friendsEach/2, wrapping around.
+	var peers [][]int
+	if friends {
+		peers = make([][]int, users)
+		var fr, bl [][2]string
+		for u := range users {
+			for k := 1; k <= friendsEach/2; k++ {
+				v := (u + k) % users
+				peers[u], peers[v] = append(peers[u], v), append(peers[v], u)
+				fr = append(fr, [2]string{name(u), name(v)})
+			}
+			for k := range blocksEach { // users no one befriends: u + 100, 200, ...
+				bl = append(bl, [2]string{name(u), name((u + 100*(k+1)) % users)})
+			}
+		}
+		if err := pebblestore.PutRelations(s, fr, bl); err != nil {
+			b.Fatal(err)
+		}
+	}
 	run := time.Now().UnixNano()
 	cpu0 := cpuTime(b)
 	msgs := make([]plugins.NewMessage, n)
@@ -44,11 +73,14 @@ func benchWriteMixed(b *testing.B, n int) {
 	for i := 0; b.Loop(); i++ {
 		for j := range msgs {
 			from := rng.IntN(users)
-			to := rng.IntN(users - 1)
-			if to >= from {
+			var to int
+			if friends {
+				to = peers[from][rng.IntN(len(peers[from]))]
+			} else if to = rng.IntN(users - 1); to >= from {
 				to++
 			}
 			msgs[j] = nm(name(from), name(to), body, fmt.Sprintf("c%d-%d-%d", run, i, j))
+			msgs[j].FriendsOnly = friends
 		}
 		res, err := s.Write(ctx, &plugins.WriteBatch{Messages: msgs, Acks: acks})
 		if err != nil {

@@ -62,3 +62,28 @@ func PutForeignMessage(s *Store, id, from, to, body string) error {
 	_, err := s.commit(context.Background(), b, s.syncOpt, &d)
 	return err
 }
+
+// PutRelations stores friendships (both sides, since 1) and blocks (at
+// 1) directly, in one batch without fsync: a benchmark's setup.
+func PutRelations(s *Store, friends, blocks [][2]string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, f := range friends {
+		if err := addFriends(b, f[0], f[1], 1); err != nil {
+			return err
+		}
+	}
+	for _, bl := range blocks {
+		if err := b.Set(key(pBlock, bl[0], bl[1]), i64(1), nil); err != nil {
+			return err
+		}
+		if err := b.Set(key(pBlockR, bl[1], bl[0]), nil, nil); err != nil {
+			return err
+		}
+		s.blockers[bl[0]] = struct{}{}
+	}
+	_, err := s.commit(context.Background(), b, nil, nil)
+	return err
+}
