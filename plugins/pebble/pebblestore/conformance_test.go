@@ -40,6 +40,8 @@ func TestConformance(t *testing.T) {
 		s, err := pebblestore.Open(context.Background(), pebblestore.Options{
 			Path: filepath.Join(t.TempDir(), "qq.pebble"), DedupWindow: 24 * time.Hour,
 			CacheSize: 8 << 20, MemTableSize: 4 << 20,
+			NoSync: true, // as sqlitestore's runs with synchronous normal; TestCrashRecovery fsyncs
+
 		})
 		if err != nil {
 			t.Fatalf("Open: %v", err)
@@ -62,7 +64,7 @@ func TestConformancePlugin(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) plugins.Storage {
 		sup, err := plugins.Supervise(context.Background(), plugins.Spec{
 			Name: "pebble", Kind: plugins.KindStorage, Command: []string{os.Args[0], servePluginArg},
-			Config: []byte(`{"path":"qq.pebble","cache_mb":8,"memtable_mb":4}`),
+			Config: []byte(`{"path":"qq.pebble","sync":false,"cache_mb":8,"memtable_mb":4}`),
 			Env:    plugins.Env{DataDir: t.TempDir()},
 			Logger: slog.New(slog.DiscardHandler),
 		}, plugins.SuperviseOptions{})
