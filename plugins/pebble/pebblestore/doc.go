@@ -117,6 +117,19 @@
 // rebuilds its in-memory state from the database and publishes it, or,
 // if that fails, refuses every later write until it is reopened.
 //
+// # Disk space
+//
+// Pebble does not fail a commit when the disk is full: a memtable that
+// cannot be flushed stalls every later commit until space returns, so a
+// Write would hang past its deadline. Open therefore reads the size of
+// the filesystem and keeps a reserve of free space: reserveMemTables
+// memtables plus 64 MiB, at most a quarter of the filesystem. While less
+// is free, a Write that carries messages (direct or group), CreateUser
+// and CreateGroup fail with [ErrLowSpace] (inside a [*plugins.WriteError]
+// with MaybeWritten false for a Write: nothing stored), while Writes of
+// acks alone, every other write and every read go on. Where the
+// filesystem's size cannot be read (not Linux), there is no reserve.
+//
 // # Ordering and timestamps
 //
 // Seqs follow the commit order and, within a batch, slice order. All

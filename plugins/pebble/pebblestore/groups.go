@@ -612,6 +612,9 @@ func orDefault[T ~string](v, def T) T {
 func (s *Store) CreateGroup(ctx context.Context, owner, name string, policy plugins.GroupPolicy, history plugins.GroupHistory, ts int64, limits plugins.GroupLimits) (plugins.GroupInfo, error) {
 	var info plugins.GroupInfo
 	err := s.groupWriting(ctx, "create group", func(t *gtx) error {
+		if err := s.roomForData(); err != nil {
+			return err
+		}
 		if err := s.live(owner); err != nil {
 			return err
 		}

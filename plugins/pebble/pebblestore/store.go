@@ -36,6 +36,9 @@ const (
 	// ctxCheckEvery is how many messages or acks a write handles between
 	// checks of its context.
 	ctxCheckEvery = 64
+	// maxInflightWait bounds how long a read waits for a commit whose
+	// write was given up (see acquire): far more than an fsync takes.
+	maxInflightWait = time.Second
 )
 
 // Options configures Open.
@@ -77,6 +80,11 @@ type Store struct {
 	// changing dedup_window forgets no key early. Set by Open only.
 	legacyBuckets []uint32
 
+	// dir is the database directory; reserve is the free space below
+	// which writes that add data are refused (0: none; see roomForData).
+	dir     string
+	reserve int64
+
 	// wmu serialises every write: one batch commits at a time, in the
 	// order seqs were assigned. It guards the fields below it.
 	wmu     sync.Mutex
@@ -103,6 +111,9 @@ type Store struct {
 	// beforePublish, when set (by tests), runs after a commit returned
 	// and before it is published.
 	beforePublish func()
+	// lowSpace: the last roomForData found less free space than the
+	// reserve.
+	lowSpace bool
 	// broken is set when a commit failed and the in-memory state could
 	// not be rebuilt from the database: every later write fails with it.
 	broken error
@@ -169,7 +180,12 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, err
 	}
+	fsSize, _, err := diskSpace(path)
+	if err != nil {
+		fsSize = 0 // unknown: no reserve
+	}
 	s := &Store{
+		dir:      path,
 		now:      opts.Now,
 		log:      opts.Logger,
 		window:   opts.DedupWindow,
@@ -197,6 +213,7 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 	if memTable == 0 {
 		memTable = DefaultMemTableSize
 	}
+	s.reserve = reserveFor(fsSize, memTable)
 	cache := pebble.NewCache(cacheSize)
 	defer cache.Unref() // the DB holds its own reference
 	po := &pebble.Options{
@@ -220,6 +237,7 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 	if err := s.load(); err != nil {
 		return nil, err
 	}
+	s.log.Info("pebblestore: disk space reserve", "dir", s.dir, "filesystem_bytes", fsSize, "reserve_bytes", s.reserve)
 	buckets, err := s.dedupBuckets()
 	if err != nil {
 		return nil, fmt.Errorf("load de-duplication buckets: %w", err)
@@ -591,7 +609,7 @@ func (s *Store) publish(d *delta) {
 // a function to call when the read is done; or ErrClosed.
 //
 // If a commit is under way whose write's context has ended, acquire
-// first waits for it. Out of process, qqd gives up on a Write whose
+// first waits for it, for at most maxInflightWait. Out of process, qqd gives up on a Write whose
 // deadline passed (its outcome unknown) while the plugin may still be
 // committing it, then reads (LookupCIDs, to settle the outcome; the
 // state for its next calls): those reads then see the commit if it
@@ -599,7 +617,14 @@ func (s *Store) publish(d *delta) {
 // wait for a write.
 func (s *Store) acquire(what string) (*view, func(), error) {
 	if f := s.inflight.Load(); f != nil && f.ctx.Err() != nil {
-		<-f.done
+		// At most maxInflightWait: a commit that takes longer (a stalled
+		// disk) must not stall the reads too.
+		t := time.NewTimer(maxInflightWait)
+		select {
+		case <-f.done:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	s.cmu.RLock()
 	if s.closed.Load() {

@@ -101,6 +101,9 @@ func (s *Store) live(names ...string) error {
 // deleted one (names are never reused).
 func (s *Store) CreateUser(ctx context.Context, user, passwordHash string) error {
 	return s.writing(ctx, fmt.Sprintf("create user %q", user), func(b *pebble.Batch, d *delta) error {
+		if err := s.roomForData(); err != nil {
+			return err
+		}
 		u, err := s.user(user)
 		if err != nil {
 			return err
@@ -200,6 +203,11 @@ func (s *Store) Write(ctx context.Context, wb *plugins.WriteBatch) ([]plugins.Ap
 	}
 	if wb == nil || len(wb.Messages)+len(wb.Acks)+len(wb.GroupMessages)+len(wb.GroupAcks) == 0 {
 		return []plugins.AppendResult{}, nil
+	}
+	if len(wb.Messages)+len(wb.GroupMessages) > 0 {
+		if err := s.roomForData(); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
+		}
 	}
 	groups := len(wb.GroupMessages)+len(wb.GroupAcks) > 0
 	var b *pebble.Batch
