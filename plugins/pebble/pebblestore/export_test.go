@@ -1,0 +1,89 @@
+package pebblestore
+
+import "context"
+
+// Test hooks; compiled into the test binary only.
+
+// MsgIDLen is the length of a msg_id.
+const MsgIDLen = msgIDLen
+
+// SetBeforePublish makes every later commit call fn after it returned
+// and before readers may see it (fn runs under the write lock).
+func SetBeforePublish(s *Store, fn func()) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.beforePublish = fn
+}
+
+// OutOfOrderAcks returns how many out-of-order acks the store keeps for
+// user, in memory and in the database.
+func OutOfOrderAcks(s *Store, user string) (inMemory, stored int, err error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	inMemory = len(s.acked[user])
+	err = scan(s.db, lpPrefix(pAcked, user), func([]byte, []byte) error {
+		stored++
+		return nil
+	})
+	return inMemory, stored, err
+}
+
+// DedupBuckets lists the de-duplication buckets that hold keys.
+func DedupBuckets(s *Store) ([]uint32, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.dedupBuckets()
+}
+
+// PutForeignMessage stores a message from to to that keeps a foreign id
+// (as a migration from another store would), with the next seq, pending
+// for to, through the same commit path as Write.
+func PutForeignMessage(s *Store, id, from, to, body string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	s.lastSeq++
+	seq := s.lastSeq
+	rec := msgRecord{TS: s.nextTS(), ID: id, From: from, To: to, Body: body, Status: "queued"}
+	for _, kv := range []struct{ k, v []byte }{
+		{msgKey(seq), rec.append(nil)},
+		{key(pAlias, id), u64(seq)},
+		{appendSeq(convPrefix(from, to), seq), nil},
+		{seqKey(pInbox, to, seq), nil},
+		{metaKey, appendSeqMeta(nil, s.lastSeq, s.lastTS.Load())},
+	} {
+		if err := b.Set(kv.k, kv.v, nil); err != nil {
+			return err
+		}
+	}
+	var d delta
+	d.addPending(to, 1)
+	_, err := s.commit(context.Background(), b, s.syncOpt, &d)
+	return err
+}
+
+// PutRelations stores friendships (both sides, since 1) and blocks (at
+// 1) directly, in one batch without fsync: a benchmark's setup.
+func PutRelations(s *Store, friends, blocks [][2]string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, f := range friends {
+		if err := addFriends(b, f[0], f[1], 1); err != nil {
+			return err
+		}
+	}
+	for _, bl := range blocks {
+		if err := b.Set(key(pBlock, bl[0], bl[1]), i64(1), nil); err != nil {
+			return err
+		}
+		if err := b.Set(key(pBlockR, bl[1], bl[0]), nil, nil); err != nil {
+			return err
+		}
+		s.blockers[bl[0]] = struct{}{}
+	}
+	_, err := s.commit(context.Background(), b, nil, nil)
+	return err
+}

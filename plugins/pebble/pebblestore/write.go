@@ -1,0 +1,610 @@
+package pebblestore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
+)
+
+// writing runs fn with a new indexed batch under s.wmu and commits the batch (with
+// the durable write option) unless fn fails or leaves it empty. what
+// names the operation in errors.
+func (s *Store) writing(ctx context.Context, what string, fn func(b *pebble.Batch, d *delta) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.writable(ctx); err != nil {
+		return fmt.Errorf("pebblestore: %s: %w", what, err)
+	}
+	b := s.db.NewIndexedBatch() // reads through it see its own writes
+	defer b.Close()
+	var d delta
+	if err := fn(b, &d); err != nil {
+		return fmt.Errorf("pebblestore: %s: %w", what, err)
+	}
+	if b.Empty() {
+		return nil
+	}
+	if _, err := s.commit(ctx, b, s.syncOpt, &d); err != nil {
+		return fmt.Errorf("pebblestore: %s: commit: %w", what, err)
+	}
+	return nil
+}
+
+// writable says whether a write may begin. The caller holds s.wmu.
+func (s *Store) writable(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.broken != nil {
+		return s.broken
+	}
+	return ctx.Err()
+}
+
+// user reads the record of name as the writer sees it (everything
+// committed), or nil. The caller holds s.wmu.
+func (s *Store) user(name string) (*userRecord, error) {
+	v, err := get(s.db, userKey(name))
+	if err != nil || v == nil {
+		return nil, err
+	}
+	u, err := decodeUser(v)
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// isLive reports whether name is a live user, from the cache or the
+// database. The caller holds s.wmu.
+func (s *Store) isLive(name string) (bool, error) {
+	if _, ok := s.known[name]; ok {
+		return true, nil
+	}
+	u, err := s.user(name)
+	if err != nil {
+		return false, fmt.Errorf("look up user: %w", err)
+	}
+	if u == nil || u.Deleted {
+		return false, nil
+	}
+	if len(s.known) >= maxKnownUsers {
+		clear(s.known)
+	}
+	s.known[name] = struct{}{}
+	return true, nil
+}
+
+// live fails with ErrUnknownUser naming the first of names that is not a
+// live user. The caller holds s.wmu.
+func (s *Store) live(names ...string) error {
+	for _, name := range names {
+		ok, err := s.isLive(name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("user %q: %w", name, plugins.ErrUnknownUser)
+		}
+	}
+	return nil
+}
+
+// CreateUser stores a new account. It returns an error wrapping
+// plugins.ErrUserExists when the name is taken, by an account or by a
+// deleted one (names are never reused).
+func (s *Store) CreateUser(ctx context.Context, user, passwordHash string) error {
+	return s.writing(ctx, fmt.Sprintf("create user %q", user), func(b *pebble.Batch, d *delta) error {
+		if err := s.roomForData(); err != nil {
+			return err
+		}
+		u, err := s.user(user)
+		if err != nil {
+			return err
+		}
+		if u != nil {
+			return plugins.ErrUserExists
+		}
+		d.users = 1
+		return b.Set(userKey(user), userRecord{Hash: passwordHash}.append(nil), nil)
+	})
+}
+
+// SetPasswordHash replaces the password hash of user and, in the same
+// batch, removes every resume token of user. It returns an error
+// wrapping plugins.ErrUnknownUser when the user does not exist or was
+// deleted.
+func (s *Store) SetPasswordHash(ctx context.Context, user, passwordHash string) error {
+	return s.writing(ctx, "set password hash", func(b *pebble.Batch, _ *delta) error {
+		u, err := s.user(user)
+		if err != nil {
+			return err
+		}
+		if u == nil || u.Deleted {
+			return fmt.Errorf("user %q: %w", user, plugins.ErrUnknownUser)
+		}
+		if err := b.Set(userKey(user), userRecord{Hash: passwordHash}.append(nil), nil); err != nil {
+			return err
+		}
+		_, err = s.dropUserTokens(b, user, nil)
+		return err
+	})
+}
+
+// DeleteUser deletes the account of user in one batch: the record is
+// marked deleted (its hash erased), the user's ack cursor moves past
+// every message stored so far (it returns how many were pending), and
+// its friendships, friend requests, blocks (both directions) and resume
+// tokens are dropped; it leaves its groups (see plugins.Groups, "Deleted
+// accounts"). History stays, and so does the name.
+func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
+	var dropped int64
+	err := s.writing(ctx, "delete user", func(b *pebble.Batch, d *delta) error {
+		u, err := s.user(user)
+		if err != nil {
+			return err
+		}
+		if u == nil || u.Deleted {
+			return fmt.Errorf("user %q: %w", user, plugins.ErrUnknownUser)
+		}
+		if err := b.Set(userKey(user), userRecord{Deleted: true}.append(nil), nil); err != nil {
+			return err
+		}
+		d.users = -1
+		d.forget = []string{user}
+		// Drop pending: the cursor passes everything, the out-of-order
+		// acks go.
+		dropped = s.pending[user]
+		d.addPending(user, -dropped)
+		if err := b.Set(key(pCursor, user), u64(s.lastSeq), nil); err != nil {
+			return err
+		}
+		d.setCursor(user, s.lastSeq)
+		if set := s.acked[user]; len(set) > 0 {
+			for seq := range set {
+				if err := b.Delete(seqKey(pAcked, user, seq), nil); err != nil {
+					return err
+				}
+			}
+			d.acked = map[string]map[uint64]struct{}{user: nil}
+		}
+		if err := s.dropSocial(b, user); err != nil {
+			return fmt.Errorf("drop friendships, requests and blocks: %w", err)
+		}
+		if _, err := s.dropUserTokens(b, user, nil); err != nil {
+			return fmt.Errorf("drop tokens: %w", err)
+		}
+		t := s.newGtx(b)
+		if err := s.leaveGroups(t, user, s.clock()); err != nil {
+			return fmt.Errorf("leave groups: %w", err)
+		}
+		return t.flush()
+	})
+	if err != nil {
+		return 0, err
+	}
+	return dropped, nil
+}
+
+// Write stores the batch's messages and applies its acks in one Pebble
+// batch, committed with fsync (unless Options.NoSync) before it returns;
+// see the package documentation.
+func (s *Store) Write(ctx context.Context, wb *plugins.WriteBatch) ([]plugins.AppendResult, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.writable(ctx); err != nil {
+		return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
+	}
+	if wb == nil || len(wb.Messages)+len(wb.Acks)+len(wb.GroupMessages)+len(wb.GroupAcks) == 0 {
+		return []plugins.AppendResult{}, nil
+	}
+	if len(wb.Messages)+len(wb.GroupMessages) > 0 {
+		if err := s.roomForData(); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
+		}
+	}
+	groups := len(wb.GroupMessages)+len(wb.GroupAcks) > 0
+	var b *pebble.Batch
+	if groups {
+		b = s.db.NewIndexedBatch() // the group checks read the batch's own writes
+	} else {
+		b = s.db.NewBatch()
+	}
+	defer b.Close()
+	var d delta
+	firstSeq := s.lastSeq
+	results, err := s.appendMessages(ctx, b, &d, wb.Messages)
+	if err != nil {
+		return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: append: %w", err)}
+	}
+	if groups {
+		t := s.newGtx(b)
+		groupResults, err := s.appendGroup(ctx, t, wb.GroupMessages, wb.GroupLimits)
+		if err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: append group messages: %w", err)}
+		}
+		results = append(results, groupResults...)
+		if err := s.ackGroups(ctx, t, wb.GroupAcks); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: group ack: %w", err)}
+		}
+		if err := t.flush(); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: group ack: %w", err)}
+		}
+	}
+	if err := s.ack(ctx, b, &d, wb.Acks); err != nil {
+		return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: ack: %w", err)}
+	}
+	if s.lastSeq != firstSeq {
+		if err := b.Set(metaKey, appendSeqMeta(nil, s.lastSeq, s.lastTS.Load()), nil); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
+		}
+	}
+	if b.Empty() {
+		return results, nil
+	}
+	// commit gives up with nothing written if ctx has ended; a commit,
+	// once begun, cannot be called back, so the Write then waits for it.
+	if begun, err := s.commit(ctx, b, s.syncOpt, &d); err != nil {
+		return nil, &plugins.WriteError{MaybeWritten: begun, Err: fmt.Errorf("pebblestore: commit: %w", err)}
+	}
+	return results, nil
+}
+
+// cidKey names a message of a batch by its (From, CID).
+type cidKey struct{ from, cid string }
+
+// appendMessages adds msgs to b and returns their results. The caller
+// holds s.wmu.
+func (s *Store) appendMessages(ctx context.Context, b *pebble.Batch, d *delta, msgs []plugins.NewMessage) ([]plugins.AppendResult, error) {
+	results := make([]plugins.AppendResult, len(msgs))
+	if len(msgs) == 0 {
+		return results, nil
+	}
+	ts := s.nextTS()
+	bucket := s.writeBucket(ts)
+	lookupBuckets := s.buckets(ts)
+	inBatch := make(map[cidKey]int) // index of the result stored under a key
+	var val []byte
+	for i, m := range msgs {
+		if i%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if m.CID != "" {
+			if j, ok := inBatch[cidKey{m.From, m.CID}]; ok {
+				results[i] = results[j]
+				results[i].Duplicate = true
+				continue
+			}
+			r, found, err := s.lookupCID(s.db, m.From, m.CID, lookupBuckets)
+			if err != nil {
+				return nil, err
+			}
+			if found {
+				results[i] = r
+				continue
+			}
+		}
+		refused, err := s.refusal(m)
+		if err != nil {
+			return nil, err
+		}
+		if refused != nil {
+			results[i].Err = refused
+			continue
+		}
+		s.lastSeq++
+		seq := s.lastSeq
+		rec := msgRecord{TS: ts, From: m.From, To: m.To, Body: m.Body, CID: m.CID, Status: string(m.Status)}
+		val = rec.append(val[:0])
+		if err := b.Set(msgKey(seq), val, nil); err != nil {
+			return nil, err
+		}
+		if err := b.Set(appendSeq(convPrefix(m.From, m.To), seq), nil, nil); err != nil {
+			return nil, err
+		}
+		if err := b.Set(seqKey(pInbox, m.To, seq), nil, nil); err != nil {
+			return nil, err
+		}
+		if m.CID != "" {
+			if err := b.Set(dedupKey(bucket, m.From, m.CID), appendDedupRef(nil, seq), nil); err != nil {
+				return nil, err
+			}
+			inBatch[cidKey{m.From, m.CID}] = i
+		}
+		d.addPending(m.To, 1)
+		results[i] = plugins.AppendResult{
+			Message: protocol.Message{ID: msgID(seq), From: m.From, To: m.To, Body: m.Body, TS: ts},
+			Status:  m.Status,
+		}
+	}
+	return results, nil
+}
+
+// refusal returns why m may not be stored (ErrUnknownUser, ErrBlocked,
+// ErrNotFriends), or nil. The caller holds s.wmu.
+func (s *Store) refusal(m plugins.NewMessage) (refused, err error) {
+	for _, name := range []string{m.To, m.From} {
+		ok, err := s.isLive(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return fmt.Errorf("pebblestore: user %q: %w", name, plugins.ErrUnknownUser), nil
+		}
+	}
+	if _, ok := s.blockers[m.To]; ok {
+		blocked, err := has(s.db, key(pBlock, m.To, m.From))
+		if err != nil {
+			return nil, fmt.Errorf("look up block: %w", err)
+		}
+		if blocked {
+			return fmt.Errorf("pebblestore: %q blocks %q: %w", m.To, m.From, plugins.ErrBlocked), nil
+		}
+	}
+	if m.FriendsOnly && m.From != m.To {
+		friends, err := has(s.db, key(pFriend, m.From, m.To))
+		if err != nil {
+			return nil, fmt.Errorf("look up friendship: %w", err)
+		}
+		if !friends {
+			return fmt.Errorf("pebblestore: %q and %q: %w", m.From, m.To, plugins.ErrNotFriends), nil
+		}
+	}
+	return nil, nil
+}
+
+// ack adds to b what acks settle: per user, the acked ids that are
+// pending for them join the out-of-order set, and the cursor moves over
+// the run of settled inbox entries that follows it (dropping them from
+// the set). The caller holds s.wmu.
+func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugins.Ack) error {
+	if len(acks) == 0 {
+		return nil
+	}
+	// Group the ids by user, in the order users come.
+	byUser := make(map[string][]string, len(acks))
+	var users []string
+	for _, a := range acks {
+		if len(a.MsgIDs) == 0 {
+			continue
+		}
+		if _, ok := byUser[a.User]; !ok {
+			users = append(users, a.User)
+		}
+		byUser[a.User] = append(byUser[a.User], a.MsgIDs...)
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	// One iterator over every inbox, on what is committed (an ack cannot
+	// name a message of its own batch: its id is not out yet).
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pInbox}, UpperBound: []byte{pInbox + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	n := 0
+	for _, user := range users {
+		cursor, err := s.cursorOf(user)
+		if err != nil {
+			return err
+		}
+		old := s.acked[user]
+		// The candidates: acked seqs above the cursor not acked before.
+		var cands []uint64
+		for _, id := range byUser[user] {
+			if n%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			n++
+			seq, ok, err := resolveID(s.db, id)
+			if err != nil {
+				return err
+			}
+			if _, done := old[seq]; ok && seq > cursor && !done {
+				cands = append(cands, seq)
+			}
+		}
+		if len(cands) == 0 {
+			continue
+		}
+		slices.Sort(cands)
+		cands = slices.Compact(cands)
+		// Walk the inbox from the cursor over the run of settled entries
+		// (acked before, or now): the cursor moves to its end, and every
+		// candidate met on the way is this user's. Acks in order, the
+		// common case, cost this one seek and a step each.
+		prefix := lpPrefix(pInbox, user)
+		newCursor := cursor
+		var fresh []uint64 // newly settled seqs
+		c, exhausted := 0, true
+		for ok := it.SeekGE(seqKey(pInbox, user, cursor+1)); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
+			seq := seqSuffix(it.Key())
+			for c < len(cands) && cands[c] < seq {
+				c++ // not in the inbox: another user's message
+			}
+			if c < len(cands) && cands[c] == seq {
+				fresh = append(fresh, seq)
+				c++
+			} else if _, done := old[seq]; !done {
+				exhausted = false
+				break // the first pending entry
+			}
+			newCursor = seq
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		// The candidates after that entry, acked out of order: each
+		// looked up on its own (none is in the inbox if the walk ran
+		// through it).
+		for ; c < len(cands) && !exhausted; c++ {
+			k := seqKey(pInbox, user, cands[c])
+			if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
+				fresh = append(fresh, cands[c])
+			}
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		if len(fresh) == 0 {
+			continue
+		}
+		d.addPending(user, -int64(len(fresh)))
+		if newCursor != cursor {
+			if err := b.Set(key(pCursor, user), u64(newCursor), nil); err != nil {
+				return err
+			}
+			d.setCursor(user, newCursor)
+		}
+		// The set above the new cursor.
+		set := make(map[uint64]struct{}, len(old)+len(fresh))
+		for seq := range old {
+			if seq <= newCursor {
+				if err := b.Delete(seqKey(pAcked, user, seq), nil); err != nil {
+					return err
+				}
+				continue
+			}
+			set[seq] = struct{}{}
+		}
+		for _, seq := range fresh {
+			if seq <= newCursor {
+				continue
+			}
+			set[seq] = struct{}{}
+			if err := b.Set(seqKey(pAcked, user, seq), nil, nil); err != nil {
+				return err
+			}
+		}
+		if d.acked == nil {
+			d.acked = make(map[string]map[uint64]struct{})
+		}
+		d.acked[user] = set
+	}
+	return nil
+}
+
+// cursorOf returns user's ack cursor, from the cache or the database.
+// The caller holds s.wmu.
+func (s *Store) cursorOf(user string) (uint64, error) {
+	if c, ok := s.cursors[user]; ok {
+		return c, nil
+	}
+	c, err := getCursor(s.db, user)
+	if err != nil {
+		return 0, err
+	}
+	if len(s.cursors) >= maxKnownUsers {
+		clear(s.cursors)
+	}
+	s.cursors[user] = c
+	return c, nil
+}
+
+// resolveID returns the seq of the message with id in r: parsed from an
+// id of this store's form, else looked up among foreign ids.
+func resolveID(r pebble.Reader, id string) (uint64, bool, error) {
+	if seq, ok := parseMsgID(id); ok {
+		return seq, true, nil
+	}
+	if id == "" {
+		return 0, false, nil
+	}
+	v, err := get(r, key(pAlias, id))
+	if err != nil || v == nil {
+		return 0, false, err
+	}
+	seq, err := decodeU64(v)
+	if err != nil {
+		return 0, false, fmt.Errorf("alias of %q: %w", id, err)
+	}
+	return seq, true, nil
+}
+
+// writeBucket is the de-duplication bucket of keys stored at ts.
+func (s *Store) writeBucket(ts int64) uint32 {
+	if s.window == 0 {
+		return foreverBucket
+	}
+	return dayBucket(ts)
+}
+
+// buckets are the de-duplication buckets a lookup at now consults, newest
+// first: every day the window reaches, or the forever bucket, and the
+// legacy buckets.
+func (s *Store) buckets(now int64) []uint32 {
+	var out []uint32
+	if s.window == 0 {
+		out = append(out, foreverBucket)
+	} else {
+		oldest := dayBucket(now - s.window.Milliseconds())
+		for b := dayBucket(now); b >= oldest; b-- {
+			out = append(out, b)
+			if b == 0 {
+				break
+			}
+		}
+	}
+	return append(out, s.legacyBuckets...)
+}
+
+// lookupCID finds the message stored under (from, cid) in r, in the
+// given buckets, as a Duplicate result: a direct message, or a group
+// message (Group set).
+func (s *Store) lookupCID(r pebble.Reader, from, cid string, buckets []uint32) (plugins.AppendResult, bool, error) {
+	for _, bucket := range buckets {
+		v, err := get(r, dedupKey(bucket, from, cid))
+		if err != nil {
+			return plugins.AppendResult{}, false, err
+		}
+		if v == nil {
+			continue
+		}
+		if len(v) > 0 && v[0] == refGroup {
+			r, err := lookupGroupRef(r, v)
+			return r, err == nil, err
+		}
+		seq, err := decodeDedupRef(v)
+		if err != nil {
+			return plugins.AppendResult{}, false, err
+		}
+		rec, err := readMsg(r, seq)
+		if err != nil {
+			return plugins.AppendResult{}, false, err
+		}
+		return plugins.AppendResult{Message: rec.message(seq), Status: protocol.Status(rec.Status), Duplicate: true}, true, nil
+	}
+	return plugins.AppendResult{}, false, nil
+}
+
+// readMsg reads the message with seq from r.
+func readMsg(r pebble.Reader, seq uint64) (msgRecord, error) {
+	v, err := get(r, msgKey(seq))
+	if err != nil {
+		return msgRecord{}, err
+	}
+	if v == nil {
+		return msgRecord{}, fmt.Errorf("message %d: missing", seq)
+	}
+	return decodeMsg(v)
+}
+
+// message is the protocol form of the record of seq.
+func (m *msgRecord) message(seq uint64) protocol.Message {
+	id := m.ID
+	if id == "" {
+		id = msgID(seq)
+	}
+	return protocol.Message{ID: id, From: m.From, To: m.To, Body: m.Body, TS: m.TS}
+}
