@@ -54,7 +54,7 @@ type Config struct {
 
 // Tokens configures resume tokens: a login with remember gets a token with
 // which the client logs in again (resume) without its password. They work
-// only with a storage that keeps tokens (sqlite does).
+// only with a storage that keeps tokens (sqlite and pebble do).
 type Tokens struct {
 	// Enabled offers the resume extension (with a storage that keeps
 	// tokens). Turning it off refuses resume and issues no tokens; the
@@ -257,7 +257,8 @@ type Accounts struct {
 // Storage configures the message store, a plugin: a built-in one named by
 // Plugin, or a third-party executable given by Command.
 type Storage struct {
-	// Plugin is the name of a built-in storage plugin (default "sqlite").
+	// Plugin is the name of a built-in storage plugin: "sqlite" (the
+	// default) or "pebble".
 	// When Command is set, Plugin is only a label for logs; [Load] then
 	// defaults it to the base name of Command[0] unless a layer sets it.
 	Plugin string `koanf:"plugin"`

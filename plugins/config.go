@@ -13,7 +13,8 @@ import (
 )
 
 // DecodeConfig decodes a plugin's JSON configuration (what a factory
-// receives; empty means {}) into v, a pointer to a zero value, strictly:
+// receives; empty means {}) into v, a pointer to the defaults (keys the
+// config leaves out keep them), strictly:
 // every object key must match a json tag exactly. It returns every problem
 // it finds — each unknown key with its path (e.g. "lists[1].acton:
 // unknown key"), and a decoding error such as a value of the wrong type —
@@ -24,12 +25,16 @@ func DecodeConfig(config []byte, v any) (errs []error, ok bool) {
 		config = []byte("{}")
 	}
 	errs = unknownKeys(config, reflect.TypeOf(v), "")
+	defaults := reflect.New(reflect.TypeOf(v).Elem()).Elem()
+	defaults.Set(reflect.ValueOf(v).Elem())
 	err := decode(config, v, true)
 	if err != nil && len(errs) > 0 && strings.HasPrefix(err.Error(), "json: unknown field") {
 		// The unknown keys are reported, with their paths, by unknownKeys.
 		// The decoder stops recording errors at the first one: decode again
-		// leniently for the others (such as a value of the wrong type).
-		reflect.ValueOf(v).Elem().SetZero()
+		// leniently for the others (such as a value of the wrong type),
+		// from the defaults (a factory's checks of the values must not
+		// see keys that were never given as empty).
+		reflect.ValueOf(v).Elem().Set(defaults)
 		err = decode(config, v, false)
 	}
 	var syn *json.SyntaxError
@@ -43,8 +48,7 @@ func DecodeConfig(config []byte, v any) (errs []error, ok bool) {
 	return errs, true
 }
 
-// decode decodes the single JSON value in data into v, which must point
-// to a zero value.
+// decode decodes the single JSON value in data into v.
 func decode(data []byte, v any, strict bool) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if strict {

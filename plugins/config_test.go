@@ -43,4 +43,10 @@ func TestDecodeConfig(t *testing.T) {
 			t.Errorf("DecodeConfig(%s) decoded %+v, want %+v", tc.in, c, tc.result)
 		}
 	}
+	// Defaults survive an unknown key: the lenient second decoding
+	// starts from them, not from zero.
+	c := conf{Name: "default"}
+	if errs, ok := plugins.DecodeConfig([]byte(`{"bogus":1}`), &c); !ok || len(errs) != 1 || c.Name != "default" {
+		t.Errorf("DecodeConfig with an unknown key: %v, %v; name %q, want the default kept", errs, ok, c.Name)
+	}
 }

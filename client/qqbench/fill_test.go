@@ -25,11 +25,23 @@ func fillConfig(db string, users, messages int) Config {
 	return c
 }
 
+// TestFill fills a database of each storage twice and reads it back with
+// the storage's own code.
 func TestFill(t *testing.T) {
 	t.Parallel()
+	for _, storage := range []string{"sqlite", "pebble"} {
+		t.Run(storage, func(t *testing.T) {
+			t.Parallel()
+			testFill(t, storage)
+		})
+	}
+}
+
+func testFill(t *testing.T, storage string) {
 	ctx := context.Background()
-	db := filepath.Join(t.TempDir(), "data", "qq.db")
+	db := filepath.Join(t.TempDir(), "data", "qq."+storage)
 	c := fillConfig(db, 10, 2000)
+	c.Storage = storage
 	c.Batch, c.PendingFraction = 300, 0.1
 	r1, err := fill(ctx, c, daemontest.FastPasswords)
 	if err != nil {
@@ -51,7 +63,7 @@ func TestFill(t *testing.T) {
 		t.Fatalf("second fill: %+v (first %+v)", r2, r1)
 	}
 
-	st, err := sqlitestore.Open(ctx, sqlitestore.Options{Path: db})
+	st, err := openFillStore(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}

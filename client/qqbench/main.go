@@ -5,6 +5,7 @@
 //
 //	qqbench [global flags] <dm|idle|fanin|offline|history|sweep|conns|slowloris|regflood> [flags]
 //	qqbench fill --db DATA_DIR/qq.db --messages N --users U [flags]
+//	qqbench fill --storage pebble --db DATA_DIR/qq.pebble --messages N --users U [flags]
 //	qqbench report [--format md|csv] FILE...
 //
 // Flags may be given before or after the scenario name. --transport ws
@@ -84,6 +85,7 @@ type Config struct {
 
 	// fill
 	DB              string
+	Storage         string // fill: sqlite or pebble
 	PendingFraction float64
 	Batch           int
 
@@ -115,6 +117,7 @@ func DefaultConfig() Config {
 		Sweep:      DefaultSweepConfig(),
 
 		PendingFraction: 0.01,
+		Storage:         "sqlite",
 		Batch:           10000,
 	}
 }
@@ -146,7 +149,8 @@ func registerFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.ProbeEvery, "probe-every", c.ProbeEvery, "conns, slowloris, regflood: the probe's ping and send interval")
 	fs.IntVar(&c.Members, "members", c.Members, "group: members of the group (u0..uM-1; the first --users are online and send)")
 	fs.IntVar(&c.Messages, "messages", c.Messages, "offline: messages queued for the offline user; fill: messages to add")
-	fs.StringVar(&c.DB, "db", c.DB, "fill: SQLite database file of a stopped qqd (<data_dir>/qq.db)")
+	fs.StringVar(&c.DB, "db", c.DB, "fill: the database of a stopped qqd: the sqlite plugin's file (<data_dir>/qq.db) or the pebble plugin's directory (<data_dir>/qq.pebble)")
+	fs.StringVar(&c.Storage, "storage", c.Storage, "fill: the storage plugin whose database --db is: sqlite or pebble")
 	fs.Float64Var(&c.PendingFraction, "pending-fraction", c.PendingFraction, "fill: fraction of the messages left pending (not acked)")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "fill: messages per write transaction")
 }

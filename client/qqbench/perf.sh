@@ -45,6 +45,12 @@
 #                    of the same online users and window, run just before
 #                    it on a fresh qqd, for the CPU per push side by side
 #   PERF_QQD_CPUS, PERF_BENCH_CPUS  taskset CPU lists (default 1 and 0)
+#   PERF_STORAGE     the storage plugin of every case but storage:
+#                    sqlite (default) or pebble
+#   (case storage, not in the default: dm closed loop W=8 and dm open
+#                    loop at 1,000 msg/s (PERF_LOW_RATE), on the sqlite
+#                    and the pebble storage of the same build, in ABBA
+#                    order)
 #   PERF_QQD_BIN     a qqd binary to measure instead of building this
 #                    tree's (for example an older version, to compare)
 #   GO               the go command (default go)
@@ -86,11 +92,14 @@ else
 	sweep_args="--from 1000 --step 1000 --max-steps 30 --duration 10s"
 fi
 password=bench-password
+storage=${PERF_STORAGE:-sqlite}
+case $storage in sqlite | pebble) ;; *) die "PERF_STORAGE=$storage: want sqlite or pebble" ;; esac
+low_rate=${PERF_LOW_RATE:-1000}
 
 for c in $cases; do
 	case $c in
-	dm-closed | dm-open | plugins | idle | sweep | group | 10m | ws | ws-idle) ;;
-	*) die "unknown case $c in PERF_CASES (want dm-closed, dm-open, plugins, idle, sweep, group, 10m, ws, ws-idle)" ;;
+	dm-closed | dm-open | plugins | idle | sweep | group | 10m | ws | ws-idle | storage) ;;
+	*) die "unknown case $c in PERF_CASES (want dm-closed, dm-open, plugins, idle, sweep, group, 10m, ws, ws-idle, storage)" ;;
 	esac
 done
 case $setup in fill | register) ;; *) die "PERF_SETUP=$setup: want fill or register" ;; esac
@@ -188,12 +197,19 @@ filters:            # the default chain, with antispam lifted to its maxima
           reason: message looks like spam
           words: [buy followers, free bitcoin, crypto giveaway]
 EOF
+cp "$out/bench.yaml" "$out/bench-sqlite.yaml"
+{
+	cat "$out/bench.yaml"
+	printf 'storage: {plugin: pebble}\n'
+} >"$out/bench-pebble.yaml"
+[ "$storage" = sqlite ] || cp "$out/bench-pebble.yaml" "$out/bench.yaml"
 {
 	cat "$out/bench.yaml"
 	printf 'plugins: {in_process: true}\n'
 } >"$out/bench-inproc.yaml"
-"$qqd" -config "$out/bench.yaml" -t >/dev/null
-"$qqd" -config "$out/bench-inproc.yaml" -t >/dev/null
+for f in bench bench-inproc bench-sqlite bench-pebble; do
+	"$qqd" -config "$out/$f.yaml" -t >/dev/null
+done
 
 # Idle needs C client sockets in qqbench and C accepted ones in qqd. The
 # open-file limit is per process, so each needs about C plus a margin.
@@ -231,7 +247,7 @@ fi
 	echo "qqd cpus: $qqd_cpus, qqbench cpus: $bench_cpus"
 	echo "open files: $(ulimit -n)"
 	echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "cases: $cases; runs: $runs; quick: $quick; setup: $setup"
+	echo "cases: $cases; runs: $runs; quick: $quick; setup: $setup; storage: $storage"
 	echo "users: $users; duration: $duration; warmup: $warmup; rate: $rate; idle users: $idle_users; sweep: $sweep_args"
 } >"$out/env.txt"
 
@@ -245,10 +261,17 @@ start_qqd() {
 	local data qlog
 	data=$(mktemp -d "$work/data.XXXXXX")
 	qlog=$out/logs/$name.qqd.log
+	# The storage is the one the config names (bench-pebble.yaml, or
+	# PERF_STORAGE=pebble); its database is qq.db or the qq.pebble
+	# directory in the data dir.
+	local st=sqlite db=qq.db
+	if grep -q '^storage: {plugin: pebble}' "$config"; then
+		st=pebble db=qq.pebble
+	fi
 	if [ -n "$src" ]; then
-		cp "$src" "$data/qq.db"
+		cp -r "$src" "$data/$db"
 	elif [ "$setup" = fill ]; then
-		"$qqbench" fill --db "$data/qq.db" --users "$n" --messages 1 --pending-fraction 0 \
+		"$qqbench" fill --storage "$st" --db "$data/$db" --users "$n" --messages 1 --pending-fraction 0 \
 			--password "$password" --json >"$out/logs/$name.setup.log" 2>&1 ||
 			die "fill for $name failed: $(tail -n 3 "$out/logs/$name.setup.log")"
 	fi
@@ -417,12 +440,32 @@ for c in $cases; do
 		done
 		transport=tcp
 		;;
+	storage)
+		# The same build on the sqlite and the pebble storage, ABBA: the
+		# closed loop (CPU per message at saturation) and the open loop at
+		# a low rate (CPU per message and latency with batches of one or
+		# two).
+		for i in $(seq "$runs"); do
+			order="sqlite pebble"
+			[ $((i % 2)) = 1 ] || order="pebble sqlite"
+			for st in $order; do
+				one_run "$out/bench-$st.yaml" "$users" "storage-$st-closed-w8-c$users" "$i" \
+					--users "$users" dm --window 8 --duration "$duration" --warmup "$warmup"
+			done
+			for st in $order; do
+				one_run "$out/bench-$st.yaml" "$users" "storage-$st-open-r$low_rate-c$users" "$i" \
+					--users "$users" dm --rate "$low_rate" --duration "$duration" --warmup "$warmup"
+			done
+		done
+		;;
 	10m)
-		db=${PERF_10M_DB:-$PWD/perf-results/10m.db}
-		if [ ! -s "$db" ]; then
+		# A database of the storage PERF_STORAGE names (a file for
+		# sqlite, a directory for pebble).
+		db=${PERF_10M_DB:-$PWD/perf-results/10m.$([ "$storage" = sqlite ] && echo db || echo pebble)}
+		if [ ! -e "$db" ]; then
 			log "filling $db with ${PERF_10M_MESSAGES:-10000000} messages (once)"
 			mkdir -p "$(dirname "$db")"
-			"$qqbench" fill --db "$db" --messages "${PERF_10M_MESSAGES:-10000000}" --users "$users" \
+			"$qqbench" fill --storage "$storage" --db "$db" --messages "${PERF_10M_MESSAGES:-10000000}" --users "$users" \
 				--password "$password" --json >"$out/logs/10m-fill.log" 2>&1 ||
 				die "fill of $db failed: $(tail -n 3 "$out/logs/10m-fill.log")"
 		fi
