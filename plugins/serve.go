@@ -63,9 +63,11 @@ func serveStorage(f StorageFactory, versions []int) {
 // ServeStorage:
 //
 //	func main() { plugins.ServeFilter(myfilter.New) }
-func ServeFilter(f FilterFactory) {
+func ServeFilter(f FilterFactory) { serveFilter(f, servedVersions()) }
+
+func serveFilter(f FilterFactory, versions []int) {
 	s := &filterServer{factory: f}
-	serve(servedPlugins(KindFilter, &filterPlugin{server: s}, servedVersions()), func() error { return nil })
+	serve(servedPlugins(KindFilter, &filterPlugin{server: s}, versions), func() error { return nil })
 }
 
 // ProfileDirEnv names an environment variable: when set (for example by a
