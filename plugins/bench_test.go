@@ -3,7 +3,9 @@ package plugins_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,13 +21,16 @@ import (
 //
 // "direct" calls the Go implementation, "grpc" goes through the adapters
 // over a gRPC connection inside the process, "process" through a real
-// plugin subprocess (Unix socket, mutual TLS).
+// plugin subprocess (Unix socket, mutual TLS), "process-v2" through a
+// plugin subprocess built for protocol version 2 (unary calls, no call
+// stream).
 //
 // Besides wall time, every benchmark reports cpu-ns/op: the CPU time
 // (user and system, all threads) that the test process and the plugin
 // process spent per call, and plugin-cpu-ns/op, the plugin's share. Wall
 // time hides work done on the other core; CPU time is what a loaded qqd
-// pays.
+// pays. ctxsw/op counts the context switches of both processes per call
+// (the plugin's: of its live threads).
 
 var batchSizes = []int{1, 64}
 
@@ -34,32 +39,64 @@ var batchSizes = []int{1, 64}
 type cpuMeter struct {
 	child       int
 	self, plugn time.Duration
+	sw          int64
 }
 
 // startCPU takes the first reading.
 func startCPU(b *testing.B, child int) *cpuMeter {
 	m := &cpuMeter{child: child}
-	m.self, m.plugn = selfCPU(b), procCPU(b, child)
+	var sw int64
+	m.self, sw = selfCPU(b)
+	m.plugn, m.sw = procCPU(b, child), sw+procSwitches(b, child)
 	return m
 }
 
 // report takes the second reading and reports the CPU time per call.
 func (m *cpuMeter) report(b *testing.B) {
-	self, plugn := selfCPU(b)-m.self, procCPU(b, m.child)-m.plugn
+	self, sw := selfCPU(b)
+	self, plugn := self-m.self, procCPU(b, m.child)-m.plugn
+	sw += procSwitches(b, m.child) - m.sw
 	b.ReportMetric(float64((self+plugn).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	if m.child != 0 {
 		b.ReportMetric(float64(plugn.Nanoseconds())/float64(b.N), "plugin-cpu-ns/op")
 	}
+	b.ReportMetric(float64(sw)/float64(b.N), "ctxsw/op")
 }
 
 // selfCPU is the user and system time of this process (every thread,
-// live or exited), in microseconds' resolution.
-func selfCPU(b *testing.B) time.Duration {
+// live or exited), in microseconds' resolution, and its context switches.
+func selfCPU(b *testing.B) (time.Duration, int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatalf("getrusage: %v", err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw + ru.Nivcsw
+}
+
+// procSwitches is the number of context switches of the live threads of
+// a process (/proc/<pid>/task/*/status); 0 for pid 0.
+func procSwitches(b *testing.B, pid int) int64 {
+	if pid == 0 {
+		return 0
+	}
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n int64
+	for _, path := range tasks {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			continue // the thread exited
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if name, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(name, "ctxt_switches") {
+				k, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += k
+			}
+		}
+	}
+	return n
 }
 
 // clockTick is the unit of utime and stime in /proc/<pid>/stat: USER_HZ,
@@ -94,6 +131,20 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration(utime+stime) * clockTick
 }
 
+// startServed starts the test binary as a plugin of kind serving what
+// serve names (see TestMain), and kills it when the benchmark ends.
+func startServed(b *testing.B, serve string, kind plugins.Kind, config []byte, env plugins.Env) (*plugins.Process, error) {
+	b.Setenv(envServe, serve)
+	p, err := plugins.Start(context.Background(), plugins.Spec{
+		Name: "bench", Kind: kind, Command: []string{os.Args[0]}, Config: config, Env: env,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if p != nil {
+		b.Cleanup(p.Kill)
+	}
+	return p, err
+}
+
 func filterBatch(n int) []plugins.FilterMessage {
 	msgs := make([]plugins.FilterMessage, n)
 	for i := range msgs {
@@ -111,6 +162,13 @@ func BenchmarkFilterCall(b *testing.B) {
 		{"grpc", func(b *testing.B) (plugins.Filter, int) { return inProcessFilter(b, nil), 0 }},
 		{"process", func(b *testing.B) (plugins.Filter, int) {
 			p, err := startPlugin(b, "bench", plugins.KindFilter, nil, plugins.Env{}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return p.Filter(), p.Pid()
+		}},
+		{"process-v2", func(b *testing.B) (plugins.Filter, int) {
+			p, err := startServed(b, "filter-v2", plugins.KindFilter, nil, plugins.Env{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -160,6 +218,14 @@ func BenchmarkStorageWrite(b *testing.B) {
 		{"process", func(b *testing.B) (plugins.Storage, int) {
 			env, cfg := sqliteConfig(b, "off")
 			p, err := startPlugin(b, "bench", plugins.KindStorage, cfg, env, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return p.Storage(), p.Pid()
+		}},
+		{"process-v2", func(b *testing.B) (plugins.Storage, int) {
+			env, cfg := sqliteConfig(b, "off")
+			p, err := startServed(b, "storage-v2", plugins.KindStorage, cfg, env)
 			if err != nil {
 				b.Fatal(err)
 			}
