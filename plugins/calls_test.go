@@ -112,10 +112,11 @@ func checkFilterCalls(t *testing.T, f plugins.Filter) []string {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
+	// (Its text is not compared: over a unary call, the plugin may reset
+	// the call at the deadline a moment before the host's timer fires,
+	// and the text is then gRPC's.)
 	if _, err := f.Filter(dctx, []plugins.FilterMessage{{Body: "slow"}}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Filter(slow) = %v, want DeadlineExceeded", err)
-	} else {
-		texts = append(texts, err.Error())
 	}
 	if _, err := f.Filter(dctx, []plugins.FilterMessage{{Body: "hi"}}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Filter after the deadline = %v, want DeadlineExceeded", err)
@@ -203,13 +204,16 @@ func checkStorageCalls(t *testing.T, st plugins.Storage) []string {
 			t.Errorf("%s: Write = %v, want a WriteError with MaybeWritten %v (%v)", what, err, maybe, target)
 			return
 		}
-		texts = append(texts, err.Error())
+		if what != "hanging" { // see checkFilterCalls
+			texts = append(texts, err.Error())
+		}
 	}
 	checkWriteErr("failing", ctx, "fail maybe", true, nil)
 	checkWriteErr("failing", ctx, "fail nothing", false, context.DeadlineExceeded)
 	dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	checkWriteErr("hanging", dctx, "hang", true, context.DeadlineExceeded)
+	<-dctx.Done()
 	checkWriteErr("late", dctx, "x", false, context.DeadlineExceeded)
 	if _, err := st.LookupCIDs(dctx, keys); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("LookupCIDs after the deadline = %v", err)
