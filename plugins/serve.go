@@ -50,7 +50,8 @@ import (
 // The process serves every protocol version from 1 to ProtocolVersion, so
 // that it starts under an older qqd too; its Storage's Social, Groups and
 // Tokens parts (if it has them, see SocialOf, GroupsOf, TokensOf) are used
-// only by a host that negotiated version 2.
+// only by a host that negotiated version 2 or later. Under a host that
+// negotiated version 3 sends Write and LookupCIDs on a call stream.
 func ServeStorage(f StorageFactory) { serveStorage(f, servedVersions()) }
 
 func serveStorage(f StorageFactory, versions []int) {
