@@ -33,7 +33,8 @@ type (
 // stuckSendGrace is how long a send may stay blocked after its caller's
 // deadline before the stream is taken for stuck and broken (failing the
 // calls in flight on it). A send blocks only when the plugin has stopped
-// reading its stream for a whole flow-control window: it is hung.
+// reading its stream for a whole flow-control window: it is hung. (A
+// caller waiting for its turn to send gives up at its deadline.)
 const stuckSendGrace = 250 * time.Millisecond
 
 // errStreamEnded is the error of the calls in flight when the plugin ends
@@ -69,7 +70,10 @@ func (cs *callStream) conn() (*streamConn, error) {
 		cancel()
 		return nil, err
 	}
-	c := &streamConn{stream: s, cancel: cancel, pending: make(map[uint64]chan *pluginpb.CallResponse), dead: make(chan struct{})}
+	c := &streamConn{
+		stream: s, cancel: cancel, sendSem: make(chan struct{}, 1),
+		pending: make(map[uint64]chan *pluginpb.CallResponse), dead: make(chan struct{}),
+	}
 	go c.receive()
 	cs.cur.Store(c)
 	return c, nil
@@ -121,8 +125,11 @@ type streamConn struct {
 	stream callsClient
 	cancel context.CancelFunc // ends the stream
 
-	sendMu sync.Mutex // serialises sends, in call order
-	nextID uint64     // under sendMu
+	// sendSem serialises sends, in call order: held (a token in it)
+	// while one is under way. A channel rather than a mutex, so that a
+	// caller waiting for its turn still gives up at its deadline.
+	sendSem chan struct{}
+	nextID  uint64 // under sendSem
 	// sending is the id of the call whose send is under way, 0 when none.
 	sending atomic.Uint64
 
@@ -161,8 +168,14 @@ type pendingCall struct {
 
 // send numbers req and sends it.
 func (c *streamConn) send(ctx context.Context, req *pluginpb.CallRequest, before func()) (*pendingCall, error) {
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
+	select {
+	case c.sendSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.dead:
+		return nil, fmt.Errorf("%w: %w", errBrokenBeforeSend, c.err)
+	}
+	defer func() { <-c.sendSem }()
 	if c.broken() {
 		return nil, fmt.Errorf("%w: %w", errBrokenBeforeSend, c.err)
 	}
@@ -207,14 +220,16 @@ func (c *streamConn) send(ctx context.Context, req *pluginpb.CallRequest, before
 // blocked stuckSendGrace later, the plugin has stopped reading, and the
 // stream is broken so that the send (and every call on the stream) ends.
 func (c *streamConn) watchSend(id uint64) {
-	if c.sending.Load() != id {
-		return
+	if c.sending.Load() == id {
+		time.AfterFunc(stuckSendGrace, func() { c.failIfStuck(id) })
 	}
-	time.AfterFunc(stuckSendGrace, func() {
-		if c.sending.Load() == id {
-			c.fail(fmt.Errorf("plugin stopped reading its call stream: a send was blocked %v past its deadline", stuckSendGrace))
-		}
-	})
+}
+
+// failIfStuck breaks the stream if the send of call id is still under way.
+func (c *streamConn) failIfStuck(id uint64) {
+	if c.sending.Load() == id {
+		c.fail(fmt.Errorf("plugin stopped reading its call stream: a send was blocked %v past its deadline", stuckSendGrace))
+	}
 }
 
 // wait returns the call's response, its error as a unary call would
@@ -228,6 +243,12 @@ func (p *pendingCall) wait(ctx context.Context) (*pluginpb.CallResponse, error) 
 		case r := <-p.ch:
 			return decodeCall(r)
 		default:
+		}
+		if err := ctx.Err(); err != nil {
+			// It broke because this call's send was stuck past the
+			// deadline (or at the same moment): the deadline is what a
+			// unary call would report.
+			return nil, status.FromContextError(err).Err()
 		}
 		return nil, p.c.err
 	case <-ctx.Done():
@@ -243,18 +264,26 @@ func (p *pendingCall) wait(ctx context.Context) (*pluginpb.CallResponse, error) 
 	}
 }
 
-// sendCancel tells the plugin that the host gave up on call id.
+// sendCancel tells the plugin that the host gave up on call id. Its send
+// is watched as a call's is (the call's deadline has passed already).
 func (c *streamConn) sendCancel(id uint64) {
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
+	select {
+	case c.sendSem <- struct{}{}:
+	case <-c.dead:
+		return
+	}
+	defer func() { <-c.sendSem }()
 	if c.broken() {
 		return
 	}
 	c.sending.Store(id)
-	if err := c.stream.Send(&pluginpb.CallRequest{Id: id, Call: &pluginpb.CallRequest_Cancel{Cancel: &pluginpb.CancelCall{}}}); err != nil && !errors.Is(err, io.EOF) {
+	watch := time.AfterFunc(stuckSendGrace, func() { c.failIfStuck(id) })
+	err := c.stream.Send(&pluginpb.CallRequest{Id: id, Call: &pluginpb.CallRequest_Cancel{Cancel: &pluginpb.CancelCall{}}})
+	c.sending.Store(0)
+	watch.Stop()
+	if err != nil && !errors.Is(err, io.EOF) {
 		c.fail(err)
 	}
-	c.sending.Store(0)
 }
 
 // receive hands every response to its caller until the stream ends; then

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -321,4 +322,71 @@ func TestCallStreamCrash(t *testing.T) {
 			t.Errorf("History after restart = %+v, %v; want only the Write after it", hist, err)
 		}
 	})
+}
+
+// TestCallStreamStuckSend: a call whose send blocks because the plugin
+// stopped reading (here: SIGSTOPped, with a batch larger than the
+// flow-control window) still fails at its deadline, as a unary call
+// would; once the plugin runs again, the next call works (on a new
+// stream).
+func TestCallStreamStuckSend(t *testing.T) {
+	p, err := startPlugin(t, "stuck", plugins.KindFilter, nil, plugins.Env{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := p.Filter()
+	if v, err := callFilter(f, "hi", 5*time.Second); err != nil || v[0].Body != "HI" {
+		t.Fatalf("Filter = %v, %v", v, err)
+	}
+	if err := syscall.Kill(p.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = syscall.Kill(p.Pid(), syscall.SIGCONT)
+		}
+	}()
+	big := make([]plugins.FilterMessage, 64)
+	for i := range big {
+		big[i] = plugins.FilterMessage{Body: strings.Repeat("x", 256<<10)} // 16 MiB in all
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, err := f.Filter(ctx, big)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Filter to a stopped plugin = %v, want DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a call whose send was stuck did not end at its deadline")
+	}
+	// The window is full: the next sends block (the big call's cancel,
+	// then these), and still the calls end at their deadlines.
+	for i := range 3 {
+		go func() {
+			_, err := callFilter(f, "small", 300*time.Millisecond)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("call %d to a stopped plugin = %v, want DeadlineExceeded", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %d to a stopped plugin did not end at its deadline", i)
+		}
+	}
+	if err := syscall.Kill(p.Pid(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	if v, err := callFilter(f, "again", 10*time.Second); err != nil || v[0].Body != "AGAIN" {
+		t.Fatalf("Filter after the plugin runs again = %v, %v", v, err)
+	}
 }
