@@ -54,12 +54,24 @@ func (b *rpcBase) check(method string) error {
 	return nil
 }
 
-// decode turns the error of a call into a Go error (see fromStatus).
+// decode turns the error of a call into a Go error (see
+// decodeCallError).
 func (b *rpcBase) decode(method string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return b.wrap(method, fromStatus(err))
+	return b.wrap(method, decodeCallError(err))
+}
+
+// decodeCallError turns the error of a unary call or of a call on a call
+// stream into a Go error: a status as fromStatus decodes it; an error
+// already decoded (a call stream's) as it is.
+func decodeCallError(err error) error {
+	var ns *notSentError
+	if errors.As(err, &ns) {
+		err = ns.err
+	}
+	return fromStatus(err)
 }
 
 func configureRequest(config []byte, env Env) *pluginpb.ConfigureRequest {
@@ -84,6 +96,9 @@ type storageClient struct {
 	// call order (see writeGate).
 	seqMu sync.Mutex
 	seq   uint64
+	// calls carries Write and LookupCIDs when the process negotiated
+	// protocol version 3 or later; nil otherwise (unary calls).
+	calls *callStream
 }
 
 // WriteOverlap implements WriteOverlapper.
@@ -220,10 +235,10 @@ func (c *storageClient) StartWrite(ctx context.Context, b *WriteBatch) func() ([
 		return failedWrite(&WriteError{MaybeWritten: false, Err: err})
 	}
 	pb := writeBatchToPB(b)
-	c.seqMu.Lock()
-	c.seq++
-	pb.Seq = c.seq
-	c.seqMu.Unlock()
+	if c.calls != nil {
+		return c.startStreamWrite(ctx, b, pb)
+	}
+	c.nextSeq(pb)
 	type outcome struct {
 		res []AppendResult
 		err error
@@ -239,14 +254,47 @@ func (c *storageClient) StartWrite(ctx context.Context, b *WriteBatch) func() ([
 	}
 }
 
+// nextSeq numbers pb.
+func (c *storageClient) nextSeq(pb *pluginpb.WriteBatch) {
+	c.seqMu.Lock()
+	c.seq++
+	pb.Seq = c.seq
+	c.seqMu.Unlock()
+}
+
+// startStreamWrite is StartWrite on the call stream: the Write is numbered
+// and sent before it returns (so sends are in seq order, and the plugin
+// rarely has to hold a Write back), and the outcome is waited for in
+// wait.
+func (c *storageClient) startStreamWrite(ctx context.Context, b *WriteBatch, pb *pluginpb.WriteBatch) func() ([]AppendResult, error) {
+	req := &pluginpb.CallRequest{Call: &pluginpb.CallRequest_Write{Write: pb}}
+	call, err := c.calls.start(ctx, req, func() { c.nextSeq(pb) })
+	if err != nil {
+		return failedWrite(&WriteError{MaybeWritten: false, Err: c.decode("write", err)})
+	}
+	return func() ([]AppendResult, error) {
+		r, err := call.wait(ctx)
+		if err == nil && r.GetWrite() == nil {
+			return nil, &WriteError{MaybeWritten: true, Err: c.wrap("write", unexpectedResult(r))}
+		}
+		return c.writeResult(b, r.GetWrite(), err)
+	}
+}
+
 func failedWrite(err error) func() ([]AppendResult, error) {
 	return func() ([]AppendResult, error) { return nil, err }
 }
 
 func (c *storageClient) write(ctx context.Context, b *WriteBatch, pb *pluginpb.WriteBatch) ([]AppendResult, error) {
 	resp, err := c.rpc.Write(ctx, pb)
+	return c.writeResult(b, resp, err)
+}
+
+// writeResult is the outcome of a Write call that answered resp or
+// failed with err.
+func (c *storageClient) writeResult(b *WriteBatch, resp *pluginpb.WriteResponse, err error) ([]AppendResult, error) {
 	if err != nil {
-		derr := fromStatus(err)
+		derr := decodeCallError(err)
 		return nil, &WriteError{MaybeWritten: !errors.Is(derr, errNotConfigured), Err: c.wrap("write", derr)}
 	}
 	if we := resp.GetError(); we.GetFailed() {
@@ -268,7 +316,19 @@ func (c *storageClient) LookupCIDs(ctx context.Context, keys []CIDKey) ([]Append
 	if err := c.check("lookup cids"); err != nil {
 		return nil, err
 	}
-	resp, err := c.rpc.LookupCIDs(ctx, &pluginpb.LookupCIDsRequest{Keys: cidKeysToPB(keys)})
+	req := &pluginpb.LookupCIDsRequest{Keys: cidKeysToPB(keys)}
+	var resp *pluginpb.LookupCIDsResponse
+	var err error
+	if c.calls != nil {
+		var r *pluginpb.CallResponse
+		if r, err = c.calls.call(ctx, &pluginpb.CallRequest{Call: &pluginpb.CallRequest_LookupCids{LookupCids: req}}); err == nil {
+			if resp = r.GetLookupCids(); resp == nil {
+				return nil, c.wrap("lookup cids", unexpectedResult(r))
+			}
+		}
+	} else {
+		resp, err = c.rpc.LookupCIDs(ctx, req)
+	}
 	if err != nil {
 		return nil, c.decode("lookup cids", err)
 	}
@@ -570,6 +630,9 @@ func (tc tokensClient) PurgeTokens(ctx context.Context, now, idleBefore int64) (
 type filterClient struct {
 	rpcBase
 	rpc pluginpb.FilterClient
+	// calls carries Filter when the process negotiated protocol version
+	// 3 or later; nil otherwise (unary calls).
+	calls *callStream
 }
 
 var (
@@ -594,7 +657,19 @@ func (c *filterClient) Filter(ctx context.Context, msgs []FilterMessage) ([]Verd
 	if err := c.check("filter"); err != nil {
 		return nil, err
 	}
-	resp, err := c.rpc.Filter(ctx, &pluginpb.FilterRequest{Messages: filterMessagesToPB(msgs)})
+	req := &pluginpb.FilterRequest{Messages: filterMessagesToPB(msgs)}
+	var resp *pluginpb.FilterResponse
+	var err error
+	if c.calls != nil {
+		var r *pluginpb.CallResponse
+		if r, err = c.calls.call(ctx, &pluginpb.CallRequest{Call: &pluginpb.CallRequest_Filter{Filter: req}}); err == nil {
+			if resp = r.GetFilter(); resp == nil {
+				return nil, c.wrap("filter", unexpectedResult(r))
+			}
+		}
+	} else {
+		resp, err = c.rpc.Filter(ctx, req)
+	}
 	if err != nil {
 		return nil, c.decode("filter", err)
 	}

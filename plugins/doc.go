@@ -53,10 +53,10 @@
 // # Protocol versions
 //
 // Host and plugin negotiate the plugin protocol version in the handshake.
-// The host speaks versions 1 and 2 (VersionedPlugins), and a plugin built
-// with this package serves both, so a plugin built before version 2 starts
-// under this host, and one built now under a host that knows only 1; the
-// newest version both know is used. Version 2 adds Social to the storage
+// The host speaks versions 1, 2 and 3 (VersionedPlugins), and a plugin
+// built with this package serves all three, so a plugin built before
+// version 2 or 3 starts under this host, and one built now under a host
+// that knows only 1; the newest version both know is used. Version 2 adds Social to the storage
 // service (and the Write checks that go with it, NewMessage.FriendsOnly);
 // for filters the two versions are the same. A storage in a plugin process
 // has Social only when version 2 was negotiated and the plugin's storage
@@ -67,7 +67,10 @@
 // service; GroupsOf answers the same way, from what the plugin said when
 // configured (a version 2 plugin built before groups says nothing, and
 // has none), and so does TokensOf for resume tokens, added the same way
-// after groups.
+// after groups. Version 3 changes only how the calls travel: with a plugin
+// that negotiated it, Filter, Write and LookupCIDs go over one long-lived
+// gRPC stream per process (calls.go) rather than as one unary call each,
+// with the same answers, errors, deadlines, cancellation and Write order.
 //
 // # Supervision
 //

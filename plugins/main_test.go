@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,6 +29,10 @@ import (
 //	QQ_PLUGIN_TEST_SERVE=filter|storage   serve the test filter or storage
 //	QQ_PLUGIN_TEST_SERVE=storage-v1       serve the test storage as a plugin
 //	                                      built for protocol version 1 only
+//	QQ_PLUGIN_TEST_SERVE=storage-v2|filter-v2
+//	                                      serve the test storage or filter as
+//	                                      a plugin built for versions 1 and 2
+//	                                      (before call streams)
 //	QQ_PLUGIN_TEST_SERVE=quiet|reservednames
 //	                                      serve the filter or storage of the
 //	                                      package examples
@@ -49,6 +54,12 @@ func TestMain(m *testing.M) {
 		return
 	case "storage-v1":
 		plugins.ServeStorageVersions(newTestStorage, 1)
+		return
+	case "storage-v2":
+		plugins.ServeStorageVersions(newTestStorage, 1, 2)
+		return
+	case "filter-v2":
+		plugins.ServeFilterVersions(newTestFilter, 1, 2)
 		return
 	case "quiet":
 		plugins.ServeFilter(newQuiet)
@@ -171,7 +182,11 @@ type testFilterConfig struct {
 
 // testFilter rewrites bodies to upper case, rejects those containing
 // "bad", panics on "panic", waits for ctx on "slow", and allows bodies
-// already in upper case.
+// already in upper case. On "wait <dir>" it creates <dir>/started, waits
+// for ctx, then creates <dir>/ended holding ctx's error.
+//
+// Bodies that name files are for tests that run the filter in a plugin
+// process and must know what it is doing.
 type testFilter struct{}
 
 func newTestFilter(_ plugins.Env, config []byte) (plugins.Filter, error) {
@@ -202,6 +217,14 @@ func (testFilter) Filter(ctx context.Context, msgs []plugins.FilterMessage) ([]p
 		case m.Body == "slow":
 			<-ctx.Done()
 			return nil, ctx.Err()
+		case strings.HasPrefix(m.Body, "wait "):
+			dir := strings.TrimPrefix(m.Body, "wait ")
+			if err := os.WriteFile(filepath.Join(dir, "started"), nil, 0o600); err != nil {
+				return nil, err
+			}
+			<-ctx.Done()
+			_ = os.WriteFile(filepath.Join(dir, "ended"), []byte(ctx.Err().Error()), 0o600)
+			return nil, ctx.Err()
 		case m.Body == "error":
 			return nil, errors.New("testfilter: refusing the batch")
 		case strings.ToUpper(m.Body) != m.Body:
@@ -226,8 +249,10 @@ func newTestStorage(env plugins.Env, config []byte) (plugins.Storage, error) {
 
 // faultStorage fails a Write whose first message's body is "fail maybe"
 // (MaybeWritten true) or "fail nothing" (false), returns a non-WriteError
-// on "fail plain", and blocks on "hang" until well after ctx is done. It
-// keeps the Social, the Groups and the Tokens of the storage it wraps.
+// on "fail plain", and blocks on "hang" until well after ctx is done. On
+// "hang <dir>" it creates <dir>/started and fails (nothing written) when
+// ctx is done. It keeps the Social, the Groups and the Tokens of the
+// storage it wraps.
 type faultStorage struct{ plugins.Storage }
 
 func (s faultStorage) Social() (plugins.Social, bool) { return plugins.SocialOf(s.Storage) }
@@ -248,6 +273,13 @@ func (s faultStorage) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugi
 		case "hang":
 			<-ctx.Done()
 			time.Sleep(200 * time.Millisecond) // answer after the caller gave up
+			return nil, &plugins.WriteError{MaybeWritten: false, Err: ctx.Err()}
+		}
+		if dir, ok := strings.CutPrefix(b.Messages[0].Body, "hang "); ok {
+			if err := os.WriteFile(filepath.Join(dir, "started"), nil, 0o600); err != nil {
+				return nil, &plugins.WriteError{MaybeWritten: false, Err: err}
+			}
+			<-ctx.Done()
 			return nil, &plugins.WriteError{MaybeWritten: false, Err: ctx.Err()}
 		}
 	}

@@ -36,12 +36,17 @@ var errWriteOutOfOrder = errors.New("write arrived after its turn; not applied")
 // when its own context ends and the turn moves past it; a latecomer whose
 // turn has passed is refused, nothing written. The host sends seqs without
 // gaps over one connection, so this only happens when a call was lost.
+// A waiter that gives up while a Write before it runs (its deadline came
+// first) is remembered, and its turn skipped when it comes, so that it
+// does not hold up the Writes after it.
 // The zero writeGate is ready for use.
 type writeGate struct {
 	mu      sync.Mutex
 	next    uint64 // the seq whose turn it is (0 until first use: then 1)
 	running bool
 	changed chan struct{} // closed and replaced whenever next or running changes
+	// gaveUp holds the seqs past next whose Writes gave up waiting.
+	gaveUp map[uint64]bool
 }
 
 // enter waits for seq's turn. It returns a function to call when the
@@ -67,14 +72,20 @@ func (g *writeGate) enter(ctx context.Context, seq uint64) (func(), error) {
 		case <-ch:
 		case <-ctx.Done():
 			g.mu.Lock()
-			if !g.running && g.next < seq {
-				// The predecessors never came: skip them and this one,
-				// so that the writes after it are not held up.
-				g.next = seq + 1
-				g.signalLocked()
-			} else if !g.running && g.next == seq {
-				g.next = seq + 1
-				g.signalLocked()
+			switch {
+			case seq < g.next:
+				// Its turn has passed meanwhile.
+			case !g.running:
+				// The predecessors never came (or it is its turn): skip
+				// them and this one, so that the writes after it are not
+				// held up.
+				g.advanceLocked(seq + 1)
+			default:
+				// A predecessor runs: skip this one when its turn comes.
+				if g.gaveUp == nil {
+					g.gaveUp = make(map[uint64]bool)
+				}
+				g.gaveUp[seq] = true
 			}
 			g.mu.Unlock()
 			return nil, ctx.Err()
@@ -86,9 +97,24 @@ func (g *writeGate) enter(ctx context.Context, seq uint64) (func(), error) {
 func (g *writeGate) leave(seq uint64) {
 	g.mu.Lock()
 	g.running = false
-	g.next = seq + 1
-	g.signalLocked()
+	g.advanceLocked(seq + 1)
 	g.mu.Unlock()
+}
+
+// advanceLocked gives the turn to next, or past it to the first seq whose
+// Write did not give up.
+func (g *writeGate) advanceLocked(next uint64) {
+	for g.gaveUp[next] {
+		delete(g.gaveUp, next)
+		next++
+	}
+	for seq := range g.gaveUp {
+		if seq < next {
+			delete(g.gaveUp, seq)
+		}
+	}
+	g.next = next
+	g.signalLocked()
 }
 
 func (g *writeGate) signalLocked() {

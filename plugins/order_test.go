@@ -59,3 +59,42 @@ func TestWriteGateLostPredecessor(t *testing.T) {
 		t.Fatalf("late enter(1) = %v, want errWriteOutOfOrder", err)
 	}
 }
+
+// TestWriteGateGaveUpBehindRunning: a Write that gives up while the one
+// before it runs does not hold up the Writes after it, and its turn is
+// skipped (it would be refused if it came again).
+func TestWriteGateGaveUpBehindRunning(t *testing.T) {
+	var g writeGate
+	done1, err := g.enter(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := g.enter(ctx, 2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("enter(2) behind a running 1 with its context done = %v, want Canceled", err)
+	}
+	admitted := make(chan error, 1)
+	go func() {
+		done3, err := g.enter(context.Background(), 3)
+		if err == nil {
+			done3()
+		}
+		admitted <- err
+	}()
+	done1()
+	select {
+	case err := <-admitted:
+		if err != nil {
+			t.Fatalf("enter(3) after 1 finished and 2 gave up = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("enter(3) still waits for 2, which gave up")
+	}
+	if _, err := g.enter(context.Background(), 2); !errors.Is(err, errWriteOutOfOrder) {
+		t.Fatalf("enter(2) again = %v, want errWriteOutOfOrder", err)
+	}
+	if len(g.gaveUp) != 0 {
+		t.Errorf("gaveUp = %v after its turn passed", g.gaveUp)
+	}
+}

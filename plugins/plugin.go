@@ -13,7 +13,7 @@ import (
 // ProtocolVersion is the newest version of the plugin protocol (the gRPC
 // services of pluginpb/qqplugin.proto) this package speaks. Host and plugin
 // negotiate the version through go-plugin's VersionedPlugins, which holds
-// every version still supported (1 and 2): the handshake picks the newest
+// every version still supported (1, 2 and 3): the handshake picks the newest
 // one both sides know, and a plugin that shares none with the host fails
 // to start with a version error.
 //
@@ -28,7 +28,14 @@ import (
 // (ConfigureResponse.groups, .tokens; see GroupsOf, TokensOf), which a
 // plugin built before them never does. For filters, versions 1 and 2 are
 // the same service.
-const ProtocolVersion = 2
+//
+// Version 3 adds call streams to both services (compatibly again): with a
+// plugin that negotiated it, the host sends Filter, Write and LookupCIDs
+// over one long-lived stream per plugin instead of as one unary gRPC call
+// each (see calls.go); every other call stays unary. With a plugin of
+// version 1 or 2 (built before), all calls are unary, as before; a plugin
+// built with this package still serves them under an older host.
+const ProtocolVersion = 3
 
 // minProtocolVersion is the oldest protocol version still served and
 // accepted.
@@ -70,7 +77,7 @@ func hostPlugins() map[int]goplugin.PluginSet {
 	for v := minProtocolVersion; v <= ProtocolVersion; v++ {
 		sets[v] = goplugin.PluginSet{
 			string(KindStorage): &storagePlugin{version: v},
-			string(KindFilter):  &filterPlugin{},
+			string(KindFilter):  &filterPlugin{version: v},
 		}
 	}
 	return sets
@@ -118,13 +125,19 @@ func (p *storagePlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error
 }
 
 func (p *storagePlugin) GRPCClient(ctx context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &storageClient{rpcBase: rpcBase{done: ctx}, rpc: pluginpb.NewStorageClient(c), version: p.version}, nil
+	rpc := pluginpb.NewStorageClient(c)
+	sc := &storageClient{rpcBase: rpcBase{done: ctx}, rpc: rpc, version: p.version}
+	if p.version >= callsProtocolVersion {
+		sc.calls = newCallStream(func(ctx context.Context) (callsClient, error) { return rpc.Calls(ctx) })
+	}
+	return sc, nil
 }
 
 // filterPlugin is the go-plugin glue for Filter, like storagePlugin.
 type filterPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
-	server *filterServer
+	server  *filterServer
+	version int
 }
 
 func (p *filterPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
@@ -136,5 +149,10 @@ func (p *filterPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error 
 }
 
 func (p *filterPlugin) GRPCClient(ctx context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &filterClient{rpcBase: rpcBase{done: ctx}, rpc: pluginpb.NewFilterClient(c)}, nil
+	rpc := pluginpb.NewFilterClient(c)
+	fc := &filterClient{rpcBase: rpcBase{done: ctx}, rpc: rpc}
+	if p.version >= callsProtocolVersion {
+		fc.calls = newCallStream(func(ctx context.Context) (callsClient, error) { return rpc.Calls(ctx) })
+	}
+	return fc, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -118,12 +119,15 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 		SkipHostEnv:      true, // cmd.Env is the environment
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Managed:          true,
-		StartTimeout:     timeout,
-		Logger:           newHCLogAdapter(logger, filepath.Base(cmd.Path)),
-		Stderr:           stderr,
-		SyncStderr:       syncStderr,
-		SyncStdout:       syncStdout,
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithInitialWindowSize(streamWindow), grpc.WithInitialConnWindowSize(connWindow),
+		},
+		Managed:      true,
+		StartTimeout: timeout,
+		Logger:       newHCLogAdapter(logger, filepath.Base(cmd.Path)),
+		Stderr:       stderr,
+		SyncStderr:   syncStderr,
+		SyncStdout:   syncStdout,
 	})
 	p := &Process{name: spec.Name, kind: spec.Kind, client: client, relays: []*lineRelay{stderr, syncStderr, syncStdout}, tmpDir: tmpDir}
 

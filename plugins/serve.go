@@ -50,7 +50,8 @@ import (
 // The process serves every protocol version from 1 to ProtocolVersion, so
 // that it starts under an older qqd too; its Storage's Social, Groups and
 // Tokens parts (if it has them, see SocialOf, GroupsOf, TokensOf) are used
-// only by a host that negotiated version 2.
+// only by a host that negotiated version 2 or later. Under a host that
+// negotiated version 3 sends Write and LookupCIDs on a call stream.
 func ServeStorage(f StorageFactory) { serveStorage(f, servedVersions()) }
 
 func serveStorage(f StorageFactory, versions []int) {
@@ -63,9 +64,11 @@ func serveStorage(f StorageFactory, versions []int) {
 // ServeStorage:
 //
 //	func main() { plugins.ServeFilter(myfilter.New) }
-func ServeFilter(f FilterFactory) {
+func ServeFilter(f FilterFactory) { serveFilter(f, servedVersions()) }
+
+func serveFilter(f FilterFactory, versions []int) {
 	s := &filterServer{factory: f}
-	serve(servedPlugins(KindFilter, &filterPlugin{server: s}, servedVersions()), func() error { return nil })
+	serve(servedPlugins(KindFilter, &filterPlugin{server: s}, versions), func() error { return nil })
 }
 
 // ProfileDirEnv names an environment variable: when set (for example by a
@@ -131,10 +134,24 @@ func serve(set map[int]goplugin.PluginSet, release func() error) {
 
 // grpcServer is go-plugin's default server with go-plugin's client-side
 // message size limit (a Write or Filter batch of large bodies can exceed
-// gRPC's 4 MiB default).
+// gRPC's 4 MiB default) and fixed flow-control windows (see
+// streamWindow).
 func grpcServer(opts []grpc.ServerOption) *grpc.Server {
-	return goplugin.DefaultGRPCServer(append(opts, grpc.MaxRecvMsgSize(math.MaxInt32)))
+	return goplugin.DefaultGRPCServer(append(opts, grpc.MaxRecvMsgSize(math.MaxInt32),
+		grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow)))
 }
+
+// streamWindow and connWindow are the HTTP/2 flow-control windows of a
+// plugin connection (per stream and for the connection), on both sides.
+// Setting them turns gRPC's BDP estimation off: it would otherwise send a
+// PING, and have it answered, for nearly every message the peer receives
+// at low load (two more writes, two more reads and their wake-ups per
+// call); and it would only ever grow the windows, which on a Unix socket
+// these already are.
+const (
+	streamWindow = 1 << 20
+	connWindow   = 4 << 20
+)
 
 // watchParent calls orphaned, once, when getppid's answer changes from
 // its first (the parent died and the process was re-parented), checking

@@ -190,7 +190,7 @@ func TestSocialHiddenOverGRPC(t *testing.T) {
 }
 
 // TestProcessProtocolVersions: the host starts plugins of version 1 (no
-// Social) and 2 (Social), and a plugin of this package starts under a
+// Social), 2 (Social) and 3 (call streams), and a plugin of this package starts under a
 // host that knows only version 1.
 func TestProcessProtocolVersions(t *testing.T) {
 	ctx := context.Background()
@@ -199,7 +199,8 @@ func TestProcessProtocolVersions(t *testing.T) {
 		wantVersion int
 		wantSocial  bool // and Groups, Tokens
 	}{
-		{"storage", 2, true},
+		{"storage", 3, true},
+		{"storage-v2", 2, true},
 		{"storage-v1", 1, false},
 	} {
 		t.Run(tt.serve, func(t *testing.T) {

@@ -774,19 +774,26 @@ func fromStatus(err error) error {
 		return err
 	}
 	for _, d := range st.Details() {
-		if ed, ok := d.(*pluginpb.ErrorDetail); ok {
-			if target := kindError(ed.GetKind()); target != nil {
-				return remote(st.Message(), target)
-			}
+		if ed, ok := d.(*pluginpb.ErrorDetail); ok && kindError(ed.GetKind()) != nil {
+			return decodeError(st.Code(), st.Message(), ed.GetKind())
 		}
 	}
-	switch st.Code() {
-	case codes.Canceled:
-		return remote(st.Message(), context.Canceled)
-	case codes.DeadlineExceeded:
-		return remote(st.Message(), context.DeadlineExceeded)
-	case codes.Unknown:
-		return remote(st.Message(), nil)
+	return decodeError(st.Code(), st.Message(), pluginpb.ErrorKind_ERROR_KIND_UNSPECIFIED)
+}
+
+// decodeError is fromStatus for a status given by its parts: code,
+// message and the kind of its ErrorDetail (UNSPECIFIED for none).
+func decodeError(code codes.Code, msg string, kind pluginpb.ErrorKind) error {
+	if target := kindError(kind); target != nil {
+		return remote(msg, target)
 	}
-	return remote(fmt.Sprintf("%s: %s", st.Code(), st.Message()), nil)
+	switch code {
+	case codes.Canceled:
+		return remote(msg, context.Canceled)
+	case codes.DeadlineExceeded:
+		return remote(msg, context.DeadlineExceeded)
+	case codes.Unknown:
+		return remote(msg, nil)
+	}
+	return remote(fmt.Sprintf("%s: %s", code, msg), nil)
 }

@@ -1,4 +1,4 @@
-// qq plugin protocol version 2
+// qq plugin protocol version 3
 //
 // The gRPC services a qq plugin process serves to qqd over go-plugin. The
 // version on the first line is plugins.ProtocolVersion (the go-plugin
@@ -26,6 +26,15 @@
 // TOKEN_EXISTS and ConfigureResponse.tokens were added within version 2
 // the same way: the host uses them only with a plugin whose
 // ConfigureResponse.tokens is set.
+//
+// Version 3 adds the Calls method to both services: one long-lived
+// bidirectional stream per plugin that carries the calls on the hot path of
+// every message batch (Filter, Write, LookupCIDs) as CallRequest and
+// CallResponse messages matched by id, instead of one unary call (one
+// HTTP/2 stream, with its headers) each. A compatible, additive change
+// again: a plugin serves the same unary methods, which a host that
+// negotiated version 1 or 2 keeps using for everything, and a host that
+// negotiated 3 uses for every other method.
 //
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
@@ -5244,6 +5253,368 @@ func (x *PurgeTokensResponse) GetPurged() int64 {
 	return 0
 }
 
+// CallRequest is one call on a Calls stream, or the cancellation of one.
+type CallRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names the call among those in flight on the stream (non-zero,
+	// chosen by the host); its CallResponse carries the same id.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// timeout_ns is what was left of the caller's deadline when the call
+	// was sent, in nanoseconds (as gRPC's grpc-timeout header is); 0 means
+	// no deadline. The plugin runs the call with that deadline.
+	TimeoutNs int64 `protobuf:"varint,2,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"`
+	// Types that are valid to be assigned to Call:
+	//
+	//	*CallRequest_Write
+	//	*CallRequest_LookupCids
+	//	*CallRequest_Filter
+	//	*CallRequest_Cancel
+	Call          isCallRequest_Call `protobuf_oneof:"call"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallRequest) Reset() {
+	*x = CallRequest{}
+	mi := &file_qqplugin_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallRequest) ProtoMessage() {}
+
+func (x *CallRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
+func (*CallRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *CallRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CallRequest) GetTimeoutNs() int64 {
+	if x != nil {
+		return x.TimeoutNs
+	}
+	return 0
+}
+
+func (x *CallRequest) GetCall() isCallRequest_Call {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+func (x *CallRequest) GetWrite() *WriteBatch {
+	if x != nil {
+		if x, ok := x.Call.(*CallRequest_Write); ok {
+			return x.Write
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetLookupCids() *LookupCIDsRequest {
+	if x != nil {
+		if x, ok := x.Call.(*CallRequest_LookupCids); ok {
+			return x.LookupCids
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetFilter() *FilterRequest {
+	if x != nil {
+		if x, ok := x.Call.(*CallRequest_Filter); ok {
+			return x.Filter
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetCancel() *CancelCall {
+	if x != nil {
+		if x, ok := x.Call.(*CallRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
+type isCallRequest_Call interface {
+	isCallRequest_Call()
+}
+
+type CallRequest_Write struct {
+	Write *WriteBatch `protobuf:"bytes,3,opt,name=write,proto3,oneof"` // answered by WriteResponse
+}
+
+type CallRequest_LookupCids struct {
+	LookupCids *LookupCIDsRequest `protobuf:"bytes,4,opt,name=lookup_cids,json=lookupCids,proto3,oneof"` // answered by LookupCIDsResponse
+}
+
+type CallRequest_Filter struct {
+	Filter *FilterRequest `protobuf:"bytes,5,opt,name=filter,proto3,oneof"` // answered by FilterResponse
+}
+
+type CallRequest_Cancel struct {
+	// cancel: the host gave up on call id (its context was cancelled or
+	// its deadline passed); the plugin cancels the call's context. It
+	// gets no response of its own, and the call's may still come.
+	Cancel *CancelCall `protobuf:"bytes,6,opt,name=cancel,proto3,oneof"`
+}
+
+func (*CallRequest_Write) isCallRequest_Call() {}
+
+func (*CallRequest_LookupCids) isCallRequest_Call() {}
+
+func (*CallRequest_Filter) isCallRequest_Call() {}
+
+func (*CallRequest_Cancel) isCallRequest_Call() {}
+
+type CancelCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelCall) Reset() {
+	*x = CancelCall{}
+	mi := &file_qqplugin_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelCall) ProtoMessage() {}
+
+func (x *CancelCall) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelCall.ProtoReflect.Descriptor instead.
+func (*CancelCall) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{90}
+}
+
+// CallError is the error a unary call would have failed with: its status
+// code, message and ErrorDetail kind (UNSPECIFIED when there is none).
+type CallError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Kind          ErrorKind              `protobuf:"varint,3,opt,name=kind,proto3,enum=qq.plugin.v1.ErrorKind" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallError) Reset() {
+	*x = CallError{}
+	mi := &file_qqplugin_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallError) ProtoMessage() {}
+
+func (x *CallError) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallError.ProtoReflect.Descriptor instead.
+func (*CallError) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *CallError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CallError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CallError) GetKind() ErrorKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ErrorKind_ERROR_KIND_UNSPECIFIED
+}
+
+// CallResponse answers the CallRequest with the same id: with the
+// response of the unary method of the same name, or its error. Responses
+// come in the order the calls finish, not the order they were sent.
+type CallResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*CallResponse_Error
+	//	*CallResponse_Write
+	//	*CallResponse_LookupCids
+	//	*CallResponse_Filter
+	Result        isCallResponse_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallResponse) Reset() {
+	*x = CallResponse{}
+	mi := &file_qqplugin_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallResponse) ProtoMessage() {}
+
+func (x *CallResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallResponse.ProtoReflect.Descriptor instead.
+func (*CallResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *CallResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CallResponse) GetResult() isCallResponse_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *CallResponse) GetError() *CallError {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+func (x *CallResponse) GetWrite() *WriteResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_Write); ok {
+			return x.Write
+		}
+	}
+	return nil
+}
+
+func (x *CallResponse) GetLookupCids() *LookupCIDsResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_LookupCids); ok {
+			return x.LookupCids
+		}
+	}
+	return nil
+}
+
+func (x *CallResponse) GetFilter() *FilterResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_Filter); ok {
+			return x.Filter
+		}
+	}
+	return nil
+}
+
+type isCallResponse_Result interface {
+	isCallResponse_Result()
+}
+
+type CallResponse_Error struct {
+	Error *CallError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+type CallResponse_Write struct {
+	Write *WriteResponse `protobuf:"bytes,3,opt,name=write,proto3,oneof"`
+}
+
+type CallResponse_LookupCids struct {
+	LookupCids *LookupCIDsResponse `protobuf:"bytes,4,opt,name=lookup_cids,json=lookupCids,proto3,oneof"`
+}
+
+type CallResponse_Filter struct {
+	Filter *FilterResponse `protobuf:"bytes,5,opt,name=filter,proto3,oneof"`
+}
+
+func (*CallResponse_Error) isCallResponse_Result() {}
+
+func (*CallResponse_Write) isCallResponse_Result() {}
+
+func (*CallResponse_LookupCids) isCallResponse_Result() {}
+
+func (*CallResponse_Filter) isCallResponse_Result() {}
+
 // FilterMessage is plugins.FilterMessage.
 type FilterMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -5260,7 +5631,7 @@ type FilterMessage struct {
 
 func (x *FilterMessage) Reset() {
 	*x = FilterMessage{}
-	mi := &file_qqplugin_proto_msgTypes[89]
+	mi := &file_qqplugin_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5272,7 +5643,7 @@ func (x *FilterMessage) String() string {
 func (*FilterMessage) ProtoMessage() {}
 
 func (x *FilterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[89]
+	mi := &file_qqplugin_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5285,7 +5656,7 @@ func (x *FilterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterMessage.ProtoReflect.Descriptor instead.
 func (*FilterMessage) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{89}
+	return file_qqplugin_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *FilterMessage) GetFrom() string {
@@ -5332,7 +5703,7 @@ type FilterRequest struct {
 
 func (x *FilterRequest) Reset() {
 	*x = FilterRequest{}
-	mi := &file_qqplugin_proto_msgTypes[90]
+	mi := &file_qqplugin_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5344,7 +5715,7 @@ func (x *FilterRequest) String() string {
 func (*FilterRequest) ProtoMessage() {}
 
 func (x *FilterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[90]
+	mi := &file_qqplugin_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5357,7 +5728,7 @@ func (x *FilterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterRequest.ProtoReflect.Descriptor instead.
 func (*FilterRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{90}
+	return file_qqplugin_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *FilterRequest) GetMessages() []*FilterMessage {
@@ -5379,7 +5750,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_qqplugin_proto_msgTypes[91]
+	mi := &file_qqplugin_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5391,7 +5762,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[91]
+	mi := &file_qqplugin_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5404,7 +5775,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{91}
+	return file_qqplugin_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *Verdict) GetAction() Action {
@@ -5438,7 +5809,7 @@ type FilterResponse struct {
 
 func (x *FilterResponse) Reset() {
 	*x = FilterResponse{}
-	mi := &file_qqplugin_proto_msgTypes[92]
+	mi := &file_qqplugin_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5450,7 +5821,7 @@ func (x *FilterResponse) String() string {
 func (*FilterResponse) ProtoMessage() {}
 
 func (x *FilterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[92]
+	mi := &file_qqplugin_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5463,7 +5834,7 @@ func (x *FilterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterResponse.ProtoReflect.Descriptor instead.
 func (*FilterResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{92}
+	return file_qqplugin_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *FilterResponse) GetVerdicts() []*Verdict {
@@ -5793,7 +6164,31 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\vidle_before\x18\x02 \x01(\x03R\n" +
 	"idleBefore\"-\n" +
 	"\x13PurgeTokensResponse\x12\x16\n" +
-	"\x06purged\x18\x01 \x01(\x03R\x06purged\"m\n" +
+	"\x06purged\x18\x01 \x01(\x03R\x06purged\"\xa5\x02\n" +
+	"\vCallRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
+	"\n" +
+	"timeout_ns\x18\x02 \x01(\x03R\ttimeoutNs\x120\n" +
+	"\x05write\x18\x03 \x01(\v2\x18.qq.plugin.v1.WriteBatchH\x00R\x05write\x12B\n" +
+	"\vlookup_cids\x18\x04 \x01(\v2\x1f.qq.plugin.v1.LookupCIDsRequestH\x00R\n" +
+	"lookupCids\x125\n" +
+	"\x06filter\x18\x05 \x01(\v2\x1b.qq.plugin.v1.FilterRequestH\x00R\x06filter\x122\n" +
+	"\x06cancel\x18\x06 \x01(\v2\x18.qq.plugin.v1.CancelCallH\x00R\x06cancelB\x06\n" +
+	"\x04call\"\f\n" +
+	"\n" +
+	"CancelCall\"f\n" +
+	"\tCallError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12+\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x17.qq.plugin.v1.ErrorKindR\x04kind\"\x8b\x02\n" +
+	"\fCallResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
+	"\x05error\x18\x02 \x01(\v2\x17.qq.plugin.v1.CallErrorH\x00R\x05error\x123\n" +
+	"\x05write\x18\x03 \x01(\v2\x1b.qq.plugin.v1.WriteResponseH\x00R\x05write\x12C\n" +
+	"\vlookup_cids\x18\x04 \x01(\v2 .qq.plugin.v1.LookupCIDsResponseH\x00R\n" +
+	"lookupCids\x126\n" +
+	"\x06filter\x18\x05 \x01(\v2\x1c.qq.plugin.v1.FilterResponseH\x00R\x06filterB\b\n" +
+	"\x06result\"m\n" +
 	"\rFilterMessage\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
@@ -5844,7 +6239,7 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ALLOW\x10\x01\x12\x12\n" +
 	"\x0eACTION_REWRITE\x10\x02\x12\x11\n" +
-	"\rACTION_REJECT\x10\x032\x82\x16\n" +
+	"\rACTION_REJECT\x10\x032\xc6\x16\n" +
 	"\aStorage\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12O\n" +
 	"\n" +
@@ -5886,10 +6281,12 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\n" +
 	"UserTokens\x12\x1f.qq.plugin.v1.UserTokensRequest\x1a .qq.plugin.v1.UserTokensResponse\x12U\n" +
 	"\fRevokeTokens\x12!.qq.plugin.v1.RevokeTokensRequest\x1a\".qq.plugin.v1.RevokeTokensResponse\x12R\n" +
-	"\vPurgeTokens\x12 .qq.plugin.v1.PurgeTokensRequest\x1a!.qq.plugin.v1.PurgeTokensResponse2\x9b\x01\n" +
+	"\vPurgeTokens\x12 .qq.plugin.v1.PurgeTokensRequest\x1a!.qq.plugin.v1.PurgeTokensResponse\x12B\n" +
+	"\x05Calls\x12\x19.qq.plugin.v1.CallRequest\x1a\x1a.qq.plugin.v1.CallResponse(\x010\x012\xdf\x01\n" +
 	"\x06Filter\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12C\n" +
-	"\x06Filter\x12\x1b.qq.plugin.v1.FilterRequest\x1a\x1c.qq.plugin.v1.FilterResponseB'Z%github.com/qqchat/qq/plugins/pluginpbb\x06proto3"
+	"\x06Filter\x12\x1b.qq.plugin.v1.FilterRequest\x1a\x1c.qq.plugin.v1.FilterResponse\x12B\n" +
+	"\x05Calls\x12\x19.qq.plugin.v1.CallRequest\x1a\x1a.qq.plugin.v1.CallResponse(\x010\x01B'Z%github.com/qqchat/qq/plugins/pluginpbb\x06proto3"
 
 var (
 	file_qqplugin_proto_rawDescOnce sync.Once
@@ -5904,7 +6301,7 @@ func file_qqplugin_proto_rawDescGZIP() []byte {
 }
 
 var file_qqplugin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
+var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
 var file_qqplugin_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: qq.plugin.v1.ErrorKind
 	(ResultError)(0),                    // 1: qq.plugin.v1.ResultError
@@ -5998,10 +6395,14 @@ var file_qqplugin_proto_goTypes = []any{
 	(*RevokeTokensResponse)(nil),        // 89: qq.plugin.v1.RevokeTokensResponse
 	(*PurgeTokensRequest)(nil),          // 90: qq.plugin.v1.PurgeTokensRequest
 	(*PurgeTokensResponse)(nil),         // 91: qq.plugin.v1.PurgeTokensResponse
-	(*FilterMessage)(nil),               // 92: qq.plugin.v1.FilterMessage
-	(*FilterRequest)(nil),               // 93: qq.plugin.v1.FilterRequest
-	(*Verdict)(nil),                     // 94: qq.plugin.v1.Verdict
-	(*FilterResponse)(nil),              // 95: qq.plugin.v1.FilterResponse
+	(*CallRequest)(nil),                 // 92: qq.plugin.v1.CallRequest
+	(*CancelCall)(nil),                  // 93: qq.plugin.v1.CancelCall
+	(*CallError)(nil),                   // 94: qq.plugin.v1.CallError
+	(*CallResponse)(nil),                // 95: qq.plugin.v1.CallResponse
+	(*FilterMessage)(nil),               // 96: qq.plugin.v1.FilterMessage
+	(*FilterRequest)(nil),               // 97: qq.plugin.v1.FilterRequest
+	(*Verdict)(nil),                     // 98: qq.plugin.v1.Verdict
+	(*FilterResponse)(nil),              // 99: qq.plugin.v1.FilterResponse
 }
 var file_qqplugin_proto_depIdxs = []int32{
 	0,  // 0: qq.plugin.v1.ErrorDetail.kind:type_name -> qq.plugin.v1.ErrorKind
@@ -6037,88 +6438,101 @@ var file_qqplugin_proto_depIdxs = []int32{
 	78, // 30: qq.plugin.v1.TokenResponse.token:type_name -> qq.plugin.v1.Token
 	79, // 31: qq.plugin.v1.TouchTokensRequest.uses:type_name -> qq.plugin.v1.TokenUse
 	78, // 32: qq.plugin.v1.UserTokensResponse.tokens:type_name -> qq.plugin.v1.Token
-	92, // 33: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
-	2,  // 34: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
-	94, // 35: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
-	3,  // 36: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	7,  // 37: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
-	9,  // 38: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
-	21, // 39: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
-	26, // 40: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
-	28, // 41: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
-	30, // 42: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
-	32, // 43: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
-	11, // 44: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
-	13, // 45: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
-	15, // 46: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
-	17, // 47: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
-	34, // 48: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
-	38, // 49: qq.plugin.v1.Storage.RequestFriend:input_type -> qq.plugin.v1.RequestFriendRequest
-	40, // 50: qq.plugin.v1.Storage.AnswerFriendRequest:input_type -> qq.plugin.v1.AnswerFriendRequestRequest
-	42, // 51: qq.plugin.v1.Storage.CancelFriendRequest:input_type -> qq.plugin.v1.CancelFriendRequestRequest
-	44, // 52: qq.plugin.v1.Storage.RemoveFriend:input_type -> qq.plugin.v1.RemoveFriendRequest
-	46, // 53: qq.plugin.v1.Storage.Friends:input_type -> qq.plugin.v1.FriendsRequest
-	48, // 54: qq.plugin.v1.Storage.Block:input_type -> qq.plugin.v1.BlockRequest
-	50, // 55: qq.plugin.v1.Storage.Unblock:input_type -> qq.plugin.v1.UnblockRequest
-	52, // 56: qq.plugin.v1.Storage.Blocks:input_type -> qq.plugin.v1.BlocksRequest
-	54, // 57: qq.plugin.v1.Storage.Relation:input_type -> qq.plugin.v1.RelationRequest
-	64, // 58: qq.plugin.v1.Storage.CreateGroup:input_type -> qq.plugin.v1.CreateGroupRequest
-	66, // 59: qq.plugin.v1.Storage.Group:input_type -> qq.plugin.v1.GroupRequest
-	68, // 60: qq.plugin.v1.Storage.UserGroups:input_type -> qq.plugin.v1.UserGroupsRequest
-	70, // 61: qq.plugin.v1.Storage.GroupMembers:input_type -> qq.plugin.v1.GroupMembersRequest
-	72, // 62: qq.plugin.v1.Storage.GroupOp:input_type -> qq.plugin.v1.GroupOpRequest
-	74, // 63: qq.plugin.v1.Storage.JoinRequests:input_type -> qq.plugin.v1.JoinRequestsRequest
-	76, // 64: qq.plugin.v1.Storage.GroupLog:input_type -> qq.plugin.v1.GroupLogRequest
-	80, // 65: qq.plugin.v1.Storage.AddToken:input_type -> qq.plugin.v1.AddTokenRequest
-	82, // 66: qq.plugin.v1.Storage.Token:input_type -> qq.plugin.v1.TokenRequest
-	84, // 67: qq.plugin.v1.Storage.TouchTokens:input_type -> qq.plugin.v1.TouchTokensRequest
-	86, // 68: qq.plugin.v1.Storage.UserTokens:input_type -> qq.plugin.v1.UserTokensRequest
-	88, // 69: qq.plugin.v1.Storage.RevokeTokens:input_type -> qq.plugin.v1.RevokeTokensRequest
-	90, // 70: qq.plugin.v1.Storage.PurgeTokens:input_type -> qq.plugin.v1.PurgeTokensRequest
-	3,  // 71: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	93, // 72: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
-	4,  // 73: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	8,  // 74: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
-	10, // 75: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
-	24, // 76: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
-	27, // 77: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
-	29, // 78: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
-	31, // 79: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
-	33, // 80: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
-	12, // 81: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
-	14, // 82: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
-	16, // 83: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
-	18, // 84: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
-	35, // 85: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
-	39, // 86: qq.plugin.v1.Storage.RequestFriend:output_type -> qq.plugin.v1.RequestFriendResponse
-	41, // 87: qq.plugin.v1.Storage.AnswerFriendRequest:output_type -> qq.plugin.v1.AnswerFriendRequestResponse
-	43, // 88: qq.plugin.v1.Storage.CancelFriendRequest:output_type -> qq.plugin.v1.CancelFriendRequestResponse
-	45, // 89: qq.plugin.v1.Storage.RemoveFriend:output_type -> qq.plugin.v1.RemoveFriendResponse
-	47, // 90: qq.plugin.v1.Storage.Friends:output_type -> qq.plugin.v1.FriendsResponse
-	49, // 91: qq.plugin.v1.Storage.Block:output_type -> qq.plugin.v1.BlockResponse
-	51, // 92: qq.plugin.v1.Storage.Unblock:output_type -> qq.plugin.v1.UnblockResponse
-	53, // 93: qq.plugin.v1.Storage.Blocks:output_type -> qq.plugin.v1.BlocksResponse
-	55, // 94: qq.plugin.v1.Storage.Relation:output_type -> qq.plugin.v1.RelationResponse
-	65, // 95: qq.plugin.v1.Storage.CreateGroup:output_type -> qq.plugin.v1.CreateGroupResponse
-	67, // 96: qq.plugin.v1.Storage.Group:output_type -> qq.plugin.v1.GroupResponse
-	69, // 97: qq.plugin.v1.Storage.UserGroups:output_type -> qq.plugin.v1.UserGroupsResponse
-	71, // 98: qq.plugin.v1.Storage.GroupMembers:output_type -> qq.plugin.v1.GroupMembersResponse
-	73, // 99: qq.plugin.v1.Storage.GroupOp:output_type -> qq.plugin.v1.GroupOpResponse
-	75, // 100: qq.plugin.v1.Storage.JoinRequests:output_type -> qq.plugin.v1.JoinRequestsResponse
-	77, // 101: qq.plugin.v1.Storage.GroupLog:output_type -> qq.plugin.v1.GroupLogResponse
-	81, // 102: qq.plugin.v1.Storage.AddToken:output_type -> qq.plugin.v1.AddTokenResponse
-	83, // 103: qq.plugin.v1.Storage.Token:output_type -> qq.plugin.v1.TokenResponse
-	85, // 104: qq.plugin.v1.Storage.TouchTokens:output_type -> qq.plugin.v1.TouchTokensResponse
-	87, // 105: qq.plugin.v1.Storage.UserTokens:output_type -> qq.plugin.v1.UserTokensResponse
-	89, // 106: qq.plugin.v1.Storage.RevokeTokens:output_type -> qq.plugin.v1.RevokeTokensResponse
-	91, // 107: qq.plugin.v1.Storage.PurgeTokens:output_type -> qq.plugin.v1.PurgeTokensResponse
-	4,  // 108: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	95, // 109: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
-	73, // [73:110] is the sub-list for method output_type
-	36, // [36:73] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	21, // 33: qq.plugin.v1.CallRequest.write:type_name -> qq.plugin.v1.WriteBatch
+	26, // 34: qq.plugin.v1.CallRequest.lookup_cids:type_name -> qq.plugin.v1.LookupCIDsRequest
+	97, // 35: qq.plugin.v1.CallRequest.filter:type_name -> qq.plugin.v1.FilterRequest
+	93, // 36: qq.plugin.v1.CallRequest.cancel:type_name -> qq.plugin.v1.CancelCall
+	0,  // 37: qq.plugin.v1.CallError.kind:type_name -> qq.plugin.v1.ErrorKind
+	94, // 38: qq.plugin.v1.CallResponse.error:type_name -> qq.plugin.v1.CallError
+	24, // 39: qq.plugin.v1.CallResponse.write:type_name -> qq.plugin.v1.WriteResponse
+	27, // 40: qq.plugin.v1.CallResponse.lookup_cids:type_name -> qq.plugin.v1.LookupCIDsResponse
+	99, // 41: qq.plugin.v1.CallResponse.filter:type_name -> qq.plugin.v1.FilterResponse
+	96, // 42: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
+	2,  // 43: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
+	98, // 44: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
+	3,  // 45: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	7,  // 46: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
+	9,  // 47: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
+	21, // 48: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
+	26, // 49: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
+	28, // 50: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
+	30, // 51: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
+	32, // 52: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
+	11, // 53: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
+	13, // 54: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
+	15, // 55: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
+	17, // 56: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
+	34, // 57: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
+	38, // 58: qq.plugin.v1.Storage.RequestFriend:input_type -> qq.plugin.v1.RequestFriendRequest
+	40, // 59: qq.plugin.v1.Storage.AnswerFriendRequest:input_type -> qq.plugin.v1.AnswerFriendRequestRequest
+	42, // 60: qq.plugin.v1.Storage.CancelFriendRequest:input_type -> qq.plugin.v1.CancelFriendRequestRequest
+	44, // 61: qq.plugin.v1.Storage.RemoveFriend:input_type -> qq.plugin.v1.RemoveFriendRequest
+	46, // 62: qq.plugin.v1.Storage.Friends:input_type -> qq.plugin.v1.FriendsRequest
+	48, // 63: qq.plugin.v1.Storage.Block:input_type -> qq.plugin.v1.BlockRequest
+	50, // 64: qq.plugin.v1.Storage.Unblock:input_type -> qq.plugin.v1.UnblockRequest
+	52, // 65: qq.plugin.v1.Storage.Blocks:input_type -> qq.plugin.v1.BlocksRequest
+	54, // 66: qq.plugin.v1.Storage.Relation:input_type -> qq.plugin.v1.RelationRequest
+	64, // 67: qq.plugin.v1.Storage.CreateGroup:input_type -> qq.plugin.v1.CreateGroupRequest
+	66, // 68: qq.plugin.v1.Storage.Group:input_type -> qq.plugin.v1.GroupRequest
+	68, // 69: qq.plugin.v1.Storage.UserGroups:input_type -> qq.plugin.v1.UserGroupsRequest
+	70, // 70: qq.plugin.v1.Storage.GroupMembers:input_type -> qq.plugin.v1.GroupMembersRequest
+	72, // 71: qq.plugin.v1.Storage.GroupOp:input_type -> qq.plugin.v1.GroupOpRequest
+	74, // 72: qq.plugin.v1.Storage.JoinRequests:input_type -> qq.plugin.v1.JoinRequestsRequest
+	76, // 73: qq.plugin.v1.Storage.GroupLog:input_type -> qq.plugin.v1.GroupLogRequest
+	80, // 74: qq.plugin.v1.Storage.AddToken:input_type -> qq.plugin.v1.AddTokenRequest
+	82, // 75: qq.plugin.v1.Storage.Token:input_type -> qq.plugin.v1.TokenRequest
+	84, // 76: qq.plugin.v1.Storage.TouchTokens:input_type -> qq.plugin.v1.TouchTokensRequest
+	86, // 77: qq.plugin.v1.Storage.UserTokens:input_type -> qq.plugin.v1.UserTokensRequest
+	88, // 78: qq.plugin.v1.Storage.RevokeTokens:input_type -> qq.plugin.v1.RevokeTokensRequest
+	90, // 79: qq.plugin.v1.Storage.PurgeTokens:input_type -> qq.plugin.v1.PurgeTokensRequest
+	92, // 80: qq.plugin.v1.Storage.Calls:input_type -> qq.plugin.v1.CallRequest
+	3,  // 81: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	97, // 82: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
+	92, // 83: qq.plugin.v1.Filter.Calls:input_type -> qq.plugin.v1.CallRequest
+	4,  // 84: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	8,  // 85: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
+	10, // 86: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
+	24, // 87: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
+	27, // 88: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
+	29, // 89: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
+	31, // 90: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
+	33, // 91: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
+	12, // 92: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
+	14, // 93: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
+	16, // 94: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
+	18, // 95: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
+	35, // 96: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
+	39, // 97: qq.plugin.v1.Storage.RequestFriend:output_type -> qq.plugin.v1.RequestFriendResponse
+	41, // 98: qq.plugin.v1.Storage.AnswerFriendRequest:output_type -> qq.plugin.v1.AnswerFriendRequestResponse
+	43, // 99: qq.plugin.v1.Storage.CancelFriendRequest:output_type -> qq.plugin.v1.CancelFriendRequestResponse
+	45, // 100: qq.plugin.v1.Storage.RemoveFriend:output_type -> qq.plugin.v1.RemoveFriendResponse
+	47, // 101: qq.plugin.v1.Storage.Friends:output_type -> qq.plugin.v1.FriendsResponse
+	49, // 102: qq.plugin.v1.Storage.Block:output_type -> qq.plugin.v1.BlockResponse
+	51, // 103: qq.plugin.v1.Storage.Unblock:output_type -> qq.plugin.v1.UnblockResponse
+	53, // 104: qq.plugin.v1.Storage.Blocks:output_type -> qq.plugin.v1.BlocksResponse
+	55, // 105: qq.plugin.v1.Storage.Relation:output_type -> qq.plugin.v1.RelationResponse
+	65, // 106: qq.plugin.v1.Storage.CreateGroup:output_type -> qq.plugin.v1.CreateGroupResponse
+	67, // 107: qq.plugin.v1.Storage.Group:output_type -> qq.plugin.v1.GroupResponse
+	69, // 108: qq.plugin.v1.Storage.UserGroups:output_type -> qq.plugin.v1.UserGroupsResponse
+	71, // 109: qq.plugin.v1.Storage.GroupMembers:output_type -> qq.plugin.v1.GroupMembersResponse
+	73, // 110: qq.plugin.v1.Storage.GroupOp:output_type -> qq.plugin.v1.GroupOpResponse
+	75, // 111: qq.plugin.v1.Storage.JoinRequests:output_type -> qq.plugin.v1.JoinRequestsResponse
+	77, // 112: qq.plugin.v1.Storage.GroupLog:output_type -> qq.plugin.v1.GroupLogResponse
+	81, // 113: qq.plugin.v1.Storage.AddToken:output_type -> qq.plugin.v1.AddTokenResponse
+	83, // 114: qq.plugin.v1.Storage.Token:output_type -> qq.plugin.v1.TokenResponse
+	85, // 115: qq.plugin.v1.Storage.TouchTokens:output_type -> qq.plugin.v1.TouchTokensResponse
+	87, // 116: qq.plugin.v1.Storage.UserTokens:output_type -> qq.plugin.v1.UserTokensResponse
+	89, // 117: qq.plugin.v1.Storage.RevokeTokens:output_type -> qq.plugin.v1.RevokeTokensResponse
+	91, // 118: qq.plugin.v1.Storage.PurgeTokens:output_type -> qq.plugin.v1.PurgeTokensResponse
+	95, // 119: qq.plugin.v1.Storage.Calls:output_type -> qq.plugin.v1.CallResponse
+	4,  // 120: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	99, // 121: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
+	95, // 122: qq.plugin.v1.Filter.Calls:output_type -> qq.plugin.v1.CallResponse
+	84, // [84:123] is the sub-list for method output_type
+	45, // [45:84] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_qqplugin_proto_init() }
@@ -6126,13 +6540,25 @@ func file_qqplugin_proto_init() {
 	if File_qqplugin_proto != nil {
 		return
 	}
+	file_qqplugin_proto_msgTypes[89].OneofWrappers = []any{
+		(*CallRequest_Write)(nil),
+		(*CallRequest_LookupCids)(nil),
+		(*CallRequest_Filter)(nil),
+		(*CallRequest_Cancel)(nil),
+	}
+	file_qqplugin_proto_msgTypes[92].OneofWrappers = []any{
+		(*CallResponse_Error)(nil),
+		(*CallResponse_Write)(nil),
+		(*CallResponse_LookupCids)(nil),
+		(*CallResponse_Filter)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qqplugin_proto_rawDesc), len(file_qqplugin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   93,
+			NumMessages:   97,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,4 +1,4 @@
-// qq plugin protocol version 2
+// qq plugin protocol version 3
 //
 // The gRPC services a qq plugin process serves to qqd over go-plugin. The
 // version on the first line is plugins.ProtocolVersion (the go-plugin
@@ -26,6 +26,15 @@
 // TOKEN_EXISTS and ConfigureResponse.tokens were added within version 2
 // the same way: the host uses them only with a plugin whose
 // ConfigureResponse.tokens is set.
+//
+// Version 3 adds the Calls method to both services: one long-lived
+// bidirectional stream per plugin that carries the calls on the hot path of
+// every message batch (Filter, Write, LookupCIDs) as CallRequest and
+// CallResponse messages matched by id, instead of one unary call (one
+// HTTP/2 stream, with its headers) each. A compatible, additive change
+// again: a plugin serves the same unary methods, which a host that
+// negotiated version 1 or 2 keeps using for everything, and a host that
+// negotiated 3 uses for every other method.
 //
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
@@ -87,6 +96,7 @@ const (
 	Storage_UserTokens_FullMethodName          = "/qq.plugin.v1.Storage/UserTokens"
 	Storage_RevokeTokens_FullMethodName        = "/qq.plugin.v1.Storage/RevokeTokens"
 	Storage_PurgeTokens_FullMethodName         = "/qq.plugin.v1.Storage/PurgeTokens"
+	Storage_Calls_FullMethodName               = "/qq.plugin.v1.Storage/Calls"
 )
 
 // StorageClient is the client API for Storage service.
@@ -166,6 +176,14 @@ type StorageClient interface {
 	UserTokens(ctx context.Context, in *UserTokensRequest, opts ...grpc.CallOption) (*UserTokensResponse, error)
 	RevokeTokens(ctx context.Context, in *RevokeTokensRequest, opts ...grpc.CallOption) (*RevokeTokensResponse, error)
 	PurgeTokens(ctx context.Context, in *PurgeTokensRequest, opts ...grpc.CallOption) (*PurgeTokensResponse, error)
+	// Version 3: the calls Write and LookupCIDs on one stream, which the
+	// host opens once and keeps open (see CallRequest). Each call runs as
+	// its unary method would, concurrently with the others; Writes keep
+	// their WriteBatch.seq order, as over unary calls (the host sends them
+	// in seq order on the stream). A call of another service's (filter)
+	// fails with UNIMPLEMENTED. The stream ends when either side ends it;
+	// the calls in flight are then cancelled.
+	Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallRequest, CallResponse], error)
 }
 
 type storageClient struct {
@@ -526,6 +544,19 @@ func (c *storageClient) PurgeTokens(ctx context.Context, in *PurgeTokensRequest,
 	return out, nil
 }
 
+func (c *storageClient) Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallRequest, CallResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Storage_ServiceDesc.Streams[0], Storage_Calls_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CallRequest, CallResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Storage_CallsClient = grpc.BidiStreamingClient[CallRequest, CallResponse]
+
 // StorageServer is the server API for Storage service.
 // All implementations must embed UnimplementedStorageServer
 // for forward compatibility.
@@ -603,6 +634,14 @@ type StorageServer interface {
 	UserTokens(context.Context, *UserTokensRequest) (*UserTokensResponse, error)
 	RevokeTokens(context.Context, *RevokeTokensRequest) (*RevokeTokensResponse, error)
 	PurgeTokens(context.Context, *PurgeTokensRequest) (*PurgeTokensResponse, error)
+	// Version 3: the calls Write and LookupCIDs on one stream, which the
+	// host opens once and keeps open (see CallRequest). Each call runs as
+	// its unary method would, concurrently with the others; Writes keep
+	// their WriteBatch.seq order, as over unary calls (the host sends them
+	// in seq order on the stream). A call of another service's (filter)
+	// fails with UNIMPLEMENTED. The stream ends when either side ends it;
+	// the calls in flight are then cancelled.
+	Calls(grpc.BidiStreamingServer[CallRequest, CallResponse]) error
 	mustEmbedUnimplementedStorageServer()
 }
 
@@ -717,6 +756,9 @@ func (UnimplementedStorageServer) RevokeTokens(context.Context, *RevokeTokensReq
 }
 func (UnimplementedStorageServer) PurgeTokens(context.Context, *PurgeTokensRequest) (*PurgeTokensResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PurgeTokens not implemented")
+}
+func (UnimplementedStorageServer) Calls(grpc.BidiStreamingServer[CallRequest, CallResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Calls not implemented")
 }
 func (UnimplementedStorageServer) mustEmbedUnimplementedStorageServer() {}
 func (UnimplementedStorageServer) testEmbeddedByValue()                 {}
@@ -1369,6 +1411,13 @@ func _Storage_PurgeTokens_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Storage_Calls_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(StorageServer).Calls(&grpc.GenericServerStream[CallRequest, CallResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Storage_CallsServer = grpc.BidiStreamingServer[CallRequest, CallResponse]
+
 // Storage_ServiceDesc is the grpc.ServiceDesc for Storage service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1517,13 +1566,21 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Storage_PurgeTokens_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Calls",
+			Handler:       _Storage_Calls_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "qqplugin.proto",
 }
 
 const (
 	Filter_Configure_FullMethodName = "/qq.plugin.v1.Filter/Configure"
 	Filter_Filter_FullMethodName    = "/qq.plugin.v1.Filter/Filter"
+	Filter_Calls_FullMethodName     = "/qq.plugin.v1.Filter/Calls"
 )
 
 // FilterClient is the client API for Filter service.
@@ -1534,6 +1591,8 @@ const (
 type FilterClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	Filter(ctx context.Context, in *FilterRequest, opts ...grpc.CallOption) (*FilterResponse, error)
+	// Version 3: Filter calls on one stream, as Storage.Calls.
+	Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallRequest, CallResponse], error)
 }
 
 type filterClient struct {
@@ -1564,6 +1623,19 @@ func (c *filterClient) Filter(ctx context.Context, in *FilterRequest, opts ...gr
 	return out, nil
 }
 
+func (c *filterClient) Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallRequest, CallResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Filter_ServiceDesc.Streams[0], Filter_Calls_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CallRequest, CallResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Filter_CallsClient = grpc.BidiStreamingClient[CallRequest, CallResponse]
+
 // FilterServer is the server API for Filter service.
 // All implementations must embed UnimplementedFilterServer
 // for forward compatibility.
@@ -1572,6 +1644,8 @@ func (c *filterClient) Filter(ctx context.Context, in *FilterRequest, opts ...gr
 type FilterServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	Filter(context.Context, *FilterRequest) (*FilterResponse, error)
+	// Version 3: Filter calls on one stream, as Storage.Calls.
+	Calls(grpc.BidiStreamingServer[CallRequest, CallResponse]) error
 	mustEmbedUnimplementedFilterServer()
 }
 
@@ -1587,6 +1661,9 @@ func (UnimplementedFilterServer) Configure(context.Context, *ConfigureRequest) (
 }
 func (UnimplementedFilterServer) Filter(context.Context, *FilterRequest) (*FilterResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Filter not implemented")
+}
+func (UnimplementedFilterServer) Calls(grpc.BidiStreamingServer[CallRequest, CallResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Calls not implemented")
 }
 func (UnimplementedFilterServer) mustEmbedUnimplementedFilterServer() {}
 func (UnimplementedFilterServer) testEmbeddedByValue()                {}
@@ -1645,6 +1722,13 @@ func _Filter_Filter_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Filter_Calls_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(FilterServer).Calls(&grpc.GenericServerStream[CallRequest, CallResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Filter_CallsServer = grpc.BidiStreamingServer[CallRequest, CallResponse]
+
 // Filter_ServiceDesc is the grpc.ServiceDesc for Filter service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1661,6 +1745,13 @@ var Filter_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Filter_Filter_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Calls",
+			Handler:       _Filter_Calls_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "qqplugin.proto",
 }
