@@ -42,6 +42,7 @@ func benchConfig(tb testing.TB, inProcess bool) *config.Config {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = tb.TempDir()
+	daemontest.Unlimited(cfg) // 64 users from one address: past the per-IP connection limit
 	cfg.Plugins.InProcess = inProcess
 	cfg.Filters[0].Config = map[string]any{
 		"flood":  map[string]any{"max_messages": 10000, "window": "1s"},
