@@ -24,8 +24,9 @@
 // QQ_LAYOUT_CANDIDATES, which ones ("A,B,C");
 // QQ_LAYOUT_DIR, where the stores go (by default a temporary directory,
 // removed at the end); a store preloaded there is kept, with its count of
-// messages in <candidate>.messages, and a later run reuses it instead of
-// preloading (so QQ_LAYOUT_ROUNDS=0 preloads only);
+// stored messages in <candidate>.messages (updated after every round), and
+// a later run reuses it instead of preloading (so QQ_LAYOUT_ROUNDS=0
+// preloads only);
 // QQ_LAYOUT_CPUPROFILE, a path prefix: a CPU profile of each candidate's
 // measured phases per round goes to PREFIX-<candidate>-r<round>.pprof.
 //

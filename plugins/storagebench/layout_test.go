@@ -300,6 +300,11 @@ func BenchmarkLayout(b *testing.B) {
 			r.diskPerMsg = float64(total) / float64(stored[k])
 			r.dataPerMsg = float64(total-wal) / float64(stored[k])
 			results[k] = append(results[k], r)
+			if os.Getenv("QQ_LAYOUT_DIR") != "" {
+				if err := os.WriteFile(filepath.Join(cfg.dir, k+".messages"), []byte(strconv.Itoa(stored[k])), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
 			progress("round %d %s: cpu %v + settle %v /msg, wall %v/msg, %.0f B/msg (%.0f without WAL), history p50 %v p99 %v, pending p50 %v p99 %v",
 				round, k, r.cpuWrite, r.cpuSettle, r.wall, r.diskPerMsg, r.dataPerMsg, r.histP50, r.histP99, r.pendP50, r.pendP99)
 		}
