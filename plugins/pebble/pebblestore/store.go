@@ -103,6 +103,8 @@ type Store struct {
 	// acked holds the out-of-order acks (the a keys), by user: small, as
 	// acks mostly come in order and move the cursor instead.
 	acked map[string]map[uint64]struct{}
+	// cids filters the de-duplication lookups of writes.
+	cids *cidFilters
 	// reqSeq orders friend requests and join requests made in the same
 	// millisecond.
 	reqSeq uint64
@@ -195,6 +197,7 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 		acked:    make(map[string]map[uint64]struct{}),
 		cursors:  make(map[string]uint64),
 		pending:  make(map[string]int64),
+		cids:     newCIDFilters(),
 	}
 	if opts.NoSync {
 		s.syncOpt = pebble.NoSync
@@ -263,6 +266,15 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 			// Not fatal: the keys are kept longer than the window.
 			s.log.Warn("pebblestore: prune cids at open", "err", err)
 		}
+	}
+	// After the prune, so as not to read the keys it removed.
+	if buckets, err = s.dedupBuckets(); err != nil {
+		return nil, fmt.Errorf("load de-duplication buckets: %w", err)
+	}
+	if err := s.cids.load(s.db, buckets); err != nil {
+		return nil, fmt.Errorf("load de-duplication filters: %w", err)
+	}
+	if s.window > 0 {
 		pctx, cancel := context.WithCancel(context.Background())
 		s.stopPruner = cancel
 		s.prunerDone = make(chan struct{})
@@ -443,6 +455,7 @@ func (s *Store) PruneCIDs(ctx context.Context) error {
 	if _, err := s.commit(ctx, b, pebble.NoSync, nil); err != nil {
 		return fmt.Errorf("pebblestore: prune cids: %w", err)
 	}
+	s.cids.drop(cut)
 	return nil
 }
 

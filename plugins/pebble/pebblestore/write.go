@@ -208,6 +208,9 @@ func (s *Store) Write(ctx context.Context, wb *plugins.WriteBatch) ([]plugins.Ap
 		if err := s.roomForData(); err != nil {
 			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
 		}
+		if err := s.cids.grow(s.db); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: grow de-duplication filters: %w", err)}
+		}
 	}
 	groups := len(wb.GroupMessages)+len(wb.GroupAcks) > 0
 	var b *pebble.Batch
@@ -283,7 +286,7 @@ func (s *Store) appendMessages(ctx context.Context, b *pebble.Batch, d *delta, m
 				results[i].Duplicate = true
 				continue
 			}
-			r, found, err := s.lookupCID(s.db, m.From, m.CID, lookupBuckets)
+			r, found, err := s.findCID(s.db, m.From, m.CID, lookupBuckets)
 			if err != nil {
 				return nil, err
 			}
@@ -314,7 +317,9 @@ func (s *Store) appendMessages(ctx context.Context, b *pebble.Batch, d *delta, m
 			return nil, err
 		}
 		if m.CID != "" {
-			if err := b.Set(dedupKey(bucket, m.From, m.CID), appendDedupRef(nil, seq), nil); err != nil {
+			k := dedupKey(bucket, m.From, m.CID)
+			s.cids.add(bucket, k[dedupHeaderLen:])
+			if err := b.Set(k, appendDedupRef(nil, seq), nil); err != nil {
 				return nil, err
 			}
 			inBatch[cidKey{m.From, m.CID}] = i
@@ -563,29 +568,57 @@ func (s *Store) buckets(now int64) []uint32 {
 // given buckets, as a Duplicate result: a direct message, or a group
 // message (Group set).
 func (s *Store) lookupCID(r pebble.Reader, from, cid string, buckets []uint32) (plugins.AppendResult, bool, error) {
+	k := dedupKey(0, from, cid)
 	for _, bucket := range buckets {
-		v, err := get(r, dedupKey(bucket, from, cid))
-		if err != nil {
-			return plugins.AppendResult{}, false, err
+		setBucket(k, bucket)
+		if res, found, err := lookupDedupKey(r, k); found || err != nil {
+			return res, found, err
 		}
-		if v == nil {
-			continue
-		}
-		if len(v) > 0 && v[0] == refGroup {
-			r, err := lookupGroupRef(r, v)
-			return r, err == nil, err
-		}
-		seq, err := decodeDedupRef(v)
-		if err != nil {
-			return plugins.AppendResult{}, false, err
-		}
-		rec, err := readMsg(r, seq)
-		if err != nil {
-			return plugins.AppendResult{}, false, err
-		}
-		return plugins.AppendResult{Message: rec.message(seq), Status: protocol.Status(rec.Status), Duplicate: true}, true, nil
 	}
 	return plugins.AppendResult{}, false, nil
+}
+
+// findCID is lookupCID for a write: it skips the buckets whose filter
+// says they do not hold the key, so that a new cid, the common case,
+// costs no read. r holds everything committed and the keys of the
+// caller's batch. The caller holds s.wmu.
+func (s *Store) findCID(r pebble.Reader, from, cid string, buckets []uint32) (plugins.AppendResult, bool, error) {
+	var k []byte
+	for _, bucket := range buckets {
+		if k == nil {
+			k = dedupKey(bucket, from, cid)
+		}
+		if !s.cids.mayContain(bucket, k[dedupHeaderLen:]) {
+			continue
+		}
+		setBucket(k, bucket)
+		if res, found, err := lookupDedupKey(r, k); found || err != nil {
+			return res, found, err
+		}
+	}
+	return plugins.AppendResult{}, false, nil
+}
+
+// lookupDedupKey reads the message the de-duplication key k names in r,
+// as a Duplicate result, if r holds k.
+func lookupDedupKey(r pebble.Reader, k []byte) (plugins.AppendResult, bool, error) {
+	v, err := get(r, k)
+	if err != nil || v == nil {
+		return plugins.AppendResult{}, false, err
+	}
+	if len(v) > 0 && v[0] == refGroup {
+		res, err := lookupGroupRef(r, v)
+		return res, err == nil, err
+	}
+	seq, err := decodeDedupRef(v)
+	if err != nil {
+		return plugins.AppendResult{}, false, err
+	}
+	rec, err := readMsg(r, seq)
+	if err != nil {
+		return plugins.AppendResult{}, false, err
+	}
+	return plugins.AppendResult{Message: rec.message(seq), Status: protocol.Status(rec.Status), Duplicate: true}, true, nil
 }
 
 // readMsg reads the message with seq from r.
