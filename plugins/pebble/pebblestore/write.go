@@ -325,6 +325,7 @@ func (s *Store) appendMessages(ctx context.Context, b *pebble.Batch, d *delta, m
 			inBatch[cidKey{m.From, m.CID}] = i
 		}
 		d.addPending(m.To, 1)
+		d.delivered = append(d.delivered, recentMsg{seq: seq, to: m.To})
 		results[i] = plugins.AppendResult{
 			Message: protocol.Message{ID: msgID(seq), From: m.From, To: m.To, Body: m.Body, TS: ts},
 			Status:  m.Status,
@@ -390,12 +391,14 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 		return nil
 	}
 	// One iterator over every inbox, on what is committed (an ack cannot
-	// name a message of its own batch: its id is not out yet).
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pInbox}, UpperBound: []byte{pInbox + 1}})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
+	// name a message of its own batch: its id is not out yet), opened
+	// when a walk needs it.
+	var it *pebble.Iterator
+	defer func() {
+		if it != nil {
+			_ = it.Close()
+		}
+	}()
 	n := 0
 	for _, user := range users {
 		cursor, err := s.cursorOf(user)
@@ -425,42 +428,18 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 		}
 		slices.Sort(cands)
 		cands = slices.Compact(cands)
-		// Walk the inbox from the cursor over the run of settled entries
-		// (acked before, or now): the cursor moves to its end, and every
-		// candidate met on the way is this user's. Acks in order, the
-		// common case, cost this one seek and a step each.
-		prefix := lpPrefix(pInbox, user)
-		newCursor := cursor
-		var fresh []uint64 // newly settled seqs
-		c, exhausted := 0, true
-		for ok := it.SeekGE(seqKey(pInbox, user, cursor+1)); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
-			seq := seqSuffix(it.Key())
-			for c < len(cands) && cands[c] < seq {
-				c++ // not in the inbox: another user's message
+		fresh, newCursor, known := s.settleRecent(user, old, cands)
+		if !known {
+			if it == nil {
+				var err error
+				it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pInbox}, UpperBound: []byte{pInbox + 1}})
+				if err != nil {
+					return err
+				}
 			}
-			if c < len(cands) && cands[c] == seq {
-				fresh = append(fresh, seq)
-				c++
-			} else if _, done := old[seq]; !done {
-				exhausted = false
-				break // the first pending entry
+			if fresh, newCursor, err = walkInbox(it, user, cursor, old, cands); err != nil {
+				return err
 			}
-			newCursor = seq
-		}
-		if err := it.Error(); err != nil {
-			return err
-		}
-		// The candidates after that entry, acked out of order: each
-		// looked up on its own (none is in the inbox if the walk ran
-		// through it).
-		for ; c < len(cands) && !exhausted; c++ {
-			k := seqKey(pInbox, user, cands[c])
-			if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
-				fresh = append(fresh, cands[c])
-			}
-		}
-		if err := it.Error(); err != nil {
-			return err
 		}
 		if len(fresh) == 0 {
 			continue
@@ -498,6 +477,78 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 		d.acked[user] = set
 	}
 	return nil
+}
+
+// walkInbox settles the acks of user from its inbox in it: cands are the
+// acked seqs above cursor not in old (the out-of-order acks before),
+// sorted. It walks the inbox from the cursor over the run of settled
+// entries (acked before, or now): the cursor moves to its end, and every
+// candidate met on the way is this user's. Acks in order, the common
+// case, cost this one seek and a step each. It returns the candidates
+// found in the inbox and the new cursor.
+func walkInbox(it *pebble.Iterator, user string, cursor uint64, old map[uint64]struct{}, cands []uint64) (fresh []uint64, newCursor uint64, err error) {
+	prefix := lpPrefix(pInbox, user)
+	newCursor = cursor
+	c, exhausted := 0, true
+	for ok := it.SeekGE(seqKey(pInbox, user, cursor+1)); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
+		seq := seqSuffix(it.Key())
+		for c < len(cands) && cands[c] < seq {
+			c++ // not in the inbox: another user's message
+		}
+		if c < len(cands) && cands[c] == seq {
+			fresh = append(fresh, seq)
+			c++
+		} else if _, done := old[seq]; !done {
+			exhausted = false
+			break // the first pending entry
+		}
+		newCursor = seq
+	}
+	if err := it.Error(); err != nil {
+		return nil, 0, err
+	}
+	// The candidates after that entry, acked out of order: each
+	// looked up on its own (none is in the inbox if the walk ran
+	// through it).
+	for ; c < len(cands) && !exhausted; c++ {
+		k := seqKey(pInbox, user, cands[c])
+		if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
+			fresh = append(fresh, cands[c])
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, 0, err
+	}
+	return fresh, newCursor, nil
+}
+
+// settleRecent settles the acks of user, as walkInbox does, without
+// reading, when it can: when every candidate is a recent message (see
+// Store.recent), so that whose inbox holds it is known, and those of
+// user's inbox settle every entry pending for it, the walk would run to
+// the end of the inbox: the cursor moves to the last of them or of the
+// out-of-order acks before. known is false when it cannot. The caller
+// holds s.wmu.
+func (s *Store) settleRecent(user string, old map[uint64]struct{}, cands []uint64) (fresh []uint64, newCursor uint64, known bool) {
+	for _, seq := range cands {
+		r := &s.recent[seq%recentSize]
+		if r.seq != seq {
+			return nil, 0, false
+		}
+		if r.to == user {
+			fresh = append(fresh, seq)
+		}
+	}
+	if int64(len(fresh)) != s.pending[user] {
+		return nil, 0, false
+	}
+	if len(fresh) > 0 {
+		newCursor = fresh[len(fresh)-1]
+	}
+	for seq := range old {
+		newCursor = max(newCursor, seq)
+	}
+	return fresh, newCursor, true
 }
 
 // cursorOf returns user's ack cursor, from the cache or the database.
