@@ -111,6 +111,8 @@ type Store struct {
 	// differs says nothing of seq): an ack of a message delivered lately
 	// needs no read to know whose inbox holds it (see settleRecent).
 	recent []recentMsg
+	// staged collects the writes of a Write without groups.
+	staged stagedWrites
 	// cids filters the de-duplication lookups of writes.
 	cids *cidFilters
 	// reqSeq orders friend requests and join requests made in the same

@@ -214,15 +214,23 @@ func (s *Store) Write(ctx context.Context, wb *plugins.WriteBatch) ([]plugins.Ap
 	}
 	groups := len(wb.GroupMessages)+len(wb.GroupAcks) > 0
 	var b *pebble.Batch
+	var w batchWriter
 	if groups {
 		b = s.db.NewIndexedBatch() // the group checks read the batch's own writes
+		w = b
 	} else {
-		b = s.db.NewBatch()
+		// Staged, to go into the batch in key order (see stagedWrites).
+		s.staged.reset()
+		w = &s.staged
 	}
-	defer b.Close()
+	defer func() {
+		if b != nil {
+			_ = b.Close()
+		}
+	}()
 	var d delta
 	firstSeq := s.lastSeq
-	results, err := s.appendMessages(ctx, b, &d, wb.Messages)
+	results, err := s.appendMessages(ctx, w, &d, wb.Messages)
 	if err != nil {
 		return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: append: %w", err)}
 	}
@@ -240,11 +248,17 @@ func (s *Store) Write(ctx context.Context, wb *plugins.WriteBatch) ([]plugins.Ap
 			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: group ack: %w", err)}
 		}
 	}
-	if err := s.ack(ctx, b, &d, wb.Acks); err != nil {
+	if err := s.ack(ctx, w, &d, wb.Acks); err != nil {
 		return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: ack: %w", err)}
 	}
 	if s.lastSeq != firstSeq {
-		if err := b.Set(metaKey, appendSeqMeta(nil, s.lastSeq, s.lastTS.Load()), nil); err != nil {
+		if err := w.Set(metaKey, appendSeqMeta(nil, s.lastSeq, s.lastTS.Load()), nil); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
+		}
+	}
+	if !groups {
+		b = s.db.NewBatch()
+		if err := s.staged.apply(b); err != nil {
 			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
 		}
 	}
@@ -264,7 +278,7 @@ type cidKey struct{ from, cid string }
 
 // appendMessages adds msgs to b and returns their results. The caller
 // holds s.wmu.
-func (s *Store) appendMessages(ctx context.Context, b *pebble.Batch, d *delta, msgs []plugins.NewMessage) ([]plugins.AppendResult, error) {
+func (s *Store) appendMessages(ctx context.Context, b batchWriter, d *delta, msgs []plugins.NewMessage) ([]plugins.AppendResult, error) {
 	results := make([]plugins.AppendResult, len(msgs))
 	if len(msgs) == 0 {
 		return results, nil
@@ -371,7 +385,7 @@ func (s *Store) refusal(m plugins.NewMessage) (refused, err error) {
 // pending for them join the out-of-order set, and the cursor moves over
 // the run of settled inbox entries that follows it (dropping them from
 // the set). The caller holds s.wmu.
-func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugins.Ack) error {
+func (s *Store) ack(ctx context.Context, b batchWriter, d *delta, acks []plugins.Ack) error {
 	if len(acks) == 0 {
 		return nil
 	}
