@@ -96,6 +96,10 @@ func benchWriteMixed(b *testing.B, n int, friends bool) {
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*n), "cpu-ns/msg")
+	// Whether the run was long enough to fill the memtable: a run that
+	// never flushes measures neither the flushes nor lookups that reach
+	// the sstables.
+	b.ReportMetric(float64(pebblestore.Flushes(s)), "flushes")
 }
 
 // cpuTime is the user+system CPU time of this process so far: with fsync

@@ -71,7 +71,11 @@
 // the run of entries that are acked now or have an a entry (which then
 // goes); an acked entry beyond the run, acked out of order, gets an a
 // entry. So acks that come in order, the common case, cost one seek and
-// a step each and only rewrite the cursor. Acks of ids that are not
+// a step each and only rewrite the cursor; and none when every acked
+// message is among the last 65,536 direct messages committed, whose
+// recipients the writer keeps in a ring, and those of the acker's inbox
+// are all that is pending for it (the walk would then run to the end of
+// the inbox: the cursor moves to the last of them). Acks of ids that are not
 // pending for the user are ignored. The inbox entries stay (they are the
 // user's received messages, in order). DeleteUser moves the cursor past
 // every message stored so far.
@@ -86,8 +90,10 @@
 //
 // Every write holds one mutex (one writer): it reads what is committed
 // (through an indexed batch where it must read its own writes: group
-// operations, and Writes with group messages or acks),
-// assigns seqs and the timestamp in memory, builds one Pebble batch and
+// operations, and Writes with group messages or group acks),
+// assigns seqs and the timestamp in memory, builds one Pebble batch (a
+// Write without groups puts its keys into it in key order, which makes
+// the memtable inserts cheaper) and
 // commits it with pebble.Sync (fsync of the WAL; pebble.NoSync with
 // Options.NoSync, "sync: false"). A Write is one batch: all of its
 // messages and acks are stored, or none. TouchTokens and PruneCIDs commit
@@ -145,7 +151,17 @@
 // lookup (Write, LookupCIDs) reads the key in every bucket the window
 // reaches back to, newest first: two point reads for the default 24h.
 // Each level's sstables have a bloom filter (10 bits a key), so a miss,
-// the common case, reads no data block. Keys are kept at least
+// the common case, reads no data block. A write skips even those reads:
+// the writer keeps, per bucket, an exact Bloom filter of the keys the
+// bucket may hold (10 bits a key, about 1% false "maybe"), built at Open
+// by a scan of the window's keys, grown (rebuilt from the database at
+// the start of a Write) when a bucket outgrows it, and dropped when
+// PruneCIDs drops its bucket; a key is added before its batch commits,
+// so the filter never says "absent" of a stored key. The filters take at
+// most 32 MiB together: a bucket with more keys than fit at Open is not
+// filtered, and a filter that may not grow answers "maybe" more often;
+// either way lookups then read, as without filters. LookupCIDs (a read)
+// does not use them. Keys are kept at least
 // Options.DedupWindow: PruneCIDs drops every bucket older than the window
 // with one range deletion; Open runs it, then hourly until Close. A zero
 // window keeps keys forever, in a bucket of their own that pruning never

@@ -87,3 +87,6 @@ func PutRelations(s *Store, friends, blocks [][2]string) error {
 	_, err := s.commit(context.Background(), b, nil, nil)
 	return err
 }
+
+// Flushes is how many memtable flushes the store's database has run.
+func Flushes(s *Store) int64 { return s.db.Metrics().Flush.Count }

@@ -991,7 +991,7 @@ func (s *Store) appendGroup(ctx context.Context, t *gtx, msgs []plugins.NewGroup
 		// A retry of a stored message, of either kind, is answered with
 		// it whatever the checks say now.
 		if m.CID != "" {
-			r, found, err := s.lookupCID(t.b, m.From, m.CID, lookupBuckets)
+			r, found, err := s.findCID(t.b, m.From, m.CID, lookupBuckets)
 			if err != nil {
 				return nil, err
 			}
@@ -1048,7 +1048,9 @@ func (s *Store) appendGroup(ctx context.Context, t *gtx, msgs []plugins.NewGroup
 		}
 		if m.CID != "" {
 			ref := appendSeq(appendSeq([]byte{refGroup}, uint64(g.id)), uint64(e.Seq))
-			if err := t.b.Set(dedupKey(bucket, m.From, m.CID), ref, nil); err != nil {
+			k := dedupKey(bucket, m.From, m.CID)
+			s.cids.add(bucket, k[dedupHeaderLen:])
+			if err := t.b.Set(k, ref, nil); err != nil {
 				return nil, err
 			}
 		}

@@ -119,14 +119,19 @@ const foreverBucket = ^uint32(0)
 // dayBucket is the de-duplication bucket of a message stored at ts.
 func dayBucket(ts int64) uint32 { return uint32(max(ts, 0) / dayMS) }
 
+// dedupHeaderLen is the length of the d<bucket> that begins a dedupKey.
+const dedupHeaderLen = 5
+
 // dedupKey is d<bucket><lp from><cid>.
 func dedupKey(bucket uint32, from, cid string) []byte {
-	k := make([]byte, 5, 5+binary.MaxVarintLen64+len(from)+len(cid))
+	k := make([]byte, dedupHeaderLen, dedupHeaderLen+binary.MaxVarintLen64+len(from)+len(cid))
 	k[0] = pDedup
 	binary.BigEndian.PutUint32(k[1:], bucket)
-	k = appendLP(k, from)
-	return append(k, cid...)
+	return cidSuffix(k, from, cid)
 }
+
+// setBucket makes the dedupKey k name bucket.
+func setBucket(k []byte, bucket uint32) { binary.BigEndian.PutUint32(k[1:], bucket) }
 
 // bucketKey is the first key of a bucket: the bound of a DeleteRange.
 func bucketKey(bucket uint32) []byte {

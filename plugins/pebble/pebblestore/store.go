@@ -31,6 +31,9 @@ const (
 	bloomBitsPerKey = 10
 	// pruneInterval is how often the background pruner runs.
 	pruneInterval = time.Hour
+	// recentSize is how many recent direct messages Store.recent
+	// remembers.
+	recentSize = 1 << 16
 	// maxKnownUsers bounds Store.known (names known to be live).
 	maxKnownUsers = 1 << 20
 	// ctxCheckEvery is how many messages or acks a write handles between
@@ -103,6 +106,15 @@ type Store struct {
 	// acked holds the out-of-order acks (the a keys), by user: small, as
 	// acks mostly come in order and move the cursor instead.
 	acked map[string]map[uint64]struct{}
+	// recent holds the recipient of direct messages committed since Open,
+	// the one of seq at recent[seq%recentSize] (an entry whose seq
+	// differs says nothing of seq): an ack of a message delivered lately
+	// needs no read to know whose inbox holds it (see settleRecent).
+	recent []recentMsg
+	// staged collects the writes of a Write without groups.
+	staged stagedWrites
+	// cids filters the de-duplication lookups of writes.
+	cids *cidFilters
 	// reqSeq orders friend requests and join requests made in the same
 	// millisecond.
 	reqSeq uint64
@@ -140,6 +152,12 @@ type Store struct {
 }
 
 var _ plugins.Storage = (*Store)(nil)
+
+// recentMsg is a direct message committed: its seq and recipient.
+type recentMsg struct {
+	seq uint64
+	to  string
+}
 
 // view is a Pebble snapshot taken after a commit returned: what readers
 // see. refs counts the readers using it plus one while it is the
@@ -195,6 +213,8 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 		acked:    make(map[string]map[uint64]struct{}),
 		cursors:  make(map[string]uint64),
 		pending:  make(map[string]int64),
+		cids:     newCIDFilters(),
+		recent:   make([]recentMsg, recentSize),
 	}
 	if opts.NoSync {
 		s.syncOpt = pebble.NoSync
@@ -263,6 +283,15 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 			// Not fatal: the keys are kept longer than the window.
 			s.log.Warn("pebblestore: prune cids at open", "err", err)
 		}
+	}
+	// After the prune, so as not to read the keys it removed.
+	if buckets, err = s.dedupBuckets(); err != nil {
+		return nil, fmt.Errorf("load de-duplication buckets: %w", err)
+	}
+	if err := s.cids.load(s.db, buckets); err != nil {
+		return nil, fmt.Errorf("load de-duplication filters: %w", err)
+	}
+	if s.window > 0 {
 		pctx, cancel := context.WithCancel(context.Background())
 		s.stopPruner = cancel
 		s.prunerDone = make(chan struct{})
@@ -443,6 +472,7 @@ func (s *Store) PruneCIDs(ctx context.Context) error {
 	if _, err := s.commit(ctx, b, pebble.NoSync, nil); err != nil {
 		return fmt.Errorf("pebblestore: prune cids: %w", err)
 	}
+	s.cids.drop(cut)
 	return nil
 }
 
@@ -487,6 +517,8 @@ type delta struct {
 	cursors map[string]uint64
 	// known: names to forget (deleted accounts).
 	forget []string
+	// delivered: the direct messages stored, for Store.recent.
+	delivered []recentMsg
 }
 
 func (d *delta) setCursor(user string, c uint64) {
@@ -600,6 +632,9 @@ func (s *Store) publish(d *delta) {
 		}
 		for _, u := range d.forget {
 			delete(s.known, u)
+		}
+		for _, m := range d.delivered {
+			s.recent[m.seq%recentSize] = m
 		}
 	}
 	old.release()

@@ -483,3 +483,50 @@ func TestForeignIDs(t *testing.T) {
 		t.Errorf("counts after the ack = %d, %d; want 1, 1", n, all)
 	}
 }
+
+// TestDedupFilterExact: the in-memory filters of the de-duplication keys
+// never hide a stored key: after enough keys that the filter of a bucket
+// grows, over two day buckets, and again after a reopen (the
+// filters rebuilt from the database), every retry is a duplicate of its
+// message.
+func TestDedupFilterExact(t *testing.T) {
+	s, path, c := newStore(t, func(o *pebblestore.Options) { o.NoSync = true })
+	// 14,000 keys in the first bucket: more than a new filter is sized
+	// for (minCIDFilterBits/cidFilterBitsPerKey, 13,107), so it grows.
+	const batches, per, nextDay = 16, 1000, 14
+	stored := make(map[string]protocol.Message)
+	msgs := make([]plugins.NewMessage, per)
+	for i := range batches {
+		if i == nextDay {
+			c.Set(t0.Add(23 * time.Hour)) // the next day bucket
+		}
+		for j := range msgs {
+			msgs[j] = nm("alice", "bob", "x", fmt.Sprintf("c%d-%d", i, j))
+		}
+		for j, r := range write(t, s, &plugins.WriteBatch{Messages: msgs}) {
+			if r.Err != nil || r.Duplicate {
+				t.Fatalf("batch %d message %d: %+v", i, j, r)
+			}
+			stored[msgs[j].CID] = r.Message
+		}
+	}
+	retryAll := func(when string) {
+		t.Helper()
+		for i := range batches {
+			for j := range msgs {
+				msgs[j] = nm("alice", "bob", "retry", fmt.Sprintf("c%d-%d", i, j))
+			}
+			for j, r := range write(t, s, &plugins.WriteBatch{Messages: msgs}) {
+				if want := stored[msgs[j].CID]; !r.Duplicate || r.Message != want {
+					t.Fatalf("%s: retry of %s = %+v, want a duplicate of %+v", when, msgs[j].CID, r, want)
+				}
+			}
+		}
+	}
+	retryAll("after the writes")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openAt(t, path, c, func(o *pebblestore.Options) { o.NoSync = true })
+	retryAll("after a reopen")
+}

@@ -208,18 +208,29 @@ func (s *Store) Write(ctx context.Context, wb *plugins.WriteBatch) ([]plugins.Ap
 		if err := s.roomForData(); err != nil {
 			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
 		}
+		if err := s.cids.grow(s.db); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: grow de-duplication filters: %w", err)}
+		}
 	}
 	groups := len(wb.GroupMessages)+len(wb.GroupAcks) > 0
 	var b *pebble.Batch
+	var w batchWriter
 	if groups {
 		b = s.db.NewIndexedBatch() // the group checks read the batch's own writes
+		w = b
 	} else {
-		b = s.db.NewBatch()
+		// Staged, to go into the batch in key order (see stagedWrites).
+		s.staged.reset()
+		w = &s.staged
 	}
-	defer b.Close()
+	defer func() {
+		if b != nil {
+			_ = b.Close()
+		}
+	}()
 	var d delta
 	firstSeq := s.lastSeq
-	results, err := s.appendMessages(ctx, b, &d, wb.Messages)
+	results, err := s.appendMessages(ctx, w, &d, wb.Messages)
 	if err != nil {
 		return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: append: %w", err)}
 	}
@@ -237,11 +248,17 @@ func (s *Store) Write(ctx context.Context, wb *plugins.WriteBatch) ([]plugins.Ap
 			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: group ack: %w", err)}
 		}
 	}
-	if err := s.ack(ctx, b, &d, wb.Acks); err != nil {
+	if err := s.ack(ctx, w, &d, wb.Acks); err != nil {
 		return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: ack: %w", err)}
 	}
 	if s.lastSeq != firstSeq {
-		if err := b.Set(metaKey, appendSeqMeta(nil, s.lastSeq, s.lastTS.Load()), nil); err != nil {
+		if err := w.Set(metaKey, appendSeqMeta(nil, s.lastSeq, s.lastTS.Load()), nil); err != nil {
+			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
+		}
+	}
+	if !groups {
+		b = s.db.NewBatch()
+		if err := s.staged.apply(b); err != nil {
 			return nil, &plugins.WriteError{Err: fmt.Errorf("pebblestore: write: %w", err)}
 		}
 	}
@@ -261,7 +278,7 @@ type cidKey struct{ from, cid string }
 
 // appendMessages adds msgs to b and returns their results. The caller
 // holds s.wmu.
-func (s *Store) appendMessages(ctx context.Context, b *pebble.Batch, d *delta, msgs []plugins.NewMessage) ([]plugins.AppendResult, error) {
+func (s *Store) appendMessages(ctx context.Context, b batchWriter, d *delta, msgs []plugins.NewMessage) ([]plugins.AppendResult, error) {
 	results := make([]plugins.AppendResult, len(msgs))
 	if len(msgs) == 0 {
 		return results, nil
@@ -283,7 +300,7 @@ func (s *Store) appendMessages(ctx context.Context, b *pebble.Batch, d *delta, m
 				results[i].Duplicate = true
 				continue
 			}
-			r, found, err := s.lookupCID(s.db, m.From, m.CID, lookupBuckets)
+			r, found, err := s.findCID(s.db, m.From, m.CID, lookupBuckets)
 			if err != nil {
 				return nil, err
 			}
@@ -314,12 +331,15 @@ func (s *Store) appendMessages(ctx context.Context, b *pebble.Batch, d *delta, m
 			return nil, err
 		}
 		if m.CID != "" {
-			if err := b.Set(dedupKey(bucket, m.From, m.CID), appendDedupRef(nil, seq), nil); err != nil {
+			k := dedupKey(bucket, m.From, m.CID)
+			s.cids.add(bucket, k[dedupHeaderLen:])
+			if err := b.Set(k, appendDedupRef(nil, seq), nil); err != nil {
 				return nil, err
 			}
 			inBatch[cidKey{m.From, m.CID}] = i
 		}
 		d.addPending(m.To, 1)
+		d.delivered = append(d.delivered, recentMsg{seq: seq, to: m.To})
 		results[i] = plugins.AppendResult{
 			Message: protocol.Message{ID: msgID(seq), From: m.From, To: m.To, Body: m.Body, TS: ts},
 			Status:  m.Status,
@@ -365,7 +385,7 @@ func (s *Store) refusal(m plugins.NewMessage) (refused, err error) {
 // pending for them join the out-of-order set, and the cursor moves over
 // the run of settled inbox entries that follows it (dropping them from
 // the set). The caller holds s.wmu.
-func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugins.Ack) error {
+func (s *Store) ack(ctx context.Context, b batchWriter, d *delta, acks []plugins.Ack) error {
 	if len(acks) == 0 {
 		return nil
 	}
@@ -385,12 +405,14 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 		return nil
 	}
 	// One iterator over every inbox, on what is committed (an ack cannot
-	// name a message of its own batch: its id is not out yet).
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pInbox}, UpperBound: []byte{pInbox + 1}})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
+	// name a message of its own batch: its id is not out yet), opened
+	// when a walk needs it.
+	var it *pebble.Iterator
+	defer func() {
+		if it != nil {
+			_ = it.Close()
+		}
+	}()
 	n := 0
 	for _, user := range users {
 		cursor, err := s.cursorOf(user)
@@ -420,42 +442,18 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 		}
 		slices.Sort(cands)
 		cands = slices.Compact(cands)
-		// Walk the inbox from the cursor over the run of settled entries
-		// (acked before, or now): the cursor moves to its end, and every
-		// candidate met on the way is this user's. Acks in order, the
-		// common case, cost this one seek and a step each.
-		prefix := lpPrefix(pInbox, user)
-		newCursor := cursor
-		var fresh []uint64 // newly settled seqs
-		c, exhausted := 0, true
-		for ok := it.SeekGE(seqKey(pInbox, user, cursor+1)); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
-			seq := seqSuffix(it.Key())
-			for c < len(cands) && cands[c] < seq {
-				c++ // not in the inbox: another user's message
+		fresh, newCursor, known := s.settleRecent(user, old, cands)
+		if !known {
+			if it == nil {
+				var err error
+				it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pInbox}, UpperBound: []byte{pInbox + 1}})
+				if err != nil {
+					return err
+				}
 			}
-			if c < len(cands) && cands[c] == seq {
-				fresh = append(fresh, seq)
-				c++
-			} else if _, done := old[seq]; !done {
-				exhausted = false
-				break // the first pending entry
+			if fresh, newCursor, err = walkInbox(it, user, cursor, old, cands); err != nil {
+				return err
 			}
-			newCursor = seq
-		}
-		if err := it.Error(); err != nil {
-			return err
-		}
-		// The candidates after that entry, acked out of order: each
-		// looked up on its own (none is in the inbox if the walk ran
-		// through it).
-		for ; c < len(cands) && !exhausted; c++ {
-			k := seqKey(pInbox, user, cands[c])
-			if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
-				fresh = append(fresh, cands[c])
-			}
-		}
-		if err := it.Error(); err != nil {
-			return err
 		}
 		if len(fresh) == 0 {
 			continue
@@ -493,6 +491,78 @@ func (s *Store) ack(ctx context.Context, b *pebble.Batch, d *delta, acks []plugi
 		d.acked[user] = set
 	}
 	return nil
+}
+
+// walkInbox settles the acks of user from its inbox in it: cands are the
+// acked seqs above cursor not in old (the out-of-order acks before),
+// sorted. It walks the inbox from the cursor over the run of settled
+// entries (acked before, or now): the cursor moves to its end, and every
+// candidate met on the way is this user's. Acks in order, the common
+// case, cost this one seek and a step each. It returns the candidates
+// found in the inbox and the new cursor.
+func walkInbox(it *pebble.Iterator, user string, cursor uint64, old map[uint64]struct{}, cands []uint64) (fresh []uint64, newCursor uint64, err error) {
+	prefix := lpPrefix(pInbox, user)
+	newCursor = cursor
+	c, exhausted := 0, true
+	for ok := it.SeekGE(seqKey(pInbox, user, cursor+1)); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
+		seq := seqSuffix(it.Key())
+		for c < len(cands) && cands[c] < seq {
+			c++ // not in the inbox: another user's message
+		}
+		if c < len(cands) && cands[c] == seq {
+			fresh = append(fresh, seq)
+			c++
+		} else if _, done := old[seq]; !done {
+			exhausted = false
+			break // the first pending entry
+		}
+		newCursor = seq
+	}
+	if err := it.Error(); err != nil {
+		return nil, 0, err
+	}
+	// The candidates after that entry, acked out of order: each
+	// looked up on its own (none is in the inbox if the walk ran
+	// through it).
+	for ; c < len(cands) && !exhausted; c++ {
+		k := seqKey(pInbox, user, cands[c])
+		if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
+			fresh = append(fresh, cands[c])
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, 0, err
+	}
+	return fresh, newCursor, nil
+}
+
+// settleRecent settles the acks of user, as walkInbox does, without
+// reading, when it can: when every candidate is a recent message (see
+// Store.recent), so that whose inbox holds it is known, and those of
+// user's inbox settle every entry pending for it, the walk would run to
+// the end of the inbox: the cursor moves to the last of them or of the
+// out-of-order acks before. known is false when it cannot. The caller
+// holds s.wmu.
+func (s *Store) settleRecent(user string, old map[uint64]struct{}, cands []uint64) (fresh []uint64, newCursor uint64, known bool) {
+	for _, seq := range cands {
+		r := &s.recent[seq%recentSize]
+		if r.seq != seq {
+			return nil, 0, false
+		}
+		if r.to == user {
+			fresh = append(fresh, seq)
+		}
+	}
+	if int64(len(fresh)) != s.pending[user] {
+		return nil, 0, false
+	}
+	if len(fresh) > 0 {
+		newCursor = fresh[len(fresh)-1]
+	}
+	for seq := range old {
+		newCursor = max(newCursor, seq)
+	}
+	return fresh, newCursor, true
 }
 
 // cursorOf returns user's ack cursor, from the cache or the database.
@@ -563,29 +633,57 @@ func (s *Store) buckets(now int64) []uint32 {
 // given buckets, as a Duplicate result: a direct message, or a group
 // message (Group set).
 func (s *Store) lookupCID(r pebble.Reader, from, cid string, buckets []uint32) (plugins.AppendResult, bool, error) {
+	k := dedupKey(0, from, cid)
 	for _, bucket := range buckets {
-		v, err := get(r, dedupKey(bucket, from, cid))
-		if err != nil {
-			return plugins.AppendResult{}, false, err
+		setBucket(k, bucket)
+		if res, found, err := lookupDedupKey(r, k); found || err != nil {
+			return res, found, err
 		}
-		if v == nil {
-			continue
-		}
-		if len(v) > 0 && v[0] == refGroup {
-			r, err := lookupGroupRef(r, v)
-			return r, err == nil, err
-		}
-		seq, err := decodeDedupRef(v)
-		if err != nil {
-			return plugins.AppendResult{}, false, err
-		}
-		rec, err := readMsg(r, seq)
-		if err != nil {
-			return plugins.AppendResult{}, false, err
-		}
-		return plugins.AppendResult{Message: rec.message(seq), Status: protocol.Status(rec.Status), Duplicate: true}, true, nil
 	}
 	return plugins.AppendResult{}, false, nil
+}
+
+// findCID is lookupCID for a write: it skips the buckets whose filter
+// says they do not hold the key, so that a new cid, the common case,
+// costs no read. r holds everything committed and the keys of the
+// caller's batch. The caller holds s.wmu.
+func (s *Store) findCID(r pebble.Reader, from, cid string, buckets []uint32) (plugins.AppendResult, bool, error) {
+	var k []byte
+	for _, bucket := range buckets {
+		if k == nil {
+			k = dedupKey(bucket, from, cid)
+		}
+		if !s.cids.mayContain(bucket, k[dedupHeaderLen:]) {
+			continue
+		}
+		setBucket(k, bucket)
+		if res, found, err := lookupDedupKey(r, k); found || err != nil {
+			return res, found, err
+		}
+	}
+	return plugins.AppendResult{}, false, nil
+}
+
+// lookupDedupKey reads the message the de-duplication key k names in r,
+// as a Duplicate result, if r holds k.
+func lookupDedupKey(r pebble.Reader, k []byte) (plugins.AppendResult, bool, error) {
+	v, err := get(r, k)
+	if err != nil || v == nil {
+		return plugins.AppendResult{}, false, err
+	}
+	if len(v) > 0 && v[0] == refGroup {
+		res, err := lookupGroupRef(r, v)
+		return res, err == nil, err
+	}
+	seq, err := decodeDedupRef(v)
+	if err != nil {
+		return plugins.AppendResult{}, false, err
+	}
+	rec, err := readMsg(r, seq)
+	if err != nil {
+		return plugins.AppendResult{}, false, err
+	}
+	return plugins.AppendResult{Message: rec.message(seq), Status: protocol.Status(rec.Status), Duplicate: true}, true, nil
 }
 
 // readMsg reads the message with seq from r.
