@@ -57,7 +57,9 @@ type Options struct {
 	// DedupWindow is how long (sender, cid) keys are remembered at least;
 	// zero keeps them forever.
 	DedupWindow time.Duration
-	// CacheSize is Pebble's block cache in bytes (DefaultCacheSize when 0).
+	// CacheSize is Pebble's block cache for data blocks, in bytes
+	// (DefaultCacheSize when 0); the cache gets room for two memtables on
+	// top, which Pebble charges to it.
 	CacheSize int64
 	// MemTableSize is Pebble's memtable in bytes (DefaultMemTableSize when
 	// 0).
@@ -234,7 +236,11 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 		memTable = DefaultMemTableSize
 	}
 	s.reserve = reserveFor(fsSize, memTable)
-	cache := pebble.NewCache(cacheSize)
+	// Pebble charges its memtables (the live one and one being flushed)
+	// to the block cache: without room for them, a cache the size of a
+	// few memtables holds almost no data blocks (a layout benchmark saw
+	// an 8% hit rate and three times the CPU per message).
+	cache := pebble.NewCache(cacheSize + 2*int64(memTable))
 	defer cache.Unref() // the DB holds its own reference
 	po := &pebble.Options{
 		Cache:              cache,
