@@ -20,7 +20,9 @@
 #                    gateway, alternating, for CPU per message and memory
 #                    per idle session side by side)
 #   PERF_10M_DB      10m's database, filled once if missing (default
-#                    perf-results/10m.db: 10 million messages take about
+#                    perf-results/10m.db, or the directory
+#                    perf-results/10m.pebble with PERF_STORAGE=pebble:
+#                    10 million messages take about
 #                    6 minutes and 2.4 GB; each run copies it)
 #   PERF_10M_MESSAGES  messages 10m fills in (default 10000000)
 #   PERF_RUNS        runs per case (default 3)
