@@ -3,19 +3,18 @@ package sqlitestore_test
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/qqchat/qq/plugins"
 	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
+	"github.com/qqchat/qq/plugins/storagetest"
 )
 
 // BenchmarkWrite measures group commits of batches of messages with cids.
@@ -63,74 +62,28 @@ func BenchmarkWriteMixedFriends(b *testing.B) {
 }
 
 func benchWriteMixed(b *testing.B, n int, friends bool) {
-	const users, friendsEach, blocksEach = 1000, 20, 5
 	s := benchStore(b)
-	ctx := context.Background()
-	name := func(u int) string { return fmt.Sprintf("u%d", u) }
-	for u := range users {
-		if err := s.CreateUser(ctx, name(u), "hash"); err != nil && !errors.Is(err, plugins.ErrUserExists) {
-			b.Fatal(err)
-		}
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	// peers[u] are u's friends: u±1 .. u±friendsEach/2, wrapping around.
 	// The rows go in with one statement each (the store keeps a
-	// friendship as two rows); making them with RequestFriend,
-	// AnswerFriendRequest and Block would cost one fsync each.
-	var peers [][]int
-	if friends {
-		peers = make([][]int, users)
+	// friendship as two rows).
+	relate := func(friends, blocks [][2]string) error {
 		var fr, bl strings.Builder
-		for u := range users {
-			for k := 1; k <= friendsEach/2; k++ {
-				v := (u + k) % users
-				peers[u], peers[v] = append(peers[u], v), append(peers[v], u)
-				fmt.Fprintf(&fr, "('%s','%s',1),('%s','%s',1),", name(u), name(v), name(v), name(u))
-			}
-			for k := range blocksEach { // users no one befriends: u + 100, 200, ...
-				fmt.Fprintf(&bl, "('%s','%s',1),", name(u), name((u+100*(k+1))%users))
-			}
+		for _, p := range friends {
+			fmt.Fprintf(&fr, "('%s','%s',1),('%s','%s',1),", p[0], p[1], p[1], p[0])
+		}
+		for _, p := range blocks {
+			fmt.Fprintf(&bl, "('%s','%s',1),", p[0], p[1])
 		}
 		for _, q := range []string{
 			"INSERT INTO friends (owner, friend, since_ms) VALUES " + strings.TrimSuffix(fr.String(), ","),
 			"INSERT INTO blocks (blocker, blocked, ts) VALUES " + strings.TrimSuffix(bl.String(), ","),
 		} {
 			if err := sqlitestore.WriterExec(s, q); err != nil {
-				b.Fatal(err)
+				return err
 			}
 		}
+		return nil
 	}
-	run := time.Now().UnixNano()
-	cpu0 := cpuTime(b)
-	msgs := make([]plugins.NewMessage, n)
-	var acks []plugins.Ack
-	body := strings.Repeat("x", 100)
-	for i := 0; b.Loop(); i++ {
-		for j := range msgs {
-			from := rng.IntN(users)
-			var to int
-			if friends {
-				to = peers[from][rng.IntN(len(peers[from]))]
-			} else if to = rng.IntN(users - 1); to >= from {
-				to++
-			}
-			msgs[j] = nm(name(from), name(to), body, fmt.Sprintf("c%d-%d-%d", run, i, j))
-			msgs[j].FriendsOnly = friends
-		}
-		res, err := s.Write(ctx, &plugins.WriteBatch{Messages: msgs, Acks: acks})
-		if err != nil {
-			b.Fatal(err)
-		}
-		acks = acks[:0]
-		for j, r := range res {
-			if r.Err != nil || r.Duplicate {
-				b.Fatalf("message %d: %+v", j, r)
-			}
-			acks = append(acks, plugins.Ack{User: msgs[j].To, MsgIDs: []string{r.Message.ID}})
-		}
-	}
-	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
-	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*n), "cpu-ns/msg")
+	storagetest.WriteMixed(b, s, n, friends, relate)
 }
 
 // BenchDBEnv names an environment variable: a database file (of a stopped
@@ -167,16 +120,6 @@ func benchStore(b *testing.B) *sqlitestore.Store {
 	return openAt(b, dst, nil)
 }
 
-// cpuTime is the user+system CPU time of this process so far: with fsync
-// in every commit, wall time per message says little about cost.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkLookupCIDs measures the check qqd makes before filtering a
 // batch: are these (sender, cid) pairs stored already? Almost all are new.
 func BenchmarkLookupCIDs(b *testing.B) {
@@ -197,14 +140,14 @@ func BenchmarkLookupCIDs(b *testing.B) {
 	// gRPC hands the plugin a cancelable context.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cpu0 := cpuTime(b)
+	cpu0 := storagetest.CPUTime(b)
 	for b.Loop() {
 		res, err := s.LookupCIDs(ctx, keys)
 		if err != nil || !res[0].Duplicate || res[1].Duplicate {
 			b.Fatal(err, res[0], res[1])
 		}
 	}
-	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*len(keys)), "cpu-ns/key")
+	b.ReportMetric(float64(storagetest.CPUTime(b)-cpu0)/float64(b.N*len(keys)), "cpu-ns/key")
 }
 
 // BenchmarkWriteGroupMessage measures storing group messages, in batches
@@ -267,7 +210,7 @@ func benchWriteGroup(b *testing.B, members, active, n int) {
 	acks := make([]plugins.GroupAck, n)
 	body := strings.Repeat("x", 100)
 	lastSeq := int64(members)
-	cpu0 := cpuTime(b)
+	cpu0 := storagetest.CPUTime(b)
 	for i := 0; b.Loop(); i++ {
 		for j := range msgs {
 			msgs[j] = plugins.NewGroupMessage{Group: g.ID, From: name(rng.IntN(active)), Body: body, CID: fmt.Sprintf("c%d-%d-%d", run, i, j)}
@@ -288,7 +231,7 @@ func benchWriteGroup(b *testing.B, members, active, n int) {
 		lastSeq = res[len(res)-1].Group.Seq
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
-	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*n), "cpu-ns/msg")
+	b.ReportMetric(float64(storagetest.CPUTime(b)-cpu0)/float64(b.N*n), "cpu-ns/msg")
 }
 
 // benchTokens opens a store (synchronous full, as by default) holding
@@ -349,7 +292,7 @@ func BenchmarkTouchTokens(b *testing.B) {
 	defer cancel()
 	uses := make([]plugins.TokenUse, batch)
 	ts := t0.UnixMilli() + 1000
-	cpu0 := cpuTime(b)
+	cpu0 := storagetest.CPUTime(b)
 	for i := 0; b.Loop(); i++ {
 		for j := range uses {
 			ts++
@@ -360,5 +303,5 @@ func BenchmarkTouchTokens(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/use")
-	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*batch), "cpu-ns/use")
+	b.ReportMetric(float64(storagetest.CPUTime(b)-cpu0)/float64(b.N*batch), "cpu-ns/use")
 }
