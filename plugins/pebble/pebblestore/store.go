@@ -517,14 +517,35 @@ func (s *Store) nextTS() int64 {
 type delta struct {
 	users   int64
 	pending map[string]int64
-	// acked replaces the out-of-order ack sets of its users (nil: none).
-	acked map[string]map[uint64]struct{}
+	// acks changes the out-of-order ack sets of its users.
+	acks map[string]*ackDelta
 	// cursors: new ack cursors.
 	cursors map[string]uint64
 	// known: names to forget (deleted accounts).
 	forget []string
 	// delivered: the direct messages stored, for Store.recent.
 	delivered []recentMsg
+}
+
+// ackDelta is what a commit changes in one user's out-of-order ack set:
+// clear empties it first, then del leaves it and add joins it.
+type ackDelta struct {
+	clear    bool
+	del, add []uint64
+}
+
+// ackDelta returns the change to user's out-of-order ack set, made on
+// first use.
+func (d *delta) ackDelta(user string) *ackDelta {
+	if d.acks == nil {
+		d.acks = make(map[string]*ackDelta)
+	}
+	ad := d.acks[user]
+	if ad == nil {
+		ad = &ackDelta{}
+		d.acks[user] = ad
+	}
+	return ad
 }
 
 func (d *delta) setCursor(user string, c uint64) {
@@ -623,11 +644,23 @@ func (s *Store) publish(d *delta) {
 	}
 	s.vmu.Unlock()
 	if d != nil {
-		for u, set := range d.acked {
+		for u, ad := range d.acks {
+			if ad.clear {
+				delete(s.acked, u)
+			}
+			set := s.acked[u]
+			for _, seq := range ad.del {
+				delete(set, seq)
+			}
+			if len(ad.add) > 0 && set == nil {
+				set = make(map[uint64]struct{}, len(ad.add))
+				s.acked[u] = set
+			}
+			for _, seq := range ad.add {
+				set[seq] = struct{}{}
+			}
 			if len(set) == 0 {
 				delete(s.acked, u)
-			} else {
-				s.acked[u] = set
 			}
 		}
 		for u, c := range d.cursors {

@@ -172,7 +172,7 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
 					return err
 				}
 			}
-			d.acked = map[string]map[uint64]struct{}{user: nil}
+			d.ackDelta(user).clear = true
 		}
 		if err := s.dropSocial(b, user); err != nil {
 			return fmt.Errorf("drop friendships, requests and blocks: %w", err)
@@ -465,30 +465,31 @@ func (s *Store) ack(ctx context.Context, b batchWriter, d *delta, acks []plugins
 			}
 			d.setCursor(user, newCursor)
 		}
-		// The set above the new cursor.
-		set := make(map[uint64]struct{}, len(old)+len(fresh))
-		for seq := range old {
-			if seq <= newCursor {
-				if err := b.Delete(seqKey(pAcked, user, seq), nil); err != nil {
-					return err
+		// The set above the new cursor, as changes to the old one (applied
+		// in place once the commit returns: copying the set per batch
+		// cost the square of its size while an old pending message held
+		// the cursor back). Every entry of old is above the old cursor,
+		// so only a cursor that moved passes some.
+		ad := d.ackDelta(user)
+		if newCursor != cursor {
+			for seq := range old {
+				if seq <= newCursor {
+					if err := b.Delete(seqKey(pAcked, user, seq), nil); err != nil {
+						return err
+					}
+					ad.del = append(ad.del, seq)
 				}
-				continue
 			}
-			set[seq] = struct{}{}
 		}
 		for _, seq := range fresh {
 			if seq <= newCursor {
 				continue
 			}
-			set[seq] = struct{}{}
+			ad.add = append(ad.add, seq)
 			if err := b.Set(seqKey(pAcked, user, seq), nil, nil); err != nil {
 				return err
 			}
 		}
-		if d.acked == nil {
-			d.acked = make(map[string]map[uint64]struct{})
-		}
-		d.acked[user] = set
 	}
 	return nil
 }
