@@ -8,6 +8,7 @@ import (
 
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/limit"
+	"github.com/qqchat/qq/daemon/monitor"
 	"github.com/qqchat/qq/daemon/password"
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
@@ -254,7 +255,7 @@ func (s *session) login(req *protocol.Request) {
 // joins the online set, reads what the login reply needs and answers.
 // expires, for a resume, is the token's end of life for the reply. A
 // failure answers unavailable and leaves the session logged out.
-func (s *session) enter(id []byte, user string, issue bool, expires int64, count labeled[loginResult]) {
+func (s *session) enter(id []byte, user string, issue bool, expires int64, count monitor.Counters[loginResult]) {
 	var tok string
 	if issue {
 		var err error

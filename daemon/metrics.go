@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/qqchat/qq/daemon/monitor"
+
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
 )
@@ -126,19 +128,6 @@ var limitReasonNames = []string{"max_connections", "max_connections_per_ip", "se
 
 func (r limitReason) String() string { return limitReasonNames[r] }
 
-// labeled are the series of one counter vector for a closed set of
-// label values, indexed by the typed value.
-type labeled[T ~uint8] []prometheus.Counter
-
-// newCounters makes vec's series for every value of names, in order.
-func newCounters[T ~uint8](vec *prometheus.CounterVec, names []string) labeled[T] {
-	cs := make(labeled[T], len(names))
-	for i, n := range names {
-		cs[i] = vec.WithLabelValues(n)
-	}
-	return cs
-}
-
 // Methods of qqd_plugin_call_* for the storage (plugin="storage").
 const (
 	mCreateUser = iota
@@ -226,16 +215,16 @@ type metrics struct {
 	connOpen      prometheus.Gauge
 	connClosed    [numCloseReasons]prometheus.Counter
 	slowConsumers prometheus.Counter
-	logins        labeled[loginResult]
-	registrations labeled[regResult]
-	messages      labeled[msgResult]
-	limited       labeled[limitReason]
+	logins        monitor.Counters[loginResult]
+	registrations monitor.Counters[regResult]
+	messages      monitor.Counters[msgResult]
+	limited       monitor.Counters[limitReason]
 	// The friends, presence and typing extensions.
-	friendRequests labeled[friendResult]
+	friendRequests monitor.Counters[friendResult]
 	presencePushes prometheus.Counter
 	typingPushes   prometheus.Counter
 	// The groups extension.
-	groupMessages labeled[gmsgResult]
+	groupMessages monitor.Counters[gmsgResult]
 	groupFanout   prometheus.Histogram
 	groupsCreated prometheus.Counter
 	groupOps      prometheus.Counter
@@ -244,9 +233,9 @@ type metrics struct {
 	// passwordHashes counts Argon2id computations.
 	passwordHashes prometheus.Counter
 	// The resume extension.
-	resumes       labeled[loginResult]
+	resumes       monitor.Counters[loginResult]
 	tokensIssued  prometheus.Counter
-	tokensRevoked labeled[revokeCause]
+	tokensRevoked monitor.Counters[revokeCause]
 	sentBytes     prometheus.Counter
 	storageBatch  prometheus.Histogram
 	pluginCalls   *prometheus.HistogramVec
@@ -295,28 +284,28 @@ func newMetrics(s *Server) *metrics {
 	}, func() float64 { return float64(s.router.Count()) }))
 
 	vec := resultVec("qqd_logins_total", "Login requests, by result.")
-	m.logins = newCounters[loginResult](vec, loginResultNames)
+	m.logins = monitor.NewCounters[loginResult](vec, loginResultNames)
 	add(vec)
 	vec = resultVec("qqd_registrations_total", "Register requests, by result.")
-	m.registrations = newCounters[regResult](vec, regResultNames)
+	m.registrations = monitor.NewCounters[regResult](vec, regResultNames)
 	add(vec)
 	vec = resultVec("qqd_messages_total",
 		"Send requests answered, by result: sent or queued (stored), duplicate (a cid retry), rejected (by a filter), "+
 			"filter_failed (a fail-closed filter failed), unknown_user, invalid (refused before the pipeline), failed (storage), "+
 			"rate_limited (the sender's send rate), recipient_full (the recipient's max_pending_per_user), blocked (the recipient blocks the sender), not_friends (direct_messages: friends).")
-	m.messages = newCounters[msgResult](vec, msgResultNames)
+	m.messages = monitor.NewCounters[msgResult](vec, msgResultNames)
 	add(vec)
 	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "qqd_limit_refusals_total",
 		Help: "Connections and requests refused by a limit, by the limit (reason): max_connections, max_connections_per_ip, " +
 			"send_rate, auth_per_ip_per_minute, auth_per_account_per_minute, max_pending_per_user, friend_requests_per_day, typing, groups_created_per_day, groups_max_members, groups_max_owned_or_joined, groups_max_mentions, register_per_ip_per_minute.",
 	}, []string{"reason"})
-	m.limited = newCounters[limitReason](limited, limitReasonNames)
+	m.limited = monitor.NewCounters[limitReason](limited, limitReasonNames)
 	add(limited)
 	vec = resultVec("qqd_friend_requests_total",
 		"Friend requests answered, by result: pending (stored and pushed), friends (the target had asked too, or they were friends), "+
 			"refused (unknown user, blocked, storage), invalid, rate_limited (limits.friend_requests_per_day).")
-	m.friendRequests = newCounters[friendResult](vec, friendResultNames)
+	m.friendRequests = monitor.NewCounters[friendResult](vec, friendResultNames)
 	add(vec)
 	m.presencePushes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "qqd_presence_pushes_total",
@@ -331,7 +320,7 @@ func newMetrics(s *Server) *metrics {
 	vec = resultVec("qqd_group_messages_total",
 		"Group sends answered, by result: stored, duplicate (a cid retry), refused (not a member, muted, no such group, "+
 			"a filter, not allowed), invalid, rate_limited (the sender's send rate), failed (storage).")
-	m.groupMessages = newCounters[gmsgResult](vec, gmsgResultNames)
+	m.groupMessages = monitor.NewCounters[gmsgResult](vec, gmsgResultNames)
 	add(vec)
 	m.groupFanout = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "qqd_group_fanout_sessions",
@@ -362,7 +351,7 @@ func newMetrics(s *Server) *metrics {
 	})
 	add(m.passwordHashes)
 	vec = resultVec("qqd_resumes_total", "Resume requests (logins with a resume token), by result.")
-	m.resumes = newCounters[loginResult](vec, loginResultNames)
+	m.resumes = monitor.NewCounters[loginResult](vec, loginResultNames)
 	add(vec)
 	m.tokensIssued = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "qqd_tokens_issued_total",
@@ -374,7 +363,7 @@ func newMetrics(s *Server) *metrics {
 		Help: "Resume tokens revoked by qqd, by reason: logout, admin (qqadmin), expired (found expired, or purged), unused (issued to a login that then failed). " +
 			"Tokens dropped by the storage itself (password change, account deletion, tokens.per_user) are not counted.",
 	}, []string{"reason"})
-	m.tokensRevoked = newCounters[revokeCause](revoked, revokeCauseNames)
+	m.tokensRevoked = monitor.NewCounters[revokeCause](revoked, revokeCauseNames)
 	add(revoked)
 	m.receivedBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "qqd_received_bytes_total",

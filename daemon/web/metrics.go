@@ -1,6 +1,10 @@
 package web
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qqchat/qq/daemon/monitor"
+)
 
 // upgradeResult is how a GET /ws ended: the result label of
 // qqd_web_upgrades_total.
@@ -68,9 +72,9 @@ var refuseReasonNames = [numRefuseReasons]string{
 // metrics are the web listener's collectors. Every label value comes from
 // a closed set above; all series exist from the start.
 type metrics struct {
-	upgrades [numUpgradeResults]prometheus.Counter
-	requests [numRequestResults]prometheus.Counter
-	refused  [numRefuseReasons]prometheus.Counter
+	upgrades monitor.Counters[upgradeResult]
+	requests monitor.Counters[requestResult]
+	refused  monitor.Counters[refuseReason]
 	binary   prometheus.Counter
 	cols     []prometheus.Collector
 }
@@ -81,23 +85,17 @@ func newMetrics() *metrics {
 		Name: "qqd_web_upgrades_total",
 		Help: "WebSocket upgrade requests on the web listener by result: ok (handed to the daemon), bad_origin (403), bad_request, busy (not taken in time, closed 1013), shutdown.",
 	}, []string{"result"})
-	for r, name := range upgradeResultNames {
-		m.upgrades[r] = upgrades.WithLabelValues(name)
-	}
+	m.upgrades = monitor.NewCounters[upgradeResult](upgrades, upgradeResultNames[:])
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "qqd_web_http_requests_total",
 		Help: "Requests for the web app's files by result: ok, not_modified (304), not_found, method_not_allowed.",
 	}, []string{"result"})
-	for r, name := range requestResultNames {
-		m.requests[r] = requests.WithLabelValues(name)
-	}
+	m.requests = monitor.NewCounters[requestResult](requests, requestResultNames[:])
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "qqd_web_http_connections_refused_total",
 		Help: "Connections to the web listener closed at accept, past web.max_http_connections or web.max_http_connections_per_ip.",
 	}, []string{"reason"})
-	for r, name := range refuseReasonNames {
-		m.refused[r] = refused.WithLabelValues(name)
-	}
+	m.refused = monitor.NewCounters[refuseReason](refused, refuseReasonNames[:])
 	m.binary = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "qqd_web_binary_messages_total",
 		Help: "WebSocket sessions closed with status 1003 because they sent a binary message.",
