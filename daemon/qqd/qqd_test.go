@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqchat/qq/admin"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
 )
@@ -323,4 +324,24 @@ func TestCheckConfig(t *testing.T) {
 	if err := run([]string{"-version"}, &out, io.Discard); err != nil || !regexp.MustCompile(`^qqd \d+\.\d+\.\d+`).MatchString(out.String()) {
 		t.Errorf("-version printed %q, %v", out.String(), err)
 	}
+}
+
+// transports maps each online user to the transport of their sessions
+// (tcp, tls, ws), as qqadmin users lists them; a user with sessions on
+// several transports gets them joined with "+".
+func transports(ctx context.Context, t *testing.T, adm *admin.Client) map[string]string {
+	t.Helper()
+	users, err := adm.Users(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	via := map[string]string{}
+	for _, u := range users {
+		var ts []string
+		for _, s := range u.Sessions {
+			ts = append(ts, s.Transport)
+		}
+		via[u.User] = strings.Join(ts, "+")
+	}
+	return via
 }

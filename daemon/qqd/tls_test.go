@@ -114,14 +114,7 @@ func TestTLSListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer adm.Close()
-	users, err := adm.Users(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	via := map[string]string{}
-	for _, u := range users {
-		via[u.User] = u.Sessions[0].Transport
-	}
+	via := transports(ctx, t, adm)
 	if via["alice"] != "tls" || via["bob"] != "tcp" {
 		t.Fatalf("qqadmin users: transports %v, want alice tls, bob tcp", via)
 	}

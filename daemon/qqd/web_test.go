@@ -100,16 +100,7 @@ func TestWebClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer adm.Close()
-	users, err := adm.Users(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	via := map[string]string{}
-	for _, u := range users {
-		for _, s := range u.Sessions {
-			via[u.User] = s.Transport
-		}
-	}
+	via := transports(ctx, t, adm)
 	if via["alice"] != "ws" || via["bob"] != "tcp" {
 		t.Fatalf("qqadmin users: transports %v, want alice ws, bob tcp", via)
 	}
