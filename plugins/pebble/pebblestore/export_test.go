@@ -1,6 +1,11 @@
 package pebblestore
 
-import "context"
+import (
+	"context"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
 
 // Test hooks; compiled into the test binary only.
 
@@ -90,3 +95,39 @@ func PutRelations(s *Store, friends, blocks [][2]string) error {
 
 // Flushes is how many memtable flushes the store's database has run.
 func Flushes(s *Store) int64 { return s.db.Metrics().Flush.Count }
+
+// HeldBack returns how many held-back entries the store keeps for user,
+// in its in-memory count and in the database.
+func HeldBack(s *Store, user string) (inMemory int64, stored int, err error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	inMemory = s.held[user]
+	err = scan(s.db, lpPrefix(pHeld, user), func([]byte, []byte) error {
+		stored++
+		return nil
+	})
+	return inMemory, stored, err
+}
+
+// MaxAcked is the bound of a user's out-of-order ack set.
+const MaxAcked = maxAcked
+
+// PutLegacyAcks acks ids of user the way a store written before held-back
+// entries existed could have: an a key each, however many, with the
+// cursor left where it is. Reopen the store to load them.
+func PutLegacyAcks(s *Store, user string, ids []string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, id := range ids {
+		seq, ok, err := resolveID(s.db, id)
+		if err != nil || !ok {
+			return fmt.Errorf("resolve %q: %v", id, err)
+		}
+		if err := b.Set(seqKey(pAcked, user, seq), nil, nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.Sync)
+}

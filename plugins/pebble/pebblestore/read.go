@@ -106,8 +106,9 @@ func (s *Store) LookupCIDs(_ context.Context, keys []plugins.CIDKey) ([]plugins.
 }
 
 // Pending returns up to limit (at least 1) of the oldest messages pending
-// for user, oldest first, and whether more are pending: the inbox
-// entries after the user's cursor that are not acked out of order.
+// for user, oldest first, and whether more are pending: the held-back
+// entries, then the inbox entries after the user's cursor that are not
+// acked out of order.
 func (s *Store) Pending(_ context.Context, user string, limit int) ([]protocol.Message, bool, error) {
 	if limit < 1 {
 		return nil, false, fmt.Errorf("pebblestore: pending: limit %d is not positive", limit)
@@ -125,30 +126,44 @@ func (s *Store) Pending(_ context.Context, user string, limit int) ([]protocol.M
 }
 
 func pending(r pebble.Reader, user string, limit int) ([]protocol.Message, bool, error) {
-	cursor, err := getCursor(r, user)
-	if err != nil {
-		return nil, false, err
-	}
-	acked := make(map[uint64]bool)
-	if err := scan(r, lpPrefix(pAcked, user), func(k, _ []byte) error {
-		acked[seqSuffix(k)] = true
-		return nil
-	}); err != nil {
-		return nil, false, err
-	}
-	prefix := lpPrefix(pInbox, user)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: appendSeq(bytes.Clone(prefix), cursor+1), UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return nil, false, err
-	}
 	seqs := make([]uint64, 0, min(limit, maxPrealloc)+1)
+	// The held-back entries first: they are below the cursor.
+	held := lpPrefix(pHeld, user)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: held, UpperBound: prefixEnd(held)})
+	if err != nil {
+		return nil, false, err
+	}
 	for ok := it.First(); ok && len(seqs) <= limit; ok = it.Next() {
-		if seq := seqSuffix(it.Key()); !acked[seq] {
-			seqs = append(seqs, seq)
-		}
+		seqs = append(seqs, seqSuffix(it.Key()))
 	}
 	if err := it.Close(); err != nil {
 		return nil, false, err
+	}
+	if len(seqs) <= limit {
+		cursor, err := getCursor(r, user)
+		if err != nil {
+			return nil, false, err
+		}
+		acked := make(map[uint64]bool)
+		if err := scan(r, lpPrefix(pAcked, user), func(k, _ []byte) error {
+			acked[seqSuffix(k)] = true
+			return nil
+		}); err != nil {
+			return nil, false, err
+		}
+		prefix := lpPrefix(pInbox, user)
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: appendSeq(bytes.Clone(prefix), cursor+1), UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return nil, false, err
+		}
+		for ok := it.First(); ok && len(seqs) <= limit; ok = it.Next() {
+			if seq := seqSuffix(it.Key()); !acked[seq] {
+				seqs = append(seqs, seq)
+			}
+		}
+		if err := it.Close(); err != nil {
+			return nil, false, err
+		}
 	}
 	more := len(seqs) > limit
 	if more {

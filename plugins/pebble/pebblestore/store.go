@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +36,10 @@ const (
 	// recentSize is how many recent direct messages Store.recent
 	// remembers.
 	recentSize = 1 << 16
+	// maxAcked bounds a user's out-of-order ack set: a batch of acks
+	// that would leave more moves the cursor to the newest of them and
+	// holds back the entries it passes that are still pending (p keys).
+	maxAcked = 64
 	// maxKnownUsers bounds Store.known (names known to be live).
 	maxKnownUsers = 1 << 20
 	// ctxCheckEvery is how many messages or acks a write handles between
@@ -108,6 +114,9 @@ type Store struct {
 	// acked holds the out-of-order acks (the a keys), by user: small, as
 	// acks mostly come in order and move the cursor instead.
 	acked map[string]map[uint64]struct{}
+	// held counts the held-back entries (the p keys) by user: pending
+	// messages at or below the cursor.
+	held map[string]int64
 	// recent holds the recipient of direct messages committed since Open,
 	// the one of seq at recent[seq%recentSize] (an entry whose seq
 	// differs says nothing of seq): an ack of a message delivered lately
@@ -213,6 +222,7 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 		known:    make(map[string]struct{}),
 		blockers: make(map[string]struct{}),
 		acked:    make(map[string]map[uint64]struct{}),
+		held:     make(map[string]int64),
 		cursors:  make(map[string]uint64),
 		pending:  make(map[string]int64),
 		cids:     newCIDFilters(),
@@ -281,6 +291,9 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 		}
 	}()
 
+	if err := s.holdBackLarge(ctx); err != nil {
+		return nil, fmt.Errorf("hold back pending entries: %w", err)
+	}
 	if s.window > 0 {
 		if err := s.PruneCIDs(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -357,8 +370,20 @@ func (s *Store) load() error {
 		return fmt.Errorf("load acks: %w", err)
 	}
 
-	// Pending: per live user, the inbox entries above the cursor that
-	// are not acked. A deleted user's cursor is past their inbox.
+	// Pending: per live user, the held-back entries, and the inbox
+	// entries above the cursor that are not acked. A deleted user has
+	// none of the first and a cursor past their inbox.
+	clear(s.held)
+	if err := scan(r, []byte{pHeld}, func(k, _ []byte) error {
+		user, _, err := splitUserSeq(k)
+		if err != nil {
+			return err
+		}
+		s.held[user]++
+		return nil
+	}); err != nil {
+		return fmt.Errorf("load held-back entries: %w", err)
+	}
 	clear(s.pending)
 	s.total = 0
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{pInbox}, UpperBound: []byte{pInbox + 1}})
@@ -372,7 +397,7 @@ func (s *Store) load() error {
 			return fmt.Errorf("load pending: %w", err)
 		}
 		prefix := lpPrefix(pInbox, user)
-		var n int64
+		n := s.held[user]
 		for ok := it.SeekGE(appendSeq(bytes.Clone(prefix), cursor+1)); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
 			if _, acked := s.acked[user][seqSuffix(it.Key())]; !acked {
 				n++
@@ -426,6 +451,53 @@ func (s *Store) load() error {
 
 	clear(s.known)
 	clear(s.cursors)
+	return nil
+}
+
+// holdBackLarge shrinks the out-of-order ack sets that hold more than
+// maxAcked acks, as a store written before held-back entries existed
+// may have (or one whose last Write failed before it could): the cursor
+// of each such user moves to its newest ack, holding back what is still
+// pending (see holdBack). A few users per commit, so the batches stay
+// small whatever the sets hold.
+func (s *Store) holdBackLarge(ctx context.Context) error {
+	var users []string
+	for u, set := range s.acked {
+		if len(set) > maxAcked {
+			users = append(users, u)
+		}
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	slices.Sort(users)
+	start, total := time.Now(), len(users)
+	for len(users) > 0 {
+		chunk := users[:min(len(users), 16)]
+		users = users[len(chunk):]
+		if err := s.writing(ctx, "hold back", func(b *pebble.Batch, d *delta) error {
+			it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pInbox}, UpperBound: []byte{pInbox + 1}})
+			if err != nil {
+				return err
+			}
+			defer it.Close()
+			for _, u := range chunk {
+				cursor, err := s.cursorOf(u)
+				if err != nil {
+					return err
+				}
+				set := s.acked[u]
+				above := slices.Sorted(maps.Keys(set))
+				if err := holdBack(it, b, d, u, cursor, set, above); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	s.log.Info("pebblestore: held back the pending entries below large out-of-order ack sets", "users", total, "took", time.Since(start))
 	return nil
 }
 
@@ -521,6 +593,8 @@ type delta struct {
 	acks map[string]*ackDelta
 	// cursors: new ack cursors.
 	cursors map[string]uint64
+	// held changes the counts of held-back entries by user.
+	held map[string]int64
 	// known: names to forget (deleted accounts).
 	forget []string
 	// delivered: the direct messages stored, for Store.recent.
@@ -553,6 +627,13 @@ func (d *delta) setCursor(user string, c uint64) {
 		d.cursors = make(map[string]uint64)
 	}
 	d.cursors[user] = c
+}
+
+func (d *delta) addHeld(user string, n int64) {
+	if d.held == nil {
+		d.held = make(map[string]int64)
+	}
+	d.held[user] += n
 }
 
 func (d *delta) addPending(user string, n int64) {
@@ -661,6 +742,13 @@ func (s *Store) publish(d *delta) {
 			}
 			if len(set) == 0 {
 				delete(s.acked, u)
+			}
+		}
+		for u, n := range d.held {
+			if v := s.held[u] + n; v <= 0 {
+				delete(s.held, u)
+			} else {
+				s.held[u] = v
 			}
 		}
 		for u, c := range d.cursors {

@@ -174,6 +174,13 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
 			}
 			d.ackDelta(user).clear = true
 		}
+		if n := s.held[user]; n > 0 {
+			p := lpPrefix(pHeld, user)
+			if err := b.DeleteRange(p, prefixEnd(p), nil); err != nil {
+				return err
+			}
+			d.addHeld(user, -n)
+		}
 		if err := s.dropSocial(b, user); err != nil {
 			return fmt.Errorf("drop friendships, requests and blocks: %w", err)
 		}
@@ -413,6 +420,16 @@ func (s *Store) ack(ctx context.Context, b batchWriter, d *delta, acks []plugins
 			_ = it.Close()
 		}
 	}()
+	inbox := func() (*pebble.Iterator, error) {
+		if it == nil {
+			var err error
+			it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pInbox}, UpperBound: []byte{pInbox + 1}})
+			if err != nil {
+				return nil, err
+			}
+		}
+		return it, nil
+	}
 	n := 0
 	for _, user := range users {
 		cursor, err := s.cursorOf(user)
@@ -420,8 +437,9 @@ func (s *Store) ack(ctx context.Context, b batchWriter, d *delta, acks []plugins
 			return err
 		}
 		old := s.acked[user]
-		// The candidates: acked seqs above the cursor not acked before.
-		var cands []uint64
+		// The candidates: acked seqs above the cursor not acked before,
+		// and those at or below it, which only a held-back entry can be.
+		var cands, below []uint64
 		for _, id := range byUser[user] {
 			if n%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
@@ -433,9 +451,17 @@ func (s *Store) ack(ctx context.Context, b batchWriter, d *delta, acks []plugins
 			if err != nil {
 				return err
 			}
-			if _, done := old[seq]; ok && seq > cursor && !done {
-				cands = append(cands, seq)
+			if !ok {
+				continue
 			}
+			if _, done := old[seq]; seq > cursor && !done {
+				cands = append(cands, seq)
+			} else if seq <= cursor && s.held[user] > 0 {
+				below = append(below, seq)
+			}
+		}
+		if err := s.ackHeld(b, d, user, below); err != nil {
+			return err
 		}
 		if len(cands) == 0 {
 			continue
@@ -444,12 +470,9 @@ func (s *Store) ack(ctx context.Context, b batchWriter, d *delta, acks []plugins
 		cands = slices.Compact(cands)
 		fresh, newCursor, known := s.settleRecent(user, old, cands)
 		if !known {
-			if it == nil {
-				var err error
-				it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pInbox}, UpperBound: []byte{pInbox + 1}})
-				if err != nil {
-					return err
-				}
+			it, err := inbox()
+			if err != nil {
+				return err
 			}
 			if fresh, newCursor, err = walkInbox(it, user, cursor, old, cands); err != nil {
 				return err
@@ -459,6 +482,29 @@ func (s *Store) ack(ctx context.Context, b batchWriter, d *delta, acks []plugins
 			continue
 		}
 		d.addPending(user, -int64(len(fresh)))
+		// The set above the new cursor: what stays of old, and the fresh
+		// acks beyond the cursor.
+		var above []uint64
+		for seq := range old {
+			if seq > newCursor {
+				above = append(above, seq)
+			}
+		}
+		for _, seq := range fresh {
+			if seq > newCursor {
+				above = append(above, seq)
+			}
+		}
+		if len(above) > maxAcked {
+			it, err := inbox()
+			if err != nil {
+				return err
+			}
+			if err := holdBack(it, b, d, user, newCursor, old, above); err != nil {
+				return err
+			}
+			continue
+		}
 		if newCursor != cursor {
 			if err := b.Set(key(pCursor, user), u64(newCursor), nil); err != nil {
 				return err
@@ -467,9 +513,8 @@ func (s *Store) ack(ctx context.Context, b batchWriter, d *delta, acks []plugins
 		}
 		// The set above the new cursor, as changes to the old one (applied
 		// in place once the commit returns: copying the set per batch
-		// cost the square of its size while an old pending message held
-		// the cursor back). Every entry of old is above the old cursor,
-		// so only a cursor that moved passes some.
+		// cost the square of its size). Every entry of old is above the
+		// old cursor, so only a cursor that moved passes some.
 		ad := d.ackDelta(user)
 		if newCursor != cursor {
 			for seq := range old {
@@ -491,6 +536,83 @@ func (s *Store) ack(ctx context.Context, b batchWriter, d *delta, acks []plugins
 			}
 		}
 	}
+	return nil
+}
+
+// ackHeld settles the acks of user's held-back entries: each seq of
+// below (at or below the cursor) that has a p key loses it. The caller
+// holds s.wmu.
+func (s *Store) ackHeld(b batchWriter, d *delta, user string, below []uint64) error {
+	if len(below) == 0 {
+		return nil
+	}
+	slices.Sort(below)
+	below = slices.Compact(below)
+	var gone int64
+	for _, seq := range below {
+		k := seqKey(pHeld, user, seq)
+		found, err := has(s.db, k)
+		if err != nil {
+			return err
+		}
+		if found {
+			if err := b.Delete(k, nil); err != nil {
+				return err
+			}
+			gone++
+		}
+	}
+	if gone > 0 {
+		d.addPending(user, -gone)
+		d.addHeld(user, -gone)
+	}
+	return nil
+}
+
+// holdBack keeps user's out-of-order ack set small when acks would leave
+// it with above (the acked seqs above cursor, more than maxAcked; cursor
+// is where the acks of this batch moved it): the cursor moves to the newest of them, and the inbox entries it passes
+// that are still pending are held back (a p key each), so that an old
+// message a client never acks does not make every later ack an a key
+// (which Pending and Open would read, and memory would hold). The a keys
+// of old go. The walk reads the entries between the cursor and the
+// newest ack once; the next walk starts past them.
+func holdBack(it *pebble.Iterator, b batchWriter, d *delta, user string, cursor uint64, old map[uint64]struct{}, above []uint64) error {
+	slices.Sort(above)
+	top := above[len(above)-1]
+	prefix := lpPrefix(pInbox, user)
+	var held int64
+	j := 0
+	for ok := it.SeekGE(seqKey(pInbox, user, cursor+1)); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
+		seq := seqSuffix(it.Key())
+		if seq > top {
+			break
+		}
+		for j < len(above) && above[j] < seq {
+			j++
+		}
+		if j < len(above) && above[j] == seq {
+			continue
+		}
+		if err := b.Set(seqKey(pHeld, user, seq), nil, nil); err != nil {
+			return err
+		}
+		held++
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	for seq := range old {
+		if err := b.Delete(seqKey(pAcked, user, seq), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(key(pCursor, user), u64(top), nil); err != nil {
+		return err
+	}
+	d.setCursor(user, top)
+	d.addHeld(user, held)
+	d.ackDelta(user).clear = true
 	return nil
 }
 
@@ -554,7 +676,7 @@ func (s *Store) settleRecent(user string, old map[uint64]struct{}, cands []uint6
 			fresh = append(fresh, seq)
 		}
 	}
-	if int64(len(fresh)) != s.pending[user] {
+	if int64(len(fresh)) != s.pending[user]-s.held[user] {
 		return nil, 0, false
 	}
 	if len(fresh) > 0 {
