@@ -117,8 +117,10 @@ func TestEndpoints(t *testing.T) {
 			setup: func(b *admintest.Backend) { b.BackupErr = admin.ErrBackupUnsupported },
 			want:  `{"error":{"code":"backup_unsupported","message":"backup not supported by this storage plugin"}}`, calls: []string{"Backup /b"}},
 		{name: "backup fails", method: "POST", path: "/v1/backup", body: `{"dir":"/b"}`, status: 500,
-			setup: func(b *admintest.Backend) { b.BackupErr = errors.New("sqlitestore: backup to /b: mkdir /b: read-only file system") },
-			want:  `{"error":{"code":"backup_failed","message":"backup failed; see qqd's log"}}`, calls: []string{"Backup /b"}},
+			setup: func(b *admintest.Backend) {
+				b.BackupErr = errors.New("sqlitestore: backup to /b: mkdir /b: read-only file system")
+			},
+			want: `{"error":{"code":"backup_failed","message":"backup failed; see qqd's log"}}`, calls: []string{"Backup /b"}},
 		{name: "broadcast", method: "POST", path: "/v1/broadcast", body: `{"text":"maintenance at 5"}`, status: 200,
 			want: `{"sessions":3}`, calls: []string{"Broadcast maintenance at 5"}},
 		{name: "broadcast empty", method: "POST", path: "/v1/broadcast", body: `{"text":""}`, status: 400,

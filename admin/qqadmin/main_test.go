@@ -132,7 +132,9 @@ $`, calls: []string{"Sessions"}},
 			stdout: "^{\n  \"kicked\": 1\n}\n$", calls: []string{"RevokeTokens bob", "Kick bob "}},
 		{name: "kick revoke json revoked", args: []string{"--json", "kick", "--revoke", "alice"},
 			stdout: "^{\n  \"kicked\": 2,\n  \"revoked\": 2\n}\n$", calls: []string{"RevokeTokens alice", "Kick alice "}},
-		{name: "backup", setup: func(b *admintest.Backend) { b.BackupReply = admin.BackupReply{DurationMS: 2500, Bytes: 3 << 20, Files: 4} },
+		{name: "backup", setup: func(b *admintest.Backend) {
+			b.BackupReply = admin.BackupReply{DurationMS: 2500, Bytes: 3 << 20, Files: 4}
+		},
 			args:   []string{"backup", "/var/lib/qqd/backup/2026-12-07"},
 			stdout: `^backup written to /var/lib/qqd/backup/2026-12-07 in 2.5s: 3.0 MiB in 4 files\n$`, calls: []string{"Backup /var/lib/qqd/backup/2026-12-07"}},
 		{name: "backup json", setup: func(b *admintest.Backend) { b.BackupReply = admin.BackupReply{DurationMS: 7, Bytes: 100, Files: 1} },
