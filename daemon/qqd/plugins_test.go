@@ -29,6 +29,8 @@ func serveTestPlugin(args []string) {
 		plugins.ServeFilter(func(plugins.Env, []byte) (plugins.Filter, error) { return sleepFilter{}, nil })
 	case "garbagefilter": // oversized rewrites, wrong verdict counts, unknown actions
 		plugins.ServeFilter(func(plugins.Env, []byte) (plugins.Filter, error) { return garbageFilter{}, nil })
+	case "nobackupstore", "heldbackupstore": // see backup_test.go
+		plugins.ServeStorage(backupTestStorage(args[0]))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown test plugin", args)
 		os.Exit(2)
