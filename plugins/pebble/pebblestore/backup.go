@@ -27,8 +27,9 @@ var _ plugins.Backup = (*Store)(nil)
 // beside dir (".pebble-backup-*", mode 0700) and renamed to dir once it
 // is complete and synced, so dir never holds a partial copy and is never
 // readable by others; hard-linked files keep the mode of the store's own.
-// Writes go on during the checkpoint. It is not interrupted by ctx once
-// begun.
+// Writes go on during the checkpoint. The checkpoint itself cannot be
+// interrupted: when ctx ends during it, Backup fails once it is done and
+// removes it.
 func (s *Store) Backup(ctx context.Context, dir string) error {
 	if err := s.backup(ctx, dir); err != nil {
 		return fmt.Errorf("pebblestore: backup to %s: %w", dir, err)
@@ -67,6 +68,11 @@ func (s *Store) backup(ctx context.Context, dir string) error {
 	tmp := filepath.Join(stage, "db")
 	if err := s.db.Checkpoint(tmp, pebble.WithFlushedWAL()); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		// The caller gave up meanwhile: it reports a failure, so no copy
+		// may appear afterwards.
+		return err
 	}
 	if err := os.Chmod(tmp, 0o700); err != nil {
 		return err
