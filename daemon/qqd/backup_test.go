@@ -291,18 +291,28 @@ func TestBackupRefused(t *testing.T) {
 		}
 	})
 
-	t.Run("unsupported", func(t *testing.T) {
-		dir := t.TempDir()
-		startQQD(t, dir, "-config", writeConfig(t, dir, fmt.Sprintf(
-			"filters: []\nstorage: {command: [%q, test-plugin, nobackupstore], config: {path: qq.db}}\n", os.Args[0])))
-		adm := dialQQDAdmin(t, dir)
-		b := filepath.Join(dir, "b1")
-		_, err := adm.Backup(adminCtx(t), b)
-		if !errors.Is(err, admin.ErrBackupUnsupported) || err.Error() != "backup not supported by this storage plugin" {
-			t.Errorf("Backup = %v, want %q", err, "backup not supported by this storage plugin")
-		}
-		if _, err := os.Stat(b); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("the refused backup made %s: %v", b, err)
-		}
-	})
+	// A storage plugin of protocol version 3 (built before Backup; its
+	// storage is sqlitestore, which could), and one of version 4 whose
+	// storage cannot make backups.
+	for _, plugin := range []string{"v3store", "nobackupstore"} {
+		t.Run("unsupported "+plugin, func(t *testing.T) {
+			dir := t.TempDir()
+			p := startQQD(t, dir, "-config", writeConfig(t, dir, fmt.Sprintf(
+				"filters: []\nstorage: {command: [%q, test-plugin, %s], config: {path: qq.db}}\n", os.Args[0], plugin)))
+			adm := dialQQDAdmin(t, dir)
+			b := filepath.Join(dir, "b1")
+			_, err := adm.Backup(adminCtx(t), b)
+			if !errors.Is(err, admin.ErrBackupUnsupported) || err.Error() != "backup not supported by this storage plugin" {
+				t.Errorf("Backup = %v, want %q", err, "backup not supported by this storage plugin")
+			}
+			if _, err := os.Stat(b); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the refused backup made %s: %v", b, err)
+			}
+			// The plugin serves otherwise.
+			c := dialClient(t, p.addr, "alice")
+			if _, err := c.Send(t.Context(), "alice", "note to self"); err != nil {
+				t.Errorf("send with the %s plugin: %v", plugin, err)
+			}
+		})
+	}
 }
