@@ -68,7 +68,7 @@ func RunBackup(t *testing.T, st plugins.Storage, openCopy func(t *testing.T, dir
 				m := plugins.NewMessage{From: from, To: "bob", Body: fmt.Sprintf("w%d-%d", w, i), CID: fmt.Sprintf("w%d-%d", w, i), Status: protocol.StatusQueued}
 				res, err := st.Write(ctx, &plugins.WriteBatch{Messages: []plugins.NewMessage{m}})
 				if err != nil || len(res) != 1 || res[0].Err != nil {
-					errs <- fmt.Errorf("Write = %+v, %v", res, err)
+					errs <- fmt.Errorf("writer %s: write = %+v, %v", from, res, err)
 					return
 				}
 				mu.Lock()
