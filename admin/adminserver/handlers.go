@@ -26,6 +26,9 @@ type route struct {
 	pattern string
 	need    perm
 	fn      handlerFunc
+	// writeTimeout, when set, replaces the server's for the reply (an
+	// endpoint that may run longer).
+	writeTimeout time.Duration
 }
 
 // register is the handler table: every endpoint, with the permission it
@@ -48,18 +51,29 @@ func (s *Server) register() {
 	s.handle("DELETE /v1/groups/{id}/members/{user}", permWrite, (*Server).removeGroupMember)
 	s.handle("GET /v1/tokens", permRead, (*Server).userTokens)
 	s.handle("POST /v1/tokens/revoke", permWrite, (*Server).revokeTokens)
-	s.handle("POST /v1/backup", permWrite, (*Server).backup)
+	s.handleLong("POST /v1/backup", permWrite, backupWriteTimeout, (*Server).backup)
 }
 
 // handle adds a route. A pattern registered twice is a programming error
 // and panics.
 func (s *Server) handle(pattern string, need perm, fn handlerFunc) {
+	s.handleLong(pattern, need, 0, fn)
+}
+
+// handleLong adds a route whose reply may be written up to writeTimeout
+// after the request came (0: the server's write timeout).
+func (s *Server) handleLong(pattern string, need perm, writeTimeout time.Duration, fn handlerFunc) {
 	if _, dup := s.routes[pattern]; dup {
 		panic("admin: route registered twice: " + pattern)
 	}
-	rt := route{pattern: pattern, need: need, fn: fn}
+	rt := route{pattern: pattern, need: need, fn: fn, writeTimeout: writeTimeout}
 	s.routes[pattern] = rt
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if rt.writeTimeout > 0 {
+			if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(rt.writeTimeout)); err != nil {
+				s.log.Warn("admin: cannot extend the write deadline", "path", r.URL.Path, "err", err)
+			}
+		}
 		reply, err := rt.fn(s, r)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -495,8 +509,9 @@ func (s *Server) revokeTokens(r *http.Request) (any, error) {
 }
 
 // backup needs write permission: it writes files as qqd's user. It runs
-// to its end even if the caller goes away, with the Backend's deadline;
-// a second one meanwhile is refused (admin.ErrBackupBusy).
+// to its end even if the caller goes away, for at most backupTimeout (the
+// Backend has its own deadline too); a second one meanwhile is refused
+// (admin.ErrBackupBusy).
 func (s *Server) backup(r *http.Request) (any, error) {
 	var req admin.BackupRequest
 	if err := decode(r, &req); err != nil {
@@ -511,7 +526,9 @@ func (s *Server) backup(r *http.Request) (any, error) {
 		return nil, invalidf("dir %q is not an absolute path: qqd's storage plugin writes it, in its own working directory", req.Dir)
 	}
 	note(r, "dir", req.Dir)
-	reply, err := s.b.Backup(context.WithoutCancel(r.Context()), req.Dir)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), backupTimeout)
+	defer cancel()
+	reply, err := s.b.Backup(ctx, req.Dir)
 	if err != nil {
 		if !errors.Is(err, admin.ErrInvalid) && !errors.Is(err, admin.ErrBackupExists) &&
 			!errors.Is(err, admin.ErrBackupBusy) && !errors.Is(err, admin.ErrBackupUnsupported) {

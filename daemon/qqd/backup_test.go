@@ -155,6 +155,9 @@ func TestBackupOnline(t *testing.T) {
 				t.Errorf("Backup = %+v", r)
 			}
 			p.waitLog(t, `msg="storage backup done" dir=`+strings.ReplaceAll(backupDir, ".", `\.`))
+			if p.logged("cannot extend the write deadline") {
+				t.Error("the admin server could not give the backup's reply its longer write deadline")
+			}
 			total := load.checkHistory(t, p.addr) // qqd itself lost nothing either
 			t.Logf("%d sends acknowledged before the backup, %d when it returned, %d in all", ackedCount(before), atBackup, total)
 			if err := p.signal(t, syscall.SIGTERM); err != nil {
