@@ -241,3 +241,22 @@ const (
 	// at most 1000 tokens per user).
 	MaxRevokeIDs = 1000
 )
+
+// BackupRequest is the body of POST /v1/backup: where qqd's storage
+// plugin writes the copy. Dir must be an absolute path (the plugin, not
+// the caller, creates it: under systemd only in a directory qqd may
+// write, such as /var/lib/qqd/backup) and must not exist.
+type BackupRequest struct {
+	Dir string `json:"dir"`
+}
+
+// BackupReply is the reply of POST /v1/backup: the copy was written to
+// Dir, in DurationMS milliseconds, and is Bytes bytes in Files files (of
+// which some may be hard links to the store's own files, for storages
+// that link immutable files when they can).
+type BackupReply struct {
+	Dir        string `json:"dir"`
+	DurationMS int64  `json:"duration_ms"`
+	Bytes      int64  `json:"bytes"`
+	Files      int    `json:"files"`
+}

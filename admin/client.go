@@ -146,6 +146,20 @@ func (c *Client) CheckReload(ctx context.Context) (*ReloadCheckReply, error) {
 	return &reply, nil
 }
 
+// Backup has qqd's storage plugin write a consistent copy of the store
+// into dir, an absolute path on qqd's machine that must not exist, while
+// qqd keeps serving. It waits for the copy (qqd gives it at most 10
+// minutes), so ctx should allow that long. Errors match ErrInvalid (dir
+// not absolute), ErrBackupExists, ErrBackupBusy, ErrBackupUnsupported and
+// ErrBackupFailed.
+func (c *Client) Backup(ctx context.Context, dir string) (*BackupReply, error) {
+	var reply BackupReply
+	if err := c.do(ctx, http.MethodPost, "/v1/backup", BackupRequest{Dir: dir}, &reply); err != nil {
+		return nil, err
+	}
+	return &reply, nil
+}
+
 // AddAccount creates an account. Errors match ErrUserExists and
 // ErrInvalid.
 func (c *Client) AddAccount(ctx context.Context, user, password string) error {

@@ -43,6 +43,24 @@ var (
 // from its token methods, and the Client's errors match it.
 var ErrTokensOff = errors.New("this server keeps no resume tokens")
 
+// The backup errors of the API, returned by the server's Backend from
+// Backup and matched by the Client's errors. A dir that is not absolute
+// is ErrInvalid.
+var (
+	// ErrBackupExists means the backup directory exists: a backup never
+	// writes into (or over) an existing directory.
+	ErrBackupExists = errors.New("backup directory exists")
+	// ErrBackupBusy means another backup is running; one runs at a time.
+	ErrBackupBusy = errors.New("a backup is already running")
+	// ErrBackupUnsupported means the storage plugin in service cannot
+	// make backups (a plugin built before protocol version 4, or one
+	// whose storage does not implement plugins.Backup).
+	ErrBackupUnsupported = errors.New("backup not supported by this storage plugin")
+	// ErrBackupFailed means the storage plugin tried and failed (no
+	// space, permission denied, the deadline passed); qqd's log says why.
+	ErrBackupFailed = errors.New("backup failed")
+)
+
 // Invalid returns an error that matches ErrInvalid and whose text is msg,
 // for example Invalid("password must be at least 8 bytes").
 func Invalid(msg string) error { return &invalidError{msg: msg} }
@@ -54,22 +72,26 @@ func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
 
 // Error codes of the admin API, in {"error":{"code":...}}.
 const (
-	CodeBadRequest       = "bad_request"        // 400: malformed JSON or unknown fields
-	CodeInvalid          = "invalid"            // 400: a value was refused (ErrInvalid)
-	CodeForbidden        = "forbidden"          // 403: the caller may not call this
-	CodeNotFound         = "not_found"          // 404: no such endpoint
-	CodeNotOnline        = "not_online"         // 404: kick of a user with no session
-	CodeUnknownUser      = "unknown_user"       // 404: ErrUnknownUser
-	CodeMethodNotAllowed = "method_not_allowed" // 405
-	CodeUserExists       = "user_exists"        // 409: ErrUserExists
-	CodeReloadRefused    = "reload_refused"     // 409: the server's Backend refused the reload; the message says why
-	CodeNoGroup          = "no_group"           // 404: ErrNoGroup
-	CodeNotMember        = "not_member"         // 404: ErrNotMember
-	CodeNotAllowed       = "not_allowed"        // 409: ErrNotAllowed
-	CodeGroupsOff        = "groups_off"         // 501: ErrGroupsOff
-	CodeTokensOff        = "tokens_off"         // 501: ErrTokensOff
-	CodeTooLarge         = "too_large"          // 413: request body over MaxBodyBytes
-	CodeInternal         = "internal"           // 500: see qqd's log
+	CodeBadRequest        = "bad_request"        // 400: malformed JSON or unknown fields
+	CodeInvalid           = "invalid"            // 400: a value was refused (ErrInvalid)
+	CodeForbidden         = "forbidden"          // 403: the caller may not call this
+	CodeNotFound          = "not_found"          // 404: no such endpoint
+	CodeNotOnline         = "not_online"         // 404: kick of a user with no session
+	CodeUnknownUser       = "unknown_user"       // 404: ErrUnknownUser
+	CodeMethodNotAllowed  = "method_not_allowed" // 405
+	CodeUserExists        = "user_exists"        // 409: ErrUserExists
+	CodeReloadRefused     = "reload_refused"     // 409: the server's Backend refused the reload; the message says why
+	CodeNoGroup           = "no_group"           // 404: ErrNoGroup
+	CodeNotMember         = "not_member"         // 404: ErrNotMember
+	CodeNotAllowed        = "not_allowed"        // 409: ErrNotAllowed
+	CodeGroupsOff         = "groups_off"         // 501: ErrGroupsOff
+	CodeTokensOff         = "tokens_off"         // 501: ErrTokensOff
+	CodeBackupExists      = "backup_exists"      // 409: ErrBackupExists
+	CodeBackupBusy        = "backup_busy"        // 409: ErrBackupBusy
+	CodeBackupUnsupported = "backup_unsupported" // 501: ErrBackupUnsupported
+	CodeBackupFailed      = "backup_failed"      // 500: ErrBackupFailed; see qqd's log
+	CodeTooLarge          = "too_large"          // 413: request body over MaxBodyBytes
+	CodeInternal          = "internal"           // 500: see qqd's log
 )
 
 // APIError is an error reply of the admin API. The Client returns it for
@@ -85,7 +107,8 @@ func (e *APIError) Error() string { return e.Message }
 
 // Is lets callers of the Client test account and group errors with
 // errors.Is: ErrUserExists, ErrUnknownUser, ErrInvalid, ErrNoGroup,
-// ErrNotMember, ErrNotAllowed, ErrGroupsOff and ErrTokensOff.
+// ErrNotMember, ErrNotAllowed, ErrGroupsOff, ErrTokensOff and the backup
+// errors.
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrUserExists:
@@ -104,6 +127,14 @@ func (e *APIError) Is(target error) bool {
 		return e.Code == CodeGroupsOff
 	case ErrTokensOff:
 		return e.Code == CodeTokensOff
+	case ErrBackupExists:
+		return e.Code == CodeBackupExists
+	case ErrBackupBusy:
+		return e.Code == CodeBackupBusy
+	case ErrBackupUnsupported:
+		return e.Code == CodeBackupUnsupported
+	case ErrBackupFailed:
+		return e.Code == CodeBackupFailed
 	}
 	return false
 }

@@ -12,7 +12,8 @@ import (
 // a Backend builds, match the account errors they stand for and no other.
 func TestAccountErrors(t *testing.T) {
 	sentinels := []error{admin.ErrUserExists, admin.ErrUnknownUser, admin.ErrInvalid,
-		admin.ErrNoGroup, admin.ErrNotMember, admin.ErrNotAllowed, admin.ErrGroupsOff, admin.ErrTokensOff}
+		admin.ErrNoGroup, admin.ErrNotMember, admin.ErrNotAllowed, admin.ErrGroupsOff, admin.ErrTokensOff,
+		admin.ErrBackupExists, admin.ErrBackupBusy, admin.ErrBackupUnsupported, admin.ErrBackupFailed}
 	tests := []struct {
 		err  error
 		is   error // the one sentinel it matches, or nil
@@ -34,6 +35,10 @@ func TestAccountErrors(t *testing.T) {
 		{fmt.Errorf("%w: alice owns group 12", admin.ErrNotAllowed), admin.ErrNotAllowed, "not allowed: alice owns group 12"},
 		{&admin.APIError{Status: 501, Code: admin.CodeTokensOff, Message: "this server keeps no resume tokens"}, admin.ErrTokensOff, "this server keeps no resume tokens"},
 		{fmt.Errorf("listing tokens: %w", admin.ErrTokensOff), admin.ErrTokensOff, "listing tokens: this server keeps no resume tokens"},
+		{&admin.APIError{Status: 409, Code: admin.CodeBackupExists, Message: "exists"}, admin.ErrBackupExists, "exists"},
+		{&admin.APIError{Status: 409, Code: admin.CodeBackupBusy, Message: "busy"}, admin.ErrBackupBusy, "busy"},
+		{&admin.APIError{Status: 501, Code: admin.CodeBackupUnsupported, Message: "no"}, admin.ErrBackupUnsupported, "no"},
+		{&admin.APIError{Status: 500, Code: admin.CodeBackupFailed, Message: "failed"}, admin.ErrBackupFailed, "failed"},
 	}
 	for i, tt := range tests {
 		for _, s := range sentinels {

@@ -240,6 +240,10 @@ type metrics struct {
 	storageBatch  prometheus.Histogram
 	pluginCalls   *prometheus.HistogramVec
 	pluginErrors  *prometheus.CounterVec
+
+	// Backups (qqadmin backup).
+	backups           monitor.Counters[backupResult]
+	backupLastSuccess prometheus.Gauge
 }
 
 // latencyBuckets span 100µs to 5s.
@@ -365,6 +369,14 @@ func newMetrics(s *Server) *metrics {
 	}, []string{"reason"})
 	m.tokensRevoked = monitor.NewCounters[revokeCause](revoked, revokeCauseNames)
 	add(revoked)
+	vec = resultVec("qqd_storage_backups_total", "Storage backups (qqadmin backup) that the storage attempted, by result: ok, or error (see qqd's log). Refused requests (busy, directory exists, not supported) are not counted.")
+	m.backups = monitor.NewCounters[backupResult](vec, backupResultNames)
+	add(vec)
+	m.backupLastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "qqd_storage_backup_last_success_timestamp_seconds",
+		Help: "When the last successful storage backup finished (unix seconds); 0 when none has since qqd started.",
+	})
+	add(m.backupLastSuccess)
 	m.receivedBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "qqd_received_bytes_total",
 		Help: "Bytes read from client sockets.",

@@ -104,6 +104,8 @@ type Server struct {
 	counters
 	memRelease
 	m *metrics
+	// backupBusy is set while a backup runs (see Backup).
+	backupBusy atomic.Bool
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}

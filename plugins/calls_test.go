@@ -22,8 +22,8 @@ func waitFile(t *testing.T, path string) {
 	}
 }
 
-// TestCallStreamVersions: a plugin of this package negotiates version 3
-// and gets its hot calls on a call stream; one built before (versions 1
+// TestCallStreamVersions: a plugin of this package negotiates version 4
+// (3 or later) and gets its hot calls on a call stream; one built before (versions 1
 // and 2 only) gets unary calls. Either way the calls answer the same,
 // fail the same way at their deadline and on cancellation (which reaches
 // the plugin), and overlapping Writes are applied in the order they
@@ -35,9 +35,9 @@ func TestCallStreamVersions(t *testing.T) {
 		kind        plugins.Kind
 		wantVersion int
 	}{
-		{"filter", plugins.KindFilter, 3},
+		{"filter", plugins.KindFilter, 4},
 		{"filter-v2", plugins.KindFilter, 2},
-		{"storage", plugins.KindStorage, 3},
+		{"storage", plugins.KindStorage, 4},
 		{"storage-v2", plugins.KindStorage, 2},
 	} {
 		t.Run(tt.serve, func(t *testing.T) {

@@ -85,13 +85,14 @@ func configureRequest(config []byte, env Env) *pluginpb.ConfigureRequest {
 type storageClient struct {
 	rpcBase
 	rpc pluginpb.StorageClient
-	// version is the negotiated protocol version; social, groups and
-	// tokens are what Configure answered (the plugin's storage has Social,
-	// Groups, Tokens).
+	// version is the negotiated protocol version; social, groups,
+	// tokens and backup are what Configure answered (the plugin's storage
+	// has Social, Groups, Tokens, Backup).
 	version int
 	social  bool
 	groups  bool
 	tokens  bool
+	backup  bool
 	// seq numbers Writes so that the plugin applies overlapping ones in
 	// call order (see writeGate).
 	seqMu sync.Mutex
@@ -123,6 +124,7 @@ func (c *storageClient) configure(ctx context.Context, config []byte, env Env) e
 	c.social = resp.GetSocial()
 	c.groups = resp.GetGroups()
 	c.tokens = resp.GetTokens()
+	c.backup = resp.GetBackup()
 	return nil
 }
 
@@ -154,6 +156,29 @@ func (c *storageClient) Tokens() (Tokens, bool) {
 		return nil, false
 	}
 	return tokensClient{c}, true
+}
+
+// BackupSide implements the interface BackupOf asks: the plugin's Backup,
+// when the process negotiated protocol version 4 or later and its
+// storage has one.
+func (c *storageClient) BackupSide() (Backup, bool) {
+	if c.version < backupProtocolVersion || !c.backup {
+		return nil, false
+	}
+	return backupClient{c}, true
+}
+
+// backupClient is the Backup of a storage in a plugin process.
+type backupClient struct{ c *storageClient }
+
+var _ Backup = backupClient{}
+
+func (bc backupClient) Backup(ctx context.Context, dir string) error {
+	if err := bc.c.check("backup"); err != nil {
+		return err
+	}
+	_, err := bc.c.rpc.Backup(ctx, &pluginpb.BackupRequest{Dir: dir})
+	return bc.c.decode("backup", err)
 }
 
 func (c *storageClient) CreateUser(ctx context.Context, user, passwordHash string) error {

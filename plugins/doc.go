@@ -4,6 +4,8 @@
 // with SocialOf), its optional Groups part that keeps groups, their
 // logs and their members' read cursors (found with GroupsOf) and its
 // optional Tokens part that keeps resume tokens (found with TokensOf),
+// its optional Backup part that copies the store while it serves (found
+// with BackupOf),
 // the Filter interface that inspects messages before they are stored, and the go-plugin wiring that runs them out of process
 // (Start, Supervisor, ServeStorage, ServeFilter). docs/plugins.md is the
 // author's guide; the package examples, a filter plugin and a storage
@@ -53,9 +55,9 @@
 // # Protocol versions
 //
 // Host and plugin negotiate the plugin protocol version in the handshake.
-// The host speaks versions 1, 2 and 3 (VersionedPlugins), and a plugin
-// built with this package serves all three, so a plugin built before
-// version 2 or 3 starts under this host, and one built now under a host
+// The host speaks versions 1 to 4 (VersionedPlugins), and a plugin
+// built with this package serves all four, so a plugin built before
+// version 2, 3 or 4 starts under this host, and one built now under a host
 // that knows only 1; the newest version both know is used. Version 2 adds Social to the storage
 // service (and the Write checks that go with it, NewMessage.FriendsOnly);
 // for filters the two versions are the same. A storage in a plugin process
@@ -71,6 +73,9 @@
 // that negotiated it, Filter, Write and LookupCIDs go over one long-lived
 // gRPC stream per process (calls.go) rather than as one unary call each,
 // with the same answers, errors, deadlines, cancellation and Write order.
+// Version 4 adds Backup to the storage service: BackupOf answers as
+// SocialOf does, from the negotiated version (4 or later) and what the
+// plugin said when configured.
 //
 // # Supervision
 //

@@ -33,6 +33,9 @@ import (
 //	                                      serve the test storage or filter as
 //	                                      a plugin built for versions 1 and 2
 //	                                      (before call streams)
+//	QQ_PLUGIN_TEST_SERVE=storage-v3       serve the test storage as a plugin
+//	                                      built for versions 1 to 3 (before
+//	                                      Backup)
 //	QQ_PLUGIN_TEST_SERVE=quiet|reservednames
 //	                                      serve the filter or storage of the
 //	                                      package examples
@@ -57,6 +60,9 @@ func TestMain(m *testing.M) {
 		return
 	case "storage-v2":
 		plugins.ServeStorageVersions(newTestStorage, 1, 2)
+		return
+	case "storage-v3":
+		plugins.ServeStorageVersions(newTestStorage, 1, 2, 3)
 		return
 	case "filter-v2":
 		plugins.ServeFilterVersions(newTestFilter, 1, 2)
@@ -251,8 +257,8 @@ func newTestStorage(env plugins.Env, config []byte) (plugins.Storage, error) {
 // (MaybeWritten true) or "fail nothing" (false), returns a non-WriteError
 // on "fail plain", and blocks on "hang" until well after ctx is done. On
 // "hang <dir>" it creates <dir>/started and fails (nothing written) when
-// ctx is done. It keeps the Social, the Groups and the Tokens of the
-// storage it wraps.
+// ctx is done. It keeps the Social, the Groups, the Tokens and the Backup
+// of the storage it wraps.
 type faultStorage struct{ plugins.Storage }
 
 func (s faultStorage) Social() (plugins.Social, bool) { return plugins.SocialOf(s.Storage) }
@@ -260,6 +266,8 @@ func (s faultStorage) Social() (plugins.Social, bool) { return plugins.SocialOf(
 func (s faultStorage) Groups() (plugins.Groups, bool) { return plugins.GroupsOf(s.Storage) }
 
 func (s faultStorage) Tokens() (plugins.Tokens, bool) { return plugins.TokensOf(s.Storage) }
+
+func (s faultStorage) BackupSide() (plugins.Backup, bool) { return plugins.BackupOf(s.Storage) }
 
 func (s faultStorage) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.AppendResult, error) {
 	if len(b.Messages) > 0 {

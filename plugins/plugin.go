@@ -13,7 +13,7 @@ import (
 // ProtocolVersion is the newest version of the plugin protocol (the gRPC
 // services of pluginpb/qqplugin.proto) this package speaks. Host and plugin
 // negotiate the version through go-plugin's VersionedPlugins, which holds
-// every version still supported (1, 2 and 3): the handshake picks the newest
+// every version still supported (1 to 4): the handshake picks the newest
 // one both sides know, and a plugin that shares none with the host fails
 // to start with a version error.
 //
@@ -35,7 +35,18 @@ import (
 // each (see calls.go); every other call stays unary. With a plugin of
 // version 1 or 2 (built before), all calls are unary, as before; a plugin
 // built with this package still serves them under an older host.
-const ProtocolVersion = 3
+//
+// Version 4 adds Backup to the storage service (compatibly): a storage in
+// a plugin process has Backup only when version 4 was negotiated and the
+// plugin said so when configured (ConfigureResponse.backup; see
+// BackupOf). A plugin built before negotiates 3 (or less) and is run
+// without backups; a plugin built with this package serves hosts of
+// versions 1 to 3 as before. For filters, version 4 is the same service
+// as 3.
+const ProtocolVersion = 4
+
+// backupProtocolVersion is the first protocol version with Backup.
+const backupProtocolVersion = 4
 
 // minProtocolVersion is the oldest protocol version still served and
 // accepted.

@@ -50,8 +50,9 @@ import (
 // The process serves every protocol version from 1 to ProtocolVersion, so
 // that it starts under an older qqd too; its Storage's Social, Groups and
 // Tokens parts (if it has them, see SocialOf, GroupsOf, TokensOf) are used
-// only by a host that negotiated version 2 or later. Under a host that
-// negotiated version 3 sends Write and LookupCIDs on a call stream.
+// only by a host that negotiated version 2 or later, and its Backup (see
+// BackupOf) only by one that negotiated version 4. A host that negotiated
+// version 3 or later sends Write and LookupCIDs on a call stream.
 func ServeStorage(f StorageFactory) { serveStorage(f, servedVersions()) }
 
 func serveStorage(f StorageFactory, versions []int) {
@@ -255,7 +256,7 @@ func (s *storageServer) close() error {
 }
 
 // Configure builds the Storage and tells the host whether it has Social,
-// Groups and Tokens.
+// Groups, Tokens and Backup.
 func (s *storageServer) Configure(_ context.Context, req *pluginpb.ConfigureRequest) (*pluginpb.ConfigureResponse, error) {
 	if err := s.impl.configure(req, s.factory); err != nil {
 		return nil, err
@@ -267,7 +268,8 @@ func (s *storageServer) Configure(_ context.Context, req *pluginpb.ConfigureRequ
 	_, social := SocialOf(st)
 	_, groups := GroupsOf(st)
 	_, tokens := TokensOf(st)
-	return &pluginpb.ConfigureResponse{Social: social, Groups: groups, Tokens: tokens}, nil
+	_, backup := BackupOf(st)
+	return &pluginpb.ConfigureResponse{Social: social, Groups: groups, Tokens: tokens, Backup: backup}, nil
 }
 
 func (s *storageServer) CreateUser(ctx context.Context, req *pluginpb.CreateUserRequest) (_ *pluginpb.CreateUserResponse, err error) {
@@ -669,6 +671,24 @@ func (s *storageServer) GroupLog(ctx context.Context, req *pluginpb.GroupLogRequ
 		return nil, toStatus(err)
 	}
 	return &pluginpb.GroupLogResponse{Entries: groupEntriesToPB(es), More: more}, nil
+}
+
+// Backup runs the configured Storage's Backup, or answers UNIMPLEMENTED
+// when it has none.
+func (s *storageServer) Backup(ctx context.Context, req *pluginpb.BackupRequest) (_ *pluginpb.BackupResponse, err error) {
+	defer recoverRPC("backup", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	b, ok := BackupOf(st)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the storage cannot make backups")
+	}
+	if err := b.Backup(ctx, req.GetDir()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.BackupResponse{}, nil
 }
 
 // tokens returns the Tokens part of the configured Storage, or an

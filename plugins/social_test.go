@@ -190,8 +190,8 @@ func TestSocialHiddenOverGRPC(t *testing.T) {
 }
 
 // TestProcessProtocolVersions: the host starts plugins of version 1 (no
-// Social), 2 (Social) and 3 (call streams), and a plugin of this package starts under a
-// host that knows only version 1.
+// Social), 2 (Social), 3 (call streams) and 4 (Backup), and a plugin of
+// this package starts under a host that knows only version 1.
 func TestProcessProtocolVersions(t *testing.T) {
 	ctx := context.Background()
 	for _, tt := range []struct {
@@ -199,7 +199,8 @@ func TestProcessProtocolVersions(t *testing.T) {
 		wantVersion int
 		wantSocial  bool // and Groups, Tokens
 	}{
-		{"storage", 3, true},
+		{"storage", 4, true},
+		{"storage-v3", 3, true},
 		{"storage-v2", 2, true},
 		{"storage-v1", 1, false},
 	} {

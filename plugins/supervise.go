@@ -48,6 +48,7 @@ type Supervisor struct {
 	social  bool     // proc, or the last process while down, has Social
 	groups  bool     // and Groups
 	tokens  bool     // and Tokens
+	backup  bool     // and Backup
 	since   time.Time
 	lastErr error
 	closed  bool
@@ -84,7 +85,7 @@ func Supervise(ctx context.Context, spec Spec, opts SuperviseOptions) (*Supervis
 	loopCtx, stop := context.WithCancel(context.Background())
 	s := &Supervisor{
 		spec: spec, opts: opts, log: log.With("plugin", spec.Name),
-		proc: p, social: hasSocial(p), groups: hasGroups(p), tokens: hasTokens(p), since: time.Now(),
+		proc: p, social: hasSocial(p), groups: hasGroups(p), tokens: hasTokens(p), backup: hasBackup(p), since: time.Now(),
 		wake: make(chan struct{}, 1), loopDone: make(chan struct{}), stop: stop,
 	}
 	go s.loop(loopCtx)
@@ -261,7 +262,7 @@ func (s *Supervisor) loop(ctx context.Context) {
 				return
 			}
 			s.proc, s.since = p, time.Now()
-			s.social, s.groups, s.tokens = hasSocial(p), hasGroups(p), hasTokens(p)
+			s.social, s.groups, s.tokens, s.backup = hasSocial(p), hasGroups(p), hasTokens(p), hasBackup(p)
 			s.mu.Unlock()
 			s.log.Info("plugin restarted", "pid", p.Pid(), "restarts", s.restarts.Load())
 			backoff = min(2*backoff, s.opts.BackoffMax)
@@ -283,7 +284,9 @@ func (s *Supervisor) Filter() Filter { return supervisedFilter{s} }
 // Social it returns calls whatever process is current: while none runs
 // its calls fail with ErrPluginDown, and if the current process has no
 // Social (a restart brought up an older plugin binary) with an error that
-// wraps ErrPluginDown too. GroupsOf and TokensOf on it work the same way.
+// wraps ErrPluginDown too. GroupsOf and TokensOf on it work the same way;
+// BackupOf too, except that a Backup obtained earlier fails with
+// ErrBackupUnsupported when the current process cannot make backups.
 func (s *Supervisor) Storage() Storage { return supervisedStorage{s} }
 
 // hasSocial reports whether p's storage has Social.
@@ -313,6 +316,16 @@ func hasTokens(p *Process) bool {
 		return false
 	}
 	_, ok := TokensOf(st)
+	return ok
+}
+
+// hasBackup reports whether p's storage has Backup.
+func hasBackup(p *Process) bool {
+	st := p.Storage()
+	if st == nil {
+		return false
+	}
+	_, ok := BackupOf(st)
 	return ok
 }
 
@@ -647,4 +660,42 @@ func (sk supervisedTokens) RevokeTokens(ctx context.Context, user string, ids []
 func (sk supervisedTokens) PurgeTokens(ctx context.Context, now, idleBefore int64) (n int64, err error) {
 	err = sk.do(ctx, func(tk Tokens) error { n, err = tk.PurgeTokens(ctx, now, idleBefore); return err })
 	return n, err
+}
+
+// BackupSide implements the interface BackupOf asks; see
+// Supervisor.Storage.
+func (st supervisedStorage) BackupSide() (Backup, bool) {
+	st.s.mu.Lock()
+	ok := st.s.backup
+	st.s.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return supervisedBackup(st), true
+}
+
+// supervisedBackup is the Backup of the current process.
+type supervisedBackup struct{ s *Supervisor }
+
+var _ Backup = supervisedBackup{}
+
+// Backup runs on the current process's Backup; it fails with ErrPluginDown
+// when no process runs and with ErrBackupUnsupported when the current one
+// cannot make backups. Its failures do not count towards taking the
+// plugin for hung (a backup has a deadline of its own, far longer than a
+// call's); a process that died during it is noticed, as for any call.
+func (sb supervisedBackup) Backup(ctx context.Context, dir string) error {
+	p := sb.s.current()
+	if p == nil {
+		return fmt.Errorf("storage %s: %w", sb.s.spec.Name, ErrPluginDown)
+	}
+	b, ok := BackupOf(p.Storage())
+	if !ok {
+		return fmt.Errorf("storage %s (protocol version %d): %w", sb.s.spec.Name, p.ProtocolVersion(), ErrBackupUnsupported)
+	}
+	err := b.Backup(ctx, dir)
+	if err != nil && p.Exited() {
+		sb.s.failed(ctx, p, err)
+	}
+	return err
 }

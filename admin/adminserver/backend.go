@@ -77,4 +77,13 @@ type Backend interface {
 	// tokens when ids is empty, and returns how many it revoked. Sessions
 	// that logged in with them stay: Kick ends them.
 	RevokeTokens(ctx context.Context, user string, ids []string) (int64, error)
+
+	// Backup has the storage plugin write a consistent copy of the store
+	// into dir (absolute, not existing) while the server keeps serving,
+	// and reports it. It is given the time it needs (ctx carries qqd's
+	// deadline for backups, not the caller's). Errors:
+	// admin.ErrInvalid, admin.ErrBackupExists, admin.ErrBackupBusy,
+	// admin.ErrBackupUnsupported; anything else is a failed backup
+	// (admin.ErrBackupFailed), whose cause the Backend logs.
+	Backup(ctx context.Context, dir string) (admin.BackupReply, error)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,9 @@ type route struct {
 	pattern string
 	need    perm
 	fn      handlerFunc
+	// writeTimeout, when set, replaces the server's for the reply (an
+	// endpoint that may run longer).
+	writeTimeout time.Duration
 }
 
 // register is the handler table: every endpoint, with the permission it
@@ -47,17 +51,29 @@ func (s *Server) register() {
 	s.handle("DELETE /v1/groups/{id}/members/{user}", permWrite, (*Server).removeGroupMember)
 	s.handle("GET /v1/tokens", permRead, (*Server).userTokens)
 	s.handle("POST /v1/tokens/revoke", permWrite, (*Server).revokeTokens)
+	s.handleLong("POST /v1/backup", permWrite, backupWriteTimeout, (*Server).backup)
 }
 
 // handle adds a route. A pattern registered twice is a programming error
 // and panics.
 func (s *Server) handle(pattern string, need perm, fn handlerFunc) {
+	s.handleLong(pattern, need, 0, fn)
+}
+
+// handleLong adds a route whose reply may be written up to writeTimeout
+// after the request came (0: the server's write timeout).
+func (s *Server) handleLong(pattern string, need perm, writeTimeout time.Duration, fn handlerFunc) {
 	if _, dup := s.routes[pattern]; dup {
 		panic("admin: route registered twice: " + pattern)
 	}
-	rt := route{pattern: pattern, need: need, fn: fn}
+	rt := route{pattern: pattern, need: need, fn: fn, writeTimeout: writeTimeout}
 	s.routes[pattern] = rt
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if rt.writeTimeout > 0 {
+			if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(rt.writeTimeout)); err != nil {
+				s.log.Warn("admin: cannot extend the write deadline", "path", r.URL.Path, "err", err)
+			}
+		}
 		reply, err := rt.fn(s, r)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -151,6 +167,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		ae = apiErrorf(http.StatusNotImplemented, admin.CodeGroupsOff, "this server keeps no groups: its storage has none")
 	case errors.Is(err, admin.ErrTokensOff):
 		ae = apiErrorf(http.StatusNotImplemented, admin.CodeTokensOff, "this server keeps no resume tokens: they are turned off (tokens.enabled), or its storage has none")
+	case errors.Is(err, admin.ErrBackupExists):
+		ae = apiErrorf(http.StatusConflict, admin.CodeBackupExists, "the backup directory exists: name a new one")
+	case errors.Is(err, admin.ErrBackupBusy):
+		ae = apiErrorf(http.StatusConflict, admin.CodeBackupBusy, "a backup is already running; try again when it is done")
+	case errors.Is(err, admin.ErrBackupUnsupported):
+		ae = apiErrorf(http.StatusNotImplemented, admin.CodeBackupUnsupported, "backup not supported by this storage plugin")
+	case errors.Is(err, admin.ErrBackupFailed):
+		ae = apiErrorf(http.StatusInternalServerError, admin.CodeBackupFailed, "backup failed; see qqd's log")
 	default:
 		s.log.Error("admin call failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = apiErrorf(http.StatusInternalServerError, admin.CodeInternal, "internal error; see qqd's log")
@@ -482,6 +506,39 @@ func (s *Server) revokeTokens(r *http.Request) (any, error) {
 	}
 	note(r, "revoked", n)
 	return admin.RevokeReply{User: req.User, Revoked: n}, nil
+}
+
+// backup needs write permission: it writes files as qqd's user. It runs
+// to its end even if the caller goes away, for at most backupTimeout (the
+// Backend has its own deadline too); a second one meanwhile is refused
+// (admin.ErrBackupBusy).
+func (s *Server) backup(r *http.Request) (any, error) {
+	var req admin.BackupRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	switch {
+	case req.Dir == "":
+		return nil, invalidf("dir is required")
+	case len(req.Dir) > 4096 || !utf8.ValidString(req.Dir) || strings.ContainsFunc(req.Dir, func(r rune) bool { return r < ' ' || r == 0x7f }):
+		return nil, invalidf("invalid dir %q", req.Dir)
+	case !filepath.IsAbs(req.Dir):
+		return nil, invalidf("dir %q is not an absolute path: qqd's storage plugin writes it, in its own working directory", req.Dir)
+	}
+	note(r, "dir", req.Dir)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), backupTimeout)
+	defer cancel()
+	reply, err := s.b.Backup(ctx, req.Dir)
+	if err != nil {
+		if !errors.Is(err, admin.ErrInvalid) && !errors.Is(err, admin.ErrBackupExists) &&
+			!errors.Is(err, admin.ErrBackupBusy) && !errors.Is(err, admin.ErrBackupUnsupported) {
+			err = fmt.Errorf("%w: %w", admin.ErrBackupFailed, err)
+		}
+		return nil, err
+	}
+	note(r, "bytes", reply.Bytes)
+	note(r, "duration_ms", reply.DurationMS)
+	return reply, nil
 }
 
 // validTokenID reports whether id has the form of a resume token's id: 16

@@ -30,8 +30,8 @@ func TestRouteTable(t *testing.T) {
 			t.Errorf("route %s is not under /v1/", pattern)
 		}
 	}
-	if len(s.routes) != 17 {
-		t.Errorf("%d routes, want 17", len(s.routes))
+	if len(s.routes) != 18 {
+		t.Errorf("%d routes, want 18", len(s.routes))
 	}
 }
 

@@ -63,6 +63,11 @@ const (
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 16 << 10
 	reloadTimeout     = writeTimeout - 10*time.Second
+	// backupTimeout bounds a backup, as qqd does (daemon.BackupTimeout);
+	// its reply may be written up to backupWriteTimeout after the
+	// request, far past writeTimeout.
+	backupTimeout      = 10 * time.Minute
+	backupWriteTimeout = backupTimeout + 30*time.Second
 )
 
 // Listen creates the admin socket at opts.Path and returns a Server ready

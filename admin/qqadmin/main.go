@@ -45,6 +45,10 @@ const (
 // callTimeout bounds one call (a reload may start plugins).
 const callTimeout = 2 * time.Minute
 
+// backupCallTimeout bounds a backup call: qqd gives a backup 10 minutes
+// (daemon.BackupTimeout), plus a margin for its answer.
+const backupCallTimeout = 11 * time.Minute
+
 const usageText = `qqadmin: administer a running qqd through its admin socket
 
 Usage:
@@ -78,6 +82,11 @@ Commands:
                                  remember): id, created, last used, expires
   revoke <user> [<id>...]        revoke user's resume tokens with these ids,
                                  or all of them; sessions stay (kick --revoke)
+  backup <dir>                   copy the store, consistently, while qqd
+                                 serves, into dir: an absolute path on qqd's
+                                 machine that does not exist yet, which qqd's
+                                 storage plugin creates (mode 0700); under
+                                 systemd, somewhere below /var/lib/qqd
 
 Flags (also accepted after the command name):
   --socket PATH  the admin socket; default $QQADMIN_SOCKET, else
@@ -98,7 +107,8 @@ Exit codes:
   4  the server refused the request: user not online, unknown user,
      user exists, invalid name, password or token id, reload refused,
      no such group, not a member, the group's owner, no groups or no
-     resume tokens on this server
+     resume tokens on this server, backup directory exists or is not
+     absolute, a backup already running, no backups with this storage
   5  anything else
 `
 
@@ -141,7 +151,11 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		return usageErrorf("no command")
 	}
 	name, rest := pos[0], pos[1:]
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	timeout := callTimeout
+	if name == "backup" {
+		timeout = backupCallTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	switch name {
 	case "users":
@@ -166,6 +180,8 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		err = c.tokens(ctx, rest)
 	case "revoke":
 		err = c.revoke(ctx, rest)
+	case "backup":
+		err = c.backup(ctx, rest)
 	case "help":
 		fmt.Fprint(stdout, usageText)
 		return nil
@@ -276,7 +292,7 @@ func (c *cmd) call(fn func(*admin.Client) error) error {
 		return nil
 	case errors.As(err, &ae) && ae.Status == 403:
 		return &cli.Error{Code: exitPermission, Err: err}
-	case errors.Is(err, admin.ErrGroupsOff), errors.Is(err, admin.ErrTokensOff): // 501: this server has none
+	case errors.Is(err, admin.ErrGroupsOff), errors.Is(err, admin.ErrTokensOff), errors.Is(err, admin.ErrBackupUnsupported): // 501: this server has none
 		return &cli.Error{Code: exitRefused, Err: err}
 	case errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500:
 		return &cli.Error{Code: exitRefused, Err: err}
@@ -653,6 +669,38 @@ func (c *cmd) revoke(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "revoked %s of %s\n", plural(int(n), "resume token"), user)
 	return nil
+}
+
+func (c *cmd) backup(ctx context.Context, args []string) error {
+	pos, err := c.args("backup", args, nil, 1, "backup <dir>")
+	if err != nil {
+		return err
+	}
+	var r *admin.BackupReply
+	if err := c.call(func(cl *admin.Client) (err error) { r, err = cl.Backup(ctx, pos[0]); return err }); err != nil {
+		return refusal(err, "backup refused: ")
+	}
+	if c.json {
+		c.printJSON(r)
+		return nil
+	}
+	took := time.Duration(r.DurationMS) * time.Millisecond
+	fmt.Fprintf(c.stdout, "backup written to %s in %s: %s in %s\n", r.Dir, took, sizeText(r.Bytes), plural(r.Files, "file"))
+	return nil
+}
+
+// sizeText is n bytes for people: 512 B, 1.5 KiB, 3.2 GiB.
+func sizeText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // printable makes a name that users chose safe for a terminal and a

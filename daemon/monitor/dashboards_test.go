@@ -179,7 +179,8 @@ func TestAlerts(t *testing.T) {
 		t.Fatalf("%s: %v", alertsFile, err)
 	}
 	want := map[string]bool{"QqdDown": false, "QqdPluginRestarting": false, "QqdPluginDown": false,
-		"QqdSendErrors": false, "QqdSlowConsumers": false, "QqdSendLatencyHigh": false, "QqdGroupSendErrors": false}
+		"QqdSendErrors": false, "QqdSlowConsumers": false, "QqdSendLatencyHigh": false, "QqdGroupSendErrors": false,
+		"QqdBackupFailed": false}
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
 			if _, ok := want[r.Alert]; !ok {

@@ -217,3 +217,20 @@ func adminTokenError(err error) error {
 	}
 	return err
 }
+
+func (b adminBackend) Backup(ctx context.Context, dir string) (admin.BackupReply, error) {
+	r, err := b.d.Backup(ctx, dir)
+	switch {
+	case errors.Is(err, daemon.ErrBackupDir):
+		return admin.BackupReply{}, admin.Invalid(strings.TrimPrefix(err.Error(), daemon.ErrBackupDir.Error()+": "))
+	case errors.Is(err, daemon.ErrBackupExists):
+		return admin.BackupReply{}, admin.ErrBackupExists
+	case errors.Is(err, daemon.ErrBackupBusy):
+		return admin.BackupReply{}, admin.ErrBackupBusy
+	case errors.Is(err, daemon.ErrBackupUnsupported):
+		return admin.BackupReply{}, admin.ErrBackupUnsupported
+	case err != nil:
+		return admin.BackupReply{}, err
+	}
+	return admin.BackupReply{Dir: r.Dir, DurationMS: r.Duration.Milliseconds(), Bytes: r.Bytes, Files: r.Files}, nil
+}

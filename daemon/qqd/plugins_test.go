@@ -19,6 +19,7 @@ import (
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
+	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
 )
 
 // serveTestPlugin serves the third-party test plugins that tests name with
@@ -29,6 +30,14 @@ func serveTestPlugin(args []string) {
 		plugins.ServeFilter(func(plugins.Env, []byte) (plugins.Filter, error) { return sleepFilter{}, nil })
 	case "garbagefilter": // oversized rewrites, wrong verdict counts, unknown actions
 		plugins.ServeFilter(func(plugins.Env, []byte) (plugins.Filter, error) { return garbageFilter{}, nil })
+	case "nobackupstore", "heldbackupstore": // see backup_test.go
+		plugins.ServeStorage(backupTestStorage(args[0]))
+	case "v3store": // sqlite as a plugin built for protocol versions 1 to 3
+		// go-plugin picks the newest version both sides list: listing
+		// 1 to 3 for the host makes the handshake settle on 3, which is
+		// what qqd sees of a plugin built before version 4.
+		os.Setenv("PLUGIN_PROTOCOL_VERSIONS", "1,2,3")
+		plugins.ServeStorage(sqlitestore.New)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown test plugin", args)
 		os.Exit(2)

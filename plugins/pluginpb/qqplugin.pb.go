@@ -1,4 +1,4 @@
-// qq plugin protocol version 3
+// qq plugin protocol version 4
 //
 // The gRPC services a qq plugin process serves to qqd over go-plugin. The
 // version on the first line is plugins.ProtocolVersion (the go-plugin
@@ -35,6 +35,12 @@
 // again: a plugin serves the same unary methods, which a host that
 // negotiated version 1 or 2 keeps using for everything, and a host that
 // negotiated 3 uses for every other method.
+//
+// Version 4 adds Backup to the Storage service and
+// ConfigureResponse.backup (compatibly again): the host asks for a backup
+// only from a plugin that negotiated 4 and set ConfigureResponse.backup.
+// A plugin of version 4 serves hosts of versions 1 to 3 as before (they
+// never call Backup).
 //
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
@@ -365,7 +371,11 @@ type ConfigureResponse struct {
 	// tokens is set by a storage plugin of version 2 whose storage keeps
 	// resume tokens (plugins.Tokens): it serves the token methods, and its
 	// SetPasswordHash and DeleteUser remove the user's tokens.
-	Tokens        bool `protobuf:"varint,3,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	Tokens bool `protobuf:"varint,3,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	// backup is set by a storage plugin of version 4 whose storage can copy
+	// itself while it serves (plugins.Backup): it serves Backup. The host
+	// ignores it unless version 4 was negotiated.
+	Backup        bool `protobuf:"varint,4,opt,name=backup,proto3" json:"backup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -417,6 +427,13 @@ func (x *ConfigureResponse) GetGroups() bool {
 func (x *ConfigureResponse) GetTokens() bool {
 	if x != nil {
 		return x.Tokens
+	}
+	return false
+}
+
+func (x *ConfigureResponse) GetBackup() bool {
+	if x != nil {
+		return x.Backup
 	}
 	return false
 }
@@ -5253,6 +5270,92 @@ func (x *PurgeTokensResponse) GetPurged() int64 {
 	return 0
 }
 
+// BackupRequest asks for a consistent copy of everything the storage
+// keeps, made while it keeps serving (plugins.Backup).
+type BackupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// dir is where the copy goes: an absolute path that must not exist.
+	// The plugin creates it with mode 0700 (and its missing parents, 0700
+	// too), and removes what it created if the backup fails. The copy is a
+	// store of the same plugin: the plugin's path pointed at it opens it.
+	Dir           string `protobuf:"bytes,1,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_qqplugin_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *BackupRequest) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+type BackupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_qqplugin_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{90}
+}
+
 // CallRequest is one call on a Calls stream, or the cancellation of one.
 type CallRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -5276,7 +5379,7 @@ type CallRequest struct {
 
 func (x *CallRequest) Reset() {
 	*x = CallRequest{}
-	mi := &file_qqplugin_proto_msgTypes[89]
+	mi := &file_qqplugin_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5288,7 +5391,7 @@ func (x *CallRequest) String() string {
 func (*CallRequest) ProtoMessage() {}
 
 func (x *CallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[89]
+	mi := &file_qqplugin_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5301,7 +5404,7 @@ func (x *CallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
 func (*CallRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{89}
+	return file_qqplugin_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *CallRequest) GetId() uint64 {
@@ -5400,7 +5503,7 @@ type CancelCall struct {
 
 func (x *CancelCall) Reset() {
 	*x = CancelCall{}
-	mi := &file_qqplugin_proto_msgTypes[90]
+	mi := &file_qqplugin_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5412,7 +5515,7 @@ func (x *CancelCall) String() string {
 func (*CancelCall) ProtoMessage() {}
 
 func (x *CancelCall) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[90]
+	mi := &file_qqplugin_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5425,7 +5528,7 @@ func (x *CancelCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCall.ProtoReflect.Descriptor instead.
 func (*CancelCall) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{90}
+	return file_qqplugin_proto_rawDescGZIP(), []int{92}
 }
 
 // CallError is the error a unary call would have failed with: its status
@@ -5441,7 +5544,7 @@ type CallError struct {
 
 func (x *CallError) Reset() {
 	*x = CallError{}
-	mi := &file_qqplugin_proto_msgTypes[91]
+	mi := &file_qqplugin_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5453,7 +5556,7 @@ func (x *CallError) String() string {
 func (*CallError) ProtoMessage() {}
 
 func (x *CallError) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[91]
+	mi := &file_qqplugin_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5466,7 +5569,7 @@ func (x *CallError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallError.ProtoReflect.Descriptor instead.
 func (*CallError) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{91}
+	return file_qqplugin_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *CallError) GetCode() int32 {
@@ -5509,7 +5612,7 @@ type CallResponse struct {
 
 func (x *CallResponse) Reset() {
 	*x = CallResponse{}
-	mi := &file_qqplugin_proto_msgTypes[92]
+	mi := &file_qqplugin_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5521,7 +5624,7 @@ func (x *CallResponse) String() string {
 func (*CallResponse) ProtoMessage() {}
 
 func (x *CallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[92]
+	mi := &file_qqplugin_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5534,7 +5637,7 @@ func (x *CallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResponse.ProtoReflect.Descriptor instead.
 func (*CallResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{92}
+	return file_qqplugin_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *CallResponse) GetId() uint64 {
@@ -5631,7 +5734,7 @@ type FilterMessage struct {
 
 func (x *FilterMessage) Reset() {
 	*x = FilterMessage{}
-	mi := &file_qqplugin_proto_msgTypes[93]
+	mi := &file_qqplugin_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5643,7 +5746,7 @@ func (x *FilterMessage) String() string {
 func (*FilterMessage) ProtoMessage() {}
 
 func (x *FilterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[93]
+	mi := &file_qqplugin_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5656,7 +5759,7 @@ func (x *FilterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterMessage.ProtoReflect.Descriptor instead.
 func (*FilterMessage) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{93}
+	return file_qqplugin_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *FilterMessage) GetFrom() string {
@@ -5703,7 +5806,7 @@ type FilterRequest struct {
 
 func (x *FilterRequest) Reset() {
 	*x = FilterRequest{}
-	mi := &file_qqplugin_proto_msgTypes[94]
+	mi := &file_qqplugin_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5715,7 +5818,7 @@ func (x *FilterRequest) String() string {
 func (*FilterRequest) ProtoMessage() {}
 
 func (x *FilterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[94]
+	mi := &file_qqplugin_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5728,7 +5831,7 @@ func (x *FilterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterRequest.ProtoReflect.Descriptor instead.
 func (*FilterRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{94}
+	return file_qqplugin_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *FilterRequest) GetMessages() []*FilterMessage {
@@ -5750,7 +5853,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_qqplugin_proto_msgTypes[95]
+	mi := &file_qqplugin_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5762,7 +5865,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[95]
+	mi := &file_qqplugin_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5775,7 +5878,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{95}
+	return file_qqplugin_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *Verdict) GetAction() Action {
@@ -5809,7 +5912,7 @@ type FilterResponse struct {
 
 func (x *FilterResponse) Reset() {
 	*x = FilterResponse{}
-	mi := &file_qqplugin_proto_msgTypes[96]
+	mi := &file_qqplugin_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5821,7 +5924,7 @@ func (x *FilterResponse) String() string {
 func (*FilterResponse) ProtoMessage() {}
 
 func (x *FilterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[96]
+	mi := &file_qqplugin_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5834,7 +5937,7 @@ func (x *FilterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterResponse.ProtoReflect.Descriptor instead.
 func (*FilterResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{96}
+	return file_qqplugin_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *FilterResponse) GetVerdicts() []*Verdict {
@@ -5852,11 +5955,12 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\x12\x19\n" +
-	"\bdata_dir\x18\x02 \x01(\tR\adataDir\"[\n" +
+	"\bdata_dir\x18\x02 \x01(\tR\adataDir\"s\n" +
 	"\x11ConfigureResponse\x12\x16\n" +
 	"\x06social\x18\x01 \x01(\bR\x06social\x12\x16\n" +
 	"\x06groups\x18\x02 \x01(\bR\x06groups\x12\x16\n" +
-	"\x06tokens\x18\x03 \x01(\bR\x06tokens\":\n" +
+	"\x06tokens\x18\x03 \x01(\bR\x06tokens\x12\x16\n" +
+	"\x06backup\x18\x04 \x01(\bR\x06backup\":\n" +
 	"\vErrorDetail\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.qq.plugin.v1.ErrorKindR\x04kind\"a\n" +
 	"\aMessage\x12\x0e\n" +
@@ -6164,7 +6268,10 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\vidle_before\x18\x02 \x01(\x03R\n" +
 	"idleBefore\"-\n" +
 	"\x13PurgeTokensResponse\x12\x16\n" +
-	"\x06purged\x18\x01 \x01(\x03R\x06purged\"\xa5\x02\n" +
+	"\x06purged\x18\x01 \x01(\x03R\x06purged\"!\n" +
+	"\rBackupRequest\x12\x10\n" +
+	"\x03dir\x18\x01 \x01(\tR\x03dir\"\x10\n" +
+	"\x0eBackupResponse\"\xa5\x02\n" +
 	"\vCallRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
 	"\n" +
@@ -6239,7 +6346,7 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ALLOW\x10\x01\x12\x12\n" +
 	"\x0eACTION_REWRITE\x10\x02\x12\x11\n" +
-	"\rACTION_REJECT\x10\x032\xc6\x16\n" +
+	"\rACTION_REJECT\x10\x032\x8b\x17\n" +
 	"\aStorage\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12O\n" +
 	"\n" +
@@ -6281,7 +6388,8 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\n" +
 	"UserTokens\x12\x1f.qq.plugin.v1.UserTokensRequest\x1a .qq.plugin.v1.UserTokensResponse\x12U\n" +
 	"\fRevokeTokens\x12!.qq.plugin.v1.RevokeTokensRequest\x1a\".qq.plugin.v1.RevokeTokensResponse\x12R\n" +
-	"\vPurgeTokens\x12 .qq.plugin.v1.PurgeTokensRequest\x1a!.qq.plugin.v1.PurgeTokensResponse\x12B\n" +
+	"\vPurgeTokens\x12 .qq.plugin.v1.PurgeTokensRequest\x1a!.qq.plugin.v1.PurgeTokensResponse\x12C\n" +
+	"\x06Backup\x12\x1b.qq.plugin.v1.BackupRequest\x1a\x1c.qq.plugin.v1.BackupResponse\x12B\n" +
 	"\x05Calls\x12\x19.qq.plugin.v1.CallRequest\x1a\x1a.qq.plugin.v1.CallResponse(\x010\x012\xdf\x01\n" +
 	"\x06Filter\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12C\n" +
@@ -6301,7 +6409,7 @@ func file_qqplugin_proto_rawDescGZIP() []byte {
 }
 
 var file_qqplugin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
+var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_qqplugin_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: qq.plugin.v1.ErrorKind
 	(ResultError)(0),                    // 1: qq.plugin.v1.ResultError
@@ -6395,144 +6503,148 @@ var file_qqplugin_proto_goTypes = []any{
 	(*RevokeTokensResponse)(nil),        // 89: qq.plugin.v1.RevokeTokensResponse
 	(*PurgeTokensRequest)(nil),          // 90: qq.plugin.v1.PurgeTokensRequest
 	(*PurgeTokensResponse)(nil),         // 91: qq.plugin.v1.PurgeTokensResponse
-	(*CallRequest)(nil),                 // 92: qq.plugin.v1.CallRequest
-	(*CancelCall)(nil),                  // 93: qq.plugin.v1.CancelCall
-	(*CallError)(nil),                   // 94: qq.plugin.v1.CallError
-	(*CallResponse)(nil),                // 95: qq.plugin.v1.CallResponse
-	(*FilterMessage)(nil),               // 96: qq.plugin.v1.FilterMessage
-	(*FilterRequest)(nil),               // 97: qq.plugin.v1.FilterRequest
-	(*Verdict)(nil),                     // 98: qq.plugin.v1.Verdict
-	(*FilterResponse)(nil),              // 99: qq.plugin.v1.FilterResponse
+	(*BackupRequest)(nil),               // 92: qq.plugin.v1.BackupRequest
+	(*BackupResponse)(nil),              // 93: qq.plugin.v1.BackupResponse
+	(*CallRequest)(nil),                 // 94: qq.plugin.v1.CallRequest
+	(*CancelCall)(nil),                  // 95: qq.plugin.v1.CancelCall
+	(*CallError)(nil),                   // 96: qq.plugin.v1.CallError
+	(*CallResponse)(nil),                // 97: qq.plugin.v1.CallResponse
+	(*FilterMessage)(nil),               // 98: qq.plugin.v1.FilterMessage
+	(*FilterRequest)(nil),               // 99: qq.plugin.v1.FilterRequest
+	(*Verdict)(nil),                     // 100: qq.plugin.v1.Verdict
+	(*FilterResponse)(nil),              // 101: qq.plugin.v1.FilterResponse
 }
 var file_qqplugin_proto_depIdxs = []int32{
-	0,  // 0: qq.plugin.v1.ErrorDetail.kind:type_name -> qq.plugin.v1.ErrorKind
-	19, // 1: qq.plugin.v1.WriteBatch.messages:type_name -> qq.plugin.v1.NewMessage
-	20, // 2: qq.plugin.v1.WriteBatch.acks:type_name -> qq.plugin.v1.Ack
-	62, // 3: qq.plugin.v1.WriteBatch.group_messages:type_name -> qq.plugin.v1.NewGroupMessage
-	63, // 4: qq.plugin.v1.WriteBatch.group_acks:type_name -> qq.plugin.v1.GroupAck
-	56, // 5: qq.plugin.v1.WriteBatch.group_limits:type_name -> qq.plugin.v1.GroupLimits
-	6,  // 6: qq.plugin.v1.AppendResult.message:type_name -> qq.plugin.v1.Message
-	1,  // 7: qq.plugin.v1.AppendResult.error:type_name -> qq.plugin.v1.ResultError
-	57, // 8: qq.plugin.v1.AppendResult.group:type_name -> qq.plugin.v1.GroupEntry
-	0,  // 9: qq.plugin.v1.WriteError.kind:type_name -> qq.plugin.v1.ErrorKind
-	22, // 10: qq.plugin.v1.WriteResponse.results:type_name -> qq.plugin.v1.AppendResult
-	23, // 11: qq.plugin.v1.WriteResponse.error:type_name -> qq.plugin.v1.WriteError
-	25, // 12: qq.plugin.v1.LookupCIDsRequest.keys:type_name -> qq.plugin.v1.CIDKey
-	22, // 13: qq.plugin.v1.LookupCIDsResponse.results:type_name -> qq.plugin.v1.AppendResult
-	6,  // 14: qq.plugin.v1.PendingResponse.messages:type_name -> qq.plugin.v1.Message
-	6,  // 15: qq.plugin.v1.HistoryResponse.messages:type_name -> qq.plugin.v1.Message
-	37, // 16: qq.plugin.v1.FriendsResponse.friends:type_name -> qq.plugin.v1.Friend
-	36, // 17: qq.plugin.v1.FriendsResponse.incoming:type_name -> qq.plugin.v1.FriendRequest
-	36, // 18: qq.plugin.v1.FriendsResponse.outgoing:type_name -> qq.plugin.v1.FriendRequest
-	58, // 19: qq.plugin.v1.UserGroup.group:type_name -> qq.plugin.v1.GroupInfo
-	56, // 20: qq.plugin.v1.CreateGroupRequest.limits:type_name -> qq.plugin.v1.GroupLimits
-	58, // 21: qq.plugin.v1.CreateGroupResponse.group:type_name -> qq.plugin.v1.GroupInfo
-	58, // 22: qq.plugin.v1.GroupResponse.group:type_name -> qq.plugin.v1.GroupInfo
-	60, // 23: qq.plugin.v1.UserGroupsResponse.groups:type_name -> qq.plugin.v1.UserGroup
-	59, // 24: qq.plugin.v1.GroupMembersResponse.members:type_name -> qq.plugin.v1.GroupMember
-	56, // 25: qq.plugin.v1.GroupOpRequest.limits:type_name -> qq.plugin.v1.GroupLimits
-	57, // 26: qq.plugin.v1.GroupOpResponse.entry:type_name -> qq.plugin.v1.GroupEntry
-	61, // 27: qq.plugin.v1.JoinRequestsResponse.requests:type_name -> qq.plugin.v1.JoinRequest
-	57, // 28: qq.plugin.v1.GroupLogResponse.entries:type_name -> qq.plugin.v1.GroupEntry
-	78, // 29: qq.plugin.v1.AddTokenRequest.token:type_name -> qq.plugin.v1.Token
-	78, // 30: qq.plugin.v1.TokenResponse.token:type_name -> qq.plugin.v1.Token
-	79, // 31: qq.plugin.v1.TouchTokensRequest.uses:type_name -> qq.plugin.v1.TokenUse
-	78, // 32: qq.plugin.v1.UserTokensResponse.tokens:type_name -> qq.plugin.v1.Token
-	21, // 33: qq.plugin.v1.CallRequest.write:type_name -> qq.plugin.v1.WriteBatch
-	26, // 34: qq.plugin.v1.CallRequest.lookup_cids:type_name -> qq.plugin.v1.LookupCIDsRequest
-	97, // 35: qq.plugin.v1.CallRequest.filter:type_name -> qq.plugin.v1.FilterRequest
-	93, // 36: qq.plugin.v1.CallRequest.cancel:type_name -> qq.plugin.v1.CancelCall
-	0,  // 37: qq.plugin.v1.CallError.kind:type_name -> qq.plugin.v1.ErrorKind
-	94, // 38: qq.plugin.v1.CallResponse.error:type_name -> qq.plugin.v1.CallError
-	24, // 39: qq.plugin.v1.CallResponse.write:type_name -> qq.plugin.v1.WriteResponse
-	27, // 40: qq.plugin.v1.CallResponse.lookup_cids:type_name -> qq.plugin.v1.LookupCIDsResponse
-	99, // 41: qq.plugin.v1.CallResponse.filter:type_name -> qq.plugin.v1.FilterResponse
-	96, // 42: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
-	2,  // 43: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
-	98, // 44: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
-	3,  // 45: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	7,  // 46: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
-	9,  // 47: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
-	21, // 48: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
-	26, // 49: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
-	28, // 50: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
-	30, // 51: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
-	32, // 52: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
-	11, // 53: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
-	13, // 54: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
-	15, // 55: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
-	17, // 56: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
-	34, // 57: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
-	38, // 58: qq.plugin.v1.Storage.RequestFriend:input_type -> qq.plugin.v1.RequestFriendRequest
-	40, // 59: qq.plugin.v1.Storage.AnswerFriendRequest:input_type -> qq.plugin.v1.AnswerFriendRequestRequest
-	42, // 60: qq.plugin.v1.Storage.CancelFriendRequest:input_type -> qq.plugin.v1.CancelFriendRequestRequest
-	44, // 61: qq.plugin.v1.Storage.RemoveFriend:input_type -> qq.plugin.v1.RemoveFriendRequest
-	46, // 62: qq.plugin.v1.Storage.Friends:input_type -> qq.plugin.v1.FriendsRequest
-	48, // 63: qq.plugin.v1.Storage.Block:input_type -> qq.plugin.v1.BlockRequest
-	50, // 64: qq.plugin.v1.Storage.Unblock:input_type -> qq.plugin.v1.UnblockRequest
-	52, // 65: qq.plugin.v1.Storage.Blocks:input_type -> qq.plugin.v1.BlocksRequest
-	54, // 66: qq.plugin.v1.Storage.Relation:input_type -> qq.plugin.v1.RelationRequest
-	64, // 67: qq.plugin.v1.Storage.CreateGroup:input_type -> qq.plugin.v1.CreateGroupRequest
-	66, // 68: qq.plugin.v1.Storage.Group:input_type -> qq.plugin.v1.GroupRequest
-	68, // 69: qq.plugin.v1.Storage.UserGroups:input_type -> qq.plugin.v1.UserGroupsRequest
-	70, // 70: qq.plugin.v1.Storage.GroupMembers:input_type -> qq.plugin.v1.GroupMembersRequest
-	72, // 71: qq.plugin.v1.Storage.GroupOp:input_type -> qq.plugin.v1.GroupOpRequest
-	74, // 72: qq.plugin.v1.Storage.JoinRequests:input_type -> qq.plugin.v1.JoinRequestsRequest
-	76, // 73: qq.plugin.v1.Storage.GroupLog:input_type -> qq.plugin.v1.GroupLogRequest
-	80, // 74: qq.plugin.v1.Storage.AddToken:input_type -> qq.plugin.v1.AddTokenRequest
-	82, // 75: qq.plugin.v1.Storage.Token:input_type -> qq.plugin.v1.TokenRequest
-	84, // 76: qq.plugin.v1.Storage.TouchTokens:input_type -> qq.plugin.v1.TouchTokensRequest
-	86, // 77: qq.plugin.v1.Storage.UserTokens:input_type -> qq.plugin.v1.UserTokensRequest
-	88, // 78: qq.plugin.v1.Storage.RevokeTokens:input_type -> qq.plugin.v1.RevokeTokensRequest
-	90, // 79: qq.plugin.v1.Storage.PurgeTokens:input_type -> qq.plugin.v1.PurgeTokensRequest
-	92, // 80: qq.plugin.v1.Storage.Calls:input_type -> qq.plugin.v1.CallRequest
-	3,  // 81: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	97, // 82: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
-	92, // 83: qq.plugin.v1.Filter.Calls:input_type -> qq.plugin.v1.CallRequest
-	4,  // 84: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	8,  // 85: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
-	10, // 86: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
-	24, // 87: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
-	27, // 88: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
-	29, // 89: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
-	31, // 90: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
-	33, // 91: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
-	12, // 92: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
-	14, // 93: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
-	16, // 94: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
-	18, // 95: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
-	35, // 96: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
-	39, // 97: qq.plugin.v1.Storage.RequestFriend:output_type -> qq.plugin.v1.RequestFriendResponse
-	41, // 98: qq.plugin.v1.Storage.AnswerFriendRequest:output_type -> qq.plugin.v1.AnswerFriendRequestResponse
-	43, // 99: qq.plugin.v1.Storage.CancelFriendRequest:output_type -> qq.plugin.v1.CancelFriendRequestResponse
-	45, // 100: qq.plugin.v1.Storage.RemoveFriend:output_type -> qq.plugin.v1.RemoveFriendResponse
-	47, // 101: qq.plugin.v1.Storage.Friends:output_type -> qq.plugin.v1.FriendsResponse
-	49, // 102: qq.plugin.v1.Storage.Block:output_type -> qq.plugin.v1.BlockResponse
-	51, // 103: qq.plugin.v1.Storage.Unblock:output_type -> qq.plugin.v1.UnblockResponse
-	53, // 104: qq.plugin.v1.Storage.Blocks:output_type -> qq.plugin.v1.BlocksResponse
-	55, // 105: qq.plugin.v1.Storage.Relation:output_type -> qq.plugin.v1.RelationResponse
-	65, // 106: qq.plugin.v1.Storage.CreateGroup:output_type -> qq.plugin.v1.CreateGroupResponse
-	67, // 107: qq.plugin.v1.Storage.Group:output_type -> qq.plugin.v1.GroupResponse
-	69, // 108: qq.plugin.v1.Storage.UserGroups:output_type -> qq.plugin.v1.UserGroupsResponse
-	71, // 109: qq.plugin.v1.Storage.GroupMembers:output_type -> qq.plugin.v1.GroupMembersResponse
-	73, // 110: qq.plugin.v1.Storage.GroupOp:output_type -> qq.plugin.v1.GroupOpResponse
-	75, // 111: qq.plugin.v1.Storage.JoinRequests:output_type -> qq.plugin.v1.JoinRequestsResponse
-	77, // 112: qq.plugin.v1.Storage.GroupLog:output_type -> qq.plugin.v1.GroupLogResponse
-	81, // 113: qq.plugin.v1.Storage.AddToken:output_type -> qq.plugin.v1.AddTokenResponse
-	83, // 114: qq.plugin.v1.Storage.Token:output_type -> qq.plugin.v1.TokenResponse
-	85, // 115: qq.plugin.v1.Storage.TouchTokens:output_type -> qq.plugin.v1.TouchTokensResponse
-	87, // 116: qq.plugin.v1.Storage.UserTokens:output_type -> qq.plugin.v1.UserTokensResponse
-	89, // 117: qq.plugin.v1.Storage.RevokeTokens:output_type -> qq.plugin.v1.RevokeTokensResponse
-	91, // 118: qq.plugin.v1.Storage.PurgeTokens:output_type -> qq.plugin.v1.PurgeTokensResponse
-	95, // 119: qq.plugin.v1.Storage.Calls:output_type -> qq.plugin.v1.CallResponse
-	4,  // 120: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	99, // 121: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
-	95, // 122: qq.plugin.v1.Filter.Calls:output_type -> qq.plugin.v1.CallResponse
-	84, // [84:123] is the sub-list for method output_type
-	45, // [45:84] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	0,   // 0: qq.plugin.v1.ErrorDetail.kind:type_name -> qq.plugin.v1.ErrorKind
+	19,  // 1: qq.plugin.v1.WriteBatch.messages:type_name -> qq.plugin.v1.NewMessage
+	20,  // 2: qq.plugin.v1.WriteBatch.acks:type_name -> qq.plugin.v1.Ack
+	62,  // 3: qq.plugin.v1.WriteBatch.group_messages:type_name -> qq.plugin.v1.NewGroupMessage
+	63,  // 4: qq.plugin.v1.WriteBatch.group_acks:type_name -> qq.plugin.v1.GroupAck
+	56,  // 5: qq.plugin.v1.WriteBatch.group_limits:type_name -> qq.plugin.v1.GroupLimits
+	6,   // 6: qq.plugin.v1.AppendResult.message:type_name -> qq.plugin.v1.Message
+	1,   // 7: qq.plugin.v1.AppendResult.error:type_name -> qq.plugin.v1.ResultError
+	57,  // 8: qq.plugin.v1.AppendResult.group:type_name -> qq.plugin.v1.GroupEntry
+	0,   // 9: qq.plugin.v1.WriteError.kind:type_name -> qq.plugin.v1.ErrorKind
+	22,  // 10: qq.plugin.v1.WriteResponse.results:type_name -> qq.plugin.v1.AppendResult
+	23,  // 11: qq.plugin.v1.WriteResponse.error:type_name -> qq.plugin.v1.WriteError
+	25,  // 12: qq.plugin.v1.LookupCIDsRequest.keys:type_name -> qq.plugin.v1.CIDKey
+	22,  // 13: qq.plugin.v1.LookupCIDsResponse.results:type_name -> qq.plugin.v1.AppendResult
+	6,   // 14: qq.plugin.v1.PendingResponse.messages:type_name -> qq.plugin.v1.Message
+	6,   // 15: qq.plugin.v1.HistoryResponse.messages:type_name -> qq.plugin.v1.Message
+	37,  // 16: qq.plugin.v1.FriendsResponse.friends:type_name -> qq.plugin.v1.Friend
+	36,  // 17: qq.plugin.v1.FriendsResponse.incoming:type_name -> qq.plugin.v1.FriendRequest
+	36,  // 18: qq.plugin.v1.FriendsResponse.outgoing:type_name -> qq.plugin.v1.FriendRequest
+	58,  // 19: qq.plugin.v1.UserGroup.group:type_name -> qq.plugin.v1.GroupInfo
+	56,  // 20: qq.plugin.v1.CreateGroupRequest.limits:type_name -> qq.plugin.v1.GroupLimits
+	58,  // 21: qq.plugin.v1.CreateGroupResponse.group:type_name -> qq.plugin.v1.GroupInfo
+	58,  // 22: qq.plugin.v1.GroupResponse.group:type_name -> qq.plugin.v1.GroupInfo
+	60,  // 23: qq.plugin.v1.UserGroupsResponse.groups:type_name -> qq.plugin.v1.UserGroup
+	59,  // 24: qq.plugin.v1.GroupMembersResponse.members:type_name -> qq.plugin.v1.GroupMember
+	56,  // 25: qq.plugin.v1.GroupOpRequest.limits:type_name -> qq.plugin.v1.GroupLimits
+	57,  // 26: qq.plugin.v1.GroupOpResponse.entry:type_name -> qq.plugin.v1.GroupEntry
+	61,  // 27: qq.plugin.v1.JoinRequestsResponse.requests:type_name -> qq.plugin.v1.JoinRequest
+	57,  // 28: qq.plugin.v1.GroupLogResponse.entries:type_name -> qq.plugin.v1.GroupEntry
+	78,  // 29: qq.plugin.v1.AddTokenRequest.token:type_name -> qq.plugin.v1.Token
+	78,  // 30: qq.plugin.v1.TokenResponse.token:type_name -> qq.plugin.v1.Token
+	79,  // 31: qq.plugin.v1.TouchTokensRequest.uses:type_name -> qq.plugin.v1.TokenUse
+	78,  // 32: qq.plugin.v1.UserTokensResponse.tokens:type_name -> qq.plugin.v1.Token
+	21,  // 33: qq.plugin.v1.CallRequest.write:type_name -> qq.plugin.v1.WriteBatch
+	26,  // 34: qq.plugin.v1.CallRequest.lookup_cids:type_name -> qq.plugin.v1.LookupCIDsRequest
+	99,  // 35: qq.plugin.v1.CallRequest.filter:type_name -> qq.plugin.v1.FilterRequest
+	95,  // 36: qq.plugin.v1.CallRequest.cancel:type_name -> qq.plugin.v1.CancelCall
+	0,   // 37: qq.plugin.v1.CallError.kind:type_name -> qq.plugin.v1.ErrorKind
+	96,  // 38: qq.plugin.v1.CallResponse.error:type_name -> qq.plugin.v1.CallError
+	24,  // 39: qq.plugin.v1.CallResponse.write:type_name -> qq.plugin.v1.WriteResponse
+	27,  // 40: qq.plugin.v1.CallResponse.lookup_cids:type_name -> qq.plugin.v1.LookupCIDsResponse
+	101, // 41: qq.plugin.v1.CallResponse.filter:type_name -> qq.plugin.v1.FilterResponse
+	98,  // 42: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
+	2,   // 43: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
+	100, // 44: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
+	3,   // 45: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	7,   // 46: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
+	9,   // 47: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
+	21,  // 48: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
+	26,  // 49: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
+	28,  // 50: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
+	30,  // 51: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
+	32,  // 52: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
+	11,  // 53: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
+	13,  // 54: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
+	15,  // 55: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
+	17,  // 56: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
+	34,  // 57: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
+	38,  // 58: qq.plugin.v1.Storage.RequestFriend:input_type -> qq.plugin.v1.RequestFriendRequest
+	40,  // 59: qq.plugin.v1.Storage.AnswerFriendRequest:input_type -> qq.plugin.v1.AnswerFriendRequestRequest
+	42,  // 60: qq.plugin.v1.Storage.CancelFriendRequest:input_type -> qq.plugin.v1.CancelFriendRequestRequest
+	44,  // 61: qq.plugin.v1.Storage.RemoveFriend:input_type -> qq.plugin.v1.RemoveFriendRequest
+	46,  // 62: qq.plugin.v1.Storage.Friends:input_type -> qq.plugin.v1.FriendsRequest
+	48,  // 63: qq.plugin.v1.Storage.Block:input_type -> qq.plugin.v1.BlockRequest
+	50,  // 64: qq.plugin.v1.Storage.Unblock:input_type -> qq.plugin.v1.UnblockRequest
+	52,  // 65: qq.plugin.v1.Storage.Blocks:input_type -> qq.plugin.v1.BlocksRequest
+	54,  // 66: qq.plugin.v1.Storage.Relation:input_type -> qq.plugin.v1.RelationRequest
+	64,  // 67: qq.plugin.v1.Storage.CreateGroup:input_type -> qq.plugin.v1.CreateGroupRequest
+	66,  // 68: qq.plugin.v1.Storage.Group:input_type -> qq.plugin.v1.GroupRequest
+	68,  // 69: qq.plugin.v1.Storage.UserGroups:input_type -> qq.plugin.v1.UserGroupsRequest
+	70,  // 70: qq.plugin.v1.Storage.GroupMembers:input_type -> qq.plugin.v1.GroupMembersRequest
+	72,  // 71: qq.plugin.v1.Storage.GroupOp:input_type -> qq.plugin.v1.GroupOpRequest
+	74,  // 72: qq.plugin.v1.Storage.JoinRequests:input_type -> qq.plugin.v1.JoinRequestsRequest
+	76,  // 73: qq.plugin.v1.Storage.GroupLog:input_type -> qq.plugin.v1.GroupLogRequest
+	80,  // 74: qq.plugin.v1.Storage.AddToken:input_type -> qq.plugin.v1.AddTokenRequest
+	82,  // 75: qq.plugin.v1.Storage.Token:input_type -> qq.plugin.v1.TokenRequest
+	84,  // 76: qq.plugin.v1.Storage.TouchTokens:input_type -> qq.plugin.v1.TouchTokensRequest
+	86,  // 77: qq.plugin.v1.Storage.UserTokens:input_type -> qq.plugin.v1.UserTokensRequest
+	88,  // 78: qq.plugin.v1.Storage.RevokeTokens:input_type -> qq.plugin.v1.RevokeTokensRequest
+	90,  // 79: qq.plugin.v1.Storage.PurgeTokens:input_type -> qq.plugin.v1.PurgeTokensRequest
+	92,  // 80: qq.plugin.v1.Storage.Backup:input_type -> qq.plugin.v1.BackupRequest
+	94,  // 81: qq.plugin.v1.Storage.Calls:input_type -> qq.plugin.v1.CallRequest
+	3,   // 82: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	99,  // 83: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
+	94,  // 84: qq.plugin.v1.Filter.Calls:input_type -> qq.plugin.v1.CallRequest
+	4,   // 85: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	8,   // 86: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
+	10,  // 87: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
+	24,  // 88: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
+	27,  // 89: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
+	29,  // 90: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
+	31,  // 91: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
+	33,  // 92: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
+	12,  // 93: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
+	14,  // 94: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
+	16,  // 95: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
+	18,  // 96: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
+	35,  // 97: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
+	39,  // 98: qq.plugin.v1.Storage.RequestFriend:output_type -> qq.plugin.v1.RequestFriendResponse
+	41,  // 99: qq.plugin.v1.Storage.AnswerFriendRequest:output_type -> qq.plugin.v1.AnswerFriendRequestResponse
+	43,  // 100: qq.plugin.v1.Storage.CancelFriendRequest:output_type -> qq.plugin.v1.CancelFriendRequestResponse
+	45,  // 101: qq.plugin.v1.Storage.RemoveFriend:output_type -> qq.plugin.v1.RemoveFriendResponse
+	47,  // 102: qq.plugin.v1.Storage.Friends:output_type -> qq.plugin.v1.FriendsResponse
+	49,  // 103: qq.plugin.v1.Storage.Block:output_type -> qq.plugin.v1.BlockResponse
+	51,  // 104: qq.plugin.v1.Storage.Unblock:output_type -> qq.plugin.v1.UnblockResponse
+	53,  // 105: qq.plugin.v1.Storage.Blocks:output_type -> qq.plugin.v1.BlocksResponse
+	55,  // 106: qq.plugin.v1.Storage.Relation:output_type -> qq.plugin.v1.RelationResponse
+	65,  // 107: qq.plugin.v1.Storage.CreateGroup:output_type -> qq.plugin.v1.CreateGroupResponse
+	67,  // 108: qq.plugin.v1.Storage.Group:output_type -> qq.plugin.v1.GroupResponse
+	69,  // 109: qq.plugin.v1.Storage.UserGroups:output_type -> qq.plugin.v1.UserGroupsResponse
+	71,  // 110: qq.plugin.v1.Storage.GroupMembers:output_type -> qq.plugin.v1.GroupMembersResponse
+	73,  // 111: qq.plugin.v1.Storage.GroupOp:output_type -> qq.plugin.v1.GroupOpResponse
+	75,  // 112: qq.plugin.v1.Storage.JoinRequests:output_type -> qq.plugin.v1.JoinRequestsResponse
+	77,  // 113: qq.plugin.v1.Storage.GroupLog:output_type -> qq.plugin.v1.GroupLogResponse
+	81,  // 114: qq.plugin.v1.Storage.AddToken:output_type -> qq.plugin.v1.AddTokenResponse
+	83,  // 115: qq.plugin.v1.Storage.Token:output_type -> qq.plugin.v1.TokenResponse
+	85,  // 116: qq.plugin.v1.Storage.TouchTokens:output_type -> qq.plugin.v1.TouchTokensResponse
+	87,  // 117: qq.plugin.v1.Storage.UserTokens:output_type -> qq.plugin.v1.UserTokensResponse
+	89,  // 118: qq.plugin.v1.Storage.RevokeTokens:output_type -> qq.plugin.v1.RevokeTokensResponse
+	91,  // 119: qq.plugin.v1.Storage.PurgeTokens:output_type -> qq.plugin.v1.PurgeTokensResponse
+	93,  // 120: qq.plugin.v1.Storage.Backup:output_type -> qq.plugin.v1.BackupResponse
+	97,  // 121: qq.plugin.v1.Storage.Calls:output_type -> qq.plugin.v1.CallResponse
+	4,   // 122: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	101, // 123: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
+	97,  // 124: qq.plugin.v1.Filter.Calls:output_type -> qq.plugin.v1.CallResponse
+	85,  // [85:125] is the sub-list for method output_type
+	45,  // [45:85] is the sub-list for method input_type
+	45,  // [45:45] is the sub-list for extension type_name
+	45,  // [45:45] is the sub-list for extension extendee
+	0,   // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_qqplugin_proto_init() }
@@ -6540,13 +6652,13 @@ func file_qqplugin_proto_init() {
 	if File_qqplugin_proto != nil {
 		return
 	}
-	file_qqplugin_proto_msgTypes[89].OneofWrappers = []any{
+	file_qqplugin_proto_msgTypes[91].OneofWrappers = []any{
 		(*CallRequest_Write)(nil),
 		(*CallRequest_LookupCids)(nil),
 		(*CallRequest_Filter)(nil),
 		(*CallRequest_Cancel)(nil),
 	}
-	file_qqplugin_proto_msgTypes[92].OneofWrappers = []any{
+	file_qqplugin_proto_msgTypes[94].OneofWrappers = []any{
 		(*CallResponse_Error)(nil),
 		(*CallResponse_Write)(nil),
 		(*CallResponse_LookupCids)(nil),
@@ -6558,7 +6670,7 @@ func file_qqplugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qqplugin_proto_rawDesc), len(file_qqplugin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   97,
+			NumMessages:   99,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

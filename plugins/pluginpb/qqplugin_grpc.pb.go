@@ -1,4 +1,4 @@
-// qq plugin protocol version 3
+// qq plugin protocol version 4
 //
 // The gRPC services a qq plugin process serves to qqd over go-plugin. The
 // version on the first line is plugins.ProtocolVersion (the go-plugin
@@ -35,6 +35,12 @@
 // again: a plugin serves the same unary methods, which a host that
 // negotiated version 1 or 2 keeps using for everything, and a host that
 // negotiated 3 uses for every other method.
+//
+// Version 4 adds Backup to the Storage service and
+// ConfigureResponse.backup (compatibly again): the host asks for a backup
+// only from a plugin that negotiated 4 and set ConfigureResponse.backup.
+// A plugin of version 4 serves hosts of versions 1 to 3 as before (they
+// never call Backup).
 //
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
@@ -96,6 +102,7 @@ const (
 	Storage_UserTokens_FullMethodName          = "/qq.plugin.v1.Storage/UserTokens"
 	Storage_RevokeTokens_FullMethodName        = "/qq.plugin.v1.Storage/RevokeTokens"
 	Storage_PurgeTokens_FullMethodName         = "/qq.plugin.v1.Storage/PurgeTokens"
+	Storage_Backup_FullMethodName              = "/qq.plugin.v1.Storage/Backup"
 	Storage_Calls_FullMethodName               = "/qq.plugin.v1.Storage/Calls"
 )
 
@@ -176,6 +183,12 @@ type StorageClient interface {
 	UserTokens(ctx context.Context, in *UserTokensRequest, opts ...grpc.CallOption) (*UserTokensResponse, error)
 	RevokeTokens(ctx context.Context, in *RevokeTokensRequest, opts ...grpc.CallOption) (*RevokeTokensResponse, error)
 	PurgeTokens(ctx context.Context, in *PurgeTokensRequest, opts ...grpc.CallOption) (*PurgeTokensResponse, error)
+	// Version 4: a consistent copy of the store into a new directory, made
+	// online. Only a plugin that set ConfigureResponse.backup serves it; one
+	// that did not answers UNIMPLEMENTED. Any failure (dir exists or is
+	// not absolute, no space, permission denied) is an error status whose
+	// message says why.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (*BackupResponse, error)
 	// Version 3: the calls Write and LookupCIDs on one stream, which the
 	// host opens once and keeps open (see CallRequest). Each call runs as
 	// its unary method would, concurrently with the others; Writes keep
@@ -544,6 +557,16 @@ func (c *storageClient) PurgeTokens(ctx context.Context, in *PurgeTokensRequest,
 	return out, nil
 }
 
+func (c *storageClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (*BackupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BackupResponse)
+	err := c.cc.Invoke(ctx, Storage_Backup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storageClient) Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallRequest, CallResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Storage_ServiceDesc.Streams[0], Storage_Calls_FullMethodName, cOpts...)
@@ -634,6 +657,12 @@ type StorageServer interface {
 	UserTokens(context.Context, *UserTokensRequest) (*UserTokensResponse, error)
 	RevokeTokens(context.Context, *RevokeTokensRequest) (*RevokeTokensResponse, error)
 	PurgeTokens(context.Context, *PurgeTokensRequest) (*PurgeTokensResponse, error)
+	// Version 4: a consistent copy of the store into a new directory, made
+	// online. Only a plugin that set ConfigureResponse.backup serves it; one
+	// that did not answers UNIMPLEMENTED. Any failure (dir exists or is
+	// not absolute, no space, permission denied) is an error status whose
+	// message says why.
+	Backup(context.Context, *BackupRequest) (*BackupResponse, error)
 	// Version 3: the calls Write and LookupCIDs on one stream, which the
 	// host opens once and keeps open (see CallRequest). Each call runs as
 	// its unary method would, concurrently with the others; Writes keep
@@ -756,6 +785,9 @@ func (UnimplementedStorageServer) RevokeTokens(context.Context, *RevokeTokensReq
 }
 func (UnimplementedStorageServer) PurgeTokens(context.Context, *PurgeTokensRequest) (*PurgeTokensResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PurgeTokens not implemented")
+}
+func (UnimplementedStorageServer) Backup(context.Context, *BackupRequest) (*BackupResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedStorageServer) Calls(grpc.BidiStreamingServer[CallRequest, CallResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Calls not implemented")
@@ -1411,6 +1443,24 @@ func _Storage_PurgeTokens_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Storage_Backup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BackupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).Backup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_Backup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).Backup(ctx, req.(*BackupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Storage_Calls_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(StorageServer).Calls(&grpc.GenericServerStream[CallRequest, CallResponse]{ServerStream: stream})
 }
@@ -1564,6 +1614,10 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PurgeTokens",
 			Handler:    _Storage_PurgeTokens_Handler,
+		},
+		{
+			MethodName: "Backup",
+			Handler:    _Storage_Backup_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

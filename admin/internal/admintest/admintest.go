@@ -56,6 +56,13 @@ type Backend struct {
 	// first; TokenErr, if set, is returned by every token method instead.
 	TokenList map[string][]admin.Token
 	TokenErr  error
+	// BackupReply and BackupErr are what Backup returns; BackupStarted,
+	// if set, gets a value when a Backup starts, which then waits for
+	// BackupRelease (if set) to be closed.
+	BackupReply   admin.BackupReply
+	BackupErr     error
+	BackupStarted chan<- struct{}
+	BackupRelease <-chan struct{}
 
 	mu    sync.Mutex
 	calls []string
@@ -281,6 +288,22 @@ func (b *Backend) RevokeTokens(ctx context.Context, user string, ids []string) (
 		b.TokenList[user] = kept
 	}
 	return int64(len(ts) - len(kept)), nil
+}
+
+func (b *Backend) Backup(ctx context.Context, dir string) (admin.BackupReply, error) {
+	b.record("Backup", dir)
+	if b.BackupStarted != nil {
+		b.BackupStarted <- struct{}{}
+	}
+	if b.BackupRelease != nil {
+		<-b.BackupRelease
+	}
+	if b.BackupErr != nil {
+		return admin.BackupReply{}, b.BackupErr
+	}
+	r := b.BackupReply
+	r.Dir = dir
+	return r, nil
 }
 
 // Serve runs an admin server with b behind it, on a socket in a fresh

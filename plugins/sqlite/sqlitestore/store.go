@@ -90,6 +90,8 @@ type Store struct {
 	// restored syncLevel yet (restoreSync). Guarded by wmu.
 	syncLowered bool
 
+	// path is the database file (absolute).
+	path string
 	// dir is the database's directory; budget sizes the WAL and the
 	// free-space reserve for its filesystem (see roomForData).
 	dir    string
@@ -273,6 +275,7 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 		fsSize = 0 // unknown: SQLite's sizes, no reserve
 	}
 	s := &Store{
+		path:      path,
 		dir:       filepath.Dir(path),
 		budget:    budgetFor(fsSize),
 		now:       opts.Now,
