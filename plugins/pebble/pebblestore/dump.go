@@ -517,7 +517,7 @@ func (im *importer) run(next func() (*storagedump.Record, error)) error {
 	for {
 		rec, err := next()
 		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("record %d: the dump ends without a trailer: %w", im.n+1, io.ErrUnexpectedEOF)
+			return fmt.Errorf("record %d: the dump ends without a trailer (%w): %w", im.n+1, io.ErrUnexpectedEOF, err)
 		}
 		if err != nil {
 			return fmt.Errorf("record %d: %w", im.n+1, err)

@@ -555,3 +555,60 @@ func TestImportRefusals(t *testing.T) {
 		t.Errorf("Import with an ended context = %v, want context.Canceled", err)
 	}
 }
+
+// TestExportWhileWriting: an export that runs while messages are stored
+// reads one view: its trailer counts what it emitted, and its messages
+// are a prefix of the acceptance order with no gap.
+func TestExportWhileWriting(t *testing.T) {
+	s, _, _ := newStore(t)
+	send(t, s, nm("alice", "bob", "first", ""))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			if _, err := s.Write(context.Background(), &plugins.WriteBatch{Messages: []plugins.NewMessage{nm("bob", "carol", fmt.Sprint(i), "")}}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := range 21 {
+		if i == 20 {
+			<-done // the last one sees them all
+		}
+		var msgs []string
+		var tr *storagedump.Trailer
+		if err := s.Export(context.Background(), func(r *storagedump.Record) error {
+			if r.Message != nil {
+				msgs = append(msgs, r.Message.ID)
+			}
+			tr = r.Trailer
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if tr == nil || tr.Messages != int64(len(msgs)) || tr.Pending != int64(len(msgs)) {
+			t.Fatalf("trailer %+v after %d messages (all pending)", tr, len(msgs))
+		}
+		for i, id := range msgs {
+			if want := seqID(uint64(i + 1)); id != want {
+				t.Fatalf("message %d has id %s, want %s", i, id, want)
+			}
+		}
+		if i == 20 && len(msgs) != 201 {
+			t.Fatalf("the export after the writes has %d messages, want 201", len(msgs))
+		}
+	}
+}
+
+// seqID is the id the store gives seq: 13 characters of lowercase
+// Crockford base32.
+func seqID(seq uint64) string {
+	const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
+	out := make([]byte, pebblestore.MsgIDLen)
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = crockford[seq&31]
+		seq >>= 5
+	}
+	return string(out)
+}
