@@ -612,3 +612,92 @@ func seqID(seq uint64) string {
 	}
 	return string(out)
 }
+
+// foreignDump is a dump as the sqlite plugin would write it: users
+// u0..u9 (u9 deleted), n messages with ULIDs between them, one in 20
+// pending (never for u9), every other one with a cid, a body of 200
+// bytes, so that n = 30,000 fills several import chunks.
+func foreignDump(n int) []*storagedump.Record {
+	recs := []*storagedump.Record{{Header: &storagedump.Header{Format: storagedump.Format, Source: "sqlite", Created: t0.UnixMilli()}}}
+	tr := storagedump.Trailer{}
+	for i := range 10 {
+		u := &storagedump.User{Name: fmt.Sprintf("u%d", i), PasswordHash: "h", Created: t0.Add(-time.Hour).UnixMilli()}
+		if i == 9 {
+			u.PasswordHash, u.Deleted = "", t0.UnixMilli()
+		}
+		recs = append(recs, &storagedump.Record{User: u})
+		tr.Users++
+	}
+	body := string(make([]byte, 200))
+	for i := range n {
+		ts := t0.Add(-time.Hour).UnixMilli() + int64(i/10)
+		m := &storagedump.Message{ID: ulid(ts, i), From: fmt.Sprintf("u%d", i%10), To: fmt.Sprintf("u%d", i*7%10), Body: body, TS: ts, Status: protocol.StatusQueued}
+		if i%2 == 0 {
+			m.CID = fmt.Sprintf("c%d", i)
+		}
+		if i*13%20 == 0 && m.To != "u9" {
+			m.Pending = true
+			tr.Pending++
+		}
+		recs = append(recs, &storagedump.Record{Message: m})
+		tr.Messages++
+	}
+	return append(recs, &storagedump.Record{Trailer: &tr})
+}
+
+// TestImportChunks: a dump larger than an import chunk imports whole:
+// exported again it gives the same records (the header aside), and the
+// counts are those of the dump.
+func TestImportChunks(t *testing.T) {
+	ctx := context.Background()
+	recs := foreignDump(30_000)
+	s, _ := importInto(t, &clock{t: t0}, recs)
+	out := exportAll(t, s)
+	out[0] = recs[0]
+	sameRecords(t, recs, out)
+	tr := recs[len(recs)-1].Trailer
+	if n, err := s.CountPending(ctx); err != nil || n != tr.Pending {
+		t.Errorf("CountPending = %d, %v; want %d", n, err, tr.Pending)
+	}
+	var sum int64
+	for i := range 10 {
+		n, err := s.PendingCount(ctx, fmt.Sprintf("u%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += n
+	}
+	if sum != tr.Pending {
+		t.Errorf("pending counts add up to %d, want %d", sum, tr.Pending)
+	}
+	if r, err := s.LookupCIDs(ctx, []plugins.CIDKey{{From: "u0", CID: "c0"}, {From: "u8", CID: "c29998"}}); err != nil ||
+		r[0].Message.ID != recs[11].Message.ID || r[1].Message.ID != recs[len(recs)-3].Message.ID {
+		t.Errorf("LookupCIDs of the first and last cids = %+v, %v", r, err)
+	}
+}
+
+// TestImportFailsAfterChunks: an import that breaks off after it
+// committed chunks returns the error and leaves a store that refuses
+// writes (it is to be thrown away) but still closes.
+func TestImportFailsAfterChunks(t *testing.T) {
+	recs := foreignDump(30_000)
+	broken := errors.New("connection reset")
+	i := 0
+	next := func() (*storagedump.Record, error) {
+		if i == 25_000 {
+			return nil, broken
+		}
+		i++
+		return recs[i-1], nil
+	}
+	s := openAt(t, filepath.Join(t.TempDir(), "partial.pebble"), &clock{t: t0})
+	if err := s.Import(context.Background(), next); !errors.Is(err, broken) {
+		t.Fatalf("Import = %v, want the error of next", err)
+	}
+	if err := s.CreateUser(context.Background(), "x", "h"); err == nil {
+		t.Error("CreateUser after a failed import succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+}
