@@ -233,8 +233,8 @@
 // get none, as PruneCIDs would have dropped them); U, A, K and cursor
 // records of groups (named mentions after each cursor); then the
 // in-memory counts, sets and de-duplication filters, as Open builds them.
-// Import checks a group's member count and last seq and ts against its
-// members and log, and the Trailer's counts. Its memory grows with the
+// Import checks a group's member count and last seq against its members
+// and log, and the Trailer's counts. Its memory grows with the
 // users and the largest group's named mentions, not with the messages.
 // Accounts and groups created before their creation time was kept export
 // with Created 0 (a group: its first entry's ts) and deleted accounts with

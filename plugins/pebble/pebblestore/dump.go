@@ -478,7 +478,6 @@ type groupImport struct {
 	members   map[string]*memberRecord // current ones
 	count     int64
 	lastEntry int64
-	lastTS    int64
 	// mentions: per member, the seqs of the messages naming them
 	// (not to all, not their own).
 	mentions map[string][]int64
@@ -832,7 +831,7 @@ func (im *importer) entry(de *storagedump.GroupEntry) error {
 	if de.Seq <= g.lastEntry {
 		return fmt.Errorf("entry %d of group %d after entry %d: seqs must ascend", de.Seq, de.Group, g.lastEntry)
 	}
-	g.lastEntry, g.lastTS = de.Seq, de.TS
+	g.lastEntry = de.Seq
 	im.t.GroupEntries++
 	e := plugins.GroupEntry{
 		Group: de.Group, Seq: de.Seq, Kind: de.Kind, TS: de.TS, From: de.From, Body: de.Body,
@@ -916,8 +915,10 @@ func (im *importer) endGroup() error {
 	if g.count != g.rec.members {
 		return fmt.Errorf("group %d: %d members, its record says %d", id, g.count, g.rec.members)
 	}
-	if g.lastEntry != g.rec.lastSeq || g.lastEntry > 0 && g.lastTS != g.rec.lastTS {
-		return fmt.Errorf("group %d: its log ends at %d (ts %d), its record says %d (ts %d)", id, g.lastEntry, g.lastTS, g.rec.lastSeq, g.rec.lastTS)
+	// LastTS is kept as the record gives it (later entries take no
+	// earlier ts), not checked.
+	if g.lastEntry != g.rec.lastSeq {
+		return fmt.Errorf("group %d: its log ends at %d, its record says %d", id, g.lastEntry, g.rec.lastSeq)
 	}
 	if g.rec.dissolved && g.count > 0 {
 		return fmt.Errorf("group %d: dissolved with %d members", id, g.count)
