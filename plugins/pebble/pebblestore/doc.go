@@ -15,7 +15,7 @@
 // 8 bytes big-endian, so keys sort by seq.
 //
 //	S                        last seq and ts assigned (uvarint, varint)
-//	u<name>                  account: deleted flag, password hash
+//	u<name>                  account: deleted flag, password hash, created and deleted (ms)
 //	m<seq>                   message: ts, foreign id (empty: none), from, to, body, cid, status
 //	x<id>                    seq of a message whose id is foreign (see below)
 //	h<lp a><lp b><seq>       history: empty; a <= b, the conversation's two names
@@ -32,7 +32,7 @@
 //	B<lp blocked><blocker>   empty: the reverse index of b
 //	t<id>                    resume token: user, hash, created, last used, expires
 //	T<lp user><id>           empty: a user's tokens
-//	g<id>                    group: name, owner, policy, history, mute all, dissolved, members, last seq and ts
+//	g<id>                    group: name, owner, policy, history, mute all, dissolved, members, last seq and ts, created (ms)
 //	e<id><seq>               group log entry: kind, ts and the kind's fields (msg_id, cid for a message)
 //	n<id><user>              membership: role, join seq, left seq (0 while a member), muted until
 //	U<lp user><id>           empty: the groups user belongs to now
@@ -61,8 +61,8 @@
 // cursor must be a message of the conversation. A message may instead
 // carry a foreign id (a migration from sqlitestore would keep its
 // 26-character ULIDs): its record holds the id and x<id> maps it to the
-// seq; acks and History consult x for any id that does not parse. Nothing
-// writes foreign ids yet.
+// seq; acks and History consult x for any id that does not parse. Import
+// writes them (see "Export and import").
 //
 // # Acks and pending counts
 //
@@ -215,6 +215,45 @@
 // and plugins.Tokens): a request to oneself and a block of oneself are
 // errors; AddToken trims the user's least recently used tokens in its
 // batch; TouchTokens only moves LastUsed forward.
+//
+// # Export and import
+//
+// Export ([storagedump.Exporter]) writes the records of a dump from one
+// snapshot, streaming: it holds in memory the users, the ack cursors and
+// out-of-order acks, the pending friend requests and one group's members
+// and join requests at a time, never the messages. A message is Pending
+// when its recipient is live and it is above the recipient's cursor
+// without an a entry. Friend and join requests come oldest first (ts,
+// then the order of requests of the same millisecond), which is the order
+// Import gives them.
+//
+// Import ([storagedump.Importer]) loads a dump into an empty store (else
+// ErrNotEmpty) under the write lock, committing Pebble batches of 4 MiB
+// without fsync, then one synced commit and a flush; readers see the
+// empty store until it returns, and a failed import leaves a partial store
+// that refuses writes: throw it away. Every id is kept. An id of this
+// store's form keeps its seq, so such ids must ascend along the dump; any
+// other id (a SQLite store's 26-character ULIDs) is foreign: the message
+// takes the next seq and its record and an x key keep the id, so that
+// acks, History cursors, Pending and de-duplication answers all use it.
+// The last seq is the largest seq taken or named by an id (group
+// messages' too) and the last timestamp the latest of any message: the
+// ids and timestamps of later messages sort after the imported ones.
+// Derived state is rebuilt from the records: history and inbox keys; ack
+// cursors and a entries from the Pending flags (the cursor stops before a
+// recipient's first pending message, and the settled ones after it are
+// acked out of order; a deleted recipient has nothing pending and a
+// cursor past everything); de-duplication keys in the bucket of each
+// message's timestamp, for messages the window still covers (older ones
+// get none, as PruneCIDs would have dropped them); U, A, K and cursor
+// records of groups (named mentions after each cursor); then the
+// in-memory counts, sets and de-duplication filters, as Open builds them.
+// Import checks a group's member count and last seq against its members
+// and log, and the Trailer's counts. Its memory grows with the
+// users and the largest group's named mentions, not with the messages.
+// Accounts and groups created before their creation time was kept export
+// with Created 0 (a group: its first entry's ts) and deleted accounts with
+// Deleted 1.
 //
 // # Pebble options
 //

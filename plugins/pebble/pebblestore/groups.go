@@ -68,6 +68,9 @@ type groupRecord struct {
 	members         int64
 	lastSeq, lastTS int64
 	dissolved       bool
+	// created is when the group was created (unix ms, the store's
+	// clock); 0 in a record written before it was kept.
+	created int64
 }
 
 func flag(b bool) byte {
@@ -85,7 +88,8 @@ func (g *groupRecord) append(b []byte) []byte {
 	b = append(b, flag(g.muteAll), flag(g.dissolved))
 	b = binary.AppendVarint(b, g.members)
 	b = binary.AppendVarint(b, g.lastSeq)
-	return binary.AppendVarint(b, g.lastTS)
+	b = binary.AppendVarint(b, g.lastTS)
+	return binary.AppendVarint(b, g.created)
 }
 
 func decodeGroup(id int64, v []byte) (*groupRecord, error) {
@@ -93,6 +97,9 @@ func decodeGroup(id int64, v []byte) (*groupRecord, error) {
 	g := &groupRecord{id: id, name: r.string(), owner: r.string(), policy: plugins.GroupPolicy(r.string()), history: plugins.GroupHistory(r.string())}
 	g.muteAll, g.dissolved = r.byte() == 1, r.byte() == 1
 	g.members, g.lastSeq, g.lastTS = r.varint(), r.varint(), r.varint()
+	if r.err == nil && len(r.b) > 0 {
+		g.created = r.varint()
+	}
 	if r.err != nil {
 		return nil, fmt.Errorf("group %d record: %w", id, r.err)
 	}
@@ -630,7 +637,7 @@ func (s *Store) CreateGroup(ctx context.Context, owner, name string, policy plug
 		}
 		// The id advances even if the commit fails: ids are never reused.
 		s.lastGroup++
-		g := &groupRecord{id: s.lastGroup, name: name, owner: owner, policy: policy, history: history, lastTS: ts}
+		g := &groupRecord{id: s.lastGroup, name: name, owner: owner, policy: policy, history: history, lastTS: ts, created: s.now().UnixMilli()}
 		t.groups[g.id] = g
 		e := plugins.GroupEntry{Kind: plugins.EntryCreated, TS: ts, Actor: owner, Name: name}
 		if err := t.appendEntry(g, &e); err != nil {

@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"testing"
 )
@@ -68,5 +69,30 @@ func TestBuckets(t *testing.T) {
 	}
 	if got := s.buckets(day / 2); len(got) != 1 || got[0] != 0 {
 		t.Errorf("window 36h at day 0.5: buckets = %v, want [0]", got)
+	}
+}
+
+// TestOldRecords: account and group records written before they kept
+// their creation (and deletion) time decode with zeros, and the new ones
+// round-trip.
+func TestOldRecords(t *testing.T) {
+	old := appendString([]byte{1}, "") // deleted flag, empty hash: the old form
+	u, err := decodeUser(old)
+	if err != nil || !u.Deleted || u.Hash != "" || u.Created != 0 || u.DeletedAt != 0 {
+		t.Errorf("decodeUser(old form) = %+v, %v", u, err)
+	}
+	want := userRecord{Hash: "h", Created: 1_764_158_400_000, DeletedAt: 1_764_158_500_000, Deleted: true}
+	if got, err := decodeUser(want.append(nil)); err != nil || got != want {
+		t.Errorf("decodeUser(%+v) = %+v, %v", want, got, err)
+	}
+	g := &groupRecord{id: 3, name: "g", owner: "o", policy: "open", history: "joined", members: 2, lastSeq: 9, lastTS: 5, created: 4}
+	v := g.append(nil)
+	if got, err := decodeGroup(3, v); err != nil || *got != *g {
+		t.Errorf("decodeGroup = %+v, %v; want %+v", got, err, g)
+	}
+	n := binary.PutVarint(make([]byte, binary.MaxVarintLen64), g.created)
+	g.created = 0
+	if got, err := decodeGroup(3, v[:len(v)-n]); err != nil || *got != *g {
+		t.Errorf("decodeGroup(old form) = %+v, %v; want %+v", got, err, g)
 	}
 }

@@ -246,10 +246,14 @@ func decodeMsg(v []byte) (msgRecord, error) {
 }
 
 // userRecord is the value of u<name>. A deleted account keeps its record
-// (its name stays taken) with Deleted set and no hash.
+// (its name stays taken) with Deleted set and no hash. Created and
+// DeletedAt (unix ms) follow the hash; a record written before they were
+// kept ends after the hash, and reads as 0 for both.
 type userRecord struct {
-	Deleted bool
-	Hash    string
+	Deleted   bool
+	Hash      string
+	Created   int64
+	DeletedAt int64
 }
 
 func (u userRecord) append(b []byte) []byte {
@@ -257,12 +261,16 @@ func (u userRecord) append(b []byte) []byte {
 	if u.Deleted {
 		flag = 1
 	}
-	return appendString(append(b, flag), u.Hash)
+	b = appendString(append(b, flag), u.Hash)
+	return binary.AppendVarint(binary.AppendVarint(b, u.Created), u.DeletedAt)
 }
 
 func decodeUser(v []byte) (userRecord, error) {
 	r := reader{b: v}
 	u := userRecord{Deleted: r.byte() == 1, Hash: r.string()}
+	if r.err == nil && len(r.b) > 0 {
+		u.Created, u.DeletedAt = r.varint(), r.varint()
+	}
 	if r.err != nil {
 		return userRecord{}, fmt.Errorf("user record: %w", r.err)
 	}

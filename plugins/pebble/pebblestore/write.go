@@ -112,7 +112,7 @@ func (s *Store) CreateUser(ctx context.Context, user, passwordHash string) error
 			return plugins.ErrUserExists
 		}
 		d.users = 1
-		return b.Set(userKey(user), userRecord{Hash: passwordHash}.append(nil), nil)
+		return b.Set(userKey(user), userRecord{Hash: passwordHash, Created: s.now().UnixMilli()}.append(nil), nil)
 	})
 }
 
@@ -129,7 +129,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, user, passwordHash string) 
 		if u == nil || u.Deleted {
 			return fmt.Errorf("user %q: %w", user, plugins.ErrUnknownUser)
 		}
-		if err := b.Set(userKey(user), userRecord{Hash: passwordHash}.append(nil), nil); err != nil {
+		if err := b.Set(userKey(user), userRecord{Hash: passwordHash, Created: u.Created}.append(nil), nil); err != nil {
 			return err
 		}
 		_, err = s.dropUserTokens(b, user, nil)
@@ -153,7 +153,7 @@ func (s *Store) DeleteUser(ctx context.Context, user string) (int64, error) {
 		if u == nil || u.Deleted {
 			return fmt.Errorf("user %q: %w", user, plugins.ErrUnknownUser)
 		}
-		if err := b.Set(userKey(user), userRecord{Deleted: true}.append(nil), nil); err != nil {
+		if err := b.Set(userKey(user), userRecord{Deleted: true, Created: u.Created, DeletedAt: s.now().UnixMilli()}.append(nil), nil); err != nil {
 			return err
 		}
 		d.users = -1
