@@ -219,11 +219,11 @@
 // # Export and import
 //
 // Export ([storagedump.Exporter]) writes the records of a dump from one
-// snapshot, streaming: it holds in memory the users, the ack cursors and
-// out-of-order acks, the pending friend requests and one group's members
-// and join requests at a time, never the messages. A message is Pending
-// when its recipient is live and it is above the recipient's cursor
-// without an a entry. Friend and join requests come oldest first (ts,
+// snapshot, streaming: it holds in memory the users, the ack cursors,
+// out-of-order acks and held-back entries, the pending friend requests
+// and one group's members and join requests at a time, never the
+// messages. A message is Pending when its recipient is live and it has a
+// p entry, or is above the recipient's cursor without an a entry. Friend and join requests come oldest first (ts,
 // then the order of requests of the same millisecond), which is the order
 // Import gives them.
 //
@@ -240,10 +240,11 @@
 // messages' too) and the last timestamp the latest of any message: the
 // ids and timestamps of later messages sort after the imported ones.
 // Derived state is rebuilt from the records: history and inbox keys; ack
-// cursors and a entries from the Pending flags (the cursor stops before a
-// recipient's first pending message, and the settled ones after it are
-// acked out of order; a deleted recipient has nothing pending and a
-// cursor past everything); de-duplication keys in the bucket of each
+// cursors and p entries from the Pending flags (the cursor is a
+// recipient's last settled message, the pending ones before it are held
+// back and those after it stay above it: no a entries, however the dump
+// interleaves; a deleted recipient has nothing pending and a cursor past
+// everything); de-duplication keys in the bucket of each
 // message's timestamp, for messages the window still covers (older ones
 // get none, as PruneCIDs would have dropped them); U, A, K and cursor
 // records of groups (named mentions after each cursor); then the

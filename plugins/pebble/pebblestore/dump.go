@@ -41,9 +41,10 @@ const (
 // dump in the order of package storagedump, from one read view (a Pebble
 // snapshot): it may run while the store serves. It streams: what it holds
 // in memory grows with the number of users, the out-of-order acks, the
-// pending friend requests and one group's members and join requests, not
-// with the messages. A message is Pending when its recipient is live and
-// its seq is above the recipient's ack cursor without an out-of-order ack.
+// held-back entries, the pending friend requests and one group's members
+// and join requests, not with the messages. A message is Pending when its
+// recipient is live and it is held back, or its seq is above the
+// recipient's ack cursor without an out-of-order ack.
 func (s *Store) Export(ctx context.Context, emit func(*storagedump.Record) error) error {
 	v, done, err := s.acquire("export")
 	if err != nil {
@@ -132,7 +133,8 @@ func (x *exporter) users() ([]string, map[string]bool, error) {
 }
 
 // messages emits every direct message in seq order, with its pending
-// state from the ack cursors and out-of-order acks of the view.
+// state from the ack cursors, out-of-order acks and held-back entries of
+// the view.
 func (x *exporter) messages(deleted map[string]bool) error {
 	cursors := make(map[string]uint64)
 	if err := scan(x.r, []byte{pCursor}, func(k, v []byte) error {
@@ -145,20 +147,32 @@ func (x *exporter) messages(deleted map[string]bool) error {
 	}); err != nil {
 		return err
 	}
-	acked := make(map[string]map[uint64]struct{})
-	if err := scan(x.r, []byte{pAcked}, func(k, _ []byte) error {
-		user, seq, err := splitUserSeq(k)
-		if err != nil {
-			return err
-		}
-		set := acked[user]
-		if set == nil {
-			set = make(map[uint64]struct{})
-			acked[user] = set
-		}
-		set[seq] = struct{}{}
-		return nil
-	}); err != nil {
+	// The out-of-order acks (above the cursors) and the held-back
+	// entries (below them): both bounded, the first by maxAcked per user,
+	// the second by what is pending.
+	sets := func(prefix byte) (map[string]map[uint64]struct{}, error) {
+		sets := make(map[string]map[uint64]struct{})
+		err := scan(x.r, []byte{prefix}, func(k, _ []byte) error {
+			user, seq, err := splitUserSeq(k)
+			if err != nil {
+				return err
+			}
+			set := sets[user]
+			if set == nil {
+				set = make(map[uint64]struct{})
+				sets[user] = set
+			}
+			set[seq] = struct{}{}
+			return nil
+		})
+		return sets, err
+	}
+	acked, err := sets(pAcked)
+	if err != nil {
+		return err
+	}
+	held, err := sets(pHeld)
+	if err != nil {
 		return err
 	}
 	return scan(x.r, []byte{pMsg}, func(k, v []byte) error {
@@ -175,7 +189,8 @@ func (x *exporter) messages(deleted map[string]bool) error {
 			id = msgID(seq)
 		}
 		_, ack := acked[m.To][seq]
-		pending := !deleted[m.To] && seq > cursors[m.To] && !ack
+		_, hold := held[m.To][seq]
+		pending := !deleted[m.To] && (seq > cursors[m.To] && !ack || hold)
 		x.t.Messages++
 		if pending {
 			x.t.Pending++
@@ -382,7 +397,7 @@ func (x *exporter) group(id int64) error {
 // and an x key, so that acks, History cursors and de-duplication answers
 // use it. Derived state is rebuilt: inbox, history and de-duplication
 // keys (only for messages within the de-duplication window), ack cursors
-// and out-of-order acks from the Pending flags, group mentions, user
+// and held-back entries from the Pending flags, group mentions, user
 // lists and cursors, and then the in-memory counts and filters as Open
 // builds them. It commits in batches of a few MB without fsync, then
 // syncs and flushes: memory stays bounded whatever the number of
@@ -464,11 +479,14 @@ type importer struct {
 }
 
 // inboxState is what an import knows of a recipient's inbox: the ack
-// cursor so far, and whether a pending message came (after which
-// settled ones are acked out of order).
+// cursor so far (the last settled message), and the pending messages
+// after it. A settled message after pending ones moves the cursor past
+// them and holds them back (p keys, as holdBack leaves them); those
+// still after the last settled message stay above the cursor. So an
+// import writes no out-of-order acks, however the dump interleaves.
 type inboxState struct {
-	cursor  uint64
-	pending bool
+	cursor uint64
+	after  []uint64
 }
 
 // groupImport is the group being imported.
@@ -730,14 +748,17 @@ func (im *importer) message(m *storagedump.Message) error {
 	}
 	// A deleted recipient has nothing pending, whatever the dump says.
 	pending := m.Pending && !im.users[m.To]
-	switch {
-	case pending:
-		in.pending = true
-	case !in.pending:
-		in.cursor = seq
-	default: // settled after a pending one: acked out of order
-		return im.set(seqKey(pAcked, m.To, seq), nil)
+	if pending {
+		in.after = append(in.after, seq)
+		return nil
 	}
+	for _, p := range in.after {
+		if err := im.set(seqKey(pHeld, m.To, p), nil); err != nil {
+			return err
+		}
+	}
+	in.after = in.after[:0]
+	in.cursor = seq
 	return nil
 }
 

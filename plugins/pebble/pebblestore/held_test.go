@@ -108,6 +108,17 @@ func TestHeldBack(t *testing.T) {
 	if !heldSeen {
 		t.Fatal("no entry was ever held back: the test did not exercise holding back")
 	}
+	// An export carries what is held back as pending, and an import of it
+	// holds the same messages pending, with no out-of-order acks.
+	dump := exportAll(t, s)
+	imported, _ := importInto(t, c, dump)
+	sameRecords(t, dump, exportAll(t, imported))
+	if got, want := pendingIDs(t, imported, "bob"), modelPending(); !slices.Equal(got, want) {
+		t.Fatalf("imported: Pending(bob) has %d messages, want %d", len(got), len(want))
+	}
+	if mem, stored, err := pebblestore.OutOfOrderAcks(imported, "bob"); err != nil || mem != 0 || stored != 0 {
+		t.Fatalf("imported: out-of-order acks %d in memory, %d stored (%v); want none", mem, stored, err)
+	}
 	// Ack every held-back entry, oldest first in small batches.
 	rest := modelPending()
 	for len(rest) > 0 {
