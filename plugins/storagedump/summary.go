@@ -49,14 +49,16 @@ func (s *Summary) Import(ctx context.Context, next func() (*Record, error)) erro
 		if err != nil {
 			return err
 		}
-		s.add(r)
+		s.Add(r)
 		if r.Trailer != nil {
 			return nil
 		}
 	}
 }
 
-func (s *Summary) add(r *Record) {
+// Add counts r. Import calls it for every record; a tool that passes
+// records on to another Importer calls it itself.
+func (s *Summary) Add(r *Record) {
 	switch {
 	case r.Header != nil:
 		s.Source, s.Created = r.Header.Source, r.Header.Created
