@@ -12,40 +12,28 @@ import (
 // Trailer's counts against the records before it, with nothing after the
 // Trailer. imp sees the Trailer (and so commits) only if every check
 // passed; a truncated or reordered dump fails Import with an error naming
-// the line.
+// the line. The lines are read and decoded in a goroutine of their own,
+// while imp stores the ones before.
 func Load(ctx context.Context, dec *Decoder, imp Importer) error {
-	var ck checker
-	next := func() (*Record, error) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		r, err := dec.Next()
+	return copyRecords(ctx, decoding{dec}, imp, true)
+}
+
+// decoding is an Exporter of what a Decoder reads.
+type decoding struct{ dec *Decoder }
+
+func (d decoding) Export(ctx context.Context, emit func(*Record) error) error {
+	for {
+		r, err := d.dec.Next()
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("storagedump: truncated: no trailer after line %d", dec.Line())
+			return nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := ck.add(r); err != nil {
-			return nil, fmt.Errorf("storagedump: line %d: %w", dec.Line(), err)
+		if err := emit(r); err != nil {
+			return err
 		}
-		if r.Trailer != nil {
-			line := dec.Line()
-			if extra, err := dec.Next(); err == nil {
-				return nil, fmt.Errorf("storagedump: line %d: a %s after the trailer", dec.Line(), extra.Kind())
-			} else if !errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("storagedump: after the trailer (line %d): %w", line, err)
-			}
-		}
-		return r, nil
 	}
-	if err := imp.Import(ctx, next); err != nil {
-		return err
-	}
-	if !ck.done {
-		return errors.New("storagedump: the importer returned before the trailer")
-	}
-	return nil
 }
 
 // copyBatch is how many records Copy hands from the exporter to the
@@ -57,6 +45,17 @@ const copyBatch = 512
 // src.Export returned without error, so a failed or short export is a
 // failed import. emit keeps the records it is given (see Exporter).
 func Copy(ctx context.Context, src Exporter, dst Importer) error {
+	return copyRecords(ctx, src, dst, false)
+}
+
+// copyRecords is Copy, and Load when lines is set (src is a decoding:
+// its errors name their lines, and so do the checks, a record being a
+// line).
+func copyRecords(ctx context.Context, src Exporter, dst Importer, lines bool) error {
+	unit := "record"
+	if lines {
+		unit = "line"
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan []*Record, 4)
@@ -91,7 +90,7 @@ func Copy(ctx context.Context, src Exporter, dst Importer) error {
 		if !exportDone {
 			exportDone = true
 			exportErr = <-exported
-			if exportErr != nil {
+			if exportErr != nil && !lines {
 				exportErr = fmt.Errorf("storagedump: export: %w", exportErr)
 			}
 		}
@@ -120,7 +119,7 @@ func Copy(ctx context.Context, src Exporter, dst Importer) error {
 				if err := waitExport(); err != nil {
 					return nil, err
 				}
-				return nil, fmt.Errorf("storagedump: truncated: the export ended after %d records without a trailer", n)
+				return nil, fmt.Errorf("storagedump: truncated: no trailer after %s %d", unit, n)
 			}
 			buf = b
 		}
@@ -129,18 +128,18 @@ func Copy(ctx context.Context, src Exporter, dst Importer) error {
 		buf = buf[1:]
 		n++
 		if err := ck.add(r); err != nil {
-			return nil, fmt.Errorf("storagedump: record %d: %w", n, err)
+			return nil, fmt.Errorf("storagedump: %s %d: %w", unit, n, err)
 		}
 		if r.Trailer != nil {
 			if len(buf) > 0 {
-				return nil, fmt.Errorf("storagedump: record %d: a %s after the trailer", n+1, buf[0].Kind())
+				return nil, fmt.Errorf("storagedump: %s %d: a %s after the trailer", unit, n+1, buf[0].Kind())
 			}
 			b, ok, err := recv()
 			if err != nil {
 				return nil, err
 			}
 			if ok && len(b) > 0 {
-				return nil, fmt.Errorf("storagedump: record %d: a %s after the trailer", n+1, b[0].Kind())
+				return nil, fmt.Errorf("storagedump: %s %d: a %s after the trailer", unit, n+1, b[0].Kind())
 			}
 			if err := waitExport(); err != nil {
 				return nil, err

@@ -404,6 +404,13 @@ func (s *Store) imp(ctx context.Context, next func() (*storagedump.Record, error
 	if err := s.setSynchronous(ctx, "OFF"); err != nil {
 		return err
 	}
+	// The secondary indexes of the big tables are built once at the end
+	// (a sort) rather than row by row (a random insert each): their
+	// definitions are read back from the schema and dropped here.
+	indexes, err := dropIndexes(ctx, s.writer)
+	if err != nil {
+		return err
+	}
 	im := &importer{s: s, ctx: ctx}
 	defer func() {
 		if im.tx != nil {
@@ -433,6 +440,11 @@ func (s *Store) imp(ctx context.Context, next func() (*storagedump.Record, error
 	if err := im.begin(); err != nil {
 		return err
 	}
+	for _, ix := range indexes {
+		if _, err := im.tx.ExecContext(ctx, ix.sql); err != nil {
+			return fmt.Errorf("build index %s: %w", ix.name, err)
+		}
+	}
 	var sender, cid string
 	switch err := im.tx.QueryRowContext(ctx, qImportCIDClash).Scan(&sender, &cid); {
 	case err == nil:
@@ -459,6 +471,48 @@ func (s *Store) imp(ctx context.Context, next func() (*storagedump.Record, error
 	}
 	s.lastTS = max(s.lastTS, im.lastTS)
 	return nil
+}
+
+// index is a secondary index: its name and its CREATE INDEX statement.
+type index struct{ name, sql string }
+
+// bulkTables are the tables whose secondary indexes Import builds at the
+// end.
+var bulkTables = []string{"messages", "group_log"}
+
+// dropIndexes drops the secondary indexes of bulkTables (those created
+// with CREATE INDEX; not the primary keys and UNIQUE constraints) and
+// returns their definitions.
+func dropIndexes(ctx context.Context, db *sql.DB) ([]index, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var out []index
+	for _, table := range bulkTables {
+		err := each(ctx, tx, `SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name`,
+			[]any{table}, func(rows *sql.Rows) error {
+				var ix index
+				if err := rows.Scan(&ix.name, &ix.sql); err != nil {
+					return err
+				}
+				out = append(out, ix)
+				return nil
+			})
+		if err != nil {
+			return nil, fmt.Errorf("read indexes: %w", err)
+		}
+	}
+	for _, ix := range out {
+		if _, err := tx.ExecContext(ctx, `DROP INDEX "`+ix.name+`"`); err != nil {
+			return nil, fmt.Errorf("drop index %s: %w", ix.name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // begin starts a transaction if none is open.
