@@ -339,17 +339,34 @@ func exportJSON(t *testing.T, st DumpStore) []string {
 		}
 		return 0, ""
 	}
-	slices.SortStableFunc(recs, func(x, y *storagedump.Record) int {
-		// Only neighbours of the same free run move: compare within the
-		// social section by kind then key, within a group's members or
-		// cursors by key.
-		kx, sx := key(x)
-		ky, sy := key(y)
-		if kx == 0 || ky == 0 || section(kx) != section(ky) || groupOf(x) != groupOf(y) {
-			return 0
+	// run names the free run a record belongs to (0: none): the social
+	// section, a group's members, a group's cursors, the tokens.
+	run := func(r *storagedump.Record) [2]int64 {
+		switch k, _ := key(r); k {
+		case 0:
+			return [2]int64{}
+		case 1, 2, 3:
+			return [2]int64{1, 0}
+		case 4:
+			return [2]int64{4, r.GroupMember.Group}
+		case 5:
+			return [2]int64{5, r.GroupCursor.Group}
+		default:
+			return [2]int64{int64(k), 0}
 		}
-		return cmp.Or(cmp.Compare(kx, ky), cmp.Compare(sx, sy))
-	})
+	}
+	for i := 0; i < len(recs); {
+		j := i + 1
+		for j < len(recs) && run(recs[i]) != [2]int64{} && run(recs[j]) == run(recs[i]) {
+			j++
+		}
+		slices.SortStableFunc(recs[i:j], func(x, y *storagedump.Record) int {
+			kx, sx := key(x)
+			ky, sy := key(y)
+			return cmp.Or(cmp.Compare(kx, ky), cmp.Compare(sx, sy))
+		})
+		i = j
+	}
 	out := make([]string, len(recs))
 	for i, r := range recs {
 		j, err := json.Marshal(r)
@@ -359,26 +376,6 @@ func exportJSON(t *testing.T, st DumpStore) []string {
 		out[i] = string(j)
 	}
 	return out
-}
-
-// section groups the free-run kinds of exportJSON: the social ones, a
-// group's members, a group's cursors, the tokens.
-func section(kind int) int {
-	switch kind {
-	case 1, 2, 3:
-		return 1
-	}
-	return kind
-}
-
-func groupOf(r *storagedump.Record) int64 {
-	switch {
-	case r.GroupMember != nil:
-		return r.GroupMember.Group
-	case r.GroupCursor != nil:
-		return r.GroupCursor.Group
-	}
-	return 0
 }
 
 // errClass names err by the sentinel it wraps, for comparing two stores'
