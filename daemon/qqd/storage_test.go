@@ -162,7 +162,7 @@ func TestStorageImportFailureRemoves(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "the new store was removed") {
 				t.Errorf("import of a %s dump: %v", name, err)
 			}
-			for _, p := range []string{dst, dst + "-wal", dst + "-shm"} {
+			for _, p := range []string{dst, dst + "-wal", dst + "-shm", filepath.Dir(dst)} {
 				if _, err := os.Stat(p); !os.IsNotExist(err) {
 					t.Errorf("%s is left behind: %v", p, err)
 				}

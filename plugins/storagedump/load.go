@@ -323,13 +323,15 @@ func (c *checker) add(r *Record) error {
 	return nil
 }
 
-// sectionNames name the sections in errors.
-var sectionNames = [...]string{"header", "users", "messages", "friends, requests and blocks", "groups", "tokens", "trailer"}
+// sectionName names section sec in errors.
+func sectionName(sec int) string {
+	return [...]string{"header", "users", "messages", "friends, requests and blocks", "groups", "tokens", "trailer"}[sec]
+}
 
 // enter moves to section sec for a record of kind, which must not go back.
 func (c *checker) enter(sec int, kind string) error {
 	if sec < c.section {
-		return fmt.Errorf("a %s among the %s: records out of order", kind, sectionNames[c.section])
+		return fmt.Errorf("a %s among the %s: records out of order", kind, sectionName(c.section))
 	}
 	c.section = sec
 	return nil
@@ -345,13 +347,16 @@ func (c *checker) inPart(part int, id int64, kind string) error {
 		return fmt.Errorf("a %s of group %d not after its group's record", kind, id)
 	}
 	if part < c.part {
-		return fmt.Errorf("group %d: a %s after its %s: records out of order", id, kind, partNames[c.part])
+		return fmt.Errorf("group %d: a %s after its %s: records out of order", id, kind, partName(c.part))
 	}
 	c.part = part
 	return nil
 }
 
-var partNames = [...]string{"group", "members", "entries", "join requests", "cursors"}
+// partName names part p of a group in errors.
+func partName(p int) string {
+	return [...]string{"group", "members", "entries", "join requests", "cursors"}[p]
+}
 
 // endGroup checks the counts of the group just read, if any.
 func (c *checker) endGroup() error {

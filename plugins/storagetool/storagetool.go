@@ -151,7 +151,7 @@ func (s Store) open(ctx context.Context, create bool) (plugins.Storage, error) {
 		st, err := pebblestore.Open(ctx, o)
 		if err != nil {
 			if strings.Contains(err.Error(), "lock") {
-				return nil, fmt.Errorf("%w (is a qqd running on it? stop it first, or work on a copy)", err)
+				return nil, fmt.Errorf("%s is locked: is a qqd running on it? stop it first, or work on a copy: %w", s, err)
 			}
 			return nil, err
 		}
@@ -296,8 +296,24 @@ func Migrate(ctx context.Context, src, dst Store) (_ *storagedump.Summary, err e
 // and compares what it holds with want (which fill filled). On any
 // failure it removes dst.
 func into(ctx context.Context, dst Store, fill func(storagedump.Importer) error, want *storagedump.Summary) (err error) {
+	// The directory the store goes in, if the store creates it, goes
+	// again with it.
+	parent := filepath.Dir(dst.Path())
+	_, perr := os.Stat(parent)
+	newParent := errors.Is(perr, os.ErrNotExist)
+	switch _, err := os.Lstat(dst.Path()); {
+	case err == nil:
+		return fmt.Errorf("%s exists: the target must be a new store", dst)
+	case !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	// From here on, whatever is at dst.Path() is the tool's.
 	st, err := dst.open(ctx, true)
 	if err != nil {
+		_ = dst.remove()
+		if newParent {
+			_ = os.Remove(parent) // only if empty
+		}
 		return err
 	}
 	defer func() {
@@ -305,10 +321,14 @@ func into(ctx context.Context, dst Store, fill func(storagedump.Importer) error,
 			if st != nil {
 				_ = st.Close()
 			}
-			if rerr := dst.remove(); rerr != nil {
-				err = fmt.Errorf("%w; and removing the new store failed: %v", err, rerr)
+			rerr := dst.remove()
+			if newParent {
+				_ = os.Remove(parent)
+			}
+			if rerr != nil {
+				err = fmt.Errorf("removing the new store failed too (%v): %w", rerr, err)
 			} else {
-				err = fmt.Errorf("%w (the new store was removed)", err)
+				err = fmt.Errorf("the new store was removed: %w", err)
 			}
 		}
 	}()

@@ -476,11 +476,8 @@ func (s *Store) imp(ctx context.Context, next func() (*storagedump.Record, error
 // index is a secondary index: its name and its CREATE INDEX statement.
 type index struct{ name, sql string }
 
-// bulkTables are the tables whose secondary indexes Import builds at the
-// end.
-var bulkTables = []string{"messages", "group_log"}
-
-// dropIndexes drops the secondary indexes of bulkTables (those created
+// dropIndexes drops the secondary indexes of the big tables, messages and
+// group_log (those created
 // with CREATE INDEX; not the primary keys and UNIQUE constraints) and
 // returns their definitions.
 func dropIndexes(ctx context.Context, db *sql.DB) ([]index, error) {
@@ -490,7 +487,7 @@ func dropIndexes(ctx context.Context, db *sql.DB) ([]index, error) {
 	}
 	defer func() { _ = tx.Rollback() }()
 	var out []index
-	for _, table := range bulkTables {
+	for _, table := range []string{"messages", "group_log"} {
 		err := each(ctx, tx, `SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name`,
 			[]any{table}, func(rows *sql.Rows) error {
 				var ix index
