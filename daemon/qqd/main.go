@@ -6,6 +6,7 @@
 //
 //	qqd [-config qq.yaml] [-listen addr] [-web-listen addr] [-data-dir dir] [-t] [-version]
 //	qqd plugin <name>     (serve a built-in plugin; qqd runs this itself)
+//	qqd storage export|import|migrate|inspect ...  (offline storage tools; see storage.go)
 //
 // SIGHUP reloads qq.yaml: changed plugins are started, swapped in and the
 // old ones stopped, without dropping a connection. SIGINT and SIGTERM shut
@@ -56,6 +57,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return errors.New("usage: qqd plugin <name>")
 		}
 		return builtins().Serve(args[1])
+	}
+	if len(args) > 0 && args[0] == "storage" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return runStorage(ctx, args[1:], os.Stdin, stdout, stderr)
 	}
 	fl, err := parseFlags(args, stderr)
 	if err != nil {

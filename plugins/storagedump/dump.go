@@ -12,10 +12,13 @@
 //  1. one Header;
 //  2. every User, live and deleted, by name;
 //  3. every Message in acceptance order (the order of Storage.Write);
-//  4. every Friend, FriendRequest and Block;
+//  4. every Friend, FriendRequest and Block (FriendRequests in the order
+//     they were made, which an importer keeps: it orders requests made in
+//     the same millisecond);
 //  5. per group, by id (dissolved groups too, so ids are never reused):
 //     its Group, then its GroupMembers (past ones too), its GroupEntries
-//     in seq order, its JoinRequests and its GroupCursors;
+//     in seq order, its JoinRequests (in the order they were made, kept
+//     as FriendRequests' is) and its GroupCursors;
 //  6. every Token;
 //  7. one Trailer with the counts, which an importer checks against what
 //     it read, so that a truncated dump is refused, not half-loaded.

@@ -6,7 +6,10 @@ import "context"
 // records of a dump in the order the package comment gives, Header first
 // and Trailer last. It reads one consistent view (a transaction or a
 // snapshot), so it may run while the store serves, though the tools run
-// it on a store no daemon has open.
+// it on a store no daemon has open. emit may keep the records it is
+// given (Copy hands them to another goroutine): Export allocates each
+// record anew and does not change it after emitting it. An error from
+// emit ends the export with that error.
 type Exporter interface {
 	Export(ctx context.Context, emit func(*Record) error) error
 }

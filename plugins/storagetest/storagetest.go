@@ -38,6 +38,11 @@
 // DeleteUser. It does not cover what only an implementation can arrange:
 // a crash of the process or the machine, a full disk, the clock, the
 // length of the de-duplication window, durability across a reopen.
+//
+// Dump and DumpAcross check a storage's export and import (package
+// storagedump): a store filled with every kind of state, dumped and loaded
+// into another (of the same kind, or of another: SQLite to Pebble and
+// back), must give the same dump again and answer every read alike.
 package storagetest
 
 import (

@@ -63,3 +63,25 @@ func TestConformancePlugin(t *testing.T) {
 		return sup.Storage()
 	})
 }
+
+// TestDump runs the dump round trip (export, import, compare) on Stores
+// in this process, through a file and through storagedump.Copy.
+func TestDump(t *testing.T) {
+	t.Parallel()
+	open := func(t *testing.T) storagetest.DumpStore {
+		s, err := sqlitestore.Open(context.Background(), sqlitestore.Options{
+			Path: filepath.Join(t.TempDir(), "qq.db"), Synchronous: "off", DedupWindow: 24 * time.Hour,
+		})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	}
+	storagetest.Dump(t, open)
+	t.Run("across", func(t *testing.T) { storagetest.DumpAcross(t, open, open) })
+}
