@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
@@ -162,7 +163,12 @@ func populateDump(t *testing.T, st DumpStore) *dumpScenario {
 	if !ok {
 		t.Fatal("the store has no plugins.Groups")
 	}
-	gh := &groupsTester{tester: h, g: g, ts: ts0}
+	// Group entries carry the host's clock, the time of acceptance, from
+	// which a store's de-duplication window counts when it imports them:
+	// the scenario's group messages are an hour old, so that their cids
+	// are within the window of any store under test, as they are in
+	// qqd.
+	gh := &groupsTester{tester: h, g: g, ts: time.Now().Add(-time.Hour).UnixMilli()}
 	sh := &socialTester{tester: h, soc: soc}
 
 	users := []string{"alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "zoë"}

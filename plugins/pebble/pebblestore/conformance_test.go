@@ -80,3 +80,27 @@ func TestConformancePlugin(t *testing.T) {
 		return sup.Storage()
 	})
 }
+
+// TestDump runs the dump round trip (export, import, compare) on Stores
+// in this process, through a file and through storagedump.Copy.
+func TestDump(t *testing.T) {
+	t.Parallel()
+	storagetest.Dump(t, openDumpStore)
+	t.Run("across", func(t *testing.T) { storagetest.DumpAcross(t, openDumpStore, openDumpStore) })
+}
+
+func openDumpStore(t *testing.T) storagetest.DumpStore {
+	s, err := pebblestore.Open(context.Background(), pebblestore.Options{
+		Path: filepath.Join(t.TempDir(), "qq.pebble"), DedupWindow: 24 * time.Hour,
+		CacheSize: 8 << 20, MemTableSize: 4 << 20, NoSync: true,
+	})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
