@@ -18,7 +18,7 @@
 //	u<name>                  account: deleted flag, password hash, created and deleted (ms)
 //	m<seq>                   message: ts, foreign id (empty: none), from, to, body, cid, status
 //	x<id>                    seq of a message whose id is foreign (see below)
-//	h<lp a><lp b><seq>       history: empty; a <= b, the conversation's two names
+//	h<lp a><lp b><seq>       history: the message's record, as m (empty in stores written before 2026-12-07); a <= b, the conversation's two names
 //	i<lp user><seq>          inbox: empty; every message to user
 //	c<user>                  the user's ack cursor (seq): every inbox entry up to it is settled, but the p entries
 //	a<lp user><seq>          empty: an inbox entry above the cursor, acked out of order
@@ -45,9 +45,12 @@
 // Messages get one global seq each, in the acceptance order, so the
 // message, history and inbox keys of new messages are appended at the
 // end of their ranges: the cheap case for an LSM. History is a bounded
-// backward iteration over h<conv> (its upper bound the cursor's key),
-// then a point read of each page's m keys. Pending is a forward
-// iteration over i<user> from the cursor, skipping the few a entries.
+// backward iteration over h<conv> (its upper bound the cursor's key)
+// whose values carry the records: one range read per page, not a point
+// read per message, for a copy of each record (an empty value, as stores
+// written before it hold, sends the read to the m key). Pending reads
+// the p entries, then iterates i<user> forward from the cursor, skipping
+// the few a entries, and reads the m keys.
 //
 // # Message ids
 //

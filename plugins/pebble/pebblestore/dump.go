@@ -725,10 +725,11 @@ func (im *importer) message(m *storagedump.Message) error {
 			return err
 		}
 	}
-	if err := im.set(msgKey(seq), rec.append(nil)); err != nil {
+	val := rec.append(nil)
+	if err := im.set(msgKey(seq), val); err != nil {
 		return err
 	}
-	if err := im.set(appendSeq(convPrefix(m.From, m.To), seq), nil); err != nil {
+	if err := im.set(appendSeq(convPrefix(m.From, m.To), seq), val); err != nil {
 		return err
 	}
 	if err := im.set(seqKey(pInbox, m.To, seq), nil); err != nil {

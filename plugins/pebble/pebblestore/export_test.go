@@ -54,7 +54,7 @@ func PutForeignMessage(s *Store, id, from, to, body string) error {
 	for _, kv := range []struct{ k, v []byte }{
 		{msgKey(seq), rec.append(nil)},
 		{key(pAlias, id), u64(seq)},
-		{appendSeq(convPrefix(from, to), seq), nil},
+		{appendSeq(convPrefix(from, to), seq), nil}, // empty: as a store written before h values carried records
 		{seqKey(pInbox, to, seq), nil},
 		{metaKey, appendSeqMeta(nil, s.lastSeq, s.lastTS.Load())},
 	} {

@@ -230,21 +230,30 @@ func (s *Store) History(_ context.Context, user, with, before string, limit int)
 	if err != nil {
 		return nil, false, fmt.Errorf("pebblestore: history: %w", err)
 	}
-	seqs := make([]uint64, 0, min(limit, maxPrealloc)+1)
-	for ok := it.Last(); ok && len(seqs) <= limit; ok = it.Prev() {
-		seqs = append(seqs, seqSuffix(it.Key()))
+	// The page, newest first: the records the h values carry, or (an
+	// empty value, written before they did) the m record of the seq.
+	msgs := make([]protocol.Message, 0, min(limit, maxPrealloc)+1)
+	for ok := it.Last(); ok && len(msgs) <= limit; ok = it.Prev() {
+		seq := seqSuffix(it.Key())
+		var rec msgRecord
+		if val := it.Value(); len(val) > 0 {
+			rec, err = decodeMsg(val)
+		} else {
+			rec, err = readMsg(v.snap, seq)
+		}
+		if err != nil {
+			_ = it.Close()
+			return nil, false, fmt.Errorf("pebblestore: history: %w", err)
+		}
+		msgs = append(msgs, rec.message(seq))
 	}
 	if err := it.Close(); err != nil {
 		return nil, false, fmt.Errorf("pebblestore: history: %w", err)
 	}
-	more := len(seqs) > limit
+	more := len(msgs) > limit
 	if more {
-		seqs = seqs[:limit]
+		msgs = msgs[:limit]
 	}
-	slices.Reverse(seqs)
-	msgs, err := readMessages(v.snap, seqs)
-	if err != nil {
-		return nil, false, fmt.Errorf("pebblestore: history: %w", err)
-	}
+	slices.Reverse(msgs)
 	return msgs, more, nil
 }

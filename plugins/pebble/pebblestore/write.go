@@ -331,7 +331,9 @@ func (s *Store) appendMessages(ctx context.Context, b batchWriter, d *delta, msg
 		if err := b.Set(msgKey(seq), val, nil); err != nil {
 			return nil, err
 		}
-		if err := b.Set(appendSeq(convPrefix(m.From, m.To), seq), nil, nil); err != nil {
+		// The history key carries the record too: a History page is then
+		// one range read, not a point read per message.
+		if err := b.Set(appendSeq(convPrefix(m.From, m.To), seq), val, nil); err != nil {
 			return nil, err
 		}
 		if err := b.Set(seqKey(pInbox, m.To, seq), nil, nil); err != nil {
