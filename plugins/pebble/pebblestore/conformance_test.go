@@ -36,23 +36,7 @@ func TestMain(m *testing.M) {
 // process.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storagetest.Run(t, func(t *testing.T) plugins.Storage {
-		s, err := pebblestore.Open(context.Background(), pebblestore.Options{
-			Path: filepath.Join(t.TempDir(), "qq.pebble"), DedupWindow: 24 * time.Hour,
-			CacheSize: 8 << 20, MemTableSize: 4 << 20,
-			NoSync: true, // as sqlitestore's runs with synchronous normal; TestCrashRecovery fsyncs
-
-		})
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := s.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
-		return s
-	})
+	storagetest.Run(t, func(t *testing.T) plugins.Storage { return openTestStore(t) })
 }
 
 // TestConformancePlugin runs the conformance suite on the pebble plugin
@@ -85,11 +69,15 @@ func TestConformancePlugin(t *testing.T) {
 // in this process, through a file and through storagedump.Copy.
 func TestDump(t *testing.T) {
 	t.Parallel()
-	storagetest.Dump(t, openDumpStore)
-	t.Run("across", func(t *testing.T) { storagetest.DumpAcross(t, openDumpStore, openDumpStore) })
+	open := func(t *testing.T) storagetest.DumpStore { return openTestStore(t) }
+	storagetest.Dump(t, open)
+	t.Run("across", func(t *testing.T) { storagetest.DumpAcross(t, open, open) })
 }
 
-func openDumpStore(t *testing.T) storagetest.DumpStore {
+// openTestStore opens a Store in a temporary directory, closed when t
+// ends. It fsyncs nothing, as sqlitestore's runs with synchronous
+// normal: TestCrashRecovery fsyncs.
+func openTestStore(t *testing.T) *pebblestore.Store {
 	s, err := pebblestore.Open(context.Background(), pebblestore.Options{
 		Path: filepath.Join(t.TempDir(), "qq.pebble"), DedupWindow: 24 * time.Hour,
 		CacheSize: 8 << 20, MemTableSize: 4 << 20, NoSync: true,

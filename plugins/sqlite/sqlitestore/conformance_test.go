@@ -22,20 +22,7 @@ const servePluginArg = "qq-test-serve-sqlite-plugin"
 // process.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storagetest.Run(t, func(t *testing.T) plugins.Storage {
-		s, err := sqlitestore.Open(context.Background(), sqlitestore.Options{
-			Path: filepath.Join(t.TempDir(), "qq.db"), Synchronous: "normal", DedupWindow: 24 * time.Hour,
-		})
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := s.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
-		return s
-	})
+	storagetest.Run(t, func(t *testing.T) plugins.Storage { return openTestStore(t, "normal") })
 }
 
 // TestConformancePlugin runs the conformance suite on the sqlite plugin in
@@ -68,20 +55,24 @@ func TestConformancePlugin(t *testing.T) {
 // in this process, through a file and through storagedump.Copy.
 func TestDump(t *testing.T) {
 	t.Parallel()
-	open := func(t *testing.T) storagetest.DumpStore {
-		s, err := sqlitestore.Open(context.Background(), sqlitestore.Options{
-			Path: filepath.Join(t.TempDir(), "qq.db"), Synchronous: "off", DedupWindow: 24 * time.Hour,
-		})
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := s.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
-		return s
-	}
+	open := func(t *testing.T) storagetest.DumpStore { return openTestStore(t, "off") }
 	storagetest.Dump(t, open)
 	t.Run("across", func(t *testing.T) { storagetest.DumpAcross(t, open, open) })
+}
+
+// openTestStore opens a Store in a temporary directory with the given
+// synchronous setting, closed when t ends.
+func openTestStore(t *testing.T, synchronous string) *sqlitestore.Store {
+	s, err := sqlitestore.Open(context.Background(), sqlitestore.Options{
+		Path: filepath.Join(t.TempDir(), "qq.db"), Synchronous: synchronous, DedupWindow: 24 * time.Hour,
+	})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
 }
