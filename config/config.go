@@ -257,8 +257,8 @@ type Accounts struct {
 // Storage configures the message store, a plugin: a built-in one named by
 // Plugin, or a third-party executable given by Command.
 type Storage struct {
-	// Plugin is the name of a built-in storage plugin: "sqlite" (the
-	// default) or "pebble".
+	// Plugin is the name of a built-in storage plugin: "pebble" (the
+	// default) or "sqlite" (the default of earlier releases).
 	// When Command is set, Plugin is only a label for logs; [Load] then
 	// defaults it to the base name of Command[0] unless a layer sets it.
 	Plugin string `koanf:"plugin"`
@@ -275,11 +275,18 @@ type Storage struct {
 	// to the plugin as a JSON object and the plugin validates it. Its maps
 	// are map[string]any, so it is JSON-encodable.
 	//
-	// The default holds the built-in sqlite plugin's settings with its
-	// defaults. They apply only while Plugin is "sqlite" and Command is
-	// empty: when a layer selects another plugin, [Load] passes it only the
-	// config keys set by the file, the environment and the overrides.
+	// The default holds the built-in pebble plugin's settings with its
+	// defaults ([StorageDefaults]). They apply only while Plugin is the
+	// default and Command is empty: when a layer selects the other
+	// built-in, sqlite, [Load] passes it sqlite's defaults under the keys
+	// set by the file, the environment and the overrides; a command
+	// plugin gets only the keys set.
 	Config map[string]any `koanf:"config"`
+
+	// chosen records that a layer above the defaults set Plugin, rather
+	// than taking the default: [Config.CheckStorageUpgrade] guards only a
+	// defaulted plugin. Set by [Load]; false in [Default].
+	chosen bool
 }
 
 // Label returns the name of the storage plugin used in logs: Plugin, or
@@ -341,9 +348,37 @@ type Plugins struct {
 
 // Defaults of the per-entry values that [Load] fills in.
 const (
-	defaultStoragePlugin = "sqlite"
+	defaultStoragePlugin = "pebble"
 	defaultFilterTimeout = 2 * time.Second
 )
+
+// StorageDefaults returns a new map holding the configuration of the
+// built-in storage plugin named plugin with its defaults, the keys and
+// values that plugin takes when they are left out (valued like YAML gives
+// them), or nil if plugin is not a built-in: "pebble" (the default plugin;
+// [Default] holds its map) or "sqlite". [Load] puts the keys the layers
+// set on top of them.
+func StorageDefaults(plugin string) map[string]any {
+	switch plugin {
+	case "pebble":
+		// plugins/pebble/pebblestore, ParseConfig.
+		return map[string]any{
+			"path":         "qq.pebble",
+			"sync":         true,
+			"dedup_window": "24h",
+			"cache_mb":     128,
+			"memtable_mb":  64,
+		}
+	case "sqlite":
+		// plugins/sqlite/sqlitestore, ParseConfig.
+		return map[string]any{
+			"path":         "qq.db",
+			"synchronous":  "full",
+			"dedup_window": "24h",
+		}
+	}
+	return nil
+}
 
 // Default returns a new Config holding the built-in defaults. It is the
 // single source of truth for default values; the first layer of [Load].
@@ -395,13 +430,9 @@ func Default() *Config {
 			Plugin:   defaultStoragePlugin,
 			Timeout:  5 * time.Second,
 			BatchMax: 256,
-			// The sqlite plugin's own defaults, as strings like YAML gives
-			// them; see the storage.config section of qq.yaml.
-			Config: map[string]any{
-				"path":         "qq.db",
-				"synchronous":  "full",
-				"dedup_window": "24h",
-			},
+			// The pebble plugin's own defaults; see the storage.config
+			// section of qq.yaml.
+			Config: StorageDefaults(defaultStoragePlugin),
 		},
 		// Values are []any and map[string]any, as decoded from YAML.
 		Filters: []Filter{

@@ -89,6 +89,9 @@ func flattenKeys(prefix string, m map[string]any, opaque ...string) []string {
 func structKeys(prefix string, t reflect.Type) []string {
 	var keys []string
 	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue // derived by Load, not a key
+		}
 		name := prefix + f.Tag.Get("koanf")
 		if f.Type.Kind() == reflect.Struct {
 			keys = append(keys, structKeys(name+".", f.Type)...)
@@ -176,15 +179,15 @@ limits:
 			name: "nested env keys",
 			opts: config.Options{Env: []string{
 				"QQD_LIMITS__MAX_FRAME_BYTES=131072",
-				"QQD_STORAGE__CONFIG__SYNCHRONOUS=normal",
+				"QQD_STORAGE__CONFIG__DEDUP_WINDOW=48h",
 				"QQD_ACCOUNTS__HASH_CONCURRENCY=2",
 			}},
 			check: func(t *testing.T, c *config.Config) {
 				if c.Limits.MaxFrameBytes != 131072 {
 					t.Errorf("MaxFrameBytes = %d", c.Limits.MaxFrameBytes)
 				}
-				if c.Storage.Config["synchronous"] != "normal" {
-					t.Errorf("storage.config.synchronous = %v", c.Storage.Config["synchronous"])
+				if c.Storage.Config["dedup_window"] != "48h" {
+					t.Errorf("storage.config.dedup_window = %v", c.Storage.Config["dedup_window"])
 				}
 				if c.Accounts.HashConcurrency != 2 {
 					t.Errorf("HashConcurrency = %d", c.Accounts.HashConcurrency)
@@ -549,10 +552,10 @@ func TestValidate(t *testing.T) {
 
 func TestDefaultPlugins(t *testing.T) {
 	c := config.Default()
-	if c.Storage.Plugin != "sqlite" || c.Storage.Command != nil || c.Storage.Label() != "sqlite" {
-		t.Errorf("Storage = %+v, want the sqlite plugin", c.Storage)
+	if c.Storage.Plugin != "pebble" || c.Storage.Command != nil || c.Storage.Label() != "pebble" {
+		t.Errorf("Storage = %+v, want the pebble plugin", c.Storage)
 	}
-	wantStorage := map[string]any{"path": "qq.db", "synchronous": "full", "dedup_window": "24h"}
+	wantStorage := map[string]any{"path": "qq.pebble", "sync": true, "dedup_window": "24h", "cache_mb": 128, "memtable_mb": 64}
 	if !reflect.DeepEqual(c.Storage.Config, wantStorage) {
 		t.Errorf("Storage.Config = %v, want %v", c.Storage.Config, wantStorage)
 	}
@@ -573,7 +576,7 @@ func TestDefaultPlugins(t *testing.T) {
 	// Default returns fresh maps: changing one Config does not change the next.
 	c.Storage.Config["path"] = "changed"
 	c.Filters[1].Config["lists"].([]any)[0].(map[string]any)["name"] = "changed"
-	if d := config.Default(); d.Storage.Config["path"] != "qq.db" ||
+	if d := config.Default(); d.Storage.Config["path"] != "qq.pebble" ||
 		d.Filters[1].Config["lists"].([]any)[0].(map[string]any)["name"] != "spam-phrases" {
 		t.Error("Default() shares maps between calls")
 	}
@@ -701,21 +704,66 @@ filters:
 func TestStorageConfig(t *testing.T) {
 	t.Run("file and env keys merge with the defaults", func(t *testing.T) {
 		c, err := config.Load(config.Options{
-			File: writeFile(t, "storage:\n  config:\n    synchronous: normal\n    cache_pages: 2000\n    tuning:\n      mmap: true\n"),
-			Env:  []string{"QQD_STORAGE__CONFIG__SYNCHRONOUS=off", "QQD_STORAGE__CONFIG__BUSY_TIMEOUT=5s"},
+			File: writeFile(t, "storage:\n  config:\n    cache_mb: 512\n    sync: false\n    tuning:\n      mmap: true\n"),
+			Env:  []string{"QQD_STORAGE__CONFIG__DEDUP_WINDOW=1h", "QQD_STORAGE__CONFIG__BUSY_TIMEOUT=5s"},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := map[string]any{
-			"path": "qq.db", "synchronous": "off", "dedup_window": "24h",
-			"cache_pages": 2000, "tuning": map[string]any{"mmap": true}, "busy_timeout": "5s",
+			"path": "qq.pebble", "sync": false, "dedup_window": "1h", "cache_mb": 512, "memtable_mb": 64,
+			"tuning": map[string]any{"mmap": true}, "busy_timeout": "5s",
 		}
 		if !reflect.DeepEqual(c.Storage.Config, want) {
 			t.Errorf("Storage.Config = %#v\nwant %#v", c.Storage.Config, want)
 		}
-		if c.Storage.Plugin != "sqlite" {
+		if c.Storage.Plugin != "pebble" {
 			t.Errorf("Storage.Plugin = %q", c.Storage.Plugin)
+		}
+	})
+	// Each built-in gets its own defaults, whichever layer selects it, and
+	// never the other's: pebble's while it is the default or chosen,
+	// sqlite's once a layer chooses sqlite.
+	for _, tt := range []struct {
+		name string
+		opts config.Options
+		want map[string]any
+	}{
+		{"sqlite chosen in the file", config.Options{File: writeFile(t, "storage: {plugin: sqlite}\n")},
+			map[string]any{"path": "qq.db", "synchronous": "full", "dedup_window": "24h"}},
+		{"sqlite chosen in the environment, a key from the file", config.Options{
+			File: writeFile(t, "storage:\n  config: {synchronous: normal}\n"),
+			Env:  []string{"QQD_STORAGE__PLUGIN=sqlite"}},
+			map[string]any{"path": "qq.db", "synchronous": "normal", "dedup_window": "24h"}},
+		{"sqlite chosen in an override, nested keys merge", config.Options{
+			File:      writeFile(t, "storage:\n  plugin: sqlite\n  config: {path: /db/chat.db, tuning: {a: 1}}\n"),
+			Overrides: map[string]any{"storage.config.tuning.b": "2"}},
+			map[string]any{"path": "/db/chat.db", "synchronous": "full", "dedup_window": "24h",
+				"tuning": map[string]any{"a": 1, "b": "2"}}},
+		{"pebble chosen", config.Options{File: writeFile(t, "storage: {plugin: pebble, config: {path: /fast/qq.pebble}}\n")},
+			map[string]any{"path": "/fast/qq.pebble", "sync": true, "dedup_window": "24h", "cache_mb": 128, "memtable_mb": 64}},
+		{"sqlite chosen, then pebble in the environment", config.Options{
+			File: writeFile(t, "storage: {plugin: sqlite}\n"),
+			Env:  []string{"QQD_STORAGE__PLUGIN=pebble"}},
+			config.StorageDefaults("pebble")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(c.Storage.Config, tt.want) {
+				t.Errorf("Storage.Config = %#v\nwant %#v", c.Storage.Config, tt.want)
+			}
+		})
+	}
+	t.Run("StorageDefaults returns fresh maps, nil for no built-in", func(t *testing.T) {
+		config.StorageDefaults("sqlite")["path"] = "changed"
+		if got := config.StorageDefaults("sqlite")["path"]; got != "qq.db" {
+			t.Errorf("StorageDefaults(sqlite) path = %v after a change to an earlier map", got)
+		}
+		if got := config.StorageDefaults("pgstore"); got != nil {
+			t.Errorf("StorageDefaults(pgstore) = %v, want nil", got)
 		}
 	})
 	t.Run("another plugin gets only the keys set", func(t *testing.T) {

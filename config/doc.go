@@ -33,11 +33,18 @@
 // Storage and message filters are plugins, each with a "config" mapping
 // that this package does not interpret: it is passed to the plugin as JSON
 // and the plugin validates it. Any key is accepted below storage.config, and
-// its keys merge across layers like other keys. The default storage.config
-// holds the built-in sqlite plugin's settings; it applies only to that
-// plugin: when a layer sets storage.command, or storage.plugin to another
-// name, storage.config holds only the keys set by the file, the environment
-// and the overrides.
+// its keys merge across layers like other keys. The default storage is the
+// built-in pebble plugin, and the default storage.config holds its settings
+// with their defaults; they apply only to that plugin. When a layer sets
+// storage.plugin to the other built-in, sqlite, storage.config holds
+// sqlite's defaults ([StorageDefaults]) under the keys set by the file, the
+// environment and the overrides; when a layer sets storage.command (or
+// names no built-in), it holds only the keys set.
+//
+// Earlier releases defaulted to sqlite, keeping their data in
+// <data_dir>/qq.db. [Config.CheckStorageUpgrade], which qqd runs before it
+// starts and on reload, refuses to run pebble by default beside such a
+// database; choosing a plugin explicitly, or migrating, settles it.
 //
 // filters is a list of entries (plugin, command, name, on_failure, timeout,
 // config). Lists are not merged: a layer that sets filters replaces the whole
@@ -59,10 +66,12 @@
 //	QQD_LISTEN=0.0.0.0:5190                 -> listen
 //	QQD_DATA_DIR=/var/lib/qqd               -> data_dir
 //	QQD_LIMITS__MAX_FRAME_BYTES=131072      -> limits.max_frame_bytes
-//	QQD_STORAGE__CONFIG__SYNCHRONOUS=normal -> storage.config.synchronous
+//	QQD_STORAGE__PLUGIN=sqlite              -> storage.plugin
+//	QQD_STORAGE__CONFIG__DEDUP_WINDOW=48h   -> storage.config.dedup_window
 //
 // The last one sets a key of the storage plugin's config (always lower-case,
-// with a string value). Lists cannot be set from the environment: filters
+// with a string value, which suits string keys such as path, dedup_window
+// or sqlite's synchronous; set numbers and booleans in the YAML file). Lists cannot be set from the environment: filters
 // and storage.command are errors there; set them in the YAML file or the
 // overrides.
 //

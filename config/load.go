@@ -173,10 +173,23 @@ func Load(opts Options) (*Config, error) {
 	if _, set := l.source["storage.plugin"]; len(cfg.Storage.Command) > 0 && !set {
 		cfg.Storage.Plugin = ""
 	}
-	// The default storage.config is the default plugin's: another plugin
-	// gets only the keys the user layers set.
+	// The default storage.config is the default plugin's: the other
+	// built-in gets its own defaults under the keys the user layers set, a
+	// command plugin only the keys set.
+	_, cfg.Storage.chosen = l.source["storage.plugin"]
 	if len(cfg.Storage.Command) > 0 || cfg.Storage.Plugin != defaultStoragePlugin {
-		cfg.Storage.Config, _ = l.user.Get("storage.config").(map[string]any)
+		user, _ := l.user.Get("storage.config").(map[string]any)
+		cfg.Storage.Config = user
+		if defaults := StorageDefaults(cfg.Storage.Plugin); defaults != nil && len(cfg.Storage.Command) == 0 {
+			merged := koanf.New(".")
+			if err := merged.Load(confmap.Provider(defaults, ""), nil); err != nil {
+				return nil, fmt.Errorf("config: storage.config defaults: %w", err)
+			}
+			if err := merged.Load(confmap.Provider(user, ""), nil); err != nil {
+				return nil, fmt.Errorf("config: storage.config: %w", err)
+			}
+			cfg.Storage.Config = merged.Raw()
+		}
 	}
 	cfg.applyDefaults()
 

@@ -35,6 +35,9 @@ func newBenchServer(b *testing.B, opts ...func(*config.Config)) *Server {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = b.TempDir()
+	// The sqlite store, opened below in process (not the default pebble).
+	cfg.Storage.Plugin = "sqlite"
+	cfg.Storage.Config = config.StorageDefaults("sqlite")
 	l := &cfg.Limits
 	l.MaxConnections = 1 << 20
 	l.MaxConnectionsPerIP = 1 << 20

@@ -23,6 +23,7 @@ func startLimited(t *testing.T, opts ...func(*config.Config)) (*daemontest.Serve
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	daemontest.SQLite(cfg)
 	daemontest.Unlimited(cfg)
 	for _, o := range opts {
 		o(cfg)

@@ -141,6 +141,7 @@ func TestProtocolDocExamples(t *testing.T) {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	daemontest.SQLite(cfg)
 	s := daemontest.StartWith(t, cfg, nil)
 	r := &docReplay{t: t, s: s, conns: map[string]*docConn{},
 		ids: map[string]string{}, idsBack: map[string]string{}, ts: map[string]string{}, msgTS: map[string]string{}}

@@ -199,12 +199,17 @@ filters:            # the default chain, with antispam lifted to its maxima
           reason: message looks like spam
           words: [buy followers, free bitcoin, crypto giveaway]
 EOF
-cp "$out/bench.yaml" "$out/bench-sqlite.yaml"
+# Each storage named explicitly: pebble is qqd's default, and a qqd
+# refuses to run it by default beside the qq.db that fill makes for sqlite.
+{
+	cat "$out/bench.yaml"
+	printf 'storage: {plugin: sqlite}\n'
+} >"$out/bench-sqlite.yaml"
 {
 	cat "$out/bench.yaml"
 	printf 'storage: {plugin: pebble}\n'
 } >"$out/bench-pebble.yaml"
-[ "$storage" = sqlite ] || cp "$out/bench-pebble.yaml" "$out/bench.yaml"
+cp "$out/bench-$storage.yaml" "$out/bench.yaml"
 {
 	cat "$out/bench.yaml"
 	printf 'plugins: {in_process: true}\n'

@@ -1,6 +1,6 @@
 // Package daemontest runs a real qqd protocol core in-process for tests: a
-// TCP listener on 127.0.0.1:0, a SQLite database in the test's temporary
-// directory, and raw-protocol connections with Send/Expect helpers in the
+// TCP listener on 127.0.0.1:0, a SQLite database (the sqlite storage
+// plugin's store, chosen explicitly) in the test's temporary directory, and raw-protocol connections with Send/Expect helpers in the
 // style of NATS' test package. Everything it starts is stopped by
 // t.Cleanup.
 package daemontest
@@ -58,17 +58,31 @@ func Start(t testing.TB, opts ...func(*config.Config)) *Server {
 }
 
 // Config returns the configuration Start runs with: the defaults on
-// 127.0.0.1:0 with data in t.TempDir(), changed by Unlimited and then by
-// opts.
+// 127.0.0.1:0 with data in t.TempDir(), on the sqlite storage with its
+// default settings, changed by Unlimited and then by opts.
 func Config(t testing.TB, opts ...func(*config.Config)) *config.Config {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	SQLite(cfg)
 	Unlimited(cfg)
 	for _, o := range opts {
 		o(cfg)
 	}
 	return cfg
+}
+
+// SQLite makes cfg run on the sqlite storage plugin with its default
+// settings, not on the default pebble: this package opens the store
+// itself, in process ([OpenStore], [StartDeps]), and its users read and
+// wrap the *sqlitestore.Store it returns. The protocol core under test is
+// the same on either store; qqd's own tests (daemon/qqd) run the default.
+// [Config] calls it; a test that builds its configuration from
+// config.Default() and lets this package open the store calls it too.
+func SQLite(cfg *config.Config) {
+	cfg.Storage.Plugin = "sqlite"
+	cfg.Storage.Command = nil
+	cfg.Storage.Config = config.StorageDefaults("sqlite")
 }
 
 // OpenStore opens the SQLite store that cfg names, as StartDeps does when
@@ -83,6 +97,9 @@ func OpenStore(t testing.TB, cfg *config.Config) *sqlitestore.Store {
 
 func openStore(t testing.TB, cfg *config.Config, log *slog.Logger) *sqlitestore.Store {
 	t.Helper()
+	if cfg.Storage.Plugin != "sqlite" || len(cfg.Storage.Command) > 0 {
+		t.Fatalf("daemontest: opens the sqlite store, and the configuration names storage %q: call daemontest.SQLite(cfg)", cfg.Storage.Label())
+	}
 	conf, err := json.Marshal(cfg.Storage.Config)
 	if err != nil {
 		t.Fatalf("daemontest: storage config: %v", err)

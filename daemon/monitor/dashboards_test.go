@@ -38,6 +38,7 @@ func qqdMetricNames(t *testing.T) map[string]bool {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	daemontest.SQLite(cfg)
 	daemontest.StartDeps(t, cfg, daemon.Deps{Registry: reg})
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -139,7 +139,7 @@ func crashGroup(t *testing.T, mode string) {
 			p = startQQD(t, dir, "-config", conf)
 			addr.Store(&p.addr)
 		case "storage", "filter":
-			name := "sqlite"
+			name := defaultStorage
 			if mode == "filter" {
 				name = []string{"antispam", "wordfilter"}[rng.IntN(2)]
 			}

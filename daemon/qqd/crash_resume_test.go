@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/qqchat/qq/client"
 	"github.com/qqchat/qq/daemon/protocol"
-	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
 )
 
 // Bounds of the restart test.
@@ -53,7 +51,7 @@ func TestRestartWithSessions(t *testing.T) {
 	dir := t.TempDir()
 	conf := writeConfig(t, dir, strings.Replace(crashConfigYAML, "limits:\n",
 		"reconnect_spread: 2s\nlimits:\n", 1))
-	seedUsers(t, filepath.Join(dir, "qq.db"), restartClients, false)
+	seedUsers(t, dir, defaultStorage, restartClients, false)
 	p := startQQD(t, dir, "-config", conf)
 	addr := p.addr
 
@@ -225,7 +223,7 @@ func TestRestartWithSessions(t *testing.T) {
 	if err := p.signal(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("final stop: %v", err)
 	}
-	stored := storedBodies(t, filepath.Join(dir, "qq.db"), users)
+	stored := storedBodies(t, dir, users)
 	for _, u := range users {
 		for cid, o := range u.issued {
 			switch n := stored[o.Body]; {
@@ -297,13 +295,11 @@ func (u *restartUser) read(t *testing.T) {
 }
 
 // storedBodies counts, per body, the messages stored from users to
-// users, read from the SQLite database at path.
-func storedBodies(t *testing.T, path string, users []*restartUser) map[string]int {
+// users, read from the store of the default storage plugin in dataDir
+// (qqd stopped).
+func storedBodies(t *testing.T, dataDir string, users []*restartUser) map[string]int {
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, sqlitestore.Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openDataStore(t, dataDir, defaultStorage, false)
 	defer st.Close()
 	pairs := map[[2]string]bool{}
 	for _, u := range users {

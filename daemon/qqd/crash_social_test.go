@@ -121,7 +121,7 @@ func crashFriends(t *testing.T, mode string) {
 			p = startQQD(t, dir, "-config", conf)
 			addr.Store(&p.addr)
 		case "storage":
-			p.killPlugin(t, "sqlite")
+			p.killPlugin(t, defaultStorage)
 		}
 	})
 

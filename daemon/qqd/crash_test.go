@@ -22,7 +22,8 @@ import (
 )
 
 // crashConfigYAML keeps the default filters (antispam, wordfilter with its
-// spam phrases, on_failure reject) and sqlite storage, but lifts the limits
+// spam phrases, on_failure reject) and the default storage (pebble), but
+// lifts the limits
 // that a load of unique messages with retries would trip: antispam's flood
 // and repeat rules (a retry repeats its body), the send rate, and the login
 // attempt limits (every client logs in again after each qqd restart).
@@ -500,6 +501,9 @@ func (u *crashUser) run() {
 // msg_id; no message appears that was never sent; per-sender order holds;
 // a cid always answers with its first msg_id.
 //
+// It runs on each built-in storage: pebble, the default, with each kind of
+// kill, and sqlite (chosen in qq.yaml) with qqd or itself killed.
+//
 // QQ_CRASH_SEED=<n> replays a kill schedule and traffic pattern (timing
 // still varies).
 func TestCrashRecovery(t *testing.T) {
@@ -511,19 +515,29 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	t.Logf("seed %d (QQ_CRASH_SEED=%d replays it)", seed, seed)
-	for i, mode := range []string{"qqd", "storage", "filter"} {
-		t.Run("kill="+mode, func(t *testing.T) {
-			crashRecovery(t, mode, seed+uint64(i))
+	for i, run := range []struct{ storage, mode string }{
+		{defaultStorage, "qqd"}, {defaultStorage, "storage"}, {defaultStorage, "filter"},
+		{"sqlite", "qqd"}, {"sqlite", "storage"},
+	} {
+		t.Run(run.storage+"/kill="+run.mode, func(t *testing.T) {
+			crashRecovery(t, run.storage, run.mode, seed+uint64(i))
 		})
 	}
 }
 
-func crashRecovery(t *testing.T, mode string, seed uint64) {
+func crashRecovery(t *testing.T, storage, mode string, seed uint64) {
 	start := time.Now()
 	rng := rand.New(rand.NewPCG(seed, 0))
 	dir := t.TempDir()
-	conf := writeConfig(t, dir, crashConfigYAML)
+	yaml := crashConfigYAML
+	if storage != defaultStorage {
+		yaml += "storage: {plugin: " + storage + "}\n"
+	}
+	conf := writeConfig(t, dir, yaml)
 	p := startQQD(t, dir, "-config", conf)
+	if pids := pluginPIDs(t, p.cmd.Process.Pid); pids[storage] == 0 {
+		t.Fatalf("not on the %s storage: plugin processes %v", storage, pids)
+	}
 
 	h := &crashHarness{t: t, addr: p.addr, stop: make(chan struct{}), quit: make(chan struct{}), errs: map[string]int{}}
 	for i := range crashUsers {
@@ -585,7 +599,7 @@ func crashRecovery(t *testing.T, mode string, seed uint64) {
 			p = startQQD(t, dir, "-config", conf)
 			h.setAddr(p.addr)
 		case "storage", "filter":
-			name := "sqlite"
+			name := storage
 			if mode == "filter" {
 				name = []string{"antispam", "wordfilter"}[rng.IntN(2)]
 			}

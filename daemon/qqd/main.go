@@ -1,8 +1,11 @@
 // Command qqd is the qq chat daemon. With no flags it runs on embedded
 // defaults: it listens on 127.0.0.1:5190, serves the web client on
 // http://127.0.0.1:5280/, keeps its data in ./qqd-data, and runs its
-// built-in plugins (sqlite storage, antispam and wordfilter filters) as
-// subprocesses of itself.
+// built-in plugins (pebble storage, antispam and wordfilter filters) as
+// subprocesses of itself. It refuses to start, by default, on a data
+// directory holding the SQLite database (qq.db) of an earlier release whose
+// default storage was sqlite; choose storage.plugin, or migrate (see
+// docs/operations.md).
 //
 //	qqd [-config qq.yaml] [-listen addr] [-web-listen addr] [-data-dir dir] [-t] [-version]
 //	qqd plugin <name>     (serve a built-in plugin; qqd runs this itself)
@@ -121,9 +124,18 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	return fl, nil
 }
 
-// load reads the configuration: at start, and again on each reload.
+// load reads the configuration, at start and again on each reload, and
+// refuses one that would run pebble by default beside an earlier
+// release's SQLite database.
 func (fl *flags) load() (*config.Config, error) {
-	return config.Load(config.Options{File: fl.configPath, Env: os.Environ(), Overrides: fl.overrides})
+	cfg, err := config.Load(config.Options{File: fl.configPath, Env: os.Environ(), Overrides: fl.overrides})
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.CheckStorageUpgrade(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // checkConfig is -t: the configuration is valid (load did that), every

@@ -87,7 +87,7 @@ func TestNotifyAndMetrics(t *testing.T) {
 	for _, want := range []string{
 		`qqd_messages_total{result="sent"} 1`,
 		`qqd_logins_total{result="ok"} 1`,
-		`qqd_plugin_up{plugin="sqlite"} 1`,
+		`qqd_plugin_up{plugin="` + defaultStorage + `"} 1`,
 		`qqd_build_info{`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,

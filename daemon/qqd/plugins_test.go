@@ -171,7 +171,7 @@ func TestPluginsEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	p := startQQD(t, dir, "-config", writeConfig(t, dir, filtersYAML))
 	pids := pluginPIDs(t, p.cmd.Process.Pid)
-	for _, name := range []string{"sqlite", "antispam", "wordfilter"} {
+	for _, name := range []string{defaultStorage, "antispam", "wordfilter"} {
 		if pids[name] == 0 {
 			t.Fatalf("plugin %s is not running as a subprocess of qqd (children: %v)", name, pids)
 		}
@@ -308,12 +308,12 @@ func TestStoragePluginKilled(t *testing.T) {
 	load := startLoad(t, p.addr, 10, stop)
 	time.Sleep(300 * time.Millisecond)
 	for round := range 2 {
-		pid := pluginPIDs(t, p.cmd.Process.Pid)["sqlite"]
+		pid := pluginPIDs(t, p.cmd.Process.Pid)[defaultStorage]
 		if pid == 0 {
-			t.Fatalf("round %d: no sqlite plugin", round)
+			t.Fatalf("round %d: no %s plugin", round, defaultStorage)
 		}
 		syscall.Kill(pid, syscall.SIGKILL)
-		p.waitLog(t, fmt.Sprintf(`plugin restarted.* plugin=sqlite .*restarts=%d`, round+1))
+		p.waitLog(t, fmt.Sprintf(`plugin restarted.* plugin=%s .*restarts=%d`, defaultStorage, round+1))
 		time.Sleep(300 * time.Millisecond)
 	}
 	close(stop)
@@ -418,7 +418,7 @@ func TestReload(t *testing.T) {
 	if r, _ := alice.Send(ctx, "bob", "darn heck"); r.Body != "**** heck" {
 		t.Fatalf("before reload: %+v", r)
 	}
-	storagePID := pluginPIDs(t, p.cmd.Process.Pid)["sqlite"]
+	storagePID := pluginPIDs(t, p.cmd.Process.Pid)[defaultStorage]
 
 	stop := make(chan struct{})
 	load := startLoad(t, p.addr, 5, stop)
@@ -437,7 +437,7 @@ func TestReload(t *testing.T) {
 	if r, err := alice.Send(ctx, "bob", "darn heck"); err != nil || r.Body != "darn ****" {
 		t.Fatalf("after reload: %+v, %v", r, err)
 	}
-	if got := pluginPIDs(t, p.cmd.Process.Pid)["sqlite"]; got != storagePID {
+	if got := pluginPIDs(t, p.cmd.Process.Pid)[defaultStorage]; got != storagePID {
 		t.Errorf("storage plugin restarted by a filter-only reload: pid %d -> %d", storagePID, got)
 	}
 
@@ -488,7 +488,7 @@ func TestReloadKeepsUnchangedFilters(t *testing.T) {
 	path := writeConfig(t, dir, chain("darn"))
 	p := startQQD(t, dir, "-config", path)
 	before := pluginPIDs(t, p.cmd.Process.Pid)
-	if before["antispam"] == 0 || before["wordfilter"] == 0 || before["sqlite"] == 0 {
+	if before["antispam"] == 0 || before["wordfilter"] == 0 || before[defaultStorage] == 0 {
 		t.Fatalf("plugins before the reload: %v", before)
 	}
 
@@ -496,7 +496,7 @@ func TestReloadKeepsUnchangedFilters(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	p.waitLog(t, `reload done.*filters_started=\[wordfilter\] filters_kept=\[antispam\] filters_stopped=\[wordfilter\]`)
 	after := pluginPIDs(t, p.cmd.Process.Pid)
-	if after["antispam"] != before["antispam"] || after["sqlite"] != before["sqlite"] {
+	if after["antispam"] != before["antispam"] || after[defaultStorage] != before[defaultStorage] {
 		t.Errorf("unchanged plugins restarted: before %v, after %v", before, after)
 	}
 	if after["wordfilter"] == before["wordfilter"] || after["wordfilter"] == 0 {

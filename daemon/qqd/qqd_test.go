@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -16,8 +17,10 @@ import (
 	"time"
 
 	"github.com/qqchat/qq/admin"
+	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/plugins"
 )
 
 // TestMain lets the test binary act as qqd itself when QQ_TEST_RUN_AS_QQD is
@@ -35,6 +38,33 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(daemontest.RunWithPrivateTmp(m))
+}
+
+// defaultStorage is the storage plugin qqd runs on its embedded defaults:
+// the tests that start qqd without choosing one run on it.
+const defaultStorage = "pebble"
+
+// openDataStore opens, in process, the store that the built-in storage
+// plugin named storage keeps in dataDir with its default settings, as qqd
+// would open it (qqd must not be running): for tests that seed a data
+// directory or read what a stopped qqd stored. fast turns sqlite's fsync
+// off (synchronous off), to seed many users quickly; pebble keeps its
+// default. The caller closes it.
+func openDataStore(tb testing.TB, dataDir, storage string, fast bool) plugins.Storage {
+	tb.Helper()
+	conf := config.StorageDefaults(storage)
+	if fast && storage == "sqlite" {
+		conf["synchronous"] = "off"
+	}
+	js, err := json.Marshal(conf)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := builtins().Storages[storage](plugins.Env{DataDir: dataDir}, js)
+	if err != nil {
+		tb.Fatalf("open the %s store in %s: %v", storage, dataDir, err)
+	}
+	return st
 }
 
 // qqdProc is a qqd child process.
@@ -297,7 +327,13 @@ func TestCheckConfig(t *testing.T) {
 		{"relative command", []string{"-t", "-config", file("relative.yaml",
 			"filters:\n  - command: [qq-no-such-filter-on-path]\n")}, `filter qq-no-such-filter-on-path: .*not found`},
 		{"bad storage config", []string{"-t", "-config", file("storage.yaml",
-			"storage:\n  config: {no_such_key: 1}\n")}, `storage sqlite: .*no_such_key`},
+			"storage:\n  config: {no_such_key: 1}\n")}, `storage pebble: .*no_such_key`},
+		// sqlite gets its own defaults, none of pebble's keys.
+		{"sqlite chosen", []string{"-t", "-config", file("sqlite.yaml", "storage: {plugin: sqlite}\n")}, ""},
+		{"sqlite chosen, a setting of its own", []string{"-t", "-config", file("sqlite2.yaml",
+			"storage: {plugin: sqlite, config: {synchronous: normal}}\n")}, ""},
+		{"bad sqlite config", []string{"-t", "-config", file("sqlite3.yaml",
+			"storage:\n  plugin: sqlite\n  config: {no_such_key: 1}\n")}, `storage sqlite: .*no_such_key`},
 		{"web tls without a certificate", []string{"-t", "-config", file("webtls.yaml", "web: {tls: true}\n")},
 			`web.tls: needs tls.cert_file and tls.key_file`},
 		{"web tls with missing files", []string{"-t", "-config", file("webtls2.yaml",

@@ -10,6 +10,7 @@ import (
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/plugins"
 	"github.com/qqchat/qq/plugins/antispam/antispam"
+	"github.com/qqchat/qq/plugins/pebble/pebblestore"
 	"github.com/qqchat/qq/plugins/pluginset"
 	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
 	"github.com/qqchat/qq/plugins/wordfilter/wordfilter"
@@ -18,7 +19,7 @@ import (
 // builtins are qqd's built-in plugins (daemon/qqd lists them the same).
 func builtins() pluginset.Builtins {
 	return pluginset.Builtins{
-		Storages: map[string]plugins.StorageFactory{"sqlite": sqlitestore.New},
+		Storages: map[string]plugins.StorageFactory{"sqlite": sqlitestore.New, "pebble": pebblestore.New},
 		Filters:  map[string]plugins.FilterFactory{"wordfilter": wordfilter.New, "antispam": antispam.New},
 	}
 }
@@ -66,7 +67,7 @@ func startSet(tb testing.TB, cfg *config.Config) *pluginset.Set {
 }
 
 // BenchmarkPlugins compares send throughput through the default storage
-// (SQLite, fsync on commit) and filter chain (antispam, wordfilter) run as
+// (pebble, fsync on every write) and filter chain (antispam, wordfilter) run as
 // subprocesses over gRPC against the same plugins called in process, over
 // real TCP: 64 users keep 32 sends each in flight (enough to saturate
 // either), every push is read. Both servers run side by side and take
