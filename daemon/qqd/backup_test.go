@@ -90,7 +90,7 @@ func TestBackupOnline(t *testing.T) {
 		storage string // qq.yaml
 		open    func(t *testing.T, dir string) plugins.Storage
 	}{
-		{"sqlite", "", func(t *testing.T, dir string) plugins.Storage {
+		{"sqlite", "storage: {plugin: sqlite}\n", func(t *testing.T, dir string) plugins.Storage {
 			fi, err := os.Stat(filepath.Join(dir, "qq.db"))
 			if err != nil || fi.Mode().Perm() != 0o600 {
 				t.Fatalf("the copy's qq.db: %v, %v; want mode 0600", fi, err)

@@ -83,11 +83,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if fl.check {
 		return checkConfig(ctx, cfg, stdout)
 	}
+	// SIGHUP is caught from here on: start logs "qqd starting", after
+	// which a reload may come at once (its default action would end
+	// qqd).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	q, err := start(ctx, cfg, fl.load, stderr)
 	if err != nil {
 		return err
 	}
-	return q.serve(ctx)
+	return q.serve(ctx, hup)
 }
 
 // flags are qqd's command line.
@@ -323,12 +329,9 @@ func (q *qqd) reload(ctx context.Context) ([]string, error) {
 }
 
 // serve serves until ctx ends (SIGINT, SIGTERM) or a listener fails,
-// reloading on SIGHUP, then stops everything.
-func (q *qqd) serve(ctx context.Context) error {
+// reloading on each signal from hup (SIGHUP), then stops everything.
+func (q *qqd) serve(ctx context.Context, hup <-chan os.Signal) error {
 	defer q.cleanup.run()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	serveErr := make(chan error, 3)
 	go func() { serveErr <- q.d.Serve(q.ln) }()
 	if q.tln != nil {

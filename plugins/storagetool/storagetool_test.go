@@ -17,8 +17,11 @@ func TestStoreNames(t *testing.T) {
 		wantPath string
 		wantErr  error
 	}{
-		{"sqlite default", func(c *config.Config) {}, filepath.Join(dir, "qq.db"), nil},
-		{"sqlite path", func(c *config.Config) { c.Storage.Config = map[string]any{"path": "chat.db"} }, filepath.Join(dir, "chat.db"), nil},
+		{"default", func(c *config.Config) {}, filepath.Join(dir, "qq.pebble"), nil},
+		{"sqlite default", func(c *config.Config) { c.Storage.Plugin, c.Storage.Config = "sqlite", nil }, filepath.Join(dir, "qq.db"), nil},
+		{"sqlite path", func(c *config.Config) {
+			c.Storage.Plugin, c.Storage.Config = "sqlite", map[string]any{"path": "chat.db"}
+		}, filepath.Join(dir, "chat.db"), nil},
 		{"pebble default", func(c *config.Config) { c.Storage.Plugin, c.Storage.Config = "pebble", nil }, filepath.Join(dir, "qq.pebble"), nil},
 		{"pebble absolute", func(c *config.Config) {
 			c.Storage.Plugin, c.Storage.Config = "pebble", map[string]any{"path": "/srv/qq.pebble"}

@@ -126,3 +126,94 @@ func TestLowSpace(t *testing.T) {
 		t.Errorf("Pending(bob) after reopen = %+v, %v; want %s first", p, err, stored[100])
 	}
 }
+
+// TestOpenOnFullDisk: a store opened on a full disk (its plugin restarted
+// after Pebble gave up on a write that found no space) opens read-only:
+// logins, pending and history are served from what is stored, and writes
+// are refused with ErrLowSpace, nothing written. Once space is free, a
+// new Open writes again. It needs root (a tmpfs); it skips otherwise.
+func TestOpenOnFullDisk(t *testing.T) {
+	dir := storagetest.MountTmpfs(t, 16<<20)
+	path := filepath.Join(dir, "qq.pebble")
+	opts := pebblestore.Options{Path: path, DedupWindow: time.Hour, CacheSize: 1 << 20, MemTableSize: 1 << 20}
+	ctx := context.Background()
+	s, err := pebblestore.Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if err := s.CreateUser(ctx, u, "h-"+u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := s.Write(ctx, &plugins.WriteBatch{Messages: []plugins.NewMessage{
+		{From: "alice", To: "bob", Body: "one", Status: "queued"},
+		{From: "alice", To: "bob", Body: "two", Status: "queued"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the filesystem to the last byte.
+	f, err := os.Create(filepath.Join(dir, "ballast"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	for n := len(chunk) / 2; n > 0; n /= 2 {
+		for {
+			if _, err := f.Write(chunk[:n]); err != nil {
+				break
+			}
+		}
+	}
+	f.Close()
+
+	s, err = pebblestore.Open(ctx, opts)
+	if err != nil {
+		t.Fatalf("Open on a full disk: %v", err)
+	}
+	if h, err := s.PasswordHash(ctx, "bob"); err != nil || h != "h-bob" {
+		t.Errorf("PasswordHash(bob) = %q, %v", h, err)
+	}
+	if p, _, err := s.Pending(ctx, "bob", 10); err != nil || len(p) != 2 || p[0].ID != res[0].Message.ID {
+		t.Errorf("Pending(bob) = %v, %v; want the two messages", p, err)
+	}
+	if h, _, err := s.History(ctx, "alice", "bob", "", 10); err != nil || len(h) != 2 {
+		t.Errorf("History = %v, %v; want the two messages", h, err)
+	}
+	_, err = s.Write(ctx, &plugins.WriteBatch{Messages: []plugins.NewMessage{{From: "bob", To: "alice", Body: "three", Status: "queued"}}})
+	var we *plugins.WriteError
+	if !errors.As(err, &we) || we.MaybeWritten || !errors.Is(err, pebblestore.ErrLowSpace) {
+		t.Errorf("Write on a read-only store = %v; want a WriteError, nothing written, wrapping ErrLowSpace", err)
+	}
+	if err := s.CreateUser(ctx, "carol", "h"); !errors.Is(err, pebblestore.ErrLowSpace) {
+		t.Errorf("CreateUser on a read-only store = %v; want ErrLowSpace", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Space again: a new Open writes, and nothing was lost.
+	if err := os.Remove(filepath.Join(dir, "ballast")); err != nil {
+		t.Fatal(err)
+	}
+	s, err = pebblestore.Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Write(ctx, &plugins.WriteBatch{Acks: []plugins.Ack{{User: "bob", MsgIDs: []string{res[0].Message.ID}}}}); err != nil {
+		t.Fatalf("Write after space came back: %v", err)
+	}
+	if n, err := s.PendingCount(ctx, "bob"); err != nil || n != 1 {
+		t.Errorf("PendingCount(bob) = %d, %v; want 1", n, err)
+	}
+}

@@ -36,6 +36,9 @@ const (
 	// recentSize is how many recent direct messages Store.recent
 	// remembers.
 	recentSize = 1 << 16
+	// openMargin is the free space, beyond one memtable, below which
+	// Open opens the database read-only.
+	openMargin = 8 << 20
 	// maxAcked bounds a user's out-of-order ack set: a batch of acks
 	// that would leave more moves the cursor to the newest of them and
 	// holds back the entries it passes that are still pending (p keys).
@@ -137,6 +140,9 @@ type Store struct {
 	// lowSpace: the last roomForData found less free space than the
 	// reserve.
 	lowSpace bool
+	// readOnly: the disk was full at Open, so the database was opened
+	// read-only; every write is refused with ErrLowSpace.
+	readOnly bool
 	// broken is set when a commit failed and the in-memory state could
 	// not be rebuilt from the database: every later write fails with it.
 	broken error
@@ -209,9 +215,9 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, err
 	}
-	fsSize, _, err := diskSpace(path)
+	fsSize, avail, err := diskSpace(path)
 	if err != nil {
-		fsSize = 0 // unknown: no reserve
+		fsSize, avail = 0, -1 // unknown: no reserve
 	}
 	s := &Store{
 		dir:      path,
@@ -261,6 +267,17 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
 	}
+	if avail >= 0 && avail < int64(memTable)+openMargin {
+		// A (nearly) full disk: opening for writes would replay the WAL
+		// into a memtable and flush it, which Pebble retries for as long
+		// as there is no space: Open would hang. Serve reads from what is
+		// on disk (the WAL replayed in memory) and refuse writes, as a
+		// store that runs short of space while it runs does, instead of
+		// serving nothing until space comes back.
+		s.log.Error("pebblestore: the disk is full: opening read-only; writes are refused until the store is opened again with space free (restart qqd)", "dir", path, "free_bytes", avail)
+		po.ReadOnly = true
+		s.readOnly = true
+	}
 	s.db, err = pebble.Open(path, po)
 	if err != nil {
 		return nil, err
@@ -291,6 +308,12 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 		}
 	}()
 
+	if s.readOnly {
+		if err := s.cids.load(s.db, buckets); err != nil {
+			return nil, fmt.Errorf("load de-duplication filters: %w", err)
+		}
+		return s, nil // no conversion, pruning or pruner: nothing may be written
+	}
 	if err := s.holdBackLarge(ctx); err != nil {
 		return nil, fmt.Errorf("hold back pending entries: %w", err)
 	}

@@ -44,8 +44,15 @@ func (s *Store) writable(ctx context.Context) error {
 	if s.broken != nil {
 		return s.broken
 	}
+	if s.readOnly {
+		return errReadOnly
+	}
 	return ctx.Err()
 }
+
+// errReadOnly refuses the writes of a store opened read-only on a full
+// disk.
+var errReadOnly = fmt.Errorf("opened read-only because the disk was full at open (restart once space is free): %w", ErrLowSpace)
 
 // user reads the record of name as the writer sees it (everything
 // committed), or nil. The caller holds s.wmu.
