@@ -105,9 +105,10 @@ ci: fmt-check vet staticcheck vuln test fuzz
 perf:
 	GO=$(GO) ./client/qqbench/perf.sh
 
-# The same pinned runs on a database of 10 million messages (filled once,
-# ~6 minutes and 2.4 GB, kept in perf-results/10m.db): dm closed loop and
-# history/offline reads. Knobs: PERF_RUNS, PERF_10M_DB, PERF_10M_MESSAGES.
+# The same pinned runs on a store of 10 million messages (filled once and
+# kept in perf-results/10m.pebble, or 10m.db with PERF_STORAGE=sqlite): dm
+# closed loop and history/offline reads. Knobs: PERF_RUNS, PERF_STORAGE,
+# PERF_10M_DB, PERF_10M_MESSAGES.
 perf10m:
 	GO=$(GO) PERF_CASES=10m ./client/qqbench/perf.sh
 

@@ -20,8 +20,8 @@
 #                    gateway, alternating, for CPU per message and memory
 #                    per idle session side by side)
 #   PERF_10M_DB      10m's database, filled once if missing (default
-#                    perf-results/10m.db, or the directory
-#                    perf-results/10m.pebble with PERF_STORAGE=pebble:
+#                    the directory perf-results/10m.pebble, or
+#                    perf-results/10m.db with PERF_STORAGE=sqlite:
 #                    10 million messages take about
 #                    6 minutes and 2.4 GB; each run copies it)
 #   PERF_10M_MESSAGES  messages 10m fills in (default 10000000)
@@ -48,7 +48,7 @@
 #                    it on a fresh qqd, for the CPU per push side by side
 #   PERF_QQD_CPUS, PERF_BENCH_CPUS  taskset CPU lists (default 1 and 0)
 #   PERF_STORAGE     the storage plugin of every case but storage:
-#                    sqlite (default) or pebble
+#                    pebble (default, as qqd's) or sqlite
 #   (case storage, not in the default: dm closed loop W=8 and dm open
 #                    loop at 1,000 msg/s (PERF_LOW_RATE), on the sqlite
 #                    and the pebble storage of the same build, in ABBA
@@ -94,7 +94,7 @@ else
 	sweep_args="--from 1000 --step 1000 --max-steps 30 --duration 10s"
 fi
 password=bench-password
-storage=${PERF_STORAGE:-sqlite}
+storage=${PERF_STORAGE:-pebble}
 case $storage in sqlite | pebble) ;; *) die "PERF_STORAGE=$storage: want sqlite or pebble" ;; esac
 low_rate=${PERF_LOW_RATE:-1000}
 
