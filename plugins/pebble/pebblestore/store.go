@@ -36,8 +36,8 @@ const (
 	// recentSize is how many recent direct messages Store.recent
 	// remembers.
 	recentSize = 1 << 16
-	// openMargin is the free space, beyond one memtable, below which
-	// Open opens the database read-only.
+	// openMargin is the free space, beyond the size of the WAL files,
+	// below which Open opens the database read-only.
 	openMargin = 8 << 20
 	// maxAcked bounds a user's out-of-order ack set: a batch of acks
 	// that would leave more moves the cursor to the newest of them and
@@ -267,10 +267,11 @@ func open(ctx context.Context, opts Options) (_ *Store, err error) {
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
 	}
-	if avail >= 0 && avail < int64(memTable)+openMargin {
+	if avail >= 0 && avail < walBytes(path)+openMargin {
 		// A (nearly) full disk: opening for writes would replay the WAL
-		// into a memtable and flush it, which Pebble retries for as long
-		// as there is no space: Open would hang. Serve reads from what is
+		// into a memtable and flush it (an sstable up to the WAL's size),
+		// which Pebble retries for as long as there is no space: Open
+		// would hang. Serve reads from what is
 		// on disk (the WAL replayed in memory) and refuse writes, as a
 		// store that runs short of space while it runs does, instead of
 		// serving nothing until space comes back.
@@ -475,6 +476,19 @@ func (s *Store) load() error {
 	clear(s.known)
 	clear(s.cursors)
 	return nil
+}
+
+// walBytes is the size of the WAL files in the database directory dir
+// (0 if it cannot be read): what opening it may flush.
+func walBytes(dir string) int64 {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	var n int64
+	for _, l := range logs {
+		if fi, err := os.Stat(l); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
 }
 
 // holdBackLarge shrinks the out-of-order ack sets that hold more than
