@@ -22,7 +22,7 @@
 //	i<lp user><seq>          inbox: empty; every message to user
 //	c<user>                  the user's ack cursor (seq): every inbox entry up to it is settled, but the p entries
 //	a<lp user><seq>          empty: an inbox entry above the cursor, acked out of order
-//	p<lp user><seq>          empty: an inbox entry at or below the cursor still pending (held back)
+//	p<lp user><seq>          an inbox entry at or below the cursor still pending (held back): its record, as m (empty: read m)
 //	d<day><lp from><cid>     de-duplication key: 'm' and the seq, or 'g', the group id and the entry's seq;
 //	                         day = ts / 86,400,000 (4 bytes)
 //	f<lp a><b>               friendship, stored from both sides: since (ms)

@@ -486,7 +486,16 @@ type importer struct {
 // import writes no out-of-order acks, however the dump interleaves.
 type inboxState struct {
 	cursor uint64
-	after  []uint64
+	after  []heldEntry
+}
+
+// heldEntry is a pending message of an import that may be held back: its
+// seq and record (a p value carries it, as holdBack writes them). An
+// import holds the records of each recipient's pending messages after
+// their last settled one in memory until the next settled one.
+type heldEntry struct {
+	seq uint64
+	rec []byte
 }
 
 // groupImport is the group being imported.
@@ -750,11 +759,11 @@ func (im *importer) message(m *storagedump.Message) error {
 	// A deleted recipient has nothing pending, whatever the dump says.
 	pending := m.Pending && !im.users[m.To]
 	if pending {
-		in.after = append(in.after, seq)
+		in.after = append(in.after, heldEntry{seq, val})
 		return nil
 	}
-	for _, p := range in.after {
-		if err := im.set(seqKey(pHeld, m.To, p), nil); err != nil {
+	for _, h := range in.after {
+		if err := im.set(seqKey(pHeld, m.To, h.seq), h.rec); err != nil {
 			return err
 		}
 	}

@@ -18,7 +18,7 @@ const (
 	pInbox    = 'i' // i<lp user><seq>: empty
 	pCursor   = 'c' // c<user>: seq, the cumulative ack cursor
 	pAcked    = 'a' // a<lp user><seq>: empty, acked above the cursor
-	pHeld     = 'p' // p<lp user><seq>: empty, pending at or below the cursor
+	pHeld     = 'p' // p<lp user><seq>: msgRecord (or empty), pending at or below the cursor
 	pDedup    = 'd' // d<bucket><lp from><cid>: dedupRef
 	pFriend   = 'f' // f<lp a><b>: since (ms), both directions
 	pRequest  = 'r' // r<lp from><to>: requestRecord

@@ -126,20 +126,34 @@ func (s *Store) Pending(_ context.Context, user string, limit int) ([]protocol.M
 }
 
 func pending(r pebble.Reader, user string, limit int) ([]protocol.Message, bool, error) {
-	seqs := make([]uint64, 0, min(limit, maxPrealloc)+1)
-	// The held-back entries first: they are below the cursor.
+	msgs := make([]protocol.Message, 0, min(limit, maxPrealloc)+1)
+	// The held-back entries first: they are below the cursor. Their
+	// values carry the records (empty in stores written before they did:
+	// then the m key).
 	held := lpPrefix(pHeld, user)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: held, UpperBound: prefixEnd(held)})
 	if err != nil {
 		return nil, false, err
 	}
-	for ok := it.First(); ok && len(seqs) <= limit; ok = it.Next() {
-		seqs = append(seqs, seqSuffix(it.Key()))
+	for ok := it.First(); ok && len(msgs) <= limit; ok = it.Next() {
+		seq := seqSuffix(it.Key())
+		var rec msgRecord
+		if val := it.Value(); len(val) > 0 {
+			rec, err = decodeMsg(val)
+		} else {
+			rec, err = readMsg(r, seq)
+		}
+		if err != nil {
+			_ = it.Close()
+			return nil, false, err
+		}
+		msgs = append(msgs, rec.message(seq))
 	}
 	if err := it.Close(); err != nil {
 		return nil, false, err
 	}
-	if len(seqs) <= limit {
+	var seqs []uint64
+	if len(msgs) <= limit {
 		cursor, err := getCursor(r, user)
 		if err != nil {
 			return nil, false, err
@@ -156,7 +170,7 @@ func pending(r pebble.Reader, user string, limit int) ([]protocol.Message, bool,
 		if err != nil {
 			return nil, false, err
 		}
-		for ok := it.First(); ok && len(seqs) <= limit; ok = it.Next() {
+		for ok := it.First(); ok && len(msgs)+len(seqs) <= limit; ok = it.Next() {
 			if seq := seqSuffix(it.Key()); !acked[seq] {
 				seqs = append(seqs, seq)
 			}
@@ -165,12 +179,16 @@ func pending(r pebble.Reader, user string, limit int) ([]protocol.Message, bool,
 			return nil, false, err
 		}
 	}
-	more := len(seqs) > limit
+	more := len(msgs)+len(seqs) > limit
 	if more {
-		seqs = seqs[:limit]
+		if len(seqs) > 0 {
+			seqs = seqs[:len(seqs)-1]
+		} else {
+			msgs = msgs[:limit]
+		}
 	}
-	msgs, err := readMessages(r, seqs)
-	return msgs, more, err
+	rest, err := readMessages(r, seqs)
+	return append(msgs, rest...), more, err
 }
 
 // readMessages reads the messages with seqs from r, in that order.

@@ -525,7 +525,7 @@ func (s *Store) holdBackLarge(ctx context.Context) error {
 				}
 				set := s.acked[u]
 				above := slices.Sorted(maps.Keys(set))
-				if err := holdBack(it, b, d, u, cursor, set, above); err != nil {
+				if err := holdBack(s.db, it, b, d, u, cursor, set, above); err != nil {
 					return err
 				}
 			}

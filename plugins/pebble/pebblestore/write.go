@@ -509,7 +509,7 @@ func (s *Store) ack(ctx context.Context, b batchWriter, d *delta, acks []plugins
 			if err != nil {
 				return err
 			}
-			if err := holdBack(it, b, d, user, newCursor, old, above); err != nil {
+			if err := holdBack(s.db, it, b, d, user, newCursor, old, above); err != nil {
 				return err
 			}
 			continue
@@ -585,8 +585,9 @@ func (s *Store) ackHeld(b batchWriter, d *delta, user string, below []uint64) er
 // message a client never acks does not make every later ack an a key
 // (which Pending and Open would read, and memory would hold). The a keys
 // of old go. The walk reads the entries between the cursor and the
-// newest ack once; the next walk starts past them.
-func holdBack(it *pebble.Iterator, b batchWriter, d *delta, user string, cursor uint64, old map[uint64]struct{}, above []uint64) error {
+// newest ack once, and the records of those it holds back from r (the
+// committed state); the next walk starts past them.
+func holdBack(r pebble.Reader, it *pebble.Iterator, b batchWriter, d *delta, user string, cursor uint64, old map[uint64]struct{}, above []uint64) error {
 	slices.Sort(above)
 	top := above[len(above)-1]
 	prefix := lpPrefix(pInbox, user)
@@ -603,7 +604,14 @@ func holdBack(it *pebble.Iterator, b batchWriter, d *delta, user string, cursor 
 		if j < len(above) && above[j] == seq {
 			continue
 		}
-		if err := b.Set(seqKey(pHeld, user, seq), nil, nil); err != nil {
+		// The p value is the message's record, so that Pending reads
+		// the held-back messages (old, so scattered over the m range)
+		// with one range read, however often the user logs in.
+		rec, err := get(r, msgKey(seq))
+		if err != nil {
+			return err
+		}
+		if err := b.Set(seqKey(pHeld, user, seq), rec, nil); err != nil {
 			return err
 		}
 		held++
