@@ -6,15 +6,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	hclog "github.com/hashicorp/go-hclog"
-	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/qqchat/qq/plugins"
 	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
@@ -122,37 +118,7 @@ func TestBackupVersions(t *testing.T) {
 	}
 
 	t.Run("under a version 3 host", func(t *testing.T) {
-		env, cfg := sqliteConfig(t, "normal")
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), envServe+"=storage")
-		old := plugins.Handshake
-		old.ProtocolVersion = 3
-		client := goplugin.NewClient(&goplugin.ClientConfig{
-			HandshakeConfig: old,
-			VersionedPlugins: map[int]goplugin.PluginSet{
-				1: plugins.VersionedPlugins[1], 2: plugins.VersionedPlugins[2], 3: plugins.VersionedPlugins[3],
-			},
-			Cmd:              cmd,
-			AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-			AutoMTLS:         true,
-			Logger:           hclog.NewNullLogger(),
-		})
-		defer client.Kill()
-		rpc, err := client.Client()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v := client.NegotiatedVersion(); v != 3 {
-			t.Errorf("negotiated version %d, want 3", v)
-		}
-		raw, err := rpc.Dispense(string(plugins.KindStorage))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := plugins.Configure(ctx, raw, cfg, env); err != nil {
-			t.Fatal(err)
-		}
-		st := raw.(plugins.Storage)
+		st := storageUnderHost(t, 3)
 		if _, ok := plugins.BackupOf(st); ok {
 			t.Error("BackupOf = true at version 3")
 		}

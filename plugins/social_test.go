@@ -247,35 +247,7 @@ func TestProcessProtocolVersions(t *testing.T) {
 	}
 
 	t.Run("under a version 1 host", func(t *testing.T) {
-		env, cfg := sqliteConfig(t, "normal")
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), envServe+"=storage")
-		old := plugins.Handshake
-		old.ProtocolVersion = 1
-		client := goplugin.NewClient(&goplugin.ClientConfig{
-			HandshakeConfig:  old,
-			VersionedPlugins: map[int]goplugin.PluginSet{1: plugins.VersionedPlugins[1]},
-			Cmd:              cmd,
-			AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-			AutoMTLS:         true,
-			Logger:           hclog.NewNullLogger(),
-		})
-		defer client.Kill()
-		rpc, err := client.Client()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v := client.NegotiatedVersion(); v != 1 {
-			t.Errorf("negotiated version %d, want 1", v)
-		}
-		raw, err := rpc.Dispense(string(plugins.KindStorage))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := plugins.Configure(ctx, raw, cfg, env); err != nil {
-			t.Fatal(err)
-		}
-		st := raw.(plugins.Storage)
+		st := storageUnderHost(t, 1)
 		if _, ok := plugins.SocialOf(st); ok {
 			t.Error("SocialOf = true at version 1")
 		}
@@ -437,4 +409,45 @@ func TestSuperviseSocialAcrossRestarts(t *testing.T) {
 	if _, err := tks.Token(ctx, token.ID); !errors.Is(err, plugins.ErrPluginDown) {
 		t.Errorf("Token after Close = %v, want ErrPluginDown", err)
 	}
+}
+
+// storageUnderHost starts this test binary as a storage plugin (sqlite,
+// synchronous normal) under a host that speaks only the protocol
+// versions up to host, and returns the configured storage: what a qqd
+// of that version would see. The process is killed when t ends.
+func storageUnderHost(t *testing.T, host int) plugins.Storage {
+	t.Helper()
+	env, cfg := sqliteConfig(t, "normal")
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), envServe+"=storage")
+	old := plugins.Handshake
+	old.ProtocolVersion = uint(host)
+	versions := map[int]goplugin.PluginSet{}
+	for v := 1; v <= host; v++ {
+		versions[v] = plugins.VersionedPlugins[v]
+	}
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  old,
+		VersionedPlugins: versions,
+		Cmd:              cmd,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           hclog.NewNullLogger(),
+	})
+	t.Cleanup(client.Kill)
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := client.NegotiatedVersion(); v != host {
+		t.Errorf("negotiated version %d, want %d", v, host)
+	}
+	raw, err := rpc.Dispense(string(plugins.KindStorage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plugins.Configure(t.Context(), raw, cfg, env); err != nil {
+		t.Fatal(err)
+	}
+	return raw.(plugins.Storage)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/qqchat/qq/plugins"
 	"github.com/qqchat/qq/plugins/pebble/pebblestore"
 	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
+	"github.com/qqchat/qq/plugins/storagetest"
 )
 
 // backupTestStorage is the factory of the test storage plugins of the
@@ -177,7 +178,7 @@ func TestBackupOnline(t *testing.T) {
 				fmt.Sscanf(to, "load%d", &n)
 				from := fmt.Sprintf("load%d", (n+load.n-1)%load.n)
 				have := map[string]bool{}
-				for _, id := range storeHistory(ctx, t, cp, to, from) {
+				for _, id := range storagetest.HistoryIDs(ctx, t, cp, to, from) {
 					have[id] = true
 				}
 				for _, id := range ids {
@@ -205,27 +206,6 @@ func ackedCount(acked map[string][]string) (n int) {
 		n += len(ids)
 	}
 	return n
-}
-
-// storeHistory returns the ids of the whole conversation of user and with
-// in st.
-func storeHistory(ctx context.Context, t *testing.T, st plugins.Storage, user, with string) []string {
-	t.Helper()
-	var ids []string
-	before := ""
-	for {
-		msgs, more, err := st.History(ctx, user, with, before, 500)
-		if err != nil {
-			t.Fatalf("History(%s, %s): %v", user, with, err)
-		}
-		for _, m := range msgs {
-			ids = append(ids, m.ID)
-		}
-		if !more || len(msgs) == 0 {
-			return ids
-		}
-		before = msgs[0].ID
-	}
 }
 
 // TestBackupRefused: what `qqadmin backup` refuses, against a running qqd

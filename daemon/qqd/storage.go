@@ -154,9 +154,9 @@ func runStorage(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		if store.set() {
 			return errors.New("storage inspect: -i or a store, not both")
 		}
-		f, err := os.Open(in)
-		if err != nil {
-			return fmt.Errorf("storage inspect: %w", err)
+		f, oerr := os.Open(in)
+		if oerr != nil {
+			return fmt.Errorf("storage inspect: %w", oerr)
 		}
 		defer f.Close()
 		sum, err = storagetool.InspectDump(ctx, f)

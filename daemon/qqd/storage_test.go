@@ -126,6 +126,19 @@ func TestStorageExportImport(t *testing.T) {
 	if err != nil || !strings.Contains(text, "users:            3 (2 live, 1 deleted)") {
 		t.Errorf("inspect = %q, %v", text, err)
 	}
+	// A truncated dump (no trailer) is an error for inspect too.
+	data, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(data), "\n"), "\n")
+	cut := filepath.Join(dir, "cut.jsonl")
+	if err := os.WriteFile(cut, []byte(strings.Join(lines[:len(lines)-1], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := runStorageCmd(t, "inspect", "-i", cut); err == nil {
+		t.Errorf("inspect of a dump without its trailer = %q, no error", out)
+	}
 
 	// The target must be new.
 	if _, _, err := runStorageCmd(t, "import", "-plugin", "sqlite", "-path", dst, "-i", dump); err == nil || !strings.Contains(err.Error(), "must be a new store") {

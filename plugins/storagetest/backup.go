@@ -114,7 +114,7 @@ func RunBackup(t *testing.T, st plugins.Storage, openCopy func(t *testing.T, dir
 	cp := openCopy(t, dir)
 	got := make(map[string]bool)
 	for _, with := range []string{"alice", "carol"} {
-		for _, id := range historyIDs(ctx, t, cp, "bob", with) {
+		for _, id := range HistoryIDs(ctx, t, cp, "bob", with) {
 			got[id] = true
 		}
 	}
@@ -161,8 +161,9 @@ func RunBackup(t *testing.T, st plugins.Storage, openCopy func(t *testing.T, dir
 	}
 }
 
-// historyIDs returns the ids of the whole conversation of user and with.
-func historyIDs(ctx context.Context, t *testing.T, st plugins.Storage, user, with string) []string {
+// HistoryIDs returns the ids of the whole conversation of user and with
+// in st, newest first, paging back with History.
+func HistoryIDs(ctx context.Context, t *testing.T, st plugins.Storage, user, with string) []string {
 	t.Helper()
 	var ids []string
 	before := ""

@@ -501,7 +501,6 @@ type heldEntry struct {
 // groupImport is the group being imported.
 type groupImport struct {
 	rec       *groupRecord
-	lastID    int64
 	members   map[string]*memberRecord // current ones
 	count     int64
 	lastEntry int64
