@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,16 +96,7 @@ func TestBackupVersions(t *testing.T) {
 		{"storage-v1", 1},
 	} {
 		t.Run(tt.serve, func(t *testing.T) {
-			env, cfg := sqliteConfig(t, "normal")
-			t.Setenv(envServe, tt.serve)
-			p, err := plugins.Start(ctx, plugins.Spec{Name: "sqlite", Kind: plugins.KindStorage, Command: []string{os.Args[0]}, Config: cfg, Env: env, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Kill()
-			if v := p.ProtocolVersion(); v != tt.wantVersion {
-				t.Fatalf("ProtocolVersion = %d, want %d", v, tt.wantVersion)
-			}
+			p := startStorageServing(t, tt.serve, tt.wantVersion)
 			if tt.wantVersion >= 4 {
 				checkBackup(t, p.Storage())
 				return

@@ -205,16 +205,7 @@ func TestProcessProtocolVersions(t *testing.T) {
 		{"storage-v1", 1, false},
 	} {
 		t.Run(tt.serve, func(t *testing.T) {
-			env, cfg := sqliteConfig(t, "normal")
-			t.Setenv(envServe, tt.serve)
-			p, err := plugins.Start(ctx, plugins.Spec{Name: "sqlite", Kind: plugins.KindStorage, Command: []string{os.Args[0]}, Config: cfg, Env: env, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Kill()
-			if v := p.ProtocolVersion(); v != tt.wantVersion {
-				t.Errorf("ProtocolVersion = %d, want %d", v, tt.wantVersion)
-			}
+			p := startStorageServing(t, tt.serve, tt.wantVersion)
 			st := p.Storage()
 			soc, ok := plugins.SocialOf(st)
 			if ok != tt.wantSocial {
@@ -450,4 +441,23 @@ func storageUnderHost(t *testing.T, host int) plugins.Storage {
 		t.Fatal(err)
 	}
 	return raw.(plugins.Storage)
+}
+
+// startStorageServing starts this test binary as the sqlite storage
+// plugin serving as serve says (envServe: "storage", or "storage-vN" for
+// the protocol versions up to N), and checks that the host negotiated
+// wantVersion. The process is killed when t ends.
+func startStorageServing(t *testing.T, serve string, wantVersion int) *plugins.Process {
+	t.Helper()
+	env, cfg := sqliteConfig(t, "normal")
+	t.Setenv(envServe, serve)
+	p, err := plugins.Start(t.Context(), plugins.Spec{Name: "sqlite", Kind: plugins.KindStorage, Command: []string{os.Args[0]}, Config: cfg, Env: env, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	if v := p.ProtocolVersion(); v != wantVersion {
+		t.Fatalf("ProtocolVersion = %d, want %d", v, wantVersion)
+	}
+	return p
 }
