@@ -137,12 +137,7 @@ func pending(r pebble.Reader, user string, limit int) ([]protocol.Message, bool,
 	}
 	for ok := it.First(); ok && len(msgs) <= limit; ok = it.Next() {
 		seq := seqSuffix(it.Key())
-		var rec msgRecord
-		if val := it.Value(); len(val) > 0 {
-			rec, err = decodeMsg(val)
-		} else {
-			rec, err = readMsg(r, seq)
-		}
+		rec, err := copiedMsg(r, seq, it.Value())
 		if err != nil {
 			_ = it.Close()
 			return nil, false, err
@@ -189,6 +184,16 @@ func pending(r pebble.Reader, user string, limit int) ([]protocol.Message, bool,
 	}
 	rest, err := readMessages(r, seqs)
 	return append(msgs, rest...), more, err
+}
+
+// copiedMsg decodes the copy of the record of seq that val (an h or p
+// value) carries, or reads the m key when val is empty (a store written
+// before those values carried records).
+func copiedMsg(r pebble.Reader, seq uint64, val []byte) (msgRecord, error) {
+	if len(val) > 0 {
+		return decodeMsg(val)
+	}
+	return readMsg(r, seq)
 }
 
 // readMessages reads the messages with seqs from r, in that order.
@@ -253,12 +258,7 @@ func (s *Store) History(_ context.Context, user, with, before string, limit int)
 	msgs := make([]protocol.Message, 0, min(limit, maxPrealloc)+1)
 	for ok := it.Last(); ok && len(msgs) <= limit; ok = it.Prev() {
 		seq := seqSuffix(it.Key())
-		var rec msgRecord
-		if val := it.Value(); len(val) > 0 {
-			rec, err = decodeMsg(val)
-		} else {
-			rec, err = readMsg(v.snap, seq)
-		}
+		rec, err := copiedMsg(v.snap, seq, it.Value())
 		if err != nil {
 			_ = it.Close()
 			return nil, false, fmt.Errorf("pebblestore: history: %w", err)

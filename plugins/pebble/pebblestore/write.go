@@ -580,8 +580,9 @@ func (s *Store) ackHeld(b batchWriter, d *delta, user string, below []uint64) er
 
 // holdBack keeps user's out-of-order ack set small when acks would leave
 // it with above (the acked seqs above cursor, more than maxAcked; cursor
-// is where the acks of this batch moved it): the cursor moves to the newest of them, and the inbox entries it passes
-// that are still pending are held back (a p key each), so that an old
+// is where the acks of this batch moved it): the cursor moves to the
+// newest of them, and the inbox entries it passes that are still pending
+// are held back (a p key each), so that an old
 // message a client never acks does not make every later ack an a key
 // (which Pending and Open would read, and memory would hold). The a keys
 // of old go. The walk reads the entries between the cursor and the
