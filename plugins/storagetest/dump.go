@@ -53,16 +53,9 @@ func Dump(t *testing.T, open func(t *testing.T) DumpStore) {
 	t.Run("round trip through a file", func(t *testing.T) {
 		src := open(t)
 		sc := populateDump(t, src)
-		var buf bytes.Buffer
-		enc := storagedump.NewEncoder(&buf)
-		if err := src.Export(dumpCtx(t), enc.Encode); err != nil {
-			t.Fatalf("Export: %v", err)
-		}
-		if err := enc.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		buf := exportDump(t, src)
 		dst := open(t)
-		if err := storagedump.Load(dumpCtx(t), storagedump.NewDecoder(&buf), dst); err != nil {
+		if err := storagedump.Load(dumpCtx(t), storagedump.NewDecoder(buf), dst); err != nil {
 			t.Fatalf("Load: %v", err)
 		}
 		checkImported(t, src, dst, sc)
@@ -84,14 +77,7 @@ func Dump(t *testing.T, open func(t *testing.T) DumpStore) {
 	t.Run("truncated dump", func(t *testing.T) {
 		src := open(t)
 		populateDump(t, src)
-		var buf bytes.Buffer
-		enc := storagedump.NewEncoder(&buf)
-		if err := src.Export(dumpCtx(t), enc.Encode); err != nil {
-			t.Fatalf("Export: %v", err)
-		}
-		if err := enc.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		buf := exportDump(t, src)
 		lines := bytes.SplitAfter(buf.Bytes(), []byte("\n"))
 		lines = lines[:len(lines)-1] // the empty rest after the last newline
 		for _, cut := range []int{1, 2, len(lines) / 2} {
@@ -126,6 +112,21 @@ func DumpAcross(t *testing.T, openSrc, openDst func(t *testing.T) DumpStore) {
 }
 
 // dumpCtx bounds one call of the dump tests.
+// exportDump exports src into a buffer, as `qqd storage export` writes
+// a file.
+func exportDump(t *testing.T, src DumpStore) *bytes.Buffer {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := storagedump.NewEncoder(&buf)
+	if err := src.Export(dumpCtx(t), enc.Encode); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	if err := enc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
+}
+
 func dumpCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	t.Cleanup(cancel)
