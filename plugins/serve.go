@@ -241,6 +241,11 @@ type storageServer struct {
 	gate      writeGate
 	closeOnce sync.Once
 	closeErr  error
+	// backingUp: a Backup runs. The host allows one at a time, but gives
+	// up on one at its deadline while the storage may still be writing
+	// it (a Pebble checkpoint cannot be interrupted): the next waits for
+	// this one to end, here, not for the host's flag.
+	backingUp atomic.Bool
 }
 
 // close closes the Storage, if there is one, once.
@@ -685,6 +690,10 @@ func (s *storageServer) Backup(ctx context.Context, req *pluginpb.BackupRequest)
 	if !ok {
 		return nil, status.Error(codes.Unimplemented, "the storage cannot make backups")
 	}
+	if !s.backingUp.CompareAndSwap(false, true) {
+		return nil, status.Error(codes.FailedPrecondition, "a backup given up by qqd is still being written by the storage plugin")
+	}
+	defer s.backingUp.Store(false)
 	if err := b.Backup(ctx, req.GetDir()); err != nil {
 		return nil, toStatus(err)
 	}

@@ -222,7 +222,7 @@ func (b adminBackend) Backup(ctx context.Context, dir string) (admin.BackupReply
 	r, err := b.d.Backup(ctx, dir)
 	switch {
 	case errors.Is(err, daemon.ErrBackupDir):
-		return admin.BackupReply{}, admin.Invalid(strings.TrimPrefix(err.Error(), daemon.ErrBackupDir.Error()+": "))
+		return admin.BackupReply{}, admin.Invalid("dir must be an absolute path")
 	case errors.Is(err, daemon.ErrBackupExists):
 		return admin.BackupReply{}, admin.ErrBackupExists
 	case errors.Is(err, daemon.ErrBackupBusy):
