@@ -17,23 +17,33 @@ const MaxLine = 16 << 20
 
 // Encoder writes records as JSON lines.
 type Encoder struct {
-	w   *bufio.Writer
-	enc *json.Encoder
+	w    *bufio.Writer
+	line bytes.Buffer // the record being encoded
+	enc  *json.Encoder
 }
 
 // NewEncoder returns an Encoder writing to w, buffered: call Flush at the
 // end.
 func NewEncoder(w io.Writer) *Encoder {
-	bw := bufio.NewWriterSize(w, 256<<10)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	return &Encoder{w: bw, enc: enc}
+	e := &Encoder{w: bufio.NewWriterSize(w, 256<<10)}
+	e.enc = json.NewEncoder(&e.line)
+	e.enc.SetEscapeHTML(false)
+	return e
 }
 
-// Encode writes r as one line.
+// Encode writes r as one line. A record whose line would be longer than
+// MaxLine is refused, so that no dump is written that a Decoder would
+// refuse to read back.
 func (e *Encoder) Encode(r *Record) error {
+	e.line.Reset()
 	if err := e.enc.Encode(r); err != nil {
 		return fmt.Errorf("storagedump: encode %s: %w", r.Kind(), err)
+	}
+	if e.line.Len() > MaxLine {
+		return fmt.Errorf("storagedump: encode %s: its line is %d bytes, longer than a dump line may be (%d)", r.Kind(), e.line.Len(), MaxLine)
+	}
+	if _, err := e.w.Write(e.line.Bytes()); err != nil {
+		return fmt.Errorf("storagedump: write: %w", err)
 	}
 	return nil
 }
