@@ -212,23 +212,12 @@ func TestStorageMigrate(t *testing.T) {
 	}
 }
 
-// TestStorageMigratePebble: to Pebble and back once pebblestore exports
-// and imports; until then, a clear error and nothing left behind.
+// TestStorageMigratePebble: sqlite to Pebble and back, nothing lost.
 func TestStorageMigratePebble(t *testing.T) {
 	dir := t.TempDir()
 	src, peb, back := filepath.Join(dir, "src.db"), filepath.Join(dir, "qq.pebble"), filepath.Join(dir, "back.db")
 	fillSQLite(t, src)
-	_, canImport := any((*pebblestore.Store)(nil)).(storagedump.Importer)
 	_, _, err := runStorageCmd(t, "migrate", "-from", src, "-to", peb) // sqlite to pebble are the defaults
-	if !canImport {
-		if err == nil || !strings.Contains(err.Error(), "storage pebble cannot import yet") {
-			t.Errorf("migrate to pebble = %v, want cannot import yet", err)
-		}
-		if _, err := os.Stat(peb); !os.IsNotExist(err) {
-			t.Errorf("%s is left behind: %v", peb, err)
-		}
-		return
-	}
 	if err != nil {
 		t.Fatalf("migrate to pebble: %v", err)
 	}

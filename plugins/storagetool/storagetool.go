@@ -124,7 +124,7 @@ func (s Store) String() string { return s.Plugin + " " + s.Path() }
 
 // open opens s: an existing store, or (create) a new one, which must not
 // exist yet.
-func (s Store) open(ctx context.Context, create bool) (plugins.Storage, error) {
+func (s Store) open(ctx context.Context, create bool) (dumpStore, error) {
 	opts, err := s.options()
 	if err != nil {
 		return nil, err
@@ -176,18 +176,12 @@ func (s Store) remove() error {
 	return errors.Join(errs...)
 }
 
-func exporter(s Store, st plugins.Storage) (storagedump.Exporter, error) {
-	if e, ok := st.(storagedump.Exporter); ok {
-		return e, nil
-	}
-	return nil, fmt.Errorf("storage %s cannot export yet", s.Plugin)
-}
-
-func importer(s Store, st plugins.Storage) (storagedump.Importer, error) {
-	if i, ok := st.(storagedump.Importer); ok {
-		return i, nil
-	}
-	return nil, fmt.Errorf("storage %s cannot import yet", s.Plugin)
+// dumpStore is what the built-in stores are: a Storage that exports and
+// imports dumps.
+type dumpStore interface {
+	plugins.Storage
+	storagedump.Exporter
+	storagedump.Importer
 }
 
 // Export writes everything src keeps to w as a dump, checked on the way
@@ -198,10 +192,7 @@ func Export(ctx context.Context, src Store, w io.Writer) (_ *storagedump.Summary
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	defer closeStore(st, &err)
-	exp, err := exporter(src, st)
-	if err != nil {
-		return nil, fmt.Errorf("export: %w", err)
-	}
+	exp := st
 	enc := storagedump.NewEncoder(w)
 	var sum storagedump.Summary
 	if err := storagedump.Copy(ctx, exp, &encoding{enc: enc, sum: &sum}); err != nil {
@@ -278,10 +269,7 @@ func Migrate(ctx context.Context, src, dst Store) (_ *storagedump.Summary, err e
 		return nil, fmt.Errorf("migrate: source: %w", err)
 	}
 	defer closeStore(st, &err)
-	exp, err := exporter(src, st)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
+	exp := st
 	var sum storagedump.Summary
 	copyInto := func(imp storagedump.Importer) error {
 		return storagedump.Copy(ctx, exp, &counting{imp: imp, sum: &sum})
@@ -332,10 +320,7 @@ func into(ctx context.Context, dst Store, fill func(storagedump.Importer) error,
 			}
 		}
 	}()
-	imp, err := importer(dst, st)
-	if err != nil {
-		return err
-	}
+	imp := st
 	if err := fill(imp); err != nil {
 		return err
 	}
@@ -369,10 +354,7 @@ func verify(ctx context.Context, dst Store, want *storagedump.Summary) (err erro
 	if pending != want.Counts.Pending {
 		return fmt.Errorf("verify: the new store counts %d pending messages, the source %d", pending, want.Counts.Pending)
 	}
-	exp, err := exporter(dst, st)
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
+	exp := st
 	got, err := storagedump.Inspect(ctx, exp)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
@@ -393,10 +375,7 @@ func Inspect(ctx context.Context, src Store) (_ *storagedump.Summary, err error)
 		return nil, fmt.Errorf("inspect: %w", err)
 	}
 	defer closeStore(st, &err)
-	exp, err := exporter(src, st)
-	if err != nil {
-		return nil, fmt.Errorf("inspect: %w", err)
-	}
+	exp := st
 	sum, err := storagedump.Inspect(ctx, exp)
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", src, err)
