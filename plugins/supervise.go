@@ -85,7 +85,7 @@ func Supervise(ctx context.Context, spec Spec, opts SuperviseOptions) (*Supervis
 	loopCtx, stop := context.WithCancel(context.Background())
 	s := &Supervisor{
 		spec: spec, opts: opts, log: log.With("plugin", spec.Name),
-		proc: p, social: hasSocial(p), groups: hasGroups(p), tokens: hasTokens(p), backup: hasBackup(p), since: time.Now(),
+		proc: p, social: has(p, SocialOf), groups: has(p, GroupsOf), tokens: has(p, TokensOf), backup: has(p, BackupOf), since: time.Now(),
 		wake: make(chan struct{}, 1), loopDone: make(chan struct{}), stop: stop,
 	}
 	go s.loop(loopCtx)
@@ -262,7 +262,7 @@ func (s *Supervisor) loop(ctx context.Context) {
 				return
 			}
 			s.proc, s.since = p, time.Now()
-			s.social, s.groups, s.tokens, s.backup = hasSocial(p), hasGroups(p), hasTokens(p), hasBackup(p)
+			s.social, s.groups, s.tokens, s.backup = has(p, SocialOf), has(p, GroupsOf), has(p, TokensOf), has(p, BackupOf)
 			s.mu.Unlock()
 			s.log.Info("plugin restarted", "pid", p.Pid(), "restarts", s.restarts.Load())
 			backoff = min(2*backoff, s.opts.BackoffMax)
@@ -289,43 +289,14 @@ func (s *Supervisor) Filter() Filter { return supervisedFilter{s} }
 // ErrBackupUnsupported when the current process cannot make backups.
 func (s *Supervisor) Storage() Storage { return supervisedStorage{s} }
 
-// hasSocial reports whether p's storage has Social.
-func hasSocial(p *Process) bool {
+// has reports whether p's storage has the part that of finds (SocialOf,
+// GroupsOf, TokensOf, BackupOf).
+func has[T any](p *Process, of func(Storage) (T, bool)) bool {
 	st := p.Storage()
 	if st == nil {
 		return false
 	}
-	_, ok := SocialOf(st)
-	return ok
-}
-
-// hasGroups reports whether p's storage has Groups.
-func hasGroups(p *Process) bool {
-	st := p.Storage()
-	if st == nil {
-		return false
-	}
-	_, ok := GroupsOf(st)
-	return ok
-}
-
-// hasTokens reports whether p's storage has Tokens.
-func hasTokens(p *Process) bool {
-	st := p.Storage()
-	if st == nil {
-		return false
-	}
-	_, ok := TokensOf(st)
-	return ok
-}
-
-// hasBackup reports whether p's storage has Backup.
-func hasBackup(p *Process) bool {
-	st := p.Storage()
-	if st == nil {
-		return false
-	}
-	_, ok := BackupOf(st)
+	_, ok := of(st)
 	return ok
 }
 
