@@ -18,7 +18,7 @@ import (
 // ---- messages ---------------------------------------------------------
 
 func messageToPB(m *protocol.Message, into *pluginpb.Message) *pluginpb.Message {
-	into.Id, into.From, into.To, into.Body, into.Ts = m.ID, m.From, m.To, m.Body, m.TS
+	into.Id, into.From, into.To, into.Body, into.Ts, into.Seq = m.ID, m.From, m.To, m.Body, m.TS, m.Seq
 	return into
 }
 
@@ -26,7 +26,7 @@ func messageFromPB(m *pluginpb.Message) protocol.Message {
 	if m == nil {
 		return protocol.Message{}
 	}
-	return protocol.Message{ID: m.Id, From: m.From, To: m.To, Body: m.Body, TS: m.Ts}
+	return protocol.Message{ID: m.Id, From: m.From, To: m.To, Body: m.Body, TS: m.Ts, Seq: m.Seq}
 }
 
 func messagesToPB(ms []protocol.Message) []*pluginpb.Message {

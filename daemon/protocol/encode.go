@@ -76,6 +76,9 @@ func (f Frame) End() []byte { return append(f.b, '}', '\n') }
 // has in pushes and arrays alike.
 func AppendMessage(dst []byte, m *Message) []byte {
 	f := StartFrame(dst, TypeMsg).Str("msg_id", m.ID).Str("from", m.From).Str("to", m.To).Str("body", m.Body).Int("ts", m.TS)
+	if m.Seq != 0 {
+		f = f.Int("seq", m.Seq)
+	}
 	return append(f.b, '}')
 }
 

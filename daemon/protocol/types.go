@@ -129,6 +129,11 @@ type Message struct {
 	Body string `json:"body"`
 	// TS is the server's wall clock at acceptance, in unix milliseconds.
 	TS int64 `json:"ts"`
+	// Seq is the message's place among the messages stored for its
+	// recipient (1, 2, 3, ... in commit order), for a storage that
+	// numbers them (postgres; a qqd extension, omitted when 0). Cluster
+	// nodes use it to find pushes the bus lost; a client may ignore it.
+	Seq int64 `json:"seq,omitempty"`
 }
 
 // Hello is the first frame the server writes on a connection.

@@ -485,12 +485,15 @@ func (x *ErrorDetail) GetKind() ErrorKind {
 
 // Message is protocol.Message.
 type Message struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	From          string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
-	To            string                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
-	Body          string                 `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
-	Ts            int64                  `protobuf:"varint,5,opt,name=ts,proto3" json:"ts,omitempty"` // unix milliseconds
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	From  string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To    string                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Body  string                 `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
+	Ts    int64                  `protobuf:"varint,5,opt,name=ts,proto3" json:"ts,omitempty"` // unix milliseconds
+	// The message's place among its recipient's messages (1, 2, ...), for a
+	// storage that numbers them; 0 otherwise. Optional: older plugins leave it 0.
+	Seq           int64 `protobuf:"varint,6,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -556,6 +559,13 @@ func (x *Message) GetBody() string {
 func (x *Message) GetTs() int64 {
 	if x != nil {
 		return x.Ts
+	}
+	return 0
+}
+
+func (x *Message) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
 	}
 	return 0
 }
@@ -5962,13 +5972,14 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x06tokens\x18\x03 \x01(\bR\x06tokens\x12\x16\n" +
 	"\x06backup\x18\x04 \x01(\bR\x06backup\":\n" +
 	"\vErrorDetail\x12+\n" +
-	"\x04kind\x18\x01 \x01(\x0e2\x17.qq.plugin.v1.ErrorKindR\x04kind\"a\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x17.qq.plugin.v1.ErrorKindR\x04kind\"s\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12\x12\n" +
 	"\x04body\x18\x04 \x01(\tR\x04body\x12\x0e\n" +
-	"\x02ts\x18\x05 \x01(\x03R\x02ts\"L\n" +
+	"\x02ts\x18\x05 \x01(\x03R\x02ts\x12\x10\n" +
+	"\x03seq\x18\x06 \x01(\x03R\x03seq\"L\n" +
 	"\x11CreateUserRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12#\n" +
 	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\"\x14\n" +
