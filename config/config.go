@@ -50,6 +50,58 @@ type Config struct {
 	Groups Groups `koanf:"groups"`
 	// Tokens configures resume tokens (the resume extension).
 	Tokens Tokens `koanf:"tokens"`
+	// Cluster runs this qqd as one node of several that share a storage
+	// (postgres) and talk over NATS (see docs/cluster.md).
+	Cluster Cluster `koanf:"cluster"`
+}
+
+// Cluster configures cluster mode: nodes that share one storage (the
+// postgres plugin) and reach each other's sessions over NATS core.
+type Cluster struct {
+	// Enabled turns cluster mode on; it needs a shared storage (qqd -t
+	// refuses another) and at least one NATS URL.
+	Enabled bool `koanf:"enabled"`
+	// Node names this node, unique in the cluster ([a-z0-9_-], 1-64
+	// bytes). Empty: the host name.
+	Node string `koanf:"node"`
+	// NATS is how the node reaches the bus.
+	NATS NATS `koanf:"nats"`
+	// FenceAfter is how long the node tolerates losing NATS or the
+	// storage before it fences itself: it stops accepting logins, reports
+	// not ready on /readyz and sends its clients kicked shutdown, so they
+	// reconnect to a healthy node.
+	FenceAfter time.Duration `koanf:"fence_after"`
+	// SweepInterval is how often the node checks, for its online users,
+	// that no stored message was missed on the bus.
+	SweepInterval time.Duration `koanf:"sweep_interval"`
+	// RequestTimeout bounds a cluster-wide question (users, kick,
+	// broadcast): nodes that have not answered by then are left out.
+	RequestTimeout time.Duration `koanf:"request_timeout"`
+}
+
+// NATS is how a cluster node connects to NATS. The client never stops
+// reconnecting.
+type NATS struct {
+	// URLs are the NATS servers (nats://host:port or tls://host:port).
+	URLs []string `koanf:"urls"`
+	// CredsFile is a NATS .creds file (JWT and NKey seed); or User and
+	// Password, or Token.
+	CredsFile string `koanf:"creds_file"`
+	User      string `koanf:"user"`
+	Password  string `koanf:"password"`
+	Token     string `koanf:"token"`
+	// CAFile verifies the servers' certificates; CertFile and KeyFile are
+	// a client certificate (mutual TLS). Any of them turns TLS on.
+	CAFile   string `koanf:"ca_file"`
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
+	// PingInterval and MaxPingsOut: a server that has not answered
+	// MaxPingsOut pings sent PingInterval apart is dead, and the client
+	// reconnects to another.
+	PingInterval time.Duration `koanf:"ping_interval"`
+	MaxPingsOut  int           `koanf:"max_pings_out"`
+	// ReconnectWait is the pause between reconnect attempts.
+	ReconnectWait time.Duration `koanf:"reconnect_wait"`
 }
 
 // Tokens configures resume tokens: a login with remember gets a token with
@@ -393,6 +445,12 @@ func Default() *Config {
 		ShutdownTimeout: 10 * time.Second,
 		ReconnectSpread: 10 * time.Second,
 		Tokens:          Tokens{Enabled: true, Idle: 7 * 24 * time.Hour, Lifetime: 30 * 24 * time.Hour, PerUser: 20},
+		Cluster: Cluster{
+			FenceAfter:     10 * time.Second,
+			SweepInterval:  10 * time.Second,
+			RequestTimeout: 2 * time.Second,
+			NATS:           NATS{URLs: []string{}, PingInterval: 2 * time.Second, MaxPingsOut: 2, ReconnectWait: 500 * time.Millisecond},
+		},
 		Log: Log{
 			Level:  "info",
 			Format: LogText,

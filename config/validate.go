@@ -49,6 +49,26 @@ func (c *Config) problems() []problem {
 	v.atLeast("groups.created_per_day", c.Groups.CreatedPerDay, 1)
 	v.between("groups.max_mentions", c.Groups.MaxMentions, 0, 100)
 	v.positive("shutdown_timeout", c.ShutdownTimeout)
+	if cl := c.Cluster; cl.Enabled {
+		if cl.Node != "" && !validNodeName(cl.Node) {
+			v.add("cluster.node", "must be 1-64 bytes of a-z, 0-9, _ and -")
+		}
+		if len(cl.NATS.URLs) == 0 {
+			v.add("cluster.nats.urls", "must name at least one NATS server in cluster mode")
+		}
+		if (cl.NATS.CertFile == "") != (cl.NATS.KeyFile == "") {
+			v.add("cluster.nats.cert_file", "cert_file and key_file go together")
+		}
+		v.atLeastDuration("cluster.fence_after", cl.FenceAfter, time.Second)
+		v.atLeastDuration("cluster.sweep_interval", cl.SweepInterval, 100*time.Millisecond)
+		v.atLeastDuration("cluster.request_timeout", cl.RequestTimeout, 10*time.Millisecond)
+		v.atLeastDuration("cluster.nats.ping_interval", cl.NATS.PingInterval, 100*time.Millisecond)
+		v.atLeast("cluster.nats.max_pings_out", cl.NATS.MaxPingsOut, 1)
+		v.atLeastDuration("cluster.nats.reconnect_wait", cl.NATS.ReconnectWait, 10*time.Millisecond)
+		if !sharedStorage(c.Storage) {
+			v.add("cluster.enabled", "cluster mode needs a storage that all nodes share (storage.plugin: postgres); "+storageName(c.Storage)+" keeps its data on this machine")
+		}
+	}
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.checkEnum("log.format", c.Log.Format, "text, json")
@@ -272,4 +292,33 @@ func (v *validator) jsonObject(key string, m map[string]any) {
 	if _, err := json.Marshal(m); err != nil {
 		v.add(key, "must be encodable as JSON: "+err.Error())
 	}
+}
+
+// validNodeName reports whether name is a valid cluster.node: it goes
+// into NATS subjects and metrics, so only [a-z0-9_-], 1-64 bytes.
+func validNodeName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// sharedStorage reports whether s is a storage that several nodes can
+// share: the built-in postgres plugin, or a command (an operator's own
+// plugin, which qqd cannot inspect; docs/cluster.md says what it must
+// do).
+func sharedStorage(s Storage) bool { return len(s.Command) > 0 || s.Plugin == "postgres" }
+
+// storageName names s for an error message.
+func storageName(s Storage) string {
+	if len(s.Command) > 0 {
+		return "storage.command"
+	}
+	return "storage plugin " + s.Plugin
 }
