@@ -65,6 +65,14 @@ type Router[S Session] interface {
 	// taken when Push was called. (A Deliverer, not a closure: the hot
 	// path passes a long-lived one and allocates nothing.)
 	Push(user string, epoch uint64, frame []byte, d Deliverer[S])
+	// PushSeq is Push for a direct message that the storage numbered
+	// (seq > 0, the recipient's sequence number; 0 is Push): a clustered
+	// router delivers a user's messages in seq order and recovers the
+	// ones its bus lost.
+	PushSeq(user string, epoch uint64, seq int64, frame []byte, d Deliverer[S])
+	// PushHere is Push to the sessions this router holds only, for what
+	// every node computes for its own sessions (presence).
+	PushHere(user string, epoch uint64, frame []byte, d Deliverer[S])
 	// Sessions appends user's sessions held here to dst (operators'
 	// actions: kick).
 	Sessions(dst []S, user string) []S
@@ -152,6 +160,16 @@ func (r *Local[S]) Push(user string, epoch uint64, frame []byte, d Deliverer[S])
 			d.Deliver(m.s, frame)
 		}
 	}
+}
+
+// PushSeq implements Router: the single node's order is its commit order.
+func (r *Local[S]) PushSeq(user string, epoch uint64, _ int64, frame []byte, d Deliverer[S]) {
+	r.Push(user, epoch, frame, d)
+}
+
+// PushHere implements Router: every session is here.
+func (r *Local[S]) PushHere(user string, epoch uint64, frame []byte, d Deliverer[S]) {
+	r.Push(user, epoch, frame, d)
 }
 
 // Sessions implements Router.

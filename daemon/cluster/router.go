@@ -1,0 +1,365 @@
+package cluster
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/qqchat/qq/daemon/protocol"
+	"github.com/qqchat/qq/daemon/route"
+)
+
+// Router is the route.Router of a cluster node: the sessions here are
+// held by a route.Local, and every push is also published on the bus for
+// the nodes that hold the user's other sessions. Direct messages with a
+// seq are delivered here in seq order, with gaps filled from storage (see
+// the package comment).
+type Router[S route.Session] struct {
+	local *route.Local[S]
+	node  *Node
+	// msgD delivers direct messages that came over the bus (counted as
+	// pushed messages); frameD any other frame.
+	msgD, frameD route.Deliverer[S]
+	// presenceOf returns what friends see of a user here, for the
+	// directory.
+	presenceOf func(user string) Presence
+
+	mu    sync.Mutex
+	users map[string]*userSeq
+}
+
+// userSeq orders the direct messages of one user online here.
+type userSeq struct {
+	mu     sync.Mutex
+	joined time.Time
+	// floor is the highest seq up to which everything was delivered (or
+	// is known settled); 0 until the first message is seen.
+	floor int64
+	held  map[int64]heldMsg
+	// gap is set while a gap timer or fill is under way.
+	gap bool
+}
+
+type heldMsg struct {
+	frame []byte
+	epoch uint64
+	bus   bool // came over the bus (msgD), else a local push (its d)
+	d     any
+}
+
+// NewRouter returns the router of node n. Attach must be called before
+// the first Join.
+func NewRouter[S route.Session](n *Node) *Router[S] {
+	return &Router[S]{local: route.NewLocal[S](), node: n, users: make(map[string]*userSeq)}
+}
+
+// Attach sets the deliverers for pushes that come over the bus (msgD for
+// direct messages, frameD for the rest) and the presence lookup, and
+// starts taking the bus's pushes and running sweeps.
+func (r *Router[S]) Attach(msgD, frameD route.Deliverer[S], presenceOf func(user string) Presence) {
+	r.msgD, r.frameD, r.presenceOf = msgD, frameD, presenceOf
+	r.node.deliver = r.remote
+	r.node.sweep = r.sweep
+}
+
+// Join implements route.Router: the user's first session here
+// subscribes to their pushes and tells the directory.
+func (r *Router[S]) Join(s S) {
+	user := s.User()
+	r.mu.Lock()
+	first := !r.local.Online(user)
+	r.local.Join(s)
+	if first {
+		r.users[user] = &userSeq{joined: time.Now(), held: map[int64]heldMsg{}}
+	}
+	r.mu.Unlock()
+	if first {
+		r.node.subscribe(user)
+		r.node.SetPresence(user, r.presence(user))
+	}
+}
+
+// Leave implements route.Router.
+func (r *Router[S]) Leave(s S) {
+	user := s.User()
+	r.mu.Lock()
+	r.local.Leave(s)
+	last := !r.local.Online(user)
+	if last {
+		delete(r.users, user)
+	}
+	r.mu.Unlock()
+	if last {
+		r.node.unsubscribe(user)
+		r.node.SetPresence(user, Presence{})
+	}
+}
+
+func (r *Router[S]) presence(user string) Presence {
+	p := Presence{Connected: true, State: "online"}
+	if r.presenceOf != nil {
+		p = r.presenceOf(user)
+		p.Connected = true
+	}
+	return p
+}
+
+// PresenceChanged publishes user's new visible presence here to the
+// directory (a user with a session here).
+func (r *Router[S]) PresenceChanged(user string) {
+	if r.local.Online(user) {
+		r.node.SetPresence(user, r.presence(user))
+	}
+}
+
+// Online implements route.Router: a session here or on another node.
+func (r *Router[S]) Online(user string) bool {
+	return r.local.Online(user) || r.node.Remote(user).Connected
+}
+
+// Users implements route.Router: the users with a session here (the
+// cluster-wide list is Node.Users, a request to every node).
+func (r *Router[S]) Users() []string { return r.local.Users() }
+
+// Count implements route.Router: users with a session here.
+func (r *Router[S]) Count() int { return r.local.Count() }
+
+// Advance implements route.Router (epochs are per node: they order this
+// node's commits against this node's logins).
+func (r *Router[S]) Advance() uint64 { return r.local.Advance() }
+
+// Sessions implements route.Router: the sessions here.
+func (r *Router[S]) Sessions(dst []S, user string) []S { return r.local.Sessions(dst, user) }
+
+// Push implements route.Router: to the sessions here, and over the bus
+// to the other nodes holding user.
+func (r *Router[S]) Push(user string, epoch uint64, frame []byte, d route.Deliverer[S]) {
+	r.local.Push(user, epoch, frame, d)
+	r.node.publish(user, kindFrame, 0, frame)
+}
+
+// PushHere implements route.Router: to the sessions here only.
+func (r *Router[S]) PushHere(user string, epoch uint64, frame []byte, d route.Deliverer[S]) {
+	r.local.Push(user, epoch, frame, d)
+}
+
+// PushSeq implements route.Router: a direct message with its seq, to the
+// other nodes and, in seq order, to the sessions here.
+func (r *Router[S]) PushSeq(user string, epoch uint64, seq int64, frame []byte, d route.Deliverer[S]) {
+	if seq == 0 {
+		r.Push(user, epoch, frame, d)
+		return
+	}
+	r.node.publish(user, kindMsg, seq, frame)
+	r.offer(user, seq, frame, epoch, d, false)
+}
+
+// remote takes a push that another node published for a user here.
+func (r *Router[S]) remote(user, kind string, seq int64, frame []byte) {
+	if kind == kindMsg && seq > 0 {
+		r.offer(user, seq, frame, route.AllEpochs, r.msgD, true)
+		return
+	}
+	r.local.Push(user, route.AllEpochs, frame, r.frameD)
+}
+
+func (r *Router[S]) seqOf(user string) *userSeq {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.users[user]
+}
+
+// offer delivers the message seq of user here in seq order: at once if it
+// is the next one, held if it is ahead of a missing one (and the missing
+// ones are read from storage after GapWait), dropped if delivered
+// already. The first message of a user here is held too while the
+// pending messages are read once, to learn which seqs came before it
+// since the user's first session here joined.
+func (r *Router[S]) offer(user string, seq int64, frame []byte, epoch uint64, d route.Deliverer[S], bus bool) {
+	u := r.seqOf(user)
+	if u == nil {
+		return // no session here (any more)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if _, dup := u.held[seq]; dup || seq <= u.floor {
+		r.node.m.duplicates.Inc()
+		return
+	}
+	if u.floor == 0 || seq != u.floor+1 {
+		u.held[seq] = heldMsg{frame: slices.Clone(frame), epoch: epoch, bus: bus, d: d}
+		if !u.gap {
+			u.gap = true
+			wait := GapWait
+			if u.floor == 0 {
+				wait = 0
+			}
+			time.AfterFunc(wait, func() { r.fillGap(user, u) })
+		}
+		return
+	}
+	r.deliverLocked(user, u, seq, frame, epoch, d)
+	r.drainLocked(user, u)
+}
+
+// deliverLocked delivers one message and advances the floor.
+func (r *Router[S]) deliverLocked(user string, u *userSeq, seq int64, frame []byte, epoch uint64, d route.Deliverer[S]) {
+	r.local.Push(user, epoch, frame, d)
+	u.floor = seq
+}
+
+// drainLocked delivers the held messages that follow the floor.
+func (r *Router[S]) drainLocked(user string, u *userSeq) {
+	for {
+		h, ok := u.held[u.floor+1]
+		if !ok {
+			return
+		}
+		delete(u.held, u.floor+1)
+		r.deliverLocked(user, u, u.floor+1, h.frame, h.epoch, r.deliverer(h))
+	}
+}
+
+// flushLocked delivers everything held, in seq order, passing the seqs
+// that are missing (storage no longer has them pending: acked on another
+// session, so settled).
+func (r *Router[S]) flushLocked(user string, u *userSeq) {
+	for len(u.held) > 0 {
+		next := int64(0)
+		for s := range u.held {
+			if next == 0 || s < next {
+				next = s
+			}
+		}
+		h := u.held[next]
+		delete(u.held, next)
+		r.deliverLocked(user, u, next, h.frame, h.epoch, r.deliverer(h))
+		r.drainLocked(user, u)
+	}
+}
+
+func (r *Router[S]) deliverer(h heldMsg) route.Deliverer[S] {
+	if h.bus {
+		return r.msgD
+	}
+	return h.d.(route.Deliverer[S])
+}
+
+// fillGap runs when a message arrived ahead of a missing one and the gap
+// did not close within GapWait (or at once for a user's first message
+// here): it reads the user's pending messages and delivers, in seq order,
+// every one above the floor together with the held ones.
+func (r *Router[S]) fillGap(user string, u *userSeq) {
+	u.mu.Lock()
+	if len(u.held) == 0 {
+		u.gap = false
+		u.mu.Unlock()
+		return
+	}
+	u.mu.Unlock()
+	r.node.m.gapFills.Inc()
+	ctx, cancel := context.WithTimeout(context.Background(), r.node.cfg.RequestTimeout)
+	msgs, err := r.pending(ctx, user)
+	cancel()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err != nil {
+		r.node.m.sweepErrors.Inc()
+		// The held messages wait for the next try.
+		time.AfterFunc(5*GapWait, func() { r.fillGap(user, u) })
+		return
+	}
+	u.gap = false
+	if u.floor == 0 {
+		r.setFloorLocked(u, msgs)
+		if u.floor == 0 {
+			for s := range u.held {
+				if u.floor == 0 || s-1 < u.floor {
+					u.floor = s - 1
+				}
+			}
+		}
+	}
+	r.catchUpLocked(u, msgs, 0)
+	r.flushLocked(user, u)
+}
+
+// setFloorLocked sets the floor of a user with no message delivered here
+// yet, from their pending messages: those stored since shortly before the
+// user's first session here joined are this node's to push (earlier ones
+// are counted in the login's pending, for the client to fetch).
+func (r *Router[S]) setFloorLocked(u *userSeq, msgs []protocol.Message) {
+	cut := u.joined.Add(-sweepClockSkew).UnixMilli()
+	for i := range msgs {
+		if msgs[i].TS >= cut && msgs[i].Seq > 0 {
+			u.floor = msgs[i].Seq - 1
+			return
+		}
+	}
+}
+
+// catchUpLocked holds the pending messages above the floor that are not
+// held already; source indexes the recovered counter (0 gap, 1 sweep).
+func (r *Router[S]) catchUpLocked(u *userSeq, msgs []protocol.Message, source int) {
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Seq <= u.floor {
+			continue
+		}
+		if _, ok := u.held[m.Seq]; ok {
+			continue
+		}
+		r.node.m.recovered[source].Inc()
+		u.held[m.Seq] = heldMsg{frame: protocol.AppendPush(nil, m), epoch: route.AllEpochs, bus: true}
+	}
+}
+
+// sweepPage bounds the pending messages one sweep reads per user.
+const sweepPage = 200
+
+func (r *Router[S]) pending(ctx context.Context, user string) ([]protocol.Message, error) {
+	msgs, _, err := r.node.host.Pending(ctx, user, sweepPage)
+	return msgs, err
+}
+
+// sweep reads the pending messages of every user here and delivers those
+// the bus lost: above the floor, or (for a user with no push seen yet)
+// committed since shortly before their first session here joined.
+func (r *Router[S]) sweep(ctx context.Context) {
+	r.node.m.sweeps.Inc()
+	r.mu.Lock()
+	users := make(map[string]*userSeq, len(r.users))
+	for name, u := range r.users {
+		users[name] = u
+	}
+	r.mu.Unlock()
+	for name, u := range users {
+		if ctx.Err() != nil {
+			return
+		}
+		msgs, err := r.pending(ctx, name)
+		if err != nil {
+			r.node.m.sweepErrors.Inc()
+			continue
+		}
+		u.mu.Lock()
+		if !u.gap {
+			if u.floor == 0 {
+				r.setFloorLocked(u, msgs)
+			}
+			if u.floor > 0 {
+				r.catchUpLocked(u, msgs, 1)
+				r.flushLocked(name, u)
+			}
+		}
+		u.mu.Unlock()
+	}
+}
+
+// sweepClockSkew is how far before a user's first login here the sweep
+// looks for messages the bus may have lost, for a user with no push seen
+// yet (timestamps are the storage's clock; nodes' clocks may differ this
+// much). Earlier pending messages are counted in the login's pending and
+// fetched by the client.
+const sweepClockSkew = 2 * time.Second
