@@ -18,6 +18,9 @@ type Session struct {
 	// Transport is how the client is connected: "tcp", "tls", "ws" (a
 	// WebSocket of the web client) or "wss" (the same over TLS).
 	Transport string `json:"transport,omitempty"`
+	// Node is the cluster node that holds the session (absent on a
+	// single qqd).
+	Node string `json:"node,omitempty"`
 }
 
 // UserSession is a logged-in connection and its user, as the server's

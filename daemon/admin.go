@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"net"
 	"slices"
@@ -17,6 +18,9 @@ import (
 
 // SessionInfo describes one logged-in connection.
 type SessionInfo struct {
+	// Node is the cluster node holding the session ("" on a single
+	// node).
+	Node    string
 	ID      uint64
 	User    string
 	Remote  string
@@ -30,8 +34,36 @@ type SessionInfo struct {
 }
 
 // Sessions returns every logged-in connection that is not closing,
-// ordered by user, then by connection id.
+// ordered by user, then by node, then by connection id: in a cluster,
+// every node's (each answering within cluster.request_timeout; Node
+// names it).
 func (s *Server) Sessions() []SessionInfo {
+	out := s.localSessions()
+	if s.cluster == nil {
+		return out
+	}
+	name := s.cluster.node.Name()
+	for i := range out {
+		out[i].Node = name
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Cluster.RequestTimeout)
+	defer cancel()
+	remote, err := s.cluster.node.Sessions(ctx)
+	if err != nil {
+		s.log.Warn("cluster: sessions: only this node's", "err", err)
+	}
+	for _, r := range remote {
+		out = append(out, SessionInfo{Node: r.Node, ID: r.ID, User: r.User, Remote: r.Remote, Transport: r.Transport,
+			Since: r.Since, MsgsIn: r.MsgsIn, MsgsOut: r.MsgsOut})
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int {
+		return cmp.Or(strings.Compare(a.User, b.User), strings.Compare(a.Node, b.Node), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+// localSessions is Sessions on this node.
+func (s *Server) localSessions() []SessionInfo {
 	s.mu.Lock()
 	all := make([]*session, 0, len(s.sessions))
 	for sess := range s.sessions {
@@ -86,6 +118,21 @@ func (s *Server) Kick(user, reason string) int {
 	if reason == "" {
 		reason = "disconnected by an operator"
 	}
+	n := s.kickHere(user, reason)
+	if s.cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Cluster.RequestTimeout)
+		defer cancel()
+		m, err := s.cluster.node.Kick(ctx, user, reason)
+		if err != nil {
+			s.log.Warn("cluster: kick: only this node's sessions", "err", err)
+		}
+		n += m
+	}
+	return n
+}
+
+// kickHere is Kick on this node.
+func (s *Server) kickHere(user, reason string) int {
 	ss := s.sessionsOf(user)
 	for _, sess := range ss {
 		sess.kick(CloseKicked, reason)
@@ -100,6 +147,21 @@ func (s *Server) Kick(user, reason string) int {
 // {"type":"notice","message":...} (a push type clients that do not know it
 // ignore), and returns how many sessions it was queued for.
 func (s *Server) Broadcast(text string) int {
+	n := s.broadcastHere(text)
+	if s.cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Cluster.RequestTimeout)
+		defer cancel()
+		m, err := s.cluster.node.Broadcast(ctx, text)
+		if err != nil {
+			s.log.Warn("cluster: broadcast: only this node's sessions", "err", err)
+		}
+		n += m
+	}
+	return n
+}
+
+// broadcastHere is Broadcast on this node.
+func (s *Server) broadcastHere(text string) int {
 	frame := protocol.StartFrame(nil, protocol.TypeNotice).Str("message", text).End()
 	s.mu.Lock()
 	targets := make([]*session, 0, len(s.sessions))

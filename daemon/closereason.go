@@ -35,6 +35,9 @@ const (
 	// CloseTooManyConnections: refused at accept, past
 	// limits.max_connections or limits.max_connections_per_ip.
 	CloseTooManyConnections
+	// CloseFenced: this cluster node fenced itself (lost NATS or its
+	// storage); the client gets kicked shutdown and reconnects elsewhere.
+	CloseFenced
 	numCloseReasons
 )
 
@@ -53,6 +56,7 @@ var closeReasonNames = [numCloseReasons]string{
 	CloseShutdown:      "shutdown",
 
 	CloseTooManyConnections: "too_many_connections",
+	CloseFenced:             "fenced",
 }
 
 // kickReasons ties the close reasons that tell the client why to the
@@ -64,6 +68,7 @@ var kickReasons = [numCloseReasons]protocol.KickReason{
 	CloseKicked:             protocol.KickAdmin,
 	CloseShutdown:           protocol.KickShutdown,
 	CloseTooManyConnections: protocol.KickTooManyConnections,
+	CloseFenced:             protocol.KickShutdown,
 }
 
 // KickReason is the reason of the kicked push a connection closed for r

@@ -215,13 +215,18 @@ func (d *groupPush) Deliver(s *session, frame []byte) {
 
 // pushEntry pushes e to the members of g who see it: to sessions that
 // joined the router before epoch (route.AllEpochs for operations, whose
-// reply the handler writes itself), skipping skip. g's lock is held.
-func (srv *Server) pushEntry(g *groups.Group, e *plugins.GroupEntry, epoch uint64, skip *session) {
+// reply the handler writes itself), skipping skip; with here, only to the
+// sessions on this node (route.Router.PushHere). g's lock is held.
+func (srv *Server) pushEntry(g *groups.Group, e *plugins.GroupEntry, epoch uint64, skip *session, here bool) {
 	frame := appendEntry(protocol.StartFrame(nil, protocol.TypeGroupEntry), e).End()
 	d := &groupPush{skip: skip}
+	push := srv.router.Push
+	if here {
+		push = srv.router.PushHere
+	}
 	for user := range g.Members {
 		if g.Sees(user, e.Seq) {
-			srv.router.Push(user, epoch, frame, d)
+			push(user, epoch, frame, d)
 		}
 	}
 	srv.m.groupFanout.Observe(float64(d.n))
@@ -241,7 +246,7 @@ func (srv *Server) deliver(gs plugins.Groups, g *groups.Group, e *plugins.GroupE
 	if e.Kind == plugins.EntryJoined {
 		apply(g, e) // the member who joins sees their join
 	}
-	srv.pushEntry(g, e, epoch, skip)
+	srv.pushEntry(g, e, epoch, skip, false)
 	if e.Kind != plugins.EntryJoined {
 		apply(g, e)
 	}
@@ -287,7 +292,9 @@ func (srv *Server) fillGap(gs plugins.Groups, g *groups.Group, upTo int64) {
 			if fe.Kind == plugins.EntryJoined {
 				apply(g, fe)
 			}
-			srv.pushEntry(g, fe, route.AllEpochs, nil)
+			// Here only: in a cluster, the node that committed fe
+			// pushed it to the members on other nodes.
+			srv.pushEntry(g, fe, route.AllEpochs, nil, true)
 			if fe.Kind != plugins.EntryJoined {
 				apply(g, fe)
 			}

@@ -256,6 +256,11 @@ func (s *session) login(req *protocol.Request) {
 // expires, for a resume, is the token's end of life for the reply. A
 // failure answers unavailable and leaves the session logged out.
 func (s *session) enter(id []byte, user string, issue bool, expires int64, count monitor.Counters[loginResult]) {
+	if s.srv.fenced() {
+		s.replyErr(id, errFenced)
+		count[loginError].Inc()
+		return
+	}
 	var tok string
 	if issue {
 		var err error
@@ -522,15 +527,10 @@ func (s *session) offline(req *protocol.Request) {
 }
 
 func (s *session) users(req *protocol.Request) {
-	// Invisible users are not listed.
-	users := s.srv.router.Users()
-	visible := users[:0]
-	for _, u := range users {
-		if !s.srv.presence.Invisible(u) {
-			visible = append(visible, u)
-		}
-	}
-	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Strings("users", visible).End())
+	// Invisible users are not listed; in a cluster, every node's are.
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.Cluster.RequestTimeout)
+	defer cancel()
+	s.reply(protocol.StartFrame(nil, protocol.TypeOK).ID(req.ID).Strings("users", s.srv.onlineUsers(ctx)).End())
 }
 
 func (s *session) history(req *protocol.Request) {

@@ -662,6 +662,11 @@ func (s *Server) Ready() error {
 	if s.shuttingDown.Load() {
 		return errors.New("shutting down")
 	}
+	if s.cluster != nil {
+		if err := s.cluster.node.Ready(); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	n := len(s.listeners)
 	s.mu.Unlock()

@@ -716,13 +716,14 @@ func (p *pipeline) answerSend(r *writeReq, res *plugins.AppendResult, epoch uint
 	p.replyOK(r.sess, f)
 	if !res.Duplicate {
 		*pushBuf = protocol.AppendPush((*pushBuf)[:0], m)
-		p.push(m.To, epoch, *pushBuf)
+		p.push(m.To, epoch, m.Seq, *pushBuf)
 	}
 }
 
-// push queues frame on every session of user that joined before epoch.
-func (p *pipeline) push(user string, epoch uint64, frame []byte) {
-	p.srv.router.Push(user, epoch, frame, p)
+// push queues the message frame on every session of user that joined
+// before epoch; seq is the message's (see route.Router.PushSeq).
+func (p *pipeline) push(user string, epoch uint64, seq int64, frame []byte) {
+	p.srv.router.PushSeq(user, epoch, seq, frame, p)
 }
 
 // Deliver queues a pushed message on s (route.Deliverer): the pipeline is

@@ -71,7 +71,9 @@ type Server struct {
 	registerSem chan struct{}
 
 	router route.Router[*session]
-	pipe   *pipeline
+	// cluster is set in cluster mode (see clustered.go).
+	cluster *clustered
+	pipe    *pipeline
 	// The friends, presence and typing extensions: see social.go.
 	presence    *presence.Registry
 	typing      *presence.Typing
@@ -181,7 +183,13 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	}
 	s.presence = presence.New(cfg.Presence.OfflineDebounce, s.pushPresence)
 	s.typing = presence.NewTyping(typingExpire, func(from, to string) { s.pushTyping(from, to, false) })
+	if cfg.Cluster.Enabled {
+		if err := s.startCluster(deps); err != nil {
+			return nil, fmt.Errorf("daemon: new: %w", err)
+		}
+	}
 	s.pipe = newPipeline(s)
+	s.attachCluster()
 	s.startTokenKeeper()
 	return s, nil
 }
@@ -377,6 +385,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.writers.Wait()
 	}
+	s.closeCluster()
 	return err
 }
 

@@ -118,17 +118,27 @@ func (c *enqueueCount) Deliver(s *session, frame []byte) {
 // the presence registry's Notify (debounced offline) and delivers what
 // the handlers' registry calls return.
 func (srv *Server) pushPresence(u presence.Update) {
+	srv.presenceChanged(u.User)
 	if len(u.To) == 0 {
 		return
 	}
-	f := protocol.StartFrame(nil, protocol.TypePresence).Str("user", u.User).Str("state", u.P.State.String())
-	if u.P.Text != "" {
-		f = f.Str("text", u.P.Text)
-	}
-	frame := f.End()
+	frame := presenceFrame(u.User, u.P)
 	for _, to := range u.To {
-		srv.m.presencePushes.Add(float64(srv.pushTo(to, frame)))
+		// Here only: in a cluster, each node tells its own sessions
+		// (from the presence directory).
+		var c enqueueCount
+		srv.router.PushHere(to, route.AllEpochs, frame, &c)
+		srv.m.presencePushes.Add(float64(c))
 	}
+}
+
+// presenceFrame is the presence push of user showing p.
+func presenceFrame(user string, p presence.Presence) []byte {
+	f := protocol.StartFrame(nil, protocol.TypePresence).Str("user", user).Str("state", p.State.String())
+	if p.Text != "" {
+		f = f.Str("text", p.Text)
+	}
+	return f.End()
 }
 
 func (srv *Server) pushPresences(ups []presence.Update) {
@@ -357,7 +367,7 @@ func (s *session) friends(req *protocol.Request) {
 	item := func(o protocol.Frame) { buf = append(o.Close(), ',') }
 	buf = append(buf, '[')
 	for _, f := range fl.Friends {
-		p := s.srv.presence.Shown(f.User)
+		p := s.srv.shown(f.User)
 		o := protocol.StartObject(buf).Str("user", f.User).Int("since", f.Since).Str("presence", p.State.String())
 		if p.Text != "" {
 			o = o.Str("text", p.Text)

@@ -345,14 +345,28 @@ func (c *cmd) users(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := c.table()
-	fmt.Fprintln(tw, "USER\tSESSION\tREMOTE\tVIA\tCONNECTED\tMSGS IN\tMSGS OUT")
+	clustered := false
+	for _, u := range users {
+		for _, s := range u.Sessions {
+			clustered = clustered || s.Node != ""
+		}
+	}
+	if clustered {
+		fmt.Fprintln(tw, "USER\tNODE\tSESSION\tREMOTE\tVIA\tCONNECTED\tMSGS IN\tMSGS OUT")
+	} else {
+		fmt.Fprintln(tw, "USER\tSESSION\tREMOTE\tVIA\tCONNECTED\tMSGS IN\tMSGS OUT")
+	}
 	for _, u := range users {
 		for _, s := range u.Sessions {
 			via := s.Transport
 			if via == "" {
 				via = "-" // a qqd from before transports were reported
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\n", u.User, s.ID, s.Remote, via, age(s.Since), s.MsgsIn, s.MsgsOut)
+			node := ""
+			if clustered {
+				node = s.Node + "\t"
+			}
+			fmt.Fprintf(tw, "%s\t%s%d\t%s\t%s\t%s\t%d\t%d\n", u.User, node, s.ID, s.Remote, via, age(s.Since), s.MsgsIn, s.MsgsOut)
 		}
 	}
 	return tw.Flush()

@@ -64,9 +64,6 @@ type Host interface {
 	Kick(user, reason string) int
 	// Broadcast pushes an operator's notice to every session here.
 	Broadcast(text string) int
-	// GroupChanged drops group id from the caches here: another node
-	// changed its members.
-	GroupChanged(id int64)
 	// RemotePresence tells the host that user's presence elsewhere in the
 	// cluster changed (their friends here may need a push).
 	RemotePresence(user string, p Presence)
@@ -185,8 +182,8 @@ func Start(cfg config.Cluster, opt Options) (*Node, error) {
 		nats.PingInterval(cfg.NATS.PingInterval),
 		nats.MaxPingsOutstanding(cfg.NATS.MaxPingsOut),
 		nats.Timeout(2 * time.Second),
-		nats.ConnectHandler(func(*nats.Conn) { n.connected(false) }),
-		nats.ReconnectHandler(func(*nats.Conn) { n.connected(true) }),
+		nats.ConnectHandler(func(nc *nats.Conn) { n.connected(nc, false) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { n.connected(nc, true) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			n.m.disconnects.Inc()
 			n.log.Warn("cluster: disconnected from NATS", "err", err)
@@ -224,7 +221,6 @@ func Start(cfg config.Cluster, opt Options) (*Node, error) {
 		subjSnapshot + name: n.onSnapshotRequest,
 		subjHeartbeat:       n.onHeartbeat,
 		subjDirectory:       n.onDirectory,
-		subjGroupInv:        n.onGroupChanged,
 	} {
 		if _, err := nc.Subscribe(subj, h); err != nil {
 			nc.Close()
@@ -243,21 +239,21 @@ func Start(cfg config.Cluster, opt Options) (*Node, error) {
 func (n *Node) Name() string { return n.name }
 
 // connected runs when the connection to NATS is (re)established.
-func (n *Node) connected(again bool) {
+func (n *Node) connected(nc *nats.Conn, again bool) {
 	n.natsOKAt.Store(time.Now().UnixNano())
 	n.everUp.Store(true)
 	if again {
 		n.m.reconnects.Inc()
-		n.log.Info("cluster: reconnected to NATS", "url", n.nc.ConnectedUrlRedacted())
+		n.log.Info("cluster: reconnected to NATS", "url", nc.ConnectedUrlRedacted())
 		// Pushes may have been lost meanwhile: sweep now.
 		select {
 		case n.sweepNow <- struct{}{}:
 		default:
 		}
 	} else {
-		n.log.Info("cluster: connected to NATS", "url", n.nc.ConnectedUrlRedacted())
+		n.log.Info("cluster: connected to NATS", "url", nc.ConnectedUrlRedacted())
 	}
-	n.publishHeartbeat()
+	n.publishHeartbeat(nc)
 }
 
 // Close leaves the cluster: it stops the loops and closes the NATS
@@ -382,7 +378,7 @@ func (n *Node) heartbeatLoop() {
 		case <-n.stop:
 			return
 		case <-t.C:
-			n.publishHeartbeat()
+			n.publishHeartbeat(n.nc)
 			n.expirePeers()
 		}
 	}
@@ -392,12 +388,12 @@ func (n *Node) heartbeatLoop() {
 // them missed and it counts as gone.
 const heartbeatEvery = time.Second
 
-func (n *Node) publishHeartbeat() {
+func (n *Node) publishHeartbeat(nc *nats.Conn) {
 	n.mu.Lock()
 	hb := heartbeat{Node: n.name, Boot: n.bootID(), DirSeq: n.dirSeq}
 	n.mu.Unlock()
 	b, _ := json.Marshal(hb)
-	n.nc.Publish(subjHeartbeat, b)
+	nc.Publish(subjHeartbeat, b)
 }
 
 // bootID tells this run of the node from an earlier one of the same
@@ -593,17 +589,6 @@ func (n *Node) Remote(user string) Presence {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.remoteLocked(user)
-}
-
-// GroupChanged tells the other nodes that group id's members changed.
-func (n *Node) GroupChanged(id int64) {
-	n.nc.Publish(subjGroupInv, strconv.AppendInt(nil, id, 10))
-}
-
-func (n *Node) onGroupChanged(msg *nats.Msg) {
-	if id, err := strconv.ParseInt(string(msg.Data), 10, 64); err == nil {
-		n.host.GroupChanged(id)
-	}
 }
 
 // ---- scatter-gather ---------------------------------------------------

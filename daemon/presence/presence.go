@@ -208,6 +208,32 @@ func (r *Registry) Shown(user string) Presence {
 	return Presence{State: Offline}
 }
 
+// Here reports whether user has an entry here: connected, or within the
+// offline debounce after their last connection (then this registry, not
+// another node's, says what their friends here see).
+func (r *Registry) Here(user string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.users[user] != nil
+}
+
+// Watchers lists, sorted, the users connected here who are friends of
+// user and do not block them: whom a change of user's presence on
+// another node of a cluster must reach here. It looks at every user
+// here (O(users here)).
+func (r *Registry) Watchers(user string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for u, e := range r.users {
+		if e.conns > 0 && e.friends[user] && !e.blocks[user] {
+			out = append(out, u)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Own returns user's presence as the user set it (zero when user is not
 // here).
 func (r *Registry) Own(user string) Presence {

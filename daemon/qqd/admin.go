@@ -34,7 +34,7 @@ func (b adminBackend) Sessions() []admin.UserSession {
 	out := make([]admin.UserSession, len(ss))
 	for i, s := range ss {
 		out[i] = admin.UserSession{User: s.User, Session: admin.Session{
-			ID: s.ID, Remote: s.Remote, Transport: s.Transport, Since: s.Since, MsgsIn: s.MsgsIn, MsgsOut: s.MsgsOut,
+			ID: s.ID, Remote: s.Remote, Transport: s.Transport, Node: s.Node, Since: s.Since, MsgsIn: s.MsgsIn, MsgsOut: s.MsgsOut,
 		}}
 	}
 	return out
