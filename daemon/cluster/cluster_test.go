@@ -123,3 +123,115 @@ func TestCrossNodeDirectMessage(t *testing.T) {
 	bob.Expect(`{"type":"kicked","reason":"admin"}`)
 	bob2.Expect(`{"type":"kicked","reason":"admin"}`)
 }
+
+func TestCrossNodePresenceTypingBroadcast(t *testing.T) {
+	ns := startNATS(t)
+	c := startCluster(t, sharedSQLite(t), []string{ns.ClientURL()}, "a", "b")
+	dora := c.nodes[0].User(t, "dora")
+	eve := c.nodes[1].User(t, "eve")
+	eve.Send(`{"type":"friend_request","id":"f","to":"dora"}`)
+	await(t, eve, `{"type":"ok","id":"f","status":"pending"}`)
+	await(t, dora, `{"type":"friend_request","from":"eve"}`)
+	dora.Send(`{"type":"friend_accept","id":"a","user":"eve"}`)
+	await(t, dora, `{"type":"ok","id":"a"}`)
+	await(t, eve, `{"type":"friend_added","user":"dora"}`)
+
+	// eve's presence on node b reaches dora on node a.
+	eve.Send(`{"type":"presence","id":"p","state":"away","text":"lunch"}`)
+	await(t, dora, `{"type":"presence","user":"eve","state":"away","text":"lunch"}`)
+	// friends on node a shows eve's state from node b.
+	dora.Send(`{"type":"friends","id":"fl"}`)
+	line := dora.ReadLine()
+	for strings.Contains(line, `"type":"presence"`) || strings.Contains(line, `"type":"friend_added"`) {
+		line = dora.ReadLine()
+	}
+	if !strings.Contains(line, `"presence":"away"`) {
+		t.Errorf("friends on node a: %s", line)
+	}
+
+	// Typing crosses nodes.
+	dora.Send(`{"type":"typing","id":"t","to":"eve","state":"start"}`)
+	await(t, dora, `{"type":"ok","id":"t"}`)
+	await(t, eve, `{"type":"typing","from":"dora","state":"start"}`)
+
+	// eve leaves: dora sees her offline after the debounce.
+	eve.Send(`{"type":"logout","id":"bye"}`)
+	await(t, dora, `{"type":"presence","user":"eve","state":"offline"}`)
+
+	// An operator's broadcast on node a reaches node b.
+	frank := c.nodes[1].User(t, "frank")
+	if n := c.nodes[0].Daemon.Broadcast("maintenance at noon"); n != 2 {
+		t.Errorf("broadcast reached %d sessions, want 2", n)
+	}
+	await(t, frank, `{"type":"notice","message":"maintenance at noon"}`)
+}
+
+func TestCrossNodeOfflineAndGroups(t *testing.T) {
+	ns := startNATS(t)
+	c := startCluster(t, sharedSQLite(t), []string{ns.ClientURL()}, "a", "b", "c")
+	// Offline delivery: sent on node a while gina is away, fetched on
+	// node c.
+	hal := c.nodes[0].User(t, "hal")
+	gina := c.nodes[1].User(t, "gina")
+	gina.Send(`{"type":"logout","id":"bye"}`)
+	await(t, gina, `{"type":"ok","id":"bye"}`)
+	hal.Send(`{"type":"send","id":"1","to":"gina","body":"while you were out"}`)
+	await(t, hal, `{"type":"ok","id":"1"}`)
+	gina = c.nodes[2].Dial(t)
+	if n := gina.Login("gina", "password1"); n != 1 {
+		t.Fatalf("gina pending on node c: %d", n)
+	}
+	gina.Send(`{"type":"offline","id":"o"}`)
+	f := gina.Expect(`{"type":"ok","id":"o"}`)
+	if len(f.Messages) != 1 || f.Messages[0].Body != "while you were out" {
+		t.Fatalf("offline on node c: %+v", f.Messages)
+	}
+
+	// A group with a member on each node: every message reaches the
+	// others.
+	ivy := c.nodes[2].User(t, "ivy")
+	hal.Send(`{"type":"group_create","id":"g","name":"crew","policy":"open"}`)
+	g := hal.Expect(`{"type":"ok","id":"g"}`)
+	gid := g.Group
+	for _, m := range []*daemontest.Conn{gina, ivy} {
+		m.Send(fmt.Sprintf(`{"type":"group_join","id":"j","group":%q}`, gid))
+		await(t, m, `{"type":"ok","id":"j","status":"joined"}`)
+	}
+	for i, sender := range []*daemontest.Conn{hal, gina, ivy} {
+		body := fmt.Sprintf("from node %d", i)
+		sender.Send(fmt.Sprintf(`{"type":"group_send","id":"s%d","group":%q,"body":%q}`, i, gid, body))
+		await(t, sender, fmt.Sprintf(`{"type":"ok","id":"s%d"}`, i))
+		for j, r := range []*daemontest.Conn{hal, gina, ivy} {
+			if j == i {
+				continue
+			}
+			expectEntry(t, r, body)
+		}
+	}
+}
+
+// await reads frames until one matches want (daemontest.Match), skipping
+// pushes that may come before it.
+func await(t *testing.T, c *daemontest.Conn, want string) {
+	t.Helper()
+	for range 30 {
+		line := c.ReadLine()
+		if daemontest.Match(line, want) == nil {
+			return
+		}
+	}
+	t.Fatalf("no frame like %s", want)
+}
+
+// expectEntry reads until a group entry with body arrives (join entries
+// and presence pushes come before it).
+func expectEntry(t *testing.T, c *daemontest.Conn, body string) {
+	t.Helper()
+	for range 20 {
+		line := c.ReadLine()
+		if strings.Contains(line, `"type":"group_entry"`) && strings.Contains(line, `"body":"`+body+`"`) {
+			return
+		}
+	}
+	t.Fatalf("no group entry %q", body)
+}
