@@ -2,7 +2,10 @@ package cluster_test
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,14 +87,14 @@ func TestCrossNodeDirectMessage(t *testing.T) {
 	alice := c.nodes[0].User(t, "alice")
 	bob := c.nodes[1].User(t, "bob")
 	alice.Send(`{"type":"send","id":"1","to":"bob","body":"hi bob","cid":"c1"}`)
-	alice.Expect(`{"type":"ok","id":"1","status":"sent"}`)
+	alice.Expect(`{"type":"ok","id":"1"}`)
 	bob.Expect(`{"type":"msg","from":"alice","to":"bob","body":"hi bob"}`)
 
 	// A second session of bob on node a gets the next push too.
 	bob2 := c.nodes[0].Dial(t)
 	bob2.Login("bob", "password1")
 	alice.Send(`{"type":"send","id":"2","to":"bob","body":"both","cid":"c2"}`)
-	alice.Expect(`{"type":"ok","id":"2","status":"sent"}`)
+	alice.Expect(`{"type":"ok","id":"2"}`)
 	bob.Expect(`{"type":"msg","body":"both"}`)
 	bob2.Expect(`{"type":"msg","body":"both"}`)
 
@@ -113,7 +116,7 @@ func TestCrossNodeDirectMessage(t *testing.T) {
 	alice2 := c.nodes[1].Dial(t)
 	alice2.Login("alice", "password1")
 	alice2.Send(`{"type":"send","id":"3","to":"bob","body":"hi bob","cid":"c1"}`)
-	alice2.Expect(`{"type":"ok","id":"3","status":"sent"}`)
+	alice2.Expect(`{"type":"ok","id":"3"}`)
 	bob.ExpectSilence(300 * time.Millisecond)
 
 	// An operator's kick on node b reaches bob's session on node a.
@@ -234,4 +237,134 @@ func expectEntry(t *testing.T, c *daemontest.Conn, body string) {
 		}
 	}
 	t.Fatalf("no group entry %q", body)
+}
+
+// cutProxy forwards TCP to target until Cut, after which it closes
+// every connection it holds and every new one at once (a node cut off
+// from NATS but not from its clients); Heal forwards again.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		p.Cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *cutProxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *cutProxy) serve() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); io.Copy(up, c); up.Close() }()
+		go func() { defer p.wg.Done(); io.Copy(c, up); c.Close() }()
+	}
+}
+
+func (p *cutProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *cutProxy) Heal() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
+// TestPartitionFences cuts node b from NATS (not from its clients): it
+// fences itself within cluster.fence_after, sends its clients kicked
+// shutdown, refuses logins and reports not ready; its users are served by
+// node a meanwhile, and node b takes logins again once NATS is back.
+func TestPartitionFences(t *testing.T) {
+	ns := startNATS(t)
+	store := sharedSQLite(t)
+	proxy := newCutProxy(t, strings.TrimPrefix(ns.ClientURL(), "nats://"))
+	a := daemontest.StartWith(t, clusterConfig(t, "a", []string{ns.ClientURL()}), store)
+	b := daemontest.StartWith(t, clusterConfig(t, "b", []string{proxy.URL()}), store)
+	c := &testCluster{nodes: []*daemontest.Server{a, b}}
+	waitFor(t, 10*time.Second, "cluster forms", func() bool { return len(a.Daemon.ClusterPeers()) == 1 && len(b.Daemon.ClusterPeers()) == 1 })
+	_ = c
+	jack := a.User(t, "jack")
+	kim := b.User(t, "kim")
+
+	cutAt := time.Now()
+	proxy.Cut()
+	await(t, kim, `{"type":"kicked","reason":"shutdown"}`)
+	fencedAfter := time.Since(cutAt)
+	if fencedAfter > b.Config.Cluster.FenceAfter+3*time.Second {
+		t.Errorf("fenced %v after the cut; fence_after is %v", fencedAfter, b.Config.Cluster.FenceAfter)
+	}
+	t.Logf("node b fenced %v after the cut (fence_after %v)", fencedAfter.Round(time.Millisecond), b.Config.Cluster.FenceAfter)
+	if b.Daemon.Ready() == nil {
+		t.Error("fenced node reports ready")
+	}
+	again := b.Dial(t)
+	again.Send(`{"type":"login","id":"l","user":"kim","password":"password1"}`)
+	again.Expect(`{"type":"error","id":"l","code":"unavailable"}`)
+
+	// kim comes back through node a and gets what jack sends.
+	kim = a.Dial(t)
+	kim.Login("kim", "password1")
+	jack.Send(`{"type":"send","id":"1","to":"kim","body":"are you there"}`)
+	jack.Expect(`{"type":"ok","id":"1"}`)
+	kim.Expect(`{"type":"msg","from":"jack","body":"are you there"}`)
+
+	proxy.Heal()
+	waitFor(t, 10*time.Second, "node b unfences", func() bool { return b.Daemon.Ready() == nil })
+	lee := b.User(t, "lee")
+	jack.Send(`{"type":"send","id":"2","to":"lee","body":"welcome back"}`)
+	jack.Expect(`{"type":"ok","id":"2"}`)
+	lee.Expect(`{"type":"msg","from":"jack","body":"welcome back"}`)
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -148,8 +148,9 @@ type Options struct {
 const GapWait = 100 * time.Millisecond
 
 // Start connects the node to NATS (in the background: it never gives up
-// reconnecting) and starts its heartbeat, health and sweep loops. The
-// router must be attached (Router.attach) before logins arrive.
+// reconnecting). Its loops (deliveries, heartbeats, health and sweeps)
+// start when its Router is attached (Router.Attach), which must happen
+// before logins arrive.
 func Start(cfg config.Cluster, opt Options) (*Node, error) {
 	name := cfg.Node
 	log := opt.Logger
@@ -228,11 +229,18 @@ func Start(cfg config.Cluster, opt Options) (*Node, error) {
 		}
 	}
 	n.storeOKAt.Store(time.Now().UnixNano())
+	return n, nil
+}
+
+// run starts the node's loops with the router's hooks: deliver takes the
+// pushes that arrive for users here, sweep runs on each sweep tick and
+// after a reconnect. Router.Attach calls it once.
+func (n *Node) run(deliver func(user, kind string, seq int64, frame []byte), sweep func(ctx context.Context)) {
+	n.deliver, n.sweep = deliver, sweep
 	n.wg.Add(3)
 	go n.deliverLoop()
 	go n.heartbeatLoop()
 	go n.healthLoop()
-	return n, nil
 }
 
 // Name returns the node's name.
@@ -340,9 +348,7 @@ func (n *Node) deliverLoop() {
 				seq, _ = strconv.ParseInt(s, 10, 64)
 			}
 			n.m.received[kindIndex(kind)].Inc()
-			if n.deliver != nil {
-				n.deliver(user, kind, seq, msg.Data)
-			}
+			n.deliver(user, kind, seq, msg.Data)
 		}
 	}
 }
@@ -821,7 +827,7 @@ func (n *Node) Ready() error {
 func (n *Node) Fenced() bool { return n.fenced.Load() }
 
 func (n *Node) runSweep() {
-	if n.sweep == nil || !n.nc.IsConnected() {
+	if !n.nc.IsConnected() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.SweepInterval)

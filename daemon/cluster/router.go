@@ -59,8 +59,7 @@ func NewRouter[S route.Session](n *Node) *Router[S] {
 // starts taking the bus's pushes and running sweeps.
 func (r *Router[S]) Attach(msgD, frameD route.Deliverer[S], presenceOf func(user string) Presence) {
 	r.msgD, r.frameD, r.presenceOf = msgD, frameD, presenceOf
-	r.node.deliver = r.remote
-	r.node.sweep = r.sweep
+	r.node.run(r.remote, r.sweep)
 }
 
 // Join implements route.Router: the user's first session here
