@@ -425,6 +425,20 @@ func TestValidate(t *testing.T) {
 		want   []string // empty: valid
 	}{
 		{name: "defaults", modify: func(*config.Config) {}},
+		{name: "cluster on pebble", modify: func(c *config.Config) {
+			c.Cluster.Enabled = true
+			c.Cluster.NATS.URLs = []string{"nats://127.0.0.1:4222"}
+		}, want: []string{"config: cluster.enabled: cluster mode needs a storage that all nodes share (storage.plugin: postgres); storage plugin pebble keeps its data on this machine"}},
+		{name: "cluster without nats, bad node", modify: func(c *config.Config) {
+			c.Cluster.Enabled = true
+			c.Cluster.Node = "Node.A"
+			c.Storage.Plugin = "postgres"
+			c.Cluster.FenceAfter = 0
+		}, want: []string{
+			"config: cluster.node: must be 1-64 bytes of a-z, 0-9, _ and -",
+			"config: cluster.nats.urls: must name at least one NATS server in cluster mode",
+			"config: cluster.fence_after: must be at least 1s (got 0s)",
+		}},
 		{name: "listen port 0", modify: func(c *config.Config) { c.Listen = "127.0.0.1:0" }},
 		{name: "listen all interfaces", modify: func(c *config.Config) { c.Listen = ":5190" }},
 		{name: "listen ipv6", modify: func(c *config.Config) { c.Listen = "[::1]:5190" }},
