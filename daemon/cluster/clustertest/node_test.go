@@ -120,6 +120,23 @@ func TestNodeRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "exited before it was ready") || !strings.Contains(err.Error(), "cluster.enabled") {
 		t.Fatalf("StartNode = %v, want qqd's refusal of cluster mode on sqlite", err)
 	}
+	// The postgres storage (the default) gets the DSN.
+	n, err := clustertest.NewNode(clustertest.NodeOptions{
+		Name: "c", Dir: filepath.Join(t.TempDir(), "c"), Binary: "qqd", DSN: "postgres://u@127.0.0.1:1/qq",
+		Cluster: true, NATSURLs: []string{"nats://127.0.0.1:2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml, err := os.ReadFile(n.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"plugin: postgres", "dsn: postgres://u@127.0.0.1:1/qq", "enabled: true", "- nats://127.0.0.1:2"} {
+		if !strings.Contains(string(yaml), want) {
+			t.Errorf("qq.yaml lacks %q:\n%s", want, yaml)
+		}
+	}
 	if _, err := clustertest.NewNode(clustertest.NodeOptions{Name: "x"}); err == nil {
 		t.Error("NewNode without Dir and Binary: no error")
 	}
