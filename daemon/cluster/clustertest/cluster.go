@@ -115,13 +115,6 @@ func Up(ctx context.Context, opts ClusterOptions) (_ *Cluster, err error) {
 		}
 	}()
 
-	bin := opts.Binary
-	if bin == "" {
-		logf("building qqd into %s", filepath.Join(dir, "bin"))
-		if bin, err = BuildQQD(ctx, filepath.Join(dir, "bin")); err != nil {
-			return nil, err
-		}
-	}
 	if c.DSN == "" {
 		logf("starting PostgreSQL in %s", filepath.Join(dir, "pg"))
 		if c.PG, err = opts.StartPostgres(filepath.Join(dir, "pg")); err != nil {
@@ -133,6 +126,13 @@ func Up(ctx context.Context, opts ClusterOptions) (_ *Cluster, err error) {
 				return nil, fmt.Errorf("postgres: %w", err)
 			}
 			c.DSN = c.PG.DSN(DatabaseName)
+		}
+	}
+	bin := opts.Binary
+	if bin == "" {
+		logf("building qqd into %s", filepath.Join(dir, "bin"))
+		if bin, err = BuildQQD(ctx, filepath.Join(dir, "bin")); err != nil {
+			return nil, err
 		}
 	}
 	logf("starting %d NATS servers", opts.NATS)

@@ -44,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	lb := fs.String("lb", "127.0.0.1:5190", "(up) the load balancer's `address`")
 	dsn := fs.String("dsn", "", "(up) use this PostgreSQL `database` instead of starting one")
 	clean := fs.Bool("clean", false, "(up) remove the directory when the cluster stops")
+	storage := fs.String("storage", "postgres", "(up) the nodes' storage plugin; another than postgres runs them standalone, each on its own data, cluster mode off (to try the tooling without PostgreSQL)")
+	qqd := fs.String("qqd", "", "(up) the qqd `binary` to run (default: build one into DIR/bin)")
 	node := fs.String("node", "", "(kill, start, stop) the node's `name`")
 	natsIdx := fs.String("nats", "", "(nats-stop, nats-start) the NATS server's `index`, from 0")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -56,7 +58,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	switch cmd {
 	case "up":
-		return up(ctx, clustertest.ClusterOptions{Dir: *dir, LBListen: *lb, DSN: *dsn, Log: stderr}, *clean, stdout)
+		opts := clustertest.ClusterOptions{Dir: *dir, LBListen: *lb, DSN: *dsn, Storage: *storage, Binary: *qqd, Log: stderr}
+		if *storage != "postgres" {
+			fmt.Fprintf(stderr, "storage %s: the nodes run standalone with cluster mode off, each on its own data; not a cluster\n", *storage)
+			opts.Config = map[string]any{"cluster.enabled": false}
+			if opts.DSN == "" {
+				opts.DSN = "none"
+			}
+		}
+		return up(ctx, opts, *clean, stdout)
 	case "down":
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
