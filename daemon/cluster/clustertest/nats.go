@@ -26,10 +26,11 @@ const natsStartTimeout = 10 * time.Second
 type NATSCluster struct {
 	dir string
 
-	mu      sync.Mutex
-	servers []*server.Server // nil: stopped
-	ports   []int            // client port of each server, kept across restarts
-	routes  []int            // route (cluster) port of each server
+	mu       sync.Mutex
+	servers  []*server.Server // nil: stopped
+	starting []bool           // Restart(i) in progress
+	ports    []int            // client port of each server, kept across restarts
+	routes   []int            // route (cluster) port of each server
 }
 
 // StartNATS starts n clustered nats-server instances on free loopback
@@ -41,7 +42,7 @@ func StartNATS(dir string, n int) (*NATSCluster, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("start nats: %d servers", n)
 	}
-	c := &NATSCluster{dir: dir, servers: make([]*server.Server, n), ports: make([]int, n), routes: make([]int, n)}
+	c := &NATSCluster{dir: dir, servers: make([]*server.Server, n), starting: make([]bool, n), ports: make([]int, n), routes: make([]int, n)}
 	for i := range n {
 		// Port -1 is a random free port; the ones taken are kept for
 		// Restart. Each server routes to those started before it, and
@@ -64,7 +65,7 @@ func StartNATS(dir string, n int) (*NATSCluster, error) {
 }
 
 // start starts server i with routes to the servers 0..upTo-1 other than
-// itself (its ports from c.ports and c.routes). c.mu may be held.
+// itself (its ports from c.ports and c.routes).
 func (c *NATSCluster) start(i, upTo int) (*server.Server, error) {
 	opts := &server.Options{
 		ServerName:  "nats-" + strconv.Itoa(i),
@@ -161,28 +162,38 @@ func (c *NATSCluster) Stop(i int) {
 // server is an error.
 func (c *NATSCluster) Restart(i int) error {
 	c.mu.Lock()
-	if c.servers[i] != nil {
+	if c.servers[i] != nil || c.starting[i] {
 		c.mu.Unlock()
 		return fmt.Errorf("restart nats server %d: running", i)
 	}
-	// The listener's port may linger for a moment after a shutdown.
-	var s *server.Server
-	var err error
+	c.starting[i] = true
+	c.mu.Unlock()
+	// Not under c.mu: the other servers stay observable meanwhile.
+	// c.ports and c.routes do not change after StartNATS.
+	s, err := c.startRetrying(i)
+	c.mu.Lock()
+	c.starting[i] = false
+	if err == nil {
+		c.servers[i] = s
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return c.WaitRoutes()
+}
+
+// startRetrying starts server i with routes to all others, retrying
+// while its ports may still linger from its last run.
+func (c *NATSCluster) startRetrying(i int) (*server.Server, error) {
 	deadline := time.Now().Add(natsStartTimeout)
 	for {
-		s, err = c.start(i, len(c.servers))
+		s, err := c.start(i, len(c.ports))
 		if err == nil || time.Now().After(deadline) {
-			break
+			return s, err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	c.servers[i] = s
-	c.mu.Unlock()
-	return c.WaitRoutes()
 }
 
 // WaitRoutes waits until every running server has a route to every other
