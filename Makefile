@@ -39,7 +39,7 @@ STATICCHECK_VERSION := v0.8.2
 VULNDB              := golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018
 TOOLBIN             ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build run test race vet fmt fmt-check vuln staticcheck fuzz bench perf10m ci clean install uninstall perf exhaustion screenshots
+.PHONY: all build run test race vet fmt fmt-check vuln staticcheck fuzz bench perf10m ci clean install uninstall perf exhaustion screenshots cluster cluster-down
 
 all: build
 
@@ -49,6 +49,22 @@ build:
 # Start a daemon on the embedded defaults (127.0.0.1:5190, data in ./qqd-data).
 run:
 	$(GO) run ./daemon/qqd
+
+# A cluster on loopback (issue 15): PostgreSQL, three NATS servers, three
+# qqd nodes (a, b, c) and a TCP load balancer on 127.0.0.1:5190, all in
+# CLUSTER_DIR; runs until ^C or `make cluster-down`. Faults by hand:
+#   go run ./daemon/cluster/qqcluster kill -dir ./qqcluster-data -node b
+# (and start, stop, status, nats-stop/nats-start -nats I, pg-stop/pg-start).
+# QQCLUSTER_TAGS=qqpg builds its PostgreSQL support (plugins/postgres/pgtest);
+# CLUSTER_FLAGS='-dsn postgres://...' uses a running PostgreSQL instead.
+CLUSTER_DIR    ?= ./qqcluster-data
+QQCLUSTER_TAGS ?=
+CLUSTER_FLAGS  ?=
+cluster:
+	$(GO) run $(if $(QQCLUSTER_TAGS),-tags $(QQCLUSTER_TAGS)) ./daemon/cluster/qqcluster up -dir $(CLUSTER_DIR) $(CLUSTER_FLAGS)
+
+cluster-down:
+	$(GO) run ./daemon/cluster/qqcluster down -dir $(CLUSTER_DIR)
 
 # The test command: every test, with the race detector, bounded in time.
 test:
