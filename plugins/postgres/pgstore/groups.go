@@ -719,10 +719,10 @@ func (s *Store) UserGroups(ctx context.Context, user string) ([]plugins.UserGrou
 	var out []plugins.UserGroup
 	for rows.Next() {
 		var (
-			ug                         plugins.UserGroup
-			g                          groupRow
-			named, to                  int64
-			policy, history, role      string
+			ug                    plugins.UserGroup
+			g                     groupRow
+			named, to             int64
+			policy, history, role string
 		)
 		if err := rows.Scan(&g.id, &g.name, &g.owner, &policy, &history, &g.muteAll, &g.members, &g.lastSeq, &g.dissolved,
 			&role, &ug.JoinSeq, &ug.ReadSeq, &named, &to); err != nil {

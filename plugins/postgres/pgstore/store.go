@@ -117,8 +117,8 @@ func (s *Store) Close() error {
 // PoolStats are the connection pool's gauges and counters.
 type PoolStats struct {
 	MaxConns, TotalConns, IdleConns, AcquiredConns, ConstructingConns int32
-	AcquireCount, EmptyAcquireCount, CanceledAcquireCount              int64
-	AcquireDuration                                                    time.Duration
+	AcquireCount, EmptyAcquireCount, CanceledAcquireCount             int64
+	AcquireDuration                                                   time.Duration
 }
 
 // PoolStats returns the pool's statistics.
