@@ -127,9 +127,8 @@ func ParseConfig(env plugins.Env, config []byte) (Options, error) {
 	})
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		// pgx's error may quote the DSN, password included: name the
-		// key only.
-		return Options{}, errors.New("postgres config: dsn: cannot be parsed as a PostgreSQL connection string")
+		// pgx's error quotes the DSN with the password redacted.
+		return Options{}, fmt.Errorf("postgres config: dsn and TLS keys: %w", err)
 	}
 	if c.MaxConns > 0 {
 		pc.MaxConns = c.MaxConns

@@ -56,7 +56,7 @@ func scanGroup(row pgx.Row, g *groupRow) (found bool, err error) {
 // lockGroup locks and reads the row of group id.
 func lockGroup(ctx context.Context, tx pgx.Tx, id int64) (*groupRow, bool, error) {
 	g := &groupRow{id: id}
-	found, err := scanGroup(tx.QueryRow(ctx, `SELECT `+groupCols+` FROM groups WHERE id = $1 FOR UPDATE`, id), g)
+	found, err := scanGroup(tx.QueryRow(ctx, `SELECT `+groupCols+` FROM groups WHERE id = $1 FOR NO KEY UPDATE`, id), g)
 	if err != nil {
 		return nil, false, fmt.Errorf("lock group: %w", err)
 	}
@@ -70,7 +70,7 @@ func lockGroups(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]*groupRo
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT id, `+groupCols+` FROM groups WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, ids)
+	rows, err := tx.Query(ctx, `SELECT id, `+groupCols+` FROM groups WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("lock groups: %w", err)
 	}

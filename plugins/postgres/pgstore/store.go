@@ -228,12 +228,15 @@ func exec(ctx context.Context, tx pgx.Tx, q string, args ...any) (int64, error) 
 	return tag.RowsAffected(), nil
 }
 
-// lockUsers locks the rows of names (sorted and deduplicated by the
-// query: a batch that locks in any other order can deadlock with another)
-// and returns what it read of those that exist.
+// lockUsers locks the rows of names in name order (a batch that locks in
+// any other order can deadlock with another) and returns what it read of
+// those that exist. The lock is FOR NO KEY UPDATE: it excludes the other
+// transactions of the store, which take the same, but not the KEY SHARE
+// locks of the foreign-key checks of rows that name the user (a
+// FOR UPDATE would make those wait, out of order, and deadlock).
 func lockUsers(ctx context.Context, tx pgx.Tx, names []string) (map[string]*userRow, error) {
 	rows, err := tx.Query(ctx, `SELECT name, deleted_ms IS NULL, msg_seq, last_ts FROM users
-		WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, names)
+		WHERE name = ANY($1::text[]) ORDER BY name FOR NO KEY UPDATE`, names)
 	if err != nil {
 		return nil, fmt.Errorf("lock users: %w", err)
 	}

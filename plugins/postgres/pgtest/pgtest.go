@@ -194,7 +194,9 @@ func (s *Server) Restart() error {
 	return s.Start()
 }
 
-// Close stops the server (immediately) and removes what Start made.
+// Close stops the server (immediately) and removes what Start made
+// (unless QQ_PG_KEEP=1: then the directory, server.log included, stays
+// for a post-mortem).
 func (s *Server) Close() error {
 	var err error
 	if _, statErr := os.Stat(filepath.Join(s.data(), "postmaster.pid")); statErr == nil {
@@ -202,7 +204,7 @@ func (s *Server) Close() error {
 			err = fmt.Errorf("pg_ctl stop: %w\n%s", e, out)
 		}
 	}
-	if s.own {
+	if s.own && os.Getenv("QQ_PG_KEEP") != "1" {
 		err = errors.Join(err, os.RemoveAll(s.dir))
 	}
 	return err
