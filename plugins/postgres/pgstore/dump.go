@@ -305,8 +305,7 @@ func (s *Store) imp(ctx context.Context, tx pgx.Tx, next func() (*storagedump.Re
 		return err
 	}
 	var empty bool
-	if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM messages)
-		AND NOT EXISTS (SELECT 1 FROM groups) AND NOT EXISTS (SELECT 1 FROM tokens)`).Scan(&empty); err != nil {
+	if err := tx.QueryRow(ctx, qEmpty).Scan(&empty); err != nil {
 		return err
 	}
 	if !empty {

@@ -371,3 +371,46 @@ func convKey(a, b string) string {
 	}
 	return strconv.Itoa(len(a)) + ":" + a + " " + b
 }
+
+// Location describes where opts connect, without the password:
+// "qq@127.0.0.1:5432/qq".
+func (o Options) Location() string {
+	if o.PoolConfig == nil {
+		return ""
+	}
+	c := o.PoolConfig.ConnConfig
+	return fmt.Sprintf("%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
+}
+
+// qqTables are the store's tables (schema_version aside).
+const qqTables = `users, messages, cids, friends, friend_requests, blocks, groups, group_members,
+	group_log, group_cursors, group_mentions, group_requests, tokens`
+
+// Empty reports whether the database holds no data (no users, messages,
+// groups or tokens): what Import requires.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	if s.closed.Load() {
+		return false, fmt.Errorf("pgstore: empty: %w", ErrClosed)
+	}
+	var empty bool
+	if err := s.pool.QueryRow(ctx, qEmpty).Scan(&empty); err != nil {
+		return false, fmt.Errorf("pgstore: empty: %w", err)
+	}
+	return empty, nil
+}
+
+const qEmpty = `SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM messages)
+	AND NOT EXISTS (SELECT 1 FROM groups) AND NOT EXISTS (SELECT 1 FROM tokens)`
+
+// Truncate removes everything the store holds; the schema stays. It is
+// for tools that filled an empty database and must undo it (qqd storage
+// import and migrate, on failure), never for a database in service.
+func (s *Store) Truncate(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("pgstore: truncate: %w", ErrClosed)
+	}
+	if _, err := s.pool.Exec(ctx, `TRUNCATE `+qqTables+` RESTART IDENTITY`); err != nil {
+		return fmt.Errorf("pgstore: truncate: %w", err)
+	}
+	return nil
+}

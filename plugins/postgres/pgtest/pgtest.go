@@ -70,7 +70,10 @@ type Server struct {
 }
 
 // Start creates a cluster in dir/data (dir must not hold one; "" makes a
-// temporary directory, removed by Close) and starts the server. The
+// temporary directory, removed by Close) and starts the server. When
+// running as root, the postgres user must be able to reach dir: a
+// temporary directory is made under os.TempDir() if every directory
+// above it lets others through, else under /tmp. The
 // server fsyncs as in production (fsync on); initdb itself skips its
 // final sync.
 func Start(dir string) (_ *Server, err error) {
@@ -80,7 +83,7 @@ func Start(dir string) (_ *Server, err error) {
 	}
 	s := &Server{bindir: bindir}
 	if dir == "" {
-		if dir, err = os.MkdirTemp("", "qq-pg-"); err != nil {
+		if dir, err = MkdirTemp(""); err != nil {
 			return nil, err
 		}
 		s.own = true
@@ -260,4 +263,28 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// MkdirTemp makes a new temporary directory for a server under base
+// ("": os.TempDir()), or under /tmp when running as root and some
+// directory on the way to base does not let others through (a test's
+// private TMPDIR is mode 0700): the postgres user could not reach the
+// data there.
+func MkdirTemp(base string) (string, error) {
+	if base == "" {
+		base = os.TempDir()
+	}
+	if os.Geteuid() == 0 {
+		for d := base; ; d = filepath.Dir(d) {
+			fi, err := os.Stat(d)
+			if err != nil || fi.Mode().Perm()&0o001 == 0 {
+				base = "/tmp"
+				break
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	return os.MkdirTemp(base, "qq-pg-")
 }

@@ -11,6 +11,20 @@
 //		...
 //	}
 //
+// A package whose tests mostly do without PostgreSQL starts it on first
+// use instead, with a Lazy owned by TestMain:
+//
+//	var pg *pgtesting.Lazy // owned by TestMain
+//
+//	func TestMain(m *testing.M) {
+//		pg = pgtesting.NewLazy()
+//		code := m.Run()
+//		if err := pg.Close(); err != nil && code == 0 { code = 1 }
+//		os.Exit(code)
+//	}
+//
+//	func TestY(t *testing.T) { dsn := pgtesting.NewDB(t, pg.Server(t)) }
+//
 // Without the PostgreSQL binaries the tests that need a database skip,
 // naming the package to install, unless QQ_REQUIRE_POSTGRES=1 (CI), which
 // makes Main fail instead.
@@ -23,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,4 +107,56 @@ func NewDB(t testing.TB, srv *pgtest.Server) string {
 		}
 	})
 	return dsn
+}
+
+// Lazy is a server started on first use (Server) and stopped by Close.
+// It is safe for concurrent use.
+type Lazy struct {
+	base string // TMPDIR when NewLazy ran
+	once sync.Once
+	srv  *pgtest.Server
+	err  error
+}
+
+// NewLazy returns a Lazy whose server will live under the temporary
+// directory of now (a test binary may point TMPDIR at a private
+// directory that it removes before Close runs).
+func NewLazy() *Lazy { return &Lazy{base: os.TempDir()} }
+
+// Server starts the server on the first call and returns it; it skips t
+// (fails it, when Required) without binaries, and fails it when the
+// server did not start.
+func (l *Lazy) Server(t testing.TB) *pgtest.Server {
+	t.Helper()
+	l.once.Do(func() {
+		dir, err := pgtest.MkdirTemp(l.base)
+		if err != nil {
+			l.err = err
+			return
+		}
+		l.srv, l.err = pgtest.Start(dir)
+		if l.err != nil {
+			_ = os.RemoveAll(dir)
+		}
+	})
+	switch {
+	case errors.Is(l.err, pgtest.ErrNoBinaries):
+		return Server(t, nil)
+	case l.err != nil:
+		t.Fatalf("pgtesting: start PostgreSQL: %v", l.err)
+	}
+	return l.srv
+}
+
+// Close stops the server, if it was started, and removes its directory.
+func (l *Lazy) Close() error {
+	l.once.Do(func() {}) // no start after Close
+	if l.srv == nil {
+		return nil
+	}
+	err := l.srv.Close()
+	if os.Getenv("QQ_PG_KEEP") != "1" {
+		err = errors.Join(err, os.RemoveAll(l.srv.Dir()))
+	}
+	return err
 }
