@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 // process, on a fresh database per subtest.
 func TestConformance(t *testing.T) {
 	t.Parallel()
+	pgtesting.Server(t, server) // skips without PostgreSQL
 	storagetest.Run(t, func(t *testing.T) plugins.Storage { return openTestStore(t, pgtesting.NewDB(t, server)) })
 }
 
@@ -47,6 +48,7 @@ func TestConformance(t *testing.T) {
 // supervises its storage: every call crosses gRPC.
 func TestConformancePlugin(t *testing.T) {
 	t.Parallel()
+	pgtesting.Server(t, server)
 	storagetest.Run(t, func(t *testing.T) plugins.Storage {
 		cfg, err := json.Marshal(map[string]any{"dsn": pgtesting.NewDB(t, server), "max_conns": 4})
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 // PostgreSQL to Pebble, what `qqd storage migrate` does.
 func TestDump(t *testing.T) {
 	t.Parallel()
+	pgtesting.Server(t, server) // skips without PostgreSQL
 	open := func(t *testing.T) storagetest.DumpStore { return openTestStore(t, pgtesting.NewDB(t, server)) }
 	storagetest.Dump(t, open)
 	t.Run("across", func(t *testing.T) { storagetest.DumpAcross(t, open, open) })

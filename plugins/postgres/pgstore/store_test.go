@@ -226,6 +226,9 @@ func TestCIDRace(t *testing.T) {
 		t.Errorf("CountPending = %d, %v; want %d", n, err, keys)
 	}
 	checkSeqs(t, dsn)
+	if st := stores[0].PoolStats(); st.MaxConns != 8 || st.TotalConns < 1 || st.AcquireCount < 1 {
+		t.Errorf("PoolStats = %+v, want max 8 (openTestStore's max_conns) and some use", st)
+	}
 }
 
 // TestNoDeadlock runs many concurrent batches from two stores whose
