@@ -3,10 +3,13 @@ package pgstore_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/qqchat/qq/plugins"
 	"github.com/qqchat/qq/plugins/postgres/pgstore"
@@ -32,7 +35,15 @@ func TestMain(m *testing.M) {
 	// Plugin children built with -race would sleep 1s on exit to report
 	// races.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
-	os.Exit(pgtesting.Main(m, &server))
+	code := pgtesting.Main(m, &server)
+	if code == 0 {
+		// Every Store closed its pool, every plugin process is gone.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // TestConformance runs the storage conformance suite on a Store in this
