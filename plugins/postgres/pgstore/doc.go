@@ -38,11 +38,14 @@
 // the group's row lock, as the contract's GroupEntry.Seq says.
 //
 // A Write gives all its direct messages one timestamp: now, raised to the
-// last timestamp of each of its recipients (users.last_ts), so that
-// timestamps never decrease along a recipient's seq, whatever the clocks
-// of the nodes. The messages' row ids (a bigserial) are drawn after the
-// locks, so they too grow along each recipient's seq. History and Export
-// order messages by (timestamp, row id): the store's one total order.
+// timestamp of the last message each of its users sent or received
+// (users.last_ts), so that timestamps never decrease along a recipient's
+// seq nor along a conversation (both of whose users a Write locks),
+// whatever the clocks of the nodes. The messages' row ids (a bigserial)
+// are drawn after the locks, so they too grow along each recipient's seq
+// and each conversation. History and Export order messages by
+// (timestamp, row id): the store's one total order, which is commit order
+// within a conversation.
 //
 // # De-duplication
 //

@@ -268,9 +268,13 @@ var importFinish = []struct{ what, q string }{
 	{"cids", `INSERT INTO cids (sender, cid, ts) SELECT sender, cid, ts FROM messages WHERE cid IS NOT NULL`},
 	// A key of both kinds fails here: one key space.
 	{"group cids", `INSERT INTO cids (sender, cid, ts) SELECT sender, cid, ts FROM group_log WHERE cid IS NOT NULL`},
-	{"counters", `UPDATE users AS u SET msg_seq = m.seq, last_ts = m.ts
-		FROM (SELECT recipient, max(seq) AS seq, max(ts) AS ts FROM messages GROUP BY recipient) AS m
+	{"counters", `UPDATE users AS u SET msg_seq = m.seq
+		FROM (SELECT recipient, max(seq) AS seq FROM messages GROUP BY recipient) AS m
 		WHERE u.name = m.recipient`},
+	{"last timestamps", `UPDATE users AS u SET last_ts = m.ts
+		FROM (SELECT name, max(ts) AS ts FROM (
+			SELECT recipient AS name, ts FROM messages UNION ALL SELECT sender, ts FROM messages) AS a GROUP BY name) AS m
+		WHERE u.name = m.name`},
 	{"group ids", `SELECT setval('groups_id_seq', greatest((SELECT max(id) FROM groups), 1))`},
 	{"mentions", `INSERT INTO group_mentions (member, group_id, seq)
 		SELECT DISTINCT j.m, l.group_id, l.seq

@@ -18,14 +18,15 @@ const migrationLock int64 = 0x71716d6967726174 // "qqmigrat"
 // bytea, because PostgreSQL text cannot hold a NUL byte.
 //
 // users.msg_seq is the last per-recipient seq given to a message to the
-// user, and users.last_ts the timestamp of that message: both move only
-// under the user's row lock, inside the Write that stores the message, so
-// seqs are gap-free and commit-ordered per recipient and timestamps never
-// decrease along them.
+// user, and users.last_ts the timestamp of the last message the user
+// sent or received: both move only under the user's row lock, inside the
+// Write that stores the message, so seqs are gap-free and commit-ordered
+// per recipient, and timestamps never decrease along them nor along a
+// conversation.
 //
 // messages.id is the store's total order (History and Export sort by
 // (ts, id)); it is drawn after the Write has locked its users, so along
-// one recipient's seq both ts and id grow.
+// one recipient's seq, and along a conversation, both ts and id grow.
 //
 // cids is the one key space of the (sender, cid) de-duplication keys of
 // direct and group messages: its primary key settles a race between two

@@ -471,3 +471,53 @@ func writeCACert(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestClockSkew writes one conversation alternately through two stores
+// whose clocks are a minute apart (two nodes): History keeps the order of
+// the writes, and timestamps never decrease along it.
+func TestClockSkew(t *testing.T) {
+	t.Parallel()
+	dsn := pgtesting.NewDB(t, server)
+	open := func(skew time.Duration) *pgstore.Store {
+		cfg := []byte(`{"dsn":"` + dsn + `","max_conns":2}`)
+		opts, err := pgstore.ParseConfig(plugins.Env{DataDir: t.TempDir()}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Now = func() time.Time { return time.Now().Add(skew) }
+		s, err := pgstore.Open(testCtx(t), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	ahead, behind := open(time.Minute), open(0)
+	createUsers(t, ahead, "alice", "bob")
+	var want []string
+	for i := range 6 {
+		st, from, to := ahead, "alice", "bob"
+		if i%2 == 1 {
+			st, from, to = behind, "bob", "alice"
+		}
+		res, err := st.Write(testCtx(t), &plugins.WriteBatch{Messages: []plugins.NewMessage{msg(from, to, fmt.Sprint(i), "")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, res[0].Message.ID)
+	}
+	hist, _, err := behind.History(testCtx(t), "alice", "bob", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, m := range hist {
+		got = append(got, m.ID)
+		if i > 0 && m.TS < hist[i-1].TS {
+			t.Errorf("timestamp %d decreases along the conversation: %d after %d", i, m.TS, hist[i-1].TS)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("History order = %v, want the order of the writes %v", got, want)
+	}
+}

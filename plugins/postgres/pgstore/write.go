@@ -166,13 +166,16 @@ func (s *Store) appendDirect(ctx context.Context, tx pgx.Tx, msgs []plugins.NewM
 		return results, nil
 	}
 	// One timestamp for the batch: now, but no earlier than the last
-	// message of any of its recipients, so timestamps never decrease
-	// along a recipient's seq.
+	// message any of its users sent or received, so that timestamps never
+	// decrease along a recipient's seq nor along a conversation, whatever
+	// the clocks of the nodes.
 	ts := s.now().UnixMilli()
 	var blockQ, friendQ [2][]string
 	for _, m := range msgs {
-		if u := users[m.To]; u != nil {
-			ts = max(ts, u.lastTS)
+		for _, name := range []string{m.To, m.From} {
+			if u := users[name]; u != nil {
+				ts = max(ts, u.lastTS)
+			}
 		}
 		blockQ[0], blockQ[1] = append(blockQ[0], m.To), append(blockQ[1], m.From)
 		if m.FriendsOnly {
@@ -249,6 +252,8 @@ func (s *Store) appendDirect(ctx context.Context, tx pgx.Tx, msgs []plugins.NewM
 		u := users[m.To]
 		u.seq++
 		u.lastTS, u.changed = ts, true
+		sender := users[m.From]
+		sender.lastTS, sender.changed = ts, true
 		id := newMsgID(ts)
 		_, err := tx.Exec(ctx, `INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, seq)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
