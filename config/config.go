@@ -408,7 +408,7 @@ const (
 // built-in storage plugin named plugin with its defaults, the keys and
 // values that plugin takes when they are left out (valued like YAML gives
 // them), or nil if plugin is not a built-in: "pebble" (the default plugin;
-// [Default] holds its map) or "sqlite". [Load] puts the keys the layers
+// [Default] holds its map), "sqlite" or "postgres". [Load] puts the keys the layers
 // set on top of them.
 func StorageDefaults(plugin string) map[string]any {
 	switch plugin {
@@ -427,6 +427,21 @@ func StorageDefaults(plugin string) map[string]any {
 			"path":         "qq.db",
 			"synchronous":  "full",
 			"dedup_window": "24h",
+		}
+	case "postgres":
+		// plugins/postgres/pgstore, ParseConfig: a local server, user
+		// and database qq, no TLS (set sslmode and the certificates, or
+		// put them in the dsn, for a remote server). max_conns and
+		// min_conns 0 are pgx's defaults (the larger of 4 and the
+		// number of CPUs; none kept open).
+		return map[string]any{
+			"dsn":               "postgres://qq@127.0.0.1:5432/qq?sslmode=disable",
+			"max_conns":         0,
+			"min_conns":         0,
+			"max_conn_lifetime": "1h",
+			"connect_timeout":   "10s",
+			"statement_timeout": "30s",
+			"dedup_window":      "24h",
 		}
 	}
 	return nil

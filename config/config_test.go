@@ -756,6 +756,9 @@ func TestStorageConfig(t *testing.T) {
 				"tuning": map[string]any{"a": 1, "b": "2"}}},
 		{"pebble chosen", config.Options{File: writeFile(t, "storage: {plugin: pebble, config: {path: /fast/qq.pebble}}\n")},
 			map[string]any{"path": "/fast/qq.pebble", "sync": true, "dedup_window": "24h", "cache_mb": 128, "memtable_mb": 64}},
+		{"postgres chosen", config.Options{File: writeFile(t, "storage: {plugin: postgres, config: {dsn: \"postgres://qq@db:5432/qq\", sslmode: verify-full}}\n")},
+			map[string]any{"dsn": "postgres://qq@db:5432/qq", "sslmode": "verify-full", "max_conns": 0, "min_conns": 0,
+				"max_conn_lifetime": "1h", "connect_timeout": "10s", "statement_timeout": "30s", "dedup_window": "24h"}},
 		{"sqlite chosen, then pebble in the environment", config.Options{
 			File: writeFile(t, "storage: {plugin: sqlite}\n"),
 			Env:  []string{"QQD_STORAGE__PLUGIN=pebble"}},

@@ -21,6 +21,7 @@ import (
 	"github.com/qqchat/qq/daemon/daemontest"
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
+	"github.com/qqchat/qq/plugins/postgres/pgtest/pgtesting"
 )
 
 // TestMain lets the test binary act as qqd itself when QQ_TEST_RUN_AS_QQD is
@@ -37,8 +38,20 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(daemontest.RunWithPrivateTmp(m))
+	pg = pgtesting.NewLazy() // before TMPDIR turns private
+	code := daemontest.RunWithPrivateTmp(m)
+	if err := pg.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "close PostgreSQL:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
+
+// pg is the PostgreSQL server of the tests that need one, started on
+// first use; owned by TestMain.
+var pg *pgtesting.Lazy
 
 // defaultStorage is the storage plugin qqd runs on its embedded defaults:
 // the tests that start qqd without choosing one run on it.

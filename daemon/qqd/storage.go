@@ -17,18 +17,21 @@ import (
 
 // storageUsage is the help of "qqd storage".
 const storageUsage = `usage:
-  qqd storage export  [-config qq.yaml | -plugin sqlite|pebble -path P] [-o file]
-  qqd storage import  (-config qq.yaml | -plugin sqlite|pebble -path P) [-i file]
+  qqd storage export  [-config qq.yaml | -plugin sqlite|pebble -path P | -plugin postgres -dsn URL] [-o file]
+  qqd storage import  (-config qq.yaml | -plugin sqlite|pebble -path P | -plugin postgres -dsn URL) [-i file]
   qqd storage migrate -from-plugin sqlite -from P -to-plugin pebble -to P2
-  qqd storage inspect [-config qq.yaml | -plugin sqlite|pebble -path P | -i dump] [-json]
+  qqd storage inspect [-config qq.yaml | -plugin sqlite|pebble -path P | -plugin postgres -dsn URL | -i dump] [-json]
 
 Offline tools for the built-in storages: run them on a stopped qqd or on a
 copy of its data. export writes a dump (JSON lines) to stdout or -o;
 import loads one (stdin or -i) into a new store, which must not exist and
 is removed again if anything fails; migrate streams one store into a new
 one and verifies it; inspect prints what a store or a dump holds. Without
--config or -plugin, the store is the one of qqd's defaults. See
-docs/operations.md, "Export, inspect and migrate storage".`
+-config or -plugin, the store is the one of qqd's defaults. A postgres
+store is a database named by its DSN (postgres://user@host:5432/db?...),
+which migrate takes as -from or -to: a new one is an existing, empty
+database (CREATE DATABASE it first), emptied again if anything fails.
+See docs/operations.md, "Export, inspect and migrate storage".`
 
 // runStorage is "qqd storage ...": flag parsing only; the work is
 // package storagetool's.
@@ -71,10 +74,10 @@ func runStorage(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fs.StringVar(&in, "i", "", "inspect the dump `file` instead of a store")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	case "migrate":
-		fs.StringVar(&fromPlugin, "from-plugin", "sqlite", "storage `plugin` of the source: sqlite or pebble")
-		fs.StringVar(&from, "from", "", "`path` of the source store")
-		fs.StringVar(&toPlugin, "to-plugin", "pebble", "storage `plugin` of the new store: sqlite or pebble")
-		fs.StringVar(&to, "to", "", "`path` of the new store (must not exist)")
+		fs.StringVar(&fromPlugin, "from-plugin", "sqlite", "storage `plugin` of the source: sqlite, pebble or postgres")
+		fs.StringVar(&from, "from", "", "`path` of the source store (the DSN for postgres)")
+		fs.StringVar(&toPlugin, "to-plugin", "pebble", "storage `plugin` of the new store: sqlite, pebble or postgres")
+		fs.StringVar(&to, "to", "", "`path` of the new store, which must not exist (the DSN of an empty database for postgres)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -178,30 +181,43 @@ func runStorage(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	return sum.WriteText(stdout)
 }
 
-// storeFlags name a store: -config, or -plugin and -path.
+// storeFlags name a store: -config, or -plugin and -path (-dsn for
+// postgres).
 type storeFlags struct {
-	config, plugin, path string
+	config, plugin, path, dsn string
 }
 
 func (s *storeFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&s.config, "config", "", "the store of the qqd configured by YAML `file`")
-	fs.StringVar(&s.plugin, "plugin", "", "storage `plugin`: sqlite or pebble (with -path)")
+	fs.StringVar(&s.plugin, "plugin", "", "storage `plugin`: sqlite or pebble (with -path), postgres (with -dsn)")
 	fs.StringVar(&s.path, "path", "", "`path` of the store: the SQLite file or the Pebble directory")
+	fs.StringVar(&s.dsn, "dsn", "", "PostgreSQL connection `URL` of a postgres store: postgres://user@host:5432/db?sslmode=...")
 }
 
-func (s *storeFlags) set() bool { return s.config != "" || s.plugin != "" || s.path != "" }
+func (s *storeFlags) set() bool {
+	return s.config != "" || s.plugin != "" || s.path != "" || s.dsn != ""
+}
 
 // store is the store the flags name: the configured one (qqd's defaults
-// without -config), or -plugin at -path.
+// without -config), or -plugin at -path (-dsn).
 func (s *storeFlags) store(cmd string) (storagetool.Store, error) {
-	if s.plugin != "" || s.path != "" {
+	if s.plugin != "" || s.path != "" || s.dsn != "" {
 		if s.config != "" {
-			return storagetool.Store{}, fmt.Errorf("storage %s: -config or -plugin and -path, not both", cmd)
+			return storagetool.Store{}, fmt.Errorf("storage %s: -config or -plugin and -path (-dsn), not both", cmd)
 		}
-		if s.plugin == "" || s.path == "" {
-			return storagetool.Store{}, fmt.Errorf("storage %s: -plugin and -path go together", cmd)
+		where, what := s.path, "-path"
+		if s.plugin == "postgres" {
+			where, what = s.dsn, "-dsn"
+			if s.path != "" {
+				return storagetool.Store{}, fmt.Errorf("storage %s: a postgres store is named by -dsn, not -path", cmd)
+			}
+		} else if s.dsn != "" {
+			return storagetool.Store{}, fmt.Errorf("storage %s: -dsn goes with -plugin postgres", cmd)
 		}
-		st, err := storagetool.At(s.plugin, s.path)
+		if s.plugin == "" || where == "" {
+			return storagetool.Store{}, fmt.Errorf("storage %s: -plugin and %s go together", cmd, what)
+		}
+		st, err := storagetool.At(s.plugin, where)
 		if err != nil {
 			return storagetool.Store{}, fmt.Errorf("storage %s: %w", cmd, err)
 		}

@@ -266,7 +266,7 @@ func TestStorageConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err := runStorageCmd(t, "export", "-config", third)
-	if err == nil || !strings.Contains(err.Error(), "export/import supports the built-in storages sqlite and pebble") {
+	if err == nil || !strings.Contains(err.Error(), "export/import supports the built-in storages sqlite, pebble and postgres") {
 		t.Errorf("export of a third-party storage = %v", err)
 	}
 	for _, args := range [][]string{

@@ -1,16 +1,20 @@
 // Package storagetool is what `qqd storage` does: export a store to a
 // dump, import a dump into a new store, migrate one store into another
-// (SQLite to Pebble, or back) without a file in between, and inspect a
-// store or a dump. It works on the built-in storages only, opened in this
-// process (sqlitestore, pebblestore), and offline: the store must not be
-// open in a running qqd (Pebble refuses a second opener; SQLite would
-// allow one, so run the tools on a stopped daemon or on a copy).
+// (SQLite, Pebble, PostgreSQL, either way) without a file in between, and
+// inspect a store or a dump. It works on the built-in storages only,
+// opened in this process (sqlitestore, pebblestore, pgstore), and offline:
+// the store must not be open in a running qqd (Pebble refuses a second
+// opener; SQLite and PostgreSQL would allow one, so run the tools on a
+// stopped daemon or on a copy).
 //
 // Every import goes into a store the tool creates (the target must not
 // exist) and removes again on any failure; it is checked by
 // storagedump.Load or storagedump.Copy (order, counts, the trailer), and
 // a migration is verified at the end by reading the new store back and
-// comparing its counts with the source's.
+// comparing its counts with the source's. A PostgreSQL store is a
+// database, which the tool does not create: the target database must
+// exist and be empty (it gets the schema), and "removing" it on failure
+// empties it again.
 package storagetool
 
 import (
@@ -22,21 +26,23 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/qqchat/qq/config"
 	"github.com/qqchat/qq/plugins"
 	"github.com/qqchat/qq/plugins/pebble/pebblestore"
+	"github.com/qqchat/qq/plugins/postgres/pgstore"
 	"github.com/qqchat/qq/plugins/sqlite/sqlitestore"
 	"github.com/qqchat/qq/plugins/storagedump"
 )
 
 // ErrNotBuiltin: the store is not one of the built-in storages.
-var ErrNotBuiltin = errors.New("export/import supports the built-in storages sqlite and pebble")
+var ErrNotBuiltin = errors.New("export/import supports the built-in storages sqlite, pebble and postgres")
 
 // Store names a store: a built-in storage plugin and its configuration,
 // as qq.yaml gives them.
 type Store struct {
-	// Plugin is "sqlite" or "pebble".
+	// Plugin is "sqlite", "pebble" or "postgres".
 	Plugin string
 	// Config is the plugin's configuration (JSON), as under storage.config
 	// in qq.yaml.
@@ -45,10 +51,26 @@ type Store struct {
 	DataDir string
 }
 
-// At is the store of plugin at path (a SQLite file, a Pebble directory).
+// At is the store of plugin at path (a SQLite file, a Pebble directory),
+// or, for postgres, the database of the DSN path.
 func At(plugin, path string) (Store, error) {
 	if path == "" {
 		return Store{}, errors.New("no path")
+	}
+	if plugin == "postgres" {
+		conf, err := json.Marshal(map[string]string{"dsn": path})
+		if err != nil {
+			return Store{}, err
+		}
+		wd, err := os.Getwd()
+		if err != nil {
+			return Store{}, err
+		}
+		s := Store{Plugin: plugin, Config: conf, DataDir: wd}
+		if _, err := s.options(); err != nil {
+			return Store{}, err
+		}
+		return s, nil
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -84,8 +106,8 @@ func FromConfig(cfg *config.Config) (Store, error) {
 	return s, nil
 }
 
-// options are the Options of s's plugin: sqlitestore.Options or
-// pebblestore.Options. The de-duplication window is 0 (keep every cid):
+// options are the Options of s's plugin: sqlitestore.Options,
+// pebblestore.Options or pgstore.Options. The de-duplication window is 0 (keep every cid):
 // the tools never prune, so that an export changes nothing in its source.
 func (s Store) options() (any, error) {
 	env := plugins.Env{DataDir: s.DataDir}
@@ -104,19 +126,57 @@ func (s Store) options() (any, error) {
 		}
 		o.DedupWindow = 0
 		return o, nil
+	case "postgres":
+		o, err := pgstore.ParseConfig(env, s.Config)
+		if err != nil {
+			return nil, err
+		}
+		o.DedupWindow = 0
+		return o, nil
 	}
 	return nil, fmt.Errorf("storage %q: %w", s.Plugin, ErrNotBuiltin)
 }
 
-// Path is the database's path: the SQLite file or the Pebble directory.
+// Path is the database's path: the SQLite file or the Pebble directory;
+// for postgres, where the DSN connects (user@host:port/database, no
+// password).
 func (s Store) Path() string {
 	switch o, _ := s.options(); o := o.(type) {
 	case sqlitestore.Options:
 		return o.Path
 	case pebblestore.Options:
 		return o.Path
+	case pgstore.Options:
+		return o.Location()
 	}
 	return ""
+}
+
+// exists reports whether there is a store at s: a file or directory at
+// its path, or, for postgres, a database that holds data (one that does
+// not exist at all is an error).
+func (s Store) exists(ctx context.Context) (bool, error) {
+	opts, err := s.options()
+	if err != nil {
+		return false, err
+	}
+	if o, ok := opts.(pgstore.Options); ok {
+		st, err := pgstore.Open(ctx, o)
+		if err != nil {
+			return false, err
+		}
+		defer st.Close()
+		empty, err := st.Empty(ctx)
+		return !empty, err
+	}
+	switch _, err := os.Lstat(s.Path()); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, os.ErrNotExist):
+		return false, nil
+	default:
+		return false, err
+	}
 }
 
 // String describes s for messages: "sqlite /var/lib/qqd/qq.db".
@@ -128,6 +188,10 @@ func (s Store) open(ctx context.Context, create bool) (dumpStore, error) {
 	opts, err := s.options()
 	if err != nil {
 		return nil, err
+	}
+	if o, ok := opts.(pgstore.Options); ok {
+		// exists (into) checked that a new one is empty.
+		return pgstore.Open(ctx, o)
 	}
 	path := s.Path()
 	switch _, err := os.Lstat(path); {
@@ -161,8 +225,21 @@ func (s Store) open(ctx context.Context, create bool) (dumpStore, error) {
 }
 
 // remove deletes the store s the tool created: the SQLite file with its
-// -wal and -shm files, or the Pebble directory.
+// -wal and -shm files, or the Pebble directory; a PostgreSQL database,
+// which was empty, is emptied again.
 func (s Store) remove() error {
+	if opts, _ := s.options(); opts != nil {
+		if o, ok := opts.(pgstore.Options); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			st, err := pgstore.Open(ctx, o)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return st.Truncate(ctx)
+		}
+	}
 	path := s.Path()
 	if s.Plugin == "pebble" {
 		return os.RemoveAll(path)
@@ -261,7 +338,7 @@ func Import(ctx context.Context, r io.Reader, dst Store) (*storagedump.Summary, 
 // be the source's. On any failure it removes dst. It returns the source's
 // Summary.
 func Migrate(ctx context.Context, src, dst Store) (_ *storagedump.Summary, err error) {
-	if src.Path() == dst.Path() {
+	if src.Plugin == dst.Plugin && src.Path() == dst.Path() {
 		return nil, fmt.Errorf("migrate: %s is both source and target", src)
 	}
 	st, err := src.open(ctx, false)
@@ -288,12 +365,14 @@ func into(ctx context.Context, dst Store, fill func(storagedump.Importer) error,
 	// again with it.
 	parent := filepath.Dir(dst.Path())
 	_, perr := os.Stat(parent)
-	newParent := errors.Is(perr, os.ErrNotExist)
-	switch _, err := os.Lstat(dst.Path()); {
-	case err == nil:
-		return fmt.Errorf("%s exists: the target must be a new store", dst)
-	case !errors.Is(err, os.ErrNotExist):
+	newParent := errors.Is(perr, os.ErrNotExist) && dst.Plugin != "postgres"
+	switch exists, err := dst.exists(ctx); {
+	case err != nil:
 		return err
+	case exists && dst.Plugin == "postgres":
+		return fmt.Errorf("%s holds data: the target must be an empty database", dst)
+	case exists:
+		return fmt.Errorf("%s exists: the target must be a new store", dst)
 	}
 	// From here on, whatever is at dst.Path() is the tool's.
 	st, err := dst.open(ctx, true)
@@ -305,6 +384,14 @@ func into(ctx context.Context, dst Store, fill func(storagedump.Importer) error,
 		return err
 	}
 	defer func() {
+		if errors.Is(err, pgstore.ErrNotEmpty) {
+			// Someone wrote to the database since exists: not the
+			// tool's to empty.
+			if st != nil {
+				_ = st.Close()
+			}
+			return
+		}
 		if err != nil {
 			if st != nil {
 				_ = st.Close()
