@@ -73,7 +73,7 @@ func (s *Server) attachCluster() {
 	if s.cluster == nil {
 		return
 	}
-	s.cluster.router.Attach(s.pipe, enqueuer{}, func(user string) cluster.Presence {
+	s.cluster.router.Attach(msgPusher{s}, enqueuer{}, func(user string) cluster.Presence {
 		p := s.presence.Shown(user)
 		return cluster.Presence{State: p.State.String(), Text: p.Text}
 	})
@@ -84,6 +84,18 @@ func (s *Server) attachCluster() {
 func (s *Server) closeCluster() {
 	if s.cluster != nil {
 		s.cluster.node.Close()
+	}
+}
+
+// msgPusher is a route.Deliverer of direct messages for any goroutine
+// (the pipeline's own defers the write to the end of its batch, and is
+// for its goroutine only): it queues the frame and counts the push.
+type msgPusher struct{ s *Server }
+
+func (p msgPusher) Deliver(s *session, frame []byte) {
+	if s.enqueue(frame) {
+		s.msgsOut.Add(1)
+		p.s.msgsPushed.Add(1)
 	}
 }
 

@@ -18,8 +18,9 @@ import (
 type Router[S route.Session] struct {
 	local *route.Local[S]
 	node  *Node
-	// msgD delivers direct messages that came over the bus (counted as
-	// pushed messages); frameD any other frame.
+	// msgD delivers direct messages that came over the bus or were held
+	// (counted as pushed messages); it must be safe to call from any
+	// goroutine. frameD delivers any other frame.
 	msgD, frameD route.Deliverer[S]
 	// presenceOf returns what friends see of a user here, for the
 	// directory.
@@ -34,18 +35,21 @@ type userSeq struct {
 	mu     sync.Mutex
 	joined time.Time
 	// floor is the highest seq up to which everything was delivered (or
-	// is known settled); 0 until the first message is seen.
+	// is known settled), once known is set (at the first message).
 	floor int64
+	known bool
 	held  map[int64]heldMsg
 	// gap is set while a gap timer or fill is under way.
 	gap bool
 }
 
+// heldMsg is a message waiting for the ones before it. Whatever pushed
+// it, it is delivered through msgD: it may be released from another
+// goroutine than its pusher's (a bus arrival or a gap fill), and a local
+// pusher's Deliverer (the pipeline's) is for its own goroutine only.
 type heldMsg struct {
 	frame []byte
 	epoch uint64
-	bus   bool // came over the bus (msgD), else a local push (its d)
-	d     any
 }
 
 // NewRouter returns the router of node n. Attach must be called before
@@ -151,13 +155,13 @@ func (r *Router[S]) PushSeq(user string, epoch uint64, seq int64, frame []byte, 
 		return
 	}
 	r.node.publish(user, kindMsg, seq, frame)
-	r.offer(user, seq, frame, epoch, d, false)
+	r.offer(user, seq, frame, epoch, d)
 }
 
 // remote takes a push that another node published for a user here.
 func (r *Router[S]) remote(user, kind string, seq int64, frame []byte) {
 	if kind == kindMsg && seq > 0 {
-		r.offer(user, seq, frame, route.AllEpochs, r.msgD, true)
+		r.offer(user, seq, frame, route.AllEpochs, r.msgD)
 		return
 	}
 	r.local.Push(user, route.AllEpochs, frame, r.frameD)
@@ -175,7 +179,7 @@ func (r *Router[S]) seqOf(user string) *userSeq {
 // already. The first message of a user here is held too while the
 // pending messages are read once, to learn which seqs came before it
 // since the user's first session here joined.
-func (r *Router[S]) offer(user string, seq int64, frame []byte, epoch uint64, d route.Deliverer[S], bus bool) {
+func (r *Router[S]) offer(user string, seq int64, frame []byte, epoch uint64, d route.Deliverer[S]) {
 	u := r.seqOf(user)
 	if u == nil {
 		return // no session here (any more)
@@ -186,12 +190,12 @@ func (r *Router[S]) offer(user string, seq int64, frame []byte, epoch uint64, d 
 		r.node.m.duplicates.Inc()
 		return
 	}
-	if u.floor == 0 || seq != u.floor+1 {
-		u.held[seq] = heldMsg{frame: slices.Clone(frame), epoch: epoch, bus: bus, d: d}
+	if !u.known || seq != u.floor+1 {
+		u.held[seq] = heldMsg{frame: slices.Clone(frame), epoch: epoch}
 		if !u.gap {
 			u.gap = true
 			wait := GapWait
-			if u.floor == 0 {
+			if !u.known {
 				wait = 0
 			}
 			time.AfterFunc(wait, func() { r.fillGap(user, u) })
@@ -216,7 +220,7 @@ func (r *Router[S]) drainLocked(user string, u *userSeq) {
 			return
 		}
 		delete(u.held, u.floor+1)
-		r.deliverLocked(user, u, u.floor+1, h.frame, h.epoch, r.deliverer(h))
+		r.deliverLocked(user, u, u.floor+1, h.frame, h.epoch, r.msgD)
 	}
 }
 
@@ -233,16 +237,9 @@ func (r *Router[S]) flushLocked(user string, u *userSeq) {
 		}
 		h := u.held[next]
 		delete(u.held, next)
-		r.deliverLocked(user, u, next, h.frame, h.epoch, r.deliverer(h))
+		r.deliverLocked(user, u, next, h.frame, h.epoch, r.msgD)
 		r.drainLocked(user, u)
 	}
-}
-
-func (r *Router[S]) deliverer(h heldMsg) route.Deliverer[S] {
-	if h.bus {
-		return r.msgD
-	}
-	return h.d.(route.Deliverer[S])
 }
 
 // fillGap runs when a message arrived ahead of a missing one and the gap
@@ -270,12 +267,12 @@ func (r *Router[S]) fillGap(user string, u *userSeq) {
 		return
 	}
 	u.gap = false
-	if u.floor == 0 {
+	if !u.known {
 		r.setFloorLocked(u, msgs)
-		if u.floor == 0 {
+		if !u.known {
 			for s := range u.held {
-				if u.floor == 0 || s-1 < u.floor {
-					u.floor = s - 1
+				if !u.known || s-1 < u.floor {
+					u.floor, u.known = s-1, true
 				}
 			}
 		}
@@ -292,7 +289,7 @@ func (r *Router[S]) setFloorLocked(u *userSeq, msgs []protocol.Message) {
 	cut := u.joined.Add(-sweepClockSkew).UnixMilli()
 	for i := range msgs {
 		if msgs[i].TS >= cut && msgs[i].Seq > 0 {
-			u.floor = msgs[i].Seq - 1
+			u.floor, u.known = msgs[i].Seq-1, true
 			return
 		}
 	}
@@ -310,7 +307,7 @@ func (r *Router[S]) catchUpLocked(u *userSeq, msgs []protocol.Message, source in
 			continue
 		}
 		r.node.m.recovered[source].Inc()
-		u.held[m.Seq] = heldMsg{frame: protocol.AppendPush(nil, m), epoch: route.AllEpochs, bus: true}
+		u.held[m.Seq] = heldMsg{frame: protocol.AppendPush(nil, m), epoch: route.AllEpochs}
 	}
 }
 
@@ -344,10 +341,10 @@ func (r *Router[S]) sweep(ctx context.Context) {
 		}
 		u.mu.Lock()
 		if !u.gap {
-			if u.floor == 0 {
+			if !u.known {
 				r.setFloorLocked(u, msgs)
 			}
-			if u.floor > 0 {
+			if u.known {
 				r.catchUpLocked(u, msgs, 1)
 				r.flushLocked(name, u)
 			}
