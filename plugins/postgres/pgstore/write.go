@@ -127,12 +127,16 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, b *plugins.WriteBatch) ([]
 	if err != nil {
 		return nil, first, fmt.Errorf("append group messages: %w", err)
 	}
+	var ackUsers, ackIDs []string
 	for _, a := range b.Acks {
-		if len(a.MsgIDs) == 0 {
-			continue
+		for _, id := range a.MsgIDs {
+			ackUsers, ackIDs = append(ackUsers, a.User), append(ackIDs, id)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE messages SET pending = false
-			WHERE recipient = $1 AND msg_id = ANY($2::text[]) AND pending`, a.User, a.MsgIDs); err != nil {
+	}
+	if len(ackIDs) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE messages AS m SET pending = false
+			FROM unnest($1::text[], $2::text[]) AS a(recipient, msg_id)
+			WHERE m.msg_id = a.msg_id AND m.recipient = a.recipient AND m.pending`, ackUsers, ackIDs); err != nil {
 			return nil, first, fmt.Errorf("ack: %w", err)
 		}
 	}
@@ -158,8 +162,14 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, b *plugins.WriteBatch) ([]
 	return append(results, groupResults...), first, nil
 }
 
+// cidKey is a de-duplication key.
+type cidKey struct{ from, cid string }
+
 // appendDirect stores, inside tx, the direct messages of a batch, whose
-// users are locked (users: those that exist).
+// users are locked (users: those that exist). Its cost in round trips
+// does not grow with the batch: one statement claims every new cid, one
+// looks up the messages of the cids found taken, one COPY stores the
+// messages.
 func (s *Store) appendDirect(ctx context.Context, tx pgx.Tx, msgs []plugins.NewMessage, users map[string]*userRow, first *firstNew) ([]plugins.AppendResult, error) {
 	results := make([]plugins.AppendResult, len(msgs))
 	if len(msgs) == 0 {
@@ -195,59 +205,96 @@ func (s *Store) appendDirect(ctx context.Context, tx pgx.Tx, msgs []plugins.NewM
 		}
 	}
 
+	// The checks, message by message: refused[i] is why message i is
+	// not stored (unless its cid names a stored message).
+	refused := make([]error, len(msgs))
 	for i, m := range msgs {
-		if i%ctxCheckEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
-		var refused error
 		for _, name := range []string{m.To, m.From} {
 			if u := users[name]; u == nil || !u.live {
-				refused = fmt.Errorf("pgstore: user %q: %w", name, plugins.ErrUnknownUser)
+				refused[i] = fmt.Errorf("pgstore: user %q: %w", name, plugins.ErrUnknownUser)
 				break
 			}
 		}
-		if refused == nil {
+		if refused[i] == nil {
 			switch {
 			case blocked[pair{m.To, m.From}]:
-				refused = fmt.Errorf("pgstore: %q blocks %q: %w", m.To, m.From, plugins.ErrBlocked)
+				refused[i] = fmt.Errorf("pgstore: %q blocks %q: %w", m.To, m.From, plugins.ErrBlocked)
 			case m.FriendsOnly && m.From != m.To && !friends[pair{m.From, m.To}]:
-				refused = fmt.Errorf("pgstore: %q and %q: %w", m.From, m.To, plugins.ErrNotFriends)
+				refused[i] = fmt.Errorf("pgstore: %q and %q: %w", m.From, m.To, plugins.ErrNotFriends)
 			}
 		}
-		if refused != nil {
-			// A retry of a message stored before is answered with it,
-			// whatever the checks say now.
-			if m.CID != "" {
-				r, found, err := storedCID(ctx, tx, m.From, m.CID)
-				if err != nil {
-					return nil, err
-				}
-				if found {
-					results[i] = r
-					continue
-				}
-			}
-			results[i].Err = refused
-			continue
+	}
+	// Claim the cids of the messages that passed (each key once): a key
+	// not claimed is taken, by a message stored before (perhaps by a
+	// transaction on another node that the claim waited for). Look up
+	// the messages of the taken keys, and of the refused messages' keys.
+	var claim [2][]string
+	claiming := map[cidKey]bool{}
+	for i, m := range msgs {
+		k := cidKey{m.From, m.CID}
+		if m.CID != "" && refused[i] == nil && !claiming[k] {
+			claiming[k] = true
+			claim[0], claim[1] = append(claim[0], m.From), append(claim[1], m.CID)
 		}
+	}
+	claimed := map[pair]bool{}
+	if len(claim[0]) > 0 {
+		rows, err := tx.Query(ctx, `INSERT INTO cids (sender, cid, ts)
+			SELECT sender, cid, $3 FROM unnest($1::text[], $2::text[]) AS k(sender, cid)
+			ON CONFLICT DO NOTHING RETURNING sender, cid`, claim[0], claim[1], ts)
+		if err != nil {
+			return nil, fmt.Errorf("claim cids: %w", err)
+		}
+		a, b, err := collectPairs(rows)
+		if err != nil {
+			return nil, fmt.Errorf("claim cids: %w", err)
+		}
+		for i := range a {
+			claimed[pair{a[i], b[i]}] = true
+		}
+	}
+	var look []plugins.CIDKey
+	for i, m := range msgs {
+		if m.CID != "" && (refused[i] != nil || !claimed[pair{m.From, m.CID}]) {
+			look = append(look, plugins.CIDKey{From: m.From, CID: m.CID})
+		}
+	}
+	existing := map[cidKey]plugins.AppendResult{}
+	if len(look) > 0 {
+		found, err := lookupCIDs(ctx, tx, look)
+		if err != nil {
+			return nil, fmt.Errorf("look up cids: %w", err)
+		}
+		for i, k := range look {
+			if found[i].Duplicate {
+				existing[cidKey{k.From, k.CID}] = found[i]
+			}
+		}
+	}
+
+	// In order, as if one by one: a retry of a message stored before (in
+	// an earlier batch or earlier in this one) is answered with it,
+	// whatever the checks say now; the others are stored or refused.
+	inBatch := map[cidKey]plugins.AppendResult{}
+	var rows [][]any
+	for i, m := range msgs {
+		k := cidKey{m.From, m.CID}
 		if m.CID != "" {
-			taken, err := takeCID(ctx, tx, m.From, m.CID, ts)
-			if err != nil {
-				return nil, err
-			}
-			if taken {
-				r, found, err := storedCID(ctx, tx, m.From, m.CID)
-				if err != nil {
-					return nil, err
-				}
-				if !found {
-					return nil, fmt.Errorf("the cid %q of %q is taken but names no message", m.CID, m.From)
-				}
+			if r, ok := inBatch[k]; ok {
 				results[i] = r
 				continue
 			}
+			if r, ok := existing[k]; ok {
+				results[i] = r
+				continue
+			}
+		}
+		if refused[i] != nil {
+			results[i].Err = refused[i]
+			continue
+		}
+		if m.CID != "" && !claimed[pair{m.From, m.CID}] {
+			return nil, fmt.Errorf("the cid %q of %q is taken but names no message", m.CID, m.From)
 		}
 		u := users[m.To]
 		u.seq++
@@ -255,18 +302,26 @@ func (s *Store) appendDirect(ctx context.Context, tx pgx.Tx, msgs []plugins.NewM
 		sender := users[m.From]
 		sender.lastTS, sender.changed = ts, true
 		id := newMsgID(ts)
-		_, err := tx.Exec(ctx, `INSERT INTO messages (msg_id, sender, recipient, conv, body, ts, cid, status, seq)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			id, m.From, m.To, convKey(m.From, m.To), []byte(m.Body), ts, nullable(m.CID), string(m.Status), u.seq)
-		if err != nil {
-			return nil, fmt.Errorf("insert: %w", err)
-		}
+		rows = append(rows, []any{id, m.From, m.To, convKey(m.From, m.To), []byte(m.Body), ts, nullable(m.CID), string(m.Status), u.seq})
 		if first.msgID == "" {
 			*first = firstNew{msgID: id}
 		}
 		results[i] = plugins.AppendResult{
 			Message: protocol.Message{ID: id, From: m.From, To: m.To, Body: m.Body, TS: ts, Seq: u.seq},
 			Status:  m.Status,
+		}
+		if m.CID != "" {
+			dup := results[i]
+			dup.Duplicate = true
+			inBatch[k] = dup
+		}
+	}
+	if len(rows) > 0 {
+		// COPY keeps the rows' order: their ids (the total order) follow
+		// the batch.
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"},
+			[]string{"msg_id", "sender", "recipient", "conv", "body", "ts", "cid", "status", "seq"}, pgx.CopyFromRows(rows)); err != nil {
+			return nil, fmt.Errorf("insert: %w", err)
 		}
 	}
 	return results, nil
@@ -345,6 +400,22 @@ func (s *Store) LookupCIDs(ctx context.Context, keys []plugins.CIDKey) ([]plugin
 	if s.closed.Load() {
 		return nil, fmt.Errorf("pgstore: lookup cids: %w", ErrClosed)
 	}
+	// One snapshot for both kinds.
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: lookup cids: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	results, err := lookupCIDs(ctx, tx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: lookup cids: %w", err)
+	}
+	return results, nil
+}
+
+// lookupCIDs is LookupCIDs inside tx: two statements, whatever the number
+// of keys.
+func lookupCIDs(ctx context.Context, tx pgx.Tx, keys []plugins.CIDKey) ([]plugins.AppendResult, error) {
 	results := make([]plugins.AppendResult, len(keys))
 	var (
 		idx         []int32
@@ -358,17 +429,11 @@ func (s *Store) LookupCIDs(ctx context.Context, keys []plugins.CIDKey) ([]plugin
 	if len(idx) == 0 {
 		return results, nil
 	}
-	// One snapshot for both kinds.
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: lookup cids: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	rows, err := tx.Query(ctx, `SELECT k.i, m.status, m.msg_id, m.sender, m.recipient, m.body, m.ts, m.seq
 		FROM unnest($1::int[], $2::text[], $3::text[]) AS k(i, sender, cid)
 		JOIN messages AS m ON m.sender = k.sender AND m.cid = k.cid`, idx, froms, cids)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: lookup cids: %w", err)
+		return nil, err
 	}
 	for rows.Next() {
 		var (
@@ -378,20 +443,20 @@ func (s *Store) LookupCIDs(ctx context.Context, keys []plugins.CIDKey) ([]plugin
 		)
 		if err := scanMessage(rows, &r.Message, &i, &status); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("pgstore: lookup cids: %w", err)
+			return nil, err
 		}
 		r.Status = protocol.Status(status)
 		results[i] = r
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgstore: lookup cids: %w", err)
+		return nil, err
 	}
 	rows, err = tx.Query(ctx, `SELECT k.i, `+entryColsL+`
 		FROM unnest($1::int[], $2::text[], $3::text[]) AS k(i, sender, cid)
 		JOIN group_log AS l ON l.sender = k.sender AND l.cid = k.cid`, idx, froms, cids)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: lookup cids: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -400,14 +465,11 @@ func (s *Store) LookupCIDs(ctx context.Context, keys []plugins.CIDKey) ([]plugin
 			e plugins.GroupEntry
 		)
 		if err := scanEntry(rows, &e, &i); err != nil {
-			return nil, fmt.Errorf("pgstore: lookup cids: %w", err)
+			return nil, err
 		}
 		if !results[i].Duplicate {
 			results[i] = plugins.AppendResult{Duplicate: true, Group: &e}
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgstore: lookup cids: %w", err)
-	}
-	return results, nil
+	return results, rows.Err()
 }
