@@ -55,13 +55,11 @@ run:
 # CLUSTER_DIR; runs until ^C or `make cluster-down`. Faults by hand:
 #   go run ./daemon/cluster/qqcluster kill -dir ./qqcluster-data -node b
 # (and start, stop, status, nats-stop/nats-start -nats I, pg-stop/pg-start).
-# QQCLUSTER_TAGS=qqpg builds its PostgreSQL support (plugins/postgres/pgtest);
 # CLUSTER_FLAGS='-dsn postgres://...' uses a running PostgreSQL instead.
 CLUSTER_DIR    ?= ./qqcluster-data
-QQCLUSTER_TAGS ?=
 CLUSTER_FLAGS  ?=
 cluster:
-	$(GO) run $(if $(QQCLUSTER_TAGS),-tags $(QQCLUSTER_TAGS)) ./daemon/cluster/qqcluster up -dir $(CLUSTER_DIR) $(CLUSTER_FLAGS)
+	$(GO) run ./daemon/cluster/qqcluster up -dir $(CLUSTER_DIR) $(CLUSTER_FLAGS)
 
 cluster-down:
 	$(GO) run ./daemon/cluster/qqcluster down -dir $(CLUSTER_DIR)

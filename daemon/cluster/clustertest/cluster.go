@@ -28,7 +28,7 @@ type Postgres interface {
 
 // ErrNoPostgres is StartPostgres's error in a build without PostgreSQL
 // support (without the qqpg build tag).
-var ErrNoPostgres = errors.New("clustertest built without PostgreSQL support: build with -tags qqpg (needs plugins/postgres/pgtest), or pass the DSN of a running PostgreSQL")
+var ErrNoPostgres = errors.New("clustertest: no PostgreSQL: install postgresql-15, or pass the DSN of a running PostgreSQL")
 
 // DatabaseName is the database Up creates for the cluster.
 const DatabaseName = "qq"

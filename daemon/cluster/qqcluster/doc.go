@@ -15,6 +15,5 @@
 // commands talk to a running up through its control socket in D.
 //
 // PostgreSQL: without -dsn, up starts its own through
-// plugins/postgres/pgtest, which needs the qqpg build tag until that
-// package is in the tree (go run -tags qqpg ./daemon/cluster/qqcluster).
+// plugins/postgres/pgtest, from Debian's postgresql-15 binaries.
 package main
