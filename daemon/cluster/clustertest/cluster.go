@@ -105,7 +105,12 @@ func Up(ctx context.Context, opts ClusterOptions) (_ *Cluster, err error) {
 			fmt.Fprintf(opts.Log, format+"\n", args...)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// 0755: PostgreSQL runs as the postgres user when this runs as root,
+	// and must reach its directory below dir.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	c := &Cluster{Dir: dir, DSN: opts.DSN}

@@ -101,7 +101,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // up runs the cluster until ctx ends.
 func up(ctx context.Context, opts clustertest.ClusterOptions, clean bool, stdout io.Writer) (err error) {
-	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil { // see clustertest.Up
 		return err
 	}
 	ln, err := clustertest.ListenControl(opts.Dir)
