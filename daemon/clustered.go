@@ -119,12 +119,9 @@ func (s *Server) shown(user string) presence.Presence {
 }
 
 func remotePresence(p cluster.Presence) presence.Presence {
-	if !p.Connected {
-		return presence.Presence{State: presence.Offline}
-	}
 	st, ok := presence.ParseState(p.State)
 	if !ok {
-		st = presence.Offline
+		return presence.Presence{State: presence.Offline}
 	}
 	return presence.Presence{State: st, Text: p.Text}
 }

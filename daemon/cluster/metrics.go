@@ -19,6 +19,7 @@ type metrics struct {
 	gapFills         prometheus.Counter
 	recovered        [2]prometheus.Counter // by gap fill, by sweep
 	duplicates       prometheus.Counter
+	heldDropped      prometheus.Counter
 	sweeps           prometheus.Counter
 	sweepErrors      prometheus.Counter
 	requests         prometheus.Counter
@@ -56,6 +57,7 @@ func newMetrics(n *Node) *metrics {
 	m.slowConsumer = counter("bus_slow_consumer_total", "Bus messages NATS dropped because this node did not take them fast enough (recovered like any lost push).")
 	m.gapFills = counter("gap_fills_total", "Storage reads made because a user's pushes arrived with a seq gap that did not close within the gap wait.")
 	m.duplicates = counter("bus_duplicates_total", "Direct message pushes not delivered again because this node had delivered their seq already.")
+	m.heldDropped = counter("held_dropped_total", "Pushes not held in memory while a user's seq gap was open (past 1024 per user); the gap fill reads them from storage.")
 	m.sweeps = counter("sweeps_total", "Sweeps run (each reads the pending messages of every user online here).")
 	m.sweepErrors = counter("sweep_errors_total", "Storage reads of a sweep or gap fill that failed (retried at the next one).")
 	m.requests = counter("requests_total", "Cluster-wide requests (users, sessions, kick, broadcast) this node asked.")

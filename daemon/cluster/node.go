@@ -83,7 +83,10 @@ type Session struct {
 
 // Presence is a user's state as the directory holds it: connected (has a
 // session), and what friends see (state and text; "offline" for an
-// invisible user).
+// invisible user). After the last session left, a node keeps publishing
+// the visible state until its presence.offline_debounce ends (Connected
+// false, State still online), so friends on other nodes see the same
+// debounce as friends on the user's node.
 type Presence struct {
 	Connected bool   `json:"c"`
 	State     string `json:"st,omitempty"`
@@ -237,10 +240,11 @@ func Start(cfg config.Cluster, opt Options) (*Node, error) {
 // after a reconnect. Router.Attach calls it once.
 func (n *Node) run(deliver func(user, kind string, seq int64, frame []byte), sweep func(ctx context.Context)) {
 	n.deliver, n.sweep = deliver, sweep
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.deliverLoop()
 	go n.heartbeatLoop()
 	go n.healthLoop()
+	go n.sweepLoop()
 }
 
 // Name returns the node's name.
@@ -512,7 +516,7 @@ func maps(m map[string]Presence) map[string]Presence {
 // session left) to the directory.
 func (n *Node) SetPresence(user string, p Presence) {
 	n.mu.Lock()
-	if !p.Connected {
+	if p.gone() {
 		delete(n.dirLocal, user)
 	} else {
 		n.dirLocal[user] = p
@@ -535,10 +539,10 @@ func (n *Node) onDirectory(msg *nats.Msg) {
 	switch {
 	case p.synced && ev.Seq == p.dirSeq+1, !p.synced && ev.Seq == 1:
 		p.dirSeq, p.synced = ev.Seq, true
-		if ev.P.Connected {
-			p.users[ev.User] = ev.P
-		} else {
+		if ev.P.gone() {
 			delete(p.users, ev.User)
+		} else {
+			p.users[ev.User] = ev.P
 		}
 		n.notifyPresenceLocked(ev.User)
 		n.mu.Unlock()
@@ -562,17 +566,24 @@ func (n *Node) notifyPresenceLocked(user string) {
 // any holds them; the visible state of the most present one.
 func (n *Node) remoteLocked(user string) Presence {
 	var best Presence
+	connected := false
 	for _, p := range n.peers {
 		pr, ok := p.users[user]
-		if !ok || !pr.Connected {
+		if !ok {
 			continue
 		}
-		if !best.Connected || rank(pr.State) > rank(best.State) {
+		connected = connected || pr.Connected
+		if rank(pr.State) > rank(best.State) {
 			best = pr
 		}
 	}
+	best.Connected = connected
 	return best
 }
+
+// gone reports whether p says nothing any more: no session, and nothing
+// visible left to show (the offline debounce is over).
+func (p Presence) gone() bool { return !p.Connected && (p.State == "" || p.State == "offline") }
 
 // rank orders states for merging several nodes' sessions of one user:
 // the most available wins.
@@ -747,23 +758,16 @@ func (n *Node) Peers() []string {
 // ---- health and fencing -------------------------------------------------
 
 // healthLoop checks NATS and the storage twice a second, fences the node
-// after FenceAfter without either, unfences it once both are back, and
-// runs the sweep.
+// after FenceAfter without either, and unfences it once both are back.
 func (n *Node) healthLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(healthEvery)
 	defer t.Stop()
-	sweep := time.NewTicker(n.cfg.SweepInterval)
-	defer sweep.Stop()
 	var probing atomic.Bool
 	for {
 		select {
 		case <-n.stop:
 			return
-		case <-n.sweepNow:
-			n.runSweep()
-		case <-sweep.C:
-			n.runSweep()
 		case <-t.C:
 			now := time.Now()
 			if n.nc.IsConnected() {
@@ -780,6 +784,25 @@ func (n *Node) healthLoop() {
 				}()
 			}
 			n.checkFence(now)
+		}
+	}
+}
+
+// sweepLoop runs the router's sweep every SweepInterval and after each
+// reconnect, in a goroutine of its own: a sweep reads storage once per
+// user here, and must not hold up the health checks.
+func (n *Node) sweepLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.sweepNow:
+			n.runSweep()
+		case <-t.C:
+			n.runSweep()
 		}
 	}
 }

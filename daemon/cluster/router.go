@@ -95,25 +95,31 @@ func (r *Router[S]) Leave(s S) {
 	r.mu.Unlock()
 	if last {
 		r.node.unsubscribe(user)
-		r.node.SetPresence(user, Presence{})
+		// Still shown as before until the debounce says otherwise
+		// (PresenceChanged).
+		p := r.presence(user)
+		p.Connected = false
+		r.node.SetPresence(user, p)
 	}
 }
 
+// presence is what friends see of user here, as connected.
 func (r *Router[S]) presence(user string) Presence {
-	p := Presence{Connected: true, State: "online"}
+	p := Presence{State: "online"}
 	if r.presenceOf != nil {
 		p = r.presenceOf(user)
-		p.Connected = true
 	}
+	p.Connected = true
 	return p
 }
 
 // PresenceChanged publishes user's new visible presence here to the
-// directory (a user with a session here).
+// directory (a user with a session here, or whose offline debounce here
+// just ended).
 func (r *Router[S]) PresenceChanged(user string) {
-	if r.local.Online(user) {
-		r.node.SetPresence(user, r.presence(user))
-	}
+	p := r.presence(user)
+	p.Connected = r.local.Online(user)
+	r.node.SetPresence(user, p)
 }
 
 // Online implements route.Router: a session here or on another node.
@@ -191,7 +197,12 @@ func (r *Router[S]) offer(user string, seq int64, frame []byte, epoch uint64, d 
 		return
 	}
 	if !u.known || seq != u.floor+1 {
-		u.held[seq] = heldMsg{frame: slices.Clone(frame), epoch: epoch}
+		if len(u.held) >= maxHeld {
+			// Storage has it: the fill reads it back.
+			r.node.m.heldDropped.Inc()
+		} else {
+			u.held[seq] = heldMsg{frame: slices.Clone(frame), epoch: epoch}
+		}
 		if !u.gap {
 			u.gap = true
 			wait := GapWait
@@ -247,6 +258,9 @@ func (r *Router[S]) flushLocked(user string, u *userSeq) {
 // here): it reads the user's pending messages and delivers, in seq order,
 // every one above the floor together with the held ones.
 func (r *Router[S]) fillGap(user string, u *userSeq) {
+	if r.seqOf(user) != u {
+		return // the user's sessions here are gone
+	}
 	u.mu.Lock()
 	if len(u.held) == 0 {
 		u.gap = false
@@ -310,6 +324,12 @@ func (r *Router[S]) catchUpLocked(u *userSeq, msgs []protocol.Message, source in
 		u.held[m.Seq] = heldMsg{frame: protocol.AppendPush(nil, m), epoch: route.AllEpochs}
 	}
 }
+
+// maxHeld bounds the messages held for one user while a gap is open (the
+// storage is slow or down); more are not kept in memory: they are in
+// storage, and the gap fill reads them back (up to sweepPage; later
+// sweeps read the rest as the user acks).
+const maxHeld = 1024
 
 // sweepPage bounds the pending messages one sweep reads per user.
 const sweepPage = 200
