@@ -73,9 +73,13 @@ func (s *Server) attachCluster() {
 	if s.cluster == nil {
 		return
 	}
-	s.cluster.router.Attach(msgPusher{s}, enqueuer{}, func(user string) cluster.Presence {
-		p := s.presence.Shown(user)
-		return cluster.Presence{State: p.State.String(), Text: p.Text}
+	s.cluster.router.Attach(msgPusher{s}, enqueuer{}, cluster.Hooks{
+		Presence: func(user string) cluster.Presence {
+			p := s.presence.Shown(user)
+			return cluster.Presence{State: p.State.String(), Text: p.Text}
+		},
+		Typing: func(user, from string) bool { return !s.presence.Blocks(user, from) },
+		Social: s.remoteSocial,
 	})
 }
 
@@ -278,4 +282,57 @@ func (s *Server) ClusterPeers() []string {
 		return nil
 	}
 	return s.cluster.node.Peers()
+}
+
+// pushTyping pushes a typing frame from from to user: here, and over the
+// bus to user's other nodes (which check blocks there); a single node
+// pushes it here only. It returns how many sessions here took it.
+func (s *Server) pushTypingTo(user, from string, frame []byte) int {
+	if s.cluster == nil {
+		return s.pushTo(user, frame)
+	}
+	var c enqueueCount
+	s.cluster.router.PushTyping(user, from, frame, &c)
+	return int(c)
+}
+
+// socialChanged tells the node(s) holding the other side of a friendship
+// or block change, so that their presence registries follow (a single
+// node changed its own registry already).
+func (s *Server) socialChanged(ev cluster.SocialEvent) {
+	if s.cluster == nil {
+		return
+	}
+	for _, u := range []string{ev.A, ev.B} {
+		s.cluster.router.PublishSocial(u, ev)
+	}
+}
+
+// remoteSocial applies another node's friendship or block change to the
+// registry here, and pushes the presence updates it brings (a new friend
+// sees the other's presence).
+func (s *Server) remoteSocial(user string, ev cluster.SocialEvent) {
+	switch ev.Op {
+	case "befriend":
+		s.pushPresences(s.presence.Befriend(ev.A, ev.B))
+		// The other side may be on another node: show what the
+		// directory says of them.
+		other := ev.A
+		if other == user {
+			other = ev.B
+		}
+		if !s.presence.Here(other) {
+			if p := s.shown(other); p.State != presence.Offline {
+				var c enqueueCount
+				s.router.PushHere(user, route.AllEpochs, presenceFrame(other, p), &c)
+				s.m.presencePushes.Add(float64(c))
+			}
+		}
+	case "unfriend":
+		s.presence.Unfriend(ev.A, ev.B)
+	case "block":
+		s.presence.Block(ev.A, ev.B)
+	case "unblock":
+		s.presence.Unblock(ev.A, ev.B)
+	}
 }

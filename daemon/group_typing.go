@@ -97,7 +97,7 @@ func (srv *Server) pushGroupTyping(from string, id int64, start bool) {
 		}
 		for user := range g.Members {
 			if user != from && !srv.presence.Blocks(user, from) {
-				srv.m.typingPushes.Add(float64(srv.pushTo(user, frame)))
+				srv.m.typingPushes.Add(float64(srv.pushTypingTo(user, from, frame)))
 			}
 		}
 		return nil

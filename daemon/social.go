@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/qqchat/qq/daemon/cluster"
 	"github.com/qqchat/qq/daemon/limit"
 	"github.com/qqchat/qq/daemon/presence"
 	"github.com/qqchat/qq/daemon/protocol"
@@ -157,7 +158,7 @@ func (srv *Server) pushTyping(from, to string, start bool) {
 		return
 	}
 	frame := protocol.StartFrame(nil, protocol.TypeTyping).Str("from", from).Str("state", typingStateName(start)).End()
-	srv.m.typingPushes.Add(float64(srv.pushTo(to, frame)))
+	srv.m.typingPushes.Add(float64(srv.pushTypingTo(to, from, frame)))
 }
 
 func typingStateName(start bool) string {
@@ -277,6 +278,17 @@ func (srv *Server) befriended(a, b string, since int64) {
 		srv.pushTo(p[0], protocol.StartFrame(nil, protocol.TypeFriendAdded).Str("user", p[1]).Int("since", since).End())
 	}
 	srv.pushPresences(srv.presence.Befriend(a, b))
+	srv.socialChanged(cluster.SocialEvent{Op: "befriend", A: a, B: b})
+	// On a cluster, a friend on another node: show them here.
+	for _, p := range [2][2]string{{a, b}, {b, a}} {
+		if srv.cluster != nil && !srv.presence.Here(p[1]) {
+			if pr := srv.shown(p[1]); pr.State != presence.Offline {
+				var c enqueueCount
+				srv.router.PushHere(p[0], route.AllEpochs, presenceFrame(p[1], pr), &c)
+				srv.m.presencePushes.Add(float64(c))
+			}
+		}
+	}
 }
 
 func (s *session) friendAnswer(req *protocol.Request, accept bool) {
@@ -347,6 +359,7 @@ func (s *session) friendRemove(req *protocol.Request) {
 		return
 	}
 	s.srv.presence.Unfriend(s.user, other)
+	s.srv.socialChanged(cluster.SocialEvent{Op: "unfriend", A: s.user, B: other})
 	s.replyOK(req.ID)
 	s.srv.pushTo(other, protocol.StartFrame(nil, protocol.TypeFriendRemoved).Str("user", s.user).End())
 }
@@ -417,6 +430,7 @@ func (s *session) block(req *protocol.Request) {
 		return
 	}
 	s.srv.presence.Block(s.user, target)
+	s.srv.socialChanged(cluster.SocialEvent{Op: "block", A: s.user, B: target})
 	s.srv.typing.Stop(target, s.user)
 	s.replyOK(req.ID)
 	if rerr == nil && rel.Friends {
@@ -442,6 +456,7 @@ func (s *session) unblock(req *protocol.Request) {
 		return
 	}
 	s.srv.presence.Unblock(s.user, target)
+	s.srv.socialChanged(cluster.SocialEvent{Op: "unblock", A: s.user, B: target})
 	s.replyOK(req.ID)
 }
 

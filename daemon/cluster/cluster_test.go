@@ -535,3 +535,32 @@ func TestNATSServerRestartLosesNothing(t *testing.T) {
 		daemontest.MetricValue(t, reg, "qqd_cluster_recovered_messages_total", "source", "gap"),
 		daemontest.MetricValue(t, reg, "qqd_cluster_nats_reconnects_total"))
 }
+
+// TestCrossNodeFriendshipAndBlock: a friendship made on one node shows
+// each side the other's presence on the other node, and a block made on
+// one node stops typing pushed from the other.
+func TestCrossNodeFriendshipAndBlock(t *testing.T) {
+	ns := startNATS(t)
+	c := startCluster(t, sharedDB(t), []string{ns.ClientURL()}, "a", "b")
+	mia := c.nodes[0].User(t, "mia")
+	ned := c.nodes[1].User(t, "ned")
+	mia.Send(`{"type":"friend_request","id":"f","to":"ned"}`)
+	await(t, mia, `{"type":"ok","id":"f"}`)
+	await(t, ned, `{"type":"friend_request","from":"mia"}`)
+	ned.Send(`{"type":"friend_accept","id":"a","user":"mia"}`)
+	await(t, ned, `{"type":"presence","user":"mia","state":"online"}`)
+	await(t, mia, `{"type":"presence","user":"ned","state":"online"}`)
+
+	// Later changes reach the other side: node a's registry learned of
+	// the friendship made on node b.
+	mia.Send(`{"type":"presence","id":"p","state":"busy"}`)
+	await(t, ned, `{"type":"presence","user":"mia","state":"busy"}`)
+
+	// ned blocks mia on node b: mia's typing from node a is not pushed.
+	ned.Send(`{"type":"block","id":"b","user":"mia"}`)
+	await(t, ned, `{"type":"ok","id":"b"}`)
+	time.Sleep(200 * time.Millisecond) // node a learns of the block (its friend list of mia)
+	mia.Send(`{"type":"typing","id":"t","to":"ned","state":"start"}`)
+	await(t, mia, `{"type":"ok","id":"t"}`)
+	ned.ExpectSilence(500 * time.Millisecond)
+}

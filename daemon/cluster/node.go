@@ -35,6 +35,9 @@ const (
 	hdrOrigin     = "o"        // the publishing node
 	kindMsg       = "m"        // a direct message push (seq set)
 	kindFrame     = "f"        // another push frame
+	hdrFrom       = "fr"       // kindTyping: who types
+	kindTyping    = "t"        // a typing push (hdrFrom set): the receiving node checks blocks
+	kindSocial    = "s"        // a friendship or block changed (see SocialEvent)
 	inboxChanSize = 1 << 16    // bus messages queued for the delivery goroutine
 	heartbeatMiss = 3          // heartbeats missed before a node counts as gone
 	storeProbeKey = "qq probe" // a user name that cannot exist (a space)
@@ -103,7 +106,7 @@ type Node struct {
 	nc   *nats.Conn
 
 	inbox   chan *nats.Msg
-	deliver func(user, kind string, seq int64, frame []byte)
+	deliver func(user, kind string, seq int64, from string, frame []byte)
 	// sweep is the router's sweep, run on each tick and after a
 	// reconnect.
 	sweep     func(ctx context.Context)
@@ -238,7 +241,7 @@ func Start(cfg config.Cluster, opt Options) (*Node, error) {
 // run starts the node's loops with the router's hooks: deliver takes the
 // pushes that arrive for users here, sweep runs on each sweep tick and
 // after a reconnect. Router.Attach calls it once.
-func (n *Node) run(deliver func(user, kind string, seq int64, frame []byte), sweep func(ctx context.Context)) {
+func (n *Node) run(deliver func(user, kind string, seq int64, from string, frame []byte), sweep func(ctx context.Context)) {
 	n.deliver, n.sweep = deliver, sweep
 	n.wg.Add(4)
 	go n.deliverLoop()
@@ -315,12 +318,15 @@ func (n *Node) unsubscribe(user string) {
 // never blocks: while NATS is down, nats.go buffers up to its reconnect
 // buffer and then fails, and the sweep after the reconnect recovers what
 // was lost.
-func (n *Node) publish(user, kind string, seq int64, frame []byte) {
+func (n *Node) publish(user, kind string, seq int64, from string, frame []byte) {
 	msg := &nats.Msg{Subject: subjUser + userToken(user), Data: frame, Header: nats.Header{}}
 	msg.Header[hdrKind] = []string{kind}
 	msg.Header[hdrOrigin] = []string{n.name}
 	if seq != 0 {
 		msg.Header[hdrSeq] = []string{strconv.FormatInt(seq, 10)}
+	}
+	if from != "" {
+		msg.Header[hdrFrom] = []string{from}
 	}
 	if err := n.nc.PublishMsg(msg); err != nil {
 		n.m.publishErrors.Inc()
@@ -352,7 +358,7 @@ func (n *Node) deliverLoop() {
 				seq, _ = strconv.ParseInt(s, 10, 64)
 			}
 			n.m.received[kindIndex(kind)].Inc()
-			n.deliver(user, kind, seq, msg.Data)
+			n.deliver(user, kind, seq, msg.Header.Get(hdrFrom), msg.Data)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"sync"
 	"time"
@@ -25,6 +26,8 @@ type Router[S route.Session] struct {
 	// presenceOf returns what friends see of a user here, for the
 	// directory.
 	presenceOf func(user string) Presence
+	// hooks are the host's for bus events that are more than a frame.
+	hooks Hooks
 
 	mu    sync.Mutex
 	users map[string]*userSeq
@@ -58,12 +61,48 @@ func NewRouter[S route.Session](n *Node) *Router[S] {
 	return &Router[S]{local: route.NewLocal[S](), node: n, users: make(map[string]*userSeq)}
 }
 
+// Hooks are what a host does with bus events that are more than a frame
+// to deliver.
+type Hooks struct {
+	// Presence returns what friends see of a user here, for the
+	// directory.
+	Presence func(user string) Presence
+	// Typing reports whether from's typing push may reach user here (user
+	// does not block from).
+	Typing func(user, from string) bool
+	// Social applies a friendship or block change that another node made
+	// to the state here (user has sessions here).
+	Social func(user string, ev SocialEvent)
+}
+
+// SocialEvent is a change of friendship or block between A and B that
+// the node holding the other side must apply (its presence registry).
+type SocialEvent struct {
+	Op string `json:"op"` // befriend, unfriend, block (A blocks B), unblock (A unblocks B)
+	A  string `json:"a"`
+	B  string `json:"b"`
+}
+
 // Attach sets the deliverers for pushes that come over the bus (msgD for
-// direct messages, frameD for the rest) and the presence lookup, and
-// starts taking the bus's pushes and running sweeps.
-func (r *Router[S]) Attach(msgD, frameD route.Deliverer[S], presenceOf func(user string) Presence) {
-	r.msgD, r.frameD, r.presenceOf = msgD, frameD, presenceOf
+// direct messages, frameD for the rest) and the host's hooks, and starts
+// taking the bus's pushes and running sweeps.
+func (r *Router[S]) Attach(msgD, frameD route.Deliverer[S], hooks Hooks) {
+	r.msgD, r.frameD, r.hooks, r.presenceOf = msgD, frameD, hooks, hooks.Presence
 	r.node.run(r.remote, r.sweep)
+}
+
+// PushTyping pushes from's typing frame to user's sessions here (through
+// d) and on other nodes, where each checks that user does not block
+// from.
+func (r *Router[S]) PushTyping(user, from string, frame []byte, d route.Deliverer[S]) {
+	r.local.Push(user, route.AllEpochs, frame, d)
+	r.node.publish(user, kindTyping, 0, from, frame)
+}
+
+// PublishSocial tells the nodes holding user's sessions about ev.
+func (r *Router[S]) PublishSocial(user string, ev SocialEvent) {
+	b, _ := json.Marshal(ev)
+	r.node.publish(user, kindSocial, 0, "", b)
 }
 
 // Join implements route.Router: the user's first session here
@@ -145,7 +184,7 @@ func (r *Router[S]) Sessions(dst []S, user string) []S { return r.local.Sessions
 // to the other nodes holding user.
 func (r *Router[S]) Push(user string, epoch uint64, frame []byte, d route.Deliverer[S]) {
 	r.local.Push(user, epoch, frame, d)
-	r.node.publish(user, kindFrame, 0, frame)
+	r.node.publish(user, kindFrame, 0, "", frame)
 }
 
 // PushHere implements route.Router: to the sessions here only.
@@ -160,17 +199,27 @@ func (r *Router[S]) PushSeq(user string, epoch uint64, seq int64, frame []byte, 
 		r.Push(user, epoch, frame, d)
 		return
 	}
-	r.node.publish(user, kindMsg, seq, frame)
+	r.node.publish(user, kindMsg, seq, "", frame)
 	r.offer(user, seq, frame, epoch, d)
 }
 
 // remote takes a push that another node published for a user here.
-func (r *Router[S]) remote(user, kind string, seq int64, frame []byte) {
-	if kind == kindMsg && seq > 0 {
+func (r *Router[S]) remote(user, kind string, seq int64, from string, frame []byte) {
+	switch {
+	case kind == kindMsg && seq > 0:
 		r.offer(user, seq, frame, route.AllEpochs, r.msgD)
-		return
+	case kind == kindTyping:
+		if r.hooks.Typing == nil || r.hooks.Typing(user, from) {
+			r.local.Push(user, route.AllEpochs, frame, r.frameD)
+		}
+	case kind == kindSocial:
+		var ev SocialEvent
+		if json.Unmarshal(frame, &ev) == nil && r.hooks.Social != nil && r.local.Online(user) {
+			r.hooks.Social(user, ev)
+		}
+	default:
+		r.local.Push(user, route.AllEpochs, frame, r.frameD)
 	}
-	r.local.Push(user, route.AllEpochs, frame, r.frameD)
 }
 
 func (r *Router[S]) seqOf(user string) *userSeq {
