@@ -383,6 +383,7 @@ type snapshot struct {
 	Boot   string              `json:"b"`
 	DirSeq uint64              `json:"d"`
 	Users  map[string]Presence `json:"u"`
+	More   bool                `json:"m,omitempty"` // another part follows
 }
 
 func (n *Node) heartbeatLoop() {
@@ -470,13 +471,45 @@ func (n *Node) expirePeers() {
 
 func (n *Node) requestSnapshot(node string) {
 	go func() {
-		resp, err := n.nc.Request(subjSnapshot+node, nil, n.cfg.RequestTimeout)
+		// A snapshot comes in parts (see onSnapshotRequest), the last
+		// with More unset.
+		inbox := n.nc.NewRespInbox()
+		sub, err := n.nc.SubscribeSync(inbox)
 		if err != nil {
 			return
 		}
-		var s snapshot
-		if json.Unmarshal(resp.Data, &s) != nil {
+		defer sub.Unsubscribe()
+		if err := n.nc.PublishRequest(subjSnapshot+node, inbox, nil); err != nil {
 			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+		defer cancel()
+		var s snapshot
+		for {
+			msg, err := sub.NextMsgWithContext(ctx)
+			if err != nil {
+				return // incomplete: the next heartbeat asks again
+			}
+			var part snapshot
+			if json.Unmarshal(msg.Data, &part) != nil {
+				return
+			}
+			if s.Users == nil {
+				s = part
+			} else {
+				if part.Boot != s.Boot || part.DirSeq != s.DirSeq {
+					return
+				}
+				for u, p := range part.Users {
+					s.Users[u] = p
+				}
+			}
+			if s.Users == nil {
+				s.Users = make(map[string]Presence)
+			}
+			if !part.More {
+				break
+			}
 		}
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -486,9 +519,6 @@ func (n *Node) requestSnapshot(node string) {
 		}
 		old := p.users
 		p.users, p.dirSeq, p.synced = s.Users, s.DirSeq, true
-		if p.users == nil {
-			p.users = make(map[string]Presence)
-		}
 		for u := range old {
 			if _, ok := p.users[u]; !ok {
 				n.notifyPresenceLocked(u)
@@ -502,12 +532,30 @@ func (n *Node) requestSnapshot(node string) {
 	}()
 }
 
+// chunkItems bounds the users or sessions in one bus reply, so that a
+// reply stays well under NATS's max_payload (1 MiB by default) however
+// many users a node holds; a longer answer comes in several parts.
+const chunkItems = 2000
+
 func (n *Node) onSnapshotRequest(msg *nats.Msg) {
 	n.mu.Lock()
-	s := snapshot{Boot: n.bootID(), DirSeq: n.dirSeq, Users: maps(n.dirLocal)}
+	all := maps(n.dirLocal)
+	boot, seq := n.bootID(), n.dirSeq
 	n.mu.Unlock()
-	b, _ := json.Marshal(s)
-	msg.Respond(b)
+	part := snapshot{Boot: boot, DirSeq: seq, Users: map[string]Presence{}}
+	send := func(more bool) {
+		part.More = more
+		b, _ := json.Marshal(part)
+		msg.Respond(b)
+		part.Users = map[string]Presence{}
+	}
+	for u, p := range all {
+		if len(part.Users) == chunkItems {
+			send(true)
+		}
+		part.Users[u] = p
+	}
+	send(false)
 }
 
 func maps(m map[string]Presence) map[string]Presence {
@@ -627,6 +675,8 @@ type reply struct {
 	Users    []string  `json:"users,omitempty"`
 	Sessions []Session `json:"sessions,omitempty"`
 	N        int       `json:"n"`
+	// More: another part of this node's answer follows (see chunkItems).
+	More bool `json:"more,omitempty"`
 }
 
 func (n *Node) onRequest(msg *nats.Msg) {
@@ -635,21 +685,30 @@ func (n *Node) onRequest(msg *nats.Msg) {
 	if json.Unmarshal(msg.Data, &req) != nil {
 		return
 	}
-	r := reply{Node: n.name}
+	respond := func(r reply) {
+		b, _ := json.Marshal(r)
+		msg.Respond(b)
+	}
 	switch kind {
 	case "users":
-		r.Users = n.host.LocalUsers()
+		users := n.host.LocalUsers()
+		for len(users) > chunkItems {
+			respond(reply{Node: n.name, Users: users[:chunkItems], More: true})
+			users = users[chunkItems:]
+		}
+		respond(reply{Node: n.name, Users: users})
 	case "sessions":
-		r.Sessions = n.host.LocalSessions()
+		ss := n.host.LocalSessions()
+		for len(ss) > chunkItems {
+			respond(reply{Node: n.name, Sessions: ss[:chunkItems], More: true})
+			ss = ss[chunkItems:]
+		}
+		respond(reply{Node: n.name, Sessions: ss})
 	case "kick":
-		r.N = n.host.Kick(req.User, req.Reason)
+		respond(reply{Node: n.name, N: n.host.Kick(req.User, req.Reason)})
 	case "broadcast":
-		r.N = n.host.Broadcast(req.Text)
-	default:
-		return
+		respond(reply{Node: n.name, N: n.host.Broadcast(req.Text)})
 	}
-	b, _ := json.Marshal(r)
-	msg.Respond(b)
 }
 
 // gather asks every other node and collects the answers of those that
@@ -667,6 +726,9 @@ func (n *Node) gather(ctx context.Context, kind string, req request) ([]reply, e
 	}
 	n.mu.Unlock()
 	n.m.requests.Inc()
+	if want == 0 {
+		return nil, nil // no other node heard from: nobody to ask
+	}
 	if !n.nc.IsConnected() {
 		n.m.requestsPartial.Inc()
 		return nil, errors.New("cluster: not connected to NATS")
@@ -682,20 +744,22 @@ func (n *Node) gather(ctx context.Context, kind string, req request) ([]reply, e
 		return nil, fmt.Errorf("cluster: %s: %w", kind, err)
 	}
 	var out []reply
-	seen := map[string]bool{}
-	for want == 0 || len(out) < want {
+	done := map[string]bool{} // nodes whose last part came
+	for want == 0 || len(done) < want {
 		msg, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
 			break // deadline: those who answered
 		}
 		var r reply
-		if json.Unmarshal(msg.Data, &r) != nil || seen[r.Node] || r.Node == n.name {
+		if json.Unmarshal(msg.Data, &r) != nil || done[r.Node] || r.Node == n.name {
 			continue
 		}
-		seen[r.Node] = true
+		if !r.More {
+			done[r.Node] = true
+		}
 		out = append(out, r)
 	}
-	if len(out) < want {
+	if len(done) < want {
 		n.m.requestsPartial.Inc()
 	}
 	return out, nil
