@@ -5,7 +5,8 @@
 // logs and their members' read cursors (found with GroupsOf) and its
 // optional Tokens part that keeps resume tokens (found with TokensOf),
 // its optional Backup part that copies the store while it serves (found
-// with BackupOf),
+// with BackupOf), its optional Stats part that reports statistics of its
+// own state for qqd's /metrics (found with StatsOf),
 // the Filter interface that inspects messages before they are stored, and the go-plugin wiring that runs them out of process
 // (Start, Supervisor, ServeStorage, ServeFilter). docs/plugins.md is the
 // author's guide; the package examples, a filter plugin and a storage
@@ -76,6 +77,10 @@
 // Version 4 adds Backup to the storage service: BackupOf answers as
 // SocialOf does, from the negotiated version (4 or later) and what the
 // plugin said when configured.
+//
+// Version 5 adds Stats to the storage service: StatsOf answers the same
+// way, from the negotiated version (5 or later) and what the plugin said
+// when configured.
 //
 // # Supervision
 //
