@@ -56,9 +56,9 @@
 // # Protocol versions
 //
 // Host and plugin negotiate the plugin protocol version in the handshake.
-// The host speaks versions 1 to 4 (VersionedPlugins), and a plugin
-// built with this package serves all four, so a plugin built before
-// version 2, 3 or 4 starts under this host, and one built now under a host
+// The host speaks versions 1 to 5 (VersionedPlugins), and a plugin
+// built with this package serves all five, so a plugin built before
+// version 2, 3, 4 or 5 starts under this host, and one built now under a host
 // that knows only 1; the newest version both know is used. Version 2 adds Social to the storage
 // service (and the Write checks that go with it, NewMessage.FriendsOnly);
 // for filters the two versions are the same. A storage in a plugin process
