@@ -163,6 +163,7 @@ const (
 	mUserTokens
 	mRevokeTokens
 	mPurgeTokens
+	mStats
 	numStorageMethods
 )
 
@@ -203,6 +204,7 @@ var storageMethodNames = [numStorageMethods]string{
 	mUserTokens:   "UserTokens",
 	mRevokeTokens: "RevokeTokens",
 	mPurgeTokens:  "PurgeTokens",
+	mStats:        "Stats",
 }
 
 // storagePluginLabel is the plugin label of storage calls.
@@ -681,16 +683,64 @@ const storageScrapeTimeout = time.Second
 
 // storageCollector exports counts that the storage in service keeps,
 // asking it at each scrape: qqd_pending_messages (CountPending) and
-// qqd_accounts (CountUsers). The two calls run in parallel, each bounded
-// by storageScrapeTimeout, through the instrumented storage (so they show
-// in qqd_plugin_call_* with their method) and holding the plugin set like
-// any other call. A call that fails leaves its gauge out of that scrape
-// (no stale or made-up value; the rest of the scrape is unaffected) and
-// counts in qqd_storage_scrape_errors_total.
+// qqd_accounts (CountUsers), and, when the storage has plugins.Stats (see
+// plugins.StatsOf; pgstore does, in qqd or in a plugin process of
+// protocol version 5), its connection pool's qqd_storage_pool_* (Stats).
+// The calls run in parallel, each bounded by storageScrapeTimeout,
+// through the instrumented storage (so they show in qqd_plugin_call_*
+// with their method) and holding the plugin set like any other call. A
+// call that fails leaves its metrics out of that scrape (no stale or
+// made-up value; the rest of the scrape is unaffected) and counts in
+// qqd_storage_scrape_errors_total.
+//
+// The pool's metrics are a fixed set of Descs (plugins.PoolStats is a
+// closed set): a plugin cannot make qqd create metric names or label
+// values of its own.
 type storageCollector struct {
 	s      *Server
 	gauges []storageGauge
+	pool   poolDescs
 	errors prometheus.Counter
+}
+
+// poolDescs are the metrics of plugins.PoolStats.
+type poolDescs struct {
+	conns, maxConns, acquires, emptyAcquires, canceledAcquires, acquireWait *prometheus.Desc
+}
+
+func newPoolDescs() poolDescs {
+	return poolDescs{
+		conns: prometheus.NewDesc("qqd_storage_pool_connections",
+			"Connections of the storage's connection pool, by state (idle, acquired: in use, constructing: being opened), as the storage reports them at scrape time.",
+			[]string{"state"}, nil),
+		maxConns: prometheus.NewDesc("qqd_storage_pool_max_connections",
+			"The most connections the storage's connection pool opens.", nil, nil),
+		acquires: prometheus.NewDesc("qqd_storage_pool_acquires_total",
+			"Connections acquired from the storage's connection pool (since the storage was opened: a restarted plugin process starts again from 0).", nil, nil),
+		emptyAcquires: prometheus.NewDesc("qqd_storage_pool_empty_acquires_total",
+			"Acquisitions from the storage's connection pool that had to wait for a connection (none was idle).", nil, nil),
+		canceledAcquires: prometheus.NewDesc("qqd_storage_pool_canceled_acquires_total",
+			"Acquisitions from the storage's connection pool given up because their context was done.", nil, nil),
+		acquireWait: prometheus.NewDesc("qqd_storage_pool_acquire_wait_seconds_total",
+			"Total time spent acquiring connections from the storage's connection pool.", nil, nil),
+	}
+}
+
+func (d poolDescs) describe(ch chan<- *prometheus.Desc) {
+	for _, desc := range []*prometheus.Desc{d.conns, d.maxConns, d.acquires, d.emptyAcquires, d.canceledAcquires, d.acquireWait} {
+		ch <- desc
+	}
+}
+
+func (d poolDescs) collect(ch chan<- prometheus.Metric, p *plugins.PoolStats) {
+	ch <- prometheus.MustNewConstMetric(d.conns, prometheus.GaugeValue, float64(p.IdleConns), "idle")
+	ch <- prometheus.MustNewConstMetric(d.conns, prometheus.GaugeValue, float64(p.AcquiredConns), "acquired")
+	ch <- prometheus.MustNewConstMetric(d.conns, prometheus.GaugeValue, float64(p.ConstructingConns), "constructing")
+	ch <- prometheus.MustNewConstMetric(d.maxConns, prometheus.GaugeValue, float64(p.MaxConns))
+	ch <- prometheus.MustNewConstMetric(d.acquires, prometheus.CounterValue, float64(p.Acquires))
+	ch <- prometheus.MustNewConstMetric(d.emptyAcquires, prometheus.CounterValue, float64(p.EmptyAcquires))
+	ch <- prometheus.MustNewConstMetric(d.canceledAcquires, prometheus.CounterValue, float64(p.CanceledAcquires))
+	ch <- prometheus.MustNewConstMetric(d.acquireWait, prometheus.CounterValue, p.AcquireWait.Seconds())
 }
 
 type storageGauge struct {
@@ -717,9 +767,10 @@ func newStorageCollector(s *Server) *storageCollector {
 				count:  func(ctx context.Context, st plugins.Storage) (int64, error) { return st.CountUsers(ctx) },
 			},
 		},
+		pool: newPoolDescs(),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "qqd_storage_scrape_errors_total",
-			Help: "Storage calls made for a scrape (qqd_pending_messages, qqd_accounts) that failed or timed out; the gauge is then left out of that scrape.",
+			Help: "Storage calls made for a scrape (qqd_pending_messages, qqd_accounts, qqd_storage_pool_*) that failed or timed out; their metrics are then left out of that scrape.",
 		}),
 	}
 }
@@ -728,6 +779,7 @@ func (c *storageCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, g := range c.gauges {
 		ch <- g.desc
 	}
+	c.pool.describe(ch)
 	c.errors.Describe(ch)
 }
 
@@ -750,6 +802,21 @@ func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 				return
 			}
 			ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(n))
+		})
+	}
+	if st, ok := plugins.StatsOf(ps.storage); ok {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), storageScrapeTimeout)
+			defer cancel()
+			r, err := st.Stats(ctx)
+			if err != nil {
+				c.errors.Inc()
+				c.s.log.Warn("storage call for metrics failed", "method", storageMethodNames[mStats], "err", err)
+				return
+			}
+			if r.Pool != nil {
+				c.pool.collect(ch, r.Pool)
+			}
 		})
 	}
 	wg.Wait()
@@ -966,6 +1033,31 @@ func (s *instrumentedGroups) Log(ctx context.Context, id int64, user string, aft
 	es, more, err := s.g.Log(ctx, id, user, after, before, limit)
 	s.calls[mLog].done(start, err)
 	return es, more, err
+}
+
+// StatsSide returns the storage's Stats side, instrumented, if it has
+// one (see plugins.StatsOf).
+func (s *instrumentedStorage) StatsSide() (plugins.Stats, bool) {
+	st, ok := plugins.StatsOf(s.st)
+	if !ok {
+		return nil, false
+	}
+	return &instrumentedStats{st: st, call: s.calls[mStats]}, true
+}
+
+// instrumentedStats times the calls to a Stats, like instrumentedStorage.
+type instrumentedStats struct {
+	st   plugins.Stats
+	call pluginCall
+}
+
+var _ plugins.Stats = (*instrumentedStats)(nil)
+
+func (s *instrumentedStats) Stats(ctx context.Context) (plugins.StorageStats, error) {
+	start := time.Now()
+	r, err := s.st.Stats(ctx)
+	s.call.done(start, err)
+	return r, err
 }
 
 // Tokens returns the storage's Tokens side, instrumented, if it has one.

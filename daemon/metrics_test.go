@@ -344,7 +344,8 @@ func TestMetricsFailures(t *testing.T) {
 // TestMetricsStorageGauges: qqd_pending_messages and qqd_accounts are the
 // storage's counts at scrape time; while the storage fails or hangs they
 // are left out of the scrape, which stays lint-clean, and every failed
-// call counts in qqd_storage_scrape_errors_total.
+// call counts in qqd_storage_scrape_errors_total. A storage without
+// plugins.Stats (sqlitestore) has no qqd_storage_pool_*.
 func TestMetricsStorageGauges(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	cfg := daemontest.Config(t)
@@ -377,6 +378,12 @@ func TestMetricsStorageGauges(t *testing.T) {
 		}
 		for _, p := range problems {
 			t.Errorf("%s: lint: %s: %s", step, p.Metric, p.Text)
+		}
+		// sqlitestore has no plugins.Stats: no pool metrics.
+		for _, mf := range mfs {
+			if strings.HasPrefix(mf.GetName(), "qqd_storage_pool_") {
+				t.Errorf("%s: %s exported for a storage without a pool", step, mf.GetName())
+			}
 		}
 	}
 	check("empty", 0, 0, 0)

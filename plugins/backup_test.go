@@ -81,7 +81,7 @@ func TestBackupInProcess(t *testing.T) {
 	checkBackup(t, s)
 }
 
-// TestBackupVersions: a storage plugin of this package (version 4) makes
+// TestBackupVersions: a storage plugin of this package (version 5) makes
 // backups over gRPC; one built before Backup (versions up to 3) starts
 // and works without it, and so does this package's plugin under a host
 // that knows versions 1 to 3 only.
@@ -91,7 +91,8 @@ func TestBackupVersions(t *testing.T) {
 		serve       string
 		wantVersion int
 	}{
-		{"storage", 4},
+		{"storage", 5},
+		{"storage-v4", 4},
 		{"storage-v3", 3},
 		{"storage-v1", 1},
 	} {

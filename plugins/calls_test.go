@@ -35,9 +35,9 @@ func TestCallStreamVersions(t *testing.T) {
 		kind        plugins.Kind
 		wantVersion int
 	}{
-		{"filter", plugins.KindFilter, 4},
+		{"filter", plugins.KindFilter, 5},
 		{"filter-v2", plugins.KindFilter, 2},
-		{"storage", plugins.KindStorage, 4},
+		{"storage", plugins.KindStorage, 5},
 		{"storage-v2", plugins.KindStorage, 2},
 	} {
 		t.Run(tt.serve, func(t *testing.T) {

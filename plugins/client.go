@@ -86,13 +86,14 @@ type storageClient struct {
 	rpcBase
 	rpc pluginpb.StorageClient
 	// version is the negotiated protocol version; social, groups,
-	// tokens and backup are what Configure answered (the plugin's storage
-	// has Social, Groups, Tokens, Backup).
+	// tokens, backup and stats are what Configure answered (the plugin's
+	// storage has Social, Groups, Tokens, Backup, Stats).
 	version int
 	social  bool
 	groups  bool
 	tokens  bool
 	backup  bool
+	stats   bool
 	// seq numbers Writes so that the plugin applies overlapping ones in
 	// call order (see writeGate).
 	seqMu sync.Mutex
@@ -125,6 +126,7 @@ func (c *storageClient) configure(ctx context.Context, config []byte, env Env) e
 	c.groups = resp.GetGroups()
 	c.tokens = resp.GetTokens()
 	c.backup = resp.GetBackup()
+	c.stats = resp.GetStats()
 	return nil
 }
 
@@ -179,6 +181,32 @@ func (bc backupClient) Backup(ctx context.Context, dir string) error {
 	}
 	_, err := bc.c.rpc.Backup(ctx, &pluginpb.BackupRequest{Dir: dir})
 	return bc.c.decode("backup", err)
+}
+
+// StatsSide implements the interface StatsOf asks: the plugin's Stats,
+// when the process negotiated protocol version 5 or later and its storage
+// has one.
+func (c *storageClient) StatsSide() (Stats, bool) {
+	if c.version < statsProtocolVersion || !c.stats {
+		return nil, false
+	}
+	return statsClient{c}, true
+}
+
+// statsClient is the Stats of a storage in a plugin process.
+type statsClient struct{ c *storageClient }
+
+var _ Stats = statsClient{}
+
+func (sc statsClient) Stats(ctx context.Context) (StorageStats, error) {
+	if err := sc.c.check("stats"); err != nil {
+		return StorageStats{}, err
+	}
+	resp, err := sc.c.rpc.Stats(ctx, &pluginpb.StatsRequest{})
+	if err != nil {
+		return StorageStats{}, sc.c.decode("stats", err)
+	}
+	return storageStatsFromPB(resp), nil
 }
 
 func (c *storageClient) CreateUser(ctx context.Context, user, passwordHash string) error {

@@ -5,7 +5,8 @@
 // logs and their members' read cursors (found with GroupsOf) and its
 // optional Tokens part that keeps resume tokens (found with TokensOf),
 // its optional Backup part that copies the store while it serves (found
-// with BackupOf),
+// with BackupOf), its optional Stats part that reports statistics of its
+// own state for qqd's /metrics (found with StatsOf),
 // the Filter interface that inspects messages before they are stored, and the go-plugin wiring that runs them out of process
 // (Start, Supervisor, ServeStorage, ServeFilter). docs/plugins.md is the
 // author's guide; the package examples, a filter plugin and a storage
@@ -55,9 +56,9 @@
 // # Protocol versions
 //
 // Host and plugin negotiate the plugin protocol version in the handshake.
-// The host speaks versions 1 to 4 (VersionedPlugins), and a plugin
-// built with this package serves all four, so a plugin built before
-// version 2, 3 or 4 starts under this host, and one built now under a host
+// The host speaks versions 1 to 5 (VersionedPlugins), and a plugin
+// built with this package serves all five, so a plugin built before
+// version 2, 3, 4 or 5 starts under this host, and one built now under a host
 // that knows only 1; the newest version both know is used. Version 2 adds Social to the storage
 // service (and the Write checks that go with it, NewMessage.FriendsOnly);
 // for filters the two versions are the same. A storage in a plugin process
@@ -76,6 +77,10 @@
 // Version 4 adds Backup to the storage service: BackupOf answers as
 // SocialOf does, from the negotiated version (4 or later) and what the
 // plugin said when configured.
+//
+// Version 5 adds Stats to the storage service: StatsOf answers the same
+// way, from the negotiated version (5 or later) and what the plugin said
+// when configured.
 //
 // # Supervision
 //

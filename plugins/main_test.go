@@ -36,6 +36,9 @@ import (
 //	QQ_PLUGIN_TEST_SERVE=storage-v3       serve the test storage as a plugin
 //	                                      built for versions 1 to 3 (before
 //	                                      Backup)
+//	QQ_PLUGIN_TEST_SERVE=storage-v4       serve the test storage as a plugin
+//	                                      built for versions 1 to 4 (before
+//	                                      Stats)
 //	QQ_PLUGIN_TEST_SERVE=quiet|reservednames
 //	                                      serve the filter or storage of the
 //	                                      package examples
@@ -63,6 +66,9 @@ func TestMain(m *testing.M) {
 		return
 	case "storage-v3":
 		plugins.ServeStorageVersions(newTestStorage, 1, 2, 3)
+		return
+	case "storage-v4":
+		plugins.ServeStorageVersions(newTestStorage, 1, 2, 3, 4)
 		return
 	case "filter-v2":
 		plugins.ServeFilterVersions(newTestFilter, 1, 2)
@@ -258,7 +264,7 @@ func newTestStorage(env plugins.Env, config []byte) (plugins.Storage, error) {
 // on "fail plain", and blocks on "hang" until well after ctx is done. On
 // "hang <dir>" it creates <dir>/started and fails (nothing written) when
 // ctx is done. It keeps the Social, the Groups, the Tokens and the Backup
-// of the storage it wraps.
+// of the storage it wraps, and has Stats (testPoolStats).
 type faultStorage struct{ plugins.Storage }
 
 func (s faultStorage) Social() (plugins.Social, bool) { return plugins.SocialOf(s.Storage) }
@@ -268,6 +274,24 @@ func (s faultStorage) Groups() (plugins.Groups, bool) { return plugins.GroupsOf(
 func (s faultStorage) Tokens() (plugins.Tokens, bool) { return plugins.TokensOf(s.Storage) }
 
 func (s faultStorage) BackupSide() (plugins.Backup, bool) { return plugins.BackupOf(s.Storage) }
+
+// testPoolStats is what faultStorage's Stats reports: every field set,
+// each to a different value.
+func testPoolStats() plugins.PoolStats {
+	return plugins.PoolStats{
+		MaxConns: 8, IdleConns: 2, AcquiredConns: 3, ConstructingConns: 1,
+		Acquires: 100, EmptyAcquires: 7, CanceledAcquires: 4, AcquireWait: 1500 * time.Millisecond,
+	}
+}
+
+// Stats implements plugins.Stats.
+func (s faultStorage) Stats(ctx context.Context) (plugins.StorageStats, error) {
+	if err := ctx.Err(); err != nil {
+		return plugins.StorageStats{}, err
+	}
+	p := testPoolStats()
+	return plugins.StorageStats{Pool: &p}, nil
+}
 
 func (s faultStorage) Write(ctx context.Context, b *plugins.WriteBatch) ([]plugins.AppendResult, error) {
 	if len(b.Messages) > 0 {

@@ -13,7 +13,7 @@ import (
 // ProtocolVersion is the newest version of the plugin protocol (the gRPC
 // services of pluginpb/qqplugin.proto) this package speaks. Host and plugin
 // negotiate the version through go-plugin's VersionedPlugins, which holds
-// every version still supported (1 to 4): the handshake picks the newest
+// every version still supported (1 to 5): the handshake picks the newest
 // one both sides know, and a plugin that shares none with the host fails
 // to start with a version error.
 //
@@ -43,10 +43,21 @@ import (
 // without backups; a plugin built with this package serves hosts of
 // versions 1 to 3 as before. For filters, version 4 is the same service
 // as 3.
-const ProtocolVersion = 4
+//
+// Version 5 adds Stats to the storage service (compatibly): a storage in a
+// plugin process has Stats (the statistics qqd exports on /metrics, such
+// as a connection pool's) only when version 5 was negotiated and the
+// plugin said so when configured (ConfigureResponse.stats; see StatsOf).
+// A plugin built before negotiates 4 (or less) and simply has no Stats;
+// a plugin built with this package serves hosts of versions 1 to 4 as
+// before. For filters, version 5 is the same service as 3.
+const ProtocolVersion = 5
 
 // backupProtocolVersion is the first protocol version with Backup.
 const backupProtocolVersion = 4
+
+// statsProtocolVersion is the first protocol version with Stats.
+const statsProtocolVersion = 5
 
 // minProtocolVersion is the oldest protocol version still served and
 // accepted.

@@ -51,7 +51,8 @@ import (
 // that it starts under an older qqd too; its Storage's Social, Groups and
 // Tokens parts (if it has them, see SocialOf, GroupsOf, TokensOf) are used
 // only by a host that negotiated version 2 or later, and its Backup (see
-// BackupOf) only by one that negotiated version 4. A host that negotiated
+// BackupOf) only by one that negotiated version 4, and its Stats (see
+// StatsOf) only by one that negotiated version 5. A host that negotiated
 // version 3 or later sends Write and LookupCIDs on a call stream.
 func ServeStorage(f StorageFactory) { serveStorage(f, servedVersions()) }
 
@@ -261,7 +262,7 @@ func (s *storageServer) close() error {
 }
 
 // Configure builds the Storage and tells the host whether it has Social,
-// Groups, Tokens and Backup.
+// Groups, Tokens, Backup and Stats.
 func (s *storageServer) Configure(_ context.Context, req *pluginpb.ConfigureRequest) (*pluginpb.ConfigureResponse, error) {
 	if err := s.impl.configure(req, s.factory); err != nil {
 		return nil, err
@@ -274,7 +275,8 @@ func (s *storageServer) Configure(_ context.Context, req *pluginpb.ConfigureRequ
 	_, groups := GroupsOf(st)
 	_, tokens := TokensOf(st)
 	_, backup := BackupOf(st)
-	return &pluginpb.ConfigureResponse{Social: social, Groups: groups, Tokens: tokens, Backup: backup}, nil
+	_, stats := StatsOf(st)
+	return &pluginpb.ConfigureResponse{Social: social, Groups: groups, Tokens: tokens, Backup: backup, Stats: stats}, nil
 }
 
 func (s *storageServer) CreateUser(ctx context.Context, req *pluginpb.CreateUserRequest) (_ *pluginpb.CreateUserResponse, err error) {
@@ -698,6 +700,49 @@ func (s *storageServer) Backup(ctx context.Context, req *pluginpb.BackupRequest)
 		return nil, toStatus(err)
 	}
 	return &pluginpb.BackupResponse{}, nil
+}
+
+// Stats answers the configured Storage's Stats, or UNIMPLEMENTED when it
+// has none.
+func (s *storageServer) Stats(ctx context.Context, _ *pluginpb.StatsRequest) (_ *pluginpb.StatsResponse, err error) {
+	defer recoverRPC("stats", &err)
+	st, err := s.impl.get()
+	if err != nil {
+		return nil, err
+	}
+	sts, ok := StatsOf(st)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the storage reports no statistics")
+	}
+	ss, err := sts.Stats(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return storageStatsToPB(ss), nil
+}
+
+func storageStatsToPB(ss StorageStats) *pluginpb.StatsResponse {
+	resp := &pluginpb.StatsResponse{}
+	if p := ss.Pool; p != nil {
+		resp.Pool = &pluginpb.PoolStats{
+			MaxConns: p.MaxConns, IdleConns: p.IdleConns, AcquiredConns: p.AcquiredConns,
+			ConstructingConns: p.ConstructingConns, Acquires: p.Acquires, EmptyAcquires: p.EmptyAcquires,
+			CanceledAcquires: p.CanceledAcquires, AcquireWaitNs: int64(p.AcquireWait),
+		}
+	}
+	return resp
+}
+
+func storageStatsFromPB(resp *pluginpb.StatsResponse) StorageStats {
+	var ss StorageStats
+	if p := resp.GetPool(); p != nil {
+		ss.Pool = &PoolStats{
+			MaxConns: p.GetMaxConns(), IdleConns: p.GetIdleConns(), AcquiredConns: p.GetAcquiredConns(),
+			ConstructingConns: p.GetConstructingConns(), Acquires: p.GetAcquires(), EmptyAcquires: p.GetEmptyAcquires(),
+			CanceledAcquires: p.GetCanceledAcquires(), AcquireWait: time.Duration(p.GetAcquireWaitNs()),
+		}
+	}
+	return ss
 }
 
 // tokens returns the Tokens part of the configured Storage, or an

@@ -190,7 +190,7 @@ func TestSocialHiddenOverGRPC(t *testing.T) {
 }
 
 // TestProcessProtocolVersions: the host starts plugins of version 1 (no
-// Social), 2 (Social), 3 (call streams) and 4 (Backup), and a plugin of
+// Social), 2 (Social), 3 (call streams), 4 (Backup) and 5 (Stats), and a plugin of
 // this package starts under a host that knows only version 1.
 func TestProcessProtocolVersions(t *testing.T) {
 	ctx := context.Background()
@@ -199,7 +199,7 @@ func TestProcessProtocolVersions(t *testing.T) {
 		wantVersion int
 		wantSocial  bool // and Groups, Tokens
 	}{
-		{"storage", 4, true},
+		{"storage", 5, true},
 		{"storage-v3", 3, true},
 		{"storage-v2", 2, true},
 		{"storage-v1", 1, false},

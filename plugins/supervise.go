@@ -49,6 +49,7 @@ type Supervisor struct {
 	groups  bool     // and Groups
 	tokens  bool     // and Tokens
 	backup  bool     // and Backup
+	stats   bool     // and Stats
 	since   time.Time
 	lastErr error
 	closed  bool
@@ -85,7 +86,7 @@ func Supervise(ctx context.Context, spec Spec, opts SuperviseOptions) (*Supervis
 	loopCtx, stop := context.WithCancel(context.Background())
 	s := &Supervisor{
 		spec: spec, opts: opts, log: log.With("plugin", spec.Name),
-		proc: p, social: has(p, SocialOf), groups: has(p, GroupsOf), tokens: has(p, TokensOf), backup: has(p, BackupOf), since: time.Now(),
+		proc: p, social: has(p, SocialOf), groups: has(p, GroupsOf), tokens: has(p, TokensOf), backup: has(p, BackupOf), stats: has(p, StatsOf), since: time.Now(),
 		wake: make(chan struct{}, 1), loopDone: make(chan struct{}), stop: stop,
 	}
 	go s.loop(loopCtx)
@@ -262,7 +263,7 @@ func (s *Supervisor) loop(ctx context.Context) {
 				return
 			}
 			s.proc, s.since = p, time.Now()
-			s.social, s.groups, s.tokens, s.backup = has(p, SocialOf), has(p, GroupsOf), has(p, TokensOf), has(p, BackupOf)
+			s.social, s.groups, s.tokens, s.backup, s.stats = has(p, SocialOf), has(p, GroupsOf), has(p, TokensOf), has(p, BackupOf), has(p, StatsOf)
 			s.mu.Unlock()
 			s.log.Info("plugin restarted", "pid", p.Pid(), "restarts", s.restarts.Load())
 			backoff = min(2*backoff, s.opts.BackoffMax)
@@ -287,10 +288,11 @@ func (s *Supervisor) Filter() Filter { return supervisedFilter{s} }
 // wraps ErrPluginDown too. GroupsOf and TokensOf on it work the same way;
 // BackupOf too, except that a Backup obtained earlier fails with
 // ErrBackupUnsupported when the current process cannot make backups.
+// StatsOf works as SocialOf does.
 func (s *Supervisor) Storage() Storage { return supervisedStorage{s} }
 
 // has reports whether p's storage has the part that of finds (SocialOf,
-// GroupsOf, TokensOf, BackupOf).
+// GroupsOf, TokensOf, BackupOf, StatsOf).
 func has[T any](p *Process, of func(Storage) (T, bool)) bool {
 	st := p.Storage()
 	if st == nil {
@@ -669,4 +671,38 @@ func (sb supervisedBackup) Backup(ctx context.Context, dir string) error {
 		sb.s.failed(ctx, p, err)
 	}
 	return err
+}
+
+// StatsSide implements the interface StatsOf asks; see Supervisor.Storage.
+func (st supervisedStorage) StatsSide() (Stats, bool) {
+	st.s.mu.Lock()
+	ok := st.s.stats
+	st.s.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return supervisedStats(st), true
+}
+
+// supervisedStats is the Stats of the current process.
+type supervisedStats struct{ s *Supervisor }
+
+var _ Stats = supervisedStats{}
+
+// Stats asks the current process; it fails with (an error wrapping)
+// ErrPluginDown when there is none or when the current one has no Stats.
+// Its failures count towards taking the plugin for hung, as any call's.
+func (ss supervisedStats) Stats(ctx context.Context) (StorageStats, error) {
+	p := ss.s.current()
+	if p == nil {
+		return StorageStats{}, fmt.Errorf("storage %s: %w", ss.s.spec.Name, ErrPluginDown)
+	}
+	sts, ok := StatsOf(p.Storage())
+	if !ok {
+		return StorageStats{}, fmt.Errorf("storage %s: the running plugin process (protocol version %d) reports no statistics: %w",
+			ss.s.spec.Name, p.ProtocolVersion(), ErrPluginDown)
+	}
+	r, err := sts.Stats(ctx)
+	ss.s.failed(ctx, p, failure(err))
+	return r, err
 }

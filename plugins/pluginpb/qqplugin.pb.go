@@ -1,4 +1,4 @@
-// qq plugin protocol version 4
+// qq plugin protocol version 5
 //
 // The gRPC services a qq plugin process serves to qqd over go-plugin. The
 // version on the first line is plugins.ProtocolVersion (the go-plugin
@@ -41,6 +41,12 @@
 // only from a plugin that negotiated 4 and set ConfigureResponse.backup.
 // A plugin of version 4 serves hosts of versions 1 to 3 as before (they
 // never call Backup).
+//
+// Version 5 adds Stats to the Storage service and ConfigureResponse.stats
+// (compatibly again): the host asks a storage plugin for its statistics
+// (a connection pool's gauges) at each scrape of its /metrics, only when
+// the plugin negotiated 5 and set ConfigureResponse.stats. A plugin of
+// version 5 serves hosts of versions 1 to 4 as before.
 //
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
@@ -375,7 +381,11 @@ type ConfigureResponse struct {
 	// backup is set by a storage plugin of version 4 whose storage can copy
 	// itself while it serves (plugins.Backup): it serves Backup. The host
 	// ignores it unless version 4 was negotiated.
-	Backup        bool `protobuf:"varint,4,opt,name=backup,proto3" json:"backup,omitempty"`
+	Backup bool `protobuf:"varint,4,opt,name=backup,proto3" json:"backup,omitempty"`
+	// stats is set by a storage plugin of version 5 whose storage reports
+	// statistics of its own state (plugins.Stats): it serves Stats. The
+	// host ignores it unless version 5 was negotiated.
+	Stats         bool `protobuf:"varint,5,opt,name=stats,proto3" json:"stats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -434,6 +444,13 @@ func (x *ConfigureResponse) GetTokens() bool {
 func (x *ConfigureResponse) GetBackup() bool {
 	if x != nil {
 		return x.Backup
+	}
+	return false
+}
+
+func (x *ConfigureResponse) GetStats() bool {
+	if x != nil {
+		return x.Stats
 	}
 	return false
 }
@@ -5366,6 +5383,194 @@ func (*BackupResponse) Descriptor() ([]byte, []int) {
 	return file_qqplugin_proto_rawDescGZIP(), []int{90}
 }
 
+type StatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsRequest) Reset() {
+	*x = StatsRequest{}
+	mi := &file_qqplugin_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsRequest) ProtoMessage() {}
+
+func (x *StatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
+func (*StatsRequest) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{91}
+}
+
+// StatsResponse is what the storage reports of its own state at the
+// moment (plugins.StorageStats), for qqd's /metrics. The set is closed:
+// a new statistic is a new field here and in the Go contract.
+type StatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pool is the storage's connection pool, unset for a storage without
+	// one.
+	Pool          *PoolStats `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsResponse) Reset() {
+	*x = StatsResponse{}
+	mi := &file_qqplugin_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsResponse) ProtoMessage() {}
+
+func (x *StatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
+func (*StatsResponse) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *StatsResponse) GetPool() *PoolStats {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+// PoolStats are a connection pool's gauges (now) and counters (since the
+// pool was opened; they start again from 0 when the plugin process
+// restarts). See plugins.PoolStats.
+type PoolStats struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	MaxConns          int64                  `protobuf:"varint,1,opt,name=max_conns,json=maxConns,proto3" json:"max_conns,omitempty"`                            // the most connections the pool opens
+	IdleConns         int64                  `protobuf:"varint,2,opt,name=idle_conns,json=idleConns,proto3" json:"idle_conns,omitempty"`                         // open and idle
+	AcquiredConns     int64                  `protobuf:"varint,3,opt,name=acquired_conns,json=acquiredConns,proto3" json:"acquired_conns,omitempty"`             // in use
+	ConstructingConns int64                  `protobuf:"varint,4,opt,name=constructing_conns,json=constructingConns,proto3" json:"constructing_conns,omitempty"` // being opened
+	Acquires          int64                  `protobuf:"varint,5,opt,name=acquires,proto3" json:"acquires,omitempty"`                                            // successful acquisitions
+	EmptyAcquires     int64                  `protobuf:"varint,6,opt,name=empty_acquires,json=emptyAcquires,proto3" json:"empty_acquires,omitempty"`             // of which had to wait (no idle connection)
+	CanceledAcquires  int64                  `protobuf:"varint,7,opt,name=canceled_acquires,json=canceledAcquires,proto3" json:"canceled_acquires,omitempty"`    // acquisitions given up (context done)
+	AcquireWaitNs     int64                  `protobuf:"varint,8,opt,name=acquire_wait_ns,json=acquireWaitNs,proto3" json:"acquire_wait_ns,omitempty"`           // total time spent acquiring, nanoseconds
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *PoolStats) Reset() {
+	*x = PoolStats{}
+	mi := &file_qqplugin_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolStats) ProtoMessage() {}
+
+func (x *PoolStats) ProtoReflect() protoreflect.Message {
+	mi := &file_qqplugin_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolStats.ProtoReflect.Descriptor instead.
+func (*PoolStats) Descriptor() ([]byte, []int) {
+	return file_qqplugin_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *PoolStats) GetMaxConns() int64 {
+	if x != nil {
+		return x.MaxConns
+	}
+	return 0
+}
+
+func (x *PoolStats) GetIdleConns() int64 {
+	if x != nil {
+		return x.IdleConns
+	}
+	return 0
+}
+
+func (x *PoolStats) GetAcquiredConns() int64 {
+	if x != nil {
+		return x.AcquiredConns
+	}
+	return 0
+}
+
+func (x *PoolStats) GetConstructingConns() int64 {
+	if x != nil {
+		return x.ConstructingConns
+	}
+	return 0
+}
+
+func (x *PoolStats) GetAcquires() int64 {
+	if x != nil {
+		return x.Acquires
+	}
+	return 0
+}
+
+func (x *PoolStats) GetEmptyAcquires() int64 {
+	if x != nil {
+		return x.EmptyAcquires
+	}
+	return 0
+}
+
+func (x *PoolStats) GetCanceledAcquires() int64 {
+	if x != nil {
+		return x.CanceledAcquires
+	}
+	return 0
+}
+
+func (x *PoolStats) GetAcquireWaitNs() int64 {
+	if x != nil {
+		return x.AcquireWaitNs
+	}
+	return 0
+}
+
 // CallRequest is one call on a Calls stream, or the cancellation of one.
 type CallRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -5389,7 +5594,7 @@ type CallRequest struct {
 
 func (x *CallRequest) Reset() {
 	*x = CallRequest{}
-	mi := &file_qqplugin_proto_msgTypes[91]
+	mi := &file_qqplugin_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5401,7 +5606,7 @@ func (x *CallRequest) String() string {
 func (*CallRequest) ProtoMessage() {}
 
 func (x *CallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[91]
+	mi := &file_qqplugin_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5414,7 +5619,7 @@ func (x *CallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
 func (*CallRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{91}
+	return file_qqplugin_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *CallRequest) GetId() uint64 {
@@ -5513,7 +5718,7 @@ type CancelCall struct {
 
 func (x *CancelCall) Reset() {
 	*x = CancelCall{}
-	mi := &file_qqplugin_proto_msgTypes[92]
+	mi := &file_qqplugin_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5525,7 +5730,7 @@ func (x *CancelCall) String() string {
 func (*CancelCall) ProtoMessage() {}
 
 func (x *CancelCall) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[92]
+	mi := &file_qqplugin_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5538,7 +5743,7 @@ func (x *CancelCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCall.ProtoReflect.Descriptor instead.
 func (*CancelCall) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{92}
+	return file_qqplugin_proto_rawDescGZIP(), []int{95}
 }
 
 // CallError is the error a unary call would have failed with: its status
@@ -5554,7 +5759,7 @@ type CallError struct {
 
 func (x *CallError) Reset() {
 	*x = CallError{}
-	mi := &file_qqplugin_proto_msgTypes[93]
+	mi := &file_qqplugin_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5566,7 +5771,7 @@ func (x *CallError) String() string {
 func (*CallError) ProtoMessage() {}
 
 func (x *CallError) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[93]
+	mi := &file_qqplugin_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5579,7 +5784,7 @@ func (x *CallError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallError.ProtoReflect.Descriptor instead.
 func (*CallError) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{93}
+	return file_qqplugin_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *CallError) GetCode() int32 {
@@ -5622,7 +5827,7 @@ type CallResponse struct {
 
 func (x *CallResponse) Reset() {
 	*x = CallResponse{}
-	mi := &file_qqplugin_proto_msgTypes[94]
+	mi := &file_qqplugin_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5634,7 +5839,7 @@ func (x *CallResponse) String() string {
 func (*CallResponse) ProtoMessage() {}
 
 func (x *CallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[94]
+	mi := &file_qqplugin_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5647,7 +5852,7 @@ func (x *CallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResponse.ProtoReflect.Descriptor instead.
 func (*CallResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{94}
+	return file_qqplugin_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *CallResponse) GetId() uint64 {
@@ -5744,7 +5949,7 @@ type FilterMessage struct {
 
 func (x *FilterMessage) Reset() {
 	*x = FilterMessage{}
-	mi := &file_qqplugin_proto_msgTypes[95]
+	mi := &file_qqplugin_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5756,7 +5961,7 @@ func (x *FilterMessage) String() string {
 func (*FilterMessage) ProtoMessage() {}
 
 func (x *FilterMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[95]
+	mi := &file_qqplugin_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5769,7 +5974,7 @@ func (x *FilterMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterMessage.ProtoReflect.Descriptor instead.
 func (*FilterMessage) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{95}
+	return file_qqplugin_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *FilterMessage) GetFrom() string {
@@ -5816,7 +6021,7 @@ type FilterRequest struct {
 
 func (x *FilterRequest) Reset() {
 	*x = FilterRequest{}
-	mi := &file_qqplugin_proto_msgTypes[96]
+	mi := &file_qqplugin_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5828,7 +6033,7 @@ func (x *FilterRequest) String() string {
 func (*FilterRequest) ProtoMessage() {}
 
 func (x *FilterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[96]
+	mi := &file_qqplugin_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5841,7 +6046,7 @@ func (x *FilterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterRequest.ProtoReflect.Descriptor instead.
 func (*FilterRequest) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{96}
+	return file_qqplugin_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *FilterRequest) GetMessages() []*FilterMessage {
@@ -5863,7 +6068,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_qqplugin_proto_msgTypes[97]
+	mi := &file_qqplugin_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5875,7 +6080,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[97]
+	mi := &file_qqplugin_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5888,7 +6093,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{97}
+	return file_qqplugin_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *Verdict) GetAction() Action {
@@ -5922,7 +6127,7 @@ type FilterResponse struct {
 
 func (x *FilterResponse) Reset() {
 	*x = FilterResponse{}
-	mi := &file_qqplugin_proto_msgTypes[98]
+	mi := &file_qqplugin_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5934,7 +6139,7 @@ func (x *FilterResponse) String() string {
 func (*FilterResponse) ProtoMessage() {}
 
 func (x *FilterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qqplugin_proto_msgTypes[98]
+	mi := &file_qqplugin_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5947,7 +6152,7 @@ func (x *FilterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterResponse.ProtoReflect.Descriptor instead.
 func (*FilterResponse) Descriptor() ([]byte, []int) {
-	return file_qqplugin_proto_rawDescGZIP(), []int{98}
+	return file_qqplugin_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *FilterResponse) GetVerdicts() []*Verdict {
@@ -5965,12 +6170,13 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\x12\x19\n" +
-	"\bdata_dir\x18\x02 \x01(\tR\adataDir\"s\n" +
+	"\bdata_dir\x18\x02 \x01(\tR\adataDir\"\x89\x01\n" +
 	"\x11ConfigureResponse\x12\x16\n" +
 	"\x06social\x18\x01 \x01(\bR\x06social\x12\x16\n" +
 	"\x06groups\x18\x02 \x01(\bR\x06groups\x12\x16\n" +
 	"\x06tokens\x18\x03 \x01(\bR\x06tokens\x12\x16\n" +
-	"\x06backup\x18\x04 \x01(\bR\x06backup\":\n" +
+	"\x06backup\x18\x04 \x01(\bR\x06backup\x12\x14\n" +
+	"\x05stats\x18\x05 \x01(\bR\x05stats\":\n" +
 	"\vErrorDetail\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.qq.plugin.v1.ErrorKindR\x04kind\"s\n" +
 	"\aMessage\x12\x0e\n" +
@@ -6282,7 +6488,20 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x06purged\x18\x01 \x01(\x03R\x06purged\"!\n" +
 	"\rBackupRequest\x12\x10\n" +
 	"\x03dir\x18\x01 \x01(\tR\x03dir\"\x10\n" +
-	"\x0eBackupResponse\"\xa5\x02\n" +
+	"\x0eBackupResponse\"\x0e\n" +
+	"\fStatsRequest\"<\n" +
+	"\rStatsResponse\x12+\n" +
+	"\x04pool\x18\x01 \x01(\v2\x17.qq.plugin.v1.PoolStatsR\x04pool\"\xb5\x02\n" +
+	"\tPoolStats\x12\x1b\n" +
+	"\tmax_conns\x18\x01 \x01(\x03R\bmaxConns\x12\x1d\n" +
+	"\n" +
+	"idle_conns\x18\x02 \x01(\x03R\tidleConns\x12%\n" +
+	"\x0eacquired_conns\x18\x03 \x01(\x03R\racquiredConns\x12-\n" +
+	"\x12constructing_conns\x18\x04 \x01(\x03R\x11constructingConns\x12\x1a\n" +
+	"\bacquires\x18\x05 \x01(\x03R\bacquires\x12%\n" +
+	"\x0eempty_acquires\x18\x06 \x01(\x03R\remptyAcquires\x12+\n" +
+	"\x11canceled_acquires\x18\a \x01(\x03R\x10canceledAcquires\x12&\n" +
+	"\x0facquire_wait_ns\x18\b \x01(\x03R\racquireWaitNs\"\xa5\x02\n" +
 	"\vCallRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
 	"\n" +
@@ -6357,7 +6576,7 @@ const file_qqplugin_proto_rawDesc = "" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_ALLOW\x10\x01\x12\x12\n" +
 	"\x0eACTION_REWRITE\x10\x02\x12\x11\n" +
-	"\rACTION_REJECT\x10\x032\x8b\x17\n" +
+	"\rACTION_REJECT\x10\x032\xcd\x17\n" +
 	"\aStorage\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12O\n" +
 	"\n" +
@@ -6400,7 +6619,8 @@ const file_qqplugin_proto_rawDesc = "" +
 	"UserTokens\x12\x1f.qq.plugin.v1.UserTokensRequest\x1a .qq.plugin.v1.UserTokensResponse\x12U\n" +
 	"\fRevokeTokens\x12!.qq.plugin.v1.RevokeTokensRequest\x1a\".qq.plugin.v1.RevokeTokensResponse\x12R\n" +
 	"\vPurgeTokens\x12 .qq.plugin.v1.PurgeTokensRequest\x1a!.qq.plugin.v1.PurgeTokensResponse\x12C\n" +
-	"\x06Backup\x12\x1b.qq.plugin.v1.BackupRequest\x1a\x1c.qq.plugin.v1.BackupResponse\x12B\n" +
+	"\x06Backup\x12\x1b.qq.plugin.v1.BackupRequest\x1a\x1c.qq.plugin.v1.BackupResponse\x12@\n" +
+	"\x05Stats\x12\x1a.qq.plugin.v1.StatsRequest\x1a\x1b.qq.plugin.v1.StatsResponse\x12B\n" +
 	"\x05Calls\x12\x19.qq.plugin.v1.CallRequest\x1a\x1a.qq.plugin.v1.CallResponse(\x010\x012\xdf\x01\n" +
 	"\x06Filter\x12L\n" +
 	"\tConfigure\x12\x1e.qq.plugin.v1.ConfigureRequest\x1a\x1f.qq.plugin.v1.ConfigureResponse\x12C\n" +
@@ -6420,7 +6640,7 @@ func file_qqplugin_proto_rawDescGZIP() []byte {
 }
 
 var file_qqplugin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
+var file_qqplugin_proto_msgTypes = make([]protoimpl.MessageInfo, 102)
 var file_qqplugin_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: qq.plugin.v1.ErrorKind
 	(ResultError)(0),                    // 1: qq.plugin.v1.ResultError
@@ -6516,14 +6736,17 @@ var file_qqplugin_proto_goTypes = []any{
 	(*PurgeTokensResponse)(nil),         // 91: qq.plugin.v1.PurgeTokensResponse
 	(*BackupRequest)(nil),               // 92: qq.plugin.v1.BackupRequest
 	(*BackupResponse)(nil),              // 93: qq.plugin.v1.BackupResponse
-	(*CallRequest)(nil),                 // 94: qq.plugin.v1.CallRequest
-	(*CancelCall)(nil),                  // 95: qq.plugin.v1.CancelCall
-	(*CallError)(nil),                   // 96: qq.plugin.v1.CallError
-	(*CallResponse)(nil),                // 97: qq.plugin.v1.CallResponse
-	(*FilterMessage)(nil),               // 98: qq.plugin.v1.FilterMessage
-	(*FilterRequest)(nil),               // 99: qq.plugin.v1.FilterRequest
-	(*Verdict)(nil),                     // 100: qq.plugin.v1.Verdict
-	(*FilterResponse)(nil),              // 101: qq.plugin.v1.FilterResponse
+	(*StatsRequest)(nil),                // 94: qq.plugin.v1.StatsRequest
+	(*StatsResponse)(nil),               // 95: qq.plugin.v1.StatsResponse
+	(*PoolStats)(nil),                   // 96: qq.plugin.v1.PoolStats
+	(*CallRequest)(nil),                 // 97: qq.plugin.v1.CallRequest
+	(*CancelCall)(nil),                  // 98: qq.plugin.v1.CancelCall
+	(*CallError)(nil),                   // 99: qq.plugin.v1.CallError
+	(*CallResponse)(nil),                // 100: qq.plugin.v1.CallResponse
+	(*FilterMessage)(nil),               // 101: qq.plugin.v1.FilterMessage
+	(*FilterRequest)(nil),               // 102: qq.plugin.v1.FilterRequest
+	(*Verdict)(nil),                     // 103: qq.plugin.v1.Verdict
+	(*FilterResponse)(nil),              // 104: qq.plugin.v1.FilterResponse
 }
 var file_qqplugin_proto_depIdxs = []int32{
 	0,   // 0: qq.plugin.v1.ErrorDetail.kind:type_name -> qq.plugin.v1.ErrorKind
@@ -6559,103 +6782,106 @@ var file_qqplugin_proto_depIdxs = []int32{
 	78,  // 30: qq.plugin.v1.TokenResponse.token:type_name -> qq.plugin.v1.Token
 	79,  // 31: qq.plugin.v1.TouchTokensRequest.uses:type_name -> qq.plugin.v1.TokenUse
 	78,  // 32: qq.plugin.v1.UserTokensResponse.tokens:type_name -> qq.plugin.v1.Token
-	21,  // 33: qq.plugin.v1.CallRequest.write:type_name -> qq.plugin.v1.WriteBatch
-	26,  // 34: qq.plugin.v1.CallRequest.lookup_cids:type_name -> qq.plugin.v1.LookupCIDsRequest
-	99,  // 35: qq.plugin.v1.CallRequest.filter:type_name -> qq.plugin.v1.FilterRequest
-	95,  // 36: qq.plugin.v1.CallRequest.cancel:type_name -> qq.plugin.v1.CancelCall
-	0,   // 37: qq.plugin.v1.CallError.kind:type_name -> qq.plugin.v1.ErrorKind
-	96,  // 38: qq.plugin.v1.CallResponse.error:type_name -> qq.plugin.v1.CallError
-	24,  // 39: qq.plugin.v1.CallResponse.write:type_name -> qq.plugin.v1.WriteResponse
-	27,  // 40: qq.plugin.v1.CallResponse.lookup_cids:type_name -> qq.plugin.v1.LookupCIDsResponse
-	101, // 41: qq.plugin.v1.CallResponse.filter:type_name -> qq.plugin.v1.FilterResponse
-	98,  // 42: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
-	2,   // 43: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
-	100, // 44: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
-	3,   // 45: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	7,   // 46: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
-	9,   // 47: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
-	21,  // 48: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
-	26,  // 49: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
-	28,  // 50: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
-	30,  // 51: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
-	32,  // 52: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
-	11,  // 53: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
-	13,  // 54: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
-	15,  // 55: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
-	17,  // 56: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
-	34,  // 57: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
-	38,  // 58: qq.plugin.v1.Storage.RequestFriend:input_type -> qq.plugin.v1.RequestFriendRequest
-	40,  // 59: qq.plugin.v1.Storage.AnswerFriendRequest:input_type -> qq.plugin.v1.AnswerFriendRequestRequest
-	42,  // 60: qq.plugin.v1.Storage.CancelFriendRequest:input_type -> qq.plugin.v1.CancelFriendRequestRequest
-	44,  // 61: qq.plugin.v1.Storage.RemoveFriend:input_type -> qq.plugin.v1.RemoveFriendRequest
-	46,  // 62: qq.plugin.v1.Storage.Friends:input_type -> qq.plugin.v1.FriendsRequest
-	48,  // 63: qq.plugin.v1.Storage.Block:input_type -> qq.plugin.v1.BlockRequest
-	50,  // 64: qq.plugin.v1.Storage.Unblock:input_type -> qq.plugin.v1.UnblockRequest
-	52,  // 65: qq.plugin.v1.Storage.Blocks:input_type -> qq.plugin.v1.BlocksRequest
-	54,  // 66: qq.plugin.v1.Storage.Relation:input_type -> qq.plugin.v1.RelationRequest
-	64,  // 67: qq.plugin.v1.Storage.CreateGroup:input_type -> qq.plugin.v1.CreateGroupRequest
-	66,  // 68: qq.plugin.v1.Storage.Group:input_type -> qq.plugin.v1.GroupRequest
-	68,  // 69: qq.plugin.v1.Storage.UserGroups:input_type -> qq.plugin.v1.UserGroupsRequest
-	70,  // 70: qq.plugin.v1.Storage.GroupMembers:input_type -> qq.plugin.v1.GroupMembersRequest
-	72,  // 71: qq.plugin.v1.Storage.GroupOp:input_type -> qq.plugin.v1.GroupOpRequest
-	74,  // 72: qq.plugin.v1.Storage.JoinRequests:input_type -> qq.plugin.v1.JoinRequestsRequest
-	76,  // 73: qq.plugin.v1.Storage.GroupLog:input_type -> qq.plugin.v1.GroupLogRequest
-	80,  // 74: qq.plugin.v1.Storage.AddToken:input_type -> qq.plugin.v1.AddTokenRequest
-	82,  // 75: qq.plugin.v1.Storage.Token:input_type -> qq.plugin.v1.TokenRequest
-	84,  // 76: qq.plugin.v1.Storage.TouchTokens:input_type -> qq.plugin.v1.TouchTokensRequest
-	86,  // 77: qq.plugin.v1.Storage.UserTokens:input_type -> qq.plugin.v1.UserTokensRequest
-	88,  // 78: qq.plugin.v1.Storage.RevokeTokens:input_type -> qq.plugin.v1.RevokeTokensRequest
-	90,  // 79: qq.plugin.v1.Storage.PurgeTokens:input_type -> qq.plugin.v1.PurgeTokensRequest
-	92,  // 80: qq.plugin.v1.Storage.Backup:input_type -> qq.plugin.v1.BackupRequest
-	94,  // 81: qq.plugin.v1.Storage.Calls:input_type -> qq.plugin.v1.CallRequest
-	3,   // 82: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
-	99,  // 83: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
-	94,  // 84: qq.plugin.v1.Filter.Calls:input_type -> qq.plugin.v1.CallRequest
-	4,   // 85: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	8,   // 86: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
-	10,  // 87: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
-	24,  // 88: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
-	27,  // 89: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
-	29,  // 90: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
-	31,  // 91: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
-	33,  // 92: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
-	12,  // 93: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
-	14,  // 94: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
-	16,  // 95: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
-	18,  // 96: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
-	35,  // 97: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
-	39,  // 98: qq.plugin.v1.Storage.RequestFriend:output_type -> qq.plugin.v1.RequestFriendResponse
-	41,  // 99: qq.plugin.v1.Storage.AnswerFriendRequest:output_type -> qq.plugin.v1.AnswerFriendRequestResponse
-	43,  // 100: qq.plugin.v1.Storage.CancelFriendRequest:output_type -> qq.plugin.v1.CancelFriendRequestResponse
-	45,  // 101: qq.plugin.v1.Storage.RemoveFriend:output_type -> qq.plugin.v1.RemoveFriendResponse
-	47,  // 102: qq.plugin.v1.Storage.Friends:output_type -> qq.plugin.v1.FriendsResponse
-	49,  // 103: qq.plugin.v1.Storage.Block:output_type -> qq.plugin.v1.BlockResponse
-	51,  // 104: qq.plugin.v1.Storage.Unblock:output_type -> qq.plugin.v1.UnblockResponse
-	53,  // 105: qq.plugin.v1.Storage.Blocks:output_type -> qq.plugin.v1.BlocksResponse
-	55,  // 106: qq.plugin.v1.Storage.Relation:output_type -> qq.plugin.v1.RelationResponse
-	65,  // 107: qq.plugin.v1.Storage.CreateGroup:output_type -> qq.plugin.v1.CreateGroupResponse
-	67,  // 108: qq.plugin.v1.Storage.Group:output_type -> qq.plugin.v1.GroupResponse
-	69,  // 109: qq.plugin.v1.Storage.UserGroups:output_type -> qq.plugin.v1.UserGroupsResponse
-	71,  // 110: qq.plugin.v1.Storage.GroupMembers:output_type -> qq.plugin.v1.GroupMembersResponse
-	73,  // 111: qq.plugin.v1.Storage.GroupOp:output_type -> qq.plugin.v1.GroupOpResponse
-	75,  // 112: qq.plugin.v1.Storage.JoinRequests:output_type -> qq.plugin.v1.JoinRequestsResponse
-	77,  // 113: qq.plugin.v1.Storage.GroupLog:output_type -> qq.plugin.v1.GroupLogResponse
-	81,  // 114: qq.plugin.v1.Storage.AddToken:output_type -> qq.plugin.v1.AddTokenResponse
-	83,  // 115: qq.plugin.v1.Storage.Token:output_type -> qq.plugin.v1.TokenResponse
-	85,  // 116: qq.plugin.v1.Storage.TouchTokens:output_type -> qq.plugin.v1.TouchTokensResponse
-	87,  // 117: qq.plugin.v1.Storage.UserTokens:output_type -> qq.plugin.v1.UserTokensResponse
-	89,  // 118: qq.plugin.v1.Storage.RevokeTokens:output_type -> qq.plugin.v1.RevokeTokensResponse
-	91,  // 119: qq.plugin.v1.Storage.PurgeTokens:output_type -> qq.plugin.v1.PurgeTokensResponse
-	93,  // 120: qq.plugin.v1.Storage.Backup:output_type -> qq.plugin.v1.BackupResponse
-	97,  // 121: qq.plugin.v1.Storage.Calls:output_type -> qq.plugin.v1.CallResponse
-	4,   // 122: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
-	101, // 123: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
-	97,  // 124: qq.plugin.v1.Filter.Calls:output_type -> qq.plugin.v1.CallResponse
-	85,  // [85:125] is the sub-list for method output_type
-	45,  // [45:85] is the sub-list for method input_type
-	45,  // [45:45] is the sub-list for extension type_name
-	45,  // [45:45] is the sub-list for extension extendee
-	0,   // [0:45] is the sub-list for field type_name
+	96,  // 33: qq.plugin.v1.StatsResponse.pool:type_name -> qq.plugin.v1.PoolStats
+	21,  // 34: qq.plugin.v1.CallRequest.write:type_name -> qq.plugin.v1.WriteBatch
+	26,  // 35: qq.plugin.v1.CallRequest.lookup_cids:type_name -> qq.plugin.v1.LookupCIDsRequest
+	102, // 36: qq.plugin.v1.CallRequest.filter:type_name -> qq.plugin.v1.FilterRequest
+	98,  // 37: qq.plugin.v1.CallRequest.cancel:type_name -> qq.plugin.v1.CancelCall
+	0,   // 38: qq.plugin.v1.CallError.kind:type_name -> qq.plugin.v1.ErrorKind
+	99,  // 39: qq.plugin.v1.CallResponse.error:type_name -> qq.plugin.v1.CallError
+	24,  // 40: qq.plugin.v1.CallResponse.write:type_name -> qq.plugin.v1.WriteResponse
+	27,  // 41: qq.plugin.v1.CallResponse.lookup_cids:type_name -> qq.plugin.v1.LookupCIDsResponse
+	104, // 42: qq.plugin.v1.CallResponse.filter:type_name -> qq.plugin.v1.FilterResponse
+	101, // 43: qq.plugin.v1.FilterRequest.messages:type_name -> qq.plugin.v1.FilterMessage
+	2,   // 44: qq.plugin.v1.Verdict.action:type_name -> qq.plugin.v1.Action
+	103, // 45: qq.plugin.v1.FilterResponse.verdicts:type_name -> qq.plugin.v1.Verdict
+	3,   // 46: qq.plugin.v1.Storage.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	7,   // 47: qq.plugin.v1.Storage.CreateUser:input_type -> qq.plugin.v1.CreateUserRequest
+	9,   // 48: qq.plugin.v1.Storage.PasswordHash:input_type -> qq.plugin.v1.PasswordHashRequest
+	21,  // 49: qq.plugin.v1.Storage.Write:input_type -> qq.plugin.v1.WriteBatch
+	26,  // 50: qq.plugin.v1.Storage.LookupCIDs:input_type -> qq.plugin.v1.LookupCIDsRequest
+	28,  // 51: qq.plugin.v1.Storage.PendingCount:input_type -> qq.plugin.v1.PendingCountRequest
+	30,  // 52: qq.plugin.v1.Storage.Pending:input_type -> qq.plugin.v1.PendingRequest
+	32,  // 53: qq.plugin.v1.Storage.History:input_type -> qq.plugin.v1.HistoryRequest
+	11,  // 54: qq.plugin.v1.Storage.SetPasswordHash:input_type -> qq.plugin.v1.SetPasswordHashRequest
+	13,  // 55: qq.plugin.v1.Storage.DeleteUser:input_type -> qq.plugin.v1.DeleteUserRequest
+	15,  // 56: qq.plugin.v1.Storage.CountUsers:input_type -> qq.plugin.v1.CountUsersRequest
+	17,  // 57: qq.plugin.v1.Storage.CountPending:input_type -> qq.plugin.v1.CountPendingRequest
+	34,  // 58: qq.plugin.v1.Storage.Close:input_type -> qq.plugin.v1.CloseRequest
+	38,  // 59: qq.plugin.v1.Storage.RequestFriend:input_type -> qq.plugin.v1.RequestFriendRequest
+	40,  // 60: qq.plugin.v1.Storage.AnswerFriendRequest:input_type -> qq.plugin.v1.AnswerFriendRequestRequest
+	42,  // 61: qq.plugin.v1.Storage.CancelFriendRequest:input_type -> qq.plugin.v1.CancelFriendRequestRequest
+	44,  // 62: qq.plugin.v1.Storage.RemoveFriend:input_type -> qq.plugin.v1.RemoveFriendRequest
+	46,  // 63: qq.plugin.v1.Storage.Friends:input_type -> qq.plugin.v1.FriendsRequest
+	48,  // 64: qq.plugin.v1.Storage.Block:input_type -> qq.plugin.v1.BlockRequest
+	50,  // 65: qq.plugin.v1.Storage.Unblock:input_type -> qq.plugin.v1.UnblockRequest
+	52,  // 66: qq.plugin.v1.Storage.Blocks:input_type -> qq.plugin.v1.BlocksRequest
+	54,  // 67: qq.plugin.v1.Storage.Relation:input_type -> qq.plugin.v1.RelationRequest
+	64,  // 68: qq.plugin.v1.Storage.CreateGroup:input_type -> qq.plugin.v1.CreateGroupRequest
+	66,  // 69: qq.plugin.v1.Storage.Group:input_type -> qq.plugin.v1.GroupRequest
+	68,  // 70: qq.plugin.v1.Storage.UserGroups:input_type -> qq.plugin.v1.UserGroupsRequest
+	70,  // 71: qq.plugin.v1.Storage.GroupMembers:input_type -> qq.plugin.v1.GroupMembersRequest
+	72,  // 72: qq.plugin.v1.Storage.GroupOp:input_type -> qq.plugin.v1.GroupOpRequest
+	74,  // 73: qq.plugin.v1.Storage.JoinRequests:input_type -> qq.plugin.v1.JoinRequestsRequest
+	76,  // 74: qq.plugin.v1.Storage.GroupLog:input_type -> qq.plugin.v1.GroupLogRequest
+	80,  // 75: qq.plugin.v1.Storage.AddToken:input_type -> qq.plugin.v1.AddTokenRequest
+	82,  // 76: qq.plugin.v1.Storage.Token:input_type -> qq.plugin.v1.TokenRequest
+	84,  // 77: qq.plugin.v1.Storage.TouchTokens:input_type -> qq.plugin.v1.TouchTokensRequest
+	86,  // 78: qq.plugin.v1.Storage.UserTokens:input_type -> qq.plugin.v1.UserTokensRequest
+	88,  // 79: qq.plugin.v1.Storage.RevokeTokens:input_type -> qq.plugin.v1.RevokeTokensRequest
+	90,  // 80: qq.plugin.v1.Storage.PurgeTokens:input_type -> qq.plugin.v1.PurgeTokensRequest
+	92,  // 81: qq.plugin.v1.Storage.Backup:input_type -> qq.plugin.v1.BackupRequest
+	94,  // 82: qq.plugin.v1.Storage.Stats:input_type -> qq.plugin.v1.StatsRequest
+	97,  // 83: qq.plugin.v1.Storage.Calls:input_type -> qq.plugin.v1.CallRequest
+	3,   // 84: qq.plugin.v1.Filter.Configure:input_type -> qq.plugin.v1.ConfigureRequest
+	102, // 85: qq.plugin.v1.Filter.Filter:input_type -> qq.plugin.v1.FilterRequest
+	97,  // 86: qq.plugin.v1.Filter.Calls:input_type -> qq.plugin.v1.CallRequest
+	4,   // 87: qq.plugin.v1.Storage.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	8,   // 88: qq.plugin.v1.Storage.CreateUser:output_type -> qq.plugin.v1.CreateUserResponse
+	10,  // 89: qq.plugin.v1.Storage.PasswordHash:output_type -> qq.plugin.v1.PasswordHashResponse
+	24,  // 90: qq.plugin.v1.Storage.Write:output_type -> qq.plugin.v1.WriteResponse
+	27,  // 91: qq.plugin.v1.Storage.LookupCIDs:output_type -> qq.plugin.v1.LookupCIDsResponse
+	29,  // 92: qq.plugin.v1.Storage.PendingCount:output_type -> qq.plugin.v1.PendingCountResponse
+	31,  // 93: qq.plugin.v1.Storage.Pending:output_type -> qq.plugin.v1.PendingResponse
+	33,  // 94: qq.plugin.v1.Storage.History:output_type -> qq.plugin.v1.HistoryResponse
+	12,  // 95: qq.plugin.v1.Storage.SetPasswordHash:output_type -> qq.plugin.v1.SetPasswordHashResponse
+	14,  // 96: qq.plugin.v1.Storage.DeleteUser:output_type -> qq.plugin.v1.DeleteUserResponse
+	16,  // 97: qq.plugin.v1.Storage.CountUsers:output_type -> qq.plugin.v1.CountUsersResponse
+	18,  // 98: qq.plugin.v1.Storage.CountPending:output_type -> qq.plugin.v1.CountPendingResponse
+	35,  // 99: qq.plugin.v1.Storage.Close:output_type -> qq.plugin.v1.CloseResponse
+	39,  // 100: qq.plugin.v1.Storage.RequestFriend:output_type -> qq.plugin.v1.RequestFriendResponse
+	41,  // 101: qq.plugin.v1.Storage.AnswerFriendRequest:output_type -> qq.plugin.v1.AnswerFriendRequestResponse
+	43,  // 102: qq.plugin.v1.Storage.CancelFriendRequest:output_type -> qq.plugin.v1.CancelFriendRequestResponse
+	45,  // 103: qq.plugin.v1.Storage.RemoveFriend:output_type -> qq.plugin.v1.RemoveFriendResponse
+	47,  // 104: qq.plugin.v1.Storage.Friends:output_type -> qq.plugin.v1.FriendsResponse
+	49,  // 105: qq.plugin.v1.Storage.Block:output_type -> qq.plugin.v1.BlockResponse
+	51,  // 106: qq.plugin.v1.Storage.Unblock:output_type -> qq.plugin.v1.UnblockResponse
+	53,  // 107: qq.plugin.v1.Storage.Blocks:output_type -> qq.plugin.v1.BlocksResponse
+	55,  // 108: qq.plugin.v1.Storage.Relation:output_type -> qq.plugin.v1.RelationResponse
+	65,  // 109: qq.plugin.v1.Storage.CreateGroup:output_type -> qq.plugin.v1.CreateGroupResponse
+	67,  // 110: qq.plugin.v1.Storage.Group:output_type -> qq.plugin.v1.GroupResponse
+	69,  // 111: qq.plugin.v1.Storage.UserGroups:output_type -> qq.plugin.v1.UserGroupsResponse
+	71,  // 112: qq.plugin.v1.Storage.GroupMembers:output_type -> qq.plugin.v1.GroupMembersResponse
+	73,  // 113: qq.plugin.v1.Storage.GroupOp:output_type -> qq.plugin.v1.GroupOpResponse
+	75,  // 114: qq.plugin.v1.Storage.JoinRequests:output_type -> qq.plugin.v1.JoinRequestsResponse
+	77,  // 115: qq.plugin.v1.Storage.GroupLog:output_type -> qq.plugin.v1.GroupLogResponse
+	81,  // 116: qq.plugin.v1.Storage.AddToken:output_type -> qq.plugin.v1.AddTokenResponse
+	83,  // 117: qq.plugin.v1.Storage.Token:output_type -> qq.plugin.v1.TokenResponse
+	85,  // 118: qq.plugin.v1.Storage.TouchTokens:output_type -> qq.plugin.v1.TouchTokensResponse
+	87,  // 119: qq.plugin.v1.Storage.UserTokens:output_type -> qq.plugin.v1.UserTokensResponse
+	89,  // 120: qq.plugin.v1.Storage.RevokeTokens:output_type -> qq.plugin.v1.RevokeTokensResponse
+	91,  // 121: qq.plugin.v1.Storage.PurgeTokens:output_type -> qq.plugin.v1.PurgeTokensResponse
+	93,  // 122: qq.plugin.v1.Storage.Backup:output_type -> qq.plugin.v1.BackupResponse
+	95,  // 123: qq.plugin.v1.Storage.Stats:output_type -> qq.plugin.v1.StatsResponse
+	100, // 124: qq.plugin.v1.Storage.Calls:output_type -> qq.plugin.v1.CallResponse
+	4,   // 125: qq.plugin.v1.Filter.Configure:output_type -> qq.plugin.v1.ConfigureResponse
+	104, // 126: qq.plugin.v1.Filter.Filter:output_type -> qq.plugin.v1.FilterResponse
+	100, // 127: qq.plugin.v1.Filter.Calls:output_type -> qq.plugin.v1.CallResponse
+	87,  // [87:128] is the sub-list for method output_type
+	46,  // [46:87] is the sub-list for method input_type
+	46,  // [46:46] is the sub-list for extension type_name
+	46,  // [46:46] is the sub-list for extension extendee
+	0,   // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_qqplugin_proto_init() }
@@ -6663,13 +6889,13 @@ func file_qqplugin_proto_init() {
 	if File_qqplugin_proto != nil {
 		return
 	}
-	file_qqplugin_proto_msgTypes[91].OneofWrappers = []any{
+	file_qqplugin_proto_msgTypes[94].OneofWrappers = []any{
 		(*CallRequest_Write)(nil),
 		(*CallRequest_LookupCids)(nil),
 		(*CallRequest_Filter)(nil),
 		(*CallRequest_Cancel)(nil),
 	}
-	file_qqplugin_proto_msgTypes[94].OneofWrappers = []any{
+	file_qqplugin_proto_msgTypes[97].OneofWrappers = []any{
 		(*CallResponse_Error)(nil),
 		(*CallResponse_Write)(nil),
 		(*CallResponse_LookupCids)(nil),
@@ -6681,7 +6907,7 @@ func file_qqplugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qqplugin_proto_rawDesc), len(file_qqplugin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   99,
+			NumMessages:   102,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

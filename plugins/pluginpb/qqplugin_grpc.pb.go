@@ -1,4 +1,4 @@
-// qq plugin protocol version 4
+// qq plugin protocol version 5
 //
 // The gRPC services a qq plugin process serves to qqd over go-plugin. The
 // version on the first line is plugins.ProtocolVersion (the go-plugin
@@ -41,6 +41,12 @@
 // only from a plugin that negotiated 4 and set ConfigureResponse.backup.
 // A plugin of version 4 serves hosts of versions 1 to 3 as before (they
 // never call Backup).
+//
+// Version 5 adds Stats to the Storage service and ConfigureResponse.stats
+// (compatibly again): the host asks a storage plugin for its statistics
+// (a connection pool's gauges) at each scrape of its /metrics, only when
+// the plugin negotiated 5 and set ConfigureResponse.stats. A plugin of
+// version 5 serves hosts of versions 1 to 4 as before.
 //
 // Every string is valid UTF-8 (the chat protocol guarantees it for
 // everything that reaches a plugin). Errors travel as gRPC status codes; a
@@ -103,6 +109,7 @@ const (
 	Storage_RevokeTokens_FullMethodName        = "/qq.plugin.v1.Storage/RevokeTokens"
 	Storage_PurgeTokens_FullMethodName         = "/qq.plugin.v1.Storage/PurgeTokens"
 	Storage_Backup_FullMethodName              = "/qq.plugin.v1.Storage/Backup"
+	Storage_Stats_FullMethodName               = "/qq.plugin.v1.Storage/Stats"
 	Storage_Calls_FullMethodName               = "/qq.plugin.v1.Storage/Calls"
 )
 
@@ -189,6 +196,11 @@ type StorageClient interface {
 	// not absolute, no space, permission denied) is an error status whose
 	// message says why.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (*BackupResponse, error)
+	// Version 5: the storage's statistics, asked by qqd at each scrape of
+	// its /metrics with a short deadline. Only a plugin that set
+	// ConfigureResponse.stats serves it; one that did not answers
+	// UNIMPLEMENTED. It must be cheap (no query to a database).
+	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
 	// Version 3: the calls Write and LookupCIDs on one stream, which the
 	// host opens once and keeps open (see CallRequest). Each call runs as
 	// its unary method would, concurrently with the others; Writes keep
@@ -567,6 +579,16 @@ func (c *storageClient) Backup(ctx context.Context, in *BackupRequest, opts ...g
 	return out, nil
 }
 
+func (c *storageClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatsResponse)
+	err := c.cc.Invoke(ctx, Storage_Stats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storageClient) Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallRequest, CallResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Storage_ServiceDesc.Streams[0], Storage_Calls_FullMethodName, cOpts...)
@@ -663,6 +685,11 @@ type StorageServer interface {
 	// not absolute, no space, permission denied) is an error status whose
 	// message says why.
 	Backup(context.Context, *BackupRequest) (*BackupResponse, error)
+	// Version 5: the storage's statistics, asked by qqd at each scrape of
+	// its /metrics with a short deadline. Only a plugin that set
+	// ConfigureResponse.stats serves it; one that did not answers
+	// UNIMPLEMENTED. It must be cheap (no query to a database).
+	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 	// Version 3: the calls Write and LookupCIDs on one stream, which the
 	// host opens once and keeps open (see CallRequest). Each call runs as
 	// its unary method would, concurrently with the others; Writes keep
@@ -788,6 +815,9 @@ func (UnimplementedStorageServer) PurgeTokens(context.Context, *PurgeTokensReque
 }
 func (UnimplementedStorageServer) Backup(context.Context, *BackupRequest) (*BackupResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedStorageServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Stats not implemented")
 }
 func (UnimplementedStorageServer) Calls(grpc.BidiStreamingServer[CallRequest, CallResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Calls not implemented")
@@ -1461,6 +1491,24 @@ func _Storage_Backup_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Storage_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServer).Stats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Storage_Stats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServer).Stats(ctx, req.(*StatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Storage_Calls_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(StorageServer).Calls(&grpc.GenericServerStream[CallRequest, CallResponse]{ServerStream: stream})
 }
@@ -1618,6 +1666,10 @@ var Storage_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Backup",
 			Handler:    _Storage_Backup_Handler,
+		},
+		{
+			MethodName: "Stats",
+			Handler:    _Storage_Stats_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -132,6 +132,22 @@ func (s *Store) PoolStats() PoolStats {
 	}
 }
 
+var _ plugins.Stats = (*Store)(nil)
+
+// Stats implements plugins.Stats: the connection pool's statistics, which
+// qqd exports as qqd_storage_pool_*. It asks nothing of the database.
+func (s *Store) Stats(context.Context) (plugins.StorageStats, error) {
+	if s.closed.Load() {
+		return plugins.StorageStats{}, fmt.Errorf("pgstore: stats: %w", ErrClosed)
+	}
+	st := s.PoolStats()
+	return plugins.StorageStats{Pool: &plugins.PoolStats{
+		MaxConns: int64(st.MaxConns), IdleConns: int64(st.IdleConns), AcquiredConns: int64(st.AcquiredConns),
+		ConstructingConns: int64(st.ConstructingConns), Acquires: st.AcquireCount, EmptyAcquires: st.EmptyAcquireCount,
+		CanceledAcquires: st.CanceledAcquireCount, AcquireWait: st.AcquireDuration,
+	}}, nil
+}
+
 // retryable reports whether err is a serialization failure or a
 // deadlock: the transaction rolled back and may be run again.
 func retryable(err error) bool {
