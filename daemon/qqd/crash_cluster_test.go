@@ -209,10 +209,10 @@ func TestClusterCrash(t *testing.T) {
 	defer h.mu.Unlock()
 	summary := fmt.Sprintf("cluster crash run, seed %d: %d faults in %v, total %v; direct sends acked %d (retried %d, %d retry attempts, %d stored by an earlier attempt), cid rechecks %d, connections %d; "+
 		"messages delivered %d (%d pushed, %d offline); lost %d, shown twice after de-dup %d, never sent %d; "+
-		"group sends acked %d, group entries pushed %d (in a connection's pushes: %d gaps, filled from the log; %d repeats of the last seq; %d below the highest seq pushed before), members' views gap-free: %v",
+		"group sends acked %d, group entries pushed %d (in a connection's pushes: %d gaps, left to group_sync; %d at or below a seq pushed before), members' views gap-free: %v",
 		seed, faults, chaos.Round(time.Millisecond), total.Round(time.Millisecond), h.oks, h.retried, h.retries, h.storedEarlier, h.rechecks, h.reconns,
 		st.delivered, st.pushed, st.offline, st.lost, st.twice, st.neverSent,
-		gst.acked, gst.pushed, gst.pushGaps, gst.pushDups, gst.pushBack, gst.gapFree)
+		gst.acked, gst.pushed, gst.pushGaps, gst.pushBack, gst.gapFree)
 	table := h.windowTable()
 	t.Log(summary)
 	t.Log("per fault window:\n" + table)
@@ -500,10 +500,10 @@ func (m *groupMember) run() {
 
 type groupStats struct {
 	acked, pushed int
-	// In one connection's pushes: a seq skipped (filled from the log),
-	// the highest seq so far again, and a seq below it.
-	pushGaps, pushDups, pushBack int
-	gapFree                      bool
+	// In one connection's pushes: a seq skipped (the client syncs), and
+	// a seq at or below the highest one pushed before.
+	pushGaps, pushBack int
+	gapFree            bool
 }
 
 // check runs after the harness's finish (every member's sender and reader
@@ -545,13 +545,12 @@ func (g *crashGroupLoad) check() (st groupStats) {
 				for _, p := range es[:i] {
 					top = max(top, p.Seq)
 				}
+				// A group's pushes go out in seq order (QQP/1); a gap is
+				// allowed (the client syncs).
 				switch {
-				case e.Seq == top:
-					st.pushDups++
-				case e.Seq < top:
-					st.pushBack++
-					if st.pushBack <= 5 {
-						t.Logf("%s's connection %d was pushed seq %d after seq %d", m.name, n, e.Seq, top)
+				case e.Seq <= top:
+					if st.pushBack++; st.pushBack <= 5 {
+						t.Errorf("%s's connection %d was pushed seq %d after seq %d", m.name, n, e.Seq, top)
 					}
 				case e.Seq > top+1:
 					st.pushGaps++
