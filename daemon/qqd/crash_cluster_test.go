@@ -213,6 +213,17 @@ func TestClusterCrash(t *testing.T) {
 		seed, faults, chaos.Round(time.Millisecond), total.Round(time.Millisecond), h.oks, h.retried, h.retries, h.storedEarlier, h.rechecks, h.reconns,
 		st.delivered, st.pushed, st.offline, st.lost, st.twice, st.neverSent,
 		gst.acked, gst.pushed, gst.pushGaps, gst.pushBack, gst.gapFree)
+	// Where the balancer sent the clients, and whether a node fenced.
+	var spread []string
+	fences := 0
+	for i, n := range c.Nodes {
+		spread = append(spread, fmt.Sprintf("%s=%d", n.Name(), c.LB.Served(i)))
+		if b, err := os.ReadFile(n.LogPath()); err == nil {
+			fences += strings.Count(string(b), "cluster: fencing this node")
+		}
+	}
+	summary += fmt.Sprintf("; connections per node %s; fences %d; PostgreSQL down %v (fence_after %v)",
+		strings.Join(spread, " "), fences, pgDown.Round(time.Millisecond), clusterFenceAfter)
 	table := h.windowTable()
 	t.Log(summary)
 	t.Log("per fault window:\n" + table)
