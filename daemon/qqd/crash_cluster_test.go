@@ -219,7 +219,12 @@ func TestClusterCrash(t *testing.T) {
 	for i, n := range c.Nodes {
 		spread = append(spread, fmt.Sprintf("%s=%d", n.Name(), c.LB.Served(i)))
 		if b, err := os.ReadFile(n.LogPath()); err == nil {
-			fences += strings.Count(string(b), "cluster: fencing this node")
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, "cluster: fencing this node") || strings.Contains(l, "cluster: unfenced") {
+					t.Logf("node %s: %s", n.Name(), l)
+					fences += strings.Count(l, "fencing this node")
+				}
+			}
 		}
 	}
 	summary += fmt.Sprintf("; connections per node %s; fences %d; PostgreSQL down %v (fence_after %v)",
