@@ -103,10 +103,12 @@ func (p msgPusher) Deliver(s *session, frame []byte) {
 	}
 }
 
-// enqueuer is a route.Deliverer that queues a frame on a session.
+// enqueuer is a route.Deliverer that queues a frame that came over the
+// bus on a session (a group entry only if it keeps the group's pushes
+// in seq order there: see enqueueGroupEntry).
 type enqueuer struct{}
 
-func (enqueuer) Deliver(s *session, frame []byte) { s.enqueue(frame) }
+func (enqueuer) Deliver(s *session, frame []byte) { s.enqueueGroupEntry(frame) }
 
 // fenced reports whether this node is fenced: it takes no logins.
 func (s *Server) fenced() bool { return s.cluster != nil && s.cluster.node.Fenced() }

@@ -208,7 +208,7 @@ func (d *groupPush) Deliver(s *session, frame []byte) {
 	if s == d.skip {
 		return
 	}
-	if s.enqueue(frame) {
+	if s.enqueueGroupEntry(frame) {
 		d.n++
 	}
 }

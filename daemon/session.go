@@ -86,6 +86,9 @@ type session struct {
 	closing      bool // no more output accepted; close once out is written
 	closed       bool // conn closed
 	reason       CloseReason
+	// groupSeq is the highest seq of each group (its id as on the wire)
+	// pushed on this connection (see enqueueGroupEntry).
+	groupSeq map[string]int64
 	// inPresence: the session counts in the presence registry (from a
 	// login until it starts to close; see joinPresence).
 	inPresence bool
@@ -223,6 +226,70 @@ func (s *session) reply(frame []byte) {
 func (s *session) enqueue(frame []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.enqueueLocked(frame)
+}
+
+// enqueueGroupEntry is enqueue for a group_entry push, which it drops
+// when this connection was pushed that entry, or a later one of the
+// group, already: a group's pushes go out in seq order (QQP/1). On one
+// node they are made in seq order under the group's lock; in a cluster
+// an entry also comes over the bus from the node that committed it, and
+// may come after this node pushed it (filling a gap from the log before
+// an entry of its own) or a later entry. A client that sees a gap in a
+// group's seqs catches up with group_sync. A frame that is not a
+// group_entry push is queued as by enqueue.
+func (s *session) enqueueGroupEntry(frame []byte) bool {
+	group, seq, ok := groupEntryKey(frame)
+	if !ok {
+		return s.enqueue(frame)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq <= s.groupSeq[group] {
+		return false
+	}
+	if !s.enqueueLocked(frame) {
+		return false
+	}
+	if s.groupSeq == nil {
+		s.groupSeq = make(map[string]int64)
+	}
+	s.groupSeq[group] = seq
+	return true
+}
+
+// groupEntryPrefix starts every group_entry push: appendEntry writes the
+// group first, then the seq.
+var groupEntryPrefix = []byte(`{"type":"group_entry","group":"`)
+
+// groupEntryKey returns the group and seq of a group_entry push frame;
+// ok is false for any other frame.
+func groupEntryKey(frame []byte) (group string, seq int64, ok bool) {
+	rest, ok := bytes.CutPrefix(frame, groupEntryPrefix)
+	if !ok {
+		return "", 0, false
+	}
+	i := bytes.IndexByte(rest, '"')
+	if i <= 0 {
+		return "", 0, false
+	}
+	group = string(rest[:i])
+	rest, ok = bytes.CutPrefix(rest[i:], []byte(`","seq":`))
+	if !ok {
+		return "", 0, false
+	}
+	n := 0
+	for ; n < len(rest) && rest[n] >= '0' && rest[n] <= '9' && n < 19; n++ {
+		seq = seq*10 + int64(rest[n]-'0')
+	}
+	if n == 0 || seq <= 0 {
+		return "", 0, false
+	}
+	return group, seq, true
+}
+
+// enqueueLocked is enqueue with s.mu held.
+func (s *session) enqueueLocked(frame []byte) bool {
 	if s.closing {
 		return false
 	}

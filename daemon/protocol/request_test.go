@@ -119,6 +119,15 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if f.Type != protocol.TypeMsg || f.Msg() != m {
 		t.Errorf("round trip = %+v, want %+v", f.Msg(), m)
 	}
+	// With the recipient's seq (the postgres storage numbers messages).
+	m.Seq = 42
+	f = protocol.ServerFrame{}
+	if err := json.Unmarshal(protocol.AppendPush(nil, &m), &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Msg() != m {
+		t.Errorf("round trip with seq = %+v, want %+v", f.Msg(), m)
+	}
 	// Invalid UTF-8 never produces invalid JSON.
 	s := protocol.AppendString(nil, "a\xffb")
 	var back string

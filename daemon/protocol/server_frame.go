@@ -138,9 +138,11 @@ type FriendRequest struct {
 	TS   int64  `json:"ts"` // ms since the epoch
 }
 
-// Msg returns the message carried by a msg push.
+// Msg returns the message carried by a msg push. Its seq (a qqd
+// extension) decodes into the embedded GroupEntry's Seq, the field that
+// holds the frame's "seq".
 func (f *ServerFrame) Msg() Message {
-	return Message{ID: f.MsgID, From: f.From, To: f.To, Body: f.Body, TS: f.TS}
+	return Message{ID: f.MsgID, From: f.From, To: f.To, Body: f.Body, TS: f.TS, Seq: f.Seq}
 }
 
 // Err returns the error carried by an error reply.

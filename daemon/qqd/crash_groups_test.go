@@ -151,50 +151,9 @@ func crashGroup(t *testing.T, mode string) {
 	mu.Lock()
 	defer mu.Unlock()
 	for _, m := range names {
-		c := dialClient(t, p.addr, m)
-		var view []protocol.GroupEntry
-		after := int64(0)
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
-			es, more, err := c.GroupSync(ctx, gid, after, 500)
-			cancel()
-			if err != nil {
-				t.Fatalf("%s: sync: %v", m, err)
-			}
-			view = append(view, es...)
-			if len(es) > 0 {
-				after = es[len(es)-1].Seq
-			}
-			if !more {
-				break
-			}
-		}
-		c.Close()
-		bySeq := map[int64]protocol.GroupEntry{}
-		lastBySender := map[string]int{}
-		for i, e := range view {
-			if i > 0 && e.Seq != view[i-1].Seq+1 {
-				t.Fatalf("%s's view: seq %d after %d (a gap or a reorder)", m, e.Seq, view[i-1].Seq)
-			}
-			bySeq[e.Seq] = e
-			if e.Kind == "msg" {
-				var k int
-				fmt.Sscanf(e.Body[strings.LastIndexByte(e.Body, ' ')+1:], "%d", &k)
-				if prev, ok := lastBySender[e.From]; ok && k <= prev {
-					t.Errorf("%s's view: %s's message %d after %d", m, e.From, k, prev)
-				}
-				lastBySender[e.From] = k
-			}
-		}
-		for _, a := range acked {
-			e, ok := bySeq[a.seq]
-			if m != names[0] && !ok {
-				continue // before this member joined: not visible (history joined)
-			}
-			if !ok || e.MsgID != a.msgID || e.Body != a.body || e.From != a.from {
-				t.Errorf("LOST: %s's send %s got ok seq %d msg_id %s; %s sees %+v", a.from, a.cid, a.seq, a.msgID, m, e)
-			}
-		}
+		// The others joined before any send: only the owner is sure to
+		// see all of them (history joined).
+		checkGroupView(t, m, groupView(t, p.addr, gid, m), acked, m == names[0])
 	}
 	seen := map[string]bool{}
 	for _, a := range acked {
@@ -206,5 +165,63 @@ func crashGroup(t *testing.T, mode string) {
 	t.Logf("kill=%s: %d kills; %d group sends acknowledged, none lost; views contiguous", mode, killed, len(acked))
 	if killed < 2 {
 		t.Errorf("only %d kills: the load ended too soon to test anything", killed)
+	}
+}
+
+// groupView returns member's view of group gid's whole log, read on a
+// fresh connection to addr.
+func groupView(t *testing.T, addr, gid, member string) []protocol.GroupEntry {
+	t.Helper()
+	c := dialClient(t, addr, member)
+	defer c.Close()
+	var view []protocol.GroupEntry
+	after := int64(0)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), crashCallTimeout)
+		es, more, err := c.GroupSync(ctx, gid, after, 500)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: sync: %v", member, err)
+		}
+		view = append(view, es...)
+		if len(es) > 0 {
+			after = es[len(es)-1].Seq
+		}
+		if !more {
+			return view
+		}
+	}
+}
+
+// checkGroupView checks member m's view of a group's log: contiguous
+// seqs, each sender's messages ("<from> says <k>") in the order sent,
+// and every acknowledged send in it with the seq and msg_id of its ok
+// (all: every one; else those from the view's first seq on).
+func checkGroupView(t *testing.T, m string, view []protocol.GroupEntry, acked []groupSent, all bool) {
+	t.Helper()
+	bySeq := map[int64]protocol.GroupEntry{}
+	lastBySender := map[string]int{}
+	for i, e := range view {
+		if i > 0 && e.Seq != view[i-1].Seq+1 {
+			t.Fatalf("%s's view: seq %d after %d (a gap or a reorder)", m, e.Seq, view[i-1].Seq)
+		}
+		bySeq[e.Seq] = e
+		if e.Kind == "msg" {
+			var k int
+			fmt.Sscanf(e.Body[strings.LastIndexByte(e.Body, ' ')+1:], "%d", &k)
+			if prev, ok := lastBySender[e.From]; ok && k <= prev {
+				t.Errorf("%s's view: %s's message %d after %d", m, e.From, k, prev)
+			}
+			lastBySender[e.From] = k
+		}
+	}
+	for _, a := range acked {
+		e, ok := bySeq[a.seq]
+		if !all && !ok {
+			continue // before this member joined: not visible (history joined)
+		}
+		if !ok || e.MsgID != a.msgID || e.Body != a.body || e.From != a.from {
+			t.Errorf("LOST: %s's send %s got ok seq %d msg_id %s; %s sees %+v", a.from, a.cid, a.seq, a.msgID, m, e)
+		}
 	}
 }

@@ -124,6 +124,98 @@ type crashHarness struct {
 	refusedStored []refusedStored
 	rechecks      int // acknowledged cids sent again
 	reconns       int
+	// What clients met in each fault window (the cluster test's; the
+	// single-node test's all fall in "").
+	win  string
+	wins map[string]*crashCounts
+}
+
+// crashCounts counts what the clients met during one kind of fault
+// window.
+type crashCounts struct {
+	faults  int            // windows of this kind
+	dur     time.Duration  // their total length
+	oks     int            // sends acknowledged
+	retried int            // sends that needed more than one attempt
+	retries int            // attempts after the first
+	earlier int            // retried sends stored by an earlier attempt
+	unknown int            // send attempts without an answer (outcome unknown)
+	reconns int            // connections made
+	pushes  int            // messages received by push
+	goks    int            // group sends acknowledged
+	gpushes int            // group entries received by push
+	errs    map[string]int // "op:code"
+}
+
+// newCrashHarness makes the harness of a run against the service at addr
+// with n users u0..u<n-1>, each with its own random stream of seed. Its
+// cleanup (registered now: it runs before that of what was started
+// earlier) aborts the run and waits for every client goroutine.
+func newCrashHarness(t *testing.T, addr string, seed uint64, n int) *crashHarness {
+	h := &crashHarness{t: t, addr: addr, stop: make(chan struct{}), quit: make(chan struct{}),
+		errs: map[string]int{}, wins: map[string]*crashCounts{}}
+	for i := range n {
+		h.users = append(h.users, &crashUser{
+			h:         h,
+			name:      fmt.Sprintf("u%d", i),
+			rng:       rand.New(rand.NewPCG(seed, uint64(i+1))),
+			attempted: map[string]*crashSend{},
+		})
+	}
+	t.Cleanup(func() {
+		h.abort()
+		h.senders.Wait()
+		for _, u := range h.users {
+			u.drop()
+		}
+		h.readers.Wait()
+	})
+	return h
+}
+
+// register registers every user.
+func (h *crashHarness) register() {
+	t := h.t
+	t.Helper()
+	reg := dialClient(t, h.getAddr(), "registrar")
+	defer reg.Close()
+	for _, u := range h.users {
+		ctx, cancel := callCtx()
+		err := reg.Register(ctx, u.name, u.name+"-password")
+		cancel()
+		if err != nil {
+			t.Fatalf("register %s: %v", u.name, err)
+		}
+	}
+}
+
+// start starts every user's sender.
+func (h *crashHarness) start() {
+	for _, u := range h.users {
+		h.senders.Add(1)
+		go u.run()
+	}
+}
+
+// window starts a window of the fault kind name; what clients meet from
+// now on counts for it. fault tells a fault from a calm window.
+func (h *crashHarness) window(name string, fault bool) {
+	h.mu.Lock()
+	h.win = name
+	if fault {
+		h.winLocked().faults++
+	}
+	h.mu.Unlock()
+}
+
+// winLocked returns the counts of the current window; h.mu is held.
+func (h *crashHarness) winLocked() *crashCounts {
+	w := h.wins[h.win]
+	if w == nil {
+		w = &crashCounts{errs: map[string]int{}}
+		h.wins[h.win] = w
+	}
+	return w
 }
 
 func (h *crashHarness) user(name string) *crashUser {
@@ -196,7 +288,13 @@ func errKind(err error) string {
 
 func (h *crashHarness) countErr(op string, err error) {
 	h.mu.Lock()
-	h.errs[op+":"+errKind(err)]++
+	kind := errKind(err)
+	h.errs[op+":"+kind]++
+	w := h.winLocked()
+	w.errs[op+":"+kind]++
+	if strings.HasSuffix(op, "send") && (kind == "conn" || kind == "timeout") {
+		w.unknown++
+	}
 	h.mu.Unlock()
 }
 
@@ -266,6 +364,7 @@ func (u *crashUser) conn() (c *client.Client, fresh bool) {
 			u.nconn++
 			h.mu.Lock()
 			h.reconns++
+			h.winLocked().reconns++
 			h.mu.Unlock()
 			h.readers.Add(1)
 			go u.read(c, u.nconn)
@@ -299,6 +398,9 @@ func (u *crashUser) read(c *client.Client, n int) {
 			}
 		}
 		u.record(batch, "push", n)
+		u.h.mu.Lock()
+		u.h.winLocked().pushes += len(batch)
+		u.h.mu.Unlock()
 		ctx, cancel := callCtx()
 		err := c.Ack(ctx, msgIDs(batch)...)
 		cancel()
@@ -360,11 +462,15 @@ func (u *crashUser) sendUntilOK(s *crashSend, recheck bool) (client.SendResult, 
 		if err == nil {
 			h.mu.Lock()
 			h.retries += attempt - 1
+			w := h.winLocked()
+			w.retries += attempt - 1
 			if attempt > 1 {
 				h.retried++
+				w.retried++
 				if r.TS < sentAt {
 					// Stored by an earlier attempt whose ok was lost.
 					h.storedEarlier++
+					w.earlier++
 					if onlyReplies {
 						// Every earlier attempt was answered with an
 						// error, yet one of them stored the message.
@@ -486,6 +592,7 @@ func (u *crashUser) run() {
 		u.mu.Unlock()
 		h.mu.Lock()
 		h.oks++
+		h.winLocked().oks++
 		h.mu.Unlock()
 		if !h.sleep(time.Duration(u.rng.IntN(4)) * time.Millisecond) {
 			return
@@ -539,39 +646,11 @@ func crashRecovery(t *testing.T, storage, mode string, seed uint64) {
 		t.Fatalf("not on the %s storage: plugin processes %v", storage, pids)
 	}
 
-	h := &crashHarness{t: t, addr: p.addr, stop: make(chan struct{}), quit: make(chan struct{}), errs: map[string]int{}}
-	for i := range crashUsers {
-		h.users = append(h.users, &crashUser{
-			h:         h,
-			name:      fmt.Sprintf("u%d", i),
-			rng:       rand.New(rand.NewPCG(seed, uint64(i+1))),
-			attempted: map[string]*crashSend{},
-		})
-	}
-	// Registered after startQQD's: runs before the qqd processes are killed.
-	t.Cleanup(func() {
-		h.abort()
-		h.senders.Wait()
-		for _, u := range h.users {
-			u.drop()
-		}
-		h.readers.Wait()
-	})
-	reg := dialClient(t, p.addr, "registrar")
-	for _, u := range h.users {
-		ctx, cancel := callCtx()
-		err := reg.Register(ctx, u.name, u.name+"-password")
-		cancel()
-		if err != nil {
-			t.Fatalf("register %s: %v", u.name, err)
-		}
-	}
-	reg.Close()
-
-	for _, u := range h.users {
-		h.senders.Add(1)
-		go u.run()
-	}
+	// After startQQD: its cleanup runs before the qqd processes are
+	// killed.
+	h := newCrashHarness(t, p.addr, seed, crashUsers)
+	h.register()
+	h.start()
 
 	// The killer.
 	kills := 0
@@ -638,7 +717,39 @@ func crashRecovery(t *testing.T, storage, mode string, seed uint64) {
 	}
 	chaos := time.Since(start)
 
+	st := h.finish("kill="+mode, kills)
+	h.mu.Lock()
+	t.Logf("kill=%s: %d kills in %v, total %v; sends acked %d, retried %d (%d retry attempts; %d had been stored before), cid rechecks %d, connections %d; "+
+		"messages delivered %d (%d deliveries: %d pushed, %d offline); lost %d, shown twice after de-dup %d, never sent %d; errors %v",
+		mode, kills, chaos.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), h.oks, h.retried, h.retries, h.storedEarlier, h.rechecks, h.reconns,
+		st.delivered, st.pushed+st.offline, st.pushed, st.offline, st.lost, st.twice, st.neverSent, h.errs)
+	if n := len(h.refusedStored); n > 0 {
+		t.Errorf("CONTRACT: %d sends answered with errors only were stored; QQP/1 says unavailable means \"nothing was accepted\"", n)
+	}
+	for _, e := range h.refusedStored[:min(5, len(h.refusedStored))] {
+		var via []string
+		for _, d := range h.user(e.to).recv {
+			if d.m.ID == e.msgID {
+				via = append(via, d.via)
+			}
+		}
+		t.Logf("CONTRACT: a send answered with an error was stored: %s; %s got it by %v", e.what, e.to, via)
+	}
+	h.mu.Unlock()
+	if kills < crashMinKills {
+		t.Errorf("only %d kills", kills)
+	}
+}
+
+// finish ends a run after faults faults (what names the run in a
+// failure): every client finishes its send in progress, every user drains
+// its offline messages, and the histories, read on fresh connections on
+// which nothing may be pending, are checked against what the clients
+// recorded (checkCrashRun).
+func (h *crashHarness) finish(what string, faults int) crashStats {
 	// Stop: every client finishes its send in progress, then drains.
+	t := h.t
+	t.Helper()
 	close(h.stop)
 	done := make(chan struct{})
 	go func() { h.senders.Wait(); close(done) }()
@@ -652,7 +763,7 @@ func crashRecovery(t *testing.T, storage, mode string, seed uint64) {
 	problems := slices.Clone(h.problems)
 	h.mu.Unlock()
 	if len(problems) > 0 {
-		t.Fatalf("kill=%s after %d kills:\n%s", mode, kills, strings.Join(problems, "\n"))
+		t.Fatalf("%s after %d faults:\n%s", what, faults, strings.Join(problems, "\n"))
 	}
 	for _, u := range h.users {
 		drained := false
@@ -693,28 +804,7 @@ func crashRecovery(t *testing.T, storage, mode string, seed uint64) {
 		}
 		c.Close()
 	}
-	st := checkCrashRun(t, h, hist)
-	h.mu.Lock()
-	t.Logf("kill=%s: %d kills in %v, total %v; sends acked %d, retried %d (%d retry attempts; %d had been stored before), cid rechecks %d, connections %d; "+
-		"messages delivered %d (%d deliveries: %d pushed, %d offline); lost %d, shown twice after de-dup %d, never sent %d; errors %v",
-		mode, kills, chaos.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), h.oks, h.retried, h.retries, h.storedEarlier, h.rechecks, h.reconns,
-		st.delivered, st.pushed+st.offline, st.pushed, st.offline, st.lost, st.twice, st.neverSent, h.errs)
-	if n := len(h.refusedStored); n > 0 {
-		t.Errorf("CONTRACT: %d sends answered with errors only were stored; QQP/1 says unavailable means \"nothing was accepted\"", n)
-	}
-	for _, e := range h.refusedStored[:min(5, len(h.refusedStored))] {
-		var via []string
-		for _, d := range h.user(e.to).recv {
-			if d.m.ID == e.msgID {
-				via = append(via, d.via)
-			}
-		}
-		t.Logf("CONTRACT: a send answered with an error was stored: %s; %s got it by %v", e.what, e.to, via)
-	}
-	h.mu.Unlock()
-	if kills < crashMinKills {
-		t.Errorf("only %d kills", kills)
-	}
+	return checkCrashRun(t, h, hist)
 }
 
 // fetchHistory returns the whole conversation with with, oldest first.

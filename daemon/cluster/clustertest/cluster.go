@@ -57,6 +57,9 @@ type ClusterOptions struct {
 	// Config holds more qq.yaml keys for every node (see
 	// NodeOptions.Config).
 	Config map[string]any
+	// Env holds more environment variables for every node (see
+	// NodeOptions.Env).
+	Env []string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -155,7 +158,7 @@ func Up(ctx context.Context, opts ClusterOptions) (_ *Cluster, err error) {
 			Name: name, Dir: filepath.Join(dir, name), Binary: bin,
 			Storage: opts.Storage, DSN: c.DSN,
 			Cluster: true, NATSURLs: c.NATS.URLs(),
-			Config: opts.Config,
+			Config: opts.Config, Env: opts.Env,
 		})
 		if err != nil {
 			return nil, err

@@ -70,6 +70,10 @@ type NodeOptions struct {
 	// Config holds more qq.yaml keys (dotted, e.g. "log.level" or
 	// "cluster.fence_after"), set after the ones above.
 	Config map[string]any
+	// Env holds more environment variables (KEY=value) for qqd, added
+	// to this process's (a test binary that runs as qqd when one is set
+	// can be the Binary).
+	Env []string
 }
 
 // Node is a qqd process started from a qq.yaml that NewNode writes. It
@@ -257,7 +261,7 @@ func (n *Node) Start(ctx context.Context) error {
 	cmd := exec.Command(n.opts.Binary, "-config", n.ConfigPath())
 	cmd.Dir = n.opts.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "TMPDIR="+filepath.Join(n.opts.Dir, "tmp"))
+	cmd.Env = append(append(os.Environ(), n.opts.Env...), "TMPDIR="+filepath.Join(n.opts.Dir, "tmp"))
 	// Its own process group: a ^C in the terminal of qqcluster reaches
 	// qqcluster, which stops the nodes in order; Kill reaches the
 	// plugins too.
