@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
 	"sync"
 
 	"github.com/qqchat/qq/daemon/cluster"
+	"github.com/qqchat/qq/daemon/groups"
 	"github.com/qqchat/qq/daemon/presence"
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/daemon/route"
@@ -78,8 +80,9 @@ func (s *Server) attachCluster() {
 			p := s.presence.Shown(user)
 			return cluster.Presence{State: p.State.String(), Text: p.Text}
 		},
-		Typing: func(user, from string) bool { return !s.presence.Blocks(user, from) },
-		Social: s.remoteSocial,
+		Typing:     func(user, from string) bool { return !s.presence.Blocks(user, from) },
+		Social:     s.remoteSocial,
+		GroupEntry: s.deliverRemoteEntry,
 	})
 }
 
@@ -336,5 +339,39 @@ func (s *Server) remoteSocial(user string, ev cluster.SocialEvent) {
 		s.presence.Block(ev.A, ev.B)
 	case "unblock":
 		s.presence.Unblock(ev.A, ev.B)
+	}
+}
+
+// deliverRemoteEntry delivers a group entry that another node committed
+// to the members here, through the group's lock and in its seq order:
+// a gap below it (an entry still on the bus, or lost) is filled from the
+// log first, and an entry at or below what was pushed here is skipped
+// (it comes once per member here). Membership entries update the view
+// here, as local ones do.
+func (s *Server) deliverRemoteEntry(data []byte) {
+	var e plugins.GroupEntry
+	if err := json.Unmarshal(data, &e); err != nil || e.Group == 0 || e.Seq == 0 {
+		s.log.Warn("cluster: a group entry from the bus did not decode", "err", err)
+		return
+	}
+	ps := s.acquirePlugs()
+	defer ps.release()
+	if ps.groups == nil {
+		return
+	}
+	load := s.loadGroup(ps.groups)
+	err := s.groupCache.Do(e.Group, func(g *groups.Group) error {
+		if err := load(g); err != nil {
+			return err
+		}
+		// Loaded after e was committed: e is still to be pushed here.
+		g.Pushed = min(g.Pushed, e.Seq-1)
+		return nil
+	}, func(g *groups.Group) error {
+		s.deliverFrom(ps.groups, g, &e, route.AllEpochs, nil, true)
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("cluster: group members could not be read; entry not pushed here", "group", e.Group, "seq", e.Seq, "err", err)
 	}
 }

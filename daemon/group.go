@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -220,13 +221,18 @@ func (d *groupPush) Deliver(s *session, frame []byte) {
 func (srv *Server) pushEntry(g *groups.Group, e *plugins.GroupEntry, epoch uint64, skip *session, here bool) {
 	frame := appendEntry(protocol.StartFrame(nil, protocol.TypeGroupEntry), e).End()
 	d := &groupPush{skip: skip}
-	push := srv.router.Push
-	if here {
-		push = srv.router.PushHere
+	// In a cluster, the other nodes get the entry itself, which each
+	// orders against the group's log (see deliverRemoteEntry).
+	var stored []byte
+	if srv.cluster != nil && !here {
+		stored, _ = json.Marshal(e)
 	}
 	for user := range g.Members {
 		if g.Sees(user, e.Seq) {
-			push(user, epoch, frame, d)
+			srv.router.PushHere(user, epoch, frame, d)
+			if stored != nil {
+				srv.cluster.router.PublishGroupEntry(user, stored)
+			}
 		}
 	}
 	srv.m.groupFanout.Observe(float64(d.n))
@@ -237,6 +243,13 @@ func (srv *Server) pushEntry(g *groups.Group, e *plugins.GroupEntry, epoch uint6
 // below g.Pushed was delivered already; a gap below e is filled from the
 // log first. g's lock is held.
 func (srv *Server) deliver(gs plugins.Groups, g *groups.Group, e *plugins.GroupEntry, epoch uint64, skip *session) {
+	srv.deliverFrom(gs, g, e, epoch, skip, false)
+}
+
+// deliverFrom is deliver; remote says e was committed on another node,
+// which published it to the members elsewhere: it goes to the sessions
+// here only.
+func (srv *Server) deliverFrom(gs plugins.Groups, g *groups.Group, e *plugins.GroupEntry, epoch uint64, skip *session, remote bool) {
 	if e.Seq <= g.Pushed {
 		return
 	}
@@ -246,7 +259,7 @@ func (srv *Server) deliver(gs plugins.Groups, g *groups.Group, e *plugins.GroupE
 	if e.Kind == plugins.EntryJoined {
 		apply(g, e) // the member who joins sees their join
 	}
-	srv.pushEntry(g, e, epoch, skip, false)
+	srv.pushEntry(g, e, epoch, skip, remote)
 	if e.Kind != plugins.EntryJoined {
 		apply(g, e)
 	}

@@ -38,6 +38,7 @@ const (
 	hdrFrom       = "fr"       // kindTyping: who types
 	kindTyping    = "t"        // a typing push (hdrFrom set): the receiving node checks blocks
 	kindSocial    = "s"        // a friendship or block changed (see SocialEvent)
+	kindGroup     = "e"        // a group entry (its storage form, JSON): the receiving node orders it (Hooks.GroupEntry)
 	inboxChanSize = 1 << 16    // bus messages queued for the delivery goroutine
 	heartbeatMiss = 3          // heartbeats missed before a node counts as gone
 	storeProbeKey = "qq probe" // a user name that cannot exist (a space)

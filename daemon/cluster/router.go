@@ -73,6 +73,11 @@ type Hooks struct {
 	// Social applies a friendship or block change that another node made
 	// to the state here (user has sessions here).
 	Social func(user string, ev SocialEvent)
+	// GroupEntry delivers a group entry that another node committed (as
+	// published by PublishGroupEntry) to the members here, in the group's
+	// seq order. It comes once per member here who sees it; the host
+	// delivers it to all of them at the first and skips the others.
+	GroupEntry func(entry []byte)
 }
 
 // SocialEvent is a change of friendship or block between A and B that
@@ -97,6 +102,14 @@ func (r *Router[S]) Attach(msgD, frameD route.Deliverer[S], hooks Hooks) {
 func (r *Router[S]) PushTyping(user, from string, frame []byte, d route.Deliverer[S]) {
 	r.local.Push(user, route.AllEpochs, frame, d)
 	r.node.publish(user, kindTyping, 0, from, frame)
+}
+
+// PublishGroupEntry sends a group entry that this node committed to the
+// nodes holding user (a member who sees it), in the storage's form
+// (entry, JSON), which the receiving node orders by the group's seq
+// against the log (Hooks.GroupEntry).
+func (r *Router[S]) PublishGroupEntry(user string, entry []byte) {
+	r.node.publish(user, kindGroup, 0, "", entry)
 }
 
 // PublishSocial tells the nodes holding user's sessions about ev.
@@ -211,6 +224,10 @@ func (r *Router[S]) remote(user, kind string, seq int64, from string, frame []by
 	case kind == kindTyping:
 		if r.hooks.Typing == nil || r.hooks.Typing(user, from) {
 			r.local.Push(user, route.AllEpochs, frame, r.frameD)
+		}
+	case kind == kindGroup:
+		if r.hooks.GroupEntry != nil && r.local.Online(user) {
+			r.hooks.GroupEntry(frame)
 		}
 	case kind == kindSocial:
 		var ev SocialEvent
