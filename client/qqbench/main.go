@@ -65,7 +65,7 @@ type Config struct {
 	// First marks every send "first" (client.SendFirst): its cid is new,
 	// so qqd skips the de-duplication lookup. False sends with SendCID,
 	// as a client that does not know the extension.
-	First    bool
+	First bool
 	// QQDPIDs are qqd processes (one per node): CPU and RSS are summed
 	// over each and all its descendants (the plugin processes).
 	QQDPIDs []int
@@ -79,14 +79,14 @@ type Config struct {
 	// --addr, only to u<Users/2>..u<Users-1>, which connect to these
 	// addresses (comma-separated): the cross-node push of a cluster.
 	RecipientAddr string
-	JSON     bool
-	Seed     uint64
-	Register bool
-	Password string
-	Rate     float64
-	Window   int
-	Messages int
-	Members  int // group: the group's size (--users of them online)
+	JSON          bool
+	Seed          uint64
+	Register      bool
+	Password      string
+	Rate          float64
+	Window        int
+	Messages      int
+	Members       int // group: the group's size (--users of them online)
 	// conns, slowloris, regflood (attack.go)
 	Conns      int
 	PerAddr    int

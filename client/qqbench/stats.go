@@ -309,16 +309,16 @@ func cpuDelta(before, after []ProcStat) (total float64) {
 
 // Result is what one run measured; it is printed as one JSON line.
 type Result struct {
-	Scenario  string  `json:"scenario"`
-	Addr      string  `json:"addr"` // --addr: one address, or a comma-separated list
+	Scenario string `json:"scenario"`
+	Addr     string `json:"addr"` // --addr: one address, or a comma-separated list
 	// RecipientAddr is --recipient-addr: a split dm run's recipients'.
-	RecipientAddr string `json:"recipient_addr,omitempty"`
-	Transport string  `json:"transport,omitempty"` // "" (TCP) or "ws"
-	Users     int     `json:"users"`
-	Mode      string  `json:"mode,omitempty"` // open or closed loop
-	Rate      float64 `json:"rate,omitempty"`
-	Window    int     `json:"window,omitempty"`
-	BodyBytes int     `json:"body_bytes"`
+	RecipientAddr string  `json:"recipient_addr,omitempty"`
+	Transport     string  `json:"transport,omitempty"` // "" (TCP) or "ws"
+	Users         int     `json:"users"`
+	Mode          string  `json:"mode,omitempty"` // open or closed loop
+	Rate          float64 `json:"rate,omitempty"`
+	Window        int     `json:"window,omitempty"`
+	BodyBytes     int     `json:"body_bytes"`
 	// NoFirst: the sends were not marked first (--first=false).
 	NoFirst   bool    `json:"no_first,omitempty"`
 	DurationS float64 `json:"duration_s"`
