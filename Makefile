@@ -39,7 +39,7 @@ STATICCHECK_VERSION := v0.8.2
 VULNDB              := golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018
 TOOLBIN             ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build run test race vet fmt fmt-check vuln staticcheck fuzz bench perf10m ci clean install uninstall perf exhaustion screenshots cluster cluster-down
+.PHONY: all build run test race vet fmt fmt-check vuln staticcheck fuzz bench perf10m ci clean install uninstall perf perf-cluster exhaustion screenshots cluster cluster-down
 
 all: build
 
@@ -118,6 +118,14 @@ ci: fmt-check vet staticcheck vuln test fuzz
 # test. Knobs: PERF_CASES, PERF_RUNS, PERF_OUT, ... (see the script).
 perf:
 	GO=$(GO) ./client/qqbench/perf.sh
+
+# Cluster mode (issue 15) side by side, interleaved: one qqd on sqlite,
+# on postgres, on postgres in cluster mode, three nodes on postgres, and
+# the push latency same-node vs cross-node (docs/performance.md,
+# "Cluster"). About 15 minutes; PERF_QUICK=1 for a smoke test. Knobs:
+# PERF_RUNS, PERF_CONFIGS, PERF_USERS, PERF_DURATION, PERF_LAT_RATE, ...
+perf-cluster:
+	GO=$(GO) ./client/qqbench/cluster-bench.sh
 
 # The same pinned runs on a store of 10 million messages (filled once and
 # kept in perf-results/10m.pebble, or 10m.db with PERF_STORAGE=sqlite): dm

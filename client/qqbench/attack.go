@@ -203,7 +203,7 @@ func (p *probe) pingAndSend(seq int) {
 
 func (p *probe) newLogin(int) {
 	p.timed("login", &p.login, func(ctx context.Context) error {
-		c, err := client.Dial(ctx, p.cfg.Addr, dialOptions(p.cfg))
+		c, err := client.Dial(ctx, p.cfg.firstAddr(), dialOptions(p.cfg))
 		if err != nil {
 			return err
 		}
@@ -241,8 +241,10 @@ func runAttack(ctx context.Context, cfg Config, res *Result) error {
 	} else {
 		err = holdConns(ctx, cfg, a)
 	}
-	if cfg.QQDPID > 0 {
-		a.Peaks = readPeaks(cfg.QQDPID)
+	if len(cfg.QQDPIDs) > 0 {
+		for _, pid := range cfg.QQDPIDs {
+			a.Peaks = append(a.Peaks, readPeaks(pid)...)
+		}
 		a.RSSAtEnd = rssOf(cfg)
 	}
 	p.finish(a)
@@ -265,7 +267,7 @@ func holdConns(ctx context.Context, cfg Config, a *AttackResult) error {
 	start := time.Now()
 	forEachOn(ctx, cfg.Conns, 256, func(ctx context.Context, i int) error {
 		d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: attackAddr(i, cfg.PerAddr, cfg.FirstAddr)}}
-		c, err := d.DialContext(ctx, "tcp", cfg.Addr)
+		c, err := d.DialContext(ctx, "tcp", cfg.firstAddr())
 		if err != nil {
 			mu.Lock()
 			a.DialFailed++
@@ -358,7 +360,7 @@ func regflood(ctx context.Context, cfg Config, a *AttackResult) error {
 		code := "ok"
 		opts := dialOptions(cfg)
 		opts.Dialer = &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: attackAddr(i, cfg.PerAddr, cfg.FirstAddr)}}
-		c, err := client.Dial(cctx, cfg.Addr, opts)
+		c, err := client.Dial(cctx, cfg.firstAddr(), opts)
 		if err == nil {
 			err = c.Register(cctx, fmt.Sprintf("flood-%s-%d", run, i), cfg.Password)
 			c.Close()

@@ -34,10 +34,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout+cfg.Warmup+cfg.Duration+cfg.Settle+2*cfg.Drain+10*time.Second)
 	defer cancel()
 	res := newResult(cfg)
-	if cfg.QQDPID > 0 {
-		if _, err := ReadProcTree(cfg.QQDPID); err != nil {
-			return nil, fmt.Errorf("--qqd-pid: %w", err)
-		}
+	if err := checkPIDs(map[string][]int{"qqd-pid": cfg.QQDPIDs, "pg-pid": cfg.PGPIDs, "nats-pid": cfg.NATSPIDs}); err != nil {
+		return nil, err
 	}
 	var err error
 	switch cfg.Scenario {
@@ -65,7 +63,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 func newResult(cfg Config) *Result {
-	return &Result{Scenario: cfg.Scenario, Addr: cfg.Addr, Transport: transportLabel(cfg), Users: cfg.Users, BodyBytes: cfg.BodyBytes, NoFirst: !cfg.First,
+	return &Result{Scenario: cfg.Scenario, Addr: cfg.Addr, RecipientAddr: cfg.RecipientAddr, Transport: transportLabel(cfg), Users: cfg.Users, BodyBytes: cfg.BodyBytes, NoFirst: !cfg.First,
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), Errors: map[string]int64{}}
 }
 
@@ -151,7 +149,7 @@ func registerUsers(ctx context.Context, cfg Config, n int) error {
 		}
 	}()
 	for i := range conns {
-		c, err := client.Dial(ctx, cfg.Addr, dialOptions(cfg))
+		c, err := client.Dial(ctx, cfg.firstAddr(), dialOptions(cfg))
 		if err != nil {
 			return err
 		}
@@ -180,7 +178,7 @@ func loginUsers(ctx context.Context, cfg Config, names []string) ([]*client.Clie
 	cs := make([]*client.Client, len(names))
 	pending := make([]int64, len(names))
 	err := forEach(ctx, len(names), func(ctx context.Context, i int) error {
-		c, err := client.Dial(ctx, cfg.Addr, dialOptions(cfg))
+		c, err := client.Dial(ctx, cfg.addrOfName(names[i]), dialOptions(cfg))
 		if err != nil {
 			return err
 		}
@@ -215,23 +213,23 @@ func names(n int) []string {
 	return out
 }
 
+// procSnapshot reads every qqd of --qqd-pid with its plugin processes;
+// nil without --qqd-pid.
 func procSnapshot(cfg Config) []ProcStat {
-	if cfg.QQDPID <= 0 {
+	if len(cfg.QQDPIDs) == 0 {
 		return nil
 	}
-	ps, _ := ReadProcTree(cfg.QQDPID)
-	return ps
+	return procTrees(cfg.QQDPIDs)
 }
 
+// rssOf is the RSS of the qqd processes of --qqd-pid (not their
+// plugins'), summed.
 func rssOf(cfg Config) int64 {
-	if cfg.QQDPID <= 0 {
-		return 0
+	var n int64
+	for _, p := range procsOnly(cfg.QQDPIDs) {
+		n += p.RSSBytes
 	}
-	p, _, err := readProc(cfg.QQDPID)
-	if err != nil {
-		return 0
-	}
-	return p.RSSBytes
+	return n
 }
 
 // receiver records the pushes of c and acks them in batches until stop is
@@ -320,11 +318,18 @@ func trafficOn(ctx context.Context, cfg Config, cs []*client.Client, res *Result
 		if cfg.Scenario == "fanin" && i == 0 {
 			continue
 		}
+		if cfg.split() && i >= cfg.senders() {
+			break
+		}
 		senders = append(senders, i)
 	}
 	pick := func(i int, rng *rand.Rand) string {
 		if cfg.Scenario == "fanin" {
 			return "u0"
+		}
+		if cfg.split() { // a recipient, on --recipient-addr
+			h := cfg.senders()
+			return userName(h + rng.IntN(cfg.Users-h))
 		}
 		j := rng.IntN(cfg.Users - 1)
 		if j >= i {
@@ -394,6 +399,10 @@ func settle(cfg Config, t *tracker, res *Result, win *cpuWindow, end time.Time, 
 	res.finish(t)
 	if res.Procs != nil && res.Delivered > 0 {
 		res.CPUPer1000 = res.CPUSeconds / float64(res.Delivered) * 1000
+	}
+	if res.Delivered > 0 {
+		res.PGCPUPer1000 = res.PGCPUSeconds / float64(res.Delivered) * 1000
+		res.NATSCPUPer1000 = res.NATSCPUSeconds / float64(res.Delivered) * 1000
 	}
 }
 
@@ -471,6 +480,8 @@ type cpuWindow struct {
 	once   sync.Once
 	before []ProcStat
 	self   time.Duration
+	// PostgreSQL's (--pg-pid) and NATS's (--nats-pid) processes
+	pg, nats []ProcStat
 }
 
 func startCPUWindow(cfg Config) *cpuWindow {
@@ -484,7 +495,10 @@ func startCPUWindow(cfg Config) *cpuWindow {
 }
 
 func (w *cpuWindow) begin() {
-	w.once.Do(func() { w.before, w.self = procSnapshot(w.cfg), selfCPU() })
+	w.once.Do(func() {
+		w.before, w.self = procSnapshot(w.cfg), selfCPU()
+		w.pg, w.nats = procTrees(w.cfg.PGPIDs), procsOnly(w.cfg.NATSPIDs)
+	})
 }
 
 // end takes the last snapshot and records the window's CPU in res: Procs
@@ -493,6 +507,12 @@ func (w *cpuWindow) end(res *Result) {
 	w.begin() // a window shorter than the warm-up
 	after := procSnapshot(w.cfg)
 	res.BenchCPUSeconds = (selfCPU() - w.self).Seconds()
+	if len(w.cfg.PGPIDs) > 0 {
+		res.PGCPUSeconds = cpuDelta(w.pg, procTrees(w.cfg.PGPIDs))
+	}
+	if len(w.cfg.NATSPIDs) > 0 {
+		res.NATSCPUSeconds = cpuDelta(w.nats, procsOnly(w.cfg.NATSPIDs))
+	}
 	if after == nil {
 		return
 	}

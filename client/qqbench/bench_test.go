@@ -29,7 +29,7 @@ func TestDMClosedLoop(t *testing.T) {
 	s := daemontest.Start(t)
 	c := testConfig(s, "dm")
 	c.Users, c.Window, c.Duration = 8, 4, 2*time.Second
-	c.QQDPID = os.Getpid() // the in-process server: exercises the /proc reading
+	c.QQDPIDs = []int{os.Getpid()} // the in-process server: exercises the /proc reading
 	r, err := Run(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func TestGroup(t *testing.T) {
 	s := daemontest.Start(t)
 	c := testConfig(s, "group")
 	c.Users, c.Members, c.Window, c.Duration = 4, 12, 2, 2*time.Second
-	c.QQDPID = os.Getpid()
+	c.QQDPIDs = []int{os.Getpid()}
 	r, err := Run(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)

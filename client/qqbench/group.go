@@ -28,7 +28,7 @@ func runGroup(ctx context.Context, cfg Config, res *Result) error {
 	}
 	opts := dialOptions(cfg)
 	opts.Events = true
-	owner, err := client.Dial(ctx, cfg.Addr, opts)
+	owner, err := client.Dial(ctx, cfg.firstAddr(), opts)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func runGroup(ctx context.Context, cfg Config, res *Result) error {
 	cs := make([]*client.Client, cfg.Users)
 	defer closeAll(cs)
 	if err := forEach(ctx, cfg.Users, func(ctx context.Context, i int) error {
-		c, err := client.Dial(ctx, cfg.Addr, opts)
+		c, err := client.Dial(ctx, cfg.addrOf(i), opts)
 		if err != nil {
 			return err
 		}

@@ -31,7 +31,7 @@ func TestHistory(t *testing.T) {
 	// and the other tests run in parallel. The drain only lasts while
 	// calls are outstanding.
 	c.Rate, c.Duration, c.Warmup, c.Drain = 100, 1500*time.Millisecond, 200*time.Millisecond, 20*time.Second
-	c.QQDPID = os.Getpid()
+	c.QQDPIDs = []int{os.Getpid()}
 	r, err := Run(ctx, c)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestHistory(t *testing.T) {
 		t.Errorf("summary lacks the latencies:\n%s", out)
 	}
 
-	c.Rate, c.Window, c.Duration, c.Warmup, c.QQDPID = 0, 1, 300*time.Millisecond, 0, 0
+	c.Rate, c.Window, c.Duration, c.Warmup, c.QQDPIDs = 0, 1, 300*time.Millisecond, 0, nil
 	r, err = Run(ctx, c)
 	if err != nil {
 		t.Fatal(err)

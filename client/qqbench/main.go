@@ -65,16 +65,28 @@ type Config struct {
 	// First marks every send "first" (client.SendFirst): its cid is new,
 	// so qqd skips the de-duplication lookup. False sends with SendCID,
 	// as a client that does not know the extension.
-	First    bool
-	QQDPID   int
-	JSON     bool
-	Seed     uint64
-	Register bool
-	Password string
-	Rate     float64
-	Window   int
-	Messages int
-	Members  int // group: the group's size (--users of them online)
+	First bool
+	// QQDPIDs are qqd processes (one per node): CPU and RSS are summed
+	// over each and all its descendants (the plugin processes).
+	QQDPIDs []int
+	// PGPIDs are PostgreSQL postmasters: their CPU, with their backends',
+	// is reported apart (pg_cpu_s). NATSPIDs are processes that run NATS
+	// servers (qqcluster runs them in-process): their own CPU, without
+	// descendants, is reported apart too (nats_cpu_s).
+	PGPIDs   []int
+	NATSPIDs []int
+	// RecipientAddr, when set, splits dm: u0..u<Users/2-1> send, from
+	// --addr, only to u<Users/2>..u<Users-1>, which connect to these
+	// addresses (comma-separated): the cross-node push of a cluster.
+	RecipientAddr string
+	JSON          bool
+	Seed          uint64
+	Register      bool
+	Password      string
+	Rate          float64
+	Window        int
+	Messages      int
+	Members       int // group: the group's size (--users of them online)
 	// conns, slowloris, regflood (attack.go)
 	Conns      int
 	PerAddr    int
@@ -125,7 +137,8 @@ func DefaultConfig() Config {
 // registerFlags binds every flag to c, with c's current values as defaults,
 // so that flags given after the scenario name keep those given before it.
 func registerFlags(fs *flag.FlagSet, c *Config) {
-	fs.StringVar(&c.Addr, "addr", c.Addr, "qqd address (loopback only)")
+	fs.StringVar(&c.Addr, "addr", c.Addr, "qqd address (loopback only); a comma-separated list spreads the users: u<i> connects to the (i mod n)-th")
+	fs.StringVar(&c.RecipientAddr, "recipient-addr", c.RecipientAddr, "dm: split the users: the first half send, from --addr, only to the second half, connected to these addresses (comma-separated; e.g. another cluster node, for the cross-node push)")
 	fs.StringVar(&c.Transport, "transport", c.Transport, "tcp, or ws: connect over qqd's WebSocket gateway (--addr is then web.listen's)")
 	fs.IntVar(&c.Users, "users", c.Users, "number of users u0..uN-1")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured duration")
@@ -134,7 +147,9 @@ func registerFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.Drain, "drain", c.Drain, "grace period for in-flight sends and pushes after the run")
 	fs.IntVar(&c.BodyBytes, "body-bytes", c.BodyBytes, "message body size in bytes")
 	fs.BoolVar(&c.First, "first", c.First, `dm, fanin, group: mark every send "first" (its cid is new: qqd skips the de-duplication lookup); --first=false sends as a client without the extension`)
-	fs.IntVar(&c.QQDPID, "qqd-pid", c.QQDPID, "pid of qqd, to report CPU and RSS of it and its plugin processes")
+	fs.Var(pidList{&c.QQDPIDs}, "qqd-pid", "pid of qqd, to report CPU and RSS of it and its plugin processes; a comma-separated list (one per node) sums them")
+	fs.Var(pidList{&c.PGPIDs}, "pg-pid", "pid of PostgreSQL's postmaster (comma-separated list): its and its backends' CPU, reported apart from qqd's")
+	fs.Var(pidList{&c.NATSPIDs}, "nats-pid", "pid of a process running NATS servers (comma-separated list; e.g. qqcluster): its own CPU, without descendants, reported apart")
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print only the JSON result line")
 	fs.StringVar(&c.Label, "label", c.Label, "run label copied into the JSON line (qqbench report groups by it)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed for recipients and send phases")
@@ -207,7 +222,7 @@ func parseArgs(args []string, stderr io.Writer) (Config, error) {
 }
 
 func (c *Config) validate() error {
-	if err := CheckLoopback(c.Addr); err != nil {
+	if err := c.validateAddrs(); err != nil {
 		return err
 	}
 	if c.Transport != "tcp" && c.Transport != "ws" {

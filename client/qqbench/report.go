@@ -361,12 +361,20 @@ func cpuUsPerMsg(r *Result) (float64, bool) {
 }
 
 // procName names a process of a run: "qqd" for the first (ReadProcTree
-// puts qqd first), the plugin name for "qqd plugin <name>", else its comm.
+// puts qqd first) and for every other qqd (one per node of --qqd-pid),
+// the plugin name for "qqd plugin <name>", else its comm.
 func procName(i int, p ProcStat) string {
 	if i == 0 {
 		return "qqd"
 	}
-	if f := strings.Fields(p.Cmd); len(f) > 1 {
+	f := strings.Fields(p.Cmd)
+	if len(f) > 2 && f[1] == "plugin" {
+		return f[len(f)-1]
+	}
+	if p.Comm == "qqd" {
+		return "qqd"
+	}
+	if len(f) > 1 {
 		return f[len(f)-1]
 	}
 	return p.Comm
@@ -392,12 +400,13 @@ func cpuShares(g *reportGroup) []metric {
 			if r.CPUSeconds <= 0 {
 				return 0, false
 			}
+			var sum float64 // over the nodes, with several qqd
 			for i, p := range r.Procs {
 				if procName(i, p) == name {
-					return p.CPUSeconds / r.CPUSeconds, true
+					sum += p.CPUSeconds
 				}
 			}
-			return 0, true // not running in this run (e.g. in-process plugins)
+			return sum / r.CPUSeconds, true // 0: not running in this run (e.g. in-process plugins)
 		})}
 	}
 	return out
@@ -447,13 +456,20 @@ var sections = []section{
 			lostMetric,
 			errorsMetric,
 			{"cpu_us_per_msg", "CPU µs/msg", fmtUs, fromResult(cpuUsPerMsg)},
+			{"pg_cpu_us_per_msg", "postgres CPU µs/msg", fmtUs, fromResult(func(r *Result) (float64, bool) {
+				return r.PGCPUPer1000 * 1000, r.PGCPUSeconds > 0
+			})},
+			{"nats_cpu_us_per_msg", "NATS CPU µs/msg", fmtUs, fromResult(func(r *Result) (float64, bool) {
+				return r.NATSCPUPer1000 * 1000, r.NATSCPUSeconds > 0
+			})},
 			{"bench_core_pct", "qqbench core %", fmtS, fromResult(func(r *Result) (float64, bool) {
 				return 100 * r.BenchCPUSeconds / r.DurationS, r.BenchCPUSeconds > 0 && r.DurationS > 0
 			})},
 		},
 		extra: cpuShares,
 		note: "Latency is one-way, from the scheduled send time (open loop) or the send call (closed loop). " +
-			"CPU is qqd's and its plugin processes' per delivered message; the share columns split it by process. " +
+			"CPU is qqd's and its plugin processes' per delivered message (summed over the nodes of --qqd-pid); the share columns split it by process. " +
+			"postgres CPU (--pg-pid: postmaster and backends) and NATS CPU (--nats-pid) are apart from it, shown only when measured. " +
 			"qqbench core % is the load generator's own CPU: near 100, the generator was the limit.",
 	},
 	{
@@ -584,6 +600,24 @@ func sectionOf(scenario string) *section {
 	return nil
 }
 
+// optionalMetrics are columns of the Markdown tables shown only when a
+// run measured them (the figures of several processes, issue 15), so
+// that reports of single-node runs keep their columns.
+var optionalMetrics = map[string]bool{"pg_cpu_us_per_msg": true, "nats_cpu_us_per_msg": true}
+
+// measuredOptional returns ms without the optional metrics that no run of
+// gs measured.
+func measuredOptional(ms []metric, gs []*reportGroup) []metric {
+	out := make([]metric, 0, len(ms))
+	for _, m := range ms {
+		if optionalMetrics[m.name] && !slices.ContainsFunc(gs, func(g *reportGroup) bool { return m.spreadOver(g).N > 0 }) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
 // metricsOf returns the metrics of g: its section's and the extra ones.
 func (s *section) metricsOf(g *reportGroup) []metric {
 	ms := s.metrics
@@ -636,12 +670,13 @@ func writeReportMarkdown(w io.Writer, groups []*reportGroup) {
 		}
 		first = false
 		fmt.Fprintf(w, "### %s\n\n", s.title)
+		cols := measuredOptional(s.metrics, gs)
 		if s.extra == nil {
-			writeTable(w, s, gs, s.metrics)
+			writeTable(w, s, gs, cols)
 		} else {
 			// The per-process columns differ between groups (in-process
 			// plugins have none), so each group lists its own in one cell.
-			writeTable(w, s, gs, append(slices.Clip(s.metrics), metric{title: "CPU share"}))
+			writeTable(w, s, gs, append(cols, metric{title: "CPU share"}))
 		}
 		if s.note != "" {
 			fmt.Fprintf(w, "\n%s Cells: median (min–max) over the runs.\n", s.note)

@@ -309,14 +309,16 @@ func cpuDelta(before, after []ProcStat) (total float64) {
 
 // Result is what one run measured; it is printed as one JSON line.
 type Result struct {
-	Scenario  string  `json:"scenario"`
-	Addr      string  `json:"addr"`
-	Transport string  `json:"transport,omitempty"` // "" (TCP) or "ws"
-	Users     int     `json:"users"`
-	Mode      string  `json:"mode,omitempty"` // open or closed loop
-	Rate      float64 `json:"rate,omitempty"`
-	Window    int     `json:"window,omitempty"`
-	BodyBytes int     `json:"body_bytes"`
+	Scenario string `json:"scenario"`
+	Addr     string `json:"addr"` // --addr: one address, or a comma-separated list
+	// RecipientAddr is --recipient-addr: a split dm run's recipients'.
+	RecipientAddr string  `json:"recipient_addr,omitempty"`
+	Transport     string  `json:"transport,omitempty"` // "" (TCP) or "ws"
+	Users         int     `json:"users"`
+	Mode          string  `json:"mode,omitempty"` // open or closed loop
+	Rate          float64 `json:"rate,omitempty"`
+	Window        int     `json:"window,omitempty"`
+	BodyBytes     int     `json:"body_bytes"`
 	// NoFirst: the sends were not marked first (--first=false).
 	NoFirst   bool    `json:"no_first,omitempty"`
 	DurationS float64 `json:"duration_s"`
@@ -341,6 +343,14 @@ type Result struct {
 	CPUSeconds      float64 `json:"cpu_s,omitempty"`
 	CPUPer1000      float64 `json:"cpu_s_per_1000_msgs,omitempty"`
 	RSSTreeBytes    int64   `json:"rss_tree_bytes,omitempty"`
+	// PGCPUSeconds is the CPU of PostgreSQL (--pg-pid: postmaster and
+	// backends) in the measured window, NATSCPUSeconds that of the
+	// processes of --nats-pid (without descendants); the Per1000 figures
+	// are per 1,000 delivered messages, beside CPUPer1000 (qqd's).
+	PGCPUSeconds   float64 `json:"pg_cpu_s,omitempty"`
+	PGCPUPer1000   float64 `json:"pg_cpu_s_per_1000_msgs,omitempty"`
+	NATSCPUSeconds float64 `json:"nats_cpu_s,omitempty"`
+	NATSCPUPer1000 float64 `json:"nats_cpu_s_per_1000_msgs,omitempty"`
 
 	Idle    *IdleResult    `json:"idle,omitempty"`
 	Offline *OfflineResult `json:"offline,omitempty"`

@@ -186,10 +186,8 @@ func RunSweep(ctx context.Context, cfg Config, progress io.Writer) (*SweepResult
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.QQDPID > 0 {
-		if _, err := ReadProcTree(cfg.QQDPID); err != nil {
-			return nil, fmt.Errorf("--qqd-pid: %w", err)
-		}
+	if err := checkPIDs(map[string][]int{"qqd-pid": cfg.QQDPIDs, "pg-pid": cfg.PGPIDs, "nats-pid": cfg.NATSPIDs}); err != nil {
+		return nil, err
 	}
 	r := newSweepResult(cfg)
 	if err := r.writeFiles(cfg.Sweep); err != nil { // fail on bad paths before the run

@@ -3,7 +3,8 @@
 // a TCP load balancer in front of them (package clustertest does the
 // work).
 //
-//	qqcluster up -dir D [-lb 127.0.0.1:5190] [-dsn URL] [-clean]
+//	qqcluster up -dir D [-lb 127.0.0.1:5190] [-dsn URL] [-clean] [-nodes a,b,c]
+//	        [-nats-servers 3] [-standalone] [-config more.yaml]
 //	qqcluster down -dir D
 //	qqcluster status -dir D
 //	qqcluster kill|start|stop -dir D -node b

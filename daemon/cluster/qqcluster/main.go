@@ -6,10 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/qqchat/qq/daemon/cluster/clustertest"
 )
@@ -48,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	qqd := fs.String("qqd", "", "(up) the qqd `binary` to run (default: build one into DIR/bin)")
 	node := fs.String("node", "", "(kill, start, stop) the node's `name`")
 	natsIdx := fs.String("nats", "", "(nats-stop, nats-start) the NATS server's `index`, from 0")
+	nodes := fs.String("nodes", "a,b,c", "(up) the nodes' `names`, comma-separated")
+	natsServers := fs.Int("nats-servers", 3, "(up) how many NATS servers to run")
+	standalone := fs.Bool("standalone", false, "(up) cluster mode off: each node runs alone (on postgres, all on the same database: use it with -nodes a, for one qqd on PostgreSQL)")
+	configFile := fs.String("config", "", "(up) a YAML `file` of more qq.yaml keys for every node (top-level keys, nested or dotted: limits, filters, log.level, ...)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -58,13 +66,32 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	switch cmd {
 	case "up":
-		opts := clustertest.ClusterOptions{Dir: *dir, LBListen: *lb, DSN: *dsn, Storage: *storage, Binary: *qqd, Log: stderr}
+		opts := clustertest.ClusterOptions{Dir: *dir, LBListen: *lb, DSN: *dsn, Storage: *storage, Binary: *qqd, Log: stderr,
+			NATS: *natsServers, Config: map[string]any{}}
+		for n := range strings.SplitSeq(*nodes, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				opts.Nodes = append(opts.Nodes, n)
+			}
+		}
+		if len(opts.Nodes) == 0 || *natsServers < 1 {
+			return errors.New("up needs -nodes with a name and -nats-servers >= 1")
+		}
+		if *configFile != "" {
+			extra, err := readConfig(*configFile)
+			if err != nil {
+				return err
+			}
+			maps.Copy(opts.Config, extra)
+		}
 		if *storage != "postgres" {
 			fmt.Fprintf(stderr, "storage %s: the nodes run standalone with cluster mode off, each on its own data; not a cluster\n", *storage)
-			opts.Config = map[string]any{"cluster.enabled": false}
+			opts.Config["cluster.enabled"] = false
 			if opts.DSN == "" {
 				opts.DSN = "none"
 			}
+		} else if *standalone {
+			fmt.Fprintln(stderr, "-standalone: cluster mode off; the nodes share the PostgreSQL database but not a bus")
+			opts.Config["cluster.enabled"] = false
 		}
 		return up(ctx, opts, *clean, stdout)
 	case "down":
@@ -97,6 +124,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, out)
 	return nil
+}
+
+// readConfig reads a YAML file of qq.yaml keys for ClusterOptions.Config.
+func readConfig(path string) (map[string]any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]any{}
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("-config %s: %w", path, err)
+	}
+	return m, nil
 }
 
 // up runs the cluster until ctx ends.

@@ -115,3 +115,29 @@ func TestUpDown(t *testing.T) {
 		t.Errorf("an unknown command: no error (%s)", got)
 	}
 }
+
+// TestReadConfig reads up's -config file: nested and dotted keys, passed
+// on as ClusterOptions.Config.
+func TestReadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "extra.yaml")
+	if err := os.WriteFile(path, []byte("storage.timeout: 30s\nlimits:\n  send_rate: 100\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := readConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["storage.timeout"] != "30s" || fmt.Sprint(m["limits"]) != "map[send_rate:100]" {
+		t.Fatalf("readConfig = %v", m)
+	}
+	if err := os.WriteFile(path, []byte("limits: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readConfig(path); err == nil {
+		t.Fatal("readConfig of bad YAML: no error")
+	}
+	var stderr bytes.Buffer
+	if err := run([]string{"up", "-nodes", " , ", "-dir", t.TempDir()}, &bytes.Buffer{}, &stderr); err == nil {
+		t.Fatal("up -nodes ' , ': no error")
+	}
+}
