@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/qqchat/qq/plugins"
+	"github.com/qqchat/qq/plugins/msgid"
 )
 
 // senderState is what the checks of a group message read about its
@@ -129,7 +130,7 @@ func (s *Store) appendGroup(ctx context.Context, tx pgx.Tx, msgs []plugins.NewGr
 
 		e := plugins.GroupEntry{
 			Group: g.id, Seq: g.lastSeq + 1, Kind: plugins.EntryMsg, TS: ts,
-			From: m.From, Body: m.Body, Mentions: slices.Clone(m.Mentions), MsgID: newMsgID(ts), CID: m.CID,
+			From: m.From, Body: m.Body, Mentions: slices.Clone(m.Mentions), MsgID: msgid.New(ts), CID: m.CID,
 		}
 		var mentions []string // NULL when none
 		if len(m.Mentions) > 0 {

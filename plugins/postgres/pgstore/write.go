@@ -11,6 +11,7 @@ import (
 
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
+	"github.com/qqchat/qq/plugins/msgid"
 )
 
 // probeTimeout bounds the lookup that settles the outcome of a failed
@@ -301,7 +302,7 @@ func (s *Store) appendDirect(ctx context.Context, tx pgx.Tx, msgs []plugins.NewM
 		u.lastTS, u.changed = ts, true
 		sender := users[m.From]
 		sender.lastTS, sender.changed = ts, true
-		id := newMsgID(ts)
+		id := msgid.New(ts)
 		rows = append(rows, []any{id, m.From, m.To, convKey(m.From, m.To), []byte(m.Body), ts, nullable(m.CID), string(m.Status), u.seq})
 		if first.msgID == "" {
 			*first = firstNew{msgID: id}

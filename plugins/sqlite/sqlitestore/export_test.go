@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/qqchat/qq/plugins/msgid"
 )
 
 // Test hooks; compiled into the test binary only.
 
 // MsgIDLen is the length of a msg_id.
-const MsgIDLen = msgIDLen
+const MsgIDLen = msgid.Len
 
 // ConvKey exposes convKey.
 func ConvKey(a, b string) string { return convKey(a, b) }

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/qqchat/qq/plugins"
+	"github.com/qqchat/qq/plugins/msgid"
 )
 
 // firstGroupEntry names the first group message a Write stored, for
@@ -142,7 +143,7 @@ func (s *Store) appendGroup(ctx context.Context, tx *sql.Tx, msgs []plugins.NewG
 
 		e := plugins.GroupEntry{
 			Group: g.id, Seq: g.lastSeq + 1, Kind: plugins.EntryMsg, TS: ts,
-			From: m.From, Body: m.Body, Mentions: slices.Clone(m.Mentions), MsgID: newMsgID(ts), CID: m.CID,
+			From: m.From, Body: m.Body, Mentions: slices.Clone(m.Mentions), MsgID: msgid.New(ts), CID: m.CID,
 		}
 		var mentions any // NULL when none
 		if len(m.Mentions) > 0 {

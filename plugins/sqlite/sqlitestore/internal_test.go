@@ -2,8 +2,8 @@ package sqlitestore
 
 import (
 	"context"
+	"github.com/qqchat/qq/plugins/msgid"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/qqchat/qq/daemon/protocol"
@@ -42,12 +42,12 @@ func TestCommitMaybeWritten(t *testing.T) {
 		firstGroup firstGroupEntry
 		want       bool
 	}{
-		{res[0].Message.ID, firstGroupEntry{}, true},       // the commit took effect
-		{newMsgID(1), firstGroupEntry{}, false},            // it did not
-		{"", firstGroupEntry{}, true},                      // nothing to look for
-		{"", stored, true},                                 // a group message: the commit took effect
-		{"", firstGroupEntry{g.ID, 3, newMsgID(1)}, false}, // it did not
-		{"", firstGroupEntry{g.ID, 2, newMsgID(1)}, false}, // another entry has that seq
+		{res[0].Message.ID, firstGroupEntry{}, true},        // the commit took effect
+		{msgid.New(1), firstGroupEntry{}, false},            // it did not
+		{"", firstGroupEntry{}, true},                       // nothing to look for
+		{"", stored, true},                                  // a group message: the commit took effect
+		{"", firstGroupEntry{g.ID, 3, msgid.New(1)}, false}, // it did not
+		{"", firstGroupEntry{g.ID, 2, msgid.New(1)}, false}, // another entry has that seq
 	} {
 		if got := s.commitMaybeWritten(tt.firstID, tt.firstGroup); got != tt.want {
 			t.Errorf("commitMaybeWritten(%q, %+v) = %v, want %v", tt.firstID, tt.firstGroup, got, tt.want)
@@ -57,51 +57,10 @@ func TestCommitMaybeWritten(t *testing.T) {
 	if err := s.writer.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if !s.commitMaybeWritten(newMsgID(1), firstGroupEntry{}) {
+	if !s.commitMaybeWritten(msgid.New(1), firstGroupEntry{}) {
 		t.Error("commitMaybeWritten with a failing lookup = false, want true")
 	}
-	if !s.commitMaybeWritten("", firstGroupEntry{g.ID, 3, newMsgID(1)}) {
+	if !s.commitMaybeWritten("", firstGroupEntry{g.ID, 3, msgid.New(1)}) {
 		t.Error("commitMaybeWritten of a group message with a failing lookup = false, want true")
-	}
-}
-
-func TestNewMsgID(t *testing.T) {
-	tests := []struct {
-		ms     int64
-		prefix string
-	}{
-		{0, "0000000000"},
-		{-5, "0000000000"},
-		{1, "0000000001"},
-		{32, "0000000010"},
-		{1<<48 - 1, "7zzzzzzzzz"},
-		{1_764_158_400_000, "01kb00hsg0"},
-	}
-	for _, tt := range tests {
-		id := newMsgID(tt.ms)
-		if len(id) != msgIDLen || !strings.HasPrefix(id, tt.prefix) {
-			t.Errorf("newMsgID(%d) = %q, want prefix %q", tt.ms, id, tt.prefix)
-		}
-		for _, c := range id {
-			if !strings.ContainsRune(crockford, c) {
-				t.Errorf("newMsgID(%d) = %q has %q", tt.ms, id, c)
-			}
-		}
-	}
-	// The 80 random bits reach every one of the 16 random characters.
-	var seen [16]map[byte]bool
-	for i := range seen {
-		seen[i] = map[byte]bool{}
-	}
-	for range 2000 {
-		id := newMsgID(0)
-		for i := range 16 {
-			seen[i][id[10+i]] = true
-		}
-	}
-	for i, m := range seen {
-		if len(m) != 32 {
-			t.Errorf("random character %d takes %d values in 2000 ids, want 32", i, len(m))
-		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/qqchat/qq/daemon/protocol"
 	"github.com/qqchat/qq/plugins"
+	"github.com/qqchat/qq/plugins/msgid"
 )
 
 // CreateUser stores a new account. It returns an error wrapping
@@ -274,7 +275,7 @@ func (s *Store) append(ctx context.Context, tx *sql.Tx, msgs []plugins.NewMessag
 			}
 			continue
 		}
-		id := newMsgID(ts)
+		id := msgid.New(ts)
 		var cid any // NULL when empty
 		if m.CID != "" {
 			cid = m.CID
