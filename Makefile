@@ -66,7 +66,7 @@ cluster-down:
 
 # The test command: every test, with the race detector, bounded in time.
 test:
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 vet:
 	$(GO) vet $(PKGS)
