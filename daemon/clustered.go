@@ -326,13 +326,7 @@ func (s *Server) remoteSocial(user string, ev cluster.SocialEvent) {
 		if other == user {
 			other = ev.B
 		}
-		if !s.presence.Here(other) {
-			if p := s.shown(other); p.State != presence.Offline {
-				var c enqueueCount
-				s.router.PushHere(user, route.AllEpochs, presenceFrame(other, p), &c)
-				s.m.presencePushes.Add(float64(c))
-			}
-		}
+		s.showRemoteFriend(user, other)
 	case "unfriend":
 		s.presence.Unfriend(ev.A, ev.B)
 	case "block":
@@ -373,5 +367,20 @@ func (s *Server) deliverRemoteEntry(data []byte) {
 	})
 	if err != nil {
 		s.log.Warn("cluster: group members could not be read; entry not pushed here", "group", e.Group, "seq", e.Seq, "err", err)
+	}
+}
+
+// showRemoteFriend pushes to user's sessions here what other, a new
+// friend whose sessions are on other nodes, shows (as the directory has
+// it); nothing for an offline friend or one who is here (the registry's
+// Befriend covers those).
+func (s *Server) showRemoteFriend(user, other string) {
+	if s.cluster == nil || s.presence.Here(other) {
+		return
+	}
+	if p := s.shown(other); p.State != presence.Offline {
+		var c enqueueCount
+		s.router.PushHere(user, route.AllEpochs, presenceFrame(other, p), &c)
+		s.m.presencePushes.Add(float64(c))
 	}
 }

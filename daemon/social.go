@@ -279,16 +279,8 @@ func (srv *Server) befriended(a, b string, since int64) {
 	}
 	srv.pushPresences(srv.presence.Befriend(a, b))
 	srv.socialChanged(cluster.SocialEvent{Op: "befriend", A: a, B: b})
-	// On a cluster, a friend on another node: show them here.
-	for _, p := range [2][2]string{{a, b}, {b, a}} {
-		if srv.cluster != nil && !srv.presence.Here(p[1]) {
-			if pr := srv.shown(p[1]); pr.State != presence.Offline {
-				var c enqueueCount
-				srv.router.PushHere(p[0], route.AllEpochs, presenceFrame(p[1], pr), &c)
-				srv.m.presencePushes.Add(float64(c))
-			}
-		}
-	}
+	srv.showRemoteFriend(a, b)
+	srv.showRemoteFriend(b, a)
 }
 
 func (s *session) friendAnswer(req *protocol.Request, accept bool) {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qqchat/qq/config"
@@ -26,18 +25,14 @@ import (
 )
 
 // startNATS runs one NATS server on 127.0.0.1 for the test.
-func startNATS(t testing.TB) *natsserver.Server {
+func startNATS(t testing.TB) *clustertest.NATSCluster {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	nc, err := clustertest.StartNATS(t.TempDir(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // testCluster is nodes that share one storage and one NATS.
@@ -120,7 +115,7 @@ func openStore(t testing.TB, dsn string) plugins.Storage {
 
 func TestCrossNodeDirectMessage(t *testing.T) {
 	ns := startNATS(t)
-	c := startCluster(t, sharedDB(t), []string{ns.ClientURL()}, "a", "b")
+	c := startCluster(t, sharedDB(t), []string{ns.URL(0)}, "a", "b")
 	alice := c.nodes[0].User(t, "alice")
 	bob := c.nodes[1].User(t, "bob")
 	alice.Send(`{"type":"send","id":"1","to":"bob","body":"hi bob","cid":"c1"}`)
@@ -168,7 +163,7 @@ func TestCrossNodeDirectMessage(t *testing.T) {
 
 func TestCrossNodePresenceTypingBroadcast(t *testing.T) {
 	ns := startNATS(t)
-	c := startCluster(t, sharedDB(t), []string{ns.ClientURL()}, "a", "b")
+	c := startCluster(t, sharedDB(t), []string{ns.URL(0)}, "a", "b")
 	dora := c.nodes[0].User(t, "dora")
 	eve := c.nodes[1].User(t, "eve")
 	eve.Send(`{"type":"friend_request","id":"f","to":"dora"}`)
@@ -210,7 +205,7 @@ func TestCrossNodePresenceTypingBroadcast(t *testing.T) {
 
 func TestCrossNodeOfflineAndGroups(t *testing.T) {
 	ns := startNATS(t)
-	c := startCluster(t, sharedDB(t), []string{ns.ClientURL()}, "a", "b", "c")
+	c := startCluster(t, sharedDB(t), []string{ns.URL(0)}, "a", "b", "c")
 	// Offline delivery: sent on node a while gina is away, fetched on
 	// node c.
 	hal := c.nodes[0].User(t, "hal")
@@ -368,8 +363,8 @@ func (p *cutProxy) Heal() {
 func TestPartitionFences(t *testing.T) {
 	ns := startNATS(t)
 	dsn := sharedDB(t)
-	proxy := newCutProxy(t, strings.TrimPrefix(ns.ClientURL(), "nats://"))
-	a := daemontest.StartWith(t, clusterConfig(t, "a", []string{ns.ClientURL()}), openStore(t, dsn))
+	proxy := newCutProxy(t, strings.TrimPrefix(ns.URL(0), "nats://"))
+	a := daemontest.StartWith(t, clusterConfig(t, "a", []string{ns.URL(0)}), openStore(t, dsn))
 	b := daemontest.StartWith(t, clusterConfig(t, "b", []string{proxy.URL()}), openStore(t, dsn))
 	waitFor(t, 10*time.Second, "cluster forms", func() bool { return len(a.Daemon.ClusterPeers()) == 1 && len(b.Daemon.ClusterPeers()) == 1 })
 	jack := a.User(t, "jack")
@@ -447,8 +442,8 @@ func storeDirect(t *testing.T, dsn, from, to, body string) {
 func TestLostPushFoundBySweep(t *testing.T) {
 	ns := startNATS(t)
 	dsn := sharedDB(t)
-	a, _ := startNodeReg(t, "a", dsn, []string{ns.ClientURL()})
-	b, reg := startNodeReg(t, "b", dsn, []string{ns.ClientURL()})
+	a, _ := startNodeReg(t, "a", dsn, []string{ns.URL(0)})
+	b, reg := startNodeReg(t, "b", dsn, []string{ns.URL(0)})
 	a.User(t, "alice")
 	bob := b.User(t, "bob")
 	storeDirect(t, dsn, "alice", "bob", "lost on the way")
@@ -465,8 +460,8 @@ func TestGapFilledInOrder(t *testing.T) {
 	ns := startNATS(t)
 	dsn := sharedDB(t)
 	noSweep := func(c *config.Config) { c.Cluster.SweepInterval = time.Hour }
-	a, _ := startNodeReg(t, "a", dsn, []string{ns.ClientURL()}, noSweep)
-	b, reg := startNodeReg(t, "b", dsn, []string{ns.ClientURL()}, noSweep)
+	a, _ := startNodeReg(t, "a", dsn, []string{ns.URL(0)}, noSweep)
+	b, reg := startNodeReg(t, "b", dsn, []string{ns.URL(0)}, noSweep)
 	alice := a.User(t, "alice")
 	bob := b.User(t, "bob")
 	alice.Send(`{"type":"send","id":"1","to":"bob","body":"one"}`)
@@ -541,7 +536,7 @@ func TestNATSServerRestartLosesNothing(t *testing.T) {
 // one node stops typing pushed from the other.
 func TestCrossNodeFriendshipAndBlock(t *testing.T) {
 	ns := startNATS(t)
-	c := startCluster(t, sharedDB(t), []string{ns.ClientURL()}, "a", "b")
+	c := startCluster(t, sharedDB(t), []string{ns.URL(0)}, "a", "b")
 	mia := c.nodes[0].User(t, "mia")
 	ned := c.nodes[1].User(t, "ned")
 	mia.Send(`{"type":"friend_request","id":"f","to":"ned"}`)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -540,7 +541,7 @@ const chunkItems = 2000
 
 func (n *Node) onSnapshotRequest(msg *nats.Msg) {
 	n.mu.Lock()
-	all := maps(n.dirLocal)
+	all := maps.Clone(n.dirLocal)
 	boot, seq := n.bootID(), n.dirSeq
 	n.mu.Unlock()
 	part := snapshot{Boot: boot, DirSeq: seq, Users: map[string]Presence{}}
@@ -557,14 +558,6 @@ func (n *Node) onSnapshotRequest(msg *nats.Msg) {
 		part.Users[u] = p
 	}
 	send(false)
-}
-
-func maps(m map[string]Presence) map[string]Presence {
-	out := make(map[string]Presence, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // SetPresence publishes user's presence here (Connected false: the last

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -23,9 +24,6 @@ type Router[S route.Session] struct {
 	// (counted as pushed messages); it must be safe to call from any
 	// goroutine. frameD delivers any other frame.
 	msgD, frameD route.Deliverer[S]
-	// presenceOf returns what friends see of a user here, for the
-	// directory.
-	presenceOf func(user string) Presence
 	// hooks are the host's for bus events that are more than a frame.
 	hooks Hooks
 
@@ -92,7 +90,7 @@ type SocialEvent struct {
 // direct messages, frameD for the rest) and the host's hooks, and starts
 // taking the bus's pushes and running sweeps.
 func (r *Router[S]) Attach(msgD, frameD route.Deliverer[S], hooks Hooks) {
-	r.msgD, r.frameD, r.hooks, r.presenceOf = msgD, frameD, hooks, hooks.Presence
+	r.msgD, r.frameD, r.hooks = msgD, frameD, hooks
 	r.node.run(r.remote, r.sweep)
 }
 
@@ -158,8 +156,8 @@ func (r *Router[S]) Leave(s S) {
 // presence is what friends see of user here, as connected.
 func (r *Router[S]) presence(user string) Presence {
 	p := Presence{State: "online"}
-	if r.presenceOf != nil {
-		p = r.presenceOf(user)
+	if r.hooks.Presence != nil {
+		p = r.hooks.Presence(user)
 	}
 	p.Connected = true
 	return p
@@ -305,16 +303,14 @@ func (r *Router[S]) drainLocked(user string, u *userSeq) {
 // that are missing (storage no longer has them pending: acked on another
 // session, so settled).
 func (r *Router[S]) flushLocked(user string, u *userSeq) {
-	for len(u.held) > 0 {
-		next := int64(0)
-		for s := range u.held {
-			if next == 0 || s < next {
-				next = s
-			}
+	seqs := slices.Sorted(maps.Keys(u.held))
+	for _, seq := range seqs {
+		h, ok := u.held[seq]
+		if !ok || seq <= u.floor {
+			continue // delivered by drainLocked meanwhile
 		}
-		h := u.held[next]
-		delete(u.held, next)
-		r.deliverLocked(user, u, next, h.frame, h.epoch, r.msgD)
+		delete(u.held, seq)
+		r.deliverLocked(user, u, seq, h.frame, h.epoch, r.msgD)
 		r.drainLocked(user, u)
 	}
 }
